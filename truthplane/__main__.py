@@ -1,0 +1,3 @@
+from truthplane.cli.main import entry
+
+entry()

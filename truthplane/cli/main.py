@@ -1,0 +1,111 @@
+"""The Typer app and the CLI's one error boundary.
+
+Command modules stay thin and import core code inside their functions, so `truthplane --help`
+does not pay for pydantic, rich or git.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+import traceback
+from pathlib import Path
+
+import click
+import typer
+
+app = typer.Typer(
+    name="truthplane",
+    help="Accept or reject code changes on deterministic evidence.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    pretty_exceptions_show_locals=False,  # locals may hold API keys
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+# each module has register(app); listed here so there is one list of commands
+COMMAND_MODULES = (
+    "truthplane.cli.scan",
+    "truthplane.cli.doctor",
+    "truthplane.cli.exec_",
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        from truthplane import __version__
+
+        typer.echo(f"truthplane {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def main(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
+) -> None:
+    """Accept or reject code changes on deterministic evidence."""
+
+
+for _module in COMMAND_MODULES:
+    importlib.import_module(_module).register(app)
+
+
+def _crash_log(exc: BaseException) -> Path | None:
+    """Write the traceback of an unexpected error where the user can find it."""
+    try:
+        from truthplane.cache import default_cache_dir
+
+        log = default_cache_dir() / "crash.log"
+        log.parent.mkdir(parents=True, exist_ok=True)
+        log.write_text("".join(traceback.format_exception(exc)), encoding="utf-8")
+        return log
+    except Exception:
+        return None
+
+
+def _error(message: str) -> None:
+    sys.stderr.write(f"truthplane: error: {message}\n")
+
+
+def run(argv: list[str] | None = None) -> int:
+    """Entry point: every expected failure is one line on stderr and a documented exit code."""
+    from truthplane.errors import ExitCode, TruthplaneError
+
+    command = typer.main.get_command(app)
+    try:
+        result = command.main(args=argv, prog_name="truthplane", standalone_mode=False)
+    except TruthplaneError as exc:
+        _error(str(exc))
+        return int(exc.exit_code)
+    except click.exceptions.Exit as exc:
+        return int(exc.exit_code)
+    except click.exceptions.Abort:
+        _error("interrupted")
+        return int(ExitCode.INTERRUPTED)
+    except KeyboardInterrupt:
+        _error("interrupted")
+        return int(ExitCode.INTERRUPTED)
+    except click.ClickException as exc:
+        exc.show()
+        return int(ExitCode.USAGE)
+    except BrokenPipeError:
+        # the reader went away (`truthplane scan | head`): not an error of ours
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return int(ExitCode.OK)
+    except Exception as exc:  # the one place an unexpected error is caught
+        log = _crash_log(exc)
+        where = f"; traceback in {log}" if log else ""
+        _error(f"unexpected {type(exc).__name__}: {exc}{where}")
+        return int(ExitCode.UNVERIFIED)
+    return int(result or 0)
+
+
+def entry() -> None:
+    sys.exit(run())
+
+
+if __name__ == "__main__":
+    entry()

@@ -1,0 +1,182 @@
+"""truthplane.toml (or [tool.truthplane] in pyproject.toml) -> a validated pydantic model.
+
+truthplane.toml::
+
+    verifiers = ["ruff", "bandit", "semgrep"]
+    exclude = ["tests/fixtures/**"]
+
+    [gate]
+    fail_on = "high"      # a new finding at or above this severity: REJECT
+    review_on = "low"     # a new finding at or above this (and below fail_on): REVIEW
+
+    [severity]            # "verifier:rule" or "rule" -> severity
+    "ruff:E501" = "note"
+
+    [verifiers.ruff]
+    args = ["--extend-select", "B"]
+
+    [verifiers.mylint]    # any tool that prints SARIF or JSON
+    type = "command"
+    command = ["mylint", "--sarif", "{files}"]
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from truthplane.errors import ConfigError
+from truthplane.models import Severity
+
+DEFAULT_VERIFIERS = ["ruff", "bandit", "semgrep"]
+
+# never scanned: tool caches, our own output, vendored environments
+DEFAULT_EXCLUDES = [
+    ".git",
+    ".hg",
+    ".truth-plane-results",
+    ".sarif-results",
+    "node_modules",
+    ".venv",
+    "venv",
+    ".tox",
+    ".nox",
+    "__pycache__",
+    ".mypy_cache",
+    ".ruff_cache",
+    ".pytest_cache",
+    "build",
+    "dist",
+    "*.egg-info",
+]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class GateConfig(_Strict):
+    fail_on: Severity = Severity.HIGH
+    review_on: Severity = Severity.LOW
+    max_new: int | None = Field(default=None, description="more new findings than this (any severity): REJECT")
+
+
+class VerifierConfig(_Strict):
+    """Options for one verifier. `type` names the implementation; it defaults to the section name."""
+
+    type: str | None = None
+    args: list[str] = Field(default_factory=list)
+    timeout_s: float | None = None
+    # command verifier
+    command: list[str] | None = None
+    format: Literal["sarif", "json"] = "sarif"
+    incremental: bool = False
+    ok_exit_codes: list[int] = Field(default_factory=lambda: [0, 1])
+    # semgrep
+    rules: list[str] | None = None
+    # pytest
+    test_args: list[str] | None = None
+
+
+class ExecutorSettings(_Strict):
+    """[executors] and [executors.<name>]: kept loose here, each backend validates its own table."""
+
+    model_config = ConfigDict(extra="allow")
+    default: str = "local"
+
+
+class Config(_Strict):
+    verifiers: list[str] = Field(default_factory=lambda: list(DEFAULT_VERIFIERS))
+    exclude: list[str] = Field(default_factory=list)
+    timeout_s: float = 600.0
+    cache_dir: str | None = None
+    gate: GateConfig = Field(default_factory=GateConfig)
+    severity: dict[str, Severity] = Field(default_factory=dict)
+    verifier_options: dict[str, VerifierConfig] = Field(default_factory=dict)
+    executors: ExecutorSettings = Field(default_factory=ExecutorSettings)
+    source: str | None = Field(default=None, description="the file this came from, for messages")
+
+    @field_validator("verifiers")
+    @classmethod
+    def _no_duplicates(cls, names: list[str]) -> list[str]:
+        seen: set[str] = set()
+        for name in names:
+            if name in seen:
+                raise ValueError(f"verifier {name!r} is listed twice")
+            seen.add(name)
+        return names
+
+    def options_for(self, name: str) -> VerifierConfig:
+        return self.verifier_options.get(name, VerifierConfig())
+
+    def severity_override(self, verifier: str, rule_id: str) -> Severity | None:
+        return self.severity.get(f"{verifier}:{rule_id}") or self.severity.get(rule_id)
+
+    def all_excludes(self) -> list[str]:
+        return DEFAULT_EXCLUDES + self.exclude
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path.name} is not valid TOML: {exc}") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
+
+
+def _normalise(raw: dict[str, Any]) -> dict[str, Any]:
+    """`[verifiers.X]` tables sit beside the `verifiers = [...]` list in TOML; split them apart."""
+    data = dict(raw)
+    verifiers = data.get("verifiers")
+    if isinstance(verifiers, dict):
+        tables = {k: v for k, v in verifiers.items() if isinstance(v, dict)}
+        enabled = verifiers.get("enabled")
+        data["verifier_options"] = tables
+        if enabled is not None:
+            data["verifiers"] = enabled
+        else:
+            data.pop("verifiers")
+            # a [verifiers.X] table for a verifier that is not a default turns it on
+            extra = [name for name in tables if name not in DEFAULT_VERIFIERS]
+            data["verifiers"] = DEFAULT_VERIFIERS + extra
+        unknown = set(verifiers) - set(tables) - {"enabled"}
+        if unknown:
+            raise ConfigError(f"unknown key(s) in [verifiers]: {', '.join(sorted(unknown))}")
+    return data
+
+
+def parse_config(raw: dict[str, Any], source: str) -> Config:
+    try:
+        config = Config.model_validate({**_normalise(raw), "source": source})
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]).replace("verifier_options", "verifiers")
+        raise ConfigError(f"{source}: {where}: {first['msg']}") from None
+    return config
+
+
+def load_config(root: Path, explicit: Path | None = None) -> Config:
+    """Load the configuration for the repository at `root`.
+
+    `explicit` (--config) must exist. Otherwise truthplane.toml wins over [tool.truthplane].
+    """
+    if explicit is not None:
+        if not explicit.is_file():
+            raise ConfigError(f"config file not found: {explicit}")
+        raw = _read_toml(explicit)
+        if explicit.name == "pyproject.toml":
+            raw = raw.get("tool", {}).get("truthplane", {})
+        return parse_config(raw, explicit.name)
+    toml_path = root / "truthplane.toml"
+    if toml_path.is_file():
+        return parse_config(_read_toml(toml_path), "truthplane.toml")
+    pyproject = root / "pyproject.toml"
+    if pyproject.is_file():
+        section = _read_toml(pyproject).get("tool", {}).get("truthplane")
+        if section is not None:
+            return parse_config(section, "pyproject.toml [tool.truthplane]")
+    return Config()

@@ -1,0 +1,98 @@
+"""The single list of plugin names. Built-ins are registered exactly like third-party plugins
+(entry point groups truthplane.verifiers / truthplane.executors / truthplane.llm); only the selected
+plugin's module is imported, and a load failure names the package it came from.
+"""
+
+from __future__ import annotations
+
+import importlib
+from functools import cache
+from importlib.metadata import entry_points
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from truthplane.errors import PluginError
+
+if TYPE_CHECKING:
+    from truthplane.config import Config
+    from truthplane.executors.interface import Executor
+    from truthplane.verifiers.interface import Verifier, VerifierContext
+
+BUILTIN_VERIFIERS: dict[str, str] = {
+    "ruff": "truthplane.verifiers.ruff:RuffVerifier",
+    "bandit": "truthplane.verifiers.bandit:BanditVerifier",
+    "semgrep": "truthplane.verifiers.semgrep:SemgrepVerifier",
+    "mypy": "truthplane.verifiers.mypy:MypyVerifier",
+    "pytest": "truthplane.verifiers.pytest_:PytestVerifier",
+    "pip-audit": "truthplane.verifiers.pip_audit:PipAuditVerifier",
+    "command": "truthplane.verifiers.command:CommandVerifier",
+}
+
+BUILTIN_EXECUTORS: dict[str, str] = {
+    "local": "truthplane.executors.local:LocalExecutor",
+    "docker": "truthplane.executors.docker:DockerExecutor",
+    "lambda": "truthplane.executors.aws_lambda:LambdaExecutor",
+    "ssh": "truthplane.executors.ssh:SSHExecutor",
+}
+
+GROUPS = {"verifiers": BUILTIN_VERIFIERS, "executors": BUILTIN_EXECUTORS}
+
+T = TypeVar("T")
+
+
+@cache
+def plugin_table(kind: str) -> dict[str, tuple[str, str]]:
+    """name -> (import target "module:attr", the distribution that provides it)."""
+    table = {name: (target, "truthplane") for name, target in GROUPS[kind].items()}
+    for ep in entry_points(group=f"truthplane.{kind}"):
+        if ep.name in table and table[ep.name][1] == "truthplane":
+            continue  # a plugin cannot shadow a built-in
+        table[ep.name] = (ep.value, ep.dist.name if ep.dist else "an unknown package")
+    return table
+
+
+def names(kind: str) -> list[str]:
+    return sorted(plugin_table(kind))
+
+
+def load(kind: str, name: str) -> Any:
+    table = plugin_table(kind)
+    if name not in table:
+        singular = kind.rstrip("s")
+        raise PluginError(f"unknown {singular} {name!r}; known: {', '.join(sorted(table))}")
+    target, package = table[name]
+    module_name, _, attr = target.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+        return getattr(module, attr)
+    except ImportError as exc:
+        raise PluginError(
+            f"{kind.rstrip('s')} {name!r} from {package} cannot be imported: {exc}; "
+            f"pip install {exc.name or package}"
+        ) from None
+    except AttributeError:
+        raise PluginError(f"{kind.rstrip('s')} {name!r} from {package}: {target} does not exist") from None
+
+
+def verifier_type(config: Config, name: str) -> str:
+    """The implementation a configured verifier name uses: `type = ...`, or the name itself."""
+    return config.options_for(name).type or name
+
+
+def create_verifiers(config: Config, context: VerifierContext, only: list[str] | None = None) -> list[Verifier]:
+    chosen = only or config.verifiers
+    unknown_selected = [n for n in chosen if only and n not in config.verifiers and n not in plugin_table("verifiers")]
+    if unknown_selected:
+        raise PluginError(f"unknown verifier {unknown_selected[0]!r}; configured: {', '.join(config.verifiers)}")
+    verifiers = []
+    for name in chosen:
+        cls = load("verifiers", verifier_type(config, name))
+        verifiers.append(cls(name, config.options_for(name), context))
+    return verifiers
+
+
+def create_executor(name: str, config: Config | None = None) -> Executor:
+    cls = load("executors", name)
+    options: dict[str, Any] = {}
+    if config is not None:
+        options = dict(getattr(config.executors, "model_extra", None) or {}).get(name, {}) or {}
+    return cls(options)

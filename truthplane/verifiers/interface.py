@@ -1,0 +1,157 @@
+"""The Verifier interface, the values that cross it, and helpers every verifier shares.
+
+A verifier turns a tool's output into `Finding`s. It never fingerprints (truthplane.fingerprint does,
+from the scanned content) and never applies severity overrides (the scanner does, from config).
+Findings are data; "the tool could not run" is a `VerifierError`, never an empty result.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import ClassVar
+
+from truthplane.config import VerifierConfig
+from truthplane.errors import VerifierError
+from truthplane.models import ScanResult, ToolInfo, ToolStatus
+
+__all__ = ["Verifier", "VerifierContext", "VerifierError", "run_tool", "ToolOutput", "tool_version", "which"]
+
+
+@dataclass(frozen=True)
+class VerifierContext:
+    """What a verifier is handed besides its own options.
+
+    `executor` names the executor for verifiers that execute the repository's code (pytest):
+    DESIGN.md's sandbox rule. Static analysers that only read code run on the host.
+    """
+
+    executor: str = "local"
+    timeout_s: float = 600.0
+    env: dict[str, str] = field(default_factory=dict)
+
+
+class Verifier(ABC):
+    """One analyser. Subclasses are named `<Tool>Verifier` and live one per module."""
+
+    #: the type name used in truthplane.toml
+    name: ClassVar[str]
+    #: can scan a subset of files (`scan(target, files=[...])`)
+    incremental: ClassVar[bool] = False
+    #: a file's findings depend only on that file's content: results are cached per file
+    file_local: ClassVar[bool] = False
+    #: which files the tool looks at; () means "not file based" (pip-audit, pytest)
+    suffixes: ClassVar[tuple[str, ...]] = (".py",)
+    #: repository files whose content changes the tool's results (part of the cache key)
+    config_files: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, instance_name: str, options: VerifierConfig, context: VerifierContext) -> None:
+        self.instance_name = instance_name
+        self.options = options
+        self.context = context
+
+    @property
+    def timeout_s(self) -> float:
+        return self.options.timeout_s or self.context.timeout_s
+
+    @abstractmethod
+    def available(self) -> ToolInfo:
+        """Installed? Which version? If not usable, `reason` says why and what to do."""
+
+    @abstractmethod
+    def scan(self, target: Path, files: list[str] | None = None) -> ScanResult:
+        """Scan `target` (a directory). `files` (repo-relative POSIX paths) limits the scan when
+        the verifier is incremental; None scans everything. Raises VerifierError when it cannot run."""
+
+    def config_fingerprint(self) -> str:
+        """Anything besides config_files that changes results (options, shipped rules)."""
+        return self.options.model_dump_json()
+
+
+@dataclass(frozen=True)
+class ToolOutput:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def which(executable: str) -> str | None:
+    """Find an executable on PATH, or beside the running interpreter (a venv's bin/ not on PATH)."""
+    found = shutil.which(executable)
+    if found:
+        return found
+    import sys
+
+    beside = Path(sys.executable).parent / executable
+    return str(beside) if beside.is_file() and os.access(beside, os.X_OK) else None
+
+
+def run_tool(
+    verifier: str,
+    command: list[str],
+    *,
+    cwd: Path,
+    timeout_s: float,
+    ok_exit_codes: tuple[int, ...] | list[int] = (0,),
+    env: dict[str, str] | None = None,
+    stdin: str | None = None,
+) -> ToolOutput:
+    """Run an analyser that only reads code. Missing, hung or crashed tools become VerifierError.
+
+    The exit code is checked against the tool's documented "findings" codes; anything else means
+    the tool could not run, and its stderr tail says why.
+    """
+    executable = which(command[0])
+    if executable is None:
+        raise VerifierError(verifier, f"{command[0]} is not installed", status=ToolStatus.MISSING.value)
+    full_env = {**os.environ, "PYTHONIOENCODING": "utf-8", **(env or {})}
+    try:
+        proc = subprocess.run(
+            [executable, *command[1:]],
+            cwd=cwd,
+            input=stdin,
+            capture_output=True,
+            timeout=timeout_s,
+            env=full_env,
+            text=True,
+            encoding="utf-8",
+            errors="replace",
+            start_new_session=True,
+        )
+    except subprocess.TimeoutExpired:
+        raise VerifierError(verifier, f"timed out after {timeout_s:g}s", status=ToolStatus.TIMEOUT.value) from None
+    except OSError as exc:
+        raise VerifierError(verifier, f"cannot start {command[0]}: {exc.strerror}") from None
+    if proc.returncode not in ok_exit_codes:
+        tail = (proc.stderr.strip() or proc.stdout.strip()).splitlines()[-3:]
+        detail = " | ".join(line.strip() for line in tail) or "no output"
+        raise VerifierError(verifier, f"exited with {proc.returncode}: {detail}")
+    return ToolOutput(proc.returncode, proc.stdout, proc.stderr)
+
+
+def tool_version(verifier: str, command: list[str], *, install_hint: str) -> ToolInfo:
+    """`<tool> --version` as a ToolInfo; the first version-looking token of the first line."""
+    import re
+
+    executable = which(command[0])
+    if executable is None:
+        return ToolInfo(name=verifier, installed=False, reason=f"{command[0]} is not installed: {install_hint}")
+    try:
+        proc = subprocess.run(
+            [executable, *command[1:]], capture_output=True, text=True, timeout=60,
+            env={**os.environ, "SEMGREP_ENABLE_VERSION_CHECK": "0"},
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return ToolInfo(name=verifier, installed=True, path=executable, reason=f"`{' '.join(command)}` failed: {exc}")
+    text = (proc.stdout or proc.stderr).strip()
+    match = re.search(r"\d+\.\d+(?:\.\d+)?\S*", text)
+    if proc.returncode != 0 or match is None:
+        return ToolInfo(
+            name=verifier, installed=True, path=executable,
+            reason=f"`{' '.join(command)}` exited with {proc.returncode}: {text[:200]}",
+        )
+    return ToolInfo(name=verifier, installed=True, path=executable, version=match.group(0))

@@ -29,7 +29,6 @@ app = typer.Typer(
 COMMAND_MODULES = (
     "truthplane.cli.scan",
     "truthplane.cli.doctor",
-    "truthplane.cli.exec_",
 )
 
 

@@ -1,0 +1,314 @@
+"""SARIF 2.1.0 in and out.
+
+Out: one run per verifier, results carrying partialFingerprints (truthplane/v1 and GitHub's
+primaryLocationLineHash) and, for a diff, baselineState. In: any tool's SARIF log, turned into Findings;
+malformed input is an InputError, never anything else.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from pathlib import Path, PurePosixPath
+from typing import Any
+from urllib.parse import quote, unquote, urlparse
+
+from truthplane import __version__
+from truthplane.errors import InputError
+from truthplane.models import Finding, Severity, VerifierRun
+
+SARIF_SCHEMA_URI = "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json"
+SRCROOT = "%SRCROOT%"
+
+_LEVEL = {
+    Severity.CRITICAL: "error",
+    Severity.HIGH: "error",
+    Severity.MEDIUM: "warning",
+    Severity.LOW: "warning",
+    Severity.NOTE: "note",
+}
+# GitHub code scanning shows these as the alert's security severity
+_SECURITY_SEVERITY = {
+    Severity.CRITICAL: "9.5",
+    Severity.HIGH: "8.0",
+    Severity.MEDIUM: "5.5",
+    Severity.LOW: "2.0",
+    Severity.NOTE: "0.0",
+}
+_FOREIGN_LEVEL = {"error": Severity.HIGH, "warning": Severity.MEDIUM, "note": Severity.LOW, "none": Severity.NOTE}
+
+
+# ---- writing ---------------------------------------------------------------------------------
+
+
+def _location(finding: Finding) -> dict[str, Any]:
+    physical: dict[str, Any] = {"artifactLocation": {"uri": quote(finding.path), "uriBaseId": SRCROOT}}
+    if finding.start_line:
+        region: dict[str, Any] = {"startLine": finding.start_line}
+        if finding.end_line and finding.end_line >= finding.start_line:
+            region["endLine"] = finding.end_line
+        if finding.start_column:
+            region["startColumn"] = finding.start_column
+        if finding.end_column:
+            region["endColumn"] = finding.end_column
+        physical["region"] = region
+    return {"physicalLocation": physical}
+
+
+def _result(finding: Finding, rule_index: int, baseline_state: str | None) -> dict[str, Any]:
+    result: dict[str, Any] = {
+        "ruleId": finding.rule_id,
+        "ruleIndex": rule_index,
+        "level": _LEVEL[finding.severity],
+        "message": {"text": finding.message or finding.rule_id},
+        "properties": {"truthplane/severity": finding.severity.value},
+    }
+    if finding.path:
+        result["locations"] = [_location(finding)]
+    if finding.partial_fingerprints:
+        result["partialFingerprints"] = dict(sorted(finding.partial_fingerprints.items()))
+    if finding.fingerprint:
+        result["fingerprints"] = {"truthplane/v1": finding.fingerprint}
+    if finding.identity:
+        result["properties"]["truthplane/identity"] = finding.identity
+    if finding.tool_severity:
+        result["properties"]["truthplane/tool-severity"] = finding.tool_severity
+    if baseline_state:
+        result["baselineState"] = baseline_state
+    return result
+
+
+def _rule(finding: Finding) -> dict[str, Any]:
+    rule: dict[str, Any] = {
+        "id": finding.rule_id,
+        "defaultConfiguration": {"level": _LEVEL[finding.severity]},
+        "properties": {"security-severity": _SECURITY_SEVERITY[finding.severity]},
+    }
+    if finding.help_uri:
+        rule["helpUri"] = finding.help_uri
+    return rule
+
+
+def run_for(
+    verifier: str,
+    findings: Iterable[Finding],
+    *,
+    version: str | None = None,
+    states: Mapping[int, str] | None = None,
+    run_info: VerifierRun | None = None,
+) -> dict[str, Any]:
+    """One SARIF run for one verifier. `states` maps id(finding) -> baselineState."""
+    rules: dict[str, int] = {}
+    rule_list: list[dict[str, Any]] = []
+    results = []
+    for finding in findings:
+        if finding.rule_id not in rules:
+            rules[finding.rule_id] = len(rule_list)
+            rule_list.append(_rule(finding))
+        state = states.get(id(finding)) if states else None
+        results.append(_result(finding, rules[finding.rule_id], state))
+    driver: dict[str, Any] = {
+        "name": verifier,
+        "informationUri": "https://pypi.org/project/truthplane/",
+        "rules": rule_list,
+    }
+    if version:
+        driver["version"] = version
+    run: dict[str, Any] = {
+        "tool": {"driver": driver},
+        "automationDetails": {"id": f"truthplane/{verifier}/"},
+        "originalUriBaseIds": {SRCROOT: {"description": {"text": "the repository root"}}},
+        "results": results,
+        "properties": {"truthplane/version": __version__},
+    }
+    if run_info is not None:
+        successful = run_info.status.value == "ok"
+        invocation: dict[str, Any] = {"executionSuccessful": successful}
+        if not successful:
+            invocation["toolExecutionNotifications"] = [
+                {"level": "error", "message": {"text": run_info.error or run_info.status.value}}
+            ]
+        run["invocations"] = [invocation]
+    return run
+
+
+def sarif_log(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"$schema": SARIF_SCHEMA_URI, "version": "2.1.0", "runs": runs}
+
+
+def diff_log(
+    new: list[Finding], unchanged: list[Finding], fixed: list[Finding], verifiers: list[VerifierRun],
+    *, include_absent: bool = False,
+) -> dict[str, Any]:
+    """A log for code scanning upload: new and unchanged results with baselineState.
+
+    Fixed findings are left out unless asked for: GitHub code scanning ignores baselineState and
+    would open an alert for an 'absent' result.
+    """
+    by_verifier: dict[str, list[tuple[Finding, str]]] = {v.name: [] for v in verifiers}
+    groups = [(new, "new"), (unchanged, "unchanged")] + ([(fixed, "absent")] if include_absent else [])
+    for findings, state in groups:
+        for finding in findings:
+            by_verifier.setdefault(finding.verifier, []).append((finding, state))
+    info = {v.name: v for v in verifiers}
+    runs = []
+    for name, pairs in by_verifier.items():
+        ordered = sorted(pairs, key=lambda p: (p[0].path, p[0].start_line or 0, p[0].rule_id))
+        runs.append(run_for(
+            name, [f for f, _ in ordered], version=info[name].version if name in info else None,
+            states={id(f): s for f, s in ordered}, run_info=info.get(name),
+        ))
+    return sarif_log(runs)
+
+
+# ---- reading ---------------------------------------------------------------------------------
+
+
+def _expect(value: Any, kind: type | tuple[type, ...], where: str) -> Any:
+    if not isinstance(value, kind):
+        names = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
+        raise InputError(f"malformed SARIF: {where} should be {names}")
+    return value
+
+
+def _relative_path(uri: str, base_ids: Mapping[str, Any], base_id: str | None, root: Path | None) -> str:
+    parsed = urlparse(uri)
+    if parsed.scheme == "file":
+        path = unquote(parsed.path)
+    elif parsed.scheme and len(parsed.scheme) > 1:
+        return uri  # some other URI scheme: keep it whole as an identifier
+    else:
+        path = unquote(uri)
+    if base_id and base_id in base_ids and isinstance(base_ids[base_id], dict):
+        base_uri = base_ids[base_id].get("uri")
+        if isinstance(base_uri, str) and not PurePosixPath(path).is_absolute():
+            path = str(PurePosixPath(unquote(urlparse(base_uri).path)) / path)
+    posix = PurePosixPath(path)
+    if posix.is_absolute() and root is not None:
+        try:
+            return posix.relative_to(PurePosixPath(root.resolve().as_posix())).as_posix()
+        except ValueError:
+            return posix.as_posix()
+    return posix.as_posix().removeprefix("./")
+
+
+def _severity(result: dict[str, Any], rule: dict[str, Any] | None) -> Severity:
+    props = result.get("properties")
+    if isinstance(props, dict):
+        own = props.get("truthplane/severity")
+        if isinstance(own, str) and own in Severity._value2member_map_:
+            return Severity(own)
+    rule_props = rule.get("properties") if rule else None
+    if isinstance(rule_props, dict) and "security-severity" in rule_props:
+        try:
+            score = float(rule_props["security-severity"])
+        except (TypeError, ValueError):
+            score = -1.0
+        if score >= 9.0:
+            return Severity.CRITICAL
+        if score >= 7.0:
+            return Severity.HIGH
+        if score >= 4.0:
+            return Severity.MEDIUM
+        if score > 0.0:
+            return Severity.LOW
+    level = result.get("level")
+    if level is None and rule:
+        default = rule.get("defaultConfiguration")
+        level = default.get("level") if isinstance(default, dict) else None
+    return _FOREIGN_LEVEL.get(level if isinstance(level, str) else "warning", Severity.MEDIUM)
+
+
+def _int_or_none(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
+
+
+def _findings_of_run(run: dict[str, Any], index: int, verifier: str | None, root: Path | None) -> list[Finding]:
+    tool = _expect(run.get("tool"), dict, f"runs[{index}].tool")
+    driver = _expect(tool.get("driver"), dict, f"runs[{index}].tool.driver")
+    name = verifier or str(driver.get("name") or "sarif").lower()
+    rules = driver.get("rules") or []
+    _expect(rules, list, f"runs[{index}].tool.driver.rules")
+    base_ids = run.get("originalUriBaseIds") or {}
+    _expect(base_ids, dict, f"runs[{index}].originalUriBaseIds")
+    results = run.get("results") or []
+    _expect(results, list, f"runs[{index}].results")
+    findings = []
+    for n, result in enumerate(results):
+        where = f"runs[{index}].results[{n}]"
+        _expect(result, dict, where)
+        rule_index = result.get("ruleIndex")
+        rule = rules[rule_index] if isinstance(rule_index, int) and 0 <= rule_index < len(rules) else None
+        rule = rule if isinstance(rule, dict) else None
+        rule_id = result.get("ruleId") or (rule or {}).get("id")
+        if not isinstance(rule_id, str) and isinstance(result.get("rule"), dict):
+            rule_id = result["rule"].get("id")
+        if not isinstance(rule_id, str) or not rule_id:
+            raise InputError(f"malformed SARIF: {where} has no ruleId")
+        message = result.get("message") or {}
+        _expect(message, dict, f"{where}.message")
+        text = message.get("text") or message.get("markdown") or message.get("id") or rule_id
+        path, region = "", {}
+        locations = result.get("locations") or []
+        _expect(locations, list, f"{where}.locations")
+        if locations:
+            physical = _expect(locations[0], dict, f"{where}.locations[0]").get("physicalLocation") or {}
+            _expect(physical, dict, f"{where}.locations[0].physicalLocation")
+            artifact = physical.get("artifactLocation") or {}
+            _expect(artifact, dict, f"{where}...artifactLocation")
+            uri = artifact.get("uri")
+            if isinstance(uri, str):
+                path = _relative_path(uri, base_ids, artifact.get("uriBaseId"), root)
+            region = physical.get("region") or {}
+            _expect(region, dict, f"{where}...region")
+        partial = result.get("partialFingerprints") or {}
+        _expect(partial, dict, f"{where}.partialFingerprints")
+        props = result.get("properties") if isinstance(result.get("properties"), dict) else {}
+        start_line = _int_or_none(region.get("startLine"))
+        findings.append(Finding(
+            verifier=name,
+            rule_id=rule_id,
+            severity=_severity(result, rule),
+            message=str(text),
+            path=path,
+            start_line=start_line,
+            end_line=_int_or_none(region.get("endLine")) or start_line,
+            start_column=_int_or_none(region.get("startColumn")),
+            end_column=_int_or_none(region.get("endColumn")),
+            partial_fingerprints={str(k): str(v) for k, v in partial.items() if isinstance(v, (str, int))},
+            identity=str(props.get("truthplane/identity", "")),
+            tool_severity=result.get("level") if isinstance(result.get("level"), str) else None,
+            help_uri=(rule or {}).get("helpUri") if isinstance((rule or {}).get("helpUri"), str) else None,
+        ))
+    return findings
+
+
+def findings_from_sarif(log: Any, verifier: str | None = None, root: Path | None = None) -> list[Finding]:
+    """Findings of every run in a SARIF 2.1.0 log. `verifier` overrides the tool's own name."""
+    _expect(log, dict, "the log")
+    version = log.get("version")
+    if version != "2.1.0":
+        raise InputError(f"not a SARIF 2.1.0 log (version is {version!r})")
+    runs = _expect(log.get("runs"), list, "runs")
+    findings: list[Finding] = []
+    for index, run in enumerate(runs):
+        findings.extend(_findings_of_run(_expect(run, dict, f"runs[{index}]"), index, verifier, root))
+    return findings
+
+
+def verifier_runs_from_sarif(log: dict[str, Any]) -> list[VerifierRun]:
+    """One VerifierRun per SARIF run, taking executionSuccessful into account."""
+    from truthplane.models import ToolStatus
+
+    runs = []
+    for run in log.get("runs", []):
+        driver = run.get("tool", {}).get("driver", {})
+        invocations = run.get("invocations") or [{}]
+        ok = all(isinstance(i, dict) and i.get("executionSuccessful", True) is not False for i in invocations)
+        runs.append(VerifierRun(
+            name=str(driver.get("name") or "sarif").lower(),
+            version=driver.get("version") if isinstance(driver.get("version"), str) else None,
+            status=ToolStatus.OK if ok else ToolStatus.FAILED,
+            count=len(run.get("results") or []),
+            error=None if ok else "the tool reported that its run did not succeed",
+        ))
+    return runs

@@ -1,0 +1,196 @@
+"""Git, read-only: which files a tree holds, renames between states, trees materialised elsewhere.
+
+Nothing here changes the user's checkout, index or HEAD: a past tree is exported with `git archive`
+into a temporary directory (no worktree registration, no `git reset`, no `git clean`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import tarfile
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from truthplane.errors import GitError
+
+GIT_ENV = {"GIT_TERMINAL_PROMPT": "0", "GIT_OPTIONAL_LOCKS": "0", "LC_ALL": "C"}
+
+
+def blob_id(content: bytes) -> str:
+    """Git's object id for a blob: the same content hash git keeps in its index and trees."""
+    return hashlib.sha1(b"blob %d\0" % len(content) + content, usedforsecurity=False).hexdigest()
+
+
+@dataclass(frozen=True)
+class TreeFile:
+    path: str  # repo-relative POSIX
+    blob: str  # git blob id of the content
+
+
+class Repo:
+    """A git repository, driven through the git command line."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    @classmethod
+    def discover(cls, path: Path) -> Repo | None:
+        if shutil.which("git") is None:
+            return None
+        try:
+            top = _git(path, "rev-parse", "--show-toplevel").strip()
+        except GitError:
+            return None
+        return cls(Path(top))
+
+    @classmethod
+    def require(cls, path: Path) -> Repo:
+        repo = cls.discover(path)
+        if repo is None:
+            raise GitError(f"{path} is not inside a git repository (git init, or run from a clone)")
+        return repo
+
+    def git(self, *args: str, input_bytes: bytes | None = None) -> str:
+        return _git(self.root, *args, input_bytes=input_bytes)
+
+    def head(self) -> str | None:
+        try:
+            return self.git("rev-parse", "--verify", "-q", "HEAD^{commit}").strip() or None
+        except GitError:
+            return None  # no commits yet
+
+    def resolve(self, ref: str) -> str:
+        try:
+            return self.git("rev-parse", "--verify", "-q", f"{ref}^{{commit}}").strip()
+        except GitError:
+            hint = "fetch it first (in GitHub Actions: actions/checkout with fetch-depth: 0)"
+            if ref.startswith("origin/"):
+                hint = f"git fetch origin {ref.removeprefix('origin/')}, or checkout with fetch-depth: 0"
+            raise GitError(f"base ref {ref!r} not found in this clone: {hint}") from None
+
+    def is_shallow(self) -> bool:
+        return self.git("rev-parse", "--is-shallow-repository").strip() == "true"
+
+    def merge_base(self, a: str, b: str) -> str:
+        try:
+            return self.git("merge-base", a, b).strip()
+        except GitError:
+            if self.is_shallow():
+                raise GitError(
+                    "no merge base found: this clone is shallow, so the history that joins HEAD and the base "
+                    "is missing; fetch full history (actions/checkout with fetch-depth: 0, or git fetch --unshallow)"
+                ) from None
+            raise GitError(f"{a[:12]} and {b[:12]} share no history: nothing to compare against") from None
+
+    def tree_files(self, commit: str) -> list[TreeFile]:
+        """Regular files of a commit (symlinks and submodules are not code to analyse)."""
+        out = self.git("ls-tree", "-r", "-z", "--full-tree", commit)
+        files = []
+        for entry in out.split("\0"):
+            if not entry:
+                continue
+            meta, _, path = entry.partition("\t")
+            mode, kind, blob = meta.split()
+            if kind == "blob" and mode in ("100644", "100755"):
+                files.append(TreeFile(path, blob))
+        return files
+
+    def worktree_files(self) -> list[TreeFile]:
+        """Files of the working tree as it is now: tracked (dirty ones rehashed) plus untracked, not ignored."""
+        out = self.git("ls-files", "-s", "-z")
+        blobs: dict[str, str] = {}
+        for entry in out.split("\0"):
+            if entry:
+                meta, _, path = entry.partition("\t")
+                mode, blob, _stage = meta.split()
+                if mode in ("100644", "100755"):
+                    blobs[path] = blob
+        changed = [p for p in self.git("diff", "--name-only", "-z", "--no-renames").split("\0") if p]
+        untracked = [p for p in self.git("ls-files", "-o", "--exclude-standard", "-z").split("\0") if p]
+        for path in [*changed, *untracked]:
+            full = self.root / path
+            if full.is_symlink() or not full.is_file():
+                blobs.pop(path, None)  # deleted, or a symlink: nothing to analyse
+                continue
+            blobs[path] = blob_id(full.read_bytes())
+        return [TreeFile(p, b) for p, b in sorted(blobs.items())]
+
+    def is_dirty(self) -> bool:
+        return bool(self.git("status", "--porcelain", "--untracked-files=normal").strip())
+
+    def renames(self, old: str, new: str | None = None) -> dict[str, str]:
+        """old path -> new path by git's rename detection (content similarity >= 50%).
+
+        `new=None` compares with the working tree, including files not yet added (a plain `mv`): they
+        are marked intent-to-add in a copy of the index, so the real index is never touched.
+        """
+        args = ["diff", "-M", "--name-status", "-z", "--no-ext-diff", old]
+        if new is not None:
+            return _parse_renames(self.git(*args, new))
+        untracked = [p for p in self.git("ls-files", "-o", "--exclude-standard", "-z").split("\0") if p]
+        git_dir = Path(self.git("rev-parse", "--absolute-git-dir").strip())
+        if not untracked or not (git_dir / "index").is_file():
+            return _parse_renames(self.git(*args))
+        with tempfile.TemporaryDirectory(prefix="truthplane-index-") as tmp:
+            env = {"GIT_INDEX_FILE": str(Path(tmp) / "index")}
+            shutil.copyfile(git_dir / "index", Path(tmp) / "index")
+            _git(self.root, "add", "--intent-to-add", "--", *untracked, env=env)
+            return _parse_renames(_git(self.root, *args, env=env))
+
+    @contextmanager
+    def exported(self, commit: str) -> Iterator[Path]:
+        """The tree of `commit` as plain files in a temporary directory, removed afterwards."""
+        tmp = Path(tempfile.mkdtemp(prefix="truthplane-tree-"))
+        try:
+            proc = subprocess.Popen(
+                ["git", "archive", "--format=tar", commit], cwd=self.root,
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, **GIT_ENV},
+            )
+            assert proc.stdout is not None
+            with tarfile.open(fileobj=proc.stdout, mode="r|") as archive:
+                archive.extractall(tmp, filter="tar")
+            stderr = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
+            if proc.wait() != 0:
+                raise GitError(f"git archive {commit[:12]} failed: {stderr.strip()[:200]}")
+            yield tmp
+        except tarfile.TarError as exc:
+            raise GitError(f"cannot export {commit[:12]}: {exc}") from None
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _parse_renames(name_status: str) -> dict[str, str]:
+    fields = name_status.split("\0")
+    renames: dict[str, str] = {}
+    i = 0
+    while i < len(fields):
+        status = fields[i]
+        if status[:1] in ("R", "C") and i + 2 < len(fields):
+            if status.startswith("R"):
+                renames[fields[i + 1]] = fields[i + 2]
+            i += 3
+        else:
+            i += 2
+    return renames
+
+
+def _git(cwd: Path, *args: str, input_bytes: bytes | None = None, env: dict[str, str] | None = None) -> str:
+    try:
+        proc = subprocess.run(
+            ["git", *args], cwd=cwd, input=input_bytes, capture_output=True,
+            env={**os.environ, **GIT_ENV, **(env or {})}, timeout=300,
+        )
+    except FileNotFoundError:
+        raise GitError("git is not installed: install git (apt-get install git)") from None
+    except subprocess.TimeoutExpired:
+        raise GitError(f"git {args[0]} took longer than 300 s") from None
+    if proc.returncode != 0:
+        message = proc.stderr.decode(errors="replace").strip().splitlines()
+        raise GitError(f"git {args[0]} failed: {message[-1] if message else 'exit ' + str(proc.returncode)}")
+    return proc.stdout.decode("utf-8", errors="surrogateescape")

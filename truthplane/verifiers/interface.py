@@ -44,6 +44,8 @@ class Verifier(ABC):
     incremental: ClassVar[bool] = False
     #: a file's findings depend only on that file's content: results are cached per file
     file_local: ClassVar[bool] = False
+    #: whole-program results that depend only on the tree: cached by the hash of every relevant file
+    tree_cacheable: ClassVar[bool] = False
     #: which files the tool looks at; () means "not file based" (pip-audit, pytest)
     suffixes: ClassVar[tuple[str, ...]] = (".py",)
     #: repository files whose content changes the tool's results (part of the cache key)

@@ -1,0 +1,270 @@
+"""Run the configured verifiers over a source tree, in parallel, through the result cache.
+
+A source is a list of files with their git blob ids plus a way to get them on disk. Files whose results
+are cached are never read: a past commit is only exported when some verifier has something to run.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager, ExitStack, nullcontext
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from fnmatch import fnmatch
+from pathlib import Path, PurePosixPath
+from typing import Protocol
+
+from truthplane.cache import ResultCache
+from truthplane.config import Config
+from truthplane.errors import TruthplaneError, VerifierError
+from truthplane.models import Finding, Scan, ToolStatus, VerifierRun
+from truthplane.verifiers.interface import Verifier, VerifierContext
+from truthplane.workspace import Repo, blob_id
+
+MAX_SOURCE_BYTES = 4 * 1024 * 1024  # larger files are not read for fingerprint context
+
+
+class Progress(Protocol):
+    def started(self, name: str) -> None: ...
+    def finished(self, run: VerifierRun) -> None: ...
+
+
+@dataclass
+class Source:
+    """What to scan. `open_tree` yields a directory holding exactly `files` (called at most once)."""
+
+    files: dict[str, str]  # repo-relative POSIX path -> git blob id
+    open_tree: Callable[[], AbstractContextManager[Path]]
+    label: str
+    commit: str | None = None
+    dirty: bool = False
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _root: Path | None = field(default=None, repr=False)
+    _stack: ExitStack = field(default_factory=ExitStack, repr=False)
+
+    def root(self) -> Path:
+        with self._lock:
+            if self._root is None:
+                self._root = self._stack.enter_context(self.open_tree())
+            return self._root
+
+    def close(self) -> None:
+        self._stack.close()
+
+
+def is_excluded(path: str, patterns: list[str]) -> bool:
+    parts = PurePosixPath(path).parts
+    for pattern in patterns:
+        if "/" in pattern.rstrip("/"):
+            if fnmatch(path, pattern.rstrip("/")) or fnmatch(path, pattern.rstrip("/") + "/*"):
+                return True
+        elif any(fnmatch(part, pattern.rstrip("/")) for part in parts):
+            return True
+    return False
+
+
+def _walk_files(root: Path) -> dict[str, str]:
+    """Files under a directory that is not a git checkout; symlinks are never followed."""
+    files: dict[str, str] = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = [d for d in dirnames if not os.path.islink(os.path.join(dirpath, d))]
+        for name in filenames:
+            full = Path(dirpath) / name
+            if full.is_symlink() or not full.is_file():
+                continue
+            try:
+                files[full.relative_to(root).as_posix()] = blob_id(full.read_bytes())
+            except OSError:
+                continue  # unreadable: the tools will say so if it matters
+    return files
+
+
+def worktree_source(path: Path, config: Config) -> Source:
+    """The directory as it is now, uncommitted changes included."""
+    root = path.resolve()
+    if not root.is_dir():
+        raise TruthplaneError(f"{path} is not a directory")
+    repo = Repo.discover(root)
+    patterns = config.all_excludes()
+    if repo is not None and repo.root.resolve() == root:
+        files = {f.path: f.blob for f in repo.worktree_files()}
+        commit, dirty = repo.head(), repo.is_dirty()
+    else:
+        files, commit, dirty = _walk_files(root), None, False
+    files = {p: b for p, b in files.items() if not is_excluded(p, patterns)}
+    return Source(files, lambda: nullcontext(root), label=str(path), commit=commit, dirty=dirty)
+
+
+def commit_source(repo: Repo, commit: str, config: Config) -> Source:
+    """A commit's tree, exported to a temporary directory only if some verifier needs the files."""
+    patterns = config.all_excludes()
+    files = {f.path: f.blob for f in repo.tree_files(commit) if not is_excluded(f.path, patterns)}
+    return Source(files, lambda: repo.exported(commit), label=commit[:12], commit=commit)
+
+
+class _Job:
+    """One verifier over one source."""
+
+    def __init__(self, verifier: Verifier, source: Source, config: Config, cache: ResultCache | None) -> None:
+        self.verifier = verifier
+        self.source = source
+        self.config = config
+        self.cache = cache
+        self.cached_files = 0
+        self.scanned_files: int | None = None
+
+    def relevant(self) -> dict[str, str]:
+        suffixes = self.verifier.suffixes
+        return {p: b for p, b in self.source.files.items() if not suffixes or p.endswith(suffixes)}
+
+    def config_hash(self, version: str) -> str:
+        names = set(self.verifier.config_files)
+        configs = sorted((p, b) for p, b in self.source.files.items() if PurePosixPath(p).name in names)
+        return ResultCache.key(type(self.verifier).__name__, version, self.verifier.config_fingerprint(), repr(configs))
+
+    def scan(self, files: list[str] | None) -> list[Finding]:
+        from truthplane.fingerprint import annotate
+
+        root = self.source.root()
+        result = self.verifier.scan(root, files)
+
+        def read_source(path: str) -> bytes | None:
+            full = root / path
+            try:
+                if full.is_symlink() or full.stat().st_size > MAX_SOURCE_BYTES:
+                    return None
+                return full.read_bytes()
+            except OSError:
+                return None
+
+        patterns = self.config.all_excludes()
+        kept = [f for f in result.findings if not (f.path and is_excluded(f.path, patterns))]
+        return annotate(kept, read_source)
+
+    def run(self, version: str) -> list[Finding]:
+        relevant = self.relevant()
+        if self.verifier.suffixes and not relevant:
+            self.scanned_files = 0
+            return []
+        if self.cache is None:
+            self.scanned_files = len(relevant) if self.verifier.suffixes else None
+            return self.scan(None)
+        config_hash = self.config_hash(version)
+        if self.verifier.file_local:
+            return self._per_file(relevant, config_hash)
+        if self.verifier.tree_cacheable:
+            key = ResultCache.key("tree", config_hash, repr(sorted(relevant.items())))
+            cached = self.cache.get(key)
+            if cached is not None:
+                self.cached_files = len(relevant)
+                return cached
+            findings = self.scan(None)
+            self.scanned_files = len(relevant)
+            self.cache.put(key, findings)
+            return findings
+        self.scanned_files = len(relevant) if self.verifier.suffixes else None
+        return self.scan(None)
+
+    def _per_file(self, relevant: dict[str, str], config_hash: str) -> list[Finding]:
+        assert self.cache is not None
+        keys = {path: ResultCache.key("file", config_hash, path, blob) for path, blob in relevant.items()}
+        findings: list[Finding] = []
+        missing = []
+        for path, key in keys.items():
+            cached = self.cache.get(key)
+            if cached is None:
+                missing.append(path)
+            else:
+                findings.extend(cached)
+        self.cached_files = len(keys) - len(missing)
+        self.scanned_files = len(missing)
+        if missing:
+            fresh = self.scan(sorted(missing) if self.verifier.incremental else None)
+            by_path: dict[str, list[Finding]] = {path: [] for path in (missing if self.verifier.incremental else keys)}
+            for finding in fresh:
+                by_path.setdefault(finding.path, []).append(finding)
+            for path, items in by_path.items():
+                if path in keys:
+                    self.cache.put(keys[path], items)
+            findings = [f for f in findings if f.path not in by_path] + fresh
+        return findings
+
+
+def _apply_severity(findings: list[Finding], config: Config) -> list[Finding]:
+    out = []
+    for finding in findings:
+        override = config.severity_override(finding.verifier, finding.rule_id)
+        out.append(finding.model_copy(update={"severity": override}) if override else finding)
+    return out
+
+
+def run_verifier(verifier: Verifier, source: Source, config: Config, cache: ResultCache | None) -> tuple[VerifierRun, list[Finding]]:
+    """One verifier: a VerifierRun that says honestly how it went, and its findings."""
+    started = time.monotonic()
+    name = verifier.instance_name
+    info = verifier.available()
+    if not info.installed or info.version is None:
+        status = ToolStatus.MISSING if not info.installed else ToolStatus.FAILED
+        return VerifierRun(name=name, status=status, error=info.reason or "not usable"), []
+    job = _Job(verifier, source, config, cache)
+    try:
+        findings = _apply_severity(job.run(info.version), config)
+    except VerifierError as exc:
+        status = ToolStatus(exc.status) if exc.status in ToolStatus._value2member_map_ else ToolStatus.FAILED
+        return VerifierRun(
+            name=name, version=info.version, status=status, error=exc.reason,
+            duration_s=round(time.monotonic() - started, 3),
+        ), []
+    run = VerifierRun(
+        name=name, version=info.version, status=ToolStatus.OK, count=len(findings),
+        duration_s=round(time.monotonic() - started, 3),
+        cached_files=job.cached_files, scanned_files=job.scanned_files,
+    )
+    return run, findings
+
+
+def scan(
+    source: Source,
+    config: Config,
+    *,
+    only: list[str] | None = None,
+    cache: ResultCache | None = None,
+    progress: Progress | None = None,
+    context: VerifierContext | None = None,
+) -> Scan:
+    """Run every configured verifier; a missing or crashed one is reported, never dropped."""
+    from truthplane.registry import create_verifiers
+
+    verifiers = create_verifiers(config, context or VerifierContext(timeout_s=config.timeout_s), only)
+    results: dict[str, tuple[VerifierRun, list[Finding]]] = {}
+
+    def one(verifier: Verifier) -> None:
+        if progress:
+            progress.started(verifier.instance_name)
+        run, findings = run_verifier(verifier, source, config, cache)
+        results[verifier.instance_name] = (run, findings)
+        if progress:
+            progress.finished(run)
+
+    try:
+        with ThreadPoolExecutor(max_workers=max(1, len(verifiers)), thread_name_prefix="verifier") as pool:
+            for future in [pool.submit(one, v) for v in verifiers]:
+                future.result()
+    finally:
+        source.close()
+    runs = [results[v.instance_name][0] for v in verifiers]
+    findings = [f for v in verifiers for f in results[v.instance_name][1]]
+    findings.sort(key=lambda f: (f.path, f.start_line or 0, f.verifier, f.rule_id, f.fingerprint))
+    return Scan(
+        created_at=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        commit=source.commit,
+        dirty=source.dirty,
+        verifiers=runs,
+        findings=findings,
+        files=dict(sorted(source.files.items())),
+    )
+

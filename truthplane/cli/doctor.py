@@ -1,0 +1,63 @@
+"""`truthplane doctor`: which verifiers and executors are usable here, and why not."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import typer
+
+
+def doctor(
+    path: Path = typer.Argument(Path("."), help="Repository whose configuration to check.", file_okay=False),
+    fmt: str = typer.Option("text", "--format", "-f", help="text or json."),
+) -> int:
+    """List every verifier and executor: installed or not, version, why not usable, how to fix it."""
+    from truthplane.config import load_config
+    from truthplane.errors import PluginError, UsageError
+    from truthplane.models import ToolInfo
+    from truthplane.registry import create_executor, load, names, verifier_type
+    from truthplane.verifiers.interface import VerifierContext
+
+    if fmt not in ("text", "json"):
+        raise UsageError("--format must be text or json")
+    config = load_config(path)
+    context = VerifierContext(timeout_s=config.timeout_s)
+    rows: list[tuple[str, str, bool, ToolInfo]] = []
+    for name in sorted(set(names("verifiers")) - {"command"} | set(config.verifiers)):
+        try:
+            cls = load("verifiers", verifier_type(config, name))
+            info = cls(name, config.options_for(name), context).available()
+        except PluginError as exc:
+            info = ToolInfo(name=name, installed=False, reason=str(exc))
+        rows.append(("verifier", name, name in config.verifiers, info))
+    for name in names("executors"):
+        try:
+            cls = load("executors", name)
+            info = cls.available(create_executor(name, config).options)
+        except PluginError as exc:
+            info = ToolInfo(name=name, installed=False, reason=str(exc))
+        rows.append(("executor", name, name == config.executors.default, info))
+
+    missing = [n for kind, n, used, info in rows if kind == "verifier" and used and (not info.installed or not info.version)]
+    if fmt == "json":
+        doc = [{"kind": k, "name": n, "configured": used, **info.model_dump(exclude={"name"})} for k, n, used, info in rows]
+        sys.stdout.write(json.dumps({"components": doc, "missing": missing}, indent=2) + "\n")
+    else:
+        for kind, name, used, info in rows:
+            state = "ok" if info.installed and info.version and not info.reason else (
+                "warn" if info.installed and info.version else "MISSING" if not info.installed else "BROKEN")
+            mark = "*" if used else " "
+            line = f"{mark} {kind:<8} {name:<10} {state:<7} {info.version or '-':<12}"
+            if info.reason:
+                line += f" {info.reason}"
+            sys.stdout.write(line.rstrip() + "\n")
+        sys.stdout.write("\n* = configured for this repository\n")
+        if missing:
+            sys.stdout.write(f"{len(missing)} configured verifier(s) cannot run here: {', '.join(missing)}\n")
+    return 4 if missing else 0
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(doctor)

@@ -1,0 +1,211 @@
+"""Turning results into text, JSON, SARIF and Markdown; progress while verifiers run.
+
+Colour and live progress only on a terminal; plain lines when piped or NO_COLOR is set (CI logs).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from truthplane.models import Finding, GateResult, Scan, VerifierRun
+
+_VERDICT_MARK = {"APPROVE": "✅", "REVIEW": "⚠️", "REJECT": "❌", "UNVERIFIED": "⛔"}
+_VERDICT_STYLE = {"APPROVE": "bold green", "REVIEW": "bold yellow", "REJECT": "bold red", "UNVERIFIED": "bold magenta"}
+_SEVERITY_STYLE = {"critical": "bold red", "high": "red", "medium": "yellow", "low": "cyan", "note": "dim"}
+
+
+def fancy(stream: object) -> bool:
+    """Colour and live displays: a real terminal, NO_COLOR unset, not a dumb terminal."""
+    return (
+        hasattr(stream, "isatty") and stream.isatty()  # type: ignore[attr-defined]
+        and "NO_COLOR" not in os.environ and os.environ.get("TERM") != "dumb"
+    )
+
+
+def _location(f: Finding) -> str:
+    if not f.path:
+        return "(repository)"
+    return f"{f.path}:{f.start_line}" if f.start_line else f.path
+
+
+def _run_line(run: VerifierRun) -> str:
+    if run.status.value != "ok":
+        return f"{run.name}: {run.status.value.upper()} — {run.error}"
+    cached = f", {run.cached_files} file(s) from cache" if run.cached_files else ""
+    return f"{run.name} {run.version}: {run.count} finding(s) in {run.duration_s:.2f}s{cached}"
+
+
+class Progress:
+    """Live spinner per verifier on a terminal; one plain line per finished verifier otherwise."""
+
+    def __init__(self, label: str, stream: object = None) -> None:
+        self.stream = stream or sys.stderr
+        self.label = label
+        self._lock = threading.Lock()
+        self._live = None
+        self._tasks: dict[str, object] = {}
+        if fancy(self.stream):
+            from rich.console import Console
+            from rich.progress import Progress as RichProgress
+            from rich.progress import SpinnerColumn, TextColumn, TimeElapsedColumn
+
+            self._live = RichProgress(
+                SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
+                console=Console(file=self.stream), transient=False,
+            )
+
+    def __enter__(self) -> Progress:
+        if self._live is not None:
+            self._live.start()
+        else:
+            self._plain(f"truthplane: scanning {self.label}")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._live is not None:
+            self._live.stop()
+
+    def _plain(self, line: str) -> None:
+        with self._lock:
+            self.stream.write(line + "\n")  # type: ignore[attr-defined]
+            self.stream.flush()  # type: ignore[attr-defined]
+
+    def started(self, name: str) -> None:
+        if self._live is not None:
+            with self._lock:
+                self._tasks[name] = self._live.add_task(f"[{self.label}] {name}", total=1)
+
+    def finished(self, run: VerifierRun) -> None:
+        line = _run_line(run)
+        if self._live is None:
+            self._plain(f"  {line}")
+            return
+        style = "green" if run.status.value == "ok" else "bold red"
+        with self._lock:
+            task = self._tasks.get(run.name)
+            if task is not None:
+                self._live.update(task, description=f"[{style}][{self.label}] {line}[/]", completed=1)
+
+
+# ---- documents -------------------------------------------------------------------------------
+
+
+def gate_json(result: GateResult) -> str:
+    return result.model_dump_json(indent=2) + "\n"
+
+
+def gate_sarif(result: GateResult) -> str:
+    from truthplane.sarif import diff_log
+
+    return json.dumps(diff_log(result.new, result.unchanged, result.fixed, result.verifiers), indent=2) + "\n"
+
+
+def gate_markdown(result: GateResult, *, limit: int = 50) -> str:
+    mark = _VERDICT_MARK[result.verdict.value]
+    lines = [f"## {mark} truthplane: {result.verdict.value}", ""]
+    if result.base or result.head:
+        lines += [f"Compared `{result.head or 'working tree'}` with `{result.base}`.", ""]
+    lines += [f"- {reason}" for reason in result.reasons] + [""]
+    lines += [
+        f"**{len(result.new)} new**, **{len(result.fixed)} fixed**, {len(result.unchanged)} unchanged.", "",
+        "| verifier | version | status | findings | time |", "|---|---|---|---|---|",
+    ]
+    for run in result.verifiers:
+        status = "ok" if run.status.value == "ok" else f"**{run.status.value}**: {_md(run.error or '')}"
+        lines.append(f"| {run.name} | {run.version or '—'} | {status} | {run.count} | {run.duration_s:.2f}s |")
+    for title, findings in (("New findings", result.new), ("Fixed findings", result.fixed)):
+        if not findings:
+            continue
+        lines += ["", f"### {title}", "", "| severity | where | rule | message |", "|---|---|---|---|"]
+        for f in findings[:limit]:
+            lines.append(f"| {f.severity.value} | `{_md(_location(f))}` | {f.verifier} `{_md(f.rule_id)}` | {_md(f.message)} |")
+        if len(findings) > limit:
+            lines.append(f"| | | | … and {len(findings) - limit} more |")
+    return "\n".join(lines) + "\n"
+
+
+def _md(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")[:300]
+
+
+def _finding_lines(console: object, title: str, findings: list[Finding], style_on: bool) -> None:
+    from rich.markup import escape
+
+    if not findings:
+        return
+    console.print(f"\n{title} ({len(findings)}):")  # type: ignore[attr-defined]
+    for f in findings:
+        sev = f.severity.value
+        sev_text = f"[{_SEVERITY_STYLE[sev]}]{sev:>8}[/]" if style_on else f"{sev:>8}"
+        console.print(  # type: ignore[attr-defined]
+            f"  {sev_text}  {escape(_location(f))}  {escape(f.verifier)} {escape(f.rule_id)}: {escape(f.message)}",
+            highlight=False, soft_wrap=True,
+        )
+
+
+def _console(stream: object):  # noqa: ANN202 - rich is imported lazily
+    from rich.console import Console
+
+    on = fancy(stream)
+    return Console(file=stream, force_terminal=on, no_color=not on, highlight=False, soft_wrap=True), on
+
+
+def print_gate_text(result: GateResult, stream: object, *, show_unchanged: bool = False) -> None:
+    console, on = _console(stream)
+    verdict = result.verdict.value
+    head = f"[{_VERDICT_STYLE[verdict]}]{verdict}[/]" if on else verdict
+    console.print(f"truthplane: {head}  ({len(result.new)} new, {len(result.fixed)} fixed, {len(result.unchanged)} unchanged)")
+    for reason in result.reasons:
+        console.print(f"  - {reason}", markup=False)
+    _finding_lines(console, "New", result.new, on)
+    _finding_lines(console, "Fixed", result.fixed, on)
+    if show_unchanged:
+        _finding_lines(console, "Unchanged", result.unchanged, on)
+
+
+def print_scan_text(scan: Scan, stream: object, *, saved: list[Path] | None = None) -> None:
+    console, on = _console(stream)
+    failed = [r for r in scan.verifiers if r.status.value != "ok"]
+    by_severity: dict[str, int] = {}
+    for f in scan.findings:
+        by_severity[f.severity.value] = by_severity.get(f.severity.value, 0) + 1
+    summary = ", ".join(f"{n} {sev}" for sev, n in sorted(by_severity.items(), key=lambda kv: -_rank(kv[0])))
+    console.print(f"truthplane: {len(scan.findings)} finding(s)" + (f" ({summary})" if summary else ""), markup=False)
+    for run in scan.verifiers:
+        console.print(f"  {_run_line(run)}", markup=False)
+    _finding_lines(console, "Findings", scan.findings, on)
+    if failed:
+        console.print(f"\n{len(failed)} verifier(s) could not run: this scan is not complete evidence.", markup=False)
+    for path in saved or []:
+        console.print(f"wrote {path}", markup=False)
+
+
+def scan_markdown(scan: Scan) -> str:
+    from truthplane.models import GateResult, Verdict
+
+    failed = any(r.status.value != "ok" for r in scan.verifiers)
+    as_gate = GateResult(
+        verdict=Verdict.UNVERIFIED if failed else Verdict.APPROVE, new=scan.findings,
+        verifiers=scan.verifiers, reasons=["a scan with no baseline: every finding is listed as new"],
+    )
+    return gate_markdown(as_gate)
+
+
+def scan_sarif(scan: Scan) -> str:
+    from truthplane.sarif import run_for, sarif_log
+
+    runs = [
+        run_for(r.name, [f for f in scan.findings if f.verifier == r.name], version=r.version, run_info=r)
+        for r in scan.verifiers
+    ]
+    return json.dumps(sarif_log(runs), indent=2) + "\n"
+
+
+def _rank(severity: str) -> int:
+    return ["note", "low", "medium", "high", "critical"].index(severity)

@@ -1,0 +1,148 @@
+"""`truthplane scan`, `diff` and `gate`: parse, call truthplane.pipeline, print, return the exit code."""
+
+from __future__ import annotations
+
+import sys
+from enum import Enum
+from pathlib import Path
+
+import typer
+
+
+class Format(str, Enum):
+    text = "text"
+    json = "json"
+    sarif = "sarif"
+    markdown = "markdown"
+
+
+FORMAT = typer.Option(Format.text, "--format", "-f", help="Output format.")
+OUTPUT = typer.Option(None, "--output", "-o", help="Write the document to FILE instead of stdout.", dir_okay=False)
+CONFIG = typer.Option(None, "--config", help="truthplane.toml (or a pyproject.toml) to use.", dir_okay=False)
+VERIFIER = typer.Option(None, "--verifier", "-v", help="Run only this verifier (repeatable).")
+CACHE_DIR = typer.Option(None, "--cache-dir", help="Result cache directory (default: the per-user cache).", file_okay=False)
+NO_CACHE = typer.Option(False, "--no-cache", help="Rerun every verifier on every file.")
+
+
+def _options(root: Path, config_path: Path | None, verifiers: list[str] | None, cache_dir: Path | None, no_cache: bool):  # noqa: ANN202
+    from truthplane.config import load_config
+    from truthplane.pipeline import ScanOptions
+
+    config = load_config(root, config_path)
+    return config, ScanOptions(only=verifiers or None, cache_dir=cache_dir, use_cache=not no_cache)
+
+
+def _emit(text: str, output: Path | None) -> None:
+    if output is None:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    else:
+        from truthplane.fsutil import atomic_write
+
+        atomic_write(output, text)
+
+
+def _emit_gate(result, fmt: Format, output: Path | None) -> int:  # noqa: ANN001
+    from truthplane.cli import render
+
+    if fmt is Format.text and output is None:
+        render.print_gate_text(result, sys.stdout)
+    else:
+        text = {
+            Format.json: render.gate_json, Format.sarif: render.gate_sarif,
+            Format.markdown: render.gate_markdown,
+        }.get(fmt, render.gate_markdown)(result)
+        _emit(text, output)
+    return result.verdict.exit_code
+
+
+def scan(
+    path: Path = typer.Argument(Path("."), help="Repository to scan.", file_okay=False),
+    baseline: bool = typer.Option(False, "--baseline", help="Record the findings as the new baseline."),
+    verifier: list[str] = VERIFIER,
+    fmt: Format = FORMAT,
+    output: Path = OUTPUT,
+    config_path: Path = CONFIG,
+    cache_dir: Path = CACHE_DIR,
+    no_cache: bool = NO_CACHE,
+    against: Path = typer.Option(None, "--against", help="Compare with this baseline or SARIF file, not the latest baseline.", dir_okay=False),
+) -> int:
+    """Scan PATH. With --baseline, record the findings; otherwise diff against the latest baseline."""
+    from truthplane.cli import render
+    from truthplane.errors import UsageError
+    from truthplane.pipeline import scan_against_baseline, scan_path
+    from truthplane.results import save_baseline
+
+    if not path.is_dir():
+        raise UsageError(f"{path} is not a directory")
+    config, options = _options(path, config_path, verifier, cache_dir, no_cache)
+    label = str(path.resolve().name or path)
+    if not baseline:
+        with render.Progress(label) as progress:
+            result = scan_against_baseline(path, config, options, baseline=against, progress=progress)
+        return _emit_gate(result, fmt, output)
+    with render.Progress(label) as progress:
+        found = scan_path(path, config, options, progress)
+    saved_path, sarif_paths = save_baseline(path, found)
+    failed = any(r.status.value != "ok" for r in found.verifiers)
+    if fmt is Format.text and output is None:
+        render.print_scan_text(found, sys.stdout, saved=[saved_path, *sarif_paths])
+    elif fmt is Format.json:
+        _emit(found.model_dump_json(indent=2) + "\n", output)
+    elif fmt is Format.sarif:
+        _emit(render.scan_sarif(found), output)
+    else:
+        _emit(render.scan_markdown(found), output)
+    return 4 if failed else 0
+
+
+def diff(
+    before: Path = typer.Argument(..., help="Baseline JSON or SARIF log of the earlier state.", dir_okay=False),
+    after: Path = typer.Argument(..., help="Baseline JSON or SARIF log of the later state.", dir_okay=False),
+    fmt: Format = FORMAT,
+    output: Path = OUTPUT,
+    config_path: Path = CONFIG,
+) -> int:
+    """Diff two baselines or two SARIF logs from any tool: new / fixed / unchanged, and a verdict."""
+    from truthplane.config import load_config
+    from truthplane.gate import evaluate
+    from truthplane.results import load_scan
+
+    config = load_config(Path("."), config_path)
+    result = evaluate(load_scan(before), load_scan(after), config.gate, base=str(before), head=str(after))
+    return _emit_gate(result, fmt, output)
+
+
+def gate(
+    path: Path = typer.Argument(Path("."), help="Repository to gate.", file_okay=False),
+    base: str = typer.Option("origin/main", "--base", help="The branch the change goes into."),
+    head: str = typer.Option(None, "--head", help="Commit to judge (default: the working tree, uncommitted changes included)."),
+    verifier: list[str] = VERIFIER,
+    fmt: Format = FORMAT,
+    output: Path = OUTPUT,
+    sarif_out: Path = typer.Option(None, "--sarif-out", help="Also write SARIF with baselineState (code scanning upload).", dir_okay=False),
+    summary_out: Path = typer.Option(None, "--summary-out", help="Also write a Markdown summary (e.g. $GITHUB_STEP_SUMMARY).", dir_okay=False),
+    config_path: Path = CONFIG,
+    cache_dir: Path = CACHE_DIR,
+    no_cache: bool = NO_CACHE,
+) -> int:
+    """Judge what a change really changes: the merge-base of HEAD and --base against HEAD."""
+    from truthplane.cli import render
+    from truthplane.fsutil import atomic_write
+    from truthplane.pipeline import gate as run_gate
+
+    config, options = _options(path, config_path, verifier, cache_dir, no_cache)
+    result = run_gate(path, config, options, base_ref=base, head_ref=head, progress_factory=render.Progress)
+    if sarif_out is not None:
+        atomic_write(sarif_out, render.gate_sarif(result))
+    if summary_out is not None:
+        existing = summary_out.read_text(encoding="utf-8") if summary_out.is_file() else ""
+        # $GITHUB_STEP_SUMMARY may already hold other steps' summaries: add to it
+        atomic_write(summary_out, existing + render.gate_markdown(result))
+    return _emit_gate(result, fmt, output)
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(scan)
+    app.command()(diff)
+    app.command()(gate)

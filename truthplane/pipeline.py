@@ -1,0 +1,107 @@
+"""The truth plane's jobs, callable without the CLI: scan, scan against a baseline, gate two states."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from truthplane.cache import ResultCache, default_cache_dir
+from truthplane.config import Config
+from truthplane.errors import GitError
+from truthplane.gate import evaluate
+from truthplane.models import GateResult, Scan
+from truthplane.results import latest_baseline, load_scan
+from truthplane.scanner import Progress, Source, commit_source, scan, worktree_source
+from truthplane.verifiers.interface import VerifierContext
+from truthplane.workspace import Repo
+
+
+@dataclass
+class ScanOptions:
+    only: list[str] | None = None
+    cache_dir: Path | None = None
+    use_cache: bool = True
+    executor: str = "local"
+
+    def cache(self, config: Config) -> ResultCache | None:
+        if not self.use_cache:
+            return None
+        directory = self.cache_dir or (Path(config.cache_dir) if config.cache_dir else default_cache_dir())
+        return ResultCache(directory)
+
+    def context(self, config: Config) -> VerifierContext:
+        return VerifierContext(executor=self.executor, timeout_s=config.timeout_s)
+
+
+def run_scan(source: Source, config: Config, options: ScanOptions, progress: Progress | None = None) -> Scan:
+    return scan(
+        source, config, only=options.only, cache=options.cache(config),
+        progress=progress, context=options.context(config),
+    )
+
+
+def scan_path(path: Path, config: Config, options: ScanOptions, progress: Progress | None = None) -> Scan:
+    return run_scan(worktree_source(path, config), config, options, progress)
+
+
+def renames_since(root: Path, commit: str | None) -> dict[str, str]:
+    """Renames from `commit` to the working tree, when both are known to git."""
+    repo = Repo.discover(root)
+    if repo is None or commit is None or repo.root.resolve() != root.resolve():
+        return {}
+    try:
+        repo.resolve(commit)
+        return repo.renames(commit)
+    except GitError:
+        return {}  # the baseline's commit is gone (rebased away): match by content alone
+
+
+def scan_against_baseline(
+    root: Path, config: Config, options: ScanOptions, *, baseline: Path | None = None,
+    progress: Progress | None = None,
+) -> GateResult:
+    before_path = baseline or latest_baseline(root)
+    before = load_scan(before_path)
+    after = scan_path(root, config, options, progress)
+    renames = renames_since(root, before.commit)
+    return evaluate(before, after, config.gate, renames, base=str(before_path.name), head="working tree")
+
+
+def gate(
+    root: Path, config: Config, options: ScanOptions, *, base_ref: str, head_ref: str | None = None,
+    progress_factory: type | None = None,
+) -> GateResult:
+    """Scan the merge-base of HEAD (or head_ref) and base_ref, scan the head, diff and judge.
+
+    With no head_ref the head is the working tree: HEAD plus uncommitted changes.
+    """
+    repo = Repo.require(root)
+    if repo.root.resolve() != root.resolve():
+        root = repo.root
+    base_commit = repo.resolve(base_ref)
+    head_commit = repo.resolve(head_ref) if head_ref else repo.head()
+    if head_commit is None:
+        raise GitError("this repository has no commits yet: commit first, then gate")
+    merge_base = repo.merge_base(head_commit, base_commit)
+
+    def progress(label: str) -> Progress | None:
+        return progress_factory(label) if progress_factory else None
+
+    def scanned(source: Source, label: str) -> Scan:
+        display = progress(label)
+        if display is None:
+            return run_scan(source, config, options)
+        with display:  # type: ignore[attr-defined]
+            return run_scan(source, config, options, display)
+
+    before = scanned(commit_source(repo, merge_base, config), f"base {merge_base[:12]}")
+    if head_ref:
+        after = scanned(commit_source(repo, head_commit, config), f"head {head_commit[:12]}")
+        renames = repo.renames(merge_base, head_commit)
+        head_label = f"{head_ref} ({head_commit[:12]})"
+    else:
+        after = scanned(worktree_source(root, config), "working tree")
+        renames = repo.renames(merge_base)
+        head_label = "working tree" + (" (with uncommitted changes)" if after.dirty else f" ({head_commit[:12]})")
+    base_label = f"merge-base of {base_ref} ({merge_base[:12]})"
+    return evaluate(before, after, config.gate, renames, base=base_label, head=head_label)

@@ -21,6 +21,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # plain click help: importing rich would cost most of the start-up budget
     pretty_exceptions_show_locals=False,  # locals may hold API keys
     context_settings={"help_option_names": ["-h", "--help"]},
 )

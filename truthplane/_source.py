@@ -1,0 +1,332 @@
+"""Reading source for fingerprints: logical lines, normalised tokens, enclosing symbols, GitHub's line hash.
+
+Everything here is a pure function of the bytes it is given; `truthplane.fingerprint` decides what to
+hash and how findings are paired.
+"""
+
+from __future__ import annotations
+
+import ast
+import io
+import keyword
+import operator
+import re
+import sys
+import tokenize
+import warnings
+from array import array
+from dataclasses import dataclass, field
+
+PYTHON_SUFFIXES = (".py", ".pyi")
+# a finding spanning a whole block is identified by its first few (logical) lines, not by the whole body
+MAX_CONTEXT_LINES = 4
+# in a statement longer than this (a big literal, a long call) only the flagged span is hashed
+LONG_STATEMENT_TOKENS = 64
+
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
+_WHITESPACE = re.compile(r"\s+")
+_DROPPED = {
+    tokenize.COMMENT, tokenize.NL, tokenize.NEWLINE, tokenize.INDENT, tokenize.DEDENT,
+    tokenize.ENCODING, tokenize.ENDMARKER,
+}
+_FSTRING_START = getattr(tokenize, "FSTRING_START", -1)  # Python 3.12+ splits f-strings into tokens
+_FSTRING_END = getattr(tokenize, "FSTRING_END", -2)
+_CLOSERS = {")", "]", "}"}
+
+
+@dataclass(frozen=True)
+class Token:
+    text: str  # normalised spelling
+    start: tuple[int, int]  # (line 1-based, column 0-based), as tokenize reports
+    end: tuple[int, int]
+
+
+@dataclass(frozen=True)
+class LogicalLine:
+    first: int
+    last: int
+    tokens: tuple[Token, ...]
+
+
+@dataclass
+class SourceFile:
+    """One file's text, split the way Python numbers lines, with its logical lines and symbols if Python."""
+
+    lines: list[str]
+    logical: list[LogicalLine] = field(default_factory=list)
+    line_to_logical: dict[int, int] = field(default_factory=dict)
+    in_string: set[int] = field(default_factory=set)  # lines inside (after the first line of) a multi-line string
+    symbols: list[str] = field(default_factory=list)  # enclosing qualified name per line (index line - 1)
+
+    def symbol_at(self, line: int) -> str:
+        return self.symbols[line - 1] if 0 < line <= len(self.symbols) else ""
+
+
+def is_python(path: str) -> bool:
+    return path.endswith(PYTHON_SUFFIXES)
+
+
+def decode(content: bytes, python: bool) -> str:
+    encoding = "utf-8"
+    if python:
+        try:
+            encoding, _ = tokenize.detect_encoding(io.BytesIO(content).readline)
+        except (SyntaxError, LookupError):
+            encoding = "utf-8"
+    try:
+        text = content.decode(encoding, errors="replace")
+    except LookupError:
+        text = content.decode("utf-8", errors="replace")
+    return text.removeprefix("\ufeff")
+
+
+def load(path: str, content: bytes) -> SourceFile:
+    python = is_python(path)
+    lines = _LINE_BREAK.split(decode(content, python))
+    source = SourceFile(lines=lines)
+    if python:
+        text = "\n".join(lines)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # invalid escapes in the scanned code are not our business
+            _read_logical_lines(source, text)
+            source.symbols = _symbols(text, len(lines))
+    return source
+
+
+# ---- Python: logical lines and their normalised tokens ------------------------------------------
+
+
+def _read_logical_lines(source: SourceFile, text: str) -> None:
+    """Fill in logical lines; on a tokenize error keep those completed before it (the rest falls back)."""
+    pending: list[tokenize.TokenInfo] = []
+    try:
+        for tok in tokenize.generate_tokens(io.StringIO(text).readline):
+            if tok.start[0] < tok.end[0] and tok.type not in _DROPPED:
+                source.in_string.update(range(tok.start[0] + 1, tok.end[0] + 1))
+            if tok.type == tokenize.NEWLINE:
+                if pending:
+                    _close_logical_line(source, pending, source.lines)
+                pending = []
+            elif tok.type not in _DROPPED:
+                pending.append(tok)
+    except (tokenize.TokenError, SyntaxError, ValueError):
+        return
+
+
+def _close_logical_line(source: SourceFile, raw: list[tokenize.TokenInfo], lines: list[str]) -> None:
+    first, last = raw[0].start[0], raw[-1].end[0]
+    index = len(source.logical)
+    source.logical.append(LogicalLine(first, last, tuple(normalise_tokens(raw, lines))))
+    for line in range(first, last + 1):
+        source.line_to_logical.setdefault(line, index)
+
+
+def normalise_tokens(raw: list[tokenize.TokenInfo], lines: list[str]) -> list[Token]:
+    """Spelling-insensitive tokens: canonical strings and numbers, no magic trailing comma, no wrapping parens."""
+    merged: list[Token] = []
+    i = 0
+    while i < len(raw):
+        tok = raw[i]
+        if tok.type == tokenize.STRING or tok.type == _FSTRING_START:
+            parts, start, end = [], tok.start, tok.end
+            while i < len(raw) and raw[i].type in (tokenize.STRING, _FSTRING_START):
+                j = _string_end(raw, i)
+                parts.append(_slice(lines, raw[i].start, raw[j].end))
+                end = raw[j].end
+                i = j + 1
+            merged.append(Token(_canonical_string(parts), start, end))
+            continue
+        spelling = _canonical_number(tok.string) if tok.type == tokenize.NUMBER else tok.string
+        merged.append(Token(spelling, tok.start, tok.end))
+        i += 1
+    without_commas = [
+        t for k, t in enumerate(merged)
+        if not (t.text == "," and k + 1 < len(merged) and merged[k + 1].text in _CLOSERS)
+    ]
+    return _drop_wrapping_parens(without_commas)
+
+
+def _string_end(raw: list[tokenize.TokenInfo], i: int) -> int:
+    if raw[i].type != _FSTRING_START:
+        return i
+    depth = 0
+    for j in range(i, len(raw)):
+        depth += (raw[j].type == _FSTRING_START) - (raw[j].type == _FSTRING_END)
+        if depth == 0:
+            return j
+    return len(raw) - 1
+
+
+def _slice(lines: list[str], start: tuple[int, int], end: tuple[int, int]) -> str:
+    if start[0] == end[0]:
+        return lines[start[0] - 1][start[1] : end[1]]
+    chunk = lines[start[0] - 1 : end[0]]
+    return "\n".join([chunk[0][start[1] :], *chunk[1:-1], chunk[-1][: end[1]]])
+
+
+def _canonical_string(parts: list[str]) -> str:
+    """Adjacent literals as one value: quote style, prefixes' case and implicit concatenation do not matter."""
+    try:
+        node = ast.parse("(" + " ".join(parts) + "\n)", mode="eval").body
+    except (SyntaxError, ValueError, MemoryError, RecursionError):
+        return " ".join(parts)
+    if isinstance(node, ast.Constant):
+        return repr(node.value)
+    return ast.dump(node)  # an f-string: its structure, whatever its quoting
+
+
+def _canonical_number(spelling: str) -> str:
+    try:
+        return repr(ast.literal_eval(spelling))
+    except (SyntaxError, ValueError):
+        return spelling
+
+
+def _drop_wrapping_parens(tokens: list[Token]) -> list[Token]:
+    """Drop grouping parentheses that wrap the rest of a statement: formatters add them to split long lines."""
+    changed = True
+    while changed:
+        changed = False
+        for i, tok in enumerate(tokens):
+            if tok.text != "(" or _is_call_position(tokens, i):
+                continue
+            close = _matching_close(tokens, i)
+            if close is None or close == i + 1:
+                continue
+            tail = [t.text for t in tokens[close + 1 :]]
+            if tail not in ([], [":"]) or _has_top_level_comma(tokens, i, close):
+                continue
+            tokens = tokens[:i] + tokens[i + 1 : close] + tokens[close + 1 :]
+            changed = True
+            break
+    return tokens
+
+
+def _is_call_position(tokens: list[Token], i: int) -> bool:
+    if i == 0:
+        return False
+    before = tokens[i - 1].text
+    if before in _CLOSERS:
+        return True
+    return before.isidentifier() and not keyword.iskeyword(before)
+
+
+def _matching_close(tokens: list[Token], i: int) -> int | None:
+    depth = 0
+    for j in range(i, len(tokens)):
+        text = tokens[j].text
+        depth += (text in ("(", "[", "{")) - (text in _CLOSERS)
+        if depth == 0:
+            return j if text == ")" else None
+    return None
+
+
+def _has_top_level_comma(tokens: list[Token], open_index: int, close_index: int) -> bool:
+    depth = 0
+    for tok in tokens[open_index + 1 : close_index]:
+        depth += (tok.text in ("(", "[", "{")) - (tok.text in _CLOSERS)
+        if depth == 0 and tok.text in (",", "for"):
+            return True
+    return False
+
+
+# ---- Python: enclosing symbols ------------------------------------------------------------------
+
+
+def _symbols(text: str, line_count: int) -> list[str]:
+    """The qualified name of the innermost def/class around each line ('' at module level)."""
+    names = [""] * line_count
+    try:
+        tree = ast.parse(text)
+    except (SyntaxError, ValueError, MemoryError, RecursionError):
+        return names
+    spans: list[tuple[int, int, str]] = []
+
+    def visit(node: ast.AST, prefix: str) -> None:
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                name = f"{prefix}.{child.name}" if prefix else child.name
+                first = min([child.lineno, *(d.lineno for d in child.decorator_list)])
+                spans.append((first, child.end_lineno or child.lineno, name))
+                visit(child, name)
+            else:
+                visit(child, prefix)
+
+    visit(tree, "")
+    for first, last, name in sorted(spans, key=lambda span: (span[0], -span[1])):
+        names[first - 1 : last] = [name] * (min(last, line_count) - first + 1)
+    return names
+
+
+# ---- contexts ----------------------------------------------------------------------------------
+
+
+def python_context(
+    source: SourceFile, start: int, end: int, start_column: int | None, end_column: int | None
+) -> str | None:
+    """Normalised tokens of the logical line(s) covering start..end; None when the lines are not code."""
+    if start in source.in_string or start not in source.line_to_logical:
+        return None
+    index = source.line_to_logical[start]
+    chosen = [source.logical[index]]
+    for following in source.logical[index + 1 : index + MAX_CONTEXT_LINES]:
+        if following.first > end:
+            break
+        chosen.append(following)
+    tokens = [tok for logical in chosen for tok in logical.tokens]
+    if len(tokens) > LONG_STATEMENT_TOKENS:
+        tokens = _flagged_span(tokens, start, end, start_column, end_column) or tokens
+    return "\x1f".join(tok.text for tok in tokens)
+
+
+def _flagged_span(
+    tokens: list[Token], start: int, end: int, start_column: int | None, end_column: int | None
+) -> list[Token]:
+    """The tokens a finding's 1-based, end-exclusive columns cover (or its whole lines without columns)."""
+    if start_column is None:
+        return [tok for tok in tokens if start <= tok.start[0] <= end]
+    span_start = (start, start_column - 1)
+    span_end = (end, end_column - 1) if end_column is not None and end_column > 0 else (end, sys.maxsize)
+    return [tok for tok in tokens if tok.start < span_end and tok.end > span_start]
+
+
+def text_context(lines: list[str], start: int, end: int) -> str:
+    """The flagged physical lines without any whitespace; if blank, the nearest non-blank line below."""
+    last = min(end, start + MAX_CONTEXT_LINES - 1, len(lines))
+    squeezed = "".join(_WHITESPACE.sub("", line) for line in lines[start - 1 : last])
+    if squeezed:
+        return squeezed
+    for line in lines[last:]:
+        squeezed = _WHITESPACE.sub("", line)
+        if squeezed:
+            return squeezed
+    return ""
+
+
+# ---- GitHub code scanning's primaryLocationLineHash ---------------------------------------------
+
+_GH_BLOCK_SIZE = 100
+_GH_MASK = (1 << 64) - 1
+_GH_EOF = 65535
+# 37^(99-j) mod 2^64: the weight of the j-th character of a line's 100-character window
+_GH_WEIGHTS = [pow(37, _GH_BLOCK_SIZE - 1 - j, 1 << 64) for j in range(_GH_BLOCK_SIZE)]
+
+
+def github_line_hashes(content: bytes) -> list[str]:
+    """The rolling hash codeql-action's fingerprints.ts gives each line, without the ':N' occurrence.
+
+    It hashes the 100 UTF-16 code units starting at the line, after dropping spaces and tabs and
+    turning CR LF and CR into LF, with 65535 marking the end of the file and zeros after it.
+    """
+    text = content.decode("utf-8", errors="replace")
+    text = text.replace("\r\n", "\n").replace("\r", "\n").replace(" ", "").replace("\t", "")
+    units = array("H")
+    units.frombytes(text.encode("utf-16-le", errors="surrogatepass"))
+    if sys.byteorder == "big":
+        units.byteswap()
+    stream = [*units, _GH_EOF, *([0] * _GH_BLOCK_SIZE)]
+    starts = [0, *(i + 1 for i, unit in enumerate(units) if unit == 10)]
+    return [
+        format(sum(map(operator.mul, _GH_WEIGHTS, stream[p : p + _GH_BLOCK_SIZE])) & _GH_MASK, "x")
+        for p in starts
+    ]

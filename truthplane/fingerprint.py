@@ -1,0 +1,273 @@
+"""Stable finding identity and matching.
+
+`annotate` gives every finding a context hash (what the flagged code *is*, not where it is), the
+enclosing symbol, a path-free fingerprint and SARIF partial fingerprints. `match` pairs the findings
+of two states in a cascade of ever looser keys, counting per key, so moves, renames and reformatting
+keep a finding's identity while an edit of the flagged code makes it new.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import Counter, defaultdict, deque
+from collections.abc import Callable, Iterable, Mapping, Sequence
+
+from truthplane import _source
+from truthplane._source import github_line_hashes
+from truthplane.models import Diff, Finding
+
+__all__ = ["FINGERPRINT_KEY", "GITHUB_KEY", "annotate", "github_line_hashes", "match"]
+
+FINGERPRINT_KEY = "truthplane/v1"
+GITHUB_KEY = "primaryLocationLineHash"
+_FINGERPRINT_LENGTH = 32
+
+Key = tuple[str, ...]
+
+
+def _sha256(*parts: str) -> str:
+    return hashlib.sha256("\x1e".join(parts).encode("utf-8", errors="surrogatepass")).hexdigest()
+
+
+def _line(value: int | None) -> int:
+    return value if value is not None and value > 0 else 0
+
+
+def _order(finding: Finding) -> tuple[object, ...]:
+    return (
+        finding.path, _line(finding.start_line), finding.start_column or 0, finding.rule_id,
+        finding.verifier, _line(finding.end_line), finding.end_column or 0, finding.message, finding.identity,
+    )
+
+
+# ---- annotate -----------------------------------------------------------------------------------
+
+
+class _Files:
+    """Each file read and parsed once per annotate() call."""
+
+    def __init__(self, read_source: Callable[[str], bytes | None]) -> None:
+        self._read_source = read_source
+        self._sources: dict[str, _source.SourceFile | None] = {}
+        self._github: dict[str, list[str] | None] = {}
+
+    def content(self, path: str) -> bytes | None:
+        return self._read_source(path) if path else None
+
+    def source(self, path: str) -> _source.SourceFile | None:
+        if path not in self._sources:
+            content = self.content(path)
+            self._sources[path] = None if content is None else _source.load(path, content)
+        return self._sources[path]
+
+    def github(self, path: str) -> list[str] | None:
+        """Per line, GitHub's hash with its 1-based occurrence among the file's lines."""
+        if path not in self._github:
+            content = self.content(path) if self.source(path) is not None else None
+            if content is None:
+                self._github[path] = None
+            else:
+                seen: Counter[str] = Counter()
+                numbered = []
+                for value in github_line_hashes(content):
+                    seen[value] += 1
+                    numbered.append(f"{value}:{seen[value]}")
+                self._github[path] = numbered
+        return self._github[path]
+
+
+def _context_without_source(finding: Finding) -> tuple[str, str | None]:
+    """(context_hash, fingerprint base if one is already known) for a finding whose code is not at hand."""
+    if finding.context_hash:
+        return finding.context_hash, None
+    partials = finding.partial_fingerprints
+    if partials.get(FINGERPRINT_KEY):
+        own = partials[FINGERPRINT_KEY].split(":")[0]
+        return _sha256("truthplane", own), own
+    if partials.get(GITHUB_KEY):
+        return _sha256("github", partials[GITHUB_KEY].split(":")[0]), None
+    if partials:
+        name = min(partials)
+        return _sha256("partial", name, partials[name]), None
+    return _sha256("message", finding.message), None
+
+
+def _context(finding: Finding, files: _Files) -> tuple[str, str, str | None]:
+    """(context_hash, symbol, known fingerprint base) of one finding."""
+    start = _line(finding.start_line)
+    source = files.source(finding.path)
+    if source is None or start == 0:
+        context, known = _context_without_source(finding)
+        return context, finding.symbol if source is None else "", known
+    end = max(_line(finding.end_line), start)
+    symbol = source.symbol_at(start)
+    tokens = None
+    if _source.is_python(finding.path):
+        tokens = _source.python_context(source, start, end, finding.start_column, finding.end_column)
+    if tokens is not None:
+        return _sha256("python", tokens), symbol, None
+    return _sha256("text", _source.text_context(source.lines, start, end)), symbol, None
+
+
+def _base(finding: Finding, context: str, symbol: str) -> str:
+    if finding.identity:
+        return _sha256("identity", finding.verifier, finding.rule_id, finding.identity)[:_FINGERPRINT_LENGTH]
+    return _sha256("finding", finding.verifier, finding.rule_id, symbol, context)[:_FINGERPRINT_LENGTH]
+
+
+def annotate(findings: Sequence[Finding], read_source: Callable[[str], bytes | None]) -> list[Finding]:
+    """Return copies with context_hash, symbol, fingerprint and partial_fingerprints filled in.
+
+    read_source(path) gives the scanned content of a repo-relative path, or None (file unknown/binary).
+    The fingerprint is path-free (rename-stable); ':N' numbers equal fingerprints within one file in
+    line order, from 0.
+    """
+    files = _Files(read_source)
+    computed: list[tuple[str, str, str]] = []
+    for finding in findings:
+        context, symbol, known_base = _context(finding, files)
+        computed.append((context, symbol, known_base or _base(finding, context, symbol)))
+
+    occurrence: dict[int, int] = {}
+    seen: Counter[tuple[str, str]] = Counter()
+    for index in sorted(range(len(findings)), key=lambda i: _order(findings[i])):
+        key = (findings[index].path, computed[index][2])
+        occurrence[index] = seen[key]
+        seen[key] += 1
+
+    annotated = []
+    for index, finding in enumerate(findings):
+        context, symbol, base = computed[index]
+        partials = {**finding.partial_fingerprints, FINGERPRINT_KEY: base}
+        start = _line(finding.start_line)
+        github = files.github(finding.path) if start else None
+        if github is not None and start <= len(github):
+            partials[GITHUB_KEY] = github[start - 1]
+        annotated.append(finding.model_copy(update={
+            "context_hash": context,
+            "symbol": symbol,
+            "fingerprint": f"{base}:{occurrence[index]}",
+            "partial_fingerprints": dict(sorted(partials.items())),
+        }))
+    return annotated
+
+
+# ---- match --------------------------------------------------------------------------------------
+
+
+def _match_base(finding: Finding) -> str:
+    """The fingerprint without ':N'; computed from the fields for a finding annotate() never saw."""
+    if finding.fingerprint:
+        return finding.fingerprint.split(":")[0]
+    return _base(finding, _match_context(finding), finding.symbol)
+
+
+def _match_context(finding: Finding) -> str:
+    return finding.context_hash or _context_without_source(finding)[0]
+
+
+def _pair(
+    before: list[Finding], after: list[Finding], todo_before: list[int], todo_after: list[int],
+    key_before: Callable[[Finding], Key | None], key_after: Callable[[Finding], Key | None],
+) -> list[tuple[int, int]]:
+    """Pair by equal key in (path, line) order, counting per key: never a set comparison."""
+    waiting: dict[Key, deque[int]] = defaultdict(deque)
+    for i in todo_before:
+        key = key_before(before[i])
+        if key is not None:
+            waiting[key].append(i)
+    pairs = []
+    for j in todo_after:
+        key = key_after(after[j])
+        if key is not None and waiting.get(key):
+            pairs.append((waiting[key].popleft(), j))
+    return pairs
+
+
+def _shared_keys(before: Iterable[Finding], after: Iterable[Finding]) -> int:
+    def keys(findings: Iterable[Finding]) -> Counter[Key]:
+        return Counter((f.verifier, f.rule_id, f.symbol, _match_context(f)) for f in findings)
+
+    return sum((keys(before) & keys(after)).values())
+
+
+def match(
+    before: Sequence[Finding],
+    after: Sequence[Finding],
+    renames: Mapping[str, str] | None = None,
+    *,
+    before_files: Iterable[str] | None = None,
+    after_files: Iterable[str] | None = None,
+) -> Diff:
+    """Pair findings of two states: Diff(new=after-only, fixed=before-only, unchanged=after side of pairs).
+
+    `renames` maps old path -> new path (from git's rename detection), may be None. `before_files` and
+    `after_files` are the paths that exist in each state; without them the findings' paths stand in.
+    """
+    renames = dict(renames or {})
+    old = sorted(before, key=_order)
+    new = sorted(after, key=_order)
+    todo_before = list(range(len(old)))
+    todo_after = list(range(len(new)))
+    matched: list[int] = []
+
+    def moved(finding: Finding) -> str:
+        return renames.get(finding.path, finding.path)
+
+    def run(key_before: Callable[[Finding], Key | None], key_after: Callable[[Finding], Key | None]) -> None:
+        nonlocal todo_before, todo_after
+        pairs = _pair(old, new, todo_before, todo_after, key_before, key_after)
+        done_before = {i for i, _ in pairs}
+        done_after = {j for _, j in pairs}
+        matched.extend(done_after)
+        todo_before = [i for i in todo_before if i not in done_before]
+        todo_after = [j for j in todo_after if j not in done_after]
+
+    def by_identity(f: Finding) -> Key | None:
+        return (f.verifier, f.rule_id, f.identity) if f.identity else None
+
+    def by_fingerprint(path: Callable[[Finding], str]) -> Callable[[Finding], Key | None]:
+        return lambda f: None if f.identity else (f.verifier, f.rule_id, path(f), _match_base(f))
+
+    def by_context(path: Callable[[Finding], str]) -> Callable[[Finding], Key | None]:
+        return lambda f: None if f.identity else (f.verifier, f.rule_id, path(f), _match_context(f))
+
+    def here(f: Finding) -> str:
+        return f.path
+
+    run(by_identity, by_identity)
+    run(by_fingerprint(moved), by_fingerprint(here))
+    run(by_context(moved), by_context(here))
+
+    # a move git did not report: pair vanished files with appeared ones by the findings they share
+    after_paths = set(after_files) if after_files is not None else {f.path for f in new}
+    before_paths = {renames.get(p, p) for p in (before_files if before_files is not None else {f.path for f in old})}
+    gone: dict[str, list[Finding]] = defaultdict(list)
+    appeared: dict[str, list[Finding]] = defaultdict(list)
+    for i in todo_before:
+        if not old[i].identity and moved(old[i]) not in after_paths:
+            gone[moved(old[i])].append(old[i])
+    for j in todo_after:
+        if not new[j].identity and new[j].path not in before_paths:
+            appeared[new[j].path].append(new[j])
+    candidates = sorted(
+        ((_shared_keys(gone[g], appeared[a]), g, a) for g in gone for a in appeared),
+        key=lambda c: (-c[0], c[1], c[2]),
+    )
+    file_pairs: dict[str, str] = {}
+    for shared, gone_path, appeared_path in candidates:
+        if shared and gone_path not in file_pairs and appeared_path not in file_pairs.values():
+            file_pairs[gone_path] = appeared_path
+    if file_pairs:
+        def paired(f: Finding) -> str:
+            return file_pairs.get(moved(f), moved(f))
+
+        run(by_fingerprint(paired), by_fingerprint(here))
+        run(by_context(paired), by_context(here))
+
+    matched_set = set(matched)
+    return Diff(
+        new=[new[j] for j in todo_after],
+        fixed=[old[i] for i in todo_before],
+        unchanged=[f for j, f in enumerate(new) if j in matched_set],
+    )

@@ -1,0 +1,80 @@
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import git
+from truthplane.errors import GitError
+from truthplane.workspace import Repo, blob_id
+
+
+def test_blob_id_is_gits() -> None:
+    proc = subprocess.run(["git", "hash-object", "--stdin"], input=b"hello\n", capture_output=True, check=True)
+    assert blob_id(b"hello\n") == proc.stdout.decode().strip()
+
+
+def test_worktree_files_see_dirty_untracked_and_skip_symlinks(make_repo) -> None:
+    root = make_repo({"a.py": "x = 1\n", "b.py": "y = 2\n", ".gitignore": "ignored.py\n"})
+    (root / "a.py").write_text("x = 2\n")
+    (root / "new file.py").write_text("z = 3\n")
+    (root / "ignored.py").write_text("secret = 1\n")
+    (root / "b.py").unlink()
+    (root / "link.py").symlink_to("/etc/passwd")
+    repo = Repo.require(root)
+    files = {f.path: f.blob for f in repo.worktree_files()}
+    assert set(files) == {"a.py", "new file.py", ".gitignore"}
+    assert files["a.py"] == blob_id(b"x = 2\n")
+    assert repo.is_dirty()
+
+
+def test_renames_by_git_mv_and_plain_mv_leave_the_index_alone(make_repo) -> None:
+    body = "".join(f"value_{i} = {i}\n" for i in range(40))
+    root = make_repo({"old.py": body, "other.py": body.replace("value", "v")})
+    repo = Repo.require(root)
+    head = repo.head()
+    git(root, "mv", "old.py", "moved.py")
+    (root / "other.py").rename(root / "plain.py")  # not told to git
+    index_before = (root / ".git" / "index").read_bytes()
+    assert repo.renames(head) == {"old.py": "moved.py", "other.py": "plain.py"}
+    assert (root / ".git" / "index").read_bytes() == index_before
+    assert "?? plain.py" in git(root, "status", "--porcelain")
+
+
+def test_missing_base_ref_is_a_clear_error(make_repo) -> None:
+    repo = Repo.require(make_repo({"a.py": "x = 1\n"}))
+    with pytest.raises(GitError, match="base ref 'origin/main' not found.*fetch"):
+        repo.resolve("origin/main")
+
+
+def test_shallow_clone_without_merge_base_says_so(make_repo, tmp_path: Path) -> None:
+    origin = make_repo({"a.py": "x = 1\n"}, name="origin")
+    for i in range(3):
+        (origin / "a.py").write_text(f"x = {i}\n")
+        git(origin, "commit", "-qam", f"c{i}")
+    git(origin, "checkout", "-qb", "feature", "HEAD~2")
+    (origin / "b.py").write_text("y = 1\n")
+    git(origin, "add", "b.py")
+    git(origin, "commit", "-qm", "feature")
+    clone = tmp_path / "clone"
+    git(tmp_path, "clone", "-q", "--depth=1", "--no-single-branch", f"file://{origin}", str(clone))
+    repo = Repo.require(clone)
+    git(clone, "checkout", "-q", "feature")
+    with pytest.raises(GitError, match="shallow"):
+        repo.merge_base("HEAD", repo.resolve("origin/main"))
+
+
+def test_exported_tree_is_the_commit_and_is_removed(make_repo) -> None:
+    root = make_repo({"dir with space/a.py": "x = 1\n"})
+    repo = Repo.require(root)
+    (root / "dir with space" / "a.py").write_text("changed\n")
+    with repo.exported(repo.head()) as tree:
+        assert (tree / "dir with space" / "a.py").read_text() == "x = 1\n"
+    assert not tree.exists()
+    assert (root / "dir with space" / "a.py").read_text() == "changed\n"
+
+
+def test_not_a_repository(tmp_path: Path) -> None:
+    with pytest.raises(GitError, match="not inside a git repository"):
+        Repo.require(tmp_path)

@@ -1,0 +1,352 @@
+"""Finding identity across moves, renames and reformatting; new only when the flagged code changes."""
+
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+
+from truthplane.fingerprint import FINGERPRINT_KEY, GITHUB_KEY, annotate, github_line_hashes, match
+from truthplane.models import Diff, Finding, Severity
+
+
+def finding(path: str, line: int, rule: str = "S307", verifier: str = "ruff", **extra: object) -> Finding:
+    fields: dict[str, object] = {"message": f"{rule} flagged", "end_line": line, **extra}
+    return Finding(verifier=verifier, rule_id=rule, severity=Severity.HIGH, path=path, start_line=line, **fields)
+
+
+def scan(files: dict[str, str], needle: str = "eval(", rule: str = "S307") -> list[Finding]:
+    """A stand-in analyser: one finding per line containing `needle`, annotated against `files`."""
+    found = []
+    for path, text in sorted(files.items()):
+        for number, line in enumerate(text.splitlines(), start=1):
+            if needle in line:
+                found.append(finding(path, number, rule))
+    sources = {path: text.encode() for path, text in files.items()}
+    return annotate(found, sources.get)
+
+
+def diff(before: dict[str, str], after: dict[str, str], **kwargs: object) -> Diff:
+    return match(scan(before), scan(after), **kwargs)  # type: ignore[arg-type]
+
+
+def counts(result: Diff) -> tuple[int, int, int]:
+    return len(result.new), len(result.fixed), len(result.unchanged)
+
+
+def src(text: str) -> str:
+    return textwrap.dedent(text).lstrip("\n")
+
+
+BASE = src('''
+    import os
+
+
+    def load(data):
+        value = eval(data)
+        return value
+
+
+    def other(path):
+        return open(path).read()
+''')
+
+
+def test_same_code_is_all_unchanged() -> None:
+    assert counts(diff({"a.py": BASE}, {"a.py": BASE})) == (0, 0, 1)
+
+
+def test_lines_inserted_above_keep_identity() -> None:
+    after = "import sys\nimport json\n\n# setup\nX = 1\n" + BASE
+    result = diff({"a.py": BASE}, {"a.py": after})
+    assert counts(result) == (0, 0, 1)
+    assert result.unchanged[0].start_line == 10
+
+
+def test_lines_deleted_above_keep_identity() -> None:
+    assert counts(diff({"a.py": BASE}, {"a.py": BASE.replace("import os\n", "")})) == (0, 0, 1)
+
+
+def test_reindenting_and_whitespace_keep_identity() -> None:
+    after = src('''
+        import os
+
+
+        def load(data):
+            if True:
+                value   =   eval( data )
+            return value
+    ''')
+    assert counts(diff({"a.py": BASE}, {"a.py": after})) == (0, 0, 1)
+
+
+def test_formatter_rewrapping_the_flagged_statement_keeps_identity() -> None:
+    before = src('''
+        def run(code, scope):
+            result = eval(compile(code, "<x>", 'eval'), {"scope": scope, "limit": 10_000})
+            return result
+    ''')
+    after = src('''
+        def run(code, scope):
+            result = (
+                eval(
+                    compile(code, '<x>', "eval"),
+                    {
+                        'scope': scope,
+                        "limit": 10000,
+                    },
+                )
+            )
+            return result
+    ''')
+    result = diff({"a.py": before}, {"a.py": after})
+    assert counts(result) == (0, 0, 1)
+
+
+def test_finding_reported_on_a_continuation_line_matches_the_joined_statement() -> None:
+    before = "x = compute(\n    1,\n    eval(y),\n)\n"
+    after = "x = compute(1, eval(y))\n"
+    sources = {"b": before.encode(), "a": after.encode()}
+    old = annotate([finding("m.py", 3)], lambda p: sources["b"])
+    new = annotate([finding("m.py", 1)], lambda p: sources["a"])
+    assert counts(match(old, new)) == (0, 0, 1)
+
+
+def test_quote_style_and_implicit_concatenation_keep_identity() -> None:
+    before = "value = eval('1 + ' 'x', {\"a\": f'{k}'})\n"
+    after = "value = eval(\"1 + x\", {'a': f\"{k}\"})\n"
+    assert counts(diff({"a.py": before}, {"a.py": after})) == (0, 0, 1)
+
+
+def test_comment_on_the_flagged_line_keeps_identity() -> None:
+    after = BASE.replace("value = eval(data)", "value = eval(data)  # noqa: S307 trusted input")
+    assert counts(diff({"a.py": BASE}, {"a.py": after})) == (0, 0, 1)
+
+
+def test_editing_nearby_lines_keeps_identity() -> None:
+    after = BASE.replace("return value", "return value * 2")
+    assert counts(diff({"a.py": BASE}, {"a.py": after})) == (0, 0, 1)
+
+
+def test_rename_reported_by_git_keeps_identity() -> None:
+    result = diff({"a.py": BASE}, {"pkg/b.py": BASE}, renames={"a.py": "pkg/b.py"})
+    assert counts(result) == (0, 0, 1)
+    assert result.unchanged[0].path == "pkg/b.py"
+
+
+def test_move_git_did_not_report_is_found_by_content() -> None:
+    other = "def f():\n    return 1\n"
+    after = BASE.replace("import os", "import os\nimport sys")
+    result = diff({"a.py": BASE, "z.py": other}, {"moved/a2.py": after, "z.py": other})
+    assert counts(result) == (0, 0, 1)
+
+
+def test_content_fallback_does_not_pair_files_that_still_exist() -> None:
+    before = {"a.py": BASE, "b.py": "X = 1\n"}
+    after = {"a.py": "X = 1\n", "b.py": "X = 1\n", "c.py": BASE}
+    result = diff(before, after, before_files=set(before), after_files=set(after))
+    assert counts(result) == (1, 1, 0)
+
+
+def test_function_moved_within_the_file_keeps_identity() -> None:
+    after = src('''
+        import os
+
+
+        def other(path):
+            return open(path).read()
+
+
+        def load(data):
+            value = eval(data)
+            return value
+    ''')
+    assert counts(diff({"a.py": BASE}, {"a.py": after})) == (0, 0, 1)
+
+
+def test_function_moved_into_a_class_keeps_identity() -> None:
+    after = src('''
+        import os
+
+
+        class Loader:
+            def load_it(self, data):
+                value = eval(data)
+                return value
+    ''')
+    result = diff({"a.py": BASE}, {"a.py": after})
+    assert counts(result) == (0, 0, 1)
+    assert result.unchanged[0].symbol == "Loader.load_it"
+
+
+def test_third_identical_finding_is_exactly_one_new() -> None:
+    two = "def f(x):\n    eval(x)\n    eval(x)\n"
+    three = "def f(x):\n    eval(x)\n    eval(x)\n    eval(x)\n"
+    result = diff({"a.py": two}, {"a.py": three})
+    assert counts(result) == (1, 0, 2)
+    assert [f.fingerprint.split(":")[1] for f in scan({"a.py": three})] == ["0", "1", "2"]
+
+
+def test_one_of_two_identical_findings_removed_is_exactly_one_fixed() -> None:
+    two = "def f(x):\n    eval(x)\n    eval(x)\n"
+    assert counts(diff({"a.py": two}, {"a.py": "def f(x):\n    eval(x)\n"})) == (0, 1, 1)
+
+
+def test_editing_the_flagged_expression_is_new_and_fixed() -> None:
+    after = BASE.replace("eval(data)", "eval(data.strip())")
+    result = diff({"a.py": BASE}, {"a.py": after})
+    assert counts(result) == (1, 1, 0)
+    assert result.new[0].start_line == result.fixed[0].start_line == 5
+
+
+def test_brand_new_finding_is_new_and_removed_code_is_fixed() -> None:
+    added = BASE + "\n\ndef more(s):\n    return eval(s)\n"
+    assert counts(diff({"a.py": BASE}, {"a.py": added})) == (1, 0, 1)
+    removed = BASE.replace("    value = eval(data)\n", "    value = data\n")
+    assert counts(diff({"a.py": BASE}, {"a.py": removed})) == (0, 1, 0)
+
+
+def test_same_message_different_code_is_not_matched() -> None:
+    before = {"a.py": "def f(a):\n    eval(a)\n"}
+    after = {"a.py": "def f(a):\n    eval(a + 'x')\n"}
+    old, new = scan(before), scan(after)
+    assert old[0].message == new[0].message
+    assert counts(match(old, new)) == (1, 1, 0)
+
+
+def test_edit_elsewhere_in_a_long_statement_keeps_identity_of_the_flagged_call() -> None:
+    entries = ",\n".join(f"    'key{i}': handler_{i}" for i in range(30))
+    before = f"TABLE = {{\n{entries},\n    'calc': eval(expr),\n}}\n"
+    after = before.replace("handler_3", "handler_three")
+    column = before.splitlines()[31].index("eval(") + 1
+    end = column + len("eval(expr)")
+
+    def scanned(text: str, code: str) -> list[Finding]:
+        line = text.splitlines().index(f"    'calc': {code},") + 1
+        spot = finding("t.py", line, start_column=column, end_column=end)
+        return annotate([spot], {"t.py": text.encode()}.get)
+
+    assert counts(match(scanned(before, "eval(expr)"), scanned(after, "eval(expr)"))) == (0, 0, 1)
+    edited = before.replace("eval(expr)", "eval(expr2)")
+    assert counts(match(scanned(before, "eval(expr)"), scanned(edited, "eval(expr2)"))) == (1, 1, 0)
+
+
+def test_identity_findings_match_by_identity_regardless_of_line() -> None:
+    def failing(line: int, node: str) -> Finding:
+        return finding("tests/test_x.py", line, rule="test-failure", verifier="pytest", identity=node)
+
+    text = "def test_a():\n    assert False\n" * 3
+    old = annotate([failing(2, "tests/test_x.py::test_a")], {"tests/test_x.py": text.encode()}.get)
+    new = annotate(
+        [failing(40, "tests/test_x.py::test_a"), failing(50, "tests/test_x.py::test_b")],
+        {"tests/test_x.py": ("\n" * 38 + text).encode()}.get,
+    )
+    result = match(old, new)
+    assert counts(result) == (1, 0, 1)
+    assert result.new[0].identity == "tests/test_x.py::test_b"
+    assert new[0].fingerprint != new[1].fingerprint
+
+
+def test_findings_without_source_match_by_github_hash_then_message() -> None:
+    def sarif(line: int, partials: dict[str, str], message: str = "bad") -> Finding:
+        return finding("x.js", line, rule="js/xss", verifier="codeql", message=message, partial_fingerprints=partials)
+
+    old = annotate([sarif(3, {GITHUB_KEY: "abc:1"}), sarif(9, {}, "uses md5")], lambda p: None)
+    new = annotate([sarif(30, {GITHUB_KEY: "abc:2"}), sarif(90, {}, "uses md5"), sarif(91, {}, "uses sha1")],
+                   lambda p: None)
+    result = match(old, new)
+    assert counts(result) == (1, 0, 2)
+    assert result.new[0].message == "uses sha1"
+    again = annotate([sarif(30, {GITHUB_KEY: "abc:2"})], lambda p: None)
+    assert again[0].fingerprint == new[0].fingerprint
+
+
+def test_stored_fingerprints_survive_reannotation_without_source() -> None:
+    scanned = scan({"a.py": BASE})
+    stripped = [f.model_copy(update={"context_hash": "", "symbol": "", "fingerprint": ""}) for f in scanned]
+    again = annotate(stripped, lambda p: None)
+    assert again[0].fingerprint == scanned[0].fingerprint
+    assert counts(match(scanned, again)) == (0, 0, 1)
+
+
+def test_fingerprint_is_path_free_and_partial_fingerprints_are_emitted() -> None:
+    one, two = scan({"a.py": BASE})[0], scan({"deep/b.py": BASE})[0]
+    assert one.fingerprint == two.fingerprint
+    assert len(one.fingerprint.split(":")[0]) == 32 and one.fingerprint.endswith(":0")
+    assert one.partial_fingerprints[FINGERPRINT_KEY] == one.fingerprint.split(":")[0]
+    line_hash = github_line_hashes(BASE.encode())[4]
+    assert one.partial_fingerprints[GITHUB_KEY] == f"{line_hash}:1"
+    assert one.symbol == "load"
+
+
+def test_symbols_are_qualified_names() -> None:
+    text = src('''
+        class Outer:
+            @staticmethod
+            def method():
+                def inner():
+                    return eval("1")
+                return eval("2")
+        eval("3")
+    ''')
+    symbols = [f.symbol for f in scan({"s.py": text})]
+    assert symbols == ["Outer.method.inner", "Outer.method", ""]
+    decorated = annotate([finding("s.py", 2)], {"s.py": text.encode()}.get)
+    assert decorated[0].symbol == "Outer.method"
+
+
+def test_text_files_and_untokenizable_python_fall_back_to_whitespace_free_lines() -> None:
+    js_before = "function f(x) {\n  return eval(x);\n}\n"
+    js_after = "// header\nfunction f(x) {\n      return   eval( x );\n}\n"
+    assert counts(diff({"f.js": js_before}, {"f.js": js_after})) == (0, 0, 1)
+    broken = "def f(:\n    eval(x)\n"
+    assert counts(diff({"b.py": broken}, {"b.py": "\n\n" + broken.replace("    ", "\t")})) == (0, 0, 1)
+    assert counts(diff({"f.js": js_before}, {"f.js": js_before.replace("eval(x)", "eval(y)")})) == (1, 1, 0)
+
+
+def test_findings_inside_a_multiline_string_use_their_own_line() -> None:
+    text = 'DOC = """\npassword = "a"\npassword = "b"\n"""\n'
+    found = scan({"d.py": text}, needle="password")
+    assert len({f.context_hash for f in found}) == 2
+    edited = text.replace('"b"', '"c"')
+    assert counts(match(found, scan({"d.py": edited}, needle="password"))) == (1, 1, 1)
+
+
+def test_diff_lists_are_sorted_and_independent_of_input_order() -> None:
+    files = {"b.py": BASE, "a.py": BASE + "\n\ndef x(s):\n    eval(s)\n"}
+    old, new = scan({"a.py": BASE}), scan(files)
+    forward, backward = match(old, new), match(list(reversed(old)), list(reversed(new)))
+    assert forward == backward
+    assert [(f.path, f.start_line) for f in forward.new] == [("a.py", 14), ("b.py", 5)]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("", ["c129715d7a2bc9a3"]),
+        (" a\nb\n  \t\tc\n d", ["271789c17abda88f", "54703d4cd895b18", "180aee12dab6264", "a23a3dc5e078b07b"]),
+        (
+            " hello; \t\nworld!!!\r\n\n\r  \t\tGreetings\r End\r\n",
+            ["e9496ae3ebfced30", "fb7c023a8b9ccb3f", "ce8ba1a563dcdaca", "e20e36e16fcb0cc8",
+             "b3edc88f2938467e", "c8e28b0b4002a3a0", "c129715d7a2bc9a3"],
+        ),
+        (
+            "x = 2\nx = 1\nprint(x)\nx = 3\nprint(x)\nx = 4\nprint(x)\n",
+            ["e54938cc54b302f1", "bb609acbe9138d60", "1131fd5871777f34", "5c482a0f8b35ea28",
+             "54517377da7028d2", "2c644846cb18d53e", "f1b89f20de0d133", "c129715d7a2bc9a3"],
+        ),
+        (
+            "Lorem ipsum dolor sit amet.\n" * 10,
+            ["a7f2ff13bc495cf2"] * 6
+            + ["a7f2ff1481e87703", "a9cf91f7bbf1862b", "55ec222b86bcae53", "cc97dc7b1d7d8f7b", "c129715d7a2bc9a3"],
+        ),
+    ],
+)
+def test_github_line_hash_matches_codeql_action_reference_vectors(text: str, expected: list[str]) -> None:
+    assert github_line_hashes(text.encode()) == expected
+
+
+def test_github_occurrence_counts_repeated_lines_from_one() -> None:
+    text = "Lorem ipsum dolor sit amet.\n" * 10
+    found = annotate([finding("l.txt", 1), finding("l.txt", 3)], {"l.txt": text.encode()}.get)
+    assert [f.partial_fingerprints[GITHUB_KEY] for f in found] == ["a7f2ff13bc495cf2:1", "a7f2ff13bc495cf2:3"]

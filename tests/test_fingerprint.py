@@ -5,6 +5,8 @@ from __future__ import annotations
 import textwrap
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from truthplane.fingerprint import FINGERPRINT_KEY, GITHUB_KEY, annotate, github_line_hashes, match
 from truthplane.models import Diff, Finding, Severity
@@ -350,3 +352,76 @@ def test_github_occurrence_counts_repeated_lines_from_one() -> None:
     text = "Lorem ipsum dolor sit amet.\n" * 10
     found = annotate([finding("l.txt", 1), finding("l.txt", 3)], {"l.txt": text.encode()}.get)
     assert [f.partial_fingerprints[GITHUB_KEY] for f in found] == ["a7f2ff13bc495cf2:1", "a7f2ff13bc495cf2:3"]
+
+
+# ---- properties over generated modules ---------------------------------------------------------
+
+_NAMES = st.sampled_from(["a", "b", "data", "path"])
+_SIMPLE = st.one_of(
+    _NAMES.map(lambda n: f"x = eval({n})"),
+    _NAMES.map(lambda n: f"y = open({n}).read()"),
+    _NAMES.map(lambda n: f"print(eval('s'), {n})"),
+    _NAMES.map(lambda n: f"call(\n    eval({n}),\n    'k',\n)"),
+    _NAMES.map(lambda n: f"z = [\n    {n},\n    eval({n}),\n]"),
+    st.just("pass"),
+)
+
+
+def _indent(lines: list[str]) -> list[str]:
+    return ["    " + line for block in lines for line in block.splitlines()]
+
+
+def _blocks(depth: int) -> st.SearchStrategy[str]:
+    if depth == 0:
+        return _SIMPLE
+    body = st.lists(_blocks(depth - 1), min_size=1, max_size=3).map(_indent)
+    return st.one_of(
+        _SIMPLE,
+        st.tuples(_NAMES, body).map(lambda t: "\n".join([f"if {t[0]}:", *t[1]])),
+        st.tuples(_NAMES, body).map(lambda t: "\n".join([f"def f_{t[0]}(a, b):", *t[1]])),
+        st.tuples(_NAMES, body).map(lambda t: "\n".join([f"class C_{t[0]}:", "    def m(self, a, b):",
+                                                         *_indent(t[1])])),
+    )
+
+
+_MODULES = st.lists(_blocks(2), min_size=1, max_size=6).map(lambda blocks: "\n".join(blocks) + "\n")
+
+
+def _analyse(text: str) -> list[Finding]:
+    found = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        for needle, rule in (("eval(", "S307"), ("open(", "SIM115")):
+            if needle in line:
+                found.append(finding("gen.py", number, rule))
+    return annotate(found, {"gen.py": text.encode()}.get)
+
+
+@settings(max_examples=150, deadline=None)
+@given(_MODULES)
+def test_property_a_module_matches_itself(text: str) -> None:
+    compile(text, "gen.py", "exec")
+    found = _analyse(text)
+    result = match(found, _analyse(text))
+    assert (result.new, result.fixed, len(result.unchanged)) == ([], [], len(found))
+
+
+@settings(max_examples=150, deadline=None)
+@given(_MODULES, st.lists(st.tuples(st.integers(0, 200), st.sampled_from(["", "  ", "# note", "        # x"]))))
+def test_property_blank_and_comment_lines_never_change_the_diff(
+    text: str, insertions: list[tuple[int, str]]
+) -> None:
+    lines = text.splitlines()
+    for position, extra in insertions:
+        lines.insert(position % (len(lines) + 1), extra)
+    mutated = "\n".join(lines) + "\n"
+    compile(mutated, "gen.py", "exec")
+    result = match(_analyse(text), _analyse(mutated))
+    assert (result.new, result.fixed) == ([], [])
+
+
+@settings(max_examples=100, deadline=None)
+@given(_MODULES)
+def test_property_reindenting_the_module_never_changes_the_diff(text: str) -> None:
+    wrapped = "if True:\n" + "\n".join(_indent([text])) + "\n"
+    result = match(_analyse(text), _analyse(wrapped))
+    assert (result.new, result.fixed) == ([], [])

@@ -1,0 +1,146 @@
+"""What a gate costs on a one-file change in a large real code base (Django's sdist in a git repo).
+
+Measured in one run, each as the median of --repeats changes (every change is new content, so the
+changed file is never in the cache):
+  (a) `truthplane gate --base main` warm: the cache holds the base's results (as a CI cache restored
+      from main would), not the changed file's;
+  (b) floor: the same verifiers run directly on just the changed file (in parallel, as truthplane runs them);
+  (c) naive: the same verifiers on the whole repo, twice (base and head);
+  (d) graylint (same three linters) and diff-quality (ruff only: it supports no bandit/semgrep) on the change.
+Targets (issue 2): (a) <= 1.5 x (b) + 0.5 s, and (a) at least 10x faster than (d).
+
+    python bench/gate_latency.py [--repeats 3] [--workdir DIR] [--django-version 5.2.19]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+from pathlib import Path
+
+RULES = Path(__file__).resolve().parent.parent / "truthplane" / "rules"
+CHANGED = "django/utils/text.py"
+ENV = {**os.environ, "NO_COLOR": "1", "SEMGREP_ENABLE_VERSION_CHECK": "0",
+       "GIT_AUTHOR_NAME": "bench", "GIT_AUTHOR_EMAIL": "b@example.com",
+       "GIT_COMMITTER_NAME": "bench", "GIT_COMMITTER_EMAIL": "b@example.com"}
+SEMGREP = ["semgrep", "scan", "--metrics=off", "--disable-version-check", "--quiet", "--config", str(RULES)]
+
+
+def sh(cmd: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run(cmd, cwd=cwd, env=ENV, capture_output=True, text=True)
+    if check and proc.returncode != 0:
+        sys.exit(f"bench: {' '.join(cmd[:4])} failed ({proc.returncode}): {proc.stderr[-500:]}")
+    return proc
+
+
+def timed(cmd: list[str], cwd: Path, ok: tuple[int, ...] = (0, 1, 3)) -> float:
+    start = time.perf_counter()
+    proc = subprocess.run(cmd, cwd=cwd, env=ENV, capture_output=True, text=True)
+    elapsed = time.perf_counter() - start
+    if proc.returncode not in ok:
+        sys.exit(f"bench: {' '.join(cmd[:5])} exited {proc.returncode}: {(proc.stderr or proc.stdout)[-800:]}")
+    return elapsed
+
+
+def timed_parallel(cmds: list[list[str]], cwd: Path) -> float:
+    start = time.perf_counter()
+    procs = [subprocess.Popen(c, cwd=cwd, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for c in cmds]
+    for proc in procs:
+        proc.wait()
+    return time.perf_counter() - start
+
+
+def prepare(workdir: Path, version: str) -> Path:
+    repo = workdir / "django"
+    if (repo / ".git").is_dir():
+        return repo
+    download = workdir / "sdist"
+    download.mkdir(parents=True, exist_ok=True)
+    sh([sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--no-binary", ":all:",
+        f"django=={version}", "-d", str(download)], cwd=workdir)
+    archive = next(download.glob("[dD]jango-*.tar.gz"))
+    with tarfile.open(archive) as tar:
+        tar.extractall(workdir, filter="data")
+    extracted = next(p for p in workdir.iterdir() if p.is_dir() and p.name.lower().startswith("django-"))
+    extracted.rename(repo)
+    sh(["git", "init", "-q", "-b", "main"], cwd=repo)
+    sh(["git", "add", "-A"], cwd=repo)
+    sh(["git", "commit", "-qm", "django sdist"], cwd=repo)
+    return repo
+
+
+def change(repo: Path, n: int) -> None:
+    """A branch with one new function in one file, committed."""
+    sh(["git", "checkout", "-q", "-B", f"change-{n}", "main"], cwd=repo)
+    with (repo / CHANGED).open("a", encoding="utf-8") as handle:
+        handle.write(f"\n\ndef _bench_change_{n}(text):\n    return eval(text + {n!r})\n")
+    sh(["git", "commit", "-qam", f"change {n}"], cwd=repo)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "truthplane-bench-gate")
+    parser.add_argument("--django-version", default="5.2.19")
+    args = parser.parse_args()
+    for tool in ("truthplane", "ruff", "bandit", "semgrep", "graylint", "diff-quality"):
+        if shutil.which(tool) is None:
+            sys.exit(f"bench: {tool} is not installed (pip install -e '.[bench]')")
+    args.workdir.mkdir(parents=True, exist_ok=True)
+    repo = prepare(args.workdir, args.django_version)
+    py_files = int(sh(["git", "ls-files", "*.py"], cwd=repo).stdout.count("\n"))
+    cache = args.workdir / "tp-cache"
+    shutil.rmtree(cache, ignore_errors=True)
+    env_cache = ["--cache-dir", str(cache)]
+    sh(["git", "checkout", "-q", "main"], cwd=repo)
+    print(f"code base: Django {args.django_version} sdist, {py_files} Python files; changed file {CHANGED}")
+    cold = timed(["truthplane", "scan", ".", "--baseline", *env_cache], repo, ok=(0,))
+    print(f"cold full scan (fills the cache from main): {cold:.1f} s")
+
+    gate_s, floor_s, floor_seq_s, graylint_s, diffq_s = [], [], [], [], []
+    for n in range(args.repeats):
+        change(repo, n)
+        gate_s.append(timed(["truthplane", "gate", ".", "--base", "main", "--format", "json", *env_cache], repo))
+        floor_cmds = [["ruff", "check", "--no-cache", CHANGED], ["bandit", "-q", CHANGED], [*SEMGREP, CHANGED]]
+        floor_s.append(timed_parallel(floor_cmds, repo))
+        floor_seq_s.append(sum(timed(c, repo) for c in floor_cmds))
+        graylint_s.append(timed([
+            "graylint", "-r", "main..", "-L", "ruff check --no-cache --output-format=concise",
+            "-L", "bandit -q -f custom --msg-template '{relpath}:{line}: {test_id} {msg}'",
+            "-L", " ".join([*SEMGREP, "--emacs"]), CHANGED,
+        ], repo, ok=(0, 1)))
+        diffq_s.append(timed(["diff-quality", "--violations=ruff.check", "--compare-branch=main"], repo, ok=(0, 1)))
+        sh(["git", "checkout", "-q", "main"], cwd=repo)
+
+    naive_one = timed_parallel([["ruff", "check", "--no-cache", "."], ["bandit", "-q", "-r", "."], [*SEMGREP, "."]], repo)
+    naive = naive_one + timed_parallel([["ruff", "check", "--no-cache", "."], ["bandit", "-q", "-r", "."], [*SEMGREP, "."]], repo)
+
+    a, b = statistics.median(gate_s), statistics.median(floor_s)
+    d_gray, d_diffq = statistics.median(graylint_s), statistics.median(diffq_s)
+    target_floor = 1.5 * b + 0.5
+    print()
+    print(f"{'measure':<58} {'median s':>9}")
+    print(f"{'(a) truthplane gate --base main, warm cache':<58} {a:>9.2f}")
+    print(f"{'(b) floor: ruff+bandit+semgrep on the changed file, parallel':<58} {b:>9.2f}")
+    print(f"{'    (same, one after another)':<58} {statistics.median(floor_seq_s):>9.2f}")
+    print(f"{'(c) naive: the three on the whole repo, twice':<58} {naive:>9.2f}")
+    print(f"{'(d) graylint -r main.. with ruff, bandit, semgrep':<58} {d_gray:>9.2f}")
+    print(f"{'(d) diff-quality --violations=ruff.check':<58} {d_diffq:>9.2f}")
+    print()
+    print(f"(a) vs 1.5 x (b) + 0.5 s = {target_floor:.2f} s: ratio (a)/(b) = {a / b:.2f}  "
+          f"{'PASS' if a <= target_floor else 'FAIL'}")
+    print(f"(c)/(a) = {naive / a:.1f}x faster than naive")
+    print(f"(d graylint)/(a) = {d_gray / a:.1f}x  {'PASS' if d_gray / a >= 10 else 'FAIL'} (target >= 10x)")
+    print(f"(d diff-quality)/(a) = {d_diffq / a:.1f}x  {'PASS' if d_diffq / a >= 10 else 'FAIL'} (target >= 10x; "
+          f"diff-quality ran ruff only, a third of the work)")
+
+
+if __name__ == "__main__":
+    main()

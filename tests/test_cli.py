@@ -1,0 +1,219 @@
+"""End to end through the CLI with the real analysers: what a user would see."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import git
+from tests.test_sarif import validate_sarif
+from truthplane.cli.main import run
+
+CLEAN = "import subprocess\n\n\ndef run(args):\n    return subprocess.run(args, check=True)\n"
+RISKY = "import subprocess\n\n\ndef run(cmd):\n    return subprocess.call(cmd, shell=True)\n"
+FAST = ["--verifier", "ruff", "--verifier", "bandit"]
+
+
+@pytest.fixture(autouse=True)
+def private_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TRUTHPLANE_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("NO_COLOR", "1")
+
+
+def cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    code = run(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def tp(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """The installed command in a child process: for exit codes and the absence of tracebacks."""
+    return subprocess.run([sys.executable, "-m", "truthplane", *args], cwd=cwd, capture_output=True, text=True,
+                          env={**os.environ, "NO_COLOR": "1"}, timeout=300)
+
+
+pytestmark = [pytest.mark.tool("ruff"), pytest.mark.tool("bandit")]
+
+
+def test_baseline_then_change_then_fix(make_repo, capsys) -> None:
+    root = make_repo({"app/tool.py": CLEAN, "app/other.py": "x = eval(input())\n"})
+    code, out, _ = cli(capsys, "scan", str(root), "--baseline", *FAST)
+    assert code == 0, out
+    baselines = list((root / ".truth-plane-results").glob("baseline_*.json"))
+    assert len(baselines) == 1
+    sarif_files = sorted(p.name for p in (root / ".sarif-results").glob("*.sarif"))
+    assert sarif_files == ["bandit.sarif", "ruff.sarif"]
+    for path in (root / ".sarif-results").glob("*.sarif"):
+        validate_sarif(json.loads(path.read_text()))
+
+    code, out, _ = cli(capsys, "scan", str(root), *FAST, "--format", "json")
+    doc = json.loads(out)
+    assert code == 0 and doc["verdict"] == "APPROVE" and doc["new"] == [] and doc["unchanged"]
+    assert {"verifier", "rule_id", "severity", "message", "path", "start_line", "end_line", "fingerprint"} <= set(doc["unchanged"][0])
+
+    (root / "app" / "tool.py").write_text("# moved down\n\n" + RISKY)
+    code, out, _ = cli(capsys, "scan", str(root), *FAST, "--format", "json")
+    doc = json.loads(out)
+    assert code == 1 and doc["verdict"] == "REJECT"
+    assert {(f["verifier"], f["rule_id"], f["path"], f["start_line"]) for f in doc["new"]} >= {("bandit", "B602", "app/tool.py", 7)}
+    assert doc["fixed"] == []
+
+    (root / "app" / "tool.py").write_text(CLEAN)
+    (root / "app" / "other.py").write_text("x = int(input())\n")
+    code, out, _ = cli(capsys, "scan", str(root), *FAST)
+    assert code == 0 and "APPROVE" in out and "Fixed (" in out
+
+
+def test_gate_on_a_branch_with_sarif_and_summary(make_repo, capsys, tmp_path: Path) -> None:
+    root = make_repo({"pkg/a.py": "value = eval(input())\n" + "\n" * 3, "pkg/b.py": CLEAN})
+    git(root, "checkout", "-qb", "feature")
+    git(root, "mv", "pkg/a.py", "pkg/renamed.py")  # a rename keeps its finding's identity
+    (root / "pkg" / "b.py").write_text(RISKY)
+    git(root, "commit", "-qam", "feature work")
+    sarif_out, summary_out = tmp_path / "out.sarif", tmp_path / "summary.md"
+    summary_out.write_text("earlier step\n")
+    code, out, err = cli(capsys, "gate", str(root), "--base", "main", *FAST,
+                         "--sarif-out", str(sarif_out), "--summary-out", str(summary_out))
+    assert code == 1, out + err
+    assert "REJECT" in out and "B602" in out
+    log = json.loads(sarif_out.read_text())
+    validate_sarif(log)
+    states = {(r["ruleId"], r["baselineState"]) for run_ in log["runs"] for r in run_["results"]}
+    assert ("B602", "new") in states and ("B307", "unchanged") in states
+    assert all(state != "new" for rule, state in states if rule in ("B307", "S307"))
+    summary = summary_out.read_text()
+    assert summary.startswith("earlier step\n") and "truthplane: REJECT" in summary and "| bandit |" in summary
+    # the checkout is untouched
+    assert git(root, "status", "--porcelain") == ""
+
+
+def test_gate_includes_uncommitted_changes_and_approves_clean_work(make_repo, capsys) -> None:
+    root = make_repo({"a.py": "value = eval(input())\n"})
+    (root / "a.py").write_text("\n\n# comment\nvalue = eval(input())  # still here\n")
+    code, out, _ = cli(capsys, "gate", str(root), "--base", "HEAD", *FAST, "--format", "json")
+    doc = json.loads(out)
+    assert code == 0, doc
+    assert doc["verdict"] == "APPROVE" and doc["new"] == [] and len(doc["unchanged"]) >= 1
+    assert "uncommitted" in doc["head"]
+
+
+def test_diff_two_foreign_sarif_logs(tmp_path: Path, capsys) -> None:
+    def log(*results: tuple[str, str, int]) -> dict:
+        return {"version": "2.1.0", "runs": [{"tool": {"driver": {"name": "OtherTool"}}, "results": [
+            {"ruleId": rule, "level": "error", "message": {"text": rule}, "partialFingerprints": {"primaryLocationLineHash": f"{rule}:1"},
+             "locations": [{"physicalLocation": {"artifactLocation": {"uri": path}, "region": {"startLine": line}}}]}
+            for rule, path, line in results]}]}
+    before, after = tmp_path / "before.sarif", tmp_path / "after.sarif"
+    before.write_text(json.dumps(log(("R1", "a.c", 3), ("R2", "a.c", 9))))
+    after.write_text(json.dumps(log(("R1", "a.c", 30), ("R3", "b.c", 1))))
+    code, out, _ = cli(capsys, "diff", str(before), str(after), "--format", "json")
+    doc = json.loads(out)
+    assert code == 1
+    assert [f["rule_id"] for f in doc["new"]] == ["R3"]
+    assert [f["rule_id"] for f in doc["fixed"]] == ["R2"]
+    assert [f["rule_id"] for f in doc["unchanged"]] == ["R1"]
+    code, out, _ = cli(capsys, "diff", str(before), str(after), "--format", "markdown")
+    assert out.startswith("## ❌ truthplane: REJECT") and "| otherTool" not in out
+
+
+@pytest.mark.parametrize("setup, args, code, needle", [
+    ("plain-dir", ["gate", "{root}", "--base", "main"], 4, "not inside a git repository"),
+    ("repo", ["gate", "{root}", "--base", "origin/main"], 4, "base ref 'origin/main' not found"),
+    ("repo", ["scan", "{root}"], 4, "no baseline"),
+    ("truncated-baseline", ["scan", "{root}"], 4, "is truncated"),
+    ("bad-config", ["scan", "{root}", "--baseline"], 2, "truthplane.toml is not valid TOML"),
+    ("repo", ["diff", "{root}/nope.json", "{root}/nope2.json"], 4, "no such file"),
+    ("repo", ["scan", "{root}", "--verifier", "nosuch"], 2, "unknown verifier 'nosuch'"),
+    ("repo", ["scan", "{root}/missing-dir", "--baseline"], 2, "does not exist"),
+])
+def test_bad_input_is_one_line_and_a_documented_exit_code(make_repo, tmp_path: Path, setup, args, code, needle) -> None:
+    if setup == "plain-dir":
+        root = tmp_path / "plain"
+        root.mkdir()
+    else:
+        root = make_repo({"a.py": "x = 1\n"})
+    if setup == "truncated-baseline":
+        results = root / ".truth-plane-results"
+        results.mkdir()
+        (results / "baseline_20250101_000000.json").write_text('{"tool": "truthplane", "findings": [')
+    if setup == "bad-config":
+        (root / "truthplane.toml").write_text("verifiers = [\n")
+    proc = tp(*[a.format(root=root) for a in args], cwd=tmp_path)
+    assert proc.returncode == code, proc.stdout + proc.stderr
+    assert needle in proc.stderr
+    assert "Traceback" not in proc.stderr + proc.stdout
+    assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def command_verifier_repo(make_repo, command: list[str], timeout: float | None = None) -> Path:
+    extra = f"\ntimeout_s = {timeout}" if timeout else ""
+    cfg = f'[verifiers]\nenabled = ["ruff", "broken"]\n[verifiers.broken]\ntype = "command"\ncommand = {json.dumps(command)}{extra}\n'
+    return make_repo({"a.py": "x = 1\n", "truthplane.toml": cfg})
+
+
+@pytest.mark.parametrize("command, timeout, needle", [
+    (["no-such-tool-anywhere", "{files}"], None, "not installed"),
+    ([sys.executable, "-c", "import time; time.sleep(60)"], 1, "timed out"),
+    ([sys.executable, "-c", "print('garbage, not SARIF')"], None, "broken"),
+    ([sys.executable, "-c", "import sys; sys.exit(70)"], None, "broken"),
+])
+def test_a_verifier_that_cannot_run_is_never_approval(make_repo, capsys, command, timeout, needle) -> None:
+    root = command_verifier_repo(make_repo, command, timeout)
+    code, out, _ = cli(capsys, "scan", str(root), "--baseline")
+    assert code == 4
+    assert needle in out
+    code, out, _ = cli(capsys, "scan", str(root), "--format", "json")
+    doc = json.loads(out)
+    assert code == 4 and doc["verdict"] == "UNVERIFIED"
+    broken = next(v for v in doc["verifiers"] if v["name"] == "broken")
+    assert broken["status"] in ("missing", "failed", "timeout")
+
+
+def test_awkward_files_do_not_break_a_scan(make_repo, capsys, tmp_path: Path) -> None:
+    outside = tmp_path / "outside.py"
+    outside.write_text("password = 'hunter2'\n")
+    root = make_repo({
+        "dir with space/my file.py": "x = eval(input())\n",
+        "latin1.py": "s = 'caf\xe9'\n".encode("latin-1"),
+        "blob.bin": bytes(range(256)) * 4,
+        "fake.py": b"\x00\x01\x02binary\xff\xfe",
+    })
+    (root / "escape.py").symlink_to(outside)
+    code, out, _ = cli(capsys, "scan", str(root), "--baseline", *FAST, "--format", "json")
+    doc = json.loads(out)
+    assert code == 0, doc["verifiers"]
+    paths = {f["path"] for f in doc["findings"]}
+    assert "dir with space/my file.py" in paths
+    assert "escape.py" not in paths and not any("outside" in p for p in paths)
+    code, out, _ = cli(capsys, "scan", str(root), *FAST)
+    assert code == 0
+
+
+def test_warm_cache_rescans_only_the_changed_file_and_survives_corruption(make_repo, capsys, tmp_path: Path) -> None:
+    root = make_repo({f"m{i}.py": f"value_{i} = eval(input())\n" for i in range(6)})
+    cli(capsys, "scan", str(root), "--baseline", *FAST)
+    (root / "m0.py").write_text("value_0 = eval(input())\nother = 1\n")
+    code, out, _ = cli(capsys, "scan", str(root), *FAST, "--format", "json")
+    runs = {v["name"]: v for v in json.loads(out)["verifiers"]}
+    assert code == 0
+    assert runs["ruff"]["scanned_files"] == 1 and runs["ruff"]["cached_files"] == 5
+    for entry in (tmp_path / "cache").rglob("*.json"):
+        entry.write_text(entry.read_text()[:-20])  # every entry truncated
+    code, out, _ = cli(capsys, "scan", str(root), *FAST, "--format", "json")
+    doc = json.loads(out)
+    assert code == 0 and len(doc["unchanged"]) >= 6
+    assert {v["name"]: v["scanned_files"] for v in doc["verifiers"]} == {"ruff": 6, "bandit": 6}
+
+
+def test_doctor_lists_every_verifier(make_repo, capsys) -> None:
+    root = make_repo({"truthplane.toml": '[verifiers.ghost]\ntype = "command"\ncommand = ["no-such-ghost-tool"]\n'})
+    code, out, _ = cli(capsys, "doctor", str(root))
+    for name in ("ruff", "bandit", "semgrep", "mypy", "pytest", "pip-audit", "ghost", "local", "docker"):
+        assert name in out
+    assert "MISSING" in out and "no-such-ghost-tool is not installed" in out
+    assert code == 4

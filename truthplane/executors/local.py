@@ -1,0 +1,294 @@
+"""LocalExecutor: run a job as a subprocess in a temporary copy, inside bubblewrap when it exists.
+
+Under bwrap the job sees a read-only host with the home directories, /run (the Docker socket),
+/tmp and the job's source directory hidden; only its workspace is writable; it has no network
+unless asked, its own pid/ipc/uts/user namespaces, no capabilities, and it dies with us. Memory,
+process count and CPU are capped by a cgroup made for the job (`_cgroup.py`), because
+RLIMIT_NPROC does not bind root. Without bwrap the job still runs, and every result says it was
+unsandboxed.
+
+Options ([executors.local]): `sandbox = false` runs unsandboxed on purpose; `kill_grace_s`
+(default 2) is how long a timed-out job has between SIGTERM and SIGKILL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from truthplane.errors import ExecutorError
+from truthplane.executors._cgroup import CgroupUnavailable, JobCgroup
+from truthplane.executors._workspace import OutputCap, host_python_path, job_env, workspace
+from truthplane.executors.interface import Executor
+from truthplane.models import Job, JobResult, Limits, ToolInfo
+
+NO_BWRAP = "bubblewrap not found: apt-get install bubblewrap; jobs would run unsandboxed"
+UNSANDBOXED_NOTE = "ran unsandboxed: the job could read and write anything this user can"
+
+# hidden behind an empty tmpfs: homes (keys, tokens), /run (the Docker socket), other temp dirs
+HIDDEN_DIRS = (
+    "/root", "/home", "/run", "/tmp", "/var/tmp", "/var/lib/docker", "/var/cache/truthplane",
+    "/var/mail", "/var/spool", "/etc/ssh", "/mnt", "/media", "/srv",
+)
+_SYSTEM_DIRS = ("/usr", "/etc", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/opt", "/proc", "/sys", "/dev", "/var")
+_SANDBOX_UID = 1000
+
+
+def _inside(path: str, parent: str) -> bool:
+    return path == parent or path.startswith(parent.rstrip("/") + "/")
+
+
+def _interpreter_dirs() -> list[str]:
+    """Where this python lives, so it stays usable when the directory holding it is hidden."""
+    candidates = {sys.prefix, sys.base_prefix, os.path.dirname(os.path.dirname(os.path.realpath(sys.executable)))}
+    return sorted(os.path.realpath(p) for p in candidates)
+
+
+def _hideable(path: str) -> bool:
+    """A job's source directory is hidden too, unless that would hide the system itself."""
+    return path != "/" and not any(_inside(path, d) or _inside(d, path) for d in _SYSTEM_DIRS)
+
+
+def bwrap_argv(bwrap: str, root: Path, workdir: Path, limits: Limits, source_dir: str | None = None) -> list[str]:
+    hidden = [d for d in HIDDEN_DIRS if os.path.isdir(d) and not os.path.islink(d)]
+    if source_dir and _hideable(os.path.realpath(source_dir)):
+        hidden.append(os.path.realpath(source_dir))
+    argv = [bwrap, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"]
+    for directory in hidden:
+        argv += ["--tmpfs", directory]
+    for prefix in _interpreter_dirs():
+        if any(_inside(prefix, d) for d in hidden):
+            argv += ["--ro-bind", prefix, prefix]
+    uid = _SANDBOX_UID if os.getuid() == 0 else os.getuid()
+    gid = _SANDBOX_UID if os.getgid() == 0 else os.getgid()
+    argv += ["--bind", str(root), str(root), "--chdir", str(workdir)]
+    argv += ["--unshare-user", "--uid", str(uid), "--gid", str(gid), "--disable-userns", "--cap-drop", "ALL"]
+    argv += ["--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try", "--hostname", "truthplane"]
+    if not limits.network:
+        argv.append("--unshare-net")
+    argv += ["--die-with-parent", "--new-session", "--"]
+    return argv
+
+
+@cache
+def _bwrap_works(bwrap: str) -> str | None:
+    """None if bwrap can build our sandbox here, else its complaint (checked once per process)."""
+    with tempfile.TemporaryDirectory(prefix="truthplane-probe-") as scratch:
+        probe = bwrap_argv(bwrap, Path(scratch), Path(scratch), Limits())
+        try:
+            proc = subprocess.run([*probe, "true"], capture_output=True, text=True, timeout=30)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            return str(exc)
+    return None if proc.returncode == 0 else (proc.stderr.strip() or f"exit status {proc.returncode}")
+
+
+# joins the job cgroup and caps CPU time, then execs the job; a shell is used because a Python
+# preexec_fn forces a full fork of this process, which costs tens of milliseconds per job
+_ENTER = (
+    'cpu=$1; shift; while [ "$1" != -- ]; do echo $$ > "$1" || '
+    '{ echo "truthplane: cannot join the job cgroup $1" >&2; exit 125; }; shift; done; '
+    'shift; ulimit -t "$cpu"; exec "$@"'
+)
+
+
+def enter_argv(procs_files: list[str], cpu_seconds: int) -> list[str]:
+    return ["/bin/sh", "-c", _ENTER, "truthplane-enter", str(cpu_seconds), *procs_files, "--"]
+
+
+def _descendants(pid: int) -> list[int]:
+    """Processes below pid, from /proc (used only when there is no cgroup to list them)."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        parent = int(stat.rsplit(")", 1)[1].split()[1])
+        children.setdefault(parent, []).append(int(entry))
+    found, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def _kill(pid: int, sig: int, group: bool = False) -> None:
+    try:
+        os.killpg(pid, sig) if group else os.kill(pid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+async def _pump(stream: asyncio.StreamReader, cap: OutputCap) -> None:
+    while chunk := await stream.read(1 << 18):
+        cap.feed(chunk)
+
+
+async def _feed_stdin(proc: asyncio.subprocess.Process, data: bytes) -> None:
+    assert proc.stdin is not None
+    try:
+        proc.stdin.write(data)
+        await proc.stdin.drain()
+        proc.stdin.close()
+    except (BrokenPipeError, ConnectionResetError):
+        pass  # the job did not read its input: its business
+
+
+class LocalExecutor(Executor):
+    """Subprocess in a temporary copy; bubblewrap + a cgroup where available."""
+
+    name = "local"
+
+    @property
+    def concurrency(self) -> int:
+        return int(self.options.get("concurrency", os.cpu_count() or 2))
+
+    @property
+    def kill_grace_s(self) -> float:
+        return float(self.options.get("kill_grace_s", 2.0))
+
+    def bwrap(self) -> str | None:
+        if self.options.get("sandbox", True) in (False, "false", "off"):
+            return None
+        return shutil.which("bwrap")
+
+    @classmethod
+    def available(cls, options: dict[str, Any] | None = None) -> ToolInfo:
+        executor = cls(options)
+        bwrap = executor.bwrap()
+        if bwrap is None:
+            reason = NO_BWRAP if shutil.which("bwrap") is None else "sandbox = false: jobs run unsandboxed"
+            return ToolInfo(name=cls.name, installed=True, reason=reason)
+        version = subprocess.run([bwrap, "--version"], capture_output=True, text=True).stdout.split()[-1:]
+        problem = _bwrap_works(bwrap)
+        if problem:
+            return ToolInfo(name=cls.name, installed=False, path=bwrap, reason=f"bubblewrap cannot build a sandbox here: {problem}")
+        try:
+            JobCgroup.create(Limits()).remove()
+        except CgroupUnavailable as exc:
+            return ToolInfo(name=cls.name, installed=True, version=(version or [None])[0], path=bwrap,
+                            reason=f"memory and process limits not enforced: {exc}")
+        return ToolInfo(name=cls.name, installed=True, version=(version or [None])[0], path=bwrap)
+
+    async def run(self, job: Job) -> JobResult:
+        bwrap = self.bwrap()
+        notes: list[str] = []
+        if bwrap is not None and (problem := _bwrap_works(bwrap)):
+            raise ExecutorError(
+                f"bubblewrap cannot build a sandbox here ({problem}): fix it, or set sandbox = false "
+                "under [executors.local] to run unsandboxed on purpose"
+            )
+        if bwrap is None:
+            notes.append(UNSANDBOXED_NOTE + ("" if shutil.which("bwrap") else f" ({NO_BWRAP})"))
+        with workspace(job) as (root, workdir):
+            try:
+                cgroup: JobCgroup | None = JobCgroup.create(job.limits)
+            except CgroupUnavailable as exc:
+                cgroup = None
+                notes.append(f"memory and process limits not enforced: {exc}")
+            try:
+                argv = job.command
+                if bwrap is not None:
+                    argv = bwrap_argv(bwrap, root, workdir, job.limits, job.source_dir) + job.command
+                env = job_env(job, home=str(root), path=host_python_path())
+                result = await self._execute(job, argv, env, workdir, cgroup, sandboxed=bwrap is not None)
+            finally:
+                if cgroup is not None:
+                    cgroup.remove()
+        result.sandboxed = bwrap is not None
+        result.notes = notes + result.notes
+        return result
+
+    async def _execute(
+        self, job: Job, argv: list[str], env: dict[str, str], workdir: Path, cgroup: JobCgroup | None, sandboxed: bool
+    ) -> JobResult:
+        limits = job.limits
+        cpu_seconds = max(1, math.ceil(limits.timeout_s * max(limits.cpus, 0.01)) + 1)
+        started = time.monotonic()
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                *enter_argv(cgroup.procs_files() if cgroup else [], cpu_seconds),
+                *argv,
+                stdin=subprocess.PIPE if job.stdin is not None else subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                env=env,
+                cwd=str(workdir),
+                start_new_session=True,
+            )
+        except FileNotFoundError:
+            return JobResult(returncode=127, stderr=f"truthplane: command not found: {argv[0]}\n", executor=self.name,
+                             duration_s=time.monotonic() - started)
+        except OSError as exc:
+            raise ExecutorError(f"cannot start {argv[0]}: {exc.strerror}: check the command and the workspace") from None
+        assert proc.stdout is not None and proc.stderr is not None
+        out, err = OutputCap(limits.max_output_bytes), OutputCap(limits.max_output_bytes)
+        readers = asyncio.gather(_pump(proc.stdout, out), _pump(proc.stderr, err))
+        stdin_task = asyncio.ensure_future(_feed_stdin(proc, job.stdin)) if job.stdin is not None else None
+        timed_out = False
+        try:
+            await asyncio.wait_for(proc.wait(), timeout=limits.timeout_s)
+        except TimeoutError:
+            timed_out = True
+            await self._terminate(proc, cgroup, sandboxed)
+        finally:
+            self._kill_everything(proc, cgroup, group=not sandboxed)
+            if proc.returncode is None:
+                await proc.wait()
+            try:
+                await asyncio.wait_for(readers, timeout=5)
+            except TimeoutError:
+                readers.cancel()
+            if stdin_task is not None:
+                stdin_task.cancel()
+        stdout, stdout_truncated = out.text()
+        stderr, stderr_truncated = err.text()
+        oom = cgroup.oom_killed() if cgroup is not None else False
+        notes = []
+        if timed_out:
+            notes.append(f"killed after the {limits.timeout_s:g} s timeout")
+        if oom:
+            notes.append(f"killed for exceeding {limits.memory_mb} MB of memory")
+        return JobResult(
+            returncode=proc.returncode, stdout=stdout, stderr=stderr,
+            stdout_truncated=stdout_truncated, stderr_truncated=stderr_truncated,
+            duration_s=time.monotonic() - started, timed_out=timed_out, oom_killed=oom,
+            executor=self.name, node="localhost", notes=notes,
+        )
+
+    async def _terminate(self, proc: asyncio.subprocess.Process, cgroup: JobCgroup | None, sandboxed: bool) -> None:
+        """SIGTERM the job's processes, give them the grace period, then SIGKILL everything."""
+        if cgroup is not None:
+            cgroup.signal(signal.SIGTERM, spare=proc.pid if sandboxed else None)
+        elif sandboxed:
+            for pid in _descendants(proc.pid):
+                _kill(pid, signal.SIGTERM)
+        else:
+            _kill(proc.pid, signal.SIGTERM, group=True)
+        try:
+            await asyncio.wait_for(proc.wait(), timeout=self.kill_grace_s)
+        except TimeoutError:
+            pass
+
+    @staticmethod
+    def _kill_everything(proc: asyncio.subprocess.Process, cgroup: JobCgroup | None, group: bool) -> None:
+        """Nothing of a job outlives it: its cgroup, its process group, bwrap (and so its pid namespace)."""
+        if cgroup is not None:
+            cgroup.signal(signal.SIGKILL)
+        if group:
+            _kill(proc.pid, signal.SIGKILL, group=True)
+        if proc.returncode is None:
+            _kill(proc.pid, signal.SIGKILL)

@@ -1,0 +1,130 @@
+"""Parsing helpers the verifier modules share: JSON that must be JSON, paths that must be
+repo-relative, tool output validated against the shape we rely on."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path, PurePosixPath
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from truthplane.errors import VerifierError
+from truthplane.models import ScanResult, Severity, ToolInfo
+from truthplane.verifiers.interface import tool_version, which
+
+M = TypeVar("M", bound=BaseModel)
+
+
+class ToolRecord(BaseModel):
+    """Base for the slices of a tool's output we read; fields we do not use are ignored."""
+
+    model_config = ConfigDict(extra="ignore")
+
+
+def parse_json(verifier: str, text: str, tool: str) -> Any:
+    """The tool's stdout as JSON, or a VerifierError quoting the start of what it printed instead."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        head = " ".join(text.strip().split())[:120] or "nothing"
+        raise VerifierError(
+            verifier, f"{tool} printed output that is not JSON ({head!r}); run it by hand to see why"
+        ) from None
+
+
+def validate(verifier: str, model: type[M], data: Any, tool: str) -> M:
+    """Validate one piece of tool output; a shape we do not recognise is a failure, not zero findings."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "top level"
+        raise VerifierError(
+            verifier,
+            f"{tool} printed JSON of an unexpected shape ({where}: {first['msg']}); is this {tool} version supported?",
+        ) from None
+
+
+def repo_path(target: Path, reported: str) -> str:
+    """A path a tool reported (absolute, or relative to `target` where it ran) as repo-relative POSIX."""
+    path = Path(reported)
+    if not path.is_absolute():
+        path = target / path
+    root = os.path.realpath(target)
+    resolved = os.path.normpath(os.path.abspath(path))
+    for base in (os.path.normpath(os.path.abspath(target)), root):
+        if resolved == base or resolved.startswith(base + os.sep):
+            return PurePosixPath(*Path(os.path.relpath(resolved, base)).parts).as_posix()
+    real = os.path.realpath(resolved)
+    if real.startswith(root + os.sep):
+        return PurePosixPath(*Path(os.path.relpath(real, root)).parts).as_posix()
+    return PurePosixPath(*Path(os.path.normpath(reported)).parts).as_posix()
+
+
+def select_files(target: Path, files: list[str], suffixes: tuple[str, ...]) -> list[str]:
+    """The requested files this tool looks at and that exist (a deleted file has no findings)."""
+    chosen = []
+    for rel in files:
+        if suffixes and not rel.endswith(suffixes):
+            continue
+        if (target / rel).is_file():
+            chosen.append(rel)
+    return sorted(set(chosen))
+
+
+_TOOL_INFO: dict[tuple[str, float, str], ToolInfo] = {}
+
+
+def cached_tool_info(verifier: str, command: list[str], *, install_hint: str) -> ToolInfo:
+    """tool_version, asked once per executable (and again if the executable changes on disk)."""
+    executable = which(command[0])
+    if executable is None:
+        return tool_version(verifier, command, install_hint=install_hint)
+    try:
+        key = (executable, os.stat(executable).st_mtime, " ".join(command))
+    except OSError:
+        return tool_version(verifier, command, install_hint=install_hint)
+    info = _TOOL_INFO.get(key)
+    if info is None:
+        info = tool_version(verifier, command, install_hint=install_hint)
+        if info.version:
+            _TOOL_INFO[key] = info
+    return info.model_copy(update={"name": verifier})
+
+
+def empty_result(verifier: str, version: str | None) -> ScanResult:
+    return ScanResult(verifier=verifier, version=version, findings=[])
+
+
+def one_line(text: str, limit: int = 300) -> str:
+    """A message squeezed onto one line, so tool messages never break the one-line error rule."""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+def positive(value: int | None) -> int | None:
+    """Tools report 0 or negative numbers for 'no line'; findings use 1-based lines or None."""
+    return value if value is not None and value >= 1 else None
+
+
+SEVERITY_WORDS: dict[str, Severity] = {
+    "critical": Severity.CRITICAL,
+    "high": Severity.HIGH,
+    "error": Severity.HIGH,
+    "medium": Severity.MEDIUM,
+    "moderate": Severity.MEDIUM,
+    "warning": Severity.MEDIUM,
+    "low": Severity.LOW,
+    "info": Severity.LOW,
+    "note": Severity.NOTE,
+    "none": Severity.NOTE,
+}
+
+
+def severity_from_word(word: str | None, default: Severity) -> Severity:
+    """Map a tool's severity word (ERROR, warning, High, ...) onto truthplane's scale."""
+    if not word:
+        return default
+    return SEVERITY_WORDS.get(word.strip().lower(), default)

@@ -1,0 +1,169 @@
+"""bandit: Python security lint. The repository's `.bandit` (an ini file with a [bandit] section, passed
+with --ini, or a YAML config passed with -c) and pyproject [tool.bandit] (passed with -c) apply; with
+both, the ini wins for what it sets, as in bandit itself. truthplane's `args` are appended.
+
+Exit codes: 0 clean, 1 findings, anything else could not run. A file bandit could not parse is listed in
+its `errors`; that is a finding (`parse-error`, medium), so a broken file never passes as clean.
+Severity: bandit's HIGH/MEDIUM/LOW -> high/medium/low, one step lower when bandit's confidence is LOW.
+"""
+
+from __future__ import annotations
+
+import configparser
+import time
+import tomllib
+from pathlib import Path
+
+from pydantic import Field
+
+from truthplane.errors import VerifierError
+from truthplane.models import Finding, ScanResult, Severity, ToolInfo
+from truthplane.verifiers._common import (
+    ToolRecord,
+    cached_tool_info,
+    empty_result,
+    one_line,
+    parse_json,
+    positive,
+    repo_path,
+    select_files,
+    validate,
+)
+from truthplane.verifiers.interface import Verifier, run_tool
+
+INSTALL_HINT = "pip install bandit, or drop it from verifiers in truthplane.toml"
+
+_SEVERITY = {"HIGH": Severity.HIGH, "MEDIUM": Severity.MEDIUM, "LOW": Severity.LOW}
+_ONE_STEP_DOWN = {Severity.HIGH: Severity.MEDIUM, Severity.MEDIUM: Severity.LOW, Severity.LOW: Severity.NOTE}
+
+
+class _BanditResult(ToolRecord):
+    filename: str
+    test_id: str
+    issue_text: str
+    issue_severity: str
+    issue_confidence: str = "HIGH"
+    line_number: int
+    line_range: list[int] = Field(default_factory=list)
+    col_offset: int | None = None
+    end_col_offset: int | None = None
+    more_info: str | None = None
+
+
+class _BanditError(ToolRecord):
+    filename: str
+    reason: str
+
+
+class _BanditOutput(ToolRecord):
+    results: list[_BanditResult]
+    errors: list[_BanditError]
+
+
+def bandit_severity(severity: str, confidence: str) -> Severity:
+    mapped = _SEVERITY.get(severity.upper(), Severity.MEDIUM)
+    return _ONE_STEP_DOWN[mapped] if confidence.upper() == "LOW" else mapped
+
+
+def config_arguments(target: Path) -> list[str]:
+    """The repository's own bandit configuration, as bandit's command-line options."""
+    arguments: list[str] = []
+    ini_names_config = False
+    dot_bandit = target / ".bandit"
+    if dot_bandit.is_file():
+        parser = configparser.ConfigParser()
+        try:
+            parser.read(dot_bandit, encoding="utf-8")
+            is_ini = parser.has_section("bandit")
+        except (configparser.Error, UnicodeDecodeError):
+            is_ini = False
+        if is_ini:
+            arguments += ["--ini", str(dot_bandit)]
+            ini_names_config = parser.has_option("bandit", "configfile")
+        else:
+            arguments += ["-c", str(dot_bandit)]
+            ini_names_config = True
+    pyproject = target / "pyproject.toml"
+    if not ini_names_config and pyproject.is_file():
+        text = pyproject.read_text(encoding="utf-8", errors="replace")
+        try:
+            has_section = "bandit" in tomllib.loads(text).get("tool", {})
+        except tomllib.TOMLDecodeError:
+            # let bandit read the broken file and report the problem in its own words
+            has_section = "[tool.bandit]" in text
+        if has_section:
+            arguments += ["-c", str(pyproject)]
+    return arguments
+
+
+class BanditVerifier(Verifier):
+    name = "bandit"
+    incremental = True
+    file_local = True
+    suffixes = (".py",)
+    config_files = (".bandit", "pyproject.toml")
+
+    def available(self) -> ToolInfo:
+        return cached_tool_info(self.instance_name, ["bandit", "--version"], install_hint=INSTALL_HINT)
+
+    def scan(self, target: Path, files: list[str] | None = None) -> ScanResult:
+        started = time.monotonic()
+        version = self.available().version
+        if files is not None:
+            files = select_files(target, files, self.suffixes)
+            if not files:
+                return empty_result(self.instance_name, version)
+            # "./x.py", as `-r .` names files, so the repository's exclude patterns match the same way
+            targets = [f"./{rel}" for rel in files]
+        else:
+            targets = ["-r", "."]
+        command = ["bandit", "-f", "json", "-q", *config_arguments(target), *self.options.args, *targets]
+        output = run_tool(
+            self.instance_name, command, cwd=target, timeout_s=self.timeout_s, ok_exit_codes=(0, 1)
+        )
+        report = validate(
+            self.instance_name,
+            _BanditOutput,
+            parse_json(self.instance_name, output.stdout, "bandit"),
+            "bandit",
+        )
+        if output.returncode == 1 and not report.results:
+            raise VerifierError(
+                self.instance_name, "bandit exited 1 (findings) but reported none; run bandit by hand"
+            )
+        findings = [self._finding(target, item) for item in report.results]
+        findings += [self._error_finding(target, item) for item in report.errors]
+        return ScanResult(
+            verifier=self.instance_name,
+            version=version,
+            findings=findings,
+            duration_s=time.monotonic() - started,
+        )
+
+    def _finding(self, target: Path, item: _BanditResult) -> Finding:
+        end_line = max(item.line_range) if item.line_range else item.line_number
+        return Finding(
+            verifier=self.instance_name,
+            rule_id=item.test_id,
+            severity=bandit_severity(item.issue_severity, item.issue_confidence),
+            tool_severity=f"{item.issue_severity} (confidence {item.issue_confidence})",
+            message=one_line(item.issue_text),
+            path=repo_path(target, item.filename),
+            start_line=positive(item.line_number),
+            end_line=positive(end_line),
+            start_column=None if item.col_offset is None else item.col_offset + 1,
+            end_column=None if item.end_col_offset is None else item.end_col_offset + 1,
+            help_uri=item.more_info,
+        )
+
+    def _error_finding(self, target: Path, item: _BanditError) -> Finding:
+        syntax = "syntax error" in item.reason.lower()
+        return Finding(
+            verifier=self.instance_name,
+            rule_id="parse-error" if syntax else "scan-error",
+            severity=Severity.MEDIUM,
+            message=one_line(
+                f"bandit could not check this file ({item.reason}); its security findings are unknown"
+            ),
+            path=repo_path(target, item.filename),
+        )

@@ -1,0 +1,121 @@
+"""ruff: fast Python lint. Runs with cwd=target so the repository's pyproject [tool.ruff], ruff.toml
+or .ruff.toml applies (never --isolated); truthplane's `args` are appended to it.
+
+Exit codes: 0 clean, 1 findings, 2 could not run (bad config, bad arguments, crash).
+Severity: syntax errors high; pyflakes (F), E9 and flake8-bandit (S) medium; everything else low.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from truthplane.errors import VerifierError
+from truthplane.models import Finding, ScanResult, Severity, ToolInfo
+from truthplane.verifiers._common import (
+    ToolRecord,
+    cached_tool_info,
+    empty_result,
+    one_line,
+    parse_json,
+    positive,
+    repo_path,
+    select_files,
+    validate,
+)
+from truthplane.verifiers.interface import Verifier, run_tool
+
+INSTALL_HINT = "pip install ruff, or drop it from verifiers in truthplane.toml"
+SYNTAX_ERROR = "invalid-syntax"
+
+
+class _Location(ToolRecord):
+    row: int | None = None
+    column: int | None = None
+
+
+class _RuffDiagnostic(ToolRecord):
+    code: str | None
+    message: str
+    filename: str
+    location: _Location | None = None
+    end_location: _Location | None = None
+    url: str | None = None
+    severity: str | None = None
+
+
+class _RuffOutput(ToolRecord):
+    diagnostics: list[_RuffDiagnostic]
+
+
+def ruff_severity(code: str) -> Severity:
+    if code in (SYNTAX_ERROR, "E999"):
+        return Severity.HIGH
+    if code.startswith(("F", "E9", "S")):
+        return Severity.MEDIUM
+    return Severity.LOW
+
+
+class RuffVerifier(Verifier):
+    name = "ruff"
+    incremental = True
+    file_local = True
+    suffixes = (".py", ".pyi")
+    config_files = ("pyproject.toml", "ruff.toml", ".ruff.toml")
+
+    def available(self) -> ToolInfo:
+        return cached_tool_info(self.instance_name, ["ruff", "--version"], install_hint=INSTALL_HINT)
+
+    def scan(self, target: Path, files: list[str] | None = None) -> ScanResult:
+        started = time.monotonic()
+        version = self.available().version
+        if files is not None:
+            files = select_files(target, files, self.suffixes)
+            if not files:
+                return empty_result(self.instance_name, version)
+        # --force-exclude: the repository's exclude settings apply to files named on the command line too
+        command = [
+            "ruff",
+            "check",
+            "--output-format=json",
+            "--no-fix",
+            "--no-cache",
+            "--force-exclude",
+            *self.options.args,
+            "--",
+            *(files if files is not None else ["."]),
+        ]
+        output = run_tool(
+            self.instance_name, command, cwd=target, timeout_s=self.timeout_s, ok_exit_codes=(0, 1)
+        )
+        data = parse_json(self.instance_name, output.stdout, "ruff")
+        diagnostics = validate(self.instance_name, _RuffOutput, {"diagnostics": data}, "ruff").diagnostics
+        if output.returncode == 1 and not diagnostics:
+            raise VerifierError(
+                self.instance_name, "ruff exited 1 (findings) but reported none; run `ruff check` by hand"
+            )
+        findings = [self._finding(target, item) for item in diagnostics]
+        return ScanResult(
+            verifier=self.instance_name,
+            version=version,
+            findings=findings,
+            duration_s=time.monotonic() - started,
+        )
+
+    def _finding(self, target: Path, item: _RuffDiagnostic) -> Finding:
+        code = item.code or SYNTAX_ERROR
+        start = item.location or _Location()
+        end = item.end_location or _Location()
+        return Finding(
+            verifier=self.instance_name,
+            rule_id=code,
+            severity=ruff_severity(code),
+            tool_severity=item.severity,
+            message=one_line(item.message),
+            path=repo_path(target, item.filename),
+            start_line=positive(start.row),
+            start_column=positive(start.column),
+            end_line=positive(end.row),
+            end_column=positive(end.column),
+            help_uri=item.url,
+        )

@@ -1,0 +1,246 @@
+"""semgrep: pattern-based security rules, always offline (--metrics=off, no version check, local rule
+files only). truthplane's rules in truthplane/rules/ always run; the repository's `.semgrep.yml`,
+`.semgrep.yaml` or `.semgrep/` rules and any `rules` from truthplane.toml run in addition, and its
+`.semgrepignore` / `.gitignore` apply. A file subset is scanned with --include, so ignore files apply to
+it exactly as to a whole scan.
+
+Exit codes: 0 ok, 1 findings (with --error); anything else could not run. Errors in the JSON `errors`
+list at level "error" that are not about one target file (a rule that does not parse, a missing config)
+are fatal; a problem parsing one target file is not.
+Severity: the rule's `metadata: {truthplane-severity: ...}` if set, else ERROR -> high, WARNING -> medium,
+INFO -> low (semgrep's newer CRITICAL/HIGH/MEDIUM/LOW map to the same names).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field
+
+from truthplane.errors import ConfigError, VerifierError
+from truthplane.models import Finding, ScanResult, Severity, ToolInfo
+from truthplane.verifiers._common import (
+    ToolRecord,
+    cached_tool_info,
+    empty_result,
+    one_line,
+    parse_json,
+    positive,
+    repo_path,
+    select_files,
+    severity_from_word,
+    validate,
+)
+from truthplane.verifiers.interface import Verifier, run_tool
+
+INSTALL_HINT = "pip install semgrep, or drop it from verifiers in truthplane.toml"
+RULES_DIR = Path(__file__).resolve().parent.parent / "rules"
+REPO_RULES = (".semgrep.yml", ".semgrep.yaml", ".semgrep")
+# beyond this many files, scan everything and keep the requested files' findings (command-line length)
+MAX_INCLUDES = 400
+_RULE_ID = re.compile(r"""^\s*-?\s*id:\s*["']?([^\s"'#]+)""", re.MULTILINE)
+_REMOTE_CONFIG = re.compile(r"^(auto|p/|r/|s/|https?://|supply-chain|policy)")
+_GLOB_SPECIALS = re.compile(r"([*?\[\]\\!#])")
+
+
+class _Position(ToolRecord):
+    line: int
+    col: int | None = None
+
+
+class _Extra(ToolRecord):
+    message: str = ""
+    severity: str | None = None
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+
+class _SemgrepResult(ToolRecord):
+    check_id: str
+    path: str
+    start: _Position
+    end: _Position | None = None
+    extra: _Extra
+
+
+class _SemgrepError(ToolRecord):
+    level: str = "error"
+    type: Any = None
+    message: str = ""
+    path: str | None = None
+
+
+class _SemgrepOutput(ToolRecord):
+    results: list[_SemgrepResult]
+    errors: list[_SemgrepError] = Field(default_factory=list)
+    version: str | None = None
+
+
+def shipped_rule_files() -> list[Path]:
+    return sorted(p for p in RULES_DIR.glob("*.yml") if p.is_file())
+
+
+def rule_ids(paths: list[Path]) -> set[str]:
+    """Every rule id declared in these rule files (semgrep prefixes ids with the config's directory)."""
+    ids: set[str] = set()
+    for path in paths:
+        candidates = sorted(path.rglob("*.y*ml")) if path.is_dir() else [path]
+        for candidate in candidates:
+            try:
+                ids.update(_RULE_ID.findall(candidate.read_text(encoding="utf-8", errors="replace")))
+            except OSError:
+                continue
+    return ids
+
+
+def declared_rule_id(check_id: str, known: set[str]) -> str:
+    """Undo semgrep's path prefix: the longest declared id that check_id is or ends with."""
+    matches = [rule for rule in known if check_id == rule or check_id.endswith("." + rule)]
+    return max(matches, key=len) if matches else check_id
+
+
+def semgrep_severity(word: str | None, metadata: dict[str, Any]) -> Severity:
+    declared = metadata.get("truthplane-severity")
+    if isinstance(declared, str):
+        try:
+            return Severity(declared.strip().lower())
+        except ValueError:
+            pass
+    if word and word.upper() in ("EXPERIMENT", "INVENTORY"):
+        return Severity.NOTE
+    return severity_from_word(word, Severity.MEDIUM)
+
+
+def help_uri(metadata: dict[str, Any]) -> str | None:
+    for key in ("source", "shortlink"):
+        if isinstance(metadata.get(key), str):
+            return metadata[key]
+    references = metadata.get("references")
+    if isinstance(references, str):
+        return references
+    if isinstance(references, list) and references and isinstance(references[0], str):
+        return references[0]
+    return None
+
+
+def include_pattern(rel: str) -> str:
+    """A repo-relative path as a root-anchored, glob-escaped gitignore pattern."""
+    return "/" + _GLOB_SPECIALS.sub(r"\\\1", rel)
+
+
+class SemgrepVerifier(Verifier):
+    name = "semgrep"
+    incremental = True
+    file_local = True
+    suffixes = (".py", ".pyi")
+    config_files = (".semgrep.yml", ".semgrep.yaml", ".semgrepignore", ".gitignore")
+
+    def available(self) -> ToolInfo:
+        return cached_tool_info(self.instance_name, ["semgrep", "--version"], install_hint=INSTALL_HINT)
+
+    def config_fingerprint(self) -> str:
+        digest = hashlib.sha256(self.options.model_dump_json().encode())
+        for path in shipped_rule_files():
+            digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+        return digest.hexdigest()
+
+    def rule_paths(self, target: Path) -> list[Path]:
+        paths = shipped_rule_files()
+        if not paths:
+            raise VerifierError(self.instance_name, f"no rules found in {RULES_DIR}; reinstall truthplane")
+        paths += [target / name for name in REPO_RULES if (target / name).exists()]
+        for rule in self.options.rules or []:
+            if _REMOTE_CONFIG.match(rule):
+                raise ConfigError(
+                    f"verifiers.{self.instance_name}.rules: {rule!r} needs the semgrep registry; "
+                    "truthplane runs semgrep offline, so name local rule files or directories"
+                )
+            path = Path(rule) if Path(rule).is_absolute() else target / rule
+            if not path.exists():
+                raise ConfigError(f"verifiers.{self.instance_name}.rules: {rule} does not exist")
+            paths.append(path)
+        return paths
+
+    def scan(self, target: Path, files: list[str] | None = None) -> ScanResult:
+        started = time.monotonic()
+        wanted: set[str] | None = None
+        includes: list[str] = []
+        if files is not None:
+            files = select_files(target, files, self.suffixes)
+            if not files:
+                return empty_result(self.instance_name, self.available().version)
+            wanted = set(files)
+            if len(files) <= MAX_INCLUDES:
+                includes = [f"--include={include_pattern(rel)}" for rel in files]
+        rules = self.rule_paths(target)
+        command = [
+            "semgrep",
+            "scan",
+            "--json",
+            "--quiet",
+            "--metrics=off",
+            "--disable-version-check",
+            "--error",
+            *(f"--config={path}" for path in rules),
+            *includes,
+            *self.options.args,
+            "--",
+            ".",
+        ]
+        # every exit status is read here, so a failed run is explained by semgrep's own JSON errors
+        output = run_tool(
+            self.instance_name,
+            command,
+            cwd=target,
+            timeout_s=self.timeout_s,
+            ok_exit_codes=tuple(range(256)),
+            env={"SEMGREP_ENABLE_VERSION_CHECK": "0", "SEMGREP_SEND_METRICS": "off"},
+        )
+        if output.returncode not in (0, 1) and not output.stdout.strip().startswith("{"):
+            tail = " | ".join(output.stderr.strip().splitlines()[-3:]) or "no output"
+            raise VerifierError(
+                self.instance_name, f"semgrep exited with {output.returncode}: {one_line(tail, 200)}"
+            )
+        report = validate(
+            self.instance_name,
+            _SemgrepOutput,
+            parse_json(self.instance_name, output.stdout, "semgrep"),
+            "semgrep",
+        )
+        fatal = [e for e in report.errors if e.level == "error" and not e.path]
+        if fatal or output.returncode not in (0, 1):
+            reason = one_line(fatal[0].message, 200) if fatal else f"exited with {output.returncode}"
+            raise VerifierError(self.instance_name, f"semgrep could not run: {reason}")
+        if output.returncode == 1 and not report.results:
+            raise VerifierError(
+                self.instance_name, "semgrep exited 1 (findings) but reported none; run semgrep by hand"
+            )
+        known = rule_ids(rules)
+        findings = [self._finding(target, item, known) for item in report.results]
+        if wanted is not None:
+            findings = [f for f in findings if f.path in wanted]
+        return ScanResult(
+            verifier=self.instance_name,
+            version=report.version or self.available().version,
+            findings=findings,
+            duration_s=time.monotonic() - started,
+        )
+
+    def _finding(self, target: Path, item: _SemgrepResult, known: set[str]) -> Finding:
+        end = item.end or item.start
+        return Finding(
+            verifier=self.instance_name,
+            rule_id=declared_rule_id(item.check_id, known),
+            severity=semgrep_severity(item.extra.severity, item.extra.metadata),
+            tool_severity=item.extra.severity,
+            message=one_line(item.extra.message),
+            path=repo_path(target, item.path),
+            start_line=positive(item.start.line),
+            start_column=positive(item.start.col),
+            end_line=positive(end.line),
+            end_column=positive(end.col),
+            help_uri=help_uri(item.extra.metadata),
+        )

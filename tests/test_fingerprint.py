@@ -194,6 +194,27 @@ def test_one_of_two_identical_findings_removed_is_exactly_one_fixed() -> None:
     assert counts(diff({"a.py": two}, {"a.py": "def f(x):\n    eval(x)\n"})) == (0, 1, 1)
 
 
+def test_the_removed_one_of_identical_findings_is_the_one_reported_fixed() -> None:
+    before = "def f(x):\n    eval(x)\n    y = 1\n    eval(x)\n"
+    result = diff({"a.py": before}, {"a.py": before.replace("eval(x)", "eval(z)", 1)})
+    assert [f.start_line for f in result.fixed] == [2]
+    assert [f.start_line for f in result.new] == [2]
+    assert [f.start_line for f in result.unchanged] == [4]
+
+
+def test_identical_findings_follow_the_line_shift_of_their_neighbours() -> None:
+    body = "".join(f"    step_{i}()\n" for i in range(25))
+    before = {"a.py": f"def f(x, p):\n    eval(x)\n    open(p)\n{body}    eval(x)\n"}
+    after = {"a.py": "import os\n" * 20 + f"def f(x, p):\n    eval(x)\n    open(p)\n{body}"}
+
+    def both(files: dict[str, str]) -> list[Finding]:
+        return scan(files) + scan(files, needle="open(", rule="SIM115")
+
+    result = match(both(before), both(after))
+    assert counts(result) == (0, 1, 2)
+    assert result.fixed[0].start_line == 29
+
+
 def test_editing_the_flagged_expression_is_new_and_fixed() -> None:
     after = BASE.replace("eval(data)", "eval(data.strip())")
     result = diff({"a.py": BASE}, {"a.py": after})

@@ -8,8 +8,10 @@ keep a finding's identity while an edit of the flagged code makes it new.
 
 from __future__ import annotations
 
+import bisect
 import hashlib
-from collections import Counter, defaultdict, deque
+import sys
+from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from truthplane import _source
@@ -21,6 +23,8 @@ __all__ = ["FINGERPRINT_KEY", "GITHUB_KEY", "annotate", "github_line_hashes", "m
 FINGERPRINT_KEY = "truthplane/v1"
 GITHUB_KEY = "primaryLocationLineHash"
 _FINGERPRINT_LENGTH = 32
+# beyond this many candidate pairs in one key group, identical findings pair in line order
+_MAX_ALIGNMENT = 250_000
 
 Key = tuple[str, ...]
 
@@ -170,18 +174,72 @@ def _pair(
     before: list[Finding], after: list[Finding], todo_before: list[int], todo_after: list[int],
     key_before: Callable[[Finding], Key | None], key_after: Callable[[Finding], Key | None],
 ) -> list[tuple[int, int]]:
-    """Pair by equal key in (path, line) order, counting per key: never a set comparison."""
-    waiting: dict[Key, deque[int]] = defaultdict(deque)
+    """Pair by equal key, counting per key: never a set comparison.
+
+    A key with as many findings on both sides pairs them in (path, line) order. Where the counts
+    differ, the pairing that best follows the line shifts of the other pairs in the same files wins,
+    so the finding reported new (or fixed) is the one that was really added (or removed).
+    """
+    olds: dict[Key, list[int]] = defaultdict(list)
+    news: dict[Key, list[int]] = defaultdict(list)
     for i in todo_before:
         key = key_before(before[i])
         if key is not None:
-            waiting[key].append(i)
-    pairs = []
+            olds[key].append(i)
     for j in todo_after:
         key = key_after(after[j])
-        if key is not None and waiting.get(key):
-            pairs.append((waiting[key].popleft(), j))
+        if key is not None and key in olds:
+            news[key].append(j)
+    pairs: list[tuple[int, int]] = []
+    uneven = []
+    for key, new_side in news.items():
+        if len(olds[key]) == len(new_side):
+            pairs.extend(zip(olds[key], new_side))
+        else:
+            uneven.append((olds[key], new_side))
+    anchors: dict[tuple[str, str], list[tuple[int, int]]] = defaultdict(list)
+    for i, j in pairs:
+        anchors[(before[i].path, after[j].path)].append((_line(before[i].start_line), _line(after[j].start_line)))
+    for shifts in anchors.values():
+        shifts.sort()
+
+    def cost(i: int, j: int) -> int:
+        line = _line(before[i].start_line)
+        shifts = anchors.get((before[i].path, after[j].path), [])
+        k = bisect.bisect_right(shifts, (line, sys.maxsize)) - 1
+        shift = shifts[k][1] - shifts[k][0] if k >= 0 else shifts[0][1] - shifts[0][0] if shifts else 0
+        return abs(_line(after[j].start_line) - line - shift)
+
+    for old_side, new_side in uneven:
+        pairs.extend(_align(old_side, new_side, cost))
     return pairs
+
+
+def _align(olds: list[int], news: list[int], cost: Callable[[int, int], int]) -> list[tuple[int, int]]:
+    """The order-preserving pairing of min(len) findings with the least total line displacement."""
+    if len(olds) * len(news) > _MAX_ALIGNMENT:
+        return list(zip(olds, news))
+    flip = len(olds) > len(news)
+    short, long = (news, olds) if flip else (olds, news)
+
+    def weight(a: int, b: int) -> int:
+        return cost(long[b], short[a]) if flip else cost(short[a], long[b])
+
+    m, n = len(short), len(long)
+    inf = sys.maxsize
+    table = [[0] * (n + 1)] + [[inf] * (n + 1) for _ in range(m)]
+    for a in range(1, m + 1):
+        for b in range(a, n + 1):
+            table[a][b] = min(table[a][b - 1], table[a - 1][b - 1] + weight(a - 1, b - 1))
+    pairs = []
+    a, b = m, n
+    while a > 0:
+        if b > a and table[a][b] == table[a][b - 1]:
+            b -= 1
+            continue
+        pairs.append((long[b - 1], short[a - 1]) if flip else (short[a - 1], long[b - 1]))
+        a, b = a - 1, b - 1
+    return pairs[::-1]
 
 
 def _shared_keys(before: Iterable[Finding], after: Iterable[Finding]) -> int:

@@ -46,19 +46,28 @@ def safe_relative(path: str, what: str = "path") -> PurePosixPath:
     return pure
 
 
-def copy_tree(source: Path, dest: Path) -> None:
-    """Copy a directory tree; symlinks stay symlinks, special files (fifos, sockets) are skipped."""
+def copy_tree(source: Path, dest: Path, skip: tuple[int, int] | None = None) -> None:
+    """Copy a directory tree; symlinks stay symlinks, special files (fifos, sockets) are skipped,
+    and so is the directory `skip` (device, inode): the workspace itself when it lies inside the source."""
+    skip = skip or _identity(dest)
     with os.scandir(source) as entries:
         for entry in entries:
             target = dest / entry.name
             if entry.is_symlink():
                 os.symlink(os.readlink(entry.path), target)
             elif entry.is_dir(follow_symlinks=False):
+                if _identity(entry.path) == skip:
+                    continue
                 target.mkdir()
-                copy_tree(Path(entry.path), target)
+                copy_tree(Path(entry.path), target, skip)
                 shutil.copystat(entry.path, target, follow_symlinks=False)
             elif entry.is_file(follow_symlinks=False):
                 shutil.copy2(entry.path, target, follow_symlinks=False)
+
+
+def _identity(path: str | Path) -> tuple[int, int]:
+    info = os.lstat(path)
+    return info.st_dev, info.st_ino
 
 
 def _write_inside(root: Path, rel: PurePosixPath, content: bytes) -> None:

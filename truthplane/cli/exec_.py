@@ -1,0 +1,90 @@
+"""`truthplane exec` (run one command in a sandbox) and `truthplane sandbox build`.
+
+Exit code of `exec`: the command's own exit status (128+N if a signal N ended it), or 4 when the
+job could not be run, timed out or was killed for exceeding its memory limit.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+sandbox_app = typer.Typer(help="Build the sandbox images executors run jobs in.", no_args_is_help=True)
+
+
+def exec_(
+    command: list[str] = typer.Argument(..., help="The command to run, after --.", metavar="-- CMD..."),
+    executor: str = typer.Option(None, "--executor", "-e", help="local, docker, ... (default: [executors] default, else local)."),
+    timeout: float = typer.Option(60.0, "--timeout", help="Wall-clock limit in seconds."),
+    memory: int = typer.Option(1024, "--memory", help="Memory limit in MB."),
+    network: bool = typer.Option(False, "--network", help="Allow network access (off by default)."),
+    fmt: str = typer.Option("text", "--format", "-f", help="text (the command's output) or json (the JobResult)."),
+) -> int:
+    """Run CMD against a copy of the current directory in a sandbox; exit with its status (4: could not run, timeout, OOM)."""
+    import asyncio
+    from pathlib import Path
+
+    from truthplane.config import load_config
+    from truthplane.errors import UsageError
+    from truthplane.models import Job, Limits
+    from truthplane.registry import create_executor
+
+    if fmt not in ("text", "json"):
+        raise UsageError("--format must be text or json")
+    if timeout <= 0 or memory <= 0:
+        raise UsageError("--timeout and --memory must be positive")
+    cwd = Path.cwd()
+    config = load_config(cwd)
+    backend = create_executor(executor or config.executors.default, config)
+    job = Job(
+        command=command,
+        source_dir=str(cwd),
+        limits=Limits(timeout_s=timeout, memory_mb=memory, network=network),
+        label="truthplane exec",
+    )
+
+    async def run_one():  # type: ignore[no-untyped-def]
+        async with backend:
+            return await backend.run(job)
+
+    result = asyncio.run(run_one())
+    if fmt == "json":
+        sys.stdout.write(result.model_dump_json(indent=2) + "\n")
+    else:
+        sys.stdout.write(result.stdout)
+        sys.stdout.flush()
+        sys.stderr.write(result.stderr)
+        if not result.sandboxed:
+            sys.stderr.write("warning: ran unsandboxed\n")
+        for note in result.notes:
+            sys.stderr.write(f"truthplane: {note}\n")
+    return exit_code(result)
+
+
+def exit_code(result) -> int:  # type: ignore[no-untyped-def]
+    if result.timed_out or result.oom_killed or result.returncode is None:
+        return 4
+    if result.returncode < 0:
+        return 128 - result.returncode
+    return int(result.returncode) & 0xFF
+
+
+@sandbox_app.command("build")
+def sandbox_build(
+    executor: str = typer.Option("docker", "--executor", "-e", help="Which executor's image to build."),
+    source: str = typer.Option("rootfs", "--from", help="rootfs (debootstrap + docker import; no registry needed) or dockerfile."),
+    data_science: bool = typer.Option(False, "--data-science", help="Add pandas, numpy, scipy and scikit-learn."),
+    tag: str = typer.Option(None, "--tag", help="Image name (default truthplane-sandbox:latest)."),
+) -> int:
+    """Build (or rebuild from the cached rootfs) the sandbox image."""
+    from truthplane.executors.sandbox import BuildRequest, build
+
+    summary = build(BuildRequest(executor=executor, source=source, data_science=data_science, tag=tag))
+    sys.stdout.write(summary + "\n")
+    return 0
+
+
+def register(app: typer.Typer) -> None:
+    app.command("exec", context_settings={"allow_interspersed_args": False})(exec_)
+    app.add_typer(sandbox_app, name="sandbox")

@@ -1,0 +1,387 @@
+"""Do findings keep their identity when real code moves? truthplane against a GitHub-style line hash.
+
+Takes real Python modules (the standard library's own sources, a seeded sample), puts one synthetic
+finding on every call of a few common functions (so identical lines and duplicates occur), applies
+each mutation to every module and diffs the findings of the two states:
+
+  insert-top      comment and blank lines inserted at the top of the module
+  insert-code     a new function inserted above the first top-level definition
+  delete-above    import statements above the findings deleted
+  reindent        every top-level definition holding findings wrapped in `if True:`
+  rewrap          flagged calls re-wrapped like a formatter: break after '(' and before ')',
+                  magic trailing comma, single quotes turned into double quotes
+  swap-functions  two adjacent top-level definitions swapped
+  rename-git      the file renamed, the rename given (as git's rename detection reports it)
+  rename-nogit    the file renamed, nothing said about it
+  edit            up to 3 flagged calls really edited (an argument added): these SHOULD be new + fixed
+
+false-new / false-fixed: reported though the flagged code did not change; missed-new: an edited
+finding reported as unchanged. The GitHub-style matcher keys on rule + path + primaryLocationLineHash
+(with its occurrence), computed by truthplane.fingerprint.github_line_hashes, which reproduces
+codeql-action's fingerprints.ts. Target for truthplane: zero false-new and zero false-fixed.
+
+    python bench/fingerprint_stability.py [--modules 36] [--seed 20261123]
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import io
+import itertools
+import random
+import sys
+import sysconfig
+import time
+import tokenize
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from truthplane.fingerprint import GITHUB_KEY, annotate, match
+from truthplane.models import Finding, Severity
+
+CALLEES = {"eval", "exec", "open", "print", "len", "getattr", "isinstance", "str", "repr", "append"}
+EDIT_MARK = "__bench_edit__"
+
+
+@dataclass
+class Mutation:
+    text: str
+    path: str
+    renames: dict[str, str] | None = None
+    files_known: bool = False
+    edited_before: set[tuple[int, int]] = field(default_factory=set)
+
+
+@dataclass
+class Tally:
+    findings: int = 0
+    modules: int = 0
+    skipped: int = 0
+    counts: Counter[str] = field(default_factory=Counter)
+
+
+# ---- the stand-in analyser ---------------------------------------------------------------------
+
+
+def char_column(line: str, byte_offset: int) -> int:
+    return len(line.encode("utf-8")[:byte_offset].decode("utf-8", errors="replace"))
+
+
+def flagged_calls(tree: ast.AST) -> list[tuple[ast.Call, str]]:
+    inside_fstrings = {id(n) for joined in ast.walk(tree) if isinstance(joined, ast.JoinedStr) for n in ast.walk(joined)}
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and id(node) not in inside_fstrings:
+            func = node.func
+            name = func.id if isinstance(func, ast.Name) else func.attr if isinstance(func, ast.Attribute) else ""
+            if name in CALLEES:
+                found.append((node, name))
+    return sorted(found, key=lambda item: (item[0].lineno, item[0].col_offset))
+
+
+def analyse(path: str, text: str) -> list[Finding]:
+    lines = text.split("\n")
+    findings = []
+    for call, name in flagged_calls(ast.parse(text)):
+        end_line = call.end_lineno or call.lineno
+        findings.append(Finding(
+            verifier="bench", rule_id=f"call-{name}", severity=Severity.LOW, message=f"call to {name}()",
+            path=path, start_line=call.lineno, end_line=end_line,
+            start_column=char_column(lines[call.lineno - 1], call.col_offset) + 1,
+            end_column=char_column(lines[end_line - 1], call.end_col_offset or 0) + 1,
+        ))
+    return findings
+
+
+# ---- mutations ---------------------------------------------------------------------------------
+
+
+def offsets(text: str) -> list[int]:
+    starts = [0]
+    for line in text.split("\n")[:-1]:
+        starts.append(starts[-1] + len(line) + 1)
+    return starts
+
+
+def position(text: str, starts: list[int], line: int, byte_col: int) -> int:
+    return starts[line - 1] + char_column(text.split("\n")[line - 1], byte_col)
+
+
+def apply_edits(text: str, edits: list[tuple[int, int, str]]) -> str:
+    for start, end, replacement in sorted(edits, reverse=True):
+        text = text[:start] + replacement + text[end:]
+    return text
+
+
+def string_interior_lines(text: str) -> set[int]:
+    interior: set[int] = set()
+    for tok in tokenize.generate_tokens(io.StringIO(text).readline):
+        if tok.type == tokenize.STRING and tok.start[0] < tok.end[0]:
+            interior.update(range(tok.start[0] + 1, tok.end[0] + 1))
+    return interior
+
+
+def top_level_blocks(tree: ast.Module) -> list[tuple[int, int]]:
+    blocks = []
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            first = min([node.lineno, *(d.lineno for d in node.decorator_list)])
+            blocks.append((first, node.end_lineno or node.lineno))
+    return blocks
+
+
+def holds_findings(block: tuple[int, int], lines_with_findings: set[int]) -> bool:
+    return any(block[0] <= line <= block[1] for line in lines_with_findings)
+
+
+def insert_top(path: str, text: str, tree: ast.Module, rng: random.Random) -> Mutation | None:
+    extra = [rng.choice(["", "# inserted by the benchmark", "#: another comment"]) for _ in range(rng.randint(3, 15))]
+    return Mutation("\n".join(extra) + "\n" + text, path)
+
+
+def insert_code(path: str, text: str, tree: ast.Module, rng: random.Random) -> Mutation | None:
+    blocks = top_level_blocks(tree)
+    if not blocks:
+        return None
+    lines = text.split("\n")
+    at = blocks[0][0] - 1
+    helper = ["def _bench_inserted(value):", "    return value * 2", "", ""]
+    return Mutation("\n".join(lines[:at] + helper + lines[at:]), path)
+
+
+def delete_above(path: str, text: str, tree: ast.Module, rng: random.Random) -> Mutation | None:
+    first_finding = min((c.lineno for c, _ in flagged_calls(tree)), default=0)
+    imports = [n for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom))
+               and (n.end_lineno or n.lineno) < first_finding
+               and not (isinstance(n, ast.ImportFrom) and n.module == "__future__")]
+    if not imports:
+        return None
+    doomed = rng.sample(imports, min(len(imports), rng.randint(1, 3)))
+    gone = {line for n in doomed for line in range(n.lineno, (n.end_lineno or n.lineno) + 1)}
+    return Mutation("\n".join(line for i, line in enumerate(text.split("\n"), 1) if i not in gone), path)
+
+
+def reindent(path: str, text: str, tree: ast.Module, rng: random.Random) -> Mutation | None:
+    flagged = {c.lineno for c, _ in flagged_calls(tree)}
+    blocks = [b for b in top_level_blocks(tree) if holds_findings(b, flagged)]
+    if not blocks:
+        return None
+    interior = string_interior_lines(text)
+    lines = text.split("\n")
+    out: list[str] = []
+    starts = {first for first, _ in blocks}
+    inside = {line for first, last in blocks for line in range(first, last + 1)}
+    for number, line in enumerate(lines, 1):
+        if number in starts:
+            out.append("if True:")
+        indent = number in inside and number not in interior and line.strip()
+        out.append("    " + line if indent else line)
+    return Mutation("\n".join(out), path)
+
+
+def rewrap(path: str, text: str, tree: ast.Module, rng: random.Random) -> Mutation | None:
+    starts = offsets(text)
+    lines = text.split("\n")
+    edits: list[tuple[int, int, str]] = []
+    for call, _ in flagged_calls(tree):
+        if call.lineno != call.end_lineno or not (call.args or call.keywords):
+            continue
+        indent = " " * (len(lines[call.lineno - 1]) - len(lines[call.lineno - 1].lstrip()) + 4)
+        func_end = position(text, starts, call.func.end_lineno or call.lineno, call.func.end_col_offset or 0)
+        opening = text.index("(", func_end)
+        closing = position(text, starts, call.end_lineno or call.lineno, call.end_col_offset or 0) - 1
+        lone_generator = len(call.args) == 1 and not call.keywords and isinstance(call.args[0], ast.GeneratorExp)
+        comma = "" if lone_generator or text[opening + 1 : closing].rstrip().endswith(",") else ","
+        edits += [(opening + 1, opening + 1, "\n" + indent), (closing, closing, comma + "\n" + indent[:-4])]
+        for arg in call.args:
+            if isinstance(arg, ast.Constant) and isinstance(arg.value, str) and arg.lineno == arg.end_lineno:
+                begin = position(text, starts, arg.lineno, arg.col_offset)
+                end = position(text, starts, arg.lineno, arg.end_col_offset or 0)
+                literal = text[begin:end]
+                if literal[:1] == "'" and literal[-1:] == "'" and not any(c in literal[1:-1] for c in "'\"\\"):
+                    edits.append((begin, end, '"' + literal[1:-1] + '"'))
+    if not edits:
+        return None
+    return Mutation(apply_edits(text, edits), path)
+
+
+def swap_functions(path: str, text: str, tree: ast.Module, rng: random.Random) -> Mutation | None:
+    flagged = {c.lineno for c, _ in flagged_calls(tree)}
+    blocks = top_level_blocks(tree)
+    pairs = [(a, b) for a, b in itertools.pairwise(blocks) if holds_findings(a, flagged) or holds_findings(b, flagged)]
+    if not pairs:
+        return None
+    (a1, a2), (b1, b2) = rng.choice(pairs)
+    lines = text.split("\n")
+    swapped = lines[: a1 - 1] + lines[b1 - 1 : b2] + lines[a2 : b1 - 1] + lines[a1 - 1 : a2] + lines[b2:]
+    return Mutation("\n".join(swapped), path)
+
+
+def renamed_path(path: str) -> str:
+    return "renamed/" + path.replace(".py", "_moved.py")
+
+
+def rename_git(path: str, text: str, tree: ast.Module, rng: random.Random) -> Mutation | None:
+    return Mutation(text, renamed_path(path), renames={path: renamed_path(path)}, files_known=True)
+
+
+def rename_nogit(path: str, text: str, tree: ast.Module, rng: random.Random) -> Mutation | None:
+    return Mutation(text, renamed_path(path), files_known=True)
+
+
+def edit(path: str, text: str, tree: ast.Module, rng: random.Random) -> Mutation | None:
+    """Add an argument to up to 3 flagged calls that are alone in their statement."""
+    calls = [c for c, _ in flagged_calls(tree)]
+    owner: dict[int, int] = {}
+    for statement in ast.walk(tree):
+        if isinstance(statement, ast.stmt):
+            for node in ast.walk(statement):
+                owner[id(node)] = id(statement)  # ast.walk goes outer to inner: the innermost statement wins
+    per_statement = Counter(owner[id(c)] for c in calls)
+    alone = [c for c in calls if per_statement[owner[id(c)]] == 1]
+    if not alone:
+        return None
+    targets = rng.sample(alone, min(3, len(alone)))
+    starts = offsets(text)
+    edits = []
+    for call in targets:
+        func_end = position(text, starts, call.func.end_lineno or call.lineno, call.func.end_col_offset or 0)
+        opening = text.index("(", func_end)
+        edits.append((opening + 1, opening + 1, f"{EDIT_MARK}, "))
+    lines = text.split("\n")
+    before = {(c.lineno, char_column(lines[c.lineno - 1], c.col_offset) + 1) for c in targets}
+    return Mutation(apply_edits(text, edits), path, edited_before=before)
+
+
+MUTATIONS = {
+    "insert-top": insert_top, "insert-code": insert_code, "delete-above": delete_above,
+    "reindent": reindent, "rewrap": rewrap, "swap-functions": swap_functions,
+    "rename-git": rename_git, "rename-nogit": rename_nogit, "edit": edit,
+}
+
+
+# ---- scoring -----------------------------------------------------------------------------------
+
+
+def github_style(before: list[Finding], after: list[Finding]) -> tuple[list[Finding], list[Finding]]:
+    """(new, fixed) by rule + path + primaryLocationLineHash:N, counted per key."""
+    def key(f: Finding) -> tuple[str, str, str]:
+        return (f.rule_id, f.path, f.partial_fingerprints.get(GITHUB_KEY, ""))
+
+    waiting = Counter(key(f) for f in before)
+    new = []
+    for f in after:
+        if waiting[key(f)] > 0:
+            waiting[key(f)] -= 1
+        else:
+            new.append(f)
+    remaining = +waiting
+    fixed = []
+    for f in before:
+        if remaining[key(f)] > 0:
+            remaining[key(f)] -= 1
+            fixed.append(f)
+    return new, fixed
+
+
+def is_edited(finding: Finding, lines_after: list[str]) -> bool:
+    """Whether the flagged call's own text carries the benchmark's edit."""
+    start, end = (finding.start_line or 1), (finding.end_line or finding.start_line or 1)
+    span = [lines_after[start - 1][(finding.start_column or 1) - 1 :], *lines_after[start:end]]
+    if start == end:
+        span = [lines_after[start - 1][(finding.start_column or 1) - 1 : (finding.end_column or 1) - 1]]
+    return any(EDIT_MARK in piece for piece in span)
+
+
+def score(counts: Counter[str], side: str, new: list[Finding], fixed: list[Finding],
+          edited_before: set[tuple[int, int]], edited_after: int, lines_after: list[str]) -> None:
+    true_new = sum(is_edited(f, lines_after) for f in new)
+    counts[f"{side} false-new"] += len(new) - true_new
+    counts[f"{side} false-fixed"] += sum((f.start_line, f.start_column) not in edited_before for f in fixed)
+    counts[f"{side} missed-new"] += edited_after - true_new
+
+
+def run_module(path: str, text: str, seed: int, tallies: dict[str, Tally]) -> None:
+    tree = ast.parse(text)
+    before_findings = analyse(path, text)
+    before = annotate(before_findings, {path: text.encode()}.get)
+    for name, mutate in MUTATIONS.items():
+        tally = tallies.setdefault(name, Tally())
+        mutation = mutate(path, text, tree, random.Random(f"{seed}:{path}:{name}"))
+        if mutation is None:
+            continue
+        try:
+            after_findings = analyse(mutation.path, mutation.text)
+        except SyntaxError:
+            tally.skipped += 1
+            continue
+        if len(after_findings) != len(before_findings):
+            sys.exit(f"bench: {name} changed the number of findings in {path}: the mutation is broken")
+        after = annotate(after_findings, {mutation.path: mutation.text.encode()}.get)
+        files = {"before_files": {path}, "after_files": {mutation.path}} if mutation.files_known else {}
+        diff = match(before, after, mutation.renames, **files)
+        lines_after = mutation.text.split("\n")
+        edited = sum(is_edited(f, lines_after) for f in after_findings)
+        tally.modules += 1
+        tally.findings += len(before)
+        score(tally.counts, "truthplane", diff.new, diff.fixed, mutation.edited_before, edited, lines_after)
+        gh_new, gh_fixed = github_style(before, after)
+        score(tally.counts, "github", gh_new, gh_fixed, mutation.edited_before, edited, lines_after)
+        tally.counts["edited"] += edited
+
+
+def choose_modules(count: int, seed: int) -> list[Path]:
+    stdlib = Path(sysconfig.get_paths()["stdlib"])
+    candidates = []
+    for file in sorted(stdlib.glob("*.py")):
+        size = file.stat().st_size
+        if 4_000 <= size <= 80_000:
+            candidates.append(file)
+    return sorted(random.Random(seed).sample(candidates, min(count, len(candidates))))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--modules", type=int, default=36)
+    parser.add_argument("--seed", type=int, default=20261123)
+    args = parser.parse_args()
+    started = time.perf_counter()
+    tallies: dict[str, Tally] = {}
+    modules = choose_modules(args.modules, args.seed)
+    for file in modules:
+        text = file.read_text(encoding="utf-8").replace("\r\n", "\n")
+        run_module(f"lib/{file.name}", text, args.seed, tallies)
+    total = Tally()
+    for tally in tallies.values():
+        total.findings += tally.findings
+        total.counts.update(tally.counts)
+    print(f"fingerprint stability: {len(modules)} stdlib modules (Python {sys.version.split()[0]}, seed {args.seed}), "
+          f"{sum(len(analyse('m.py', m.read_text(encoding='utf-8'))) for m in modules)} findings per state")
+    header = f"{'mutation':<15} {'modules':>7} {'findings':>8} {'edited':>6} |" \
+             f" {'truthplane: false-new':>21} {'false-fixed':>11} {'missed-new':>10} |" \
+             f" {'github-style: false-new':>23} {'false-fixed':>11} {'missed-new':>10}"
+    print(header)
+    print("-" * len(header))
+    for name, tally in [*tallies.items(), ("overall", total)]:
+        c = tally.counts
+        modules_cell = str(tally.modules) if name != "overall" else ""
+        print(f"{name:<15} {modules_cell:>7} {tally.findings:>8} {c['edited']:>6} |"
+              f" {c['truthplane false-new']:>21} {c['truthplane false-fixed']:>11} {c['truthplane missed-new']:>10} |"
+              f" {c['github false-new']:>23} {c['github false-fixed']:>11} {c['github missed-new']:>10}")
+    skipped = sum(t.skipped for t in tallies.values())
+    if skipped:
+        print(f"({skipped} mutated modules did not compile and were left out)")
+    ok = total.counts["truthplane false-new"] == 0 and total.counts["truthplane false-fixed"] == 0
+    print(f"target: truthplane 0 false-new and 0 false-fixed -> {'PASS' if ok else 'FAIL'}"
+          f" (github-style: {total.counts['github false-new']} false-new, {total.counts['github false-fixed']} false-fixed;"
+          f" truthplane missed-new {total.counts['truthplane missed-new']} of {total.counts['edited']} edits)")
+    print(f"took {time.perf_counter() - started:.1f} s")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

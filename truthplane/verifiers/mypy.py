@@ -89,6 +89,7 @@ class MypyVerifier(Verifier):
     # a file subset is accepted, but results depend on the whole program: cached by tree, not per file
     incremental = True
     file_local = False
+    tree_cacheable = True
     suffixes = (".py", ".pyi")
     config_files = CONFIG_FILES
 

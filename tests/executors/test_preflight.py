@@ -1,0 +1,91 @@
+"""Preflight: dangerous constructs are flagged with their line; ordinary code is not."""
+
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+
+from truthplane.executors.preflight import preflight_files, preflight_job, preflight_source
+from truthplane.models import Job, Severity
+
+
+def rules(source: str) -> list[tuple[str, int]]:
+    return [(f.rule, f.line) for f in preflight_source(textwrap.dedent(source))]
+
+
+@pytest.mark.parametrize(
+    ("source", "expected"),
+    [
+        ("import os\nos.system('rm -rf /')\n", [("os-system", 2)]),
+        ("from os import system as run\nrun('ls')\n", [("os-system", 2)]),
+        ("import os\nos.popen('id').read()\n", [("os-system", 2)]),
+        ("import subprocess\nsubprocess.run('ls', shell=True)\n", [("shell-true", 2)]),
+        ("import subprocess as sp\nsp.Popen(cmd, shell=flag)\n", [("shell-true", 2)]),
+        ("import subprocess\nsubprocess.check_output('id', shell=False)\n", []),
+        ("import subprocess\nsubprocess.run(['ls'])\n", []),
+        ("import subprocess\nsubprocess.getoutput('id')\n", [("shell-true", 2)]),
+        ("import os\nos.execvp('sh', ['sh'])\n", [("os-exec", 2)]),
+        ("exec(code)\n", [("dynamic-exec", 1)]),
+        ("eval('1 + 1')\n", []),
+        ("x = eval(input())\n", [("dynamic-exec", 1)]),
+        ("compile(source, 'f', 'exec')\n", [("dynamic-exec", 1)]),
+        ("import socket\ns = socket.socket()\n", [("network", 1), ("network", 2)]),
+        ("from urllib.request import urlopen\n", [("network", 1)]),
+        ("import ctypes\n", [("native-code", 1)]),
+        ("open('/etc/passwd', 'w').write('x')\n", [("write-outside-workspace", 1)]),
+        ("open('/etc/passwd').read()\n", []),
+        ("open('out.txt', 'w')\n", []),
+        ("open('../../escape.txt', mode='a')\n", [("write-outside-workspace", 1)]),
+        ("import shutil\nshutil.rmtree('/home')\n", [("write-outside-workspace", 2)]),
+        ("import shutil\nshutil.rmtree('build')\n", []),
+        ("import shutil\nshutil.copy('a', '/usr/bin/a')\n", [("write-outside-workspace", 2)]),
+        ("from pathlib import Path\nPath('/etc/cron.d/x').write_text('* * * * * id')\n", [("write-outside-workspace", 2)]),
+        ("from pathlib import Path\nPath('~/.bashrc').open('a')\n", [("write-outside-workspace", 2)]),
+        ("__import__('os').system('id')\n", [("import-trick", 1)]),
+        ("import importlib\nimportlib.import_module(name)\n", [("import-trick", 2)]),
+        ("import importlib\nimportlib.import_module('socket')\n", [("network", 2)]),
+        ("getattr(__builtins__, 'ev' + 'al')('1')\n", [("import-trick", 1)]),
+        ("import builtins\nbuiltins.__dict__['exec'](c)\n", [("import-trick", 2)]),
+        ("globals()['__builtins__']\n", [("import-trick", 1)]),
+    ],
+)
+def test_flags(source: str, expected: list[tuple[str, int]]) -> None:
+    assert rules(source) == expected
+
+
+def test_ordinary_code_is_clean() -> None:
+    source = """
+        import json, os, subprocess
+        from pathlib import Path
+
+        def main(root: str) -> None:
+            data = json.loads(Path(root, 'config.json').read_text())
+            Path('result.txt').write_text(str(data))
+            subprocess.run(['pytest', '-q'], check=True)
+            print(os.path.join(root, 'x'))
+    """
+    assert rules(source) == []
+
+
+def test_findings_carry_location_and_severity() -> None:
+    [finding] = preflight_source("x = 1\nimport os\nos.system(cmd)\n", "gen/patch.py")
+    assert (finding.path, finding.line, finding.column) == ("gen/patch.py", 3, 0)
+    assert finding.severity == Severity.HIGH and "shell" in finding.message
+    converted = finding.to_finding()
+    assert (converted.verifier, converted.rule_id, converted.start_line) == ("preflight", "os-system", 3)
+
+
+def test_files_report_skips_non_python_and_records_unparsable() -> None:
+    report = preflight_files({"a.py": b"import os\nos.system('x')\n", "b.py": b"def (:\n", "notes.txt": b"os.system"})
+    assert [f.path for f in report.findings] == ["a.py"]
+    assert len(report.unparsed) == 1 and report.unparsed[0].startswith("b.py:")
+    assert not report.clean
+
+
+def test_job_report_reads_named_source_files(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    (tmp_path / "run.py").write_text("import ctypes\n")
+    job = Job(command=["python", "run.py"], source_dir=str(tmp_path), files={"ok.py": b"print(1)\n"})
+    report = preflight_job(job, ["run.py"])
+    assert [(f.path, f.rule) for f in report.findings] == [("run.py", "native-code")]
+    assert preflight_job(job).clean

@@ -11,8 +11,11 @@ each mutation to every module and diffs the findings of the two states:
   rewrap          flagged calls re-wrapped like a formatter: break after '(' and before ')',
                   magic trailing comma, single quotes turned into double quotes
   swap-functions  two adjacent top-level definitions swapped
+  parenthesise    like black on long lines: assigned / returned values wrapped in parentheses over lines
+  into-class      the last top-level function holding findings moved into a new class at the end
   rename-git      the file renamed, the rename given (as git's rename detection reports it)
   rename-nogit    the file renamed, nothing said about it
+  combined        insert-top, reindent, rewrap and parenthesise, then rename-nogit, all at once
   edit            up to 3 flagged calls really edited (an argument added): these SHOULD be new + fixed
 
 false-new / false-fixed: reported though the flagged code did not change; missed-new: an edited
@@ -221,6 +224,46 @@ def swap_functions(path: str, text: str, tree: ast.Module, rng: random.Random) -
     return Mutation("\n".join(swapped), path)
 
 
+def parenthesise(path: str, text: str, tree: ast.Module, rng: random.Random) -> Mutation | None:
+    """Like black on a long line: the value of an assignment or return wrapped in parentheses over lines."""
+    flagged = {id(c) for c, _ in flagged_calls(tree)}
+    starts, lines, edits = offsets(text), text.split("\n"), []
+    for node in ast.walk(tree):
+        value = getattr(node, "value", None) if isinstance(node, (ast.Assign, ast.AugAssign, ast.Return)) else None
+        if value is None or node.lineno != node.end_lineno or not any(id(n) in flagged for n in ast.walk(value)):
+            continue
+        begin = position(text, starts, value.lineno, value.col_offset)
+        end = position(text, starts, value.lineno, value.end_col_offset or 0)
+        source = text[begin:end]
+        indent = " " * (len(lines[node.lineno - 1]) - len(lines[node.lineno - 1].lstrip()))
+        comma = "," if isinstance(value, ast.Tuple) and source[:1] != "(" and source[-1:] != "," else ""
+        edits.append((begin, end, f"(\n{indent}    {source}{comma}\n{indent})"))
+    return Mutation(apply_edits(text, edits), path) if edits else None
+
+
+def into_class(path: str, text: str, tree: ast.Module, rng: random.Random) -> Mutation | None:
+    """The last top-level function holding findings moved into a new class at the end of the module."""
+    flagged = {c.lineno for c, _ in flagged_calls(tree)}
+    functions = [(min([n.lineno, *(d.lineno for d in n.decorator_list)]), n.end_lineno or n.lineno) for n in tree.body
+                 if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))]
+    held = [block for block in functions if holds_findings(block, flagged)]
+    if not held:
+        return None
+    (first, last), interior, lines = held[-1], string_interior_lines(text), text.split("\n")
+    moved = [line if n in interior or not line.strip() else "    " + line
+             for n, line in enumerate(lines[first - 1 : last], first)]
+    rest = lines[: first - 1] + lines[last:]
+    return Mutation("\n".join([*rest, "", "", "class _BenchMoved:", *moved, ""]), path)
+
+
+def combined(path: str, text: str, tree: ast.Module, rng: random.Random) -> Mutation | None:
+    """Lines inserted, definitions re-indented, calls re-wrapped, then the file moved without a word."""
+    for step in (insert_top, reindent, rewrap, parenthesise):
+        changed = step(path, text, ast.parse(text), rng)
+        text = changed.text if changed else text
+    return Mutation(text, renamed_path(path), files_known=True)
+
+
 def renamed_path(path: str) -> str:
     return "renamed/" + path.replace(".py", "_moved.py")
 
@@ -260,7 +303,8 @@ def edit(path: str, text: str, tree: ast.Module, rng: random.Random) -> Mutation
 MUTATIONS = {
     "insert-top": insert_top, "insert-code": insert_code, "delete-above": delete_above,
     "reindent": reindent, "rewrap": rewrap, "swap-functions": swap_functions,
-    "rename-git": rename_git, "rename-nogit": rename_nogit, "edit": edit,
+    "parenthesise": parenthesise, "into-class": into_class, "rename-git": rename_git,
+    "rename-nogit": rename_nogit, "combined": combined, "edit": edit,
 }
 
 

@@ -114,6 +114,15 @@ def test_finding_reported_on_a_continuation_line_matches_the_joined_statement() 
     assert counts(match(old, new)) == (0, 0, 1)
 
 
+def test_black_wrapping_a_tuple_value_keeps_identity_but_regrouping_does_not() -> None:
+    before = "def f(pat):\n    i, n = 0, len(pat)\n    return i, eval(n)\n"
+    after = "def f(pat):\n    i, n = (\n        0,\n        len(pat),\n    )\n    return (i, eval(n))\n"
+    assert counts(diff({"a.py": before}, {"a.py": after})) == (0, 0, 1)
+    regrouped = "def f(pat):\n    i, n = 0, len(pat)\n    return i, (eval(n), 1)\n"
+    nested = "def f(pat):\n    i, n = 0, len(pat)\n    return i, eval(n), 1\n"
+    assert counts(diff({"a.py": regrouped}, {"a.py": nested})) == (1, 1, 0)
+
+
 def test_quote_style_and_implicit_concatenation_keep_identity() -> None:
     before = "value = eval('1 + ' 'x', {\"a\": f'{k}'})\n"
     after = "value = eval(\"1 + x\", {'a': f\"{k}\"})\n"

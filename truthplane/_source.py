@@ -194,7 +194,10 @@ def _drop_wrapping_parens(tokens: list[Token]) -> list[Token]:
             if close is None or close == i + 1:
                 continue
             tail = [t.text for t in tokens[close + 1 :]]
-            if tail not in ([], [":"]) or _has_top_level_comma(tokens, i, close):
+            if tail not in ([], [":"]) or _has_top_level(tokens, i, close, "for"):
+                continue
+            # `x = (a, b)` is `x = a, b`, but `f, (a, b)` is not `f, a, b`
+            if _has_top_level(tokens, i, close, ",") and (i == 0 or not _takes_bare_tuple(tokens[i - 1].text)):
                 continue
             tokens = tokens[:i] + tokens[i + 1 : close] + tokens[close + 1 :]
             changed = True
@@ -221,13 +224,19 @@ def _matching_close(tokens: list[Token], i: int) -> int | None:
     return None
 
 
-def _has_top_level_comma(tokens: list[Token], open_index: int, close_index: int) -> bool:
+def _has_top_level(tokens: list[Token], open_index: int, close_index: int, text: str) -> bool:
     depth = 0
     for tok in tokens[open_index + 1 : close_index]:
         depth += (tok.text in ("(", "[", "{")) - (tok.text in _CLOSERS)
-        if depth == 0 and tok.text in (",", "for"):
+        if depth == 0 and tok.text == text:
             return True
     return False
+
+
+def _takes_bare_tuple(text: str) -> bool:
+    """After these a parenthesised tuple means the same without its parentheses."""
+    is_assignment = text.endswith("=") and text not in ("==", "!=", "<=", ">=")
+    return is_assignment or text in ("return", "yield", "in", "del")
 
 
 # ---- Python: enclosing symbols ------------------------------------------------------------------

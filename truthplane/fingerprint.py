@@ -52,11 +52,15 @@ class _Files:
 
     def __init__(self, read_source: Callable[[str], bytes | None]) -> None:
         self._read_source = read_source
+        self._contents: dict[str, bytes | None] = {}
         self._sources: dict[str, _source.SourceFile | None] = {}
         self._github: dict[str, list[str] | None] = {}
 
     def content(self, path: str) -> bytes | None:
-        return self._read_source(path) if path else None
+        if path not in self._contents:
+            content = self._read_source(path) if path else None
+            self._contents[path] = content.encode("utf-8") if isinstance(content, str) else content
+        return self._contents[path]
 
     def source(self, path: str) -> _source.SourceFile | None:
         if path not in self._sources:
@@ -67,16 +71,15 @@ class _Files:
     def github(self, path: str) -> list[str] | None:
         """Per line, GitHub's hash with its 1-based occurrence among the file's lines."""
         if path not in self._github:
-            content = self.content(path) if self.source(path) is not None else None
-            if content is None:
-                self._github[path] = None
-            else:
+            content = self.content(path)
+            numbered = None
+            if content is not None:
                 seen: Counter[str] = Counter()
                 numbered = []
                 for value in github_line_hashes(content):
                     seen[value] += 1
                     numbered.append(f"{value}:{seen[value]}")
-                self._github[path] = numbered
+            self._github[path] = numbered
         return self._github[path]
 
 

@@ -61,7 +61,9 @@ def test_baseline_then_change_then_fix(make_repo, capsys) -> None:
     doc = json.loads(out)
     assert code == 1 and doc["verdict"] == "REJECT"
     assert {(f["verifier"], f["rule_id"], f["path"], f["start_line"]) for f in doc["new"]} >= {("bandit", "B602", "app/tool.py", 7)}
-    assert doc["fixed"] == []
+    # the rewritten call is no longer the flagged code; the untouched import and other.py are unchanged
+    assert {(f["rule_id"], f["path"]) for f in doc["fixed"]} <= {("B603", "app/tool.py")}
+    assert {("B404", "app/tool.py")} <= {(f["rule_id"], f["path"]) for f in doc["unchanged"]}
 
     (root / "app" / "tool.py").write_text(CLEAN)
     (root / "app" / "other.py").write_text("x = int(input())\n")

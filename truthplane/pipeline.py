@@ -56,15 +56,19 @@ def renames_since(root: Path, commit: str | None) -> dict[str, str]:
         return {}  # the baseline's commit is gone (rebased away): match by content alone
 
 
-def scan_against_baseline(
-    root: Path, config: Config, options: ScanOptions, *, baseline: Path | None = None,
+def load_baseline(root: Path, baseline: Path | None = None) -> tuple[Scan, str]:
+    """The given baseline (or SARIF log), or the latest one: checked before any scanning starts."""
+    path = baseline or latest_baseline(root)
+    return load_scan(path), path.name
+
+
+def scan_against(
+    root: Path, config: Config, options: ScanOptions, before: Scan, before_label: str,
     progress: Progress | None = None,
 ) -> GateResult:
-    before_path = baseline or latest_baseline(root)
-    before = load_scan(before_path)
     after = scan_path(root, config, options, progress)
     renames = renames_since(root, before.commit)
-    return evaluate(before, after, config.gate, renames, base=str(before_path.name), head="working tree")
+    return evaluate(before, after, config.gate, renames, base=before_label, head="working tree")
 
 
 def gate(

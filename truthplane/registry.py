@@ -78,13 +78,17 @@ def verifier_type(config: Config, name: str) -> str:
     return config.options_for(name).type or name
 
 
+def check_selection(config: Config, only: list[str] | None) -> None:
+    """`--verifier NAME` must name a configured verifier or a known one."""
+    for name in only or []:
+        if name not in config.verifiers and name not in plugin_table("verifiers"):
+            raise PluginError(f"unknown verifier {name!r}; configured: {', '.join(config.verifiers)}")
+
+
 def create_verifiers(config: Config, context: VerifierContext, only: list[str] | None = None) -> list[Verifier]:
-    chosen = only or config.verifiers
-    unknown_selected = [n for n in chosen if only and n not in config.verifiers and n not in plugin_table("verifiers")]
-    if unknown_selected:
-        raise PluginError(f"unknown verifier {unknown_selected[0]!r}; configured: {', '.join(config.verifiers)}")
+    check_selection(config, only)
     verifiers = []
-    for name in chosen:
+    for name in only or config.verifiers:
         cls = load("verifiers", verifier_type(config, name))
         verifiers.append(cls(name, config.options_for(name), context))
     return verifiers

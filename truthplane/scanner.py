@@ -202,17 +202,26 @@ def _apply_severity(findings: list[Finding], config: Config) -> list[Finding]:
     return out
 
 
+def _executable_identity(path: str | None) -> str:
+    """Stands in for a version a tool does not tell: a changed executable invalidates the cache."""
+    try:
+        stat = os.stat(path) if path else None
+    except OSError:
+        stat = None
+    return f"unversioned:{path}:{stat.st_size}:{stat.st_mtime_ns}" if stat else f"unversioned:{path}"
+
+
 def run_verifier(verifier: Verifier, source: Source, config: Config, cache: ResultCache | None) -> tuple[VerifierRun, list[Finding]]:
     """One verifier: a VerifierRun that says honestly how it went, and its findings."""
     started = time.monotonic()
     name = verifier.instance_name
     info = verifier.available()
-    if not info.installed or info.version is None:
+    if not info.installed or info.reason:
         status = ToolStatus.MISSING if not info.installed else ToolStatus.FAILED
-        return VerifierRun(name=name, status=status, error=info.reason or "not usable"), []
+        return VerifierRun(name=name, version=info.version, status=status, error=info.reason or "not usable"), []
     job = _Job(verifier, source, config, cache)
     try:
-        findings = _apply_severity(job.run(info.version), config)
+        findings = _apply_severity(job.run(info.version or _executable_identity(info.path)), config)
     except VerifierError as exc:
         status = ToolStatus(exc.status) if exc.status in ToolStatus._value2member_map_ else ToolStatus.FAILED
         return VerifierRun(

@@ -40,14 +40,14 @@ def doctor(
             info = ToolInfo(name=name, installed=False, reason=str(exc))
         rows.append(("executor", name, name == config.executors.default, info))
 
-    missing = [n for kind, n, used, info in rows if kind == "verifier" and used and (not info.installed or not info.version)]
+    missing = [n for kind, n, used, info in rows if kind == "verifier" and used and (not info.installed or info.reason)]
     if fmt == "json":
         doc = [{"kind": k, "name": n, "configured": used, **info.model_dump(exclude={"name"})} for k, n, used, info in rows]
         sys.stdout.write(json.dumps({"components": doc, "missing": missing}, indent=2) + "\n")
     else:
         for kind, name, used, info in rows:
-            state = "ok" if info.installed and info.version and not info.reason else (
-                "warn" if info.installed and info.version else "MISSING" if not info.installed else "BROKEN")
+            state = "MISSING" if not info.installed else "BROKEN" if info.reason and kind == "verifier" else (
+                "warn" if info.reason else "ok")
             mark = "*" if used else " "
             line = f"{mark} {kind:<8} {name:<10} {state:<7} {info.version or '-':<12}"
             if info.reason:

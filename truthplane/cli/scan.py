@@ -28,7 +28,10 @@ def _options(root: Path, config_path: Path | None, verifiers: list[str] | None, 
     from truthplane.config import load_config
     from truthplane.pipeline import ScanOptions
 
+    from truthplane.registry import check_selection
+
     config = load_config(root, config_path)
+    check_selection(config, verifiers)
     return config, ScanOptions(only=verifiers or None, cache_dir=cache_dir, use_cache=not no_cache)
 
 
@@ -70,16 +73,19 @@ def scan(
     """Scan PATH. With --baseline, record the findings; otherwise diff against the latest baseline."""
     from truthplane.cli import render
     from truthplane.errors import UsageError
-    from truthplane.pipeline import scan_against_baseline, scan_path
+    from truthplane.pipeline import load_baseline, scan_against, scan_path
     from truthplane.results import save_baseline
 
+    if not path.exists():
+        raise UsageError(f"{path} does not exist")
     if not path.is_dir():
         raise UsageError(f"{path} is not a directory")
     config, options = _options(path, config_path, verifier, cache_dir, no_cache)
     label = str(path.resolve().name or path)
     if not baseline:
+        before, before_label = load_baseline(path, against)
         with render.Progress(label) as progress:
-            result = scan_against_baseline(path, config, options, baseline=against, progress=progress)
+            result = scan_against(path, config, options, before, before_label, progress)
         return _emit_gate(result, fmt, output)
     with render.Progress(label) as progress:
         found = scan_path(path, config, options, progress)

@@ -23,15 +23,17 @@ class ToolRecord(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
 
-def parse_json(verifier: str, text: str, tool: str) -> Any:
-    """The tool's stdout as JSON, or a VerifierError quoting the start of what it printed instead."""
+def parse_json(verifier: str, text: str, tool: str, stderr: str = "") -> Any:
+    """The tool's stdout as JSON, or a VerifierError quoting what it printed instead."""
     try:
         return json.loads(text)
     except json.JSONDecodeError:
-        head = " ".join(text.strip().split())[:120] or "nothing"
-        raise VerifierError(
-            verifier, f"{tool} printed output that is not JSON ({head!r}); run it by hand to see why"
-        ) from None
+        if text.strip():
+            shown = f"printed output that is not JSON ({one_line(text, 120)!r})"
+        else:
+            tail = " | ".join(stderr.strip().splitlines()[-2:])
+            shown = f"printed nothing on stdout{f' ({one_line(tail, 160)})' if tail else ''}"
+        raise VerifierError(verifier, f"{tool} {shown}; run it by hand to see why") from None
 
 
 def validate(verifier: str, model: type[M], data: Any, tool: str) -> M:

@@ -124,7 +124,7 @@ class BanditVerifier(Verifier):
         report = validate(
             self.instance_name,
             _BanditOutput,
-            parse_json(self.instance_name, output.stdout, "bandit"),
+            parse_json(self.instance_name, output.stdout, "bandit", output.stderr),
             "bandit",
         )
         if output.returncode == 1 and not report.results:

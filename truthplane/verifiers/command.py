@@ -140,7 +140,7 @@ class CommandVerifier(Verifier):
                         self.instance_name,
                         f"{self.command[0]} exited {result.returncode} without writing {OUTPUT}",
                     ) from None
-        data = parse_json(self.instance_name, text, self.command[0])
+        data = parse_json(self.instance_name, text, self.command[0], result.stderr)
         if self.options.format == "sarif":
             findings = self._from_sarif(target, data)
         else:

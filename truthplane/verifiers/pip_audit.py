@@ -172,7 +172,7 @@ class PipAuditVerifier(Verifier):
         report = validate(
             self.instance_name,
             _Report,
-            parse_json(self.instance_name, output.stdout, "pip-audit"),
+            parse_json(self.instance_name, output.stdout, "pip-audit", output.stderr),
             "pip-audit",
         )
         skipped = [d for d in report.dependencies if d.skip_reason]

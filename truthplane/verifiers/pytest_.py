@@ -102,9 +102,12 @@ class PytestVerifier(Verifier):
 
     def scan(self, target: Path, files: list[str] | None = None) -> ScanResult:
         started = time.monotonic()
-        version = self.available().version
+        info = self.available()
         if files is not None and not files:
-            return ScanResult(verifier=self.instance_name, version=version)
+            return ScanResult(verifier=self.instance_name, version=info.version)
+        if not info.installed:
+            raise VerifierError(self.instance_name, info.reason or "pytest is not usable", status=ToolStatus.MISSING.value)
+        version = info.version
         marker = uuid.uuid4().hex
         begin, end = f"TRUTHPLANE-JUNIT-BEGIN-{marker}", f"TRUTHPLANE-JUNIT-END-{marker}"
         job = Job(

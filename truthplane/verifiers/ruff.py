@@ -88,7 +88,7 @@ class RuffVerifier(Verifier):
         output = run_tool(
             self.instance_name, command, cwd=target, timeout_s=self.timeout_s, ok_exit_codes=(0, 1)
         )
-        data = parse_json(self.instance_name, output.stdout, "ruff")
+        data = parse_json(self.instance_name, output.stdout, "ruff", output.stderr)
         diagnostics = validate(self.instance_name, _RuffOutput, {"diagnostics": data}, "ruff").diagnostics
         if output.returncode == 1 and not diagnostics:
             raise VerifierError(

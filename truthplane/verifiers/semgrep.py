@@ -207,7 +207,7 @@ class SemgrepVerifier(Verifier):
         report = validate(
             self.instance_name,
             _SemgrepOutput,
-            parse_json(self.instance_name, output.stdout, "semgrep"),
+            parse_json(self.instance_name, output.stdout, "semgrep", output.stderr),
             "semgrep",
         )
         fatal = [e for e in report.errors if e.level == "error" and not e.path]

@@ -154,7 +154,7 @@ class Repo:
             )
             assert proc.stdout is not None
             with tarfile.open(fileobj=proc.stdout, mode="r|") as archive:
-                archive.extractall(tmp, filter="tar")
+                archive.extractall(tmp, filter="data")  # no absolute paths, links out, or devices
             stderr = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
             if proc.wait() != 0:
                 raise GitError(f"git archive {commit[:12]} failed: {stderr.strip()[:200]}")

@@ -134,19 +134,23 @@ def _md(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")[:300]
 
 
-def _finding_lines(console: object, title: str, findings: list[Finding], style_on: bool) -> None:
+def _finding_lines(console: object, title: str, findings: list[Finding], style_on: bool, limit: int = 50) -> None:
+    """The most severe first, at most `limit` of them: a terminal summary, not the record."""
     from rich.markup import escape
 
     if not findings:
         return
+    ordered = sorted(findings, key=lambda f: (-f.severity.rank, f.path, f.start_line or 0))
     console.print(f"\n{title} ({len(findings)}):")  # type: ignore[attr-defined]
-    for f in findings:
+    for f in ordered[:limit]:
         sev = f.severity.value
         sev_text = f"[{_SEVERITY_STYLE[sev]}]{sev:>8}[/]" if style_on else f"{sev:>8}"
         console.print(  # type: ignore[attr-defined]
             f"  {sev_text}  {escape(_location(f))}  {escape(f.verifier)} {escape(f.rule_id)}: {escape(f.message)}",
             highlight=False, soft_wrap=True,
         )
+    if len(ordered) > limit:
+        console.print(f"  ... and {len(ordered) - limit} more (--format json lists them all)")  # type: ignore[attr-defined]
 
 
 def _console(stream: object):  # noqa: ANN202 - rich is imported lazily

@@ -316,20 +316,16 @@ def github_style(before: list[Finding], after: list[Finding]) -> tuple[list[Find
     def key(f: Finding) -> tuple[str, str, str]:
         return (f.rule_id, f.path, f.partial_fingerprints.get(GITHUB_KEY, ""))
 
-    waiting = Counter(key(f) for f in before)
-    new = []
-    for f in after:
-        if waiting[key(f)] > 0:
-            waiting[key(f)] -= 1
-        else:
-            new.append(f)
-    remaining = +waiting
-    fixed = []
-    for f in before:
-        if remaining[key(f)] > 0:
-            remaining[key(f)] -= 1
-            fixed.append(f)
-    return new, fixed
+    def surplus(mine: list[Finding], theirs: list[Finding]) -> list[Finding]:
+        extra = Counter(map(key, mine)) - Counter(map(key, theirs))
+        chosen = []
+        for finding in mine:
+            if extra[key(finding)] > 0:
+                extra[key(finding)] -= 1
+                chosen.append(finding)
+        return chosen
+
+    return surplus(after, before), surplus(before, after)
 
 
 def is_edited(finding: Finding, lines_after: list[str]) -> bool:
@@ -349,7 +345,7 @@ def score(counts: Counter[str], side: str, new: list[Finding], fixed: list[Findi
     counts[f"{side} missed-new"] += edited_after - true_new
 
 
-def run_module(path: str, text: str, seed: int, tallies: dict[str, Tally]) -> None:
+def run_module(path: str, text: str, seed: int, tallies: dict[str, Tally]) -> int:
     tree = ast.parse(text)
     before_findings = analyse(path, text)
     before = annotate(before_findings, {path: text.encode()}.get)
@@ -376,6 +372,7 @@ def run_module(path: str, text: str, seed: int, tallies: dict[str, Tally]) -> No
         gh_new, gh_fixed = github_style(before, after)
         score(tally.counts, "github", gh_new, gh_fixed, mutation.edited_before, edited, lines_after)
         tally.counts["edited"] += edited
+    return len(before)
 
 
 def choose_modules(count: int, seed: int) -> list[Path]:
@@ -396,15 +393,14 @@ def main() -> int:
     started = time.perf_counter()
     tallies: dict[str, Tally] = {}
     modules = choose_modules(args.modules, args.seed)
-    for file in modules:
-        text = file.read_text(encoding="utf-8").replace("\r\n", "\n")
-        run_module(f"lib/{file.name}", text, args.seed, tallies)
+    per_state = sum(run_module(f"lib/{file.name}", file.read_text(encoding="utf-8").replace("\r\n", "\n"),
+                               args.seed, tallies) for file in modules)
     total = Tally()
     for tally in tallies.values():
         total.findings += tally.findings
         total.counts.update(tally.counts)
     print(f"fingerprint stability: {len(modules)} stdlib modules (Python {sys.version.split()[0]}, seed {args.seed}), "
-          f"{sum(len(analyse('m.py', m.read_text(encoding='utf-8'))) for m in modules)} findings per state")
+          f"{per_state} findings per state")
     header = f"{'mutation':<15} {'modules':>7} {'findings':>8} {'edited':>6} |" \
              f" {'truthplane: false-new':>21} {'false-fixed':>11} {'missed-new':>10} |" \
              f" {'github-style: false-new':>23} {'false-fixed':>11} {'missed-new':>10}"

@@ -219,3 +219,19 @@ def test_doctor_lists_every_verifier(make_repo, capsys) -> None:
         assert name in out
     assert "MISSING" in out and "no-such-ghost-tool is not installed" in out
     assert code == 4
+
+
+def test_every_sarif_output_validates(make_repo, capsys, tmp_path: Path) -> None:
+    root = make_repo({"a.py": "x = eval(input())\n"})
+    code, out, _ = cli(capsys, "scan", str(root), "--baseline", *FAST, "--format", "sarif")
+    assert code == 0
+    validate_sarif(json.loads(out))
+    (root / "a.py").write_text("x = eval(input())\ny = eval(input())\n")
+    code, out, _ = cli(capsys, "scan", str(root), *FAST, "--format", "sarif", "--output", str(tmp_path / "scan.sarif"))
+    assert code == 3 and out == ""  # bandit B307 is medium: REVIEW
+    log = json.loads((tmp_path / "scan.sarif").read_text())
+    validate_sarif(log)
+    assert {r["baselineState"] for run_ in log["runs"] for r in run_["results"]} == {"new", "unchanged"}
+    baseline = next((root / ".truth-plane-results").glob("baseline_*.json"))
+    code, out, _ = cli(capsys, "diff", str(baseline), str(tmp_path / "scan.sarif"), "--format", "sarif")
+    validate_sarif(json.loads(out))

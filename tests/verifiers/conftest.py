@@ -136,11 +136,8 @@ OSV_ADVISORIES: dict[tuple[str, str], list[dict[str, Any]]] = {
 
 
 class _OsvHandler(BaseHTTPRequestHandler):
-    queries: list[dict[str, Any]] = []
-
     def do_POST(self) -> None:
         body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", "0"))) or b"{}")
-        self.queries.append(body)
         key = (body.get("package", {}).get("name", ""), body.get("version", ""))
         vulns = OSV_ADVISORIES.get(key)
         payload = json.dumps({"vulns": vulns} if vulns else {}).encode()

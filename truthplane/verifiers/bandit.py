@@ -10,6 +10,7 @@ Severity: bandit's HIGH/MEDIUM/LOW -> high/medium/low, one step lower when bandi
 from __future__ import annotations
 
 import configparser
+import re
 import time
 import tomllib
 from pathlib import Path
@@ -90,7 +91,7 @@ def config_arguments(target: Path) -> list[str]:
             has_section = "bandit" in tomllib.loads(text).get("tool", {})
         except tomllib.TOMLDecodeError:
             # let bandit read the broken file and report the problem in its own words
-            has_section = "[tool.bandit]" in text
+            has_section = re.search(r"^\s*\[+\s*tool\.bandit", text, re.MULTILINE) is not None
         if has_section:
             arguments += ["-c", str(pyproject)]
     return arguments

@@ -1,0 +1,208 @@
+"""semgrep: the shipped rules on positive and negative snippets, the repository's rules and ignore
+files, severity mapping, and the fatal/non-fatal split of semgrep's errors. Semgrep takes seconds to
+start, so each scan is shared by several assertions."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from tests.verifiers.conftest import FIXTURES, build_verifier, located, write_tree
+from truthplane.errors import ConfigError, VerifierError
+from truthplane.models import Finding, Severity
+from truthplane.verifiers import semgrep as semgrep_module
+from truthplane.verifiers.semgrep import declared_rule_id, semgrep_severity, shipped_rule_files
+
+pytestmark = pytest.mark.tool("semgrep")
+
+RULE_FIXTURES = FIXTURES / "semgrep_rules"
+_ANNOTATION = re.compile(r"#\s*(ruleid|ok):\s*(\S+)")
+
+
+def _annotations() -> tuple[set[tuple[str, str, int]], set[tuple[str, str, int]]]:
+    """(expected, forbidden) (rule, file, line) from `# ruleid: X` / `# ok: X` on the line above."""
+    expected, forbidden = set(), set()
+    for path in sorted(RULE_FIXTURES.glob("*.py")):
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+            match = _ANNOTATION.search(line)
+            if match:
+                (expected if match.group(1) == "ruleid" else forbidden).add((match.group(2), path.name, number + 1))
+    return expected, forbidden
+
+
+def _shipped_rules() -> list[dict]:
+    import yaml
+
+    rules = []
+    for path in shipped_rule_files():
+        rules += yaml.safe_load(path.read_text(encoding="utf-8"))["rules"]
+    return rules
+
+
+@pytest.fixture(scope="module")
+def rule_findings(tmp_path_factory: pytest.TempPathFactory) -> list[Finding]:
+    root = tmp_path_factory.mktemp("rules") / "repo"
+    shutil.copytree(RULE_FIXTURES, root)
+    return build_verifier("semgrep").scan(root).findings
+
+
+def test_each_shipped_rule_fires_exactly_on_its_positive_snippets(rule_findings: list[Finding]) -> None:
+    expected, forbidden = _annotations()
+    found = {(f.rule_id, f.path, f.start_line) for f in rule_findings}
+    assert expected - found == set(), "missed positives"
+    assert found & forbidden == set(), "fired on negatives"
+    assert found - expected == set(), "unannotated findings"
+
+
+def test_every_shipped_rule_is_documented_and_tested() -> None:
+    expected, forbidden = _annotations()
+    rules = _shipped_rules()
+    assert len(rules) >= 10
+    for rule in rules:
+        assert rule["id"].startswith("truthplane.python.")
+        assert rule["severity"] in {"ERROR", "WARNING", "INFO"}
+        assert rule["metadata"]["cwe"] and all(c.startswith("CWE-") for c in rule["metadata"]["cwe"])
+        assert len(rule["message"]) > 60, f"{rule['id']}: the message should say how to fix it"
+        assert any(r == rule["id"] for r, _, _ in expected), f"{rule['id']} has no positive snippet"
+        assert any(r == rule["id"] for r, _, _ in forbidden), f"{rule['id']} has no negative snippet"
+
+
+def test_shipped_rules_cover_the_required_topics() -> None:
+    ids = {rule["id"] for rule in _shipped_rules()}
+    for topic in ("eval-exec", "shell-injection", "yaml-unsafe-load", "pickle", "tls", "secret", "aws", "private-key"):
+        assert any(topic in rule_id for rule_id in ids), topic
+
+
+def test_rule_findings_are_well_formed(rule_findings: list[Finding]) -> None:
+    for finding in rule_findings:
+        assert finding.tool_severity == "ERROR"
+        assert finding.help_uri and finding.help_uri.startswith("https://")
+        assert finding.start_column and finding.end_column and finding.end_line
+    severities = {f.rule_id: f.severity for f in rule_findings}
+    assert severities["truthplane.python.private-key-block"] is Severity.CRITICAL
+    assert severities["truthplane.python.pickle-marshal-load"] is Severity.HIGH
+
+
+REPO_RULES = """\
+rules:
+  - id: no-print
+    languages: [python]
+    severity: INFO
+    message: use logging instead of print
+    pattern: print(...)
+  - id: no-assert-true
+    languages: [python]
+    severity: WARNING
+    message: assert True checks nothing
+    pattern: assert True
+"""
+
+DIR_RULES = """\
+rules:
+  - id: team.no-breakpoint
+    languages: [python]
+    severity: ERROR
+    message: remove breakpoint() before merging
+    metadata: {truthplane-severity: critical}
+    pattern: breakpoint()
+"""
+
+APP = "def f(x):\n    print(x)\n    assert True\n    breakpoint()\n    return eval(x)\n"
+
+
+@pytest.fixture(scope="module")
+def repo_with_rules(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("repo-rules") / "repo"
+    return write_tree(root, {
+        ".semgrep.yml": REPO_RULES,
+        ".semgrep/team.yml": DIR_RULES,
+        ".semgrepignore": "vendor/\n",
+        "src/app.py": APP,
+        "src/other.py": "eval(input())\n",
+        "vendor/lib.py": APP,
+    })
+
+
+@pytest.fixture(scope="module")
+def repo_scan(repo_with_rules: Path) -> list[Finding]:
+    return build_verifier("semgrep").scan(repo_with_rules).findings
+
+
+def test_repo_rules_run_in_addition_to_shipped_rules(repo_scan: list[Finding]) -> None:
+    assert {
+        ("no-print", "src/app.py", 2),
+        ("no-assert-true", "src/app.py", 3),
+        ("team.no-breakpoint", "src/app.py", 4),
+        ("truthplane.python.eval-exec", "src/app.py", 5),
+    } <= located(repo_scan)
+
+
+def test_severity_from_semgrep_and_from_rule_metadata(repo_scan: list[Finding]) -> None:
+    severities = {f.rule_id: f.severity for f in repo_scan}
+    assert severities["no-print"] is Severity.LOW
+    assert severities["no-assert-true"] is Severity.MEDIUM
+    assert severities["team.no-breakpoint"] is Severity.CRITICAL
+    assert severities["truthplane.python.eval-exec"] is Severity.HIGH
+
+
+def test_repo_semgrepignore_applies(repo_scan: list[Finding]) -> None:
+    assert not any(f.path.startswith("vendor/") for f in repo_scan)
+
+
+def test_subset_scan_matches_the_whole_scan(repo_with_rules: Path, repo_scan: list[Finding]) -> None:
+    subset = build_verifier("semgrep").scan(repo_with_rules, files=["src/app.py", "vendor/lib.py", "gone.py"])
+    assert located(subset.findings) == {x for x in located(repo_scan) if x[1] == "src/app.py"}
+
+
+def test_broken_repo_rule_is_an_error(tree: Callable[[dict[str, str]], Path]) -> None:
+    root = tree({
+        ".semgrep.yml": "rules:\n  - id: broken\n    languages: [python]\n    severity: ERROR\n"
+                        "    message: x\n    pattern: eval($X\n",
+        "a.py": "eval(x)\n",
+    })
+    with pytest.raises(VerifierError) as caught:
+        build_verifier("semgrep").scan(root)
+    assert "broken" in caught.value.reason and caught.value.status == "failed"
+
+
+def test_registry_rules_are_refused_before_running(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="offline"):
+        build_verifier("semgrep", rules=["p/python"]).scan(tmp_path)
+    with pytest.raises(ConfigError, match="does not exist"):
+        build_verifier("semgrep", rules=["missing-rules.yml"]).scan(tmp_path)
+
+
+def test_config_fingerprint_covers_the_shipped_rules(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    verifier = build_verifier("semgrep")
+    before = verifier.config_fingerprint()
+    assert before == build_verifier("semgrep").config_fingerprint()
+    copy = tmp_path / "rules"
+    shutil.copytree(semgrep_module.RULES_DIR, copy)
+    monkeypatch.setattr(semgrep_module, "RULES_DIR", copy)
+    assert verifier.config_fingerprint() == before
+    first = sorted(copy.glob("*.yml"))[0]
+    first.write_text(first.read_text(encoding="utf-8") + "\n# edited\n", encoding="utf-8")
+    assert verifier.config_fingerprint() != before
+    assert build_verifier("semgrep", args=["--timeout", "9"]).config_fingerprint() != before
+
+
+def test_declared_rule_id_undoes_the_path_prefix() -> None:
+    known = {"no-print", "truthplane.python.eval-exec", "eval-exec"}
+    assert declared_rule_id("tmp.x.rules.truthplane.python.eval-exec", known) == "truthplane.python.eval-exec"
+    assert declared_rule_id("semgrep.no-print", known) == "no-print"
+    assert declared_rule_id("home.me.repo.eval-exec", known) == "eval-exec"
+    assert declared_rule_id("unknown.rule", known) == "unknown.rule"
+
+
+@pytest.mark.parametrize(
+    "word, metadata, expected",
+    [("ERROR", {}, Severity.HIGH), ("WARNING", {}, Severity.MEDIUM), ("INFO", {}, Severity.LOW),
+     ("CRITICAL", {}, Severity.CRITICAL), ("INFO", {"truthplane-severity": "critical"}, Severity.CRITICAL),
+     ("ERROR", {"truthplane-severity": "bogus"}, Severity.HIGH), ("INVENTORY", {}, Severity.NOTE)],
+)
+def test_severity_mapping(word: str, metadata: dict, expected: Severity) -> None:
+    assert semgrep_severity(word, metadata) is expected

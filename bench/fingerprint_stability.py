@@ -75,14 +75,18 @@ def char_column(line: str, byte_offset: int) -> int:
 
 
 def flagged_calls(tree: ast.AST) -> list[tuple[ast.Call, str]]:
-    inside_fstrings = {id(n) for joined in ast.walk(tree) if isinstance(joined, ast.JoinedStr) for n in ast.walk(joined)}
     found = []
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Call) and id(node) not in inside_fstrings:
+    pending = [tree]
+    while pending:
+        node = pending.pop()
+        if isinstance(node, ast.JoinedStr):
+            continue  # calls inside f-strings: left alone, their positions are not reliable on every Python
+        if isinstance(node, ast.Call):
             func = node.func
             name = func.id if isinstance(func, ast.Name) else func.attr if isinstance(func, ast.Attribute) else ""
             if name in CALLEES:
                 found.append((node, name))
+        pending.extend(ast.iter_child_nodes(node))
     return sorted(found, key=lambda item: (item[0].lineno, item[0].col_offset))
 
 

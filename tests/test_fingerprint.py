@@ -449,6 +449,15 @@ def test_property_blank_and_comment_lines_never_change_the_diff(
     assert (result.new, result.fixed) == ([], [])
 
 
+@settings(max_examples=200, deadline=None)
+@given(st.text(st.characters(blacklist_categories=("Cs", "Cc"), blacklist_characters="\\'\""), max_size=30))
+def test_property_quoting_and_prefixes_of_a_string_never_matter(value: str) -> None:
+    spellings = [f"x = eval('{value}')", f'x = eval("{value}")', f"x = eval(r'{value}')",
+                 f'x = eval(U"""{value}""")', f"x = eval('{value[:3]}' '{value[3:]}')"]
+    contexts = {scan({"q.py": text + "\n"})[0].context_hash for text in spellings}
+    assert len(contexts) == 1
+
+
 @settings(max_examples=100, deadline=None)
 @given(_MODULES)
 def test_property_reindenting_the_module_never_changes_the_diff(text: str) -> None:

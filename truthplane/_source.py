@@ -166,6 +166,9 @@ def _slice(lines: list[str], start: tuple[int, int], end: tuple[int, int]) -> st
 
 def _canonical_string(parts: list[str]) -> str:
     """Adjacent literals as one value: quote style, prefixes' case and implicit concatenation do not matter."""
+    plain = [_plain_value(part) for part in parts]
+    if all(value is not None for value in plain):
+        return repr("".join(value for value in plain if value is not None))
     try:
         node = ast.parse("(" + " ".join(parts) + "\n)", mode="eval").body
     except (SyntaxError, ValueError, MemoryError, RecursionError):
@@ -173,6 +176,16 @@ def _canonical_string(parts: list[str]) -> str:
     if isinstance(node, ast.Constant):
         return repr(node.value)
     return ast.dump(node)  # an f-string: its structure, whatever its quoting
+
+
+def _plain_value(literal: str) -> str | None:
+    """The value of a prefix-free literal without escapes, read without compiling (most strings are)."""
+    if literal[:1] not in ("'", '"') or "\\" in literal:
+        return None
+    quote = literal[:3] if literal[:3] in ('"""', "'''") else literal[0]
+    if len(literal) < 2 * len(quote) or not literal.endswith(quote):
+        return None
+    return literal[len(quote) : -len(quote)]
 
 
 def _canonical_number(spelling: str) -> str:
@@ -250,18 +263,21 @@ def _symbols(text: str, line_count: int) -> list[str]:
     except (SyntaxError, ValueError, MemoryError, RecursionError):
         return names
     spans: list[tuple[int, int, str]] = []
-
-    def visit(node: ast.AST, prefix: str) -> None:
-        for child in ast.iter_child_nodes(node):
-            if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-                name = f"{prefix}.{child.name}" if prefix else child.name
-                first = min([child.lineno, *(d.lineno for d in child.decorator_list)])
-                spans.append((first, child.end_lineno or child.lineno, name))
-                visit(child, name)
-            else:
-                visit(child, prefix)
-
-    visit(tree, "")
+    # definitions are statements: walking statement lists (not expressions) finds them all
+    pending: list[tuple[list[ast.AST], str]] = [(list(tree.body), "")]
+    while pending:
+        statements, prefix = pending.pop()
+        for node in statements:
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                name = f"{prefix}.{node.name}" if prefix else node.name
+                first = min([node.lineno, *(d.lineno for d in node.decorator_list)])
+                spans.append((first, node.end_lineno or node.lineno, name))
+                pending.append((list(node.body), name))
+                continue
+            for field_name in ("body", "orelse", "finalbody", "handlers", "cases"):
+                children = getattr(node, field_name, None)
+                if isinstance(children, list):
+                    pending.append((children, prefix))
     for first, last, name in sorted(spans, key=lambda span: (span[0], -span[1])):
         names[first - 1 : last] = [name] * (min(last, line_count) - first + 1)
     return names

@@ -152,6 +152,14 @@ def test_move_git_did_not_report_is_found_by_content() -> None:
     assert counts(result) == (0, 0, 1)
 
 
+def test_several_unreported_moves_pair_each_file_with_its_own_copy() -> None:
+    first = BASE + "\n\ndef first(s):\n    return eval(s + '1')\n"
+    second = BASE + "\n\ndef second(s):\n    return eval(s + '2')\n\n\ndef third(s):\n    return eval(s + '3')\n"
+    result = diff({"a.py": first, "b.py": second}, {"x/one.py": "\n" + first, "y/two.py": second})
+    assert counts(result) == (0, 0, 5)
+    assert {f.path for f in result.unchanged if f.symbol == "second"} == {"y/two.py"}
+
+
 def test_content_fallback_does_not_pair_files_that_still_exist() -> None:
     before = {"a.py": BASE, "b.py": "X = 1\n"}
     after = {"a.py": "X = 1\n", "b.py": "X = 1\n", "c.py": BASE}

@@ -245,11 +245,27 @@ def _align(olds: list[int], news: list[int], cost: Callable[[int, int], int]) ->
     return pairs[::-1]
 
 
-def _shared_keys(before: Iterable[Finding], after: Iterable[Finding]) -> int:
-    def keys(findings: Iterable[Finding]) -> Counter[Key]:
+def _file_pairs(gone: Mapping[str, list[Finding]], appeared: Mapping[str, list[Finding]]) -> dict[str, str]:
+    """Vanished file -> appeared file, best pairs first by the number of findings they have in common."""
+    def keys(findings: list[Finding]) -> Counter[Key]:
         return Counter((f.verifier, f.rule_id, f.symbol, _match_context(f)) for f in findings)
 
-    return sum((keys(before) & keys(after)).values())
+    holders: dict[Key, list[tuple[str, int]]] = defaultdict(list)
+    for path, findings in appeared.items():
+        for key, count in keys(findings).items():
+            holders[key].append((path, count))
+    shared: Counter[tuple[str, str]] = Counter()
+    for gone_path, findings in gone.items():
+        for key, count in keys(findings).items():
+            for appeared_path, other in holders.get(key, []):
+                shared[(gone_path, appeared_path)] += min(count, other)
+    pairs: dict[str, str] = {}
+    taken: set[str] = set()
+    for (gone_path, appeared_path), _ in sorted(shared.items(), key=lambda item: (-item[1], item[0])):
+        if gone_path not in pairs and appeared_path not in taken:
+            pairs[gone_path] = appeared_path
+            taken.add(appeared_path)
+    return pairs
 
 
 def match(
@@ -311,14 +327,7 @@ def match(
     for j in todo_after:
         if not new[j].identity and new[j].path not in before_paths:
             appeared[new[j].path].append(new[j])
-    candidates = sorted(
-        ((_shared_keys(gone[g], appeared[a]), g, a) for g in gone for a in appeared),
-        key=lambda c: (-c[0], c[1], c[2]),
-    )
-    file_pairs: dict[str, str] = {}
-    for shared, gone_path, appeared_path in candidates:
-        if shared and gone_path not in file_pairs and appeared_path not in file_pairs.values():
-            file_pairs[gone_path] = appeared_path
+    file_pairs = _file_pairs(gone, appeared)
     if file_pairs:
         def paired(f: Finding) -> str:
             return file_pairs.get(moved(f), moved(f))

@@ -184,7 +184,7 @@ def test_config_fingerprint_covers_the_shipped_rules(tmp_path: Path, monkeypatch
     shutil.copytree(semgrep_module.RULES_DIR, copy)
     monkeypatch.setattr(semgrep_module, "RULES_DIR", copy)
     assert verifier.config_fingerprint() == before
-    first = sorted(copy.glob("*.yml"))[0]
+    first = min(copy.glob("*.yml"))
     first.write_text(first.read_text(encoding="utf-8") + "\n# edited\n", encoding="utf-8")
     assert verifier.config_fingerprint() != before
     assert build_verifier("semgrep", args=["--timeout", "9"]).config_fingerprint() != before

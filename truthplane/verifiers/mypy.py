@@ -12,7 +12,10 @@ folded into that error (a "See https://..." hint becomes its help_uri).
 from __future__ import annotations
 
 import configparser
+import hashlib
+import os
 import re
+import tempfile
 import time
 import tomllib
 from pathlib import Path
@@ -77,6 +80,17 @@ def config_names_files(target: Path) -> bool:
     return False
 
 
+def mypy_cache_dir(target: Path) -> str:
+    """mypy's cache for this directory only: a cache shared by two trees reports stale results (or
+    none) for a module that moved. A temporary tree is scanned once, so caching it only leaves litter."""
+    real = os.path.realpath(target)
+    if real.startswith(os.path.realpath(tempfile.gettempdir()) + os.sep):
+        return os.devnull
+    from truthplane.cache import default_cache_dir
+
+    return str(default_cache_dir() / "mypy" / hashlib.sha256(real.encode()).hexdigest()[:24])
+
+
 def _config_problem(stderr: str) -> str | None:
     for match in _CONFIG_COMPLAINT.finditer(stderr):
         if "Unrecognized option" not in match.group(2):
@@ -106,18 +120,8 @@ class MypyVerifier(Verifier):
             targets = ["--", *files]
         else:
             targets = [] if config_names_files(target) else ["."]
-        from truthplane.cache import default_cache_dir
-
-        command = [
-            "mypy",
-            "-O",
-            "json",
-            "--no-error-summary",
-            "--cache-dir",
-            str(default_cache_dir() / "mypy"),
-            *self.options.args,
-            *targets,
-        ]
+        command = ["mypy", "-O", "json", "--no-error-summary", "--cache-dir", mypy_cache_dir(target)]
+        command += [*self.options.args, *targets]
         output = run_tool(
             self.instance_name, command, cwd=target, timeout_s=self.timeout_s, ok_exit_codes=(0, 1, 2)
         )

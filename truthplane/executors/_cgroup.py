@@ -89,7 +89,7 @@ def _v2_parent() -> Path | None:
 
 
 def _v1_parents() -> dict[str, Path] | None:
-    parents = {}
+    parents: dict[str, Path] = {}
     own = _own_paths()
     for controller in ("memory", "pids", "cpu"):
         mount = next((m for m in _mounts() if m.fstype == "cgroup" and controller in m.controllers), None)

@@ -63,9 +63,9 @@ def _docker_errors(what: str, base_url: str | None = None, image: str | None = N
         yield
     except docker.errors.ImageNotFound:
         raise ExecutorError(f"sandbox image {image or DEFAULT_IMAGE} is not present: run truthplane sandbox build") from None
-    except (requests.exceptions.ConnectionError, FileNotFoundError, ConnectionError) as exc:
-        if isinstance(exc, requests.exceptions.ReadTimeout):
-            raise ExecutorError(f"Docker engine did not answer while {what}: check dockerd's load and log") from None
+    except requests.exceptions.ReadTimeout:
+        raise ExecutorError(f"Docker engine did not answer while {what}: check dockerd's load and its log") from None
+    except (requests.exceptions.ConnectionError, FileNotFoundError, ConnectionError):
         raise ExecutorError(
             f"Docker engine not reachable at {_engine_url(base_url)}: start dockerd, or use --executor local"
         ) from None
@@ -245,9 +245,12 @@ class DockerExecutor(Executor):
 
         def kill_at_timeout() -> None:
             timed_out.set()
+            import docker.errors
+            import requests.exceptions
+
             try:
                 api.stop(container, timeout=max(1, round(self.kill_grace_s)))
-            except Exception:
+            except (docker.errors.APIError, requests.exceptions.RequestException):
                 _kill(api, container)
 
         params = {"stdout": 1, "stderr": 1, "stream": 1, "stdin": int(job.stdin is not None)}
@@ -315,9 +318,12 @@ class DockerExecutor(Executor):
 
 def _kill(api: Any, container: str) -> None:
     """Last resort at the timeout: SIGKILL, ignoring a container that is already gone."""
+    import docker.errors
+    import requests.exceptions
+
     try:
         api.kill(container)
-    except Exception:
+    except (docker.errors.APIError, requests.exceptions.RequestException):
         return
 
 

@@ -86,7 +86,7 @@ def _bwrap_works(bwrap: str) -> str | None:
     with tempfile.TemporaryDirectory(prefix="truthplane-probe-") as scratch:
         probe = bwrap_argv(bwrap, Path(scratch), Path(scratch), Limits())
         try:
-            proc = subprocess.run([*probe, "true"], capture_output=True, text=True, timeout=30)
+            proc = subprocess.run([*probe, "true"], check=False, capture_output=True, text=True, timeout=30)
         except (OSError, subprocess.TimeoutExpired) as exc:
             return str(exc)
     return None if proc.returncode == 0 else (proc.stderr.strip() or f"exit status {proc.returncode}")
@@ -172,16 +172,17 @@ class LocalExecutor(Executor):
         if bwrap is None:
             reason = NO_BWRAP if shutil.which("bwrap") is None else "sandbox = false: jobs run unsandboxed"
             return ToolInfo(name=cls.name, installed=True, reason=reason)
-        version = subprocess.run([bwrap, "--version"], capture_output=True, text=True).stdout.split()[-1:]
+        output = subprocess.run([bwrap, "--version"], check=False, capture_output=True, text=True).stdout.split()
+        version = output[-1] if output else None
         problem = _bwrap_works(bwrap)
         if problem:
             return ToolInfo(name=cls.name, installed=False, path=bwrap, reason=f"bubblewrap cannot build a sandbox here: {problem}")
         try:
             JobCgroup.create(Limits()).remove()
         except CgroupUnavailable as exc:
-            return ToolInfo(name=cls.name, installed=True, version=(version or [None])[0], path=bwrap,
+            return ToolInfo(name=cls.name, installed=True, version=version, path=bwrap,
                             reason=f"memory and process limits not enforced: {exc}")
-        return ToolInfo(name=cls.name, installed=True, version=(version or [None])[0], path=bwrap)
+        return ToolInfo(name=cls.name, installed=True, version=version, path=bwrap)
 
     async def run(self, job: Job) -> JobResult:
         bwrap = self.bwrap()

@@ -49,7 +49,7 @@ def rootfs_tarball(data_science: bool, cache: Path | None = None, suite: str | N
     argv = ["/bin/sh", str(ROOTFS_SCRIPT), str(tarball)] + (["--data-science"] if data_science else [])
     try:
         # debootstrap's progress goes to our stderr: this step can take minutes
-        proc = subprocess.run(argv, stdout=sys.stderr, stderr=subprocess.PIPE, text=True,
+        proc = subprocess.run(argv, check=False, stdout=sys.stderr, stderr=subprocess.PIPE, text=True,
                               env={**os.environ, "TRUTHPLANE_DEBIAN_SUITE": suite})
     except OSError as exc:
         raise ExecutorError(f"cannot run {ROOTFS_SCRIPT.name}: {exc.strerror}") from None

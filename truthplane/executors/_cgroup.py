@@ -2,7 +2,8 @@
 
 cgroup v2 is used where its memory and pids controllers can be delegated to a child of our own
 cgroup; otherwise the v1 memory, pids (and cpu) hierarchies. Job cgroups are made under the
-cgroup this process already runs in, so an outer supervisor's limits still hold.
+cgroup this process already runs in, so an outer supervisor's limits still hold. CPU bandwidth
+(`Limits.cpus`) is set only under v2, where it costs nothing extra; CPU time is an rlimit.
 """
 
 from __future__ import annotations
@@ -91,7 +92,8 @@ def _v2_parent() -> Path | None:
 def _v1_parents() -> dict[str, Path] | None:
     parents: dict[str, Path] = {}
     own = _own_paths()
-    for controller in ("memory", "pids", "cpu"):
+    # no v1 cpu hierarchy: each hierarchy joined costs a migration per job; CPU time is capped by RLIMIT_CPU
+    for controller in ("memory", "pids"):
         mount = next((m for m in _mounts() if m.fstype == "cgroup" and controller in m.controllers), None)
         if mount is None or controller not in own:
             continue
@@ -148,9 +150,6 @@ class JobCgroup:
         except OSError:
             pass  # swap accounting is off: there is no swap to escape into
         _write(self.dirs["pids"] / "pids.max", str(limits.pids))
-        if "cpu" in self.dirs:
-            _write(self.dirs["cpu"] / "cpu.cfs_period_us", str(_CPU_PERIOD_US))
-            _write(self.dirs["cpu"] / "cpu.cfs_quota_us", str(quota))
 
     def procs_files(self) -> list[str]:
         """Files a child writes "0" into to join this cgroup before it execs."""

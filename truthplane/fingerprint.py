@@ -280,6 +280,11 @@ def match(
 
     `renames` maps old path -> new path (from git's rename detection), may be None. `before_files` and
     `after_files` are the paths that exist in each state; without them the findings' paths stand in.
+
+    Each pass sees only what the earlier ones left: (1) the tool's identity; (2) path after renames +
+    fingerprint (rule, symbol, context); (3) path + context, for code moved between functions; (4) files
+    that vanished paired with files that appeared by shared fingerprints, for moves git did not report.
+    Nothing looser: a finding whose flagged code was edited is new, and the old one fixed.
     """
     renames = dict(renames or {})
     old = sorted(before, key=_order)

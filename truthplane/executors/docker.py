@@ -232,7 +232,8 @@ class DockerExecutor(Executor):
         try:
             with _docker_errors("creating the job container", self.base_url, self.image):
                 box["container"] = container = self._create(client, job, workdir)
-                client.api.put_archive(container, WORKSPACE, archive)
+                if job.files or job.source_dir or workdir != WORKSPACE:
+                    client.api.put_archive(container, WORKSPACE, archive)  # an empty workspace needs no copy
             return self._attach_and_wait(client.api, container, job)
         finally:
             archive.close()

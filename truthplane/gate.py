@@ -38,6 +38,9 @@ def compare(before: Scan, after: Scan, renames: Mapping[str, str] | None = None)
         [f for f in before.findings if f.verifier in comparable],
         [f for f in after.findings if f.verifier in comparable],
         renames,
+        # SARIF inputs carry no file list: the paths seen among findings stand in
+        before_files=set(before.files) or None,
+        after_files=set(after.files) or None,
     )
     return diff, problems
 

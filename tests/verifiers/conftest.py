@@ -104,34 +104,33 @@ def no_tools(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 # ---- an OSV-format vulnerability service on 127.0.0.1 ------------------------------------------
 
+def _advisory(vuln_id: str, aliases: list[str], summary: str, package: str, fixed: str) -> dict[str, Any]:
+    return {
+        "id": vuln_id,
+        "aliases": aliases,
+        "summary": summary,
+        "affected": [
+            {
+                "package": {"name": package, "ecosystem": "PyPI"},
+                "ranges": [{"type": "ECOSYSTEM", "events": [{"introduced": "0"}, {"fixed": fixed}]}],
+            }
+        ],
+    }
+
+
 # real advisories (osv.dev), trimmed to the fields pip-audit reads
+REQUESTS_REDIRECT = _advisory(
+    "PYSEC-2018-28", ["CVE-2018-18074", "GHSA-x84v-xcm2-53pg"],
+    "Requests sends the Authorization header to an http URI after an https redirect", "requests", "2.20.0",
+)
+PYYAML_FULL_LOAD = _advisory(
+    "PYSEC-2020-96", ["CVE-2020-14343", "GHSA-8q59-q68h-6hv4"],
+    "full_load and FullLoader allow arbitrary code execution", "pyyaml", "5.4",
+)
 OSV_ADVISORIES: dict[tuple[str, str], list[dict[str, Any]]] = {
-    ("requests", "2.19.0"): [
-        {
-            "id": "PYSEC-2018-28",
-            "aliases": ["CVE-2018-18074", "GHSA-x84v-xcm2-53pg"],
-            "summary": "Requests sends the Authorization header to an http URI after an https redirect",
-            "affected": [
-                {
-                    "package": {"name": "requests", "ecosystem": "PyPI"},
-                    "ranges": [{"type": "ECOSYSTEM", "events": [{"introduced": "0"}, {"fixed": "2.20.0"}]}],
-                }
-            ],
-        }
-    ],
-    ("pyyaml", "5.3"): [
-        {
-            "id": "PYSEC-2020-96",
-            "aliases": ["CVE-2020-14343", "GHSA-8q59-q68h-6hv4"],
-            "summary": "full_load and FullLoader allow arbitrary code execution",
-            "affected": [
-                {
-                    "package": {"name": "pyyaml", "ecosystem": "PyPI"},
-                    "ranges": [{"type": "ECOSYSTEM", "events": [{"introduced": "0"}, {"fixed": "5.4"}]}],
-                }
-            ],
-        }
-    ],
+    ("requests", "2.19.0"): [REQUESTS_REDIRECT],
+    ("requests", "2.19.1"): [REQUESTS_REDIRECT],
+    ("pyyaml", "5.3"): [PYYAML_FULL_LOAD],
 }
 
 

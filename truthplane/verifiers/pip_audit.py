@@ -66,13 +66,27 @@ class _Source:
     pinned: bool
 
 
-def _requirement_lines(text: str) -> tuple[dict[str, int], bool]:
-    """package -> first line naming it, and whether every requirement is pinned to one version."""
+def _requirement_lines(
+    text: str, base: Path | None = None, seen: frozenset[Path] = frozenset()
+) -> tuple[dict[str, int], bool]:
+    """package -> first line naming it, and whether every requirement (in `-r` includes too, read
+    relative to `base`) is pinned to one version, so pip-audit can skip resolving them."""
     lines: dict[str, int] = {}
     pinned = True
     for number, raw in enumerate(text.splitlines(), start=1):
         line = raw.split(" #", 1)[0].strip()
         if not line or line.startswith("#"):
+            continue
+        include = re.match(r"^(?:-r|--requirement)[\s=]+(\S+)$", line)
+        if include and base is not None:
+            path = (base / include.group(1)).resolve()
+            if path in seen or not path.is_file():
+                pinned = False
+                continue
+            _, included_pinned = _requirement_lines(
+                path.read_text(encoding="utf-8", errors="replace"), path.parent, seen | {path}
+            )
+            pinned = pinned and included_pinned
             continue
         if line.startswith(("-", ".", "/")) or "://" in line:
             pinned = pinned and line.startswith("--hash")
@@ -89,7 +103,9 @@ def find_sources(target: Path, scratch: Path) -> list[_Source]:
     sources = []
     for path in files:
         if path.is_file():
-            lines, pinned = _requirement_lines(path.read_text(encoding="utf-8", errors="replace"))
+            lines, pinned = _requirement_lines(
+                path.read_text(encoding="utf-8", errors="replace"), path.parent
+            )
             sources.append(_Source(path.relative_to(target).as_posix(), path, lines, pinned))
     if sources:
         return sources

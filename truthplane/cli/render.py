@@ -77,11 +77,15 @@ class Progress:
             self.stream.flush()  # type: ignore[attr-defined]
 
     def started(self, name: str) -> None:
+        from rich.markup import escape
+
         if self._live is not None:
             with self._lock:
-                self._tasks[name] = self._live.add_task(f"[{self.label}] {name}", total=1)
+                self._tasks[name] = self._live.add_task(escape(f"[{self.label}] {name}"), total=1)
 
     def finished(self, run: VerifierRun) -> None:
+        from rich.markup import escape
+
         line = _run_line(run)
         if self._live is None:
             self._plain(f"  {line}")
@@ -90,7 +94,7 @@ class Progress:
         with self._lock:
             task = self._tasks.get(run.name)
             if task is not None:
-                self._live.update(task, description=f"[{style}][{self.label}] {line}[/]", completed=1)
+                self._live.update(task, description=f"[{style}]{escape(f'[{self.label}] {line}')}[/]", completed=1)
 
 
 # ---- documents -------------------------------------------------------------------------------

@@ -135,13 +135,64 @@ def run_tool(
     return ToolOutput(proc.returncode, proc.stdout, proc.stderr)
 
 
+def _version_key(executable: str, command: list[str]) -> str | None:
+    try:
+        real = os.path.realpath(executable)
+        stat = os.stat(real)
+    except OSError:
+        return None
+    return f"{real}|{stat.st_size}|{stat.st_mtime_ns}|{' '.join(command[1:])}"
+
+
+def _version_store() -> Path:
+    from truthplane.cache import default_cache_dir
+
+    return default_cache_dir() / "tool-versions.json"
+
+
+def _remembered_version(key: str) -> str | None:
+    import json
+
+    try:
+        value = json.loads(_version_store().read_text(encoding="utf-8")).get(key)
+    except (OSError, ValueError, AttributeError):
+        return None
+    return value if isinstance(value, str) else None
+
+
+def _remember_version(key: str, version: str) -> None:
+    """Asking `semgrep --version` costs seconds: remember the answer until the executable changes."""
+    import json
+
+    from truthplane.fsutil import atomic_write
+
+    path = _version_store()
+    try:
+        known = json.loads(path.read_text(encoding="utf-8"))
+        known = known if isinstance(known, dict) else {}
+    except (OSError, ValueError):
+        known = {}
+    known[key] = version
+    try:
+        atomic_write(path, json.dumps(known, indent=1, sort_keys=True))
+    except OSError:
+        pass  # only costs time next run
+
+
 def tool_version(verifier: str, command: list[str], *, install_hint: str) -> ToolInfo:
-    """`<tool> --version` as a ToolInfo; the first version-looking token of the first line."""
+    """`<tool> --version` as a ToolInfo; the first version-looking token of the first line.
+
+    Remembered on disk per executable (path, size, mtime), so an upgrade is noticed at once.
+    """
     import re
 
     executable = which(command[0])
     if executable is None:
         return ToolInfo(name=verifier, installed=False, reason=f"{command[0]} is not installed: {install_hint}")
+    key = _version_key(executable, command)
+    remembered = _remembered_version(key) if key else None
+    if remembered:
+        return ToolInfo(name=verifier, installed=True, path=executable, version=remembered)
     try:
         proc = subprocess.run(
             [executable, *command[1:]], capture_output=True, text=True, timeout=60,
@@ -156,4 +207,6 @@ def tool_version(verifier: str, command: list[str], *, install_hint: str) -> Too
             name=verifier, installed=True, path=executable,
             reason=f"`{' '.join(command)}` exited with {proc.returncode}: {text[:200]}",
         )
+    if key:
+        _remember_version(key, match.group(0))
     return ToolInfo(name=verifier, installed=True, path=executable, version=match.group(0))

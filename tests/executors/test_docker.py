@@ -193,3 +193,36 @@ def test_sandbox_build_from_cached_rootfs_imports_a_working_image() -> None:
         client = docker.from_env()
         client.images.remove(tag)
         client.close()
+
+
+@engine
+@image
+def test_containers_left_by_a_killed_run_are_swept(docker_executor: DockerExecutor) -> None:
+    import socket
+    import subprocess
+    import sys
+
+    import docker
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    token = f"tp-sweep-{uuid.uuid4().hex[:8]}"
+    client = docker.from_env()
+    try:
+        orphans = {}
+        for owner in (f"{socket.gethostname()}:{dead.pid}", f"{socket.gethostname()}:{__import__('os').getpid()}"):
+            container = client.containers.create(
+                SANDBOX_IMAGE, ["true"], network_mode="none",
+                labels={"truthplane.job": token, "truthplane.owner": owner},
+            )
+            container.start()
+            container.wait()
+            orphans[owner] = container.id
+        run_job(docker_executor, Job(command=["true"]))
+        left = set(_labelled(token))
+        assert orphans[f"{socket.gethostname()}:{dead.pid}"] not in left
+        assert orphans[f"{socket.gethostname()}:{__import__('os').getpid()}"] in left  # a live run's: not ours to touch
+    finally:
+        for container_id in _labelled(token):
+            client.api.remove_container(container_id, force=True)
+        client.close()

@@ -214,3 +214,11 @@ def test_output_cap_matches_cap_output() -> None:
     small = OutputCap(5000)
     small.feed(data)
     assert small.text() == (data.decode(), False)
+
+
+@bwrap
+def test_cpu_time_is_capped_by_the_cpu_share_of_the_timeout(local: LocalExecutor) -> None:
+    # 20 s wall at 0.1 CPU allows 3 s of CPU time: a spinning job dies of SIGXCPU long before the timeout
+    result = run_job(local, py("while True: pass", limits=Limits(timeout_s=20, cpus=0.1)))
+    assert not result.timed_out and not result.ok
+    assert any("CPU time" in note for note in result.notes), (result.returncode, result.notes)

@@ -47,6 +47,7 @@ IMAGE_CHANGES = [
     'CMD ["python3"]',
 ]
 _TMP_SIZE = "rw,nosuid,nodev,size=256m"
+_OWNER = f"{socket.gethostname()}:{os.getpid()}"  # lets a later run sweep what a killed run left behind
 
 
 def _engine_url(base_url: str | None) -> str:
@@ -171,6 +172,7 @@ class DockerExecutor(Executor):
         with self._lock:
             if self._docker is None:
                 self._docker = _client(self.base_url, pool=max(10, self.concurrency * 2))
+                _sweep_leftovers(self._docker)
             return self._docker
 
     def _threads(self) -> ThreadPoolExecutor:
@@ -216,7 +218,7 @@ class DockerExecutor(Executor):
             user=str(self.options.get("user", f"{SANDBOX_UID}:{SANDBOX_UID}")),
             environment=job_env(job, home=WORKSPACE),
             working_dir=workdir,
-            labels={"truthplane.job": job.label or "1"},
+            labels={"truthplane.job": job.label or "1", "truthplane.owner": _OWNER},
             stdin_open=job.stdin is not None,
             host_config=host_config,
         )
@@ -315,6 +317,22 @@ class DockerExecutor(Executor):
         if self._docker is not None:
             self._docker.close()
             self._docker = None
+
+
+def _sweep_leftovers(client: Any) -> None:
+    """Remove stopped job containers whose truthplane process (on this host) was killed before cleaning up."""
+    import docker.errors
+    import requests.exceptions
+
+    host = socket.gethostname()
+    try:
+        for status in ("exited", "dead"):
+            for found in client.api.containers(all=True, filters={"label": "truthplane.owner", "status": status}):
+                owner_host, _, pid = found.get("Labels", {}).get("truthplane.owner", "").partition(":")
+                if owner_host == host and pid.isdigit() and not os.path.exists(f"/proc/{pid}"):
+                    client.api.remove_container(found["Id"], force=True, v=True)
+    except (docker.errors.APIError, requests.exceptions.RequestException):
+        return  # best effort: the job itself will report a real engine problem
 
 
 def _kill(api: Any, container: str) -> None:

@@ -92,12 +92,12 @@ def _bwrap_works(bwrap: str) -> str | None:
     return None if proc.returncode == 0 else (proc.stderr.strip() or f"exit status {proc.returncode}")
 
 
-# joins the job cgroup and caps CPU time, then execs the job; a shell is used because a Python
+# joins the job cgroup and caps CPU time (SIGXCPU, then SIGKILL a second later), then execs the job; a shell is used because a Python
 # preexec_fn forces a full fork of this process, which costs tens of milliseconds per job
 _ENTER = (
     'cpu=$1; shift; while [ "$1" != -- ]; do echo $$ > "$1" || '
     '{ echo "truthplane: cannot join the job cgroup $1" >&2; exit 125; }; shift; done; '
-    'shift; ulimit -t "$cpu"; exec "$@"'
+    'shift; ulimit -S -t "$cpu" 2>/dev/null && ulimit -H -t $((cpu + 1)) 2>/dev/null; exec "$@"'
 )
 
 
@@ -263,6 +263,8 @@ class LocalExecutor(Executor):
             notes.append(f"killed after the {limits.timeout_s:g} s timeout")
         if oom:
             notes.append(f"killed for exceeding {limits.memory_mb} MB of memory")
+        elif proc.returncode in (-signal.SIGXCPU, 128 + signal.SIGXCPU):
+            notes.append(f"killed for exceeding {cpu_seconds} s of CPU time")
         return JobResult(
             returncode=proc.returncode, stdout=stdout, stderr=stderr,
             stdout_truncated=stdout_truncated, stderr_truncated=stderr_truncated,

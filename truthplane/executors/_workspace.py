@@ -115,15 +115,29 @@ def _make_removable(path: str) -> None:
                 os.chmod(full, stat.S_IRWXU)
 
 
+def create_workspace(job: Job, prefix: str = "truthplane-job-") -> tuple[Path, Path]:
+    """A fresh temporary directory holding the job's files: (root, working directory)."""
+    root = Path(tempfile.mkdtemp(prefix=prefix))
+    try:
+        return root, materialise(job, root)
+    except BaseException:
+        remove_workspace(root)
+        raise
+
+
+def remove_workspace(root: Path) -> None:
+    _make_removable(str(root))
+    shutil.rmtree(root, ignore_errors=True)
+
+
 @contextmanager
 def workspace(job: Job, prefix: str = "truthplane-job-") -> Iterator[tuple[Path, Path]]:
     """(workspace root, working directory), removed afterwards whatever happens."""
-    root = Path(tempfile.mkdtemp(prefix=prefix))
+    root, workdir = create_workspace(job, prefix)
     try:
-        yield root, materialise(job, root)
+        yield root, workdir
     finally:
-        _make_removable(str(root))
-        shutil.rmtree(root, ignore_errors=True)
+        remove_workspace(root)
 
 
 class OutputCap:

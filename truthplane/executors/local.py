@@ -28,7 +28,13 @@ from typing import Any
 
 from truthplane.errors import ExecutorError
 from truthplane.executors._cgroup import CgroupUnavailable, JobCgroup
-from truthplane.executors._workspace import OutputCap, host_python_path, job_env, workspace
+from truthplane.executors._workspace import (
+    OutputCap,
+    create_workspace,
+    host_python_path,
+    job_env,
+    remove_workspace,
+)
 from truthplane.executors.interface import Executor
 from truthplane.models import Job, JobResult, Limits, ToolInfo
 
@@ -194,21 +200,23 @@ class LocalExecutor(Executor):
             )
         if bwrap is None:
             notes.append(UNSANDBOXED_NOTE + ("" if shutil.which("bwrap") else f" ({NO_BWRAP})"))
-        with workspace(job) as (root, workdir):
+        # copying a repository and removing it are blocking work: off the event loop, so jobs overlap
+        root, workdir = await asyncio.to_thread(create_workspace, job)
+        cgroup: JobCgroup | None = None
+        try:
             try:
-                cgroup: JobCgroup | None = JobCgroup.create(job.limits)
+                cgroup = JobCgroup.create(job.limits)
             except CgroupUnavailable as exc:
-                cgroup = None
                 notes.append(f"memory and process limits not enforced: {exc}")
-            try:
-                argv = job.command
-                if bwrap is not None:
-                    argv = bwrap_argv(bwrap, root, workdir, job.limits, job.source_dir) + job.command
-                env = job_env(job, home=str(root), path=host_python_path())
-                result = await self._execute(job, argv, env, workdir, cgroup, sandboxed=bwrap is not None)
-            finally:
-                if cgroup is not None:
-                    cgroup.remove()
+            argv = job.command
+            if bwrap is not None:
+                argv = bwrap_argv(bwrap, root, workdir, job.limits, job.source_dir) + job.command
+            env = job_env(job, home=str(root), path=host_python_path())
+            result = await self._execute(job, argv, env, workdir, cgroup, sandboxed=bwrap is not None)
+        finally:
+            if cgroup is not None:
+                await asyncio.to_thread(cgroup.remove)
+            await asyncio.to_thread(remove_workspace, root)
         result.sandboxed = bwrap is not None
         result.notes = notes + result.notes
         return result

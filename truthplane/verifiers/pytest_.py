@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import shlex
+import sys
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -68,9 +69,9 @@ class PytestVerifier(Verifier):
     config_files = ("pytest.ini", ".pytest.ini", "pyproject.toml", "tox.ini", "setup.cfg", "conftest.py")
 
     def available(self) -> ToolInfo:
-        info = cached_tool_info(
-            self.instance_name, ["python", "-m", "pytest", "--version"], install_hint=INSTALL_HINT
-        )
+        # the interpreter the local executor puts first on the job's PATH
+        command = [sys.executable, "-m", "pytest", "--version"]
+        info = cached_tool_info(self.instance_name, command, install_hint=INSTALL_HINT)
         if not info.version:
             return info.model_copy(update={"installed": False})
         try:
@@ -106,7 +107,9 @@ class PytestVerifier(Verifier):
         if files is not None and not files:
             return ScanResult(verifier=self.instance_name, version=info.version)
         if not info.installed:
-            raise VerifierError(self.instance_name, info.reason or "pytest is not usable", status=ToolStatus.MISSING.value)
+            raise VerifierError(
+                self.instance_name, info.reason or "pytest is not usable", status=ToolStatus.MISSING.value
+            )
         version = info.version
         marker = uuid.uuid4().hex
         begin, end = f"TRUTHPLANE-JUNIT-BEGIN-{marker}", f"TRUTHPLANE-JUNIT-END-{marker}"

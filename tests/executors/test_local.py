@@ -222,3 +222,12 @@ def test_cpu_time_is_capped_by_the_cpu_share_of_the_timeout(local: LocalExecutor
     result = run_job(local, py("while True: pass", limits=Limits(timeout_s=20, cpus=0.1)))
     assert not result.timed_out and not result.ok
     assert any("CPU time" in note for note in result.notes), (result.returncode, result.notes)
+
+
+@bwrap
+def test_large_stdin_with_a_job_that_writes_before_reading(local: LocalExecutor) -> None:
+    code = "import sys\nsys.stdout.write('x' * (4 << 20)); sys.stdout.flush()\nprint(len(sys.stdin.buffer.read()))\n"
+    job = Job(command=["python", "-c", code], stdin=b"y" * (4 << 20), limits=Limits(timeout_s=60, max_output_bytes=5 << 20))
+    result = run_job(local, job)
+    assert not result.timed_out and result.returncode == 0, result.stderr
+    assert result.stdout.endswith("x" + str(4 << 20) + "\n") and not result.stdout_truncated

@@ -158,14 +158,16 @@ class DockerExecutor(Executor):
         executor = cls(options)
         try:
             client = _client(executor.base_url, timeout=10)
+        except ExecutorError as exc:
+            return ToolInfo(name=cls.name, installed=False, reason=str(exc))
+        try:
             with _docker_errors("answering a ping", executor.base_url, executor.image):
                 version = client.version().get("Version")
                 client.images.get(executor.image)
         except ExecutorError as exc:
             return ToolInfo(name=cls.name, installed=False, reason=str(exc))
         finally:
-            if "client" in locals():
-                client.close()
+            client.close()
         return ToolInfo(name=cls.name, installed=True, version=version, path=_engine_url(executor.base_url))
 
     def client(self) -> Any:
@@ -266,12 +268,8 @@ class DockerExecutor(Executor):
             timer.start()
             try:
                 if job.stdin is not None:
-                    raw = getattr(sock, "_sock", sock)
-                    try:
-                        raw.sendall(job.stdin)
-                        raw.shutdown(socket.SHUT_WR)
-                    except OSError:
-                        pass  # the job exited without reading its input
+                    # fed from its own thread: a job that writes before it reads must not deadlock us
+                    threading.Thread(target=_send_stdin, args=(sock, job.stdin), daemon=True).start()
                 for stream, chunk in _frames(sock):
                     (err if stream == 2 else out).feed(chunk)
                 status = api.wait(container, timeout=limits.timeout_s + self.kill_grace_s + 30)
@@ -317,6 +315,15 @@ class DockerExecutor(Executor):
         if self._docker is not None:
             self._docker.close()
             self._docker = None
+
+
+def _send_stdin(sock: Any, data: bytes) -> None:
+    raw = getattr(sock, "_sock", sock)
+    try:
+        raw.sendall(data)
+        raw.shutdown(socket.SHUT_WR)
+    except OSError:
+        return  # the job exited without reading all of its input
 
 
 def _sweep_leftovers(client: Any) -> None:

@@ -15,13 +15,14 @@ Adding a backend (ssh, lambda, ...): append a `Backend` to `BACKENDS` below, giv
   ready      a function returning None if the backend can run here, else why not (printed on skip)
 The measuring code drives every entry through the Executor interface only.
 
-    python bench/executor_overhead.py [--repeat 15] [--slow-repeat 3] [--only local-bwrap]
+    python bench/executor_overhead.py [--repeat 15] [--slow-repeat 5] [--only local-bwrap]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import statistics
 import subprocess
 import sys
@@ -144,10 +145,12 @@ def _row(name: str, job: str, base: float, run: float, extra: float, target_ms: 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeat", type=int, default=15, help="samples of the trivial job (default 15)")
-    parser.add_argument("--slow-repeat", type=int, default=3, help="samples of the 2-second job (default 3)")
+    parser.add_argument("--slow-repeat", type=int, default=5, help="samples of the 2-second job (default 5)")
     parser.add_argument("--only", action="append", help="measure only this backend (repeatable)")
     args = parser.parse_args()
-    print(f"executor overhead over a bare subprocess (median of paired samples; python {sys.version.split()[0]})")
+    load = " ".join(Path("/proc/loadavg").read_text().split()[:3]) if Path("/proc/loadavg").exists() else "?"
+    print(f"executor overhead over a bare subprocess (median of paired samples; python {sys.version.split()[0]}; "
+          f"{os.cpu_count()} cpus, load average {load})")
     for backend in BACKENDS:
         if args.only and backend.name not in args.only:
             continue

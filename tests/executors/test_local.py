@@ -231,3 +231,12 @@ def test_large_stdin_with_a_job_that_writes_before_reading(local: LocalExecutor)
     result = run_job(local, job)
     assert not result.timed_out and result.returncode == 0, result.stderr
     assert result.stdout.endswith("x" + str(4 << 20) + "\n") and not result.stdout_truncated
+
+
+@bwrap
+def test_root_only_files_are_masked(local: LocalExecutor) -> None:
+    code = "for p in ('/etc/shadow', '/etc/gshadow'):\n    try: print(p, len(open(p).read()))\n    except OSError as e: print(p, e.strerror)\n"
+    result = run_job(local, py(code))
+    for path in ("/etc/shadow", "/etc/gshadow"):
+        if os.path.isfile(path):  # masked with an empty file, though the job's uid maps to their owner
+            assert f"{path} 0" in result.stdout.splitlines(), result.stdout

@@ -44,8 +44,10 @@ UNSANDBOXED_NOTE = "ran unsandboxed: the job could read and write anything this 
 # hidden behind an empty tmpfs: homes (keys, tokens), /run (the Docker socket), other temp dirs
 HIDDEN_DIRS = (
     "/root", "/home", "/run", "/tmp", "/var/tmp", "/var/lib/docker", "/var/cache/truthplane",
-    "/var/mail", "/var/spool", "/etc/ssh", "/mnt", "/media", "/srv",
+    "/var/mail", "/var/spool", "/var/log", "/etc/ssh", "/etc/sudoers.d", "/mnt", "/media", "/srv",
 )
+# the job's uid maps to ours, so root-only files would be readable as their owner: mask them
+HIDDEN_FILES = ("/etc/shadow", "/etc/shadow-", "/etc/gshadow", "/etc/gshadow-", "/etc/sudoers")
 _SYSTEM_DIRS = ("/usr", "/etc", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/opt", "/proc", "/sys", "/dev", "/var")
 _SANDBOX_UID = 1000
 
@@ -72,6 +74,9 @@ def bwrap_argv(bwrap: str, root: Path, workdir: Path, limits: Limits, source_dir
     argv = [bwrap, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"]
     for directory in hidden:
         argv += ["--tmpfs", directory]
+    for secret in HIDDEN_FILES:
+        if os.path.isfile(secret):
+            argv += ["--ro-bind", "/dev/null", secret]
     for prefix in _interpreter_dirs():
         if any(_inside(prefix, d) for d in hidden):
             argv += ["--ro-bind", prefix, prefix]

@@ -44,7 +44,8 @@ UNSANDBOXED_NOTE = "ran unsandboxed: the job could read and write anything this 
 # hidden behind an empty tmpfs: homes (keys, tokens), /run (the Docker socket), other temp dirs
 HIDDEN_DIRS = (
     "/root", "/home", "/run", "/tmp", "/var/tmp", "/var/lib/docker", "/var/cache/truthplane",
-    "/var/mail", "/var/spool", "/var/log", "/etc/ssh", "/etc/sudoers.d", "/mnt", "/media", "/srv",
+    "/var/mail", "/var/spool", "/var/log", "/var/backups", "/etc/ssh", "/etc/ssl/private", "/etc/sudoers.d",
+    "/mnt", "/media", "/srv",
 )
 # the job's uid maps to ours, so root-only files would be readable as their owner: mask them
 HIDDEN_FILES = ("/etc/shadow", "/etc/shadow-", "/etc/gshadow", "/etc/gshadow-", "/etc/sudoers")

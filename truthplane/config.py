@@ -29,6 +29,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from truthplane.errors import ConfigError
+from truthplane.llm.config import LLMConfig
 from truthplane.models import Severity
 
 DEFAULT_VERIFIERS = ["ruff", "bandit", "semgrep"]
@@ -97,6 +98,7 @@ class Config(_Strict):
     severity: dict[str, Severity] = Field(default_factory=dict)
     verifier_options: dict[str, VerifierConfig] = Field(default_factory=dict)
     executors: ExecutorSettings = Field(default_factory=ExecutorSettings)
+    llm: LLMConfig = Field(default_factory=LLMConfig)
     source: str | None = Field(default=None, description="the file this came from, for messages")
 
     @field_validator("verifiers")

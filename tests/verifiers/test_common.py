@@ -54,3 +54,10 @@ def test_one_line_and_severity_words() -> None:
     assert severity_from_word("Warning", Severity.LOW) is Severity.MEDIUM
     assert severity_from_word("whatever", Severity.LOW) is Severity.LOW
     assert severity_from_word(None, Severity.NOTE) is Severity.NOTE
+
+
+def test_repo_path_outside_the_repository_is_never_absolute(tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    assert repo_path(repo, str(tmp_path / "elsewhere" / "x.py")) == "../elsewhere/x.py"
+    assert repo_path(repo, str(repo)) == "."

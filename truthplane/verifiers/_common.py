@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import os
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -50,19 +50,15 @@ def validate(verifier: str, model: type[M], data: Any, tool: str) -> M:
 
 
 def repo_path(target: Path, reported: str) -> str:
-    """A path a tool reported (absolute, or relative to `target` where it ran) as repo-relative POSIX."""
-    path = Path(reported)
-    if not path.is_absolute():
-        path = target / path
-    root = os.path.realpath(target)
-    resolved = os.path.normpath(os.path.abspath(path))
-    for base in (os.path.normpath(os.path.abspath(target)), root):
-        if resolved == base or resolved.startswith(base + os.sep):
-            return PurePosixPath(*Path(os.path.relpath(resolved, base)).parts).as_posix()
-    real = os.path.realpath(resolved)
-    if real.startswith(root + os.sep):
-        return PurePosixPath(*Path(os.path.relpath(real, root)).parts).as_posix()
-    return PurePosixPath(*Path(os.path.normpath(reported)).parts).as_posix()
+    """A path a tool reported (absolute, or relative to `target` where it ran) as repo-relative POSIX.
+    A path outside the repository stays relative ("../x.py"): absolute paths never leave the process."""
+    base = os.path.abspath(target)
+    path = os.path.normpath(os.path.join(base, reported))
+    for root in (base, os.path.realpath(base)):
+        for candidate in (path, os.path.realpath(path)):
+            if candidate == root or candidate.startswith(root + os.sep):
+                return Path(os.path.relpath(candidate, root)).as_posix()
+    return Path(os.path.relpath(path, base)).as_posix()
 
 
 def select_files(target: Path, files: list[str], suffixes: tuple[str, ...]) -> list[str]:

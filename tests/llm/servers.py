@@ -402,6 +402,9 @@ def _gemini_schema_problem(node: Any, where: str) -> Error | None:
         if key == "type" and value not in _GEMINI_TYPES:
             return gemini_error(400, f"Invalid value at '{where}.type' (type.googleapis.com/google.ai."
                                 f"generativelanguage.v1beta.Type), \"{value}\"", "INVALID_ARGUMENT")
+    if node.get("type") == "OBJECT" and not node.get("properties"):
+        return gemini_error(400, f"* GenerateContentRequest.{where}.properties: should be non-empty for OBJECT type",
+                            "INVALID_ARGUMENT")
     for name, sub in node.get("properties", {}).items():
         found = _gemini_schema_problem(sub, f"{where}.properties[{name}].value")
         if found:

@@ -89,10 +89,17 @@ def gemini_schema(schema: type[BaseModel]) -> dict[str, Any]:
         if "items" in node and isinstance(node["items"], dict):
             out["items"] = convert(node["items"], seen)
         if "properties" in node:
-            props = node["properties"]
-            out["properties"] = {name: convert(sub, seen) for name, sub in props.items()}
-            out["propertyOrdering"] = list(props)
-            required = [name for name in node.get("required", []) if name in props]
+            converted = {name: convert(sub, seen) for name, sub in node["properties"].items()}
+            required = [name for name in node.get("required", []) if name in converted]
+            # Gemini wants properties on every OBJECT: a free-form mapping can only be left out
+            for name, sub in list(converted.items()):
+                if sub.get("type") == "OBJECT" and not sub.get("properties"):
+                    if name in required:
+                        raise SchemaNotSupported(f"{schema.__name__}.{name} is a free-form object, which "
+                                                 "Gemini's response schema cannot express")
+                    del converted[name]
+            out["properties"] = converted
+            out["propertyOrdering"] = list(converted)
             if required:
                 out["required"] = required
         return out

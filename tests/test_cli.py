@@ -204,12 +204,25 @@ def test_warm_cache_rescans_only_the_changed_file_and_survives_corruption(make_r
     runs = {v["name"]: v for v in json.loads(out)["verifiers"]}
     assert code == 0
     assert runs["ruff"]["scanned_files"] == 1 and runs["ruff"]["cached_files"] == 5
-    for entry in (tmp_path / "cache").rglob("*.json"):
-        entry.write_text(entry.read_text()[:-20])  # every entry truncated
+    import sqlite3
+
+    database = tmp_path / "cache" / "results.sqlite3"
+    with sqlite3.connect(database) as conn:  # every entry damaged: a byte changed, or cut short
+        conn.execute("UPDATE results SET body = substr(body, 1, length(body) - 3) || 'xyz'")
     code, out, _ = cli(capsys, "scan", str(root), *FAST, "--format", "json")
     doc = json.loads(out)
     assert code == 0 and len(doc["unchanged"]) >= 6
     assert {v["name"]: v["scanned_files"] for v in doc["verifiers"]} == {"ruff": 6, "bandit": 6}
+    for suffix in ("", "-wal", "-shm"):  # the whole database replaced by garbage
+        path = Path(f"{database}{suffix}")
+        if path.exists():
+            path.write_bytes(b"this is not a database" * 100)
+    code, out, _ = cli(capsys, "scan", str(root), *FAST, "--format", "json")
+    doc = json.loads(out)
+    assert code == 0 and len(doc["unchanged"]) >= 6
+    assert {v["name"]: v["scanned_files"] for v in doc["verifiers"]} == {"ruff": 6, "bandit": 6}
+    code, out, _ = cli(capsys, "scan", str(root), *FAST, "--format", "json")
+    assert {v["name"]: v["cached_files"] for v in json.loads(out)["verifiers"]} == {"ruff": 6, "bandit": 6}
 
 
 def test_doctor_lists_every_verifier(make_repo, capsys) -> None:

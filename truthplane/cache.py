@@ -20,14 +20,24 @@ def default_cache_dir() -> Path:
 
 
 class ResultCache:
-    """Findings stored under a key; each entry carries its own checksum and is re-validated on read."""
+    """Findings stored under a key in one SQLite file, each row with its own checksum.
+
+    Lookups are batched (a warm gate on a large repo reads thousands of entries). A row whose
+    checksum does not match, or a database that cannot be read, is discarded and recomputed.
+    """
 
     VERSION = "1"
+    _CHUNK = 500  # SQLite's bound-parameter limit is far above this on every build
 
     def __init__(self, directory: Path) -> None:
+        import threading
+
         self.directory = directory
+        self.path = directory / "results.sqlite3"
         self.hits = 0
         self.misses = 0
+        self._local = threading.local()
+        self._broken = False
 
     @staticmethod
     def key(*parts: str) -> str:
@@ -38,42 +48,95 @@ class ResultCache:
             digest.update(b"\0" + part.encode("utf-8", "surrogateescape"))
         return digest.hexdigest()
 
-    def _path(self, key: str) -> Path:
-        return self.directory / "results" / key[:2] / f"{key}.json"
+    def _connect(self):  # noqa: ANN202 - sqlite3 is imported lazily
+        import sqlite3
+
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            try:
+                conn = self._open()
+            except sqlite3.DatabaseError:
+                self._discard()  # not a database, or a damaged one: start over
+                conn = self._open()
+            self._local.conn = conn
+        return conn
+
+    def _open(self):  # noqa: ANN202
+        import sqlite3
+
+        conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS results (key TEXT PRIMARY KEY, checksum TEXT NOT NULL, body BLOB NOT NULL)"
+            )
+        except sqlite3.DatabaseError:
+            conn.close()
+            raise
+        return conn
+
+    def _discard(self) -> None:
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{self.path}{suffix}").unlink(missing_ok=True)
+
+    def get_many(self, keys: list[str]) -> dict[str, list[Finding]]:
+        import hashlib
+        import sqlite3
+
+        from pydantic import TypeAdapter, ValidationError
+
+        if self._broken or not keys:
+            self.misses += len(keys)
+            return {}
+        adapter = TypeAdapter(list[Finding])
+        found: dict[str, list[Finding]] = {}
+        bad: list[str] = []
+        try:
+            conn = self._connect()
+            for i in range(0, len(keys), self._CHUNK):
+                chunk = keys[i:i + self._CHUNK]
+                marks = ",".join("?" * len(chunk))
+                for key, checksum, body in conn.execute(f"SELECT key, checksum, body FROM results WHERE key IN ({marks})", chunk):
+                    if not isinstance(body, bytes) or hashlib.sha256(body).hexdigest() != checksum:
+                        bad.append(key)
+                        continue
+                    try:
+                        found[key] = adapter.validate_json(body)
+                    except ValidationError:
+                        bad.append(key)
+            if bad:
+                conn.executemany("DELETE FROM results WHERE key = ?", [(k,) for k in bad])
+        except sqlite3.Error:
+            self._broken = True  # only costs time: everything is recomputed
+            found = {}
+        self.hits += len(found)
+        self.misses += len(keys) - len(found)
+        return found
 
     def get(self, key: str) -> list[Finding] | None:
-        import hashlib
-        import json
+        return self.get_many([key]).get(key)
 
-        path = self._path(key)
+    def put_many(self, entries: dict[str, list[Finding]]) -> None:
+        import hashlib
+        import sqlite3
+
+        from pydantic import TypeAdapter
+
+        if self._broken or not entries:
+            return
+        adapter = TypeAdapter(list[Finding])
+        rows = []
+        for key, findings in entries.items():
+            body = adapter.dump_json(findings)
+            rows.append((key, hashlib.sha256(body).hexdigest(), body))
         try:
-            raw = path.read_bytes()
-        except OSError:
-            self.misses += 1
-            return None
-        try:
-            entry = json.loads(raw)
-            body = entry["findings"]
-            checksum = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
-            if entry.get("key") != key or entry.get("checksum") != checksum:
-                raise ValueError("checksum mismatch")
-            findings = [Finding.model_validate(item) for item in body]
-        except (ValueError, KeyError, TypeError):
-            path.unlink(missing_ok=True)  # corrupt: discard and recompute, never trust
-            self.misses += 1
-            return None
-        self.hits += 1
-        return findings
+            conn = self._connect()
+            conn.execute("BEGIN IMMEDIATE")
+            conn.executemany("INSERT OR REPLACE INTO results (key, checksum, body) VALUES (?, ?, ?)", rows)
+            conn.execute("COMMIT")
+        except sqlite3.Error:
+            self._broken = True  # a cache that cannot be written only costs time next run
 
     def put(self, key: str, findings: list[Finding]) -> None:
-        import hashlib
-        import json
-
-        from truthplane.fsutil import atomic_write
-
-        body = [f.model_dump(mode="json") for f in findings]
-        checksum = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
-        try:
-            atomic_write(self._path(key), json.dumps({"key": key, "checksum": checksum, "findings": body}))
-        except OSError:
-            pass  # a cache that cannot be written only costs time next run
+        self.put_many({key: findings})

@@ -94,9 +94,12 @@ def create_verifiers(config: Config, context: VerifierContext, only: list[str] |
     return verifiers
 
 
+def executor_options(name: str, config: Config | None) -> dict[str, Any]:
+    """The [executors.<name>] table, as the backend will validate it."""
+    if config is None:
+        return {}
+    return dict(getattr(config.executors, "model_extra", None) or {}).get(name, {}) or {}
+
+
 def create_executor(name: str, config: Config | None = None) -> Executor:
-    cls = load("executors", name)
-    options: dict[str, Any] = {}
-    if config is not None:
-        options = dict(getattr(config.executors, "model_extra", None) or {}).get(name, {}) or {}
-    return cls(options)
+    return load("executors", name)(executor_options(name, config))

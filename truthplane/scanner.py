@@ -14,7 +14,6 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, ExitStack, nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from fnmatch import fnmatch
 from pathlib import Path, PurePosixPath
 from typing import Protocol
 
@@ -56,15 +55,34 @@ class Source:
         self._stack.close()
 
 
-def is_excluded(path: str, patterns: list[str]) -> bool:
-    parts = PurePosixPath(path).parts
-    for pattern in patterns:
-        if "/" in pattern.rstrip("/"):
-            if fnmatch(path, pattern.rstrip("/")) or fnmatch(path, pattern.rstrip("/") + "/*"):
-                return True
-        elif any(fnmatch(part, pattern.rstrip("/")) for part in parts):
+class Excluder:
+    """Exclude patterns compiled once: a bare name matches any path component, a pattern with '/'
+    matches the path (or a directory above it). Plain names are a set lookup, globs one regex each."""
+
+    def __init__(self, patterns: list[str]) -> None:
+        import re
+        from fnmatch import translate
+
+        names, name_globs, path_globs = set(), [], []
+        for raw in patterns:
+            pattern = raw.rstrip("/")
+            if "/" in pattern:
+                path_globs += [translate(pattern), translate(pattern + "/*")]
+            elif any(ch in pattern for ch in "*?["):
+                name_globs.append(translate(pattern))
+            else:
+                names.add(pattern)
+        self._names = frozenset(names)
+        self._name_re = re.compile("|".join(name_globs)) if name_globs else None
+        self._path_re = re.compile("|".join(path_globs)) if path_globs else None
+
+    def __call__(self, path: str) -> bool:
+        parts = path.split("/")
+        if self._names.intersection(parts):
             return True
-    return False
+        if self._name_re is not None and any(self._name_re.match(part) for part in parts):
+            return True
+        return self._path_re is not None and self._path_re.match(path) is not None
 
 
 def _walk_files(root: Path) -> dict[str, str]:
@@ -89,20 +107,20 @@ def worktree_source(path: Path, config: Config) -> Source:
     if not root.is_dir():
         raise TruthplaneError(f"{path} is not a directory")
     repo = Repo.discover(root)
-    patterns = config.all_excludes()
+    excluded = Excluder(config.all_excludes())
     if repo is not None and repo.root.resolve() == root:
         files = {f.path: f.blob for f in repo.worktree_files()}
         commit, dirty = repo.head(), repo.is_dirty()
     else:
         files, commit, dirty = _walk_files(root), None, False
-    files = {p: b for p, b in files.items() if not is_excluded(p, patterns)}
+    files = {p: b for p, b in files.items() if not excluded(p)}
     return Source(files, lambda: nullcontext(root), label=str(path), commit=commit, dirty=dirty)
 
 
 def commit_source(repo: Repo, commit: str, config: Config) -> Source:
     """A commit's tree, exported to a temporary directory only if some verifier needs the files."""
-    patterns = config.all_excludes()
-    files = {f.path: f.blob for f in repo.tree_files(commit) if not is_excluded(f.path, patterns)}
+    excluded = Excluder(config.all_excludes())
+    files = {f.path: f.blob for f in repo.tree_files(commit) if not excluded(f.path)}
     return Source(files, lambda: repo.exported(commit), label=commit[:12], commit=commit)
 
 
@@ -141,8 +159,8 @@ class _Job:
             except OSError:
                 return None
 
-        patterns = self.config.all_excludes()
-        kept = [f for f in result.findings if not (f.path and is_excluded(f.path, patterns))]
+        excluded = Excluder(self.config.all_excludes())
+        kept = [f for f in result.findings if not (f.path and excluded(f.path))]
         return annotate(kept, read_source)
 
     def run(self, version: str) -> list[Finding]:
@@ -172,14 +190,14 @@ class _Job:
     def _per_file(self, relevant: dict[str, str], config_hash: str) -> list[Finding]:
         assert self.cache is not None
         keys = {path: ResultCache.key("file", config_hash, path, blob) for path, blob in relevant.items()}
+        cached = self.cache.get_many(list(keys.values()))
         findings: list[Finding] = []
         missing = []
         for path, key in keys.items():
-            cached = self.cache.get(key)
-            if cached is None:
-                missing.append(path)
+            if key in cached:
+                findings.extend(cached[key])
             else:
-                findings.extend(cached)
+                missing.append(path)
         self.cached_files = len(keys) - len(missing)
         self.scanned_files = len(missing)
         if missing:
@@ -187,9 +205,7 @@ class _Job:
             by_path: dict[str, list[Finding]] = {path: [] for path in (missing if self.verifier.incremental else keys)}
             for finding in fresh:
                 by_path.setdefault(finding.path, []).append(finding)
-            for path, items in by_path.items():
-                if path in keys:
-                    self.cache.put(keys[path], items)
+            self.cache.put_many({keys[path]: items for path, items in by_path.items() if path in keys})
             findings = [f for f in findings if f.path not in by_path] + fresh
         return findings
 

@@ -17,7 +17,7 @@ def doctor(
     from truthplane.config import load_config
     from truthplane.errors import PluginError, UsageError
     from truthplane.models import ToolInfo
-    from truthplane.registry import create_executor, load, names, verifier_type
+    from truthplane.registry import executor_options, load, names, verifier_type
     from truthplane.verifiers.interface import VerifierContext
 
     if fmt not in ("text", "json"):
@@ -35,7 +35,7 @@ def doctor(
     for name in names("executors"):
         try:
             cls = load("executors", name)
-            info = cls.available(create_executor(name, config).options)
+            info = cls.available(executor_options(name, config))
         except PluginError as exc:
             info = ToolInfo(name=name, installed=False, reason=str(exc))
         rows.append(("executor", name, name == config.executors.default, info))

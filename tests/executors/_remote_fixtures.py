@@ -121,20 +121,19 @@ def lambda_emulator(function_timeout_s: int = 10, memory_mb: int = 1024) -> Iter
         # a function's role credentials live in its environment: the tests check they never reach a job
         "AWS_ACCESS_KEY_ID": "AKIAFUNCTIONROLE", "AWS_SECRET_ACCESS_KEY": "function-role-secret",
     }
-    log = tempfile.TemporaryFile()
-    proc = subprocess.Popen(
-        [str(binary), "--log-level", "error",
-         "--runtime-interface-emulator-address", f"127.0.0.1:{port}",
-         "--runtime-api-address", f"127.0.0.1:{runtime_port}",
-         sys.executable, "-m", "awslambdaric", "truthplane.executors.lambda_handler.handler"],
-        cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-    )
-    try:
-        _wait_for_port(port, proc, "the Lambda emulator")
-        yield Emulator(f"http://127.0.0.1:{port}", proc)
-    finally:
-        kill_tree(proc)
-        log.close()
+    with tempfile.TemporaryFile() as log:
+        proc = subprocess.Popen(
+            [str(binary), "--log-level", "error",
+             "--runtime-interface-emulator-address", f"127.0.0.1:{port}",
+             "--runtime-api-address", f"127.0.0.1:{runtime_port}",
+             sys.executable, "-m", "awslambdaric", "truthplane.executors.lambda_handler.handler"],
+            cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        try:
+            _wait_for_port(port, proc, "the Lambda emulator")
+            yield Emulator(f"http://127.0.0.1:{port}", proc)
+        finally:
+            kill_tree(proc)
 
 
 # ---- OpenSSH sshd -----------------------------------------------------------------------------
@@ -197,14 +196,13 @@ def sshd_node(directory: Path, authorized_key: Path, name: str = "node") -> Iter
         "Subsystem sftp internal-sftp\n",
         encoding="utf-8",
     )
-    log = open(home / "sshd.log", "wb")
-    proc = subprocess.Popen([SSHD, "-D", "-e", "-f", str(config)], stdout=log, stderr=subprocess.STDOUT,
-                            start_new_session=True)
-    try:
-        _wait_for_port(port, proc, f"sshd {name}")
-        key_type, key_data = (host_key.with_suffix(".pub")).read_text(encoding="utf-8").split()[:2]
-        yield SSHNode(name, port, f"{key_type} {key_data}", home / "cache", proc)
-    finally:
-        if proc.poll() is None:
-            kill_tree(proc)
-        log.close()
+    with open(home / "sshd.log", "wb") as log:
+        proc = subprocess.Popen([SSHD, "-D", "-e", "-f", str(config)], stdout=log, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+        try:
+            _wait_for_port(port, proc, f"sshd {name}")
+            key_type, key_data = (host_key.with_suffix(".pub")).read_text(encoding="utf-8").split()[:2]
+            yield SSHNode(name, port, f"{key_type} {key_data}", home / "cache", proc)
+        finally:
+            if proc.poll() is None:
+                kill_tree(proc)

@@ -8,6 +8,7 @@ node receives this file's source and runs it with its own `python3`.
 from __future__ import annotations
 
 import base64
+import hashlib
 import io
 import json
 import os
@@ -42,15 +43,15 @@ def safe_extract(data: bytes, dest: str) -> None:
             if not parts:
                 continue
             if name.startswith("/") or ".." in parts:
-                raise UnsafeArchive("archive member %r leaves the workspace" % member.name)
+                raise UnsafeArchive(f"archive member {member.name!r} leaves the workspace")
             target = os.path.join(root, *parts)
             parent = os.path.dirname(target)
             os.makedirs(parent, exist_ok=True)
             if not _inside(os.path.realpath(parent), root):
-                raise UnsafeArchive("archive member %r goes through a symlink out of the workspace" % member.name)
+                raise UnsafeArchive(f"archive member {member.name!r} goes through a symlink out of the workspace")
             if member.isdir():
                 if os.path.islink(target):
-                    raise UnsafeArchive("archive directory %r is already a symlink" % member.name)
+                    raise UnsafeArchive(f"archive directory {member.name!r} is already a symlink")
                 os.makedirs(target, exist_ok=True)
                 os.chmod(target, (member.mode & 0o777) | 0o700)
             elif member.issym():
@@ -118,7 +119,7 @@ def run_command(command, cwd, env, stdin, timeout_s, limit, cancel=None):
             stderr=subprocess.PIPE, start_new_session=True,
         )
     except OSError as exc:
-        message = "cannot start %s: %s\n" % (command[0] if command else "(empty command)", exc.strerror)
+        message = "cannot start {}: {}\n".format(command[0] if command else "(empty command)", exc.strerror)
         return _result(127, b"", 0, message.encode(), len(message), False, time.monotonic() - started)
     readers = [_Capture(proc.stdout, limit), _Capture(proc.stderr, limit)]
     for reader in readers:
@@ -177,7 +178,7 @@ def run_spec(spec: dict, snapshot=None, cancel=None, max_timeout_s=None) -> dict
             safe_extract(base64.b64decode(spec["archive_b64"]), work)
         cwd = os.path.join(work, spec.get("workdir") or ".")
         if not _inside(os.path.realpath(cwd), os.path.realpath(work)):
-            raise UnsafeArchive("workdir %r leaves the workspace" % spec.get("workdir"))
+            raise UnsafeArchive("workdir {!r} leaves the workspace".format(spec.get("workdir")))
         os.makedirs(cwd, exist_ok=True)
         timeout_s = float(spec["timeout_s"])
         capped = max_timeout_s is not None and max_timeout_s < timeout_s
@@ -197,15 +198,23 @@ def run_spec(spec: dict, snapshot=None, cancel=None, max_timeout_s=None) -> dict
         shutil.rmtree(root, ignore_errors=True)
 
 
+def _is_digest(text) -> bool:
+    return isinstance(text, str) and len(text) == 64 and all(c in "0123456789abcdef" for c in text)
+
+
 def _receive(cache: str, digest: str) -> int:
     """ssh: unpack the snapshot on stdin into cache/<digest>, atomically (a rename)."""
     final = os.path.join(cache, digest)
+    data = sys.stdin.buffer.read()
+    if not _is_digest(digest) or hashlib.sha256(data).hexdigest() != digest:
+        sys.stderr.write(f"snapshot does not match its digest {digest}\n")
+        return 1
     if os.path.isdir(final):
         print(json.dumps({"stored": False}))
         return 0
     os.makedirs(cache, exist_ok=True)
     partial = tempfile.mkdtemp(prefix=".partial-", dir=cache)
-    safe_extract(sys.stdin.buffer.read(), partial)
+    safe_extract(data, partial)
     try:
         os.rename(partial, final)
     except OSError:
@@ -220,6 +229,9 @@ def _run(cache: str) -> int:
     spec = json.loads(sys.stdin.buffer.readline())
     snapshot = None
     if spec.get("snapshot"):
+        if not _is_digest(spec["snapshot"]):
+            print(json.dumps({"error": "bad snapshot digest {!r}".format(spec["snapshot"])}))
+            return 0
         snapshot = os.path.join(cache, spec["snapshot"])
         if not os.path.isdir(snapshot):
             print(json.dumps({"missing_snapshot": spec["snapshot"]}))

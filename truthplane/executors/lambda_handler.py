@@ -20,10 +20,10 @@ RESERVE_MS = 1500
 
 def handler(event: dict, context) -> dict:
     if not isinstance(event, dict) or event.get("truthplane") != EVENT_VERSION:
-        return {"error": "not a truthplane job event (expected truthplane=%d): update the function image" % EVENT_VERSION}
+        return {"error": f"not a truthplane job event (expected truthplane={EVENT_VERSION}): update the function image"}
     remaining_ms = context.get_remaining_time_in_millis() if context is not None else None
     max_timeout_s = None if remaining_ms is None else max(0.0, (remaining_ms - RESERVE_MS) / 1000.0)
     try:
         return run_spec(event, None, None, max_timeout_s)
     except (UnsafeArchive, OSError, tarfile.TarError, ValueError, KeyError) as exc:
-        return {"error": "%s: %s" % (type(exc).__name__, exc)}
+        return {"error": f"{type(exc).__name__}: {exc}"}

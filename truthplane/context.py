@@ -169,30 +169,61 @@ def build_context(
 
 
 def _fit(context: Context, candidates: list[tuple[ContextPart, bool]]) -> Context:
-    reserve = min(120, context.token_budget // 10)  # room for the list of what was cut
-    left = context.token_budget - reserve
-    for part, essential in candidates:
-        cost = estimate_tokens(part.render())
+    """Take parts most relevant first while they fit; cut essential ones rather than drop them. Then,
+    while the list of what was cut pushes the total over the budget, drop the least relevant part left."""
+    left = context.token_budget
+    essential: list[bool] = []
+    for part, must in candidates:
+        cost = estimate_tokens(part.render()) + 1
         if cost <= left:
             context.parts.append(part)
-            left -= cost
-        elif essential and left > 40:
-            overhead = cost - estimate_tokens(part.text)
-            keep = max(0, left - overhead - 10) * CHARS_PER_TOKEN
-            if part.kind == "error":  # a traceback ends with the news: keep its tail
-                trimmed = "[... earlier lines cut ...]\n" + part.text[-keep:]
-            else:
-                trimmed = part.text[:keep] + "\n[... rest cut ...]"
-            kept = part.model_copy(update={"text": trimmed, "truncated": True})
-            context.parts.append(kept)
-            context.omitted.append(
-                f"{part.title}: cut to ~{estimate_tokens(trimmed)} of ~{estimate_tokens(part.text)} tokens"
-            )
-            left -= estimate_tokens(kept.render())
+        elif must and left > 40:
+            part = _cut(part, (left - (cost - estimate_tokens(part.text)) - 10) * CHARS_PER_TOKEN)
+            context.parts.append(part)
+            context.omitted.append(_cut_note(part, candidates))
         else:
             context.omitted.append(f"{part.title} (~{cost} tokens)")
+            continue
+        essential.append(must)
+        left -= estimate_tokens(context.parts[-1].render()) + 1
+    while estimate_tokens(context.render()) > context.token_budget and context.parts:
+        optional = [i for i, must in enumerate(essential) if not must]
+        if optional:
+            index = optional[-1]
+            dropped = context.parts.pop(index)
+            essential.pop(index)
+            context.omitted.append(f"{dropped.title} (~{estimate_tokens(dropped.render())} tokens)")
+            continue
+        overflow = estimate_tokens(context.render()) - context.token_budget
+        index = len(context.parts) - 1
+        part = context.parts[index]
+        keep = len(part.text) - (overflow + 12) * CHARS_PER_TOKEN
+        context.omitted = [line for line in context.omitted if not line.startswith(f"{part.title}: cut to")]
+        if keep < 200:
+            context.parts.pop(index)
+            essential.pop(index)
+            context.omitted.append(f"{part.title} (~{estimate_tokens(part.render())} tokens)")
+        else:
+            context.parts[index] = _cut(part, keep)
+            context.omitted.append(_cut_note(context.parts[index], candidates))
     context.tokens = estimate_tokens(context.render())
     return context
+
+
+def _cut(part: ContextPart, keep: int) -> ContextPart:
+    keep = max(0, keep)
+    if part.kind == "error":  # a traceback ends with the news: keep its tail
+        original = part.text.split("\n", 1)[1] if part.truncated else part.text
+        text = "[... earlier lines cut ...]\n" + original[len(original) - keep :]
+    else:
+        original = part.text.rsplit("\n", 1)[0] if part.truncated else part.text
+        text = original[:keep] + "\n[... rest cut ...]"
+    return part.model_copy(update={"text": text, "truncated": True})
+
+
+def _cut_note(part: ContextPart, candidates: list[tuple[ContextPart, bool]]) -> str:
+    whole = next(c.text for c, _ in candidates if c.title == part.title)
+    return f"{part.title}: cut to ~{estimate_tokens(part.text)} of ~{estimate_tokens(whole)} tokens"
 
 
 def _relative(root: Path, path: Path) -> str:
@@ -336,7 +367,9 @@ def _importers(root: Path, files: list[str], module: str, rel: str) -> list[str]
         text = (root / path).read_text(encoding="utf-8", errors="replace")
         match = wanted.search(text)
         if match:
-            found.append(f"{path}: {match.group(0).strip()}")
+            start = text.rfind("\n", 0, match.start()) + 1
+            end = text.find("\n", match.end())
+            found.append(f"{path}: {text[start : end if end >= 0 else len(text)].strip()}")
     return found
 
 

@@ -161,7 +161,7 @@ def test_run_many_runs_containers_side_by_side(docker_executor: DockerExecutor) 
 
     watcher = threading.Thread(target=watch, daemon=True)
     watcher.start()
-    jobs = [Job(command=["python", "-c", "import time; time.sleep(3); print('ok')"], label=token) for _ in range(3)]
+    jobs = [Job(command=["python", "-c", "import time; time.sleep(4); print('ok')"], label=token) for _ in range(3)]
     try:
         results = asyncio.run(docker_executor.run_many(jobs))
     finally:

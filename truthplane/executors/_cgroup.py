@@ -68,25 +68,30 @@ def _write(path: Path, value: str) -> None:
     path.write_text(value)
 
 
-def _v2_parent() -> Path | None:
-    mount = next((m for m in _mounts() if m.fstype == "cgroup2"), None)
-    own = _own_paths().get("")
-    if mount is None or own is None:
-        return None
-    parent = _dir_for(mount, own)
-    if parent is None:
-        return None
+def _delegable(parent: Path) -> bool:
+    """Can job cgroups with memory and pids be made under parent? Enables the controllers if needed."""
     try:
         available = set((parent / "cgroup.controllers").read_text().split())
         if not {"memory", "pids"} <= available:
-            return None
+            return False
         enabled = set((parent / "cgroup.subtree_control").read_text().split())
         wanted = {"memory", "pids", "cpu"} & available
         if not wanted <= enabled:
             _write(parent / "cgroup.subtree_control", " ".join(f"+{c}" for c in sorted(wanted - enabled)))
     except OSError:
-        return None  # processes live there (the no-internal-process rule) or no permission
-    return parent
+        return False  # processes live there (the no-internal-process rule) or no permission
+    return True
+
+
+def _v2_parent() -> Path | None:
+    """Our own cgroup if it can delegate; else, as root, the top of the hierarchy (the root cgroup is
+    exempt from the no-internal-process rule), which a systemd session scope never allows."""
+    mount = next((m for m in _mounts() if m.fstype == "cgroup2"), None)
+    own = _own_paths().get("")
+    if mount is None or own is None:
+        return None
+    candidates = [_dir_for(mount, own), Path(mount.mountpoint) if os.geteuid() == 0 else None]
+    return next((c for c in candidates if c is not None and _delegable(c)), None)
 
 
 def _v1_parents() -> dict[str, Path] | None:

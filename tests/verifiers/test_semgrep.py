@@ -172,6 +172,10 @@ def test_broken_repo_rule_is_an_error(tree: Callable[[dict[str, str]], Path]) ->
 def test_registry_rules_are_refused_before_running(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="offline"):
         build_verifier("semgrep", rules=["p/python"]).scan(tmp_path)
+    with pytest.raises(ConfigError, match="offline"):
+        build_verifier("semgrep", args=["--config", "auto"]).scan(tmp_path)
+    with pytest.raises(ConfigError, match="offline"):
+        build_verifier("semgrep", args=["--config=r/python.lang.security"]).scan(tmp_path)
     with pytest.raises(ConfigError, match="does not exist"):
         build_verifier("semgrep", rules=["missing-rules.yml"]).scan(tmp_path)
 

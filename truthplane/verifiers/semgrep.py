@@ -152,6 +152,17 @@ class SemgrepVerifier(Verifier):
         if not paths:
             raise VerifierError(self.instance_name, f"no rules found in {RULES_DIR}; reinstall truthplane")
         paths += [target / name for name in REPO_RULES if (target / name).exists()]
+        configs_in_args = [
+            arg.split("=", 1)[1] if "=" in arg else nxt
+            for arg, nxt in zip(self.options.args, [*self.options.args[1:], ""], strict=False)
+            if arg in ("--config", "-c", "-f") or arg.startswith("--config=")
+        ]
+        for config in configs_in_args:
+            if _REMOTE_CONFIG.match(config):
+                raise ConfigError(
+                    f"verifiers.{self.instance_name}.args: --config {config} needs the semgrep registry; "
+                    "truthplane runs semgrep offline, so use local rules (the `rules` option)"
+                )
         for rule in self.options.rules or []:
             if _REMOTE_CONFIG.match(rule):
                 raise ConfigError(

@@ -17,7 +17,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -206,3 +206,19 @@ def sshd_node(directory: Path, authorized_key: Path, name: str = "node") -> Iter
         finally:
             if proc.poll() is None:
                 kill_tree(proc)
+
+
+@contextmanager
+def ssh_cluster(count: int = 1, slots: int = 2, path: str | None = None) -> Iterator[dict[str, object]]:
+    """`count` sshd nodes in a temporary directory; yields SSHExecutor options that reach them."""
+    with tempfile.TemporaryDirectory(prefix="truthplane-sshd-") as tmp, ExitStack() as stack:
+        directory = Path(tmp)
+        key = client_key(directory)
+        known_hosts = directory / "known_hosts"
+        nodes = [stack.enter_context(sshd_node(directory, key.with_suffix(".pub"), f"node{n}")) for n in range(count)]
+        known_hosts.write_text("".join(node.known_hosts_line() for node in nodes), encoding="utf-8")
+        options = [node.node_options(key, known_hosts, slots) for node in nodes]
+        if path is not None:
+            for entry in options:
+                entry["path"] = path
+        yield {"nodes": options}

@@ -83,6 +83,14 @@ def test_files_env_stdin_and_workdir(cluster: Cluster) -> None:
     assert variables <= {"ASKED_FOR", "HOME", "LANG", "PATH", "PWD", "PYTHONDONTWRITEBYTECODE", "SHLVL", "_"}
 
 
+def test_node_path_option_sets_the_jobs_path(cluster: Cluster) -> None:
+    node = cluster.start("a")
+    options = cluster.options(node)
+    options["nodes"][0]["path"] = "/usr/bin:/bin"
+    result = run_one(options, Job(command=["sh", "-c", "echo $PATH"]))
+    assert result.stdout == "/usr/bin:/bin\n"
+
+
 def test_non_zero_exit(cluster: Cluster) -> None:
     node = cluster.start("a")
     result = run_one(cluster.options(node), Job(command=["sh", "-c", "echo oops >&2; exit 7"]))

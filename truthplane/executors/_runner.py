@@ -157,9 +157,9 @@ def _result(returncode, stdout, stdout_total, stderr, stderr_total, timed_out, d
     }
 
 
-def job_environment(home: str, extra) -> dict:
+def job_environment(home: str, extra, path=None) -> dict:
     """Nothing of this process's environment (a function's AWS credentials!) except PATH."""
-    env = {"PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"), "HOME": home, "LANG": "C.UTF-8",
+    env = {"PATH": path or os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"), "HOME": home, "LANG": "C.UTF-8",
            "PYTHONDONTWRITEBYTECODE": "1"}
     env.update(extra or {})
     return env
@@ -182,7 +182,7 @@ def run_spec(spec: dict, snapshot=None, cancel=None, max_timeout_s=None) -> dict
         os.makedirs(cwd, exist_ok=True)
         timeout_s = float(spec["timeout_s"])
         capped = max_timeout_s is not None and max_timeout_s < timeout_s
-        env = job_environment(root, spec.get("env"))
+        env = job_environment(root, spec.get("env"), spec.get("path"))
         stdin = base64.b64decode(spec["stdin_b64"]) if spec.get("stdin_b64") else b""
         result = run_command(spec["command"], cwd, env, stdin,
                              min(timeout_s, max_timeout_s) if capped else timeout_s,
@@ -223,39 +223,65 @@ def _receive(cache: str, digest: str) -> int:
     return 0
 
 
-def _run(cache: str) -> int:
-    """ssh: the spec is stdin's first line; stdin then stays open, and its end means the client is
-    gone, so the job is killed rather than left running on the node."""
-    spec = json.loads(sys.stdin.buffer.readline())
+def _job(cache: str, spec: dict, cancel) -> dict:
     snapshot = None
     if spec.get("snapshot"):
         if not _is_digest(spec["snapshot"]):
-            print(json.dumps({"error": "bad snapshot digest {!r}".format(spec["snapshot"])}))
-            return 0
+            return {"error": "bad snapshot digest {!r}".format(spec["snapshot"])}
         snapshot = os.path.join(cache, spec["snapshot"])
         if not os.path.isdir(snapshot):
-            print(json.dumps({"missing_snapshot": spec["snapshot"]}))
-            return 0
-    cancel = threading.Event()
-
-    def watch() -> None:
-        while sys.stdin.buffer.read1(READ_CHUNK):
-            pass
-        cancel.set()
-
-    threading.Thread(target=watch, daemon=True).start()
+            return {"missing_snapshot": spec["snapshot"]}
     try:
-        result = run_spec(spec, snapshot, cancel)
+        return run_spec(spec, snapshot, cancel)
     except (UnsafeArchive, OSError, tarfile.TarError) as exc:
-        result = {"error": str(exc)}
-    sys.stdout.write(json.dumps(result) + "\n")
-    sys.stdout.flush()
+        return {"error": str(exc)}
+
+
+def _agent(cache: str) -> int:
+    """ssh: one long-lived process per connection. Each stdin line is {"id", "spec"} (run it) or
+    {"id", "cancel"}; each stdout line is {"id", ...result}. Jobs run at once, each in a thread.
+    The end of stdin means the client is gone: every running job is killed, none is left behind."""
+    write_lock = threading.Lock()
+    cancels = {}
+
+    def answer(job_id, result) -> None:
+        result["id"] = job_id
+        line = (json.dumps(result) + "\n").encode("utf-8")
+        with write_lock:
+            try:
+                sys.stdout.buffer.write(line)
+                sys.stdout.buffer.flush()
+            except OSError:
+                pass  # the client is gone; stdin's end will stop the rest
+
+    def work(job_id, spec, cancel) -> None:
+        try:
+            answer(job_id, _job(cache, spec, cancel))
+        finally:
+            cancels.pop(job_id, None)
+
+    threads = []
+    for raw in sys.stdin.buffer:
+        message = json.loads(raw)
+        if "cancel" in message:
+            if message["id"] in cancels:
+                cancels[message["id"]].set()
+            continue
+        cancel = threading.Event()
+        cancels[message["id"]] = cancel
+        thread = threading.Thread(target=work, args=(message["id"], message["spec"], cancel), daemon=True)
+        thread.start()
+        threads.append(thread)
+    for cancel in list(cancels.values()):
+        cancel.set()
+    for thread in threads:
+        thread.join(timeout=10)
     return 0
 
 
 if __name__ == "__main__":
     if sys.argv[1:2] == ["receive"]:
         sys.exit(_receive(sys.argv[2], sys.argv[3]))
-    if sys.argv[1:2] == ["run"]:
-        sys.exit(_run(sys.argv[2]))
-    sys.exit("usage: _runner.py receive CACHE DIGEST | run CACHE")
+    if sys.argv[1:2] == ["agent"]:
+        sys.exit(_agent(sys.argv[2]))
+    sys.exit("usage: _runner.py receive CACHE DIGEST | agent CACHE")

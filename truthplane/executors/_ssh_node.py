@@ -39,6 +39,7 @@ class NodeOptions(BaseModel):
     name: str | None = None
     cache_dir: str = Field(default=".cache/truthplane", description="on the node; relative to the login directory")
     python: str = "python3"
+    path: str | None = Field(default=None, description="PATH for jobs on the node; default: the ssh session's own")
 
     @property
     def label(self) -> str:
@@ -76,6 +77,10 @@ class Node:
         self._connect_lock = asyncio.Lock()
         self._snapshots: set[str] = set()
         self._snapshot_locks: dict[str, asyncio.Lock] = {}
+        self._agent: Any = None
+        self._reader: asyncio.Task[None] | None = None
+        self._pending: dict[int, asyncio.Future[dict[str, Any]]] = {}
+        self._next_id = 0
 
     @property
     def cache(self) -> str:
@@ -137,6 +142,10 @@ class Node:
         self.accepted_unknown_host = accepting
         try:
             await self._install_runner(conn)
+            await self._start_agent(conn)
+        except ExecutorError:
+            conn.close()
+            raise
         except _connection_errors() as exc:
             conn.close()
             raise NodeLost(self.name, f"lost while setting up ({_describe(exc)})", started=False) from None
@@ -174,64 +183,73 @@ class Node:
                 self.uploads += 1
             self._snapshots.add(digest)
 
+    async def _start_agent(self, conn: Any) -> None:
+        """One runner process per connection takes every job: no ssh session (nor login shell) per job."""
+        self._agent = await conn.create_process(self._python("agent", self.cache), encoding=None)
+        self._reader = asyncio.create_task(self._read_answers(self._agent))
+
+    async def _read_answers(self, agent: Any) -> None:
+        reason = "the connection closed"
+        try:
+            while True:
+                line = await agent.stdout.readline()
+                if not line:
+                    break
+                answer = json.loads(line)
+                waiter = self._pending.pop(answer.pop("id"), None)
+                if waiter is not None and not waiter.done():
+                    waiter.set_result(answer)
+        except _connection_errors() as exc:
+            reason = _describe(exc)
+        if self._agent is agent:
+            self._forget()
+        lost = NodeLost(self.name, f"connection lost mid-job ({reason})", started=True)
+        for waiter in self._pending.values():
+            if not waiter.done():
+                waiter.set_exception(lost)
+        self._pending.clear()
+
     async def run_spec(self, spec: dict[str, Any]) -> dict[str, Any]:
         """Run one job spec on the node; its answer, or {"missing_snapshot": digest}."""
-        conn = await self.connection()
+        await self.connection()
+        agent = self._agent
+        self._next_id += 1
+        job_id = self._next_id
+        waiter: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._pending[job_id] = waiter
+        wait = float(spec["timeout_s"]) + ANSWER_GRACE_S
         try:
-            process = await conn.create_process(self._python("run", self.cache), encoding=None)
-        except _connection_errors() as exc:
-            raise NodeLost(self.name, f"cannot open a session ({_describe(exc)})", started=False) from None
-        try:
-            process.stdin.write(json.dumps(spec).encode("utf-8") + b"\n")
-            wait = float(spec["timeout_s"]) + ANSWER_GRACE_S
-            line = await asyncio.wait_for(process.stdout.readline(), wait)
+            agent.stdin.write(json.dumps({"id": job_id, "spec": spec}).encode("utf-8") + b"\n")
+            answer = await asyncio.wait_for(asyncio.shield(waiter), wait)
         except TimeoutError:
-            process.close()
+            self._pending.pop(job_id, None)
+            agent.stdin.write(json.dumps({"id": job_id, "cancel": True}).encode("utf-8") + b"\n")
             return {"abandoned": wait}
+        except NodeLost:
+            raise
         except _connection_errors() as exc:
+            self._pending.pop(job_id, None)
             self._forget()
             raise NodeLost(self.name, f"connection lost mid-job ({_describe(exc)})", started=True) from None
-        if not line:
-            stderr = await _read_rest(process)
-            if self._connection_gone():
-                raise NodeLost(self.name, "connection lost mid-job", started=True)
-            raise ExecutorError(f"ssh node {self.name}: the runner stopped without an answer: {stderr[-300:]}")
-        process.stdin.write_eof()
-        process.close()
-        answer = json.loads(line)
         if "missing_snapshot" in answer:
             self._snapshots.discard(answer["missing_snapshot"])
         return answer
 
-    def _connection_gone(self) -> bool:
-        conn = self._conn
-        gone = conn is None or conn.is_closed()
-        if gone:
-            self._forget()
-        return gone
-
     def _forget(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
-        self._conn = None
+        conn, self._conn, self._agent = self._conn, None, None
+        if conn is not None:
+            conn.close()
 
     async def close(self) -> None:
-        conn, self._conn = self._conn, None
+        conn, self._conn, self._agent = self._conn, None, None
         if conn is not None:
             conn.close()
             try:
                 await asyncio.wait_for(conn.wait_closed(), 5)
             except (TimeoutError, OSError):
                 pass
-
-
-async def _read_rest(process: Any) -> str:
-    try:
-        data = await asyncio.wait_for(process.stderr.read(), 5)
-        await asyncio.wait_for(process.wait_closed(), 5)
-    except _connection_errors():  # the node is being given up on: no more to learn from it
-        return ""
-    return data.decode("utf-8", errors="replace") if isinstance(data, bytes) else str(data)
+        if self._reader is not None:
+            await asyncio.wait([self._reader], timeout=5)
 
 
 def _describe(exc: BaseException) -> str:

@@ -8,7 +8,7 @@ truthplane.toml::
     region = "eu-west-1"                   # else the standard AWS chain (AWS_REGION, profile)
     profile = "sandbox"                    # optional; credentials come the standard AWS way
     endpoint_url = "http://127.0.0.1:9000" # only for the Runtime Interface Emulator
-    concurrency = 4
+    concurrency = 4                        # default 4; 1 with endpoint_url (the emulator runs one at a time)
 
 What a function can and cannot enforce: the job's timeout and output cap, yes (the timeout is cut
 to the function's own Timeout, with a note); memory is the function's MemorySize, whatever the job
@@ -86,7 +86,8 @@ class LambdaExecutor(Executor):
 
     @property
     def concurrency(self) -> int:
-        return int(self.options.get("concurrency", 4))
+        # the emulator is one execution environment: it drops a second invocation while one runs
+        return int(self.options.get("concurrency", 1 if self.options.get("endpoint_url") else 4))
 
     @property
     def function_name(self) -> str:
@@ -179,8 +180,13 @@ class LambdaExecutor(Executor):
             return "lambda: no AWS region: set region in [executors.lambda] or AWS_REGION"
         if isinstance(exc, ReadTimeoutError):
             return f"lambda: no answer from {self.function_name} in time: raise read_timeout_s in [executors.lambda]"
-        where = self.options.get("endpoint_url") or "AWS Lambda"
-        return f"lambda: cannot reach {where} ({exc}): check the network, or start the emulator at endpoint_url"
+        from botocore.exceptions import ConnectionClosedError
+
+        where = self.options.get("endpoint_url")
+        if where and isinstance(exc, ConnectionClosedError):
+            return (f"lambda: {where} closed the connection ({exc}): an emulator runs one invocation at a time, "
+                    "so set concurrency = 1 in [executors.lambda]")
+        return f"lambda: cannot reach {where or 'AWS Lambda'} ({exc}): check the network, or start the emulator at endpoint_url"
 
     def _result(self, job: Job, response: tuple[str | None, dict[str, Any]], notes: list[str],
                 duration: float, cap: int) -> JobResult:

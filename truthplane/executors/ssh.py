@@ -14,6 +14,8 @@ truthplane.toml::
     slots = 4                      # jobs at once on this node
     known_hosts = "~/.ssh/known_hosts"
     cache_dir = ".cache/truthplane" # on the node
+    python = "python3"             # runs truthplane's runner on the node
+    path = "/opt/venv/bin:/usr/bin:/bin"  # PATH for jobs; default: the ssh session's own
 
 One connection per node, `slots` jobs at a time on it. A job's source_dir travels once per node as
 a tar keyed by its content hash (cache_dir/<sha256>); each job runs in its own copy of it in a temp
@@ -187,6 +189,8 @@ class SSHExecutor(Executor):
     async def _run_on(self, node: Node, spec: dict[str, Any], snapshot: tuple[str, bytes] | None) -> dict[str, Any]:
         if snapshot is not None:
             await node.upload(*snapshot)
+        if node.options.path:
+            spec = {**spec, "path": node.options.path}
         answer = await node.run_spec(spec)
         if "missing_snapshot" in answer and snapshot is not None:
             # the cache on the node was cleared since it was filled: send it again, once

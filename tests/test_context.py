@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from truthplane.context import build_context, estimate_tokens, traceback_frames
+from truthplane.context import Context, ContextPart, build_context, estimate_tokens, traceback_frames
 from truthplane.errors import UsageError
 from truthplane.models import Finding, Severity
 
@@ -81,6 +81,12 @@ def repo(make_repo: Callable[..., Path]) -> Path:
     return make_repo(FILES)
 
 
+def part(context: Context, kind: str) -> ContextPart:
+    found = context.part(kind)
+    assert found is not None, f"no {kind} part"
+    return found
+
+
 def finding(line: int = 19) -> Finding:
     return Finding(verifier="mypy", rule_id="arg-type", severity=Severity.HIGH, message="bad", path="src/pkg/calc.py",
                    start_line=line)
@@ -97,14 +103,14 @@ def test_finding_context_has_every_part(repo: Path) -> None:
     assert enclosing.text.splitlines() == ["    @staticmethod", "    def mean(values):",
                                            "        return sum(values) / len(values)"]
     assert "lines 17-19" in enclosing.title
-    assert context.part("imports").text == "import math\nfrom decimal import Decimal"  # type: ignore[union-attr]
-    tests = context.part("test_functions").text  # type: ignore[union-attr]
+    assert part(context, "imports").text == "import math\nfrom decimal import Decimal"
+    tests = part(context, "test_functions").text
     assert "def test_mean" in tests and "def test_add" not in tests
-    conventions = context.part("conventions").text  # type: ignore[union-attr]
+    conventions = part(context, "conventions").text
     assert "line-length = 100" in conventions and 'select = ["E", "F"]' in conventions
     assert "strict = true" in conventions and "indent_size = 4" in conventions
     assert "[tool.other]" not in conventions and "# a comment" not in conventions and "[project]" not in conventions
-    importers = context.part("importers").text  # type: ignore[union-attr]
+    importers = part(context, "importers").text
     assert "src/pkg/report.py: from pkg import calc" in importers
     assert "src/pkg/other.py: import pkg.calc" in importers
     assert "tests/test_calc.py: from pkg.calc import Calculator" in importers
@@ -117,7 +123,7 @@ def test_method_and_module_level_lines(repo: Path) -> None:
     assert build_context(repo, "src/pkg/calc.py", finding=finding(22)).symbol == "add"
     assert build_context(repo, "src/pkg/calc.py", finding=finding(12)).symbol == "Calculator"
     top = build_context(repo, "src/pkg/calc.py", finding=finding(3))
-    assert top.symbol is None and "lines 1-18" in top.part("enclosing").title  # type: ignore[union-attr]
+    assert top.symbol is None and "lines 1-18" in part(top, "enclosing").title
 
 
 def test_traceback_frames_point_into_the_repository(repo: Path) -> None:
@@ -166,7 +172,7 @@ def test_essential_parts_are_cut_not_dropped(repo: Path) -> None:
 def test_whole_file_without_a_line(repo: Path) -> None:
     context = build_context(repo, repo / "src/pkg/report.py")
     assert context.line is None and context.part("file") is not None
-    assert context.part("test_module").title == "Test module tests/test_report.py"  # type: ignore[union-attr]
+    assert part(context, "test_module").title == "Test module tests/test_report.py"
 
 
 def test_paths_outside_the_repository_are_refused(repo: Path, tmp_path: Path) -> None:
@@ -181,9 +187,9 @@ def test_paths_outside_the_repository_are_refused(repo: Path, tmp_path: Path) ->
 def test_non_python_and_unparsable_files(repo: Path) -> None:
     (repo / "broken.py").write_text("def f(:\n    pass\n" + "x = 1\n" * 40)
     context = build_context(repo, "broken.py", finding=finding(30).model_copy(update={"path": "broken.py"}))
-    assert context.symbol is None and "lines 15-42" in context.part("enclosing").title  # type: ignore[union-attr]
+    assert context.symbol is None and "lines 15-42" in part(context, "enclosing").title
     (repo / "app.js").write_text("let a = 1;\n")
-    assert build_context(repo, "app.js").part("file").text == "let a = 1;\n"  # type: ignore[union-attr]
+    assert part(build_context(repo, "app.js"), "file").text == "let a = 1;\n"
 
 
 def test_estimate_tokens() -> None:

@@ -78,10 +78,9 @@ def test_closed_store_refuses_use(tmp_path: Path) -> None:
 
 def test_a_failed_transaction_leaves_nothing(tmp_path: Path) -> None:
     with Store.open(tmp_path / "h.sqlite3") as store:
-        with pytest.raises(RuntimeError):
-            with store.write() as db:
-                store.insert_usage(db, created_at=0.0, day="d", run_id="x", provider="p", model="m", outcome="ok")
-                raise RuntimeError("boom")
+        with pytest.raises(RuntimeError), store.write() as db:
+            store.insert_usage(db, created_at=0.0, day="d", run_id="x", provider="p", model="m", outcome="ok")
+            raise RuntimeError("boom")
         assert store.usage_totals(run_id="x").calls == 0
 
 

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Self, TypeVar
 
 from truthplane.errors import InputError
 
@@ -111,7 +111,7 @@ class Store:
             raise InputError(f"cannot create the history {store.path}: {exc.strerror}") from None
         return store
 
-    def __enter__(self) -> Store:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

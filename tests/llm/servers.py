@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import json
 import re
-from abc import ABC, abstractmethod
 import threading
 import time
+from abc import ABC, abstractmethod
 from collections import deque
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -254,7 +254,7 @@ def _strict_problem(node: Any, name: str, where: tuple[str, ...]) -> str | None:
         return None
     context = f"context=({', '.join(repr(w) for w in where)})"
     if "$ref" in node and len(node) > 1:
-        return f"Invalid schema for response_format '{name}': In {context}, $ref cannot have keywords {{'{sorted(set(node) - {'$ref'})[0]}'}}."
+        return f"Invalid schema for response_format '{name}': In {context}, $ref cannot have keywords {{'{min(set(node) - {'$ref'})}'}}."
     if "default" in node:
         return f"Invalid schema for response_format '{name}': In {context}, 'default' is not permitted."
     if node.get("type") == "object":

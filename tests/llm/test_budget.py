@@ -20,7 +20,7 @@ MESSAGES = [Message(role="user", content="answer in json")]
 
 
 def make_router(server: OpenAIServer, store: Store, run_id: str, **limits: float) -> Router:
-    config = LLMConfig(budget=BudgetConfig(**limits))  # type: ignore[arg-type]
+    config = LLMConfig(budget=BudgetConfig.model_validate(limits))
     return Router([openai_provider(server)], store=store, config=config, run_id=run_id)
 
 

@@ -10,7 +10,7 @@ import pytest
 from pydantic import BaseModel
 
 from tests.llm.conftest import GEMINI_KEY, VALID, Verdict, gemini_provider
-from tests.llm.servers import GEMINI_500, GEMINI_503, Answer, GeminiServer, Hang, Raw, gemini_429
+from tests.llm.servers import GEMINI_500, GEMINI_503, Answer, Behaviour, GeminiServer, Hang, Raw, gemini_429
 from truthplane.llm.gemini import GeminiProvider, gemini_schema
 from truthplane.llm.interface import Message, ProviderError, prompt_hash
 
@@ -145,8 +145,8 @@ def test_retry_info_gives_retry_after(gemini_server: GeminiServer) -> None:
          "refused", "prompt was blocked (SAFETY)"),
     ],
 )
-def test_failures_have_their_kind(gemini_server: GeminiServer, behaviour: object, kind: str, words: str) -> None:
-    gemini_server.script(behaviour)  # type: ignore[arg-type]
+def test_failures_have_their_kind(gemini_server: GeminiServer, behaviour: Behaviour, kind: str, words: str) -> None:
+    gemini_server.script(behaviour)
     error = fail(gemini_provider(gemini_server))
     assert error.kind == kind
     assert words in error.message

@@ -9,15 +9,15 @@ import socket
 import pytest
 
 from tests.llm.conftest import KEY, VALID, Verdict, openai_provider
-from tests.llm.servers import OPENAI_500, Answer, Hang, OpenAIServer, Raw, openai_429
+from tests.llm.servers import OPENAI_500, Answer, Behaviour, Hang, OpenAIServer, Raw, openai_429
 from truthplane.llm.config import LLMConfig, ProviderConfig, resolve_provider
-from truthplane.llm.interface import Message, ProviderError, prompt_hash
+from truthplane.llm.interface import Completion, Message, ProviderError, prompt_hash
 from truthplane.llm.openai_compat import OpenAICompatProvider
 
 MESSAGES = [Message(role="system", content="be brief"), Message(role="user", content="is it fixed?")]
 
 
-def ask(provider: OpenAICompatProvider) -> object:
+def ask(provider: OpenAICompatProvider) -> Completion[Verdict]:
     return asyncio.run(provider.complete(MESSAGES, Verdict))
 
 
@@ -58,7 +58,7 @@ def test_auto_falls_back_to_json_object_when_the_server_rejects_json_schema(monk
     server.default = Answer(VALID)
     try:
         provider = openai_provider(server)
-        assert ask(provider).value.answer == "yes"  # type: ignore[attr-defined]
+        assert ask(provider).value.answer == "yes"
         first, second = server.requests
         assert first.body["response_format"]["type"] == "json_schema"
         assert second.body["response_format"] == {"type": "json_object"}
@@ -89,7 +89,7 @@ def test_deepseek_preset_uses_json_object(openai_server: OpenAIServer, monkeypat
     body = openai_server.requests[0].body
     assert body["model"] == "deepseek-chat"
     assert body["response_format"] == {"type": "json_object"}
-    assert completion.cost_usd is not None  # type: ignore[attr-defined]
+    assert completion.cost_usd is not None
 
 
 def test_local_server_needs_no_key_and_costs_nothing(openai_server: OpenAIServer) -> None:
@@ -98,21 +98,21 @@ def test_local_server_needs_no_key_and_costs_nothing(openai_server: OpenAIServer
     try:
         completion = ask(openai_provider(local, name="ollama", model="qwen2.5-coder:7b"))
         assert "authorization" not in local.requests[0].headers
-        assert completion.cost_usd == 0.0  # type: ignore[attr-defined]
+        assert completion.cost_usd == 0.0
     finally:
         local.stop()
 
 
 def test_unknown_model_has_unknown_cost_and_price_override_fills_it_in(openai_server: OpenAIServer) -> None:
-    assert ask(openai_provider(openai_server, model="some-new-model")).cost_usd is None  # type: ignore[attr-defined]
+    assert ask(openai_provider(openai_server, model="some-new-model")).cost_usd is None
     priced = openai_provider(openai_server, model="some-new-model",
                              price={"input_per_mtok": 1.0, "output_per_mtok": 2.0})
-    assert ask(priced).cost_usd == pytest.approx((100 * 1.0 + 20 * 2.0) / 1e6)  # type: ignore[attr-defined]
+    assert ask(priced).cost_usd == pytest.approx((100 * 1.0 + 20 * 2.0) / 1e6)
 
 
 def test_answer_in_a_code_fence_is_accepted(openai_server: OpenAIServer) -> None:
     openai_server.script(Answer(f"```json\n{VALID}\n```"))
-    assert ask(openai_provider(openai_server)).value.score == 0.5  # type: ignore[attr-defined]
+    assert ask(openai_provider(openai_server)).value.score == 0.5
 
 
 @pytest.mark.parametrize(
@@ -128,8 +128,8 @@ def test_answer_in_a_code_fence_is_accepted(openai_server: OpenAIServer) -> None
         (openai_429("7"), "rate_limited", "Rate limit reached"),
     ],
 )
-def test_failures_have_their_kind(openai_server: OpenAIServer, behaviour: object, kind: str, words: str) -> None:
-    openai_server.script(behaviour)  # type: ignore[arg-type]
+def test_failures_have_their_kind(openai_server: OpenAIServer, behaviour: Behaviour, kind: str, words: str) -> None:
+    openai_server.script(behaviour)
     error = fail(openai_provider(openai_server))
     assert error.kind == kind
     assert words in error.message

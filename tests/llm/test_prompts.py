@@ -68,7 +68,7 @@ def test_prompts_carry_the_context_and_the_rules(context: Context) -> None:
 
 
 def test_answer_schemas() -> None:
-    assert Categorisation(category="logic", confidence=0.9, rationale=" divides by zero ").rationale == \
+    assert Categorisation(category=Category.LOGIC, confidence=0.9, rationale=" divides by zero ").rationale == \
         "divides by zero"
     for bad in ({"category": "style", "confidence": 0.5, "rationale": "x"},
                 {"category": "logic", "confidence": 1.5, "rationale": "x"},

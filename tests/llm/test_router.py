@@ -10,7 +10,16 @@ from email.utils import format_datetime
 import pytest
 
 from tests.llm.conftest import Verdict, gemini_provider, llm_config, openai_provider
-from tests.llm.servers import OPENAI_500, Answer, GeminiServer, Hang, OpenAIServer, gemini_429, openai_429
+from tests.llm.servers import (
+    OPENAI_500,
+    Answer,
+    Behaviour,
+    GeminiServer,
+    Hang,
+    OpenAIServer,
+    gemini_429,
+    openai_429,
+)
 from truthplane.llm.config import LLMConfig, RetryConfig
 from truthplane.llm.interface import Completion, Message, ProviderError
 from truthplane.llm.router import Router, build_router
@@ -65,8 +74,8 @@ def test_first_provider_answers(openai_server: OpenAIServer, gemini_server: Gemi
     ],
 )
 def test_falls_back_to_the_next_provider(openai_server: OpenAIServer, gemini_server: GeminiServer, store: Store,
-                                         behaviour: object, outcome: str) -> None:
-    openai_server.script(behaviour)  # type: ignore[arg-type]
+                                         behaviour: Behaviour, outcome: str) -> None:
+    openai_server.script(behaviour)
     r = router(openai_server, gemini_server, store, timeout_s=0.3)
     completion = run(r)
     assert completion.provider == "gemini"

@@ -77,7 +77,8 @@ def _budget_of(config: Any) -> BudgetConfig:
 
 def _status(budget: BudgetConfig, run: UsageTotals, today: UsageTotals, run_id: str | None, day: str) -> BudgetStatus:
     limits = []
-    for scope, totals in (("run", run), ("day", today)):
+    scopes: tuple[tuple[Literal["run", "day"], UsageTotals], ...] = (("run", run), ("day", today))
+    for scope, totals in scopes:
         if scope == "run" and run_id is None:
             continue
         for measure in _MEASURES:

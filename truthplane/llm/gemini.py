@@ -22,6 +22,7 @@ from truthplane.llm.interface import (
     Message,
     Provider,
     ProviderError,
+    Spent,
     T,
     make_completion,
     parse_answer,
@@ -60,12 +61,12 @@ def gemini_schema(schema: type[BaseModel]) -> dict[str, Any]:
                 nullable = len(options) < len(node[combinator])
                 extra = {k: v for k, v in node.items() if k in ("description",)}
                 if len(options) == 1:
-                    out = convert({**options[0], **extra}, seen)
+                    merged = convert({**options[0], **extra}, seen)
                 else:
-                    out = {"anyOf": [convert(s, seen) for s in options], **extra}
+                    merged = {"anyOf": [convert(s, seen) for s in options], **extra}
                 if nullable:
-                    out["nullable"] = True
-                return out
+                    merged["nullable"] = True
+                return merged
         out: dict[str, Any] = {}
         kind = node.get("type")
         if isinstance(kind, list):
@@ -172,7 +173,7 @@ class GeminiProvider(Provider):
         completion_tokens = sum(v for v in output if isinstance(v, int)) if any(isinstance(v, int) for v in output) \
             else None
         cost = estimate_cost(self.model, prompt_tokens, completion_tokens, self._settings.price)
-        spent = {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens, "cost_usd": cost}
+        spent: Spent = {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens, "cost_usd": cost}
         candidates = data.get("candidates") or []
         if not candidates:
             blocked = (data.get("promptFeedback") or {}).get("blockReason")

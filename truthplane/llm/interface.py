@@ -13,7 +13,7 @@ import json
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from typing import Any, Generic, Literal, TypeVar, cast
+from typing import Any, Generic, Literal, TypedDict, TypeVar, cast
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -84,6 +84,14 @@ class ProviderError(errors.ProviderError):
 
     def __repr__(self) -> str:
         return f"ProviderError(kind={self.kind!r}, provider={self.provider!r}, message={self.message!r})"
+
+
+class Spent(TypedDict):
+    """What a call that failed after the server answered still cost."""
+
+    prompt_tokens: int | None
+    completion_tokens: int | None
+    cost_usd: float | None
 
 
 class Message(BaseModel):

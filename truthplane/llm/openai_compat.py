@@ -25,6 +25,7 @@ from truthplane.llm.interface import (
     Message,
     Provider,
     ProviderError,
+    Spent,
     T,
     canonical_json,
     make_completion,
@@ -145,7 +146,7 @@ class OpenAICompatProvider(Provider):
         prompt_tokens = _int(usage, "prompt_tokens")
         completion_tokens = _int(usage, "completion_tokens")
         cost = estimate_cost(self.model, prompt_tokens, completion_tokens, self._settings.price)
-        spent = {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens, "cost_usd": cost}
+        spent: Spent = {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens, "cost_usd": cost}
         try:
             choice = data["choices"][0]
             message = choice["message"]

@@ -284,8 +284,14 @@ def _describe(finding: Finding) -> str:
 
 
 def _relative_paths(error: str, root: Path) -> str:
-    """Absolute paths never leave the process: the repository root becomes ''."""
-    return error.replace(str(root) + os.sep, "").replace(str(root), ".")
+    """Absolute paths never leave the process: frames in the repository (here, or in a sandbox's copy)
+    become repo-relative, and the repository root becomes ''."""
+
+    def relative(match: re.Match[str]) -> str:
+        rel = _repo_path(match.group("path"), root)
+        return match.group(0) if rel is None else match.group(0).replace(match.group("path"), rel, 1)
+
+    return _FRAME.sub(relative, error).replace(str(root) + os.sep, "").replace(str(root), ".")
 
 
 def _frames_text(root: Path, frames: list[Frame]) -> str:

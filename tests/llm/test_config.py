@@ -11,7 +11,7 @@ from truthplane.errors import ConfigError
 from truthplane.llm.config import PRESETS, LLMConfig, resolve_provider
 from truthplane.llm.gemini import GeminiProvider
 from truthplane.llm.openai_compat import OpenAICompatProvider
-from truthplane.llm.router import build_router
+from truthplane.llm.router import build_router, provider_status
 from truthplane.store import Store
 
 TOML = """
@@ -115,3 +115,15 @@ def test_build_router_creates_the_right_backends(tmp_path: Path) -> None:
         assert sorted(router.providers) == ["deepseek", "gemini", "groq"]
         assert isinstance(router.providers["gemini"], GeminiProvider)
         assert isinstance(router.providers["deepseek"], OpenAICompatProvider)
+
+
+def test_provider_status_for_doctor(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GEMINI_API_KEY", "AIza-test-not-shown")
+    monkeypatch.delenv("GROQ_API_KEY", raising=False)
+    llm = LLMConfig.model_validate({"providers": {"vllm": {"model": "qwen"}}})
+    status = {info.name: info for info in provider_status(llm)}
+    assert status["gemini"].installed and status["gemini"].version == "gemini-2.5-flash"
+    assert not status["groq"].installed and status["groq"].reason == "GROQ_API_KEY is not set: export it to use groq"
+    assert status["vllm"].installed and status["vllm"].path == "http://localhost:8000/v1"
+    assert not status["ollama"].installed and "set model" in (status["ollama"].reason or "")
+    assert "AIza-test-not-shown" not in str(status)

@@ -19,6 +19,7 @@ from tests.llm.servers import (
     OpenAIServer,
     gemini_429,
     openai_429,
+    openai_error,
 )
 from truthplane.llm.config import LLMConfig, RetryConfig
 from truthplane.llm.interface import Completion, Message, ProviderError
@@ -122,6 +123,18 @@ def test_retry_after_is_honoured_then_the_same_provider_answers(
     assert [(a.outcome, a.waited_s) for a in completion.attempts] == [
         ("rate_limited", 0.0), ("rate_limited", 3.0), ("ok", 2.0)]
     assert gemini_server.requests == []
+
+
+def test_a_503_with_retry_after_is_retried_a_500_without_is_not(
+        openai_server: OpenAIServer, gemini_server: GeminiServer, store: Store) -> None:
+    overloaded = openai_error(503, "The engine is currently overloaded, please try again later",
+                              type_="server_error", headers={"Retry-After": "2"})
+    openai_server.script(overloaded, OPENAI_500)
+    sleeps = Sleeps()
+    completion = run(router(openai_server, gemini_server, store, sleep=sleeps))
+    assert sleeps.waits == [2.0]
+    assert [(a.provider, a.outcome) for a in completion.attempts] == [
+        ("groq", "http_5xx"), ("groq", "http_5xx"), ("gemini", "ok")]
 
 
 def test_retry_after_http_date(openai_server: OpenAIServer, gemini_server: GeminiServer, store: Store) -> None:

@@ -12,14 +12,16 @@ A spent budget stops everything: no further call is made. Every call is an `Atte
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from truthplane.context import estimate_tokens
+from truthplane.errors import ConfigError
 from truthplane.llm import budget as budget_module
-from truthplane.llm.config import LLMConfig, ResolvedProvider, resolve_provider
+from truthplane.llm.config import PRESETS, LLMConfig, ResolvedProvider, resolve_provider
 from truthplane.llm.interface import (
     KIND_LABELS,
     Attempt,
@@ -31,6 +33,7 @@ from truthplane.llm.interface import (
     prompt_hash,
     snippet,
 )
+from truthplane.models import ToolInfo
 from truthplane.store import Store
 
 if TYPE_CHECKING:
@@ -198,3 +201,24 @@ def build_router(
     names.extend(n for n in llm.chain or [] if n not in names)
     return Router({n: create_provider(resolve_provider(llm, n)) for n in sorted(names)},
                   store=store, config=llm, run_id=run_id, sleep=sleep)
+
+
+def provider_status(config: LLMConfig | None) -> list[ToolInfo]:
+    """For `truthplane doctor`: each preset and configured provider, usable here or why not.
+
+    Makes no network call: a local server's table being complete is all that can be said offline.
+    """
+    llm = config or LLMConfig()
+    status = []
+    for name in sorted({*PRESETS, *llm.providers}):
+        try:
+            settings = resolve_provider(llm, name)
+        except ConfigError as exc:
+            status.append(ToolInfo(name=name, installed=False, reason=exc.message))
+            continue
+        env = settings.api_key_env
+        usable = env is None or bool(os.environ.get(env))
+        reason = None if usable else f"{env} is not set: export it to use {name}"
+        status.append(ToolInfo(name=name, installed=usable, version=settings.model, path=settings.base_url,
+                               reason=reason))
+    return status

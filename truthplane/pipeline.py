@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from truthplane.cache import ResultCache, default_cache_dir
 from truthplane.config import Config
@@ -71,13 +73,18 @@ def scan_against(
     return evaluate(before, after, config.gate, renames, base=before_label, head="working tree")
 
 
+class ProgressDisplay(Protocol):
+    def scope(self, label: str) -> Progress: ...
+
+
 def gate(
     root: Path, config: Config, options: ScanOptions, *, base_ref: str, head_ref: str | None = None,
-    progress_factory: type | None = None,
+    progress: ProgressDisplay | None = None,
 ) -> GateResult:
     """Scan the merge-base of HEAD (or head_ref) and base_ref, scan the head, diff and judge.
 
-    With no head_ref the head is the working tree: HEAD plus uncommitted changes.
+    With no head_ref the head is the working tree: HEAD plus uncommitted changes. The two scans run
+    at the same time: the base is mostly cache reads, the head mostly the tools on what changed.
     """
     repo = Repo.require(root)
     if repo.root.resolve() != root.resolve():
@@ -87,25 +94,21 @@ def gate(
     if head_commit is None:
         raise GitError("this repository has no commits yet: commit first, then gate")
     merge_base = repo.merge_base(head_commit, base_commit)
-
-    def progress(label: str) -> Progress | None:
-        return progress_factory(label) if progress_factory else None
-
-    def scanned(source: Source, label: str) -> Scan:
-        display = progress(label)
-        if display is None:
-            return run_scan(source, config, options)
-        with display:  # type: ignore[attr-defined]
-            return run_scan(source, config, options, display)
-
-    before = scanned(commit_source(repo, merge_base, config), f"base {merge_base[:12]}")
+    base_source = commit_source(repo, merge_base, config)
     if head_ref:
-        after = scanned(commit_source(repo, head_commit, config), f"head {head_commit[:12]}")
-        renames = repo.renames(merge_base, head_commit)
+        head_source = commit_source(repo, head_commit, config)
         head_label = f"{head_ref} ({head_commit[:12]})"
     else:
-        after = scanned(worktree_source(root, config), "working tree")
-        renames = repo.renames(merge_base)
-        head_label = "working tree" + (" (with uncommitted changes)" if after.dirty else f" ({head_commit[:12]})")
+        head_source = worktree_source(root, config)
+        head_label = "working tree" + (" (with uncommitted changes)" if head_source.dirty else f" ({head_commit[:12]})")
+    renames = repo.renames(merge_base, head_commit if head_ref else None)
+
+    def scanned(source: Source, label: str) -> Scan:
+        return run_scan(source, config, options, progress.scope(label) if progress else None)
+
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="gate") as pool:
+        before_future = pool.submit(scanned, base_source, f"base {merge_base[:12]}")
+        after_future = pool.submit(scanned, head_source, "head" if head_ref else "working tree")
+        before, after = before_future.result(), after_future.result()
     base_label = f"merge-base of {base_ref} ({merge_base[:12]})"
     return evaluate(before, after, config.gate, renames, base=base_label, head=head_label)

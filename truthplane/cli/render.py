@@ -42,14 +42,16 @@ def _run_line(run: VerifierRun) -> str:
 
 
 class Progress:
-    """Live spinner per verifier on a terminal; one plain line per finished verifier otherwise."""
+    """Live spinner per verifier on a terminal; one plain line per finished verifier otherwise.
 
-    def __init__(self, label: str, stream: object = None) -> None:
+    `scope(label)` gives a view for one scanned state, so a gate's two scans share one display.
+    """
+
+    def __init__(self, stream: object = None) -> None:
         self.stream = stream or sys.stderr
-        self.label = label
         self._lock = threading.Lock()
         self._live = None
-        self._tasks: dict[str, object] = {}
+        self._tasks: dict[tuple[str, str], object] = {}
         if fancy(self.stream):
             from rich.console import Console
             from rich.progress import Progress as RichProgress
@@ -63,38 +65,53 @@ class Progress:
     def __enter__(self) -> Progress:
         if self._live is not None:
             self._live.start()
-        else:
-            self._plain(f"truthplane: scanning {self.label}")
         return self
 
     def __exit__(self, *exc: object) -> None:
         if self._live is not None:
             self._live.stop()
 
+    def scope(self, label: str) -> _Scope:
+        if self._live is None:
+            self._plain(f"truthplane: scanning {label}")
+        return _Scope(self, label)
+
     def _plain(self, line: str) -> None:
         with self._lock:
             self.stream.write(line + "\n")  # type: ignore[attr-defined]
             self.stream.flush()  # type: ignore[attr-defined]
 
-    def started(self, name: str) -> None:
+    def _started(self, label: str, name: str) -> None:
         from rich.markup import escape
 
         if self._live is not None:
             with self._lock:
-                self._tasks[name] = self._live.add_task(escape(f"[{self.label}] {name}"), total=1)
+                self._tasks[label, name] = self._live.add_task(escape(f"[{label}] {name}"), total=1)
 
-    def finished(self, run: VerifierRun) -> None:
+    def _finished(self, label: str, run: VerifierRun) -> None:
         from rich.markup import escape
 
         line = _run_line(run)
         if self._live is None:
-            self._plain(f"  {line}")
+            self._plain(f"  [{label}] {line}")
             return
         style = "green" if run.status.value == "ok" else "bold red"
         with self._lock:
-            task = self._tasks.get(run.name)
+            task = self._tasks.get((label, run.name))
             if task is not None:
-                self._live.update(task, description=f"[{style}]{escape(f'[{self.label}] {line}')}[/]", completed=1)
+                self._live.update(task, description=f"[{style}]{escape(f'[{label}] {line}')}[/]", completed=1)
+
+
+class _Scope:
+    def __init__(self, progress: Progress, label: str) -> None:
+        self._progress = progress
+        self._label = label
+
+    def started(self, name: str) -> None:
+        self._progress._started(self._label, name)
+
+    def finished(self, run: VerifierRun) -> None:
+        self._progress._finished(self._label, run)
 
 
 # ---- documents -------------------------------------------------------------------------------

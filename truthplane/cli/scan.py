@@ -84,11 +84,11 @@ def scan(
     label = str(path.resolve().name or path)
     if not baseline:
         before, before_label = load_baseline(path, against)
-        with render.Progress(label) as progress:
-            result = scan_against(path, config, options, before, before_label, progress)
+        with render.Progress() as progress:
+            result = scan_against(path, config, options, before, before_label, progress.scope(label))
         return _emit_gate(result, fmt, output)
-    with render.Progress(label) as progress:
-        found = scan_path(path, config, options, progress)
+    with render.Progress() as progress:
+        found = scan_path(path, config, options, progress.scope(label))
     saved_path, sarif_paths = save_baseline(path, found)
     failed = any(r.status.value != "ok" for r in found.verifiers)
     if fmt is Format.text and output is None:
@@ -138,7 +138,8 @@ def gate(
     from truthplane.pipeline import gate as run_gate
 
     config, options = _options(path, config_path, verifier, cache_dir, no_cache)
-    result = run_gate(path, config, options, base_ref=base, head_ref=head, progress_factory=render.Progress)
+    with render.Progress() as progress:
+        result = run_gate(path, config, options, base_ref=base, head_ref=head, progress=progress)
     if sarif_out is not None:
         atomic_write(sarif_out, render.gate_sarif(result))
     if summary_out is not None:

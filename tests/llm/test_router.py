@@ -215,3 +215,17 @@ def test_answers_from_concurrent_calls_are_all_recorded(openai_server: OpenAISer
     assert {c.provider for c in asyncio.run(many())} == {"groq"}
     assert [row.outcome for row in store.usage_rows(run_id=r.run_id)] == ["ok"] * 5
 
+
+
+def test_no_keys_at_all_names_every_variable(openai_server: OpenAIServer, gemini_server: GeminiServer,
+                                             store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("GROQ_API_KEY")
+    monkeypatch.delenv("GEMINI_API_KEY")
+    with pytest.raises(ProviderError) as caught:
+        run(router(openai_server, gemini_server, store))
+    assert caught.value.message == (
+        "no LLM provider answered: "
+        "groq: auth: GROQ_API_KEY is not set (export it, or drop groq from the [llm] chain); "
+        "gemini: auth: GEMINI_API_KEY is not set (export it, or drop gemini from the [llm] chain)"
+    )
+    assert openai_server.requests == [] and gemini_server.requests == [] and store.usage_rows() == []

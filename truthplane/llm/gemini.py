@@ -117,7 +117,7 @@ class GeminiProvider(Provider):
     def missing_key(self) -> str | None:
         env = self._settings.api_key_env
         if env and not os.environ.get(env):
-            return f"{self.name}: {env} is not set; export it, or drop {self.name} from the [llm] chain"
+            return f"{self.name}: {env} is not set (export it, or drop {self.name} from the [llm] chain)"
         return None
 
     def request_body(self, messages: list[Message], schema: type[BaseModel]) -> dict[str, Any]:

@@ -10,6 +10,7 @@ import pytest
 
 from tests.llm.conftest import Verdict, openai_provider
 from tests.llm.servers import Answer, OpenAIServer
+from truthplane.config import parse_config
 from truthplane.llm.budget import remaining, reserve_call, utc_day
 from truthplane.llm.config import BudgetConfig, LLMConfig
 from truthplane.llm.interface import Message, ProviderError
@@ -119,6 +120,8 @@ def test_remaining_reports_run_and_day(openai_server: OpenAIServer, store: Store
         ("max_calls_per_run", 1, 4), ("max_tokens_per_day", 120, 880)]
     assert status.lines() == ["max_calls_per_run: 1 used of 5, 4 left", "max_tokens_per_day: 120 used of 1000, 880 left"]
     assert remaining(store, LLMConfig()).lines() == ["no LLM budget limits set ([llm.budget] in truthplane.toml)"]
+    whole = parse_config({"llm": {"budget": {"max_calls_per_day": 3}}}, "truthplane.toml")  # the whole Config works
+    assert remaining(store, whole).lines() == ["max_calls_per_day: 1 used of 3, 2 left"]
 
 
 def test_unknown_cost_calls_are_counted_and_said(openai_server: OpenAIServer, store: Store) -> None:

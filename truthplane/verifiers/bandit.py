@@ -30,7 +30,7 @@ from truthplane.verifiers._common import (
     select_files,
     validate,
 )
-from truthplane.verifiers.interface import Verifier, run_tool
+from truthplane.verifiers.interface import ToolOutput, Verifier, run_tool
 
 INSTALL_HINT = "pip install bandit, or drop it from verifiers in truthplane.toml"
 
@@ -122,24 +122,24 @@ class BanditVerifier(Verifier):
         output = run_tool(
             self.instance_name, command, cwd=target, timeout_s=self.timeout_s, ok_exit_codes=(0, 1)
         )
-        report = validate(
-            self.instance_name,
-            _BanditOutput,
-            parse_json(self.instance_name, output.stdout, "bandit", output.stderr),
-            "bandit",
-        )
-        if output.returncode == 1 and not report.results:
-            raise VerifierError(
-                self.instance_name, "bandit exited 1 (findings) but reported none; run bandit by hand"
-            )
-        findings = [self._finding(target, item) for item in report.results]
-        findings += [self._error_finding(target, item) for item in report.errors]
+        findings = self.parse(target, output)
         return ScanResult(
             verifier=self.instance_name,
             version=version,
             findings=findings,
             duration_s=time.monotonic() - started,
         )
+
+    def parse(self, target: Path, output: ToolOutput) -> list[Finding]:
+        """bandit's JSON report as findings; anything else is a VerifierError."""
+        data = parse_json(self.instance_name, output.stdout, "bandit", output.stderr)
+        report = validate(self.instance_name, _BanditOutput, data, "bandit")
+        if output.returncode == 1 and not report.results:
+            raise VerifierError(
+                self.instance_name, "bandit exited 1 (findings) but reported none; run bandit by hand"
+            )
+        findings = [self._finding(target, item) for item in report.results]
+        return findings + [self._error_finding(target, item) for item in report.errors]
 
     def _finding(self, target: Path, item: _BanditResult) -> Finding:
         end_line = max(item.line_range) if item.line_range else item.line_number

@@ -33,7 +33,7 @@ from truthplane.verifiers._common import (
     select_files,
     validate,
 )
-from truthplane.verifiers.interface import Verifier, run_tool
+from truthplane.verifiers.interface import ToolOutput, Verifier, run_tool
 
 INSTALL_HINT = "pip install mypy, or drop it from verifiers in truthplane.toml"
 CONFIG_FILES = ("mypy.ini", ".mypy.ini", "pyproject.toml", "setup.cfg")
@@ -125,6 +125,16 @@ class MypyVerifier(Verifier):
         output = run_tool(
             self.instance_name, command, cwd=target, timeout_s=self.timeout_s, ok_exit_codes=(0, 1, 2)
         )
+        findings = self.parse(target, output)
+        return ScanResult(
+            verifier=self.instance_name,
+            version=version,
+            findings=findings,
+            duration_s=time.monotonic() - started,
+        )
+
+    def parse(self, target: Path, output: ToolOutput) -> list[Finding]:
+        """mypy's JSON lines as findings; a blocking error or an unusable config is a VerifierError."""
         problem = _config_problem(output.stderr)
         if problem:
             raise VerifierError(
@@ -141,13 +151,7 @@ class MypyVerifier(Verifier):
             raise VerifierError(
                 self.instance_name, "mypy exited 1 (findings) but reported none; run mypy by hand"
             )
-        findings = [self._finding(target, m) for m in messages]
-        return ScanResult(
-            verifier=self.instance_name,
-            version=version,
-            findings=findings,
-            duration_s=time.monotonic() - started,
-        )
+        return [self._finding(target, m) for m in messages]
 
     def _messages(self, stdout: str) -> list[_MypyMessage]:
         return [

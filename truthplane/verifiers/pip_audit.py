@@ -24,7 +24,7 @@ from pydantic import Field
 from truthplane.errors import VerifierError
 from truthplane.models import Finding, ScanResult, Severity, ToolInfo
 from truthplane.verifiers._common import ToolRecord, cached_tool_info, one_line, parse_json, validate
-from truthplane.verifiers.interface import Verifier, run_tool
+from truthplane.verifiers.interface import ToolOutput, Verifier, run_tool
 
 INSTALL_HINT = "pip install pip-audit, or drop it from verifiers in truthplane.toml"
 _NAME = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
@@ -175,6 +175,17 @@ class PipAuditVerifier(Verifier):
                 timeout_s=self.timeout_s,
                 ok_exit_codes=(0, 1),
             )
+        findings = self.parse(output, sources)
+        return ScanResult(
+            verifier=self.instance_name,
+            version=self.available().version,
+            findings=findings,
+            duration_s=time.monotonic() - started,
+        )
+
+    def parse(self, output: ToolOutput, sources: list[_Source]) -> list[Finding]:
+        """pip-audit's JSON report as findings located in `sources`; a service that could not answer
+        (or output that is not the report) is a VerifierError."""
         if not output.stdout.strip().startswith("{"):
             tail = " | ".join(output.stderr.strip().splitlines()[-2:]) or "no output"
             if _NETWORK.search(output.stderr):
@@ -202,19 +213,14 @@ class PipAuditVerifier(Verifier):
             raise VerifierError(
                 self.instance_name, "pip-audit exited 1 but reported no vulnerabilities; run it by hand"
             )
-        findings = []
+        findings: list[Finding] = []
         for dependency in report.dependencies:
             path, line = self._locate(sources, dependency.name)
             if dependency.skip_reason:
                 findings.append(self._not_audited(dependency, path, line))
             for vuln in dependency.vulns:
                 findings.append(self._finding(dependency, vuln, path, line))
-        return ScanResult(
-            verifier=self.instance_name,
-            version=self.available().version,
-            findings=findings,
-            duration_s=time.monotonic() - started,
-        )
+        return findings
 
     @staticmethod
     def _locate(sources: list[_Source], package: str) -> tuple[str, int | None]:

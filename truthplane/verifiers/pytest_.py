@@ -189,7 +189,7 @@ class PytestVerifier(Verifier):
         identity, file = node_id(case)
         message = problem.get("message") or (problem.text or "").strip() or "failed"
         line = case.get("line")
-        start_line = int(line) + 1 if line and line.isdigit() else None
+        start_line = int(line) + 1 if line and line.isascii() and line.isdigit() else None
         return Finding(
             verifier=self.instance_name,
             rule_id="test-failure" if failure is not None else "test-error",

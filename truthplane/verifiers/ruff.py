@@ -23,7 +23,7 @@ from truthplane.verifiers._common import (
     select_files,
     validate,
 )
-from truthplane.verifiers.interface import Verifier, run_tool
+from truthplane.verifiers.interface import ToolOutput, Verifier, run_tool
 
 INSTALL_HINT = "pip install ruff, or drop it from verifiers in truthplane.toml"
 SYNTAX_ERROR = "invalid-syntax"
@@ -88,19 +88,23 @@ class RuffVerifier(Verifier):
         output = run_tool(
             self.instance_name, command, cwd=target, timeout_s=self.timeout_s, ok_exit_codes=(0, 1)
         )
-        data = parse_json(self.instance_name, output.stdout, "ruff", output.stderr)
-        diagnostics = validate(self.instance_name, _RuffOutput, {"diagnostics": data}, "ruff").diagnostics
-        if output.returncode == 1 and not diagnostics:
-            raise VerifierError(
-                self.instance_name, "ruff exited 1 (findings) but reported none; run `ruff check` by hand"
-            )
-        findings = [self._finding(target, item) for item in diagnostics]
+        findings = self.parse(target, output)
         return ScanResult(
             verifier=self.instance_name,
             version=version,
             findings=findings,
             duration_s=time.monotonic() - started,
         )
+
+    def parse(self, target: Path, output: ToolOutput) -> list[Finding]:
+        """ruff's JSON report as findings; anything else is a VerifierError."""
+        data = parse_json(self.instance_name, output.stdout, "ruff", output.stderr)
+        diagnostics = validate(self.instance_name, _RuffOutput, {"diagnostics": data}, "ruff").diagnostics
+        if output.returncode == 1 and not diagnostics:
+            raise VerifierError(
+                self.instance_name, "ruff exited 1 (findings) but reported none; run `ruff check` by hand"
+            )
+        return [self._finding(target, item) for item in diagnostics]
 
     def _finding(self, target: Path, item: _RuffDiagnostic) -> Finding:
         code = item.code or SYNTAX_ERROR

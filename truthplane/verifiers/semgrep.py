@@ -35,7 +35,7 @@ from truthplane.verifiers._common import (
     severity_from_word,
     validate,
 )
-from truthplane.verifiers.interface import Verifier, run_tool
+from truthplane.verifiers.interface import ToolOutput, Verifier, run_tool
 
 INSTALL_HINT = "pip install semgrep, or drop it from verifiers in truthplane.toml"
 RULES_DIR = Path(__file__).resolve().parent.parent / "rules"
@@ -210,6 +210,18 @@ class SemgrepVerifier(Verifier):
             ok_exit_codes=tuple(range(256)),
             env={"SEMGREP_ENABLE_VERSION_CHECK": "0", "SEMGREP_SEND_METRICS": "off"},
         )
+        findings = self.parse(target, output, rule_ids(rules))
+        if wanted is not None:
+            findings = [f for f in findings if f.path in wanted]
+        return ScanResult(
+            verifier=self.instance_name,
+            version=self.available().version,
+            findings=findings,
+            duration_s=time.monotonic() - started,
+        )
+
+    def parse(self, target: Path, output: ToolOutput, known: set[str]) -> list[Finding]:
+        """semgrep's JSON report as findings (rule ids as declared in `known`); else a VerifierError."""
         if output.returncode not in (0, 1) and not output.stdout.strip().startswith("{"):
             tail = " | ".join(output.stderr.strip().splitlines()[-3:]) or "no output"
             raise VerifierError(
@@ -229,16 +241,7 @@ class SemgrepVerifier(Verifier):
             raise VerifierError(
                 self.instance_name, "semgrep exited 1 (findings) but reported none; run semgrep by hand"
             )
-        known = rule_ids(rules)
-        findings = [self._finding(target, item, known) for item in report.results]
-        if wanted is not None:
-            findings = [f for f in findings if f.path in wanted]
-        return ScanResult(
-            verifier=self.instance_name,
-            version=report.version or self.available().version,
-            findings=findings,
-            duration_s=time.monotonic() - started,
-        )
+        return [self._finding(target, item, known) for item in report.results]
 
     def _finding(self, target: Path, item: _SemgrepResult, known: set[str]) -> Finding:
         end = item.end or item.start

@@ -5,8 +5,8 @@ trivial job (`python -c pass`) and of a 2-second job (`python -c "import time; t
 with the bare run and the backend run interleaved so machine noise hits both alike; and the wall
 time of 3 two-second jobs fanned out with run_many against the slowest of the single 2-second runs.
 
-Targets: local-bwrap overhead < 20 ms, docker < 500 ms (image present), a fan-out of 3 within
-1.3x of its slowest member. A backend that is not usable here is skipped with the reason.
+Targets: local-bwrap overhead < 20 ms, docker < 500 ms (image present), ssh < 50 ms on a warm
+connection, the Lambda emulator < 100 ms, a fan-out of 3 within 1.3x of its slowest member. A backend that is not usable here is skipped with the reason.
 
 Adding a backend (ssh, lambda, ...): append a `Backend` to `BACKENDS` below, giving
   name       the row label ("ssh", "lambda")
@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import atexit
+import contextlib
 import os
 import statistics
 import subprocess
@@ -77,9 +79,45 @@ def _docker_ready() -> str | None:
     return None if info.installed else info.reason
 
 
+# ssh and lambda run against a real sshd / the Lambda Runtime Interface Emulator on 127.0.0.1,
+# started the way their tests start them and stopped when the benchmark exits
+_REMOTES = contextlib.ExitStack()
+atexit.register(_REMOTES.close)
+
+
+def _ssh() -> Executor:
+    from tests.executors._remote_fixtures import ssh_cluster
+    from truthplane.executors.ssh import SSHExecutor
+
+    # PATH on the node puts this python first, so the job's `python` is the bare run's python
+    return SSHExecutor(_REMOTES.enter_context(ssh_cluster(1, slots=3, path=f"{Path(sys.executable).parent}:/usr/bin:/bin")))
+
+
+def _ssh_ready() -> str | None:
+    from tests.executors._remote_fixtures import sshd_present
+
+    return None if sshd_present() else "needs root, /usr/sbin/sshd and ssh-keygen (apt install openssh-server)"
+
+
+def _lambda() -> Executor:
+    from tests.executors._remote_fixtures import lambda_emulator
+    from truthplane.executors.aws_lambda import LambdaExecutor
+
+    # one emulator is one execution environment: it runs one invocation at a time, so fan-out serialises
+    return LambdaExecutor(_REMOTES.enter_context(lambda_emulator(function_timeout_s=30)).options())
+
+
+def _lambda_ready() -> str | None:
+    from tests.executors._remote_fixtures import emulator_present
+
+    return None if emulator_present() else "needs the emulator: pip install aws-sam-cli awslambdaric"
+
+
 BACKENDS: list[Backend] = [
     Backend("local-bwrap", 20.0, _local_bwrap, _local_ready),
     Backend("docker", 500.0, _docker, _docker_ready),
+    Backend("ssh", 50.0, _ssh, _ssh_ready),
+    Backend("lambda", 100.0, _lambda, _lambda_ready),
 ]
 
 

@@ -127,16 +127,15 @@ def run_command(command, cwd, env, stdin, timeout_s, limit, cancel=None):
     threading.Thread(target=_feed, args=(proc.stdin, stdin or b""), daemon=True).start()
     deadline = started + max(0.0, timeout_s)
     timed_out = False
-    while True:
-        try:
-            proc.wait(timeout=0.05)
+    # a blocking wait in a thread notices the exit at once (Popen.wait(timeout) polls with sleeps)
+    exited = threading.Event()
+    threading.Thread(target=lambda: (proc.wait(), exited.set()), daemon=True).start()
+    while not exited.wait(min(0.1, max(0.0, deadline - time.monotonic()))):
+        if time.monotonic() >= deadline or (cancel is not None and cancel.is_set()):
+            timed_out = time.monotonic() >= deadline
+            _kill_group(proc.pid)
+            exited.wait()
             break
-        except subprocess.TimeoutExpired:
-            if time.monotonic() >= deadline or (cancel is not None and cancel.is_set()):
-                timed_out = time.monotonic() >= deadline
-                _kill_group(proc.pid)
-                proc.wait()
-                break
     duration = time.monotonic() - started
     _kill_group(proc.pid)  # whatever the job left running in its group goes with it
     for reader in readers:

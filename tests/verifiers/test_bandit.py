@@ -42,6 +42,12 @@ def test_dot_bandit_ini_skips_and_excludes(tree: Callable[[dict[str, str]], Path
     assert verifier.scan(root, files=["vendor/lib.py"]).findings == []
 
 
+def test_dot_bandit_as_yaml_config(tree: Callable[[dict[str, str]], Path]) -> None:
+    # some projects keep bandit's YAML config in .bandit and run `bandit -c .bandit`
+    root = tree({"app.py": SHELL, ".bandit": "skips: ['B602', 'B404']\n"})
+    assert build_verifier("bandit").scan(root).findings == []
+
+
 def test_pyproject_tool_bandit_applies(tree: Callable[[dict[str, str]], Path]) -> None:
     root = tree({
         "app.py": SHELL, "gen/calc.py": EVAL,

@@ -139,3 +139,54 @@ def test_function_that_itself_times_out_reports_timed_out() -> None:
         result = run(emu, Job(command=["sh", "-c", "setsid sleep 20 & exec sleep 20"]))
     assert result.timed_out and result.returncode is None
     assert any("the function itself timed out" in note for note in result.notes)
+
+
+LAMBDA_DIR = Path(__file__).resolve().parents[2] / "truthplane" / "executors" / "lambda"
+
+
+@pytest.mark.tool("cfn-lint")
+def test_sam_template_is_valid_and_keeps_the_planned_defaults() -> None:
+    import subprocess
+
+    template = LAMBDA_DIR / "template.yaml"
+    proc = subprocess.run(["cfn-lint", str(template)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    text = template.read_text()
+    assert "PackageType: Image" in text
+    assert "MemorySize:\n    Type: Number\n    Default: 1024" in text
+    assert "Timeout:\n    Type: Number\n    Default: 10" in text
+
+
+def test_the_files_the_dockerfile_copies_are_enough_for_the_handler(tmp_path: Path) -> None:
+    """Lay out the image's task root from the Dockerfile's COPY lines and run the handler from it
+    with a bare interpreter (-I -S: no site-packages), as the image's runtime would."""
+    import json
+    import shutil
+    import subprocess
+    import sys
+
+    repo = LAMBDA_DIR.parents[2]
+    dockerfile = (LAMBDA_DIR / "Dockerfile").read_text()
+    for line in dockerfile.splitlines():
+        if line.startswith("COPY "):
+            *sources, dest = line.split()[1:]
+            dest = dest.replace("${LAMBDA_TASK_ROOT}", str(tmp_path))
+            for source in sources:
+                target = Path(dest) / Path(source).name if dest.endswith("/") else Path(dest)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(repo / source, target)
+    cmd = dockerfile.split("CMD ", 1)[1].strip()
+    module, _, function = json.loads(cmd)[0].rpartition(".")
+    script = (
+        "import json, sys; sys.path.insert(0, sys.argv[1]); import importlib\n"
+        f"handler = getattr(importlib.import_module({module!r}), {function!r})\n"
+        "event = {'truthplane': 1, 'command': [sys.executable, '-c', 'print(6*7)'], 'timeout_s': 10,"
+        " 'max_output_bytes': 100, 'archive_b64': '', 'env': {}}\n"
+        "print(json.dumps(handler(event, None)))\n"
+        "print(sorted(m for m in sys.modules if m.startswith(('pydantic', 'boto'))))\n"
+    )
+    proc = subprocess.run([sys.executable, "-I", "-S", "-c", script, str(tmp_path)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    answer, imported = proc.stdout.splitlines()
+    assert json.loads(answer)["stdout_b64"] == "NDIK"  # "42\n"
+    assert imported == "[]"

@@ -42,6 +42,7 @@ def test_prints_42(emulator: Emulator) -> None:
     assert result.stdout == "42\n"
     assert result.executor == "lambda" and result.node == "lambda:function"
     assert result.ok
+    assert any("network is not cut per job" in note for note in result.notes)
 
 
 def test_files_and_source_dir_arrive_with_symlinks_kept(emulator: Emulator, tmp_path: Path) -> None:

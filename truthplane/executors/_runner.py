@@ -60,6 +60,8 @@ def safe_extract(data: bytes, dest: str) -> None:
                 os.symlink(member.linkname, target)
             elif member.isfile():
                 source = archive.extractfile(member)
+                if source is None:
+                    continue
                 flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0)
                 fd = os.open(target, flags, (member.mode & 0o777) | 0o600)
                 with os.fdopen(fd, "wb") as handle:
@@ -241,7 +243,7 @@ def _agent(cache: str) -> int:
     {"id", "cancel"}; each stdout line is {"id", ...result}. Jobs run at once, each in a thread.
     The end of stdin means the client is gone: every running job is killed, none is left behind."""
     write_lock = threading.Lock()
-    cancels = {}
+    cancels = {}  # type: dict
 
     def answer(job_id, result) -> None:
         result["id"] = job_id

@@ -46,6 +46,8 @@ def build_event(job: Job) -> tuple[dict[str, Any], list[str]]:
     if cap > RESPONSE_STREAM_CAP:
         cap = RESPONSE_STREAM_CAP
         notes.append(f"lambda: output capped at {RESPONSE_STREAM_CAP} bytes per stream (6 MB response limit)")
+    if not job.limits.network:
+        notes.append("lambda: network is not cut per job: egress is whatever the function's VPC allows")
     archive = _transfer.pack(job.source_dir, job.files) if (job.source_dir or job.files) else b""
     event = {
         "truthplane": EVENT_VERSION,
@@ -191,7 +193,7 @@ class LambdaExecutor(Executor):
     def _result(self, job: Job, response: tuple[str | None, dict[str, Any]], notes: list[str],
                 duration: float, cap: int) -> JobResult:
         function_error, payload = response
-        base = {"executor": self.name, "node": f"lambda:{self.function_name}", "duration_s": duration}
+        base: dict[str, Any] = {"executor": self.name, "node": f"lambda:{self.function_name}", "duration_s": duration}
         if function_error:
             message = str(payload.get("errorMessage", payload))
             if "timed out" in message:

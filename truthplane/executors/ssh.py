@@ -164,7 +164,7 @@ class SSHExecutor(Executor):
         started = time.monotonic()
         snapshot = await self._snapshot(job.source_dir) if job.source_dir else None
         spec = self._spec(job, snapshot[0] if snapshot else None)
-        attempts, notes, excluded = 0, [], set()
+        attempts, notes, excluded = 0, [], set[str]()
         lost_mid_job: list[str] = []
         while True:
             node = await self._acquire(excluded)
@@ -209,7 +209,7 @@ class SSHExecutor(Executor):
         notes.append(f"ssh: ran as {user} on {node.name} without a sandbox: network, memory and pids are not limited")
         if node.accepted_unknown_host:
             notes.append(f"ssh: {node.name}'s host key was not verified (accept_unknown_hosts = true)")
-        base = {"executor": self.name, "node": node.name, "duration_s": duration, "sandboxed": False,
+        base: dict[str, Any] = {"executor": self.name, "node": node.name, "duration_s": duration, "sandboxed": False,
                 "attempts": attempts, "notes": notes}
         if "abandoned" in answer:
             notes.append(f"ssh: no answer from {node.name} within {answer['abandoned']:g} s; the job was given up")

@@ -194,3 +194,118 @@ def _git(cwd: Path, *args: str, input_bytes: bytes | None = None, env: dict[str,
         message = proc.stderr.decode(errors="replace").strip().splitlines()
         raise GitError(f"git {args[0]} failed: {message[-1] if message else 'exit ' + str(proc.returncode)}")
     return proc.stdout.decode("utf-8", errors="surrogateescape")
+
+
+# ---- the only writes to a user's repository: applying an approved change -----------------------
+
+PENDING = ".truth-plane-results/pending-commit.json"
+
+
+class ChangedSinceSnapshot(GitError):
+    """A file the change touches was edited after the snapshot: applying would lose that edit."""
+
+
+def _current_blob(path: Path) -> str | None:
+    return blob_id(path.read_bytes()) if path.is_file() and not path.is_symlink() else None
+
+
+def check_unchanged(root: Path, snapshot: dict[str, str], touched: list[str]) -> None:
+    changed = [rel for rel in touched if _current_blob(root / rel) != snapshot.get(rel)]
+    if changed:
+        raise ChangedSinceSnapshot(
+            f"{', '.join(changed[:3])} changed since truthplane took its snapshot: nothing was applied"
+        )
+
+
+def write_files(root: Path, tree: Path, touched: list[str]) -> None:
+    """Copy the touched files from `tree` into `root`, each replaced atomically; deleted ones removed."""
+    from truthplane.fsutil import atomic_write
+
+    for rel in touched:
+        source, dest = tree / rel, root / rel
+        if source.is_file():
+            atomic_write(dest, source.read_bytes())
+            os.chmod(dest, source.stat().st_mode & 0o777)
+        else:
+            dest.unlink(missing_ok=True)
+
+
+def apply_files(root: Path, snapshot: dict[str, str], tree: Path, touched: list[str]) -> None:
+    check_unchanged(root, snapshot, touched)
+    write_files(root, tree, touched)
+
+
+def commit_files(repo: Repo, snapshot: dict[str, str], tree: Path, touched: list[str], message: str) -> str:
+    """Commit exactly the touched files as they are in `tree`, on top of HEAD, then update the checkout.
+
+    The commit object is built first in a temporary index (invisible), then a journal is written, then HEAD
+    moves with a compare-and-swap, then the index entries and files follow. A crash before HEAD moves leaves
+    everything untouched; after it, `recover_pending` (run by the next `truthplane fix`) finishes the job.
+    """
+    import json
+
+    from truthplane.fsutil import atomic_write
+
+    check_unchanged(repo.root, snapshot, touched)
+    head = repo.head()
+    if head is None:
+        raise GitError("the repository has no commits yet: commit once before `fix --commit`")
+    entries = []
+    with tempfile.TemporaryDirectory(prefix="truthplane-index-") as tmp:
+        env = {"GIT_INDEX_FILE": str(Path(tmp) / "index")}
+        _git(repo.root, "read-tree", head, env=env)
+        for rel in touched:
+            source = tree / rel
+            if source.is_file():
+                blob = _git(repo.root, "hash-object", "-w", "--", str(source)).strip()
+                mode = "100755" if source.stat().st_mode & 0o111 else "100644"
+                _git(repo.root, "update-index", "--add", "--cacheinfo", f"{mode},{blob},{rel}", env=env)
+                entries.append((rel, mode, blob))
+            else:
+                _git(repo.root, "update-index", "--force-remove", "--", rel, env=env)
+                entries.append((rel, None, None))
+        new_tree = _git(repo.root, "write-tree", env=env).strip()
+    commit = _git(repo.root, "commit-tree", new_tree, "-p", head, input_bytes=message.encode()).strip()
+    journal = repo.root / PENDING
+    atomic_write(journal, json.dumps({"commit": commit, "old_head": head, "entries": entries}))
+    _git(repo.root, "update-ref", "-m", "truthplane fix --commit", "HEAD", commit, head)
+    _finish_commit(repo, entries)
+    journal.unlink(missing_ok=True)
+    return commit
+
+
+def _finish_commit(repo: Repo, entries: list) -> None:
+    from truthplane.fsutil import atomic_write
+
+    for rel, mode, blob in entries:
+        if blob is None:
+            _git(repo.root, "update-index", "--force-remove", "--", rel)
+            (repo.root / rel).unlink(missing_ok=True)
+        else:
+            _git(repo.root, "update-index", "--add", "--cacheinfo", f"{mode},{blob},{rel}")
+            content = subprocess.run(["git", "cat-file", "blob", blob], cwd=repo.root, capture_output=True, check=True).stdout
+            atomic_write(repo.root / rel, content)
+            os.chmod(repo.root / rel, 0o755 if mode == "100755" else 0o644)
+
+
+def recover_pending(root: Path) -> str | None:
+    """Finish (or drop) a `fix --commit` that was killed midway. Returns what was done, or None."""
+    import json
+
+    repo = Repo.discover(root)
+    journal = root / PENDING
+    if repo is None or not journal.is_file():
+        return None
+    try:
+        data = json.loads(journal.read_text(encoding="utf-8"))
+        commit, old_head, entries = data["commit"], data["old_head"], data["entries"]
+    except (OSError, ValueError, KeyError, TypeError):
+        journal.unlink(missing_ok=True)
+        return "dropped an unreadable pending-commit journal"
+    head = repo.head()
+    if head == commit:
+        _finish_commit(repo, entries)
+        journal.unlink(missing_ok=True)
+        return f"finished the interrupted commit {commit[:12]}"
+    journal.unlink(missing_ok=True)
+    return f"the interrupted commit never reached HEAD (still {str(old_head)[:12]}): nothing changed"

@@ -30,6 +30,7 @@ app = typer.Typer(
 COMMAND_MODULES = (
     "truthplane.cli.scan",
     "truthplane.cli.doctor",
+    "truthplane.cli.fix",
     "truthplane.cli.exec_",
 )
 

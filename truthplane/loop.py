@@ -1,0 +1,313 @@
+"""The evidence-first patch loop: snapshot -> baseline -> candidates -> evaluate in parallel -> judge.
+
+Every candidate is applied to its own copy of a snapshot of the user's working tree; the user's files
+are read once (the snapshot) and written only when an approved winner is applied (workspace.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from truthplane.config import Config
+from truthplane.errors import TruthplaneError, UsageError
+from truthplane.models import (
+    Candidate, CandidateResult, Finding, FixResult, Job, Limits, RunCheck, Scan, Verdict,
+)
+from truthplane.pipeline import ScanOptions, run_scan
+from truthplane.scanner import Source
+from truthplane.workspace import Repo, blob_id
+
+REPRO_FILE = ".truthplane_repro.py"
+OUTPUT_TAIL = 2000
+
+
+@dataclass
+class FixRequest:
+    root: Path
+    target: str  # repo-relative POSIX path of the file to fix
+    finding: str | None = None  # a fingerprint: fix only that finding
+    error: str | None = None  # an error text (traceback) to fix instead of findings
+    candidates: int = 3
+    providers: list[str] = field(default_factory=list)
+    patches: list[Path] = field(default_factory=list)
+    autofix: bool = True
+    test_cmd: str | None = None
+    repro_cmd: str | None = None
+    repro_runs: int = 3
+    executor: str = "local"
+    allow: frozenset[str] = frozenset()
+    timeout_s: float = 300.0
+
+
+@dataclass
+class _Baseline:
+    snapshot: Path
+    files: dict[str, str]
+    scan: Scan
+    targets: list[Finding]
+    tests_before: int | None
+    tests_output: str
+    repro_script: str | None
+    repro_before: int | None
+    notes: list[str]
+
+
+def snapshot_tree(root: Path, dest: Path) -> dict[str, str]:
+    """Copy the user's working tree (tracked and untracked, not ignored; dirty files as they are)."""
+    from truthplane.scanner import _walk_files
+
+    repo = Repo.discover(root)
+    files = {f.path: f.blob for f in repo.worktree_files()} if repo and repo.root.resolve() == root.resolve() else _walk_files(root)
+    for rel in files:
+        target = dest / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(root / rel, target)
+    return {rel: blob_id((dest / rel).read_bytes()) for rel in files}
+
+
+def _source(directory: Path, files: dict[str, str], label: str) -> Source:
+    return Source(dict(files), lambda: nullcontext(directory), label=label)
+
+
+async def _run(executor, directory: Path, command: str, *, extra: dict[str, bytes] | None = None,  # noqa: ANN001
+               timeout_s: float) -> tuple[int | None, str]:
+    job = Job(command=["sh", "-c", command], source_dir=str(directory), files=extra or {},
+              limits=Limits(timeout_s=timeout_s), label=command[:60])
+    result = await executor.run(job)
+    tail = (result.stdout + result.stderr)[-OUTPUT_TAIL:]
+    if result.timed_out:
+        return None, f"timed out after {timeout_s:g}s\n{tail}"
+    return result.returncode, tail
+
+
+class Loop:
+    def __init__(self, request: FixRequest, config: Config, options: ScanOptions,
+                 say: Callable[[str], None] = lambda line: None) -> None:
+        from truthplane.registry import create_executor
+
+        self.request = request
+        self.config = config
+        self.options = options
+        self.say = say
+        self.executor = create_executor(request.executor, config)
+
+    # ---- before any candidate ------------------------------------------------------------
+
+    async def baseline(self, workdir: Path) -> _Baseline:
+        snapshot = workdir / "snapshot"
+        snapshot.mkdir()
+        files = snapshot_tree(self.request.root, snapshot)
+        if self.request.target not in files:
+            raise UsageError(f"{self.request.target} is not a file of this repository (or it is ignored by git)")
+        self.say("baseline: scanning the snapshot")
+        scan = await asyncio.to_thread(run_scan, _source(snapshot, files, "snapshot"), self.config, self.options)
+        targets = [f for f in scan.findings if f.path == self.request.target]
+        if self.request.finding:
+            targets = [f for f in targets if f.fingerprint == self.request.finding or f.fingerprint.split(":")[0] == self.request.finding]
+            if not targets:
+                raise UsageError(f"no finding {self.request.finding} in {self.request.target}: run `truthplane scan --format json` for fingerprints")
+        notes = []
+        tests_before, tests_output = None, ""
+        if self.request.test_cmd:
+            tests_before, tests_output = await _run(self.executor, snapshot, self.request.test_cmd, timeout_s=self.request.timeout_s)
+            if tests_before != 0:
+                notes.append(f"the tests fail before any patch (exit {tests_before})")
+        return _Baseline(snapshot, files, scan, targets, tests_before, tests_output, None, None, notes)
+
+    async def reproduction(self, base: _Baseline, script: str | None) -> None:
+        """The reproduction must fail while the bug is present, or it proves nothing."""
+        command = self.request.repro_cmd or (f"python {REPRO_FILE}" if script else None)
+        if command is None:
+            return
+        base.repro_script = script
+        extra = {REPRO_FILE: script.encode()} if script else None
+        base.repro_before, _ = await _run(self.executor, base.snapshot, command, extra=extra, timeout_s=self.request.timeout_s)
+        if base.repro_before == 0:
+            base.notes.append("the reproduction passes without any patch: it does not reproduce the problem")
+
+    # ---- one candidate ---------------------------------------------------------------------
+
+    async def evaluate(self, base: _Baseline, candidate: Candidate, workdir: Path) -> CandidateResult:
+        from truthplane.candidates import CandidateError, apply_candidate, check_patch, diff_size
+        from truthplane.gate import compare
+        from truthplane.tamper import tamper_reasons
+
+        started = time.monotonic()
+        result = CandidateResult(id=candidate.id, source=candidate.source, verdict=Verdict.REJECT)
+        problems = await asyncio.to_thread(check_patch, base.snapshot, candidate)
+        if problems:
+            result.reasons = problems
+            return result
+        tampering = tamper_reasons(candidate.diff, allow=self.request.allow)
+        result.diff_lines = diff_size(candidate.diff)
+        directory = workdir / tree_name(candidate.id)
+        await asyncio.to_thread(shutil.copytree, base.snapshot, directory, symlinks=True)
+        try:
+            touched = await asyncio.to_thread(apply_candidate, directory, candidate)
+        except CandidateError as exc:
+            result.reasons = [str(exc)]
+            return result
+        result.touched = touched
+        files = dict(base.files)
+        for rel in touched:
+            path = directory / rel
+            if path.is_file():
+                files[rel] = blob_id(path.read_bytes())
+            else:
+                files.pop(rel, None)
+        scan_task = asyncio.to_thread(run_scan, _source(directory, files, candidate.id), self.config, self.options)
+        tests_task = self._tests(directory)
+        repro_task = self._repro(base, directory)
+        after, tests, repro = await asyncio.gather(scan_task, tests_task, repro_task)
+        diff, problems = compare(base.scan, after)
+        result.new, result.fixed, result.tests, result.repro = diff.new, diff.fixed, tests, repro
+        result.verdict, result.reasons = self._judge(base, diff.new, diff.fixed, problems, tampering, tests, repro)
+        result.duration_s = round(time.monotonic() - started, 3)
+        return result
+
+    async def _tests(self, directory: Path) -> RunCheck | None:
+        if not self.request.test_cmd:
+            return None
+        rc, tail = await _run(self.executor, directory, self.request.test_cmd, timeout_s=self.request.timeout_s)
+        return RunCheck(command=self.request.test_cmd, after_rc=[rc], passed=rc == 0, output_tail=tail)
+
+    async def _repro(self, base: _Baseline, directory: Path) -> RunCheck | None:
+        command = self.request.repro_cmd or (f"python {REPRO_FILE}" if base.repro_script else None)
+        if command is None:
+            return None
+        extra = {REPRO_FILE: base.repro_script.encode()} if base.repro_script else None
+        codes, tail = [], ""
+        for _ in range(max(1, self.request.repro_runs)):
+            rc, tail = await _run(self.executor, directory, command, extra=extra, timeout_s=self.request.timeout_s)
+            codes.append(rc)
+        passed = all(rc == 0 for rc in codes)
+        flaky = not passed and any(rc == 0 for rc in codes)
+        return RunCheck(command=command, before_rc=base.repro_before, after_rc=codes, passed=passed,
+                        flaky=flaky, output_tail=tail)
+
+    def _judge(self, base: _Baseline, new: list[Finding], fixed: list[Finding], problems: list[str],
+               tampering: list[str], tests: RunCheck | None, repro: RunCheck | None) -> tuple[Verdict, list[str]]:
+        policy = self.config.gate
+        reject, review = list(tampering), []
+        target_keys = {(f.verifier, f.rule_id, f.fingerprint) for f in base.targets}
+        fixed_targets = [f for f in fixed if (f.verifier, f.rule_id, f.fingerprint) in target_keys]
+        if base.targets and not self.request.error and not fixed_targets:
+            reject.append(f"fixes none of the {len(base.targets)} targeted finding(s) in {self.request.target}")
+        blocking = [f for f in new if f.severity.at_least(policy.fail_on)]
+        if blocking:
+            reject.append(f"{len(blocking)} new finding(s) at or above {policy.fail_on.value}: "
+                          + ", ".join(f"{f.rule_id} at {f.path}:{f.start_line}" for f in blocking[:3]))
+        elif any(f.severity.at_least(policy.review_on) for f in new):
+            review.append(f"{len(new)} new finding(s) need review")
+        if tests is not None and not tests.passed:
+            if base.tests_before == 0:
+                reject.append(f"the tests fail after the patch (exit {tests.after_rc[0]}) and passed before")
+            else:
+                review.append("the tests failed before and still fail: no regression can be ruled out")
+        if repro is not None:
+            if repro.flaky:
+                review.append(f"the reproduction is flaky after the patch (exit codes {repro.after_rc})")
+            elif not repro.passed:
+                reject.append(f"the reproduction still fails after the patch (exit {repro.after_rc[-1]})")
+            if base.repro_before == 0:
+                review.append("the reproduction passed before the patch too: it proves nothing")
+        if problems:
+            return Verdict.UNVERIFIED, problems + reject + review
+        if reject:
+            return Verdict.REJECT, reject + review
+        if review:
+            return Verdict.REVIEW, review
+        summary = f"fixes {len(fixed)} finding(s), no new finding at or above {policy.review_on.value}"
+        if tests is not None:
+            summary += ", tests pass"
+        if repro is not None:
+            summary += f", reproduction passes {len(repro.after_rc)}/{len(repro.after_rc)}"
+        return Verdict.APPROVE, [summary]
+
+
+def choose_winner(results: list[CandidateResult]) -> CandidateResult | None:
+    """Most findings fixed, then no test regression, then the smallest change, then the fastest."""
+    approved = [r for r in results if r.verdict is Verdict.APPROVE]
+    if not approved:
+        return None
+    return min(approved, key=lambda r: (-len(r.fixed), not (r.tests is None or r.tests.passed), r.diff_lines, r.duration_s))
+
+
+async def gather_candidates(loop: Loop, base: _Baseline) -> tuple[list[Candidate], list[str]]:
+    """Patch files, the analysers' autofixes and LLM proposals, duplicates merged."""
+    from truthplane.autofix import autofix_candidates
+    from truthplane.candidates import dedupe, patch_file_candidates
+
+    request, notes = loop.request, []
+    found: list[Candidate] = patch_file_candidates(request.patches) if request.patches else []
+    if request.autofix:
+        rules = sorted({f.rule_id for f in base.targets if f.verifier == "ruff"}) or None
+        found += await asyncio.to_thread(autofix_candidates, base.snapshot, [request.target], rules=rules)
+    from truthplane.fixllm import llm_candidates
+
+    llm_found, llm_notes, script = await llm_candidates(loop, base)
+    found += llm_found
+    notes += llm_notes
+    await loop.reproduction(base, script)
+    return dedupe(found), notes
+
+
+@dataclass
+class FixRun:
+    """A judged fix: the result, the candidates, and their trees (until cleanup)."""
+
+    result: FixResult
+    candidates: dict[str, Candidate]
+    trees: dict[str, Path]
+    base: _Baseline | None
+    workdir: Path
+    started_at: str
+    providers_used: list[str] = field(default_factory=list)
+
+    def cleanup(self) -> None:
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+def tree_name(candidate_id: str) -> str:
+    import hashlib
+
+    return "candidate-" + hashlib.sha256(candidate_id.encode()).hexdigest()[:12]
+
+
+async def run_fix(request: FixRequest, config: Config, options: ScanOptions,
+                  say: Callable[[str], None] = lambda line: None) -> FixRun:
+    """Judge every candidate. The caller applies the winner (or not) and then calls cleanup()."""
+    from datetime import UTC, datetime
+
+    started_at = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    loop = Loop(request, config, options, say)
+    workdir = Path(tempfile.mkdtemp(prefix="truthplane-fix-"))
+    try:
+        base = await loop.baseline(workdir)
+        candidates, notes = await gather_candidates(loop, base)
+        by_id = {c.id: c for c in candidates}
+        if not candidates:
+            reasons = base.notes + notes + ["no candidate fix was produced: nothing to judge"]
+            return FixRun(FixResult(verdict=Verdict.REJECT, reasons=reasons), by_id, {}, base, workdir, started_at)
+        say(f"evaluating {len(candidates)} candidate(s) in parallel on the {request.executor} executor")
+        results = list(await asyncio.gather(*(loop.evaluate(base, c, workdir) for c in candidates)))
+        winner = choose_winner(results)
+        verdict = Verdict.APPROVE if winner else (
+            Verdict.REVIEW if any(r.verdict is Verdict.REVIEW for r in results) else Verdict.REJECT)
+        result = FixResult(verdict=verdict, winner=winner.id if winner else None, candidates=results,
+                           reasons=base.notes + notes)
+        trees = {r.id: workdir / tree_name(r.id) for r in results if r.touched}
+        return FixRun(result, by_id, trees, base, workdir, started_at,
+                      sorted({c.provider for c in candidates if c.provider}))
+    except BaseException:
+        shutil.rmtree(workdir, ignore_errors=True)
+        raise
+    finally:
+        await loop.executor.close()

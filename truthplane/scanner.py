@@ -140,8 +140,11 @@ class _Job:
         return {p: b for p, b in self.source.files.items() if not suffixes or p.endswith(suffixes)}
 
     def config_hash(self, version: str) -> str:
+        # a config entry names a file anywhere in the tree, or a directory whose files all count (.semgrep/)
         names = set(self.verifier.config_files)
-        configs = sorted((p, b) for p, b in self.source.files.items() if PurePosixPath(p).name in names)
+        configs = sorted(
+            (p, b) for p, b in self.source.files.items() if names.intersection(PurePosixPath(p).parts)
+        )
         return ResultCache.key(type(self.verifier).__name__, version, self.verifier.config_fingerprint(), repr(configs))
 
     def scan(self, files: list[str] | None) -> list[Finding]:

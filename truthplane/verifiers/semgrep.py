@@ -136,7 +136,7 @@ class SemgrepVerifier(Verifier):
     incremental = True
     file_local = True
     suffixes = (".py", ".pyi")
-    config_files = (".semgrep.yml", ".semgrep.yaml", ".semgrepignore", ".gitignore")
+    config_files = (".semgrep.yml", ".semgrep.yaml", ".semgrep", ".semgrepignore", ".gitignore")
 
     def available(self) -> ToolInfo:
         return cached_tool_info(self.instance_name, ["semgrep", "--version"], install_hint=INSTALL_HINT)

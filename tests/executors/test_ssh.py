@@ -175,6 +175,40 @@ def test_timeout_kills_the_remote_process_group(cluster: Cluster) -> None:
         time.sleep(0.05)
 
 
+@pytest.mark.parametrize("how", ["cancelled", "disconnected"])
+def test_a_job_whose_caller_goes_away_is_killed_on_the_node(cluster: Cluster, tmp_path: Path, how: str) -> None:
+    node = cluster.start("a")
+    group_file = tmp_path / "group"
+    job = Job(command=["sh", "-c", 'echo $$ > "$OUT.tmp"; mv "$OUT.tmp" "$OUT"; sleep 60 & sleep 60'],
+              env={"OUT": str(group_file)}, limits=Limits(timeout_s=120))
+
+    async def go() -> None:
+        executor = SSHExecutor(cluster.options(node))
+        task = asyncio.ensure_future(executor.run(job))
+        while not group_file.exists():
+            await asyncio.sleep(0.05)
+        if how == "cancelled":
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            # the connection stays up; the cancel travels over it
+            assert await executor.run(Job(command=["echo", "still up"])) is not None
+            await wait_until_gone(int(group_file.read_text()))
+        await executor.close()
+        if how == "disconnected":
+            task.cancel()
+        await wait_until_gone(int(group_file.read_text()))
+
+    asyncio.run(go())
+
+
+async def wait_until_gone(group: int) -> None:
+    deadline = time.monotonic() + 20
+    while live_members(group):
+        assert time.monotonic() < deadline, f"still running on the node: {live_members(group)}"
+        await asyncio.sleep(0.05)
+
+
 def live_members(group: int) -> list[int]:
     members = []
     for entry in filter(str.isdigit, os.listdir("/proc")):

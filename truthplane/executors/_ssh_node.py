@@ -222,9 +222,11 @@ class Node:
             agent.stdin.write(json.dumps({"id": job_id, "spec": spec}).encode("utf-8") + b"\n")
             answer = await asyncio.wait_for(asyncio.shield(waiter), wait)
         except TimeoutError:
-            self._pending.pop(job_id, None)
-            agent.stdin.write(json.dumps({"id": job_id, "cancel": True}).encode("utf-8") + b"\n")
+            self._cancel(agent, job_id)
             return {"abandoned": wait}
+        except asyncio.CancelledError:
+            self._cancel(agent, job_id)  # the caller gave up: the job must not run on without it
+            raise
         except NodeLost:
             raise
         except _connection_errors() as exc:
@@ -234,6 +236,11 @@ class Node:
         if "missing_snapshot" in answer:
             self._snapshots.discard(answer["missing_snapshot"])
         return answer
+
+    def _cancel(self, agent: Any, job_id: int) -> None:
+        self._pending.pop(job_id, None)
+        if self._agent is agent and not agent.stdin.is_closing():
+            agent.stdin.write(json.dumps({"id": job_id, "cancel": True}).encode("utf-8") + b"\n")
 
     def _forget(self) -> None:
         conn, self._conn, self._agent = self._conn, None, None

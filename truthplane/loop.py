@@ -240,13 +240,13 @@ def choose_winner(results: list[CandidateResult]) -> CandidateResult | None:
     return min(approved, key=lambda r: (-len(r.fixed), not (r.tests is None or r.tests.passed), r.diff_lines, r.duration_s))
 
 
-async def gather_candidates(loop: Loop, base: _Baseline) -> tuple[list[Candidate], list[str]]:
+async def gather_candidates(loop: Loop, base: _Baseline, patches: list[Candidate]) -> tuple[list[Candidate], list[str]]:
     """Patch files, the analysers' autofixes and LLM proposals, duplicates merged."""
     from truthplane.autofix import autofix_candidates
-    from truthplane.candidates import dedupe, patch_file_candidates
+    from truthplane.candidates import dedupe
 
     request, notes = loop.request, []
-    found: list[Candidate] = patch_file_candidates(request.patches) if request.patches else []
+    found: list[Candidate] = list(patches)
     if request.autofix:
         rules = sorted({f.rule_id for f in base.targets if f.verifier == "ruff"}) or None
         found += await asyncio.to_thread(autofix_candidates, base.snapshot, [request.target], rules=rules)
@@ -287,11 +287,14 @@ async def run_fix(request: FixRequest, config: Config, options: ScanOptions,
     from datetime import UTC, datetime
 
     started_at = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    from truthplane.candidates import patch_file_candidates
+
+    patches = patch_file_candidates(request.patches) if request.patches else []  # bad paths fail first
     loop = Loop(request, config, options, say)
     workdir = Path(tempfile.mkdtemp(prefix="truthplane-fix-"))
     try:
         base = await loop.baseline(workdir)
-        candidates, notes = await gather_candidates(loop, base)
+        candidates, notes = await gather_candidates(loop, base, patches)
         by_id = {c.id: c for c in candidates}
         if not candidates:
             reasons = base.notes + notes + ["no candidate fix was produced: nothing to judge"]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Any, cast
 from urllib.parse import quote, unquote, urlparse
 
 from truthplane import __version__
@@ -247,7 +247,7 @@ def _findings_of_run(run: dict[str, Any], index: int, verifier: str | None, root
         message = result.get("message") or {}
         _expect(message, dict, f"{where}.message")
         text = message.get("text") or message.get("markdown") or message.get("id") or rule_id
-        path, region = "", {}
+        path, region = "", cast(dict[str, Any], {})
         locations = result.get("locations") or []
         _expect(locations, list, f"{where}.locations")
         if locations:

@@ -250,7 +250,7 @@ def commit_files(repo: Repo, snapshot: dict[str, str], tree: Path, touched: list
     head = repo.head()
     if head is None:
         raise GitError("the repository has no commits yet: commit once before `fix --commit`")
-    entries = []
+    entries: list[tuple[str, str | None, str | None]] = []
     with tempfile.TemporaryDirectory(prefix="truthplane-index-") as tmp:
         env = {"GIT_INDEX_FILE": str(Path(tmp) / "index")}
         _git(repo.root, "read-tree", head, env=env)
@@ -274,7 +274,7 @@ def commit_files(repo: Repo, snapshot: dict[str, str], tree: Path, touched: list
     return commit
 
 
-def _finish_commit(repo: Repo, entries: list) -> None:
+def _finish_commit(repo: Repo, entries: list[tuple[str, str | None, str | None]]) -> None:
     from truthplane.fsutil import atomic_write
 
     for rel, mode, blob in entries:

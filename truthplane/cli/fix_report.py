@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TextIO
 
 if TYPE_CHECKING:
     from truthplane.loop import FixRun
 
 
-def print_report(run: FixRun, stream: object) -> None:
+def print_report(run: FixRun, stream: TextIO) -> None:
     from rich.markup import escape
 
     from truthplane.cli.render import _console

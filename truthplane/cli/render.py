@@ -10,7 +10,7 @@ import os
 import sys
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TextIO
 
 if TYPE_CHECKING:
     from truthplane.models import Finding, GateResult, Scan, VerifierRun
@@ -20,10 +20,10 @@ _VERDICT_STYLE = {"APPROVE": "bold green", "REVIEW": "bold yellow", "REJECT": "b
 _SEVERITY_STYLE = {"critical": "bold red", "high": "red", "medium": "yellow", "low": "cyan", "note": "dim"}
 
 
-def fancy(stream: object) -> bool:
+def fancy(stream: Any) -> bool:
     """Colour and live displays: a real terminal, NO_COLOR unset, not a dumb terminal."""
     return (
-        hasattr(stream, "isatty") and stream.isatty()  # type: ignore[attr-defined]
+        hasattr(stream, "isatty") and stream.isatty()
         and "NO_COLOR" not in os.environ and os.environ.get("TERM") != "dumb"
     )
 
@@ -47,11 +47,11 @@ class Progress:
     `scope(label)` gives a view for one scanned state, so a gate's two scans share one display.
     """
 
-    def __init__(self, stream: object = None) -> None:
-        self.stream = stream or sys.stderr
+    def __init__(self, stream: TextIO | None = None) -> None:
+        self.stream: TextIO = stream or sys.stderr
         self._lock = threading.Lock()
         self._live = None
-        self._tasks: dict[tuple[str, str], object] = {}
+        self._tasks: dict[tuple[str, str], Any] = {}
         if fancy(self.stream):
             from rich.console import Console
             from rich.progress import Progress as RichProgress
@@ -78,8 +78,8 @@ class Progress:
 
     def _plain(self, line: str) -> None:
         with self._lock:
-            self.stream.write(line + "\n")  # type: ignore[attr-defined]
-            self.stream.flush()  # type: ignore[attr-defined]
+            self.stream.write(line + "\n")
+            self.stream.flush()
 
     def _started(self, label: str, name: str) -> None:
         from rich.markup import escape
@@ -155,33 +155,33 @@ def _md(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")[:300]
 
 
-def _finding_lines(console: object, title: str, findings: list[Finding], style_on: bool, limit: int = 50) -> None:
+def _finding_lines(console: Any, title: str, findings: list[Finding], style_on: bool, limit: int = 50) -> None:
     """The most severe first, at most `limit` of them: a terminal summary, not the record."""
     from rich.markup import escape
 
     if not findings:
         return
     ordered = sorted(findings, key=lambda f: (-f.severity.rank, f.path, f.start_line or 0))
-    console.print(f"\n{title} ({len(findings)}):")  # type: ignore[attr-defined]
+    console.print(f"\n{title} ({len(findings)}):")
     for f in ordered[:limit]:
         sev = f.severity.value
         sev_text = f"[{_SEVERITY_STYLE[sev]}]{sev:>8}[/]" if style_on else f"{sev:>8}"
-        console.print(  # type: ignore[attr-defined]
+        console.print(
             f"  {sev_text}  {escape(_location(f))}  {escape(f.verifier)} {escape(f.rule_id)}: {escape(f.message)}",
             highlight=False, soft_wrap=True,
         )
     if len(ordered) > limit:
-        console.print(f"  ... and {len(ordered) - limit} more (--format json lists them all)")  # type: ignore[attr-defined]
+        console.print(f"  ... and {len(ordered) - limit} more (--format json lists them all)")
 
 
-def _console(stream: object):  # noqa: ANN202 - rich is imported lazily
+def _console(stream: TextIO) -> tuple[Any, bool]:
     from rich.console import Console
 
     on = fancy(stream)
     return Console(file=stream, force_terminal=on, no_color=not on, highlight=False, soft_wrap=True), on
 
 
-def print_gate_text(result: GateResult, stream: object, *, show_unchanged: bool = False) -> None:
+def print_gate_text(result: GateResult, stream: TextIO, *, show_unchanged: bool = False) -> None:
     console, on = _console(stream)
     verdict = result.verdict.value
     head = f"[{_VERDICT_STYLE[verdict]}]{verdict}[/]" if on else verdict
@@ -194,7 +194,7 @@ def print_gate_text(result: GateResult, stream: object, *, show_unchanged: bool 
         _finding_lines(console, "Unchanged", result.unchanged, on)
 
 
-def print_scan_text(scan: Scan, stream: object, *, saved: list[Path] | None = None) -> None:
+def print_scan_text(scan: Scan, stream: TextIO, *, saved: list[Path] | None = None) -> None:
     console, on = _console(stream)
     failed = [r for r in scan.verifiers if r.status.value != "ok"]
     by_severity: dict[str, int] = {}

@@ -77,7 +77,9 @@ def clean_diff(diff: str) -> tuple[str, bool]:
     if all(line.endswith("\r") for line in lines if line):
         lines = [line[:-1] for line in lines]  # a CRLF transcript of a diff, not a diff of CRLF files
     if any(_FENCE.match(line) for line in lines):
-        inside, blocks, current = False, [], []
+        inside = False
+        blocks: list[list[str]] = []
+        current: list[str] = []
         for line in lines:
             if _FENCE.match(line):
                 if inside:

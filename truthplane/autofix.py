@@ -1,0 +1,176 @@
+"""The analysers' own fixes as candidates: the patch loop's embedded default, no API key needed.
+
+ruff fixes each file read from stdin with cwd=root (`--stdin-filename`), so the repository's
+configuration, per-file ignores, excludes and first-party detection apply exactly as in a scan, and
+nothing is written anywhere. semgrep's --autofix edits files, so it runs on copies of the files in a
+temporary directory with the rules that carry `fix:` / `fix-regex:` keys: truthplane's shipped rules,
+the repository's .semgrep.yml/.semgrep.yaml/.semgrep/, and any extra rule files given. The user's
+tree is only ever read. Each tool that changed something gives one candidate: a unified diff with
+a/ b/ repo-relative paths.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import re
+import shutil
+import tempfile
+from collections.abc import Callable
+from pathlib import Path, PurePosixPath
+
+from truthplane.candidates import CandidateError
+from truthplane.errors import VerifierError
+from truthplane.models import Candidate
+from truthplane.verifiers.interface import run_tool
+from truthplane.verifiers.semgrep import REPO_RULES, include_pattern, shipped_rule_files
+
+RUFF_SUFFIXES = (".py", ".pyi")
+SEMGREP_IGNORE_FILES = (".semgrepignore",)
+_FIX_KEY = re.compile(r"^\s*fix(-regex)?\s*:", re.MULTILINE)
+TIMEOUT_S = 300.0
+
+
+def file_diff(rel: str, before: str, after: str) -> str:
+    """A git-style unified diff of one file; a last line without newline gets git's marker."""
+    lines = difflib.unified_diff(
+        before.splitlines(keepends=True), after.splitlines(keepends=True), f"a/{rel}", f"b/{rel}", n=3
+    )
+    out = [f"diff --git a/{rel} b/{rel}\n"]
+    for line in lines:
+        out.append(line if line.endswith("\n") else line + "\n\\ No newline at end of file\n")
+    return "".join(out) if len(out) > 1 else ""
+
+
+def _read_text(path: Path) -> str | None:
+    try:
+        return path.read_bytes().decode("utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None  # unreadable or not UTF-8: no tool fixes it here
+
+
+def _sources(root: Path, files: list[str]) -> dict[str, str]:
+    """rel -> content of each named file; a name that is not a file inside root is a CandidateError."""
+    real_root = root.resolve()
+    sources: dict[str, str] = {}
+    for rel in files:
+        posix = PurePosixPath(rel.replace("\\", "/")).as_posix()
+        path = root / posix
+        if ".." in PurePosixPath(posix).parts or not path.resolve().is_relative_to(real_root) or not path.is_file():
+            raise CandidateError(f"cannot autofix {rel}: it is not a file inside {root}")
+        text = _read_text(path)
+        if text is not None:
+            sources[posix] = text
+    return sources
+
+
+def _ruff_fixed(root: Path, sources: dict[str, str], flags: list[str]) -> dict[str, str]:
+    fixed = {}
+    for rel, text in sources.items():
+        if PurePosixPath(rel).suffix not in RUFF_SUFFIXES:
+            continue
+        command = ["ruff", "check", "--fix-only", "--no-cache", "--force-exclude", *flags,
+                   f"--stdin-filename={rel}", "-"]
+        output = run_tool("ruff", command, cwd=root, timeout_s=TIMEOUT_S, ok_exit_codes=(0, 1), stdin=text)
+        fixed[rel] = output.stdout
+    return fixed
+
+
+def _has_fix_keys(path: Path) -> bool:
+    files = sorted(path.rglob("*.y*ml")) if path.is_dir() else [path]
+    return any(_FIX_KEY.search(_read_text(f) or "") for f in files)
+
+
+def semgrep_fix_rules(root: Path, extra: list[Path] | None = None) -> list[Path]:
+    """Rule files and directories that hold at least one rule with a fix."""
+    paths = [*shipped_rule_files(), *(root / name for name in REPO_RULES)]
+    paths += [p if p.is_absolute() else root / p for p in extra or []]
+    missing = [p for p in extra or [] if not (p if p.is_absolute() else root / p).exists()]
+    if missing:
+        raise CandidateError(f"semgrep rules {missing[0]} do not exist")
+    return [p for p in paths if p.exists() and _has_fix_keys(p)]
+
+
+def _semgrep_fixed(root: Path, sources: dict[str, str], rules: list[Path]) -> dict[str, str]:
+    with tempfile.TemporaryDirectory(prefix="truthplane-autofix-") as tmp:
+        work = Path(tmp)
+        for rel, text in sources.items():
+            (work / rel).parent.mkdir(parents=True, exist_ok=True)
+            (work / rel).write_bytes(text.encode("utf-8"))
+        for name in SEMGREP_IGNORE_FILES:
+            if (root / name).is_file():
+                shutil.copyfile(root / name, work / name)
+        command = [
+            "semgrep", "scan", "--autofix", "--json", "--quiet", "--metrics=off", "--disable-version-check",
+            *(f"--config={path.resolve()}" for path in rules),
+            *(f"--include={include_pattern(rel)}" for rel in sources), "--", ".",
+        ]
+        output = run_tool(
+            "semgrep", command, cwd=work, timeout_s=TIMEOUT_S, ok_exit_codes=(0, 1),
+            env={"SEMGREP_ENABLE_VERSION_CHECK": "0", "SEMGREP_SEND_METRICS": "off"},
+        )
+        try:
+            report = json.loads(output.stdout)
+        except ValueError:
+            raise VerifierError("semgrep", "--autofix printed no JSON report; run it by hand") from None
+        fatal = [e for e in report.get("errors", []) if e.get("level") == "error" and not e.get("path")]
+        if fatal:
+            raise VerifierError("semgrep", f"--autofix could not run: {str(fatal[0].get('message', ''))[:200]}")
+        return {rel: _read_text(work / rel) or "" for rel in sources}
+
+
+def _candidate(cid: str, title: str, sources: dict[str, str], fixed: dict[str, str]) -> Candidate | None:
+    diff = "".join(file_diff(rel, sources[rel], after) for rel, after in sorted(fixed.items()) if after != sources[rel])
+    if not diff:
+        return None
+    return Candidate(id=cid, source="autofix", title=title, diff=diff)
+
+
+def autofix_candidates(
+    root: Path,
+    files: list[str],
+    *,
+    unsafe: bool = True,
+    rules: list[str] | None = None,
+    semgrep_rules: list[Path] | None = None,
+    problems: list[str] | None = None,
+) -> list[Candidate]:
+    """ruff's safe fixes ("ruff-fix"), ruff's unsafe fixes too ("ruff-unsafe-fix", when they differ)
+    and semgrep's --autofix ("semgrep-autofix") for `files` (repo-relative) in `root`.
+
+    `rules` restricts ruff to those rule codes (--select). A tool that changed nothing gives no
+    candidate. A tool that cannot run raises CandidateError, or, when `problems` is a list, is noted
+    there and the other tools still run.
+    """
+    sources = _sources(root, files)
+    select = [f"--select={','.join(rules)}"] if rules else []
+    found: list[Candidate] = []
+
+    def attempt(tool: str, make: Callable[[], dict[str, str]]) -> dict[str, str] | None:
+        try:
+            return make()
+        except (VerifierError, OSError) as exc:
+            message = f"{tool} autofix could not run: {exc}"
+            if problems is None:
+                raise CandidateError(message) from None
+            problems.append(message)
+            return None
+
+    safe = attempt("ruff", lambda: _ruff_fixed(root, sources, select))
+    if safe is not None and (candidate := _candidate("ruff-fix", f"ruff check --fix {' '.join(select)}".strip(),
+                                                     sources, safe)):
+        found.append(candidate)
+    if unsafe:
+        risky = attempt("ruff", lambda: _ruff_fixed(root, sources, [*select, "--unsafe-fixes"]))
+        if risky is not None and risky != safe:
+            title = f"ruff check --fix --unsafe-fixes {' '.join(select)}".strip()
+            if candidate := _candidate("ruff-unsafe-fix", title, sources, risky):
+                found.append(candidate)
+    fix_rules = semgrep_fix_rules(root, semgrep_rules)
+    if fix_rules and sources:
+        fixed = attempt("semgrep", lambda: _semgrep_fixed(root, sources, fix_rules))
+        names = ", ".join(p.name for p in fix_rules)
+        if fixed is not None and (candidate := _candidate("semgrep-autofix", f"semgrep --autofix ({names})",
+                                                          sources, fixed)):
+            found.append(candidate)
+    return found

@@ -411,8 +411,12 @@ def _git_apply(cwd: Path, parsed: ParsedDiff, level: int, *, check: bool) -> str
     env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
     # stop repository discovery at cwd: a directory inside someone else's repo is still its own root
     env.update(LC_ALL="C", GIT_CEILING_DIRECTORIES=str(cwd.resolve().parent), GIT_CONFIG_NOSYSTEM="1")
-    attempts = [["--recount"]] if parsed.needs_recount else [[], ["--recount"]]
-    error = "git apply failed"
+    # LLM hunks often have wrong counts, or context on one side only, which git otherwise pins to the
+    # start or end of the file; --unidiff-zero lifts that pin, so it is the last resort
+    attempts = [["--recount"], ["--recount", "--unidiff-zero"]]
+    if not parsed.needs_recount:
+        attempts.insert(0, [])
+    error = ""
     for extra in attempts:
         command = ["git", "apply", f"-p{level}", "--whitespace=nowarn", *extra, *(["--check"] if check else []), "-"]
         try:
@@ -428,8 +432,9 @@ def _git_apply(cwd: Path, parsed: ParsedDiff, level: int, *, check: bool) -> str
             return None
         lines = [ln.strip() for ln in proc.stderr.decode(errors="replace").splitlines() if ln.strip()]
         errors = [ln.removeprefix("error: ") for ln in lines if ln.startswith("error:")]
-        error = "; ".join(dict.fromkeys(errors or lines[-1:])) or f"git apply exited {proc.returncode}"
-    return error
+        reason = "; ".join(dict.fromkeys(errors or lines[-1:])) or f"git apply exited {proc.returncode}"
+        error = error or reason  # the strictest attempt's complaint is the clearest
+    return error or "git apply failed"
 
 
 def check_patch(root: Path, candidate: Candidate) -> list[str]:

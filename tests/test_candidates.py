@@ -246,3 +246,29 @@ def test_patch_file_problems_are_usage_errors(tmp_path: Path) -> None:
             patch_file_candidates([tmp_path / name])
         assert caught.value.exit_code == ExitCode.USAGE
         assert name in str(caught.value)
+
+
+def test_fences_inside_a_markdown_hunk_are_content(make_repo) -> None:
+    root = make_repo({"README.md": "Use it:\n\n```sh\nrun\n```\n"})
+    diff = git_diff(root, "README.md", "Use it:\n\n```sh\nrun --fast\n```\n")
+    fenced = "```diff\n" + diff + "```\n"
+    assert normalise_diff(diff) == normalise_diff(fenced)
+    assert apply_candidate(root, candidate(fenced)) == ["README.md"]
+    assert "run --fast" in (root / "README.md").read_text()
+
+
+def test_format_patch_output_applies(repo: Path, tmp_path: Path) -> None:
+    (repo / "app/calc.py").write_text(FIXED)
+    git(repo, "commit", "-qam", "start at one")
+    patch = git(repo, "format-patch", "-1", "--stdout") + "\n"
+    git(repo, "revert", "--no-edit", "HEAD")
+    assert diff_size(patch) == 2
+    assert apply_candidate(repo, candidate(patch)) == ["app/calc.py"]
+    assert (repo / "app/calc.py").read_text() == FIXED
+
+
+def test_quoted_unicode_path(make_repo) -> None:
+    root = make_repo({"tést.py": "x = 1\n"})
+    diff = git_diff(root, "tést.py", "x = 2\n")
+    assert '"a/t\\303\\251st.py"' in diff
+    assert apply_candidate(root, candidate(diff)) == ["tést.py"]

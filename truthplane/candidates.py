@@ -20,7 +20,7 @@ from truthplane.models import Candidate
 
 DEV_NULL = "/dev/null"
 _HUNK = re.compile(r"^@@ -(\d+)(?:,(\d+))? \+(\d+)(?:,(\d+))? @@(.*)$")
-_FENCE = re.compile(r"^\s*```")
+_FENCE = re.compile(r"^```")  # at column 0: a fence in a hunk line starts with " ", "+" or "-"
 _GIT_HEADER = re.compile(r"^diff --git (\S+) (\S+)")
 # indentation is meaning in these files, so it survives normalisation
 _INDENT_SENSITIVE = (".py", ".pyi", ".yml", ".yaml")
@@ -57,11 +57,6 @@ class FilePatch:
     symlink_target: str | None = None
     from_git: bool = False  # began with a `diff --git` line
     headers_seen: bool = False  # its ---/+++ lines were read
-
-    @property
-    def path(self) -> str:
-        """The path this patch is about, with the a/ b/ prefix: the new one unless deleted."""
-        return self.old_path if self.new_path == DEV_NULL else self.new_path
 
 
 @dataclass
@@ -108,7 +103,10 @@ def _header_path(value: str) -> str:
     """The path of a ---/+++ line: tab-separated timestamp dropped, quotes removed."""
     value = value.split("\t", 1)[0].rstrip()
     if len(value) >= 2 and value[0] == value[-1] == '"':
-        value = value[1:-1].encode("latin-1", "backslashreplace").decode("unicode_escape").encode("latin-1").decode()
+        try:  # git's C-style quoting: octal escapes of UTF-8 bytes
+            value = value[1:-1].encode("latin-1", "backslashreplace").decode("unicode_escape").encode("latin-1").decode()
+        except (UnicodeError, ValueError):
+            raise CandidateError(f"cannot read the quoted path {value[:80]}") from None
     return value
 
 
@@ -183,7 +181,8 @@ def _read_hunk(lines: list[str], i: int, match: re.Match[str], patch: FilePatch)
             continue
         counted = old_left > 0 or new_left > 0
         header = line.startswith("@@") or _GIT_HEADER.match(line) is not None
-        if not counted and (header or line == "" or _is_file_header(lines, i) or line[:1] not in ("+", "-", " ")):
+        ended = header or line in ("", "-- ") or _is_file_header(lines, i)  # "-- ": a format-patch signature
+        if not counted and (ended or line[:1] not in ("+", "-", " ")):
             break
         # a ---/+++ pair followed by @@ is the next file even if this hunk's counts are not used up
         next_file = _is_file_header(lines, i) and i + 2 < len(lines) and lines[i + 2].startswith("@@")

@@ -272,3 +272,12 @@ def test_quoted_unicode_path(make_repo) -> None:
     diff = git_diff(root, "tést.py", "x = 2\n")
     assert '"a/t\\303\\251st.py"' in diff
     assert apply_candidate(root, candidate(diff)) == ["tést.py"]
+
+
+def test_directive_comments_are_not_dropped(repo: Path) -> None:
+    plain = git_diff(repo, "app/calc.py", FIXED)
+    silenced = git_diff(repo, "app/calc.py", FIXED.replace("result = 1", "result = 1  # noqa: F841"))
+    typed = git_diff(repo, "app/calc.py", FIXED.replace("result = 1", "result = 1  # type: ignore"))
+    assert len({normalise_diff(plain), normalise_diff(silenced), normalise_diff(typed)}) == 3
+    merged = dedupe([candidate(silenced, "noqa"), candidate(plain, "clean")])
+    assert [c.id for c in merged] == ["noqa", "clean"]

@@ -9,6 +9,7 @@ the diff is ignored, a bare `@@` hunk header or wrong hunk line counts fall back
 from __future__ import annotations
 
 import difflib
+import hashlib
 import os
 import re
 import subprocess
@@ -25,6 +26,11 @@ _GIT_HEADER = re.compile(r"^diff --git (\S+) (\S+)")
 # indentation is meaning in these files, so it survives normalisation
 _INDENT_SENSITIVE = (".py", ".pyi", ".yml", ".yaml")
 _SLASH_COMMENTS = (".js", ".jsx", ".ts", ".tsx", ".mjs", ".cjs")
+# comments that tools obey: a candidate adding a noqa comment differs from the same one without it
+_DIRECTIVE = re.compile(
+    r"noqa|nosec|nosem|type:\s*ignore|pyright:|pragma|eslint|@ts-|pylint:|mypy:|ruff:|flake8:|fmt:|isort:|coding[:=]|^#!",
+    re.IGNORECASE,
+)
 
 
 class CandidateError(TruthplaneError):
@@ -271,8 +277,8 @@ def code_part(line: str, suffix: str) -> tuple[str, str]:
 
 
 def _normal_line(text: str, suffix: str) -> str:
-    code = code_part(text, suffix)[0]
-    body = re.sub(r"\s+", "", code)
+    code, comment = code_part(text, suffix)
+    body = re.sub(r"\s+", "", code) + (re.sub(r"\s+", "", comment) if _DIRECTIVE.search(comment) else "")
     if not body:
         return ""
     if suffix in _INDENT_SENSITIVE:
@@ -284,9 +290,9 @@ def _normal_line(text: str, suffix: str) -> str:
 def normalise_diff(diff: str) -> str:
     """A canonical form: per file, the changed lines with whitespace and comments dropped.
 
-    Each hunk's old and new sides are normalised (code only; whitespace removed inside a line,
-    indentation kept as a width for Python and YAML) and compared again, so a change that only
-    touches whitespace or comments vanishes. Every change group is anchored by the normalised line
+    Each hunk's old and new sides are normalised (code, plus comments that tools obey such as
+    `# noqa`; whitespace removed inside a line, indentation kept as a width for Python and YAML) and
+    compared again, so a change that only touches whitespace or ordinary comments vanishes. Every change group is anchored by the normalised line
     before it, so the same edit in two places stays two edits. Files are sorted by path.
     """
     parsed = parse_diff(diff)
@@ -298,7 +304,7 @@ def normalise_diff(diff: str) -> str:
         suffix = PurePosixPath(new if new != DEV_NULL else old).suffix
         out = [f"F {old} -> {new}" + (f" mode {patch.new_mode}" if patch.new_mode else "")]
         if patch.binary:
-            out.append("B " + str(hash(diff)))
+            out.append("B " + hashlib.sha256(diff.encode("utf-8", "surrogateescape")).hexdigest())
         for hunk in patch.hunks:
             before = [n for ln in hunk.lines if ln.kind != "+" and (n := _normal_line(ln.text, suffix))]
             after = [n for ln in hunk.lines if ln.kind != "-" and (n := _normal_line(ln.text, suffix))]

@@ -152,3 +152,12 @@ def test_semgrep_extra_rules_and_no_fix_rules(make_repo) -> None:
 def test_file_diff_of_identical_content_is_empty() -> None:
     assert file_diff("a.py", "x = 1\n", "x = 1\n") == ""
     assert file_diff("a.py", "x = 1\n", "x = 2\n").count("\n") == 6
+
+
+@pytest.mark.tool("ruff")
+def test_truthplane_ruff_args_widen_the_fixes(make_repo) -> None:
+    root = make_repo({"a.py": "def f(x):\n    return x == None\n"})
+    assert autofix_candidates(root, ["a.py"]) == []
+    [fix] = autofix_candidates(root, ["a.py"], ruff_args=["--extend-select", "E711"])
+    assert fix.id == "ruff-unsafe-fix" and "+    return x is None\n" in fix.diff
+    assert fix.title == "ruff check --fix --unsafe-fixes --extend-select E711"

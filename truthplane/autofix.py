@@ -133,17 +133,19 @@ def autofix_candidates(
     unsafe: bool = True,
     rules: list[str] | None = None,
     semgrep_rules: list[Path] | None = None,
+    ruff_args: list[str] | None = None,
     problems: list[str] | None = None,
 ) -> list[Candidate]:
     """ruff's safe fixes ("ruff-fix"), ruff's unsafe fixes too ("ruff-unsafe-fix", when they differ)
     and semgrep's --autofix ("semgrep-autofix") for `files` (repo-relative) in `root`.
 
-    `rules` restricts ruff to those rule codes (--select). A tool that changed nothing gives no
+    `rules` restricts ruff to those rule codes (--select); `ruff_args` are truthplane.toml's
+    [verifiers.ruff] args (e.g. --extend-select B), so fixes cover what the scan reports. A tool that changed nothing gives no
     candidate. A tool that cannot run raises CandidateError, or, when `problems` is a list, is noted
     there and the other tools still run.
     """
     sources = _sources(root, files)
-    select = [f"--select={','.join(rules)}"] if rules else []
+    select = [*(ruff_args or []), *([f"--select={','.join(rules)}"] if rules else [])]
     found: list[Candidate] = []
 
     def attempt(tool: str, make: Callable[[], dict[str, str]]) -> dict[str, str] | None:

@@ -87,6 +87,8 @@ def test_prose_and_strings_mentioning_suppressions_are_not_suppressions(repo: Pa
     prose = APP.replace("def run(cmd):", "def run(cmd):\n    # we never use noqa or nosec here; fix the cause\n"
                         "    hint = 'add # noqa to silence'")
     assert tamper_reasons(change(repo, {"app/x.py": prose})) == []
+    docs = "# demo\n\n# noqa\n\nNever add `# noqa` to silence ruff.\n"
+    assert tamper_reasons(change(repo, {"README.md": docs})) == []
 
 
 def test_keeping_an_existing_suppression_while_reformatting_is_not_adding(repo: Path) -> None:

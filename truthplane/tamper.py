@@ -59,6 +59,8 @@ _PY_ASSERT = re.compile(r"^\s*(assert\b|self\.assert\w*\s*\(|self\.fail\s*\(|pyt
 _JS_ASSERT = re.compile(r"^\s*(expect\s*\(|assert\b|assert\.)")
 _DEF = re.compile(r"^\s*(?:async\s+)?def\s+(\w+)\s*\(")
 _JS_SUFFIXES = (".js", ".jsx", ".ts", ".tsx", ".mjs", ".cjs")
+# prose: a Markdown heading "# noqa" silences nothing
+_DOC_SUFFIXES = (".md", ".rst", ".txt", ".adoc")
 
 _CONFIG_NAMES = frozenset({
     "ruff.toml", ".ruff.toml", ".bandit", "mypy.ini", ".mypy.ini", "setup.cfg", "tox.ini", "pytest.ini",
@@ -215,7 +217,7 @@ def tamper_reasons(diff: str, *, allow: frozenset[str] = frozenset(), root: Path
         rel = "/".join(side.split("/")[level:])
         old_rel = "/".join(patch.old_path.split("/")[level:]) if patch.old_path != DEV_NULL else rel
         suffix = PurePosixPath(rel).suffix
-        if "suppressions" not in allow:
+        if "suppressions" not in allow and suffix not in _DOC_SUFFIXES:
             reasons += _added_beyond_removed(rel, patch, _SUPPRESSIONS, 1, suffix)
         if "tests" not in allow:
             renamed_away = old_rel != rel and is_test_file(old_rel) and not is_test_file(rel)

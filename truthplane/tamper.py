@@ -59,7 +59,7 @@ _PY_ASSERT = re.compile(r"^\s*(assert\b|self\.assert\w*\s*\(|self\.fail\s*\(|pyt
 _JS_ASSERT = re.compile(r"^\s*(expect\s*\(|assert\b|assert\.)")
 _DEF = re.compile(r"^\s*(?:async\s+)?def\s+(\w+)\s*\(")
 _JS_SUFFIXES = (".js", ".jsx", ".ts", ".tsx", ".mjs", ".cjs")
-# prose: a Markdown heading "# noqa" silences nothing
+# prose files: a Markdown heading that reads like a noqa comment silences nothing
 _DOC_SUFFIXES = (".md", ".rst", ".txt", ".adoc")
 
 _CONFIG_NAMES = frozenset({

@@ -37,3 +37,19 @@ def test_editing_rules_in_a_semgrep_directory_invalidates_the_cache(make_repo, t
     changed = scan(worktree_source(root, config), config, cache=cache)
     assert changed.verifiers[0].cached_files == 0
     assert ("no-print", "high") in {(f.rule_id, f.severity.value) for f in changed.findings}
+
+
+@pytest.mark.tool("semgrep")
+def test_semgrep_subset_in_a_git_repo_agrees_with_the_whole_scan(make_repo) -> None:
+    from truthplane.registry import load
+    from truthplane.verifiers.interface import VerifierContext
+
+    body = "x = eval(input())\n"
+    root = make_repo({"src/deep/a.py": body, "src/b.py": body, "tests/t.py": body, "vendor/v.py": body,
+                      "lib/ignored.py": body, ".semgrepignore": "lib/\n"})
+    semgrep = load("verifiers", "semgrep")("semgrep", Config().options_for("semgrep"), VerifierContext())
+    whole = {(f.path, f.rule_id) for f in semgrep.scan(root).findings}
+    subset = {(f.path, f.rule_id) for f in semgrep.scan(root, ["src/deep/a.py", "tests/t.py", "lib/ignored.py"]).findings}
+    assert ("src/deep/a.py", "truthplane.python.eval-exec") in whole
+    assert not any(p.startswith("lib/") for p, _ in whole)
+    assert subset == {(p, r) for p, r in whole if p in ("src/deep/a.py", "tests/t.py", "lib/ignored.py")}

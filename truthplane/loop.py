@@ -145,7 +145,7 @@ class Loop:
         if problems:
             result.reasons = problems
             return result
-        tampering = tamper_reasons(candidate.diff, allow=self.request.allow)
+        tampering = tamper_reasons(candidate.diff, allow=self.request.allow, root=base.snapshot)
         result.diff_lines = diff_size(candidate.diff)
         directory = workdir / tree_name(candidate.id)
         await asyncio.to_thread(shutil.copytree, base.snapshot, directory, symlinks=True)
@@ -249,7 +249,10 @@ async def gather_candidates(loop: Loop, base: _Baseline, patches: list[Candidate
     found: list[Candidate] = list(patches)
     if request.autofix:
         rules = sorted({f.rule_id for f in base.targets if f.verifier == "ruff"}) or None
-        found += await asyncio.to_thread(autofix_candidates, base.snapshot, [request.target], rules=rules)
+        found += await asyncio.to_thread(
+            autofix_candidates, base.snapshot, [request.target], rules=rules,
+            ruff_args=loop.config.options_for("ruff").args, problems=notes,
+        )
     from truthplane.fixllm import llm_candidates
 
     llm_found, llm_notes, script = await llm_candidates(loop, base)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import re
 import time
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from pydantic import Field
@@ -42,6 +42,19 @@ RULES_DIR = Path(__file__).resolve().parent.parent / "rules"
 REPO_RULES = (".semgrep.yml", ".semgrep.yaml", ".semgrep")
 # beyond this many files, scan everything and keep the requested files' findings (command-line length)
 MAX_INCLUDES = 400
+
+
+def walk_roots(files: list[str]) -> list[str]:
+    """The fewest directories that hold `files`: semgrep walks only those (its ignore rules still
+    apply to what it finds there, so a subset scan agrees with a whole scan), not the whole tree."""
+    dirs = sorted({str(PurePosixPath(rel).parent) for rel in files})
+    if "." in dirs:
+        return ["."]
+    roots: list[str] = []
+    for directory in dirs:
+        if not any(directory == root or directory.startswith(root + "/") for root in roots):
+            roots.append(directory)
+    return roots
 _RULE_ID = re.compile(r"""^\s*-?\s*id:\s*["']?([^\s"'#]+)""", re.MULTILINE)
 _REMOTE_CONFIG = re.compile(r"^(auto|p/|r/|s/|https?://|supply-chain|policy)")
 _GLOB_SPECIALS = re.compile(r"([*?\[\]\\!#])")
@@ -179,6 +192,7 @@ class SemgrepVerifier(Verifier):
         started = time.monotonic()
         wanted: set[str] | None = None
         includes: list[str] = []
+        targets = ["."]
         if files is not None:
             files = select_files(target, files, self.suffixes)
             if not files:
@@ -186,6 +200,8 @@ class SemgrepVerifier(Verifier):
             wanted = set(files)
             if len(files) <= MAX_INCLUDES:
                 includes = [f"--include={include_pattern(rel)}" for rel in files]
+                if (target / ".git").exists():  # root-anchored includes hold under a subdirectory only in git
+                    targets = walk_roots(files)
         rules = self.rule_paths(target)
         command = [
             "semgrep",
@@ -199,7 +215,7 @@ class SemgrepVerifier(Verifier):
             *includes,
             *self.options.args,
             "--",
-            ".",
+            *targets,
         ]
         # every exit status is read here, so a failed run is explained by semgrep's own JSON errors
         output = run_tool(

@@ -1,0 +1,232 @@
+"""`truthplane fix` end to end: real verifiers, the real local executor, patch and LLM candidates."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import git
+from truthplane.cli.main import run
+
+CALC = '''def mean(values):
+    return sum(values) / len(values) + 1
+
+
+def total(values):
+    return sum(values)
+'''
+TESTS = '''from calc import mean, total
+
+
+def test_mean():
+    assert mean([1, 2, 3]) == 2
+
+
+def test_total():
+    assert total([1, 2]) == 3
+'''
+CONFIG = 'verifiers = ["ruff", "pytest"]\n'
+REPRO = "python -c 'from calc import mean; assert mean([1, 2, 3]) == 2'"
+
+RIGHT = '''--- a/calc.py
++++ b/calc.py
+@@ -1,5 +1,5 @@
+ def mean(values):
+-    return sum(values) / len(values) + 1
++    return sum(values) / len(values)
+ 
+ 
+ def total(values):
+'''
+RIGHT_SPACED = RIGHT.replace("+    return sum(values) / len(values)", "+    return sum(values)/len(values)")
+WRONG = RIGHT.replace("+    return sum(values) / len(values)", "+    return sum(values) / len(values) + 2")
+BREAKS = '''--- a/calc.py
++++ b/calc.py
+@@ -1,6 +1,6 @@
+ def mean(values):
+-    return sum(values) / len(values) + 1
++    return sum(values) / len(values)
+ 
+ 
+ def total(values):
+-    return sum(values)
++    return sum(values) + 1
+'''
+NOQA = RIGHT.replace("+    return sum(values) / len(values)", "+    return sum(values) / len(values)  # noqa")
+DELETES_TEST = '''--- a/tests/test_calc.py
++++ b/tests/test_calc.py
+@@ -1,9 +1,5 @@
+ from calc import mean, total
+ 
+ 
+-def test_mean():
+-    assert mean([1, 2, 3]) == 2
+-
+-
+ def test_total():
+     assert total([1, 2]) == 3
+'''
+STALE = RIGHT.replace(" def mean(values):", " def average(values):")
+
+pytestmark = [pytest.mark.tool("ruff"), pytest.mark.tool("bwrap")]
+
+
+@pytest.fixture(autouse=True)
+def private_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TRUTHPLANE_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("NO_COLOR", "1")
+
+
+@pytest.fixture
+def buggy(make_repo, tmp_path: Path) -> tuple[Path, dict[str, Path]]:
+    root = make_repo({"calc.py": CALC, "tests/test_calc.py": TESTS, "truthplane.toml": CONFIG})
+    patches = {}
+    for name, text in {"right": RIGHT, "spaced": RIGHT_SPACED, "wrong": WRONG, "breaks": BREAKS,
+                       "noqa": NOQA, "deletes-test": DELETES_TEST, "stale": STALE}.items():
+        patches[name] = tmp_path / f"{name}.diff"
+        patches[name].write_text(text)
+    return root, patches
+
+
+def state(root: Path) -> tuple[str, str, bytes, bytes]:
+    """HEAD, status, the file and the index; the evidence truthplane writes is not the user's change."""
+    status = "\n".join(line for line in git(root, "status", "--porcelain").splitlines() if ".truth-plane-results" not in line)
+    return (git(root, "rev-parse", "HEAD"), status,
+            (root / "calc.py").read_bytes(), (root / ".git" / "index").read_bytes())
+
+
+def fix(capsys, root: Path, patches: dict[str, Path], names: list[str], *extra: str) -> tuple[int, dict]:
+    args = ["fix", str(root / "calc.py"), "--repro-cmd", REPRO, "--repro-runs", "2", "--format", "json", *extra]
+    for name in names:
+        args += ["--candidate", str(patches[name])]
+    code = run(args)
+    out, _ = capsys.readouterr()
+    return code, json.loads(out)
+
+
+def test_each_candidate_gets_the_verdict_it_deserves_and_nothing_changes(buggy, capsys) -> None:
+    root, patches = buggy
+    before = state(root)
+    names = ["right", "spaced", "wrong", "breaks", "noqa", "deletes-test", "stale"]
+    code, doc = fix(capsys, root, patches, names)
+    verdicts = {c["id"]: c for c in doc["candidates"]}
+    right = str(patches["right"])
+    assert code == 0 and doc["verdict"] == "APPROVE" and doc["winner"] == right
+    assert str(patches["spaced"]) not in verdicts  # merged into its duplicate
+    assert verdicts[right]["verdict"] == "APPROVE"
+    assert {f["rule_id"] for f in verdicts[right]["fixed"]} == {"test-failure"}
+    assert verdicts[right]["repro"]["after_rc"] == [0, 0]
+
+    def why(name: str) -> str:
+        entry = verdicts[str(patches[name])]
+        assert entry["verdict"] == "REJECT", entry
+        return " ".join(entry["reasons"])
+
+    assert "reproduction still fails" in why("wrong")
+    assert "new finding" in why("breaks") and "test-failure" in why("breaks")
+    assert "noqa" in why("noqa")
+    assert "test" in why("deletes-test")
+    assert "apply" in why("stale")
+    assert state(root) == before  # a dry run changes nothing at all
+    evidence = root / doc["evidence"]
+    record = json.loads(evidence.read_text())
+    assert record["overall_verdict"] == "APPROVE" and record["winner"] == right
+    assert record["honest_metrics"]["truth_gate_approvals"] == 1
+    assert record["honest_metrics"]["truth_gate_rejections"] == 5
+    assert record["honest_metrics"]["git_commits"] == 0
+
+
+def test_no_approved_candidate_exits_1_and_changes_nothing(buggy, capsys) -> None:
+    root, patches = buggy
+    before = state(root)
+    code, doc = fix(capsys, root, patches, ["wrong", "noqa"], "--apply")
+    assert code == 1 and doc["winner"] is None and doc["applied"] is False
+    assert state(root) == before
+
+
+def test_apply_writes_the_winner_only(buggy, capsys) -> None:
+    root, patches = buggy
+    head = git(root, "rev-parse", "HEAD")
+    code, doc = fix(capsys, root, patches, ["right", "wrong"], "--apply")
+    assert code == 0 and doc["applied"] is True
+    assert "return sum(values) / len(values)\n" in (root / "calc.py").read_text()
+    assert git(root, "rev-parse", "HEAD") == head
+    assert git(root, "status", "--porcelain", "--untracked-files=no") == "M calc.py"
+
+
+def test_apply_refuses_when_the_file_changed_meanwhile(buggy, capsys, monkeypatch) -> None:
+    root, patches = buggy
+    import truthplane.loop as loop
+
+    real = loop.choose_winner
+
+    def edit_then_choose(results):  # the user saves the file while candidates are judged
+        (root / "calc.py").write_text(CALC + "# edited meanwhile\n")
+        return real(results)
+
+    monkeypatch.setattr(loop, "choose_winner", edit_then_choose)
+    code = run(["fix", str(root / "calc.py"), "--repro-cmd", REPRO, "--candidate", str(patches["right"]), "--apply"])
+    _, err = capsys.readouterr()
+    assert code == 4 and "changed since truthplane took its snapshot" in err
+    assert (root / "calc.py").read_text() == CALC + "# edited meanwhile\n"
+
+
+def test_commit_records_the_evidence_and_only_the_winners_files(buggy, capsys) -> None:
+    root, patches = buggy
+    (root / "notes.txt").write_text("work in progress\n")  # the user's other work stays as it is
+    head = git(root, "rev-parse", "HEAD")
+    code, doc = fix(capsys, root, patches, ["right"], "--commit")
+    assert code == 0 and doc["commit"]
+    assert git(root, "rev-parse", "HEAD") == doc["commit"]
+    assert git(root, "rev-parse", "HEAD~1") == head
+    assert git(root, "show", "--name-only", "--format=", "HEAD") == "calc.py"
+    message = git(root, "log", "-1", "--format=%B")
+    assert "Truthplane-Verdict: APPROVE" in message and "Truthplane-Reproduction:" in message
+    assert git(root, "status", "--porcelain").splitlines() == ["?? .truth-plane-results/", "?? notes.txt"]
+
+
+def test_llm_candidates_and_reproduction_from_a_local_openai_compatible_server(buggy, capsys, monkeypatch) -> None:
+    from tests.llm.servers import Answer, OpenAIServer
+
+    root, _ = buggy
+    server = OpenAIServer(api_key="sk-test-key")
+    monkeypatch.setenv("GROQ_API_KEY", "sk-test-key")
+    try:
+        (root / "truthplane.toml").write_text(
+            CONFIG + f'[llm.providers.groq]\nbase_url = "{server.base_url}"\nmodel = "test-model"\n')
+        git(root, "commit", "-qam", "llm config")
+        server.script(
+            Answer(json.dumps({"category": "logic", "confidence": 0.9, "rationale": "off by one in mean"})),
+            Answer(json.dumps({"script": "from calc import mean\nassert mean([1, 2, 3]) == 2\n",
+                               "explanation": "mean of 1..3 is 2"})),
+            Answer(json.dumps({"candidates": [
+                {"title": "drop the + 1", "diff": RIGHT, "rationale": "the mean has no offset"},
+                {"title": "add 2", "diff": WRONG, "rationale": "wrong on purpose"},
+            ]})),
+        )
+        code = run(["fix", str(root / "calc.py"), "--provider", "groq", "--candidates", "2", "--format", "json"])
+        doc = json.loads(capsys.readouterr()[0])
+    finally:
+        server.stop()
+    assert code == 0 and doc["winner"] == "llm-1"
+    verdicts = {c["id"]: c["verdict"] for c in doc["candidates"]}
+    assert verdicts == {"llm-1": "APPROVE", "llm-2": "REJECT"}
+    record = json.loads((root / doc["evidence"]).read_text())
+    task = next(t for t in record["tasks"] if t["task_id"] == "llm-1")
+    assert task["llm"]["provider"] == "groq" and task["llm"]["model"] == "test-model"
+    assert "sk-test-key" not in (root / doc["evidence"]).read_text()
+
+
+def test_standalone_snippet_with_an_error(tmp_path: Path, capsys) -> None:
+    snippet = tmp_path / "snippet dir" / "snippet.py"
+    snippet.parent.mkdir()
+    snippet.write_text("import os\nx = 1\n")
+    code = run(["fix", str(snippet), "--error", "F401 os imported but unused", "--format", "json"])
+    doc = json.loads(capsys.readouterr()[0])
+    assert doc["candidates"], doc
+    assert any(c["source"] == "autofix" for c in doc["candidates"])
+    assert snippet.read_text() == "import os\nx = 1\n"  # dry run
+    assert not subprocess.run(["git", "rev-parse"], cwd=snippet.parent, capture_output=True).returncode == 0

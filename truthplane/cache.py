@@ -51,12 +51,16 @@ class ResultCache:
     def _connect(self):  # noqa: ANN202 - sqlite3 is imported lazily
         import sqlite3
 
+        from truthplane._sqlite import is_busy
+
         conn = getattr(self._local, "conn", None)
         if conn is None:
             self.directory.mkdir(parents=True, exist_ok=True)
             try:
                 conn = self._open()
-            except sqlite3.DatabaseError:
+            except sqlite3.DatabaseError as exc:
+                if is_busy(exc):
+                    raise  # in use by another scan, not damaged: never discard it
                 self._discard()  # not a database, or a damaged one: start over
                 conn = self._open()
             self._local.conn = conn
@@ -65,9 +69,10 @@ class ResultCache:
     def _open(self):  # noqa: ANN202
         import sqlite3
 
-        conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+        from truthplane._sqlite import connect
+
+        conn = connect(self.path)
         try:
-            conn.execute("PRAGMA journal_mode=WAL")
             conn.execute(
                 "CREATE TABLE IF NOT EXISTS results (key TEXT PRIMARY KEY, checksum TEXT NOT NULL, body BLOB NOT NULL)"
             )

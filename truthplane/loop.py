@@ -44,6 +44,7 @@ class FixRequest:
     executor: str = "local"
     allow: frozenset[str] = frozenset()
     timeout_s: float = 300.0
+    jobs: int | None = None  # candidates judged at once (None: all of them)
 
 
 @dataclass
@@ -303,7 +304,13 @@ async def run_fix(request: FixRequest, config: Config, options: ScanOptions,
             reasons = base.notes + notes + ["no candidate fix was produced: nothing to judge"]
             return FixRun(FixResult(verdict=Verdict.REJECT, reasons=reasons), by_id, {}, base, workdir, started_at)
         say(f"evaluating {len(candidates)} candidate(s) in parallel on the {request.executor} executor")
-        results = list(await asyncio.gather(*(loop.evaluate(base, c, workdir) for c in candidates)))
+        gate = asyncio.Semaphore(request.jobs or len(candidates))
+
+        async def judged(candidate: Candidate) -> CandidateResult:
+            async with gate:
+                return await loop.evaluate(base, candidate, workdir)
+
+        results = list(await asyncio.gather(*(judged(c) for c in candidates)))
         winner = choose_winner(results)
         verdict = Verdict.APPROVE if winner else (
             Verdict.REVIEW if any(r.verdict is Verdict.REVIEW for r in results) else Verdict.REJECT)

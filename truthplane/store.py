@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Self, TypeVar
 
+from truthplane._sqlite import connect
 from truthplane.errors import InputError
 
 RESULTS_DIR = ".truth-plane-results"
@@ -138,12 +139,9 @@ class Store:
             if self._closed:
                 raise InputError(f"the history {self.path} is closed")
             # autocommit mode: transactions are explicit (BEGIN IMMEDIATE) below
-            connection = sqlite3.connect(
-                self.path, timeout=self._busy_timeout_s, isolation_level=None, check_same_thread=False,
-            )
+            # autocommit mode; WAL set once per file, retried while another connection holds the lock
+            connection = connect(self.path, timeout_s=self._busy_timeout_s)
             connection.row_factory = sqlite3.Row
-            connection.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout_s * 1000)}")
-            connection.execute("PRAGMA journal_mode = WAL")
             connection.execute("PRAGMA synchronous = NORMAL")
             connection.execute("PRAGMA foreign_keys = ON")
             self._connections.append(connection)

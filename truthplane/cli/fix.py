@@ -21,6 +21,7 @@ def fix(
     repro_cmd: str = typer.Option(None, "--repro-cmd", help="A command that fails while the bug is present."),
     repro_runs: int = typer.Option(3, "--repro-runs", min=1, max=20, help="Runs of the reproduction per candidate."),
     executor: str = typer.Option(None, "--executor", help="Where candidates run: local, docker, lambda, ssh."),
+    jobs: int = typer.Option(None, "--jobs", "-j", min=1, help="Candidates judged at once (default: all)."),
     apply: bool = typer.Option(False, "--apply", help="Write the winner into the working tree."),
     commit: bool = typer.Option(False, "--commit", help="Apply the winner and commit just its files with evidence."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Report only (the default)."),
@@ -67,7 +68,7 @@ def fix(
         root=root, target=target, finding=finding, error=error_text, candidates=candidates,
         providers=list(provider or []), patches=list(candidate or []), autofix=autofix, test_cmd=test_cmd,
         repro_cmd=repro_cmd, repro_runs=repro_runs, executor=executor or config.executors.default,
-        allow=frozenset(allow or []),
+        allow=frozenset(allow or []), jobs=jobs,
     )
 
     def say(line: str) -> None:

@@ -73,6 +73,10 @@ def snapshot_tree(root: Path, dest: Path) -> dict[str, str]:
     return {rel: blob_id((dest / rel).read_bytes()) for rel in files}
 
 
+async def _nothing() -> None:
+    return None
+
+
 def _source(directory: Path, files: dict[str, str], label: str) -> Source:
     return Source(dict(files), lambda: nullcontext(directory), label=label)
 
@@ -107,31 +111,48 @@ class Loop:
         files = snapshot_tree(self.request.root, snapshot)
         if self.request.target not in files:
             raise UsageError(f"{self.request.target} is not a file of this repository (or it is ignored by git)")
-        self.say("baseline: scanning the snapshot")
-        scan = await asyncio.to_thread(run_scan, _source(snapshot, files, "snapshot"), self.config, self.options)
+        self.say("baseline: scanning the snapshot and running its tests")
+        # the scan, the tests and a given reproduction do not depend on each other
+        scan, (tests_before, tests_output), repro_before = await asyncio.gather(
+            asyncio.to_thread(run_scan, _source(snapshot, files, "snapshot"), self.config, self.options),
+            self._baseline_tests(snapshot),
+            self._repro_before(snapshot, None) if self.request.repro_cmd else _nothing(),
+        )
         targets = [f for f in scan.findings if f.path == self.request.target]
         if self.request.finding:
             targets = [f for f in targets if f.fingerprint == self.request.finding or f.fingerprint.split(":")[0] == self.request.finding]
             if not targets:
                 raise UsageError(f"no finding {self.request.finding} in {self.request.target}: run `truthplane scan --format json` for fingerprints")
         notes = []
-        tests_before, tests_output = None, ""
-        if self.request.test_cmd:
-            tests_before, tests_output = await _run(self.executor, snapshot, self.request.test_cmd, timeout_s=self.request.timeout_s)
-            if tests_before != 0:
-                notes.append(f"the tests fail before any patch (exit {tests_before})")
-        return _Baseline(snapshot, files, scan, targets, tests_before, tests_output, None, None, notes)
+        if tests_before is not None and tests_before != 0:
+            notes.append(f"the tests fail before any patch (exit {tests_before})")
+        base = _Baseline(snapshot, files, scan, targets, tests_before, tests_output, None, repro_before, notes)
+        self._check_repro_before(base)
+        return base
 
-    async def reproduction(self, base: _Baseline, script: str | None) -> None:
-        """The reproduction must fail while the bug is present, or it proves nothing."""
-        command = self.request.repro_cmd or (f"python {REPRO_FILE}" if script else None)
-        if command is None:
-            return
-        base.repro_script = script
+    async def _baseline_tests(self, snapshot: Path) -> tuple[int | None, str]:
+        if not self.request.test_cmd:
+            return None, ""
+        return await _run(self.executor, snapshot, self.request.test_cmd, timeout_s=self.request.timeout_s)
+
+    async def _repro_before(self, snapshot: Path, script: str | None) -> int | None:
+        command = self.request.repro_cmd or f"python {REPRO_FILE}"
         extra = {REPRO_FILE: script.encode()} if script else None
-        base.repro_before, _ = await _run(self.executor, base.snapshot, command, extra=extra, timeout_s=self.request.timeout_s)
+        rc, _ = await _run(self.executor, snapshot, command, extra=extra, timeout_s=self.request.timeout_s)
+        return rc
+
+    def _check_repro_before(self, base: _Baseline) -> None:
+        """The reproduction must fail while the bug is present, or it proves nothing."""
         if base.repro_before == 0:
             base.notes.append("the reproduction passes without any patch: it does not reproduce the problem")
+
+    async def reproduction(self, base: _Baseline, script: str | None) -> None:
+        """A generated reproduction script is run on the snapshot once it exists."""
+        if self.request.repro_cmd or script is None:
+            return
+        base.repro_script = script
+        base.repro_before = await self._repro_before(base.snapshot, script)
+        self._check_repro_before(base)
 
     # ---- one candidate ---------------------------------------------------------------------
 
@@ -184,10 +205,12 @@ class Loop:
         if command is None:
             return None
         extra = {REPRO_FILE: base.repro_script.encode()} if base.repro_script else None
-        codes, tail = [], ""
-        for _ in range(max(1, self.request.repro_runs)):
-            rc, tail = await _run(self.executor, directory, command, extra=extra, timeout_s=self.request.timeout_s)
-            codes.append(rc)
+        runs = await asyncio.gather(*(
+            _run(self.executor, directory, command, extra=extra, timeout_s=self.request.timeout_s)
+            for _ in range(max(1, self.request.repro_runs))
+        ))  # each repetition in its own sandbox: nothing carries over from one to the next
+        codes = [rc for rc, _ in runs]
+        tail = runs[-1][1]
         passed = all(rc == 0 for rc in codes)
         flaky = not passed and any(rc == 0 for rc in codes)
         return RunCheck(command=command, before_rc=base.repro_before, after_rc=codes, passed=passed,

@@ -41,6 +41,7 @@ class Source:
     label: str
     commit: str | None = None
     dirty: bool = False
+    whole_tree_cacheable: bool = False  # a commit's tree: worth one cache entry for all its files
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _root: Path | None = field(default=None, repr=False)
     _stack: ExitStack = field(default_factory=ExitStack, repr=False)
@@ -121,7 +122,7 @@ def commit_source(repo: Repo, commit: str, config: Config) -> Source:
     """A commit's tree, exported to a temporary directory only if some verifier needs the files."""
     excluded = Excluder(config.all_excludes())
     files = {f.path: f.blob for f in repo.tree_files(commit) if not excluded(f.path)}
-    return Source(files, lambda: repo.exported(commit), label=commit[:12], commit=commit)
+    return Source(files, lambda: repo.exported(commit), label=commit[:12], commit=commit, whole_tree_cacheable=True)
 
 
 class _Job:
@@ -176,7 +177,17 @@ class _Job:
             return self.scan(None)
         config_hash = self.config_hash(version)
         if self.verifier.file_local:
-            return self._per_file(relevant, config_hash)
+            if not self.source.whole_tree_cacheable:
+                return self._per_file(relevant, config_hash)
+            # a commit's tree (a gate's base) is scanned again and again: one entry for all of it
+            tree_key = ResultCache.key("files", config_hash, repr(sorted(relevant.items())))
+            cached = self.cache.get(tree_key)
+            if cached is not None:
+                self.cached_files = len(relevant)
+                return cached
+            findings = self._per_file(relevant, config_hash)
+            self.cache.put(tree_key, findings)
+            return findings
         if self.verifier.tree_cacheable:
             key = ResultCache.key("tree", config_hash, repr(sorted(relevant.items())))
             cached = self.cache.get(key)

@@ -230,3 +230,15 @@ def test_standalone_snippet_with_an_error(tmp_path: Path, capsys) -> None:
     assert any(c["source"] == "autofix" for c in doc["candidates"])
     assert snippet.read_text() == "import os\nx = 1\n"  # dry run
     assert not subprocess.run(["git", "rev-parse"], cwd=snippet.parent, capture_output=True).returncode == 0
+
+
+def test_standalone_snippet_failure_leaves_no_temporary_repository(tmp_path: Path, capsys, monkeypatch) -> None:
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    snippet = tmp_path / "snippet.py"
+    snippet.write_text("x = 1\n")
+    code = run(["fix", str(snippet), "--finding", "no-such-fingerprint"])
+    assert code == 2 and "no finding no-such-fingerprint" in capsys.readouterr()[1]
+    assert list((tmp_path / "tmp").iterdir()) == []

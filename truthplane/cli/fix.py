@@ -74,8 +74,9 @@ def fix(
     def say(line: str) -> None:
         sys.stderr.write(f"truthplane: {line}\n")
 
-    run = asyncio.run(run_fix(request, config, ScanOptions(executor=request.executor), say))
+    run = None
     try:
+        run = asyncio.run(run_fix(request, config, ScanOptions(executor=request.executor), say))
         applied, sha = False, None
         winner = next((r for r in run.result.candidates if r.id == run.result.winner), None)
         if winner is not None and (apply or commit) and run.base is not None:
@@ -99,8 +100,9 @@ def fix(
         else:
             print_report(run, sys.stdout)
     finally:
-        run.cleanup()
-        if snippet_home is not None:
+        if run is not None:
+            run.cleanup()
+        if snippet_home is not None:  # the temporary repository goes whatever happened
             import shutil
 
             shutil.rmtree(root, ignore_errors=True)

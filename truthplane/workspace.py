@@ -1,11 +1,14 @@
-"""Git, read-only: which files a tree holds, renames between states, trees materialised elsewhere.
+"""Git: which files a tree holds, renames between states, trees materialised elsewhere, and the one
+place that writes to a user's repository (`apply_files`, `commit_files`, `recover_pending`).
 
-Nothing here changes the user's checkout, index or HEAD: a past tree is exported with `git archive`
-into a temporary directory (no worktree registration, no `git reset`, no `git clean`).
+Reading never changes the user's checkout, index or HEAD: a past tree is exported with `git archive`
+into a temporary directory (no worktree registration, no `git reset`, no `git clean`). Writing touches
+only the files of an approved change, and only while they are byte-identical to the snapshot.
 """
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import os
 import shutil
@@ -305,7 +308,17 @@ def recover_pending(root: Path) -> str | None:
     head = repo.head()
     if head == commit:
         _finish_commit(repo, entries)
+        _remove_partial_writes(root, [rel for rel, _, _ in entries])
         journal.unlink(missing_ok=True)
         return f"finished the interrupted commit {commit[:12]}"
+    _remove_partial_writes(root, [])
     journal.unlink(missing_ok=True)
     return f"the interrupted commit never reached HEAD (still {str(old_head)[:12]}): nothing changed"
+
+
+def _remove_partial_writes(root: Path, paths: list[str]) -> None:
+    """A kill inside atomic_write leaves its temporary file beside the target: remove exactly those."""
+    for rel in [*paths, PENDING]:
+        target = root / rel
+        for leftover in target.parent.glob(f".{glob.escape(target.name)}.*.tmp"):
+            leftover.unlink(missing_ok=True)

@@ -35,6 +35,16 @@ def _options(root: Path, config_path: Path | None, verifiers: list[str] | None, 
     return config, ScanOptions(only=verifiers or None, cache_dir=cache_dir, use_cache=not no_cache)
 
 
+def _recover(path: Path) -> None:
+    """Finish (or drop) a `fix --commit` killed midway before reading the tree: one stat when there is none."""
+    from truthplane.workspace import PENDING, recover_pending
+
+    if (path / PENDING).is_file():
+        note = recover_pending(path.resolve())
+        if note:
+            sys.stderr.write(f"truthplane: {note}\n")
+
+
 def _emit(text: str, output: Path | None) -> None:
     if output is None:
         sys.stdout.write(text)
@@ -80,6 +90,7 @@ def scan(
         raise UsageError(f"{path} does not exist")
     if not path.is_dir():
         raise UsageError(f"{path} is not a directory")
+    _recover(path)
     config, options = _options(path, config_path, verifier, cache_dir, no_cache)
     label = str(path.resolve().name or path)
     if not baseline:
@@ -137,6 +148,7 @@ def gate(
     from truthplane.fsutil import atomic_write
     from truthplane.pipeline import gate as run_gate
 
+    _recover(path)
     config, options = _options(path, config_path, verifier, cache_dir, no_cache)
     with render.Progress() as progress:
         result = run_gate(path, config, options, base_ref=base, head_ref=head, progress=progress)

@@ -99,6 +99,7 @@ class Config(_Strict):
     verifier_options: dict[str, VerifierConfig] = Field(default_factory=dict)
     executors: ExecutorSettings = Field(default_factory=ExecutorSettings)
     llm: LLMConfig = Field(default_factory=LLMConfig)
+    tasks: list[Any] = Field(default_factory=list, description="[[tasks]] for run-all; validated by truthplane.tasks")
     source: str | None = Field(default=None, description="the file this came from, for messages")
 
     @field_validator("verifiers")

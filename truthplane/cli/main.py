@@ -32,6 +32,7 @@ COMMAND_MODULES = (
     "truthplane.cli.doctor",
     "truthplane.cli.fix",
     "truthplane.cli.exec_",
+    "truthplane.cli.run_all",
 )
 
 

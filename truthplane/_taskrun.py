@@ -1,0 +1,342 @@
+"""Running one run-all task in its own tree and judging it: `command`, `patch` and `fix` kinds.
+
+A task starts from a `Tree` (the run's snapshot of the user's working tree plus every change this run
+committed before it), works in its own directory, and comes back with an `Outcome`: the verdict, the
+files it changed and where their new contents are. Nothing here touches the user's checkout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import difflib
+import json
+import secrets
+import shutil
+from collections.abc import Callable
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from truthplane.config import Config
+from truthplane.errors import TruthplaneError
+from truthplane.executors.interface import Executor
+from truthplane.models import Finding, Job, Limits, Scan, Verdict
+from truthplane.tasks import Task, TaskFile
+from truthplane.workspace import blob_id
+
+OUTPUT_TAIL = 2000
+CAPTURE_FILE = ".truthplane-capture.py"
+MANIFEST_FILE = ".truthplane-manifest.json"
+# runs after the task's command, in the job's own copy of the tree: prints what the command changed
+CAPTURE_SCRIPT = r'''
+import base64, hashlib, json, os, sys
+manifest = json.load(open(".truthplane-manifest.json"))
+before, skip = manifest["files"], set(manifest["skip"])
+found, changed = set(), {}
+for top, dirs, names in os.walk("."):
+    dirs[:] = [d for d in dirs if d not in skip and not os.path.islink(os.path.join(top, d))]
+    for name in names:
+        path = os.path.join(top, name)[2:].replace(os.sep, "/")
+        if path in (".truthplane-capture.py", ".truthplane-manifest.json") or os.path.islink(path):
+            continue
+        found.add(path)
+        data = open(path, "rb").read()
+        if hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest() != before.get(path):
+            changed[path] = base64.b64encode(data).decode()
+deleted = sorted(p for p in before if p not in found and not set(p.split("/")) & skip)
+sys.stdout.write("\n" + manifest["marker"] + "\n" + json.dumps({"changed": changed, "deleted": deleted}) + "\n")
+'''
+WRAPPER = 'sh -c "$TRUTHPLANE_COMMAND"; rc=$?; python3 -I .truthplane-capture.py || exit 125; exit $rc'
+SEVERITY = {Verdict.APPROVE: 0, Verdict.REVIEW: 1, Verdict.UNVERIFIED: 2, Verdict.REJECT: 3}
+
+
+def worst(*verdicts: Verdict) -> Verdict:
+    return max(verdicts, key=SEVERITY.__getitem__)
+
+
+@dataclass
+class Tree:
+    """A state tasks start from: generation 0 is the snapshot, each commit of this run makes the next."""
+
+    generation: int
+    directory: Path
+    files: dict[str, str]  # repo-relative path -> git blob id
+    scan: Scan | None = None
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    users: int = 0
+
+
+@dataclass
+class Outcome:
+    verdict: Verdict
+    reasons: list[str]
+    touched: list[str] = field(default_factory=list)
+    after: Path | None = None  # holds the touched files' new contents
+    diff: str = ""
+    new: list[Finding] = field(default_factory=list)
+    fixed: list[Finding] = field(default_factory=list)
+    checks: dict[str, Any] = field(default_factory=dict)  # command / tests / fix: what ran and how it ended
+    scanned: set[str] = field(default_factory=set)
+    builds: int = 0  # test and reproduction runs that completed
+    cleanup: Callable[[], None] | None = None
+    title: str = ""  # the change's own title (a fix candidate's)
+
+
+@dataclass
+class Worker:
+    """One slot: a local worker, or one slot of an ssh node. `executor` is shared by the slots of a pool."""
+
+    name: str
+    pool: str  # "local" or the node's name
+    executor: Executor
+    executor_name: str
+    config: Config  # for the fix loop, which makes its own executor: ssh nodes narrowed to this one
+    doing: str | None = None
+    alive: bool = True
+
+    def node_down(self) -> bool:
+        nodes = getattr(self.executor, "nodes", None) or []
+        return bool(nodes) and all(node.down is not None for node in nodes)
+
+
+class Runner:
+    """What every task needs: the configuration, a bound on concurrent scans, where trees go."""
+
+    def __init__(self, tasks: TaskFile, config: Config, root: Path, scan_executor: str, scans: int) -> None:
+        from truthplane.scanner import Excluder
+
+        self.tasks = tasks
+        self.root = root
+        self.config = config
+        self.scan_executor = scan_executor
+        self.scan_gate = asyncio.Semaphore(max(1, scans))
+        self.excluded = Excluder(config.all_excludes())
+
+    async def scan(self, directory: Path, files: dict[str, str], label: str) -> Scan:
+        from truthplane.pipeline import ScanOptions, run_scan
+        from truthplane.scanner import Source
+
+        kept = {p: b for p, b in files.items() if not self.excluded(p)}
+        source = Source(kept, lambda: nullcontext(directory), label=label)
+        async with self.scan_gate:
+            return await asyncio.to_thread(run_scan, source, self.config, ScanOptions(executor=self.scan_executor))
+
+    async def tree_scan(self, tree: Tree) -> Scan:
+        async with tree.lock:
+            if tree.scan is None:
+                tree.scan = await self.scan(tree.directory, tree.files, f"generation {tree.generation}")
+            return tree.scan
+
+    async def run(self, task: Task, tree: Tree, worker: Worker, taskdir: Path) -> Outcome:
+        if task.kind == "command":
+            return await self._command(task, tree, worker, taskdir)
+        if task.kind == "patch":
+            return await self._patch(task, tree, worker, taskdir)
+        return await self._fix(task, tree, worker)
+
+    # ---- kinds -----------------------------------------------------------------------------
+
+    async def _command(self, task: Task, tree: Tree, worker: Worker, taskdir: Path) -> Outcome:
+        assert task.command is not None
+        marker = "truthplane-capture-" + secrets.token_hex(8)
+        skip = [name for name in self.config.all_excludes() if not any(ch in name for ch in "*?[/")]
+        manifest = json.dumps({"files": tree.files, "skip": skip, "marker": marker}).encode()
+        job = Job(command=["sh", "-c", WRAPPER], env={"TRUTHPLANE_COMMAND": task.command},
+                  files={CAPTURE_FILE: CAPTURE_SCRIPT.encode(), MANIFEST_FILE: manifest},
+                  source_dir=str(tree.directory), label=f"{task.id}: command",
+                  limits=Limits(timeout_s=task.timeout_s, network=task.network, max_output_bytes=256_000_000))
+        worker.doing = f"{task.id}: running {task.command[:40]}"
+        result = await worker.executor.run(job)
+        output, _, captured = result.stdout.rpartition("\n" + marker + "\n")
+        if not _:
+            output = result.stdout
+        tail = (output + result.stderr)[-OUTPUT_TAIL:]
+        check = {"command": task.command, "returncode": result.returncode, "timed_out": result.timed_out,
+                 "node": result.node, "attempts": result.attempts, "duration_s": round(result.duration_s, 3),
+                 "output_tail": tail, "notes": result.notes}
+        if result.timed_out:
+            return Outcome(Verdict.UNVERIFIED, [f"the command timed out after {task.timeout_s:g} s"], checks={"command": check})
+        if not _ or result.stdout_truncated:
+            why = "the output was too large" if result.stdout_truncated else f"exit {result.returncode}"
+            reason = f"could not collect the files the command changed ({why}): does the executor have python3?"
+            return Outcome(Verdict.UNVERIFIED, [reason], checks={"command": check})
+        if result.returncode != 0:
+            return Outcome(Verdict.REJECT, [f"the command failed (exit {result.returncode})"], checks={"command": check})
+        data = json.loads(captured)
+        changes: dict[str, bytes | None] = {rel: base64.b64decode(b64) for rel, b64 in data["changed"].items()}
+        changes.update({rel: None for rel in data["deleted"]})
+        changes = {rel: content for rel, content in changes.items() if not self.excluded(rel)}
+        after = taskdir / "after"
+        if changes:
+            await asyncio.to_thread(_materialise, tree.directory, after, changes)
+        diff = await asyncio.to_thread(unified_diff, tree.directory, after, sorted(changes))
+        outcome = await self._judge(task, tree, worker, after if changes else tree.directory, sorted(changes), diff)
+        outcome.checks["command"] = check
+        return outcome
+
+    async def _patch(self, task: Task, tree: Tree, worker: Worker, taskdir: Path) -> Outcome:
+        from truthplane.candidates import CandidateError, apply_candidate, check_patch
+        from truthplane.models import Candidate
+
+        text = self.tasks.patches[task.id]
+        candidate = Candidate(id=task.patch or task.id, source="patch", title=task.label, diff=text)
+        worker.doing = f"{task.id}: applying {task.patch}"
+        problems = await asyncio.to_thread(check_patch, tree.directory, candidate)
+        if problems:
+            return Outcome(Verdict.REJECT, problems, diff=text)
+        after = taskdir / "after"
+        await asyncio.to_thread(shutil.copytree, tree.directory, after, symlinks=True)
+        try:
+            touched = await asyncio.to_thread(apply_candidate, after, candidate)
+        except CandidateError as exc:
+            return Outcome(Verdict.REJECT, [str(exc)], diff=text)
+        return await self._judge(task, tree, worker, after, sorted(touched), text)
+
+    async def _fix(self, task: Task, tree: Tree, worker: Worker) -> Outcome:
+        from truthplane.loop import FixRequest, run_fix
+        from truthplane.pipeline import ScanOptions
+
+        target = task.fix_target()
+        assert target is not None
+        request = FixRequest(
+            root=tree.directory, target=target, finding=task.finding, providers=list(task.providers),
+            patches=[self.root / rel for rel in task.candidates], autofix=task.autofix,
+            test_cmd=task.acceptance.test_cmd, executor=worker.executor_name, timeout_s=task.timeout_s,
+        )
+        config = worker.config.model_copy(update={"gate": task.acceptance.policy(self.config.gate)})
+
+        def say(line: str) -> None:
+            worker.doing = f"{task.id}: {line[:60]}"
+
+        worker.doing = f"{task.id}: fixing {target}"
+        run = await run_fix(request, config, ScanOptions(executor=self.scan_executor), say)
+        result = run.result
+        builds = sum(1 for r in result.candidates if r.tests is not None) + sum(
+            len(r.repro.after_rc) for r in result.candidates if r.repro)
+        scanned = set(run.base.scan.files) if run.base else set()
+        checks = {"fix": {"candidates": [{"id": r.id, "source": r.source, "verdict": r.verdict.value,
+                                          "reasons": r.reasons} for r in result.candidates]}}
+        winner = next((r for r in result.candidates if r.id == result.winner), None)
+        if winner is None:
+            reasons = result.reasons + [f"{r.id}: {'; '.join(r.reasons)}" for r in result.candidates]
+            verdict = result.verdict if result.candidates else Verdict.REJECT
+            return Outcome(verdict, reasons or ["no candidate was approved"], checks=checks, scanned=scanned,
+                           builds=builds, cleanup=run.cleanup)
+        outside = [p for p in winner.touched if not task.may_touch(p)]
+        candidate = run.candidates[winner.id]
+        outcome = Outcome(Verdict.APPROVE, winner.reasons, touched=sorted(winner.touched), after=run.trees[winner.id],
+                          diff=candidate.diff, new=winner.new, fixed=winner.fixed, checks=checks, scanned=scanned,
+                          builds=builds, cleanup=run.cleanup, title=candidate.title)
+        if outside:
+            outcome.verdict = Verdict.REJECT
+            outcome.reasons = [f"the fix touches {', '.join(outside[:3])}, which the task may not touch"]
+        if winner.tests is not None:
+            outcome.checks["tests"] = winner.tests.model_dump()
+        return outcome
+
+    # ---- the common judgement of a change ---------------------------------------------------
+
+    async def _judge(self, task: Task, tree: Tree, worker: Worker, after: Path, touched: list[str], diff: str) -> Outcome:
+        from truthplane.candidates import CandidateError
+        from truthplane.gate import compare, judge
+        from truthplane.tamper import tamper_reasons
+
+        outcome = Outcome(Verdict.APPROVE, [], touched=touched, after=after if touched else None, diff=diff)
+        rejects: list[str] = []
+        if task.allowed():
+            outside = [p for p in touched if not task.may_touch(p)]
+            if outside:
+                rejects.append(f"changed {', '.join(outside[:3])}, which the task may not touch (files = {task.files})")
+        elif task.kind == "command" and touched:
+            rejects.append(f"changed {', '.join(touched[:3])}, but the task lists no files it may touch")
+        if diff and touched:
+            try:
+                rejects += tamper_reasons(diff, root=tree.directory)
+            except CandidateError:
+                pass  # a binary or unparsable change: the scan still judges it
+        if touched:
+            worker.doing = f"{task.id}: scanning"
+            after_files = dict(tree.files)
+            for rel in touched:
+                path = after / rel
+                if path.is_file():
+                    after_files[rel] = blob_id(path.read_bytes())
+                else:
+                    after_files.pop(rel, None)
+            before, after_scan = await asyncio.gather(self.tree_scan(tree), self.scan(after, after_files, task.id))
+            gate_diff, problems = compare(before, after_scan)
+            verdict, reasons = judge(gate_diff, problems, task.acceptance.policy(self.config.gate))
+            outcome.verdict, outcome.reasons = verdict, reasons
+            outcome.new, outcome.fixed = gate_diff.new, gate_diff.fixed
+            outcome.scanned = set(before.files) | set(after_scan.files)
+        else:
+            outcome.reasons = ["no file changed"]
+        if task.acceptance.test_cmd:
+            verdict, reason = await self._tests(task, worker, after if touched else tree.directory, outcome)
+            outcome.verdict = worst(outcome.verdict, verdict)
+            outcome.reasons.append(reason)
+        if rejects:
+            outcome.verdict = Verdict.REJECT
+            outcome.reasons = rejects + outcome.reasons
+        return outcome
+
+    async def _tests(self, task: Task, worker: Worker, directory: Path, outcome: Outcome) -> tuple[Verdict, str]:
+        command = task.acceptance.test_cmd
+        assert command is not None
+        worker.doing = f"{task.id}: testing"
+        job = Job(command=["sh", "-c", command], source_dir=str(directory), label=f"{task.id}: tests",
+                  limits=Limits(timeout_s=task.timeout_s, network=task.network))
+        result = await worker.executor.run(job)
+        outcome.checks["tests"] = {"command": command, "returncode": result.returncode, "timed_out": result.timed_out,
+                                   "node": result.node, "output_tail": (result.stdout + result.stderr)[-OUTPUT_TAIL:]}
+        if result.timed_out:
+            return Verdict.UNVERIFIED, f"the tests timed out after {task.timeout_s:g} s"
+        outcome.builds += 1
+        if result.returncode != 0:
+            return Verdict.REJECT, f"the tests fail (exit {result.returncode}): {command}"
+        return Verdict.APPROVE, f"the tests pass: {command}"
+
+
+def _materialise(source: Path, dest: Path, changes: dict[str, bytes | None]) -> None:
+    shutil.copytree(source, dest, symlinks=True)
+    for rel, content in changes.items():
+        path = dest / rel
+        if content is None:
+            path.unlink(missing_ok=True)
+        else:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(content)
+
+
+def unified_diff(before: Path, after: Path, touched: list[str]) -> str:
+    """A git-style diff of the touched files (a/ b/ paths, /dev/null for created and deleted ones)."""
+    parts = []
+    for rel in touched:
+        old, new = before / rel, after / rel
+        old_bytes = old.read_bytes() if old.is_file() else None
+        new_bytes = new.read_bytes() if new.is_file() else None
+        try:
+            old_lines = _lines(old_bytes)
+            new_lines = _lines(new_bytes)
+        except UnicodeDecodeError:
+            parts.append(f"diff --git a/{rel} b/{rel}\nBinary files differ\n")
+            continue
+        header_old = f"a/{rel}" if old_bytes is not None else "/dev/null"
+        header_new = f"b/{rel}" if new_bytes is not None else "/dev/null"
+        body = []
+        for line in difflib.unified_diff(old_lines, new_lines, header_old, header_new, n=3):
+            body.append(line if line.endswith("\n") else line + "\n\\ No newline at end of file\n")
+        parts.append("".join(body))
+    return "".join(parts)
+
+
+def _lines(content: bytes | None) -> list[str]:
+    return [] if content is None else content.decode("utf-8").splitlines(keepends=True)
+
+
+def describe(exc: BaseException) -> str:
+    if isinstance(exc, TruthplaneError):
+        return str(exc)
+    return f"unexpected {type(exc).__name__}: {exc}"

@@ -26,7 +26,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
 from truthplane.errors import ConfigError
 from truthplane.llm.config import LLMConfig
@@ -80,6 +80,14 @@ class VerifierConfig(_Strict):
     rules: list[str] | None = None
     # pytest
     test_args: list[str] | None = None
+    # eslint: more warnings than this make every warning high (eslint --max-warnings); run in the executor
+    max_warnings: int | None = Field(default=None, ge=0)
+    sandbox: bool = False
+    # tsc: the tsconfig to check (default tsconfig.json)
+    project: str | None = None
+    # codeql: the database language and the query pack or suite to analyse with
+    language: str | None = None
+    queries: str | None = None
 
 
 class ExecutorSettings(_Strict):
@@ -101,6 +109,12 @@ class Config(_Strict):
     llm: LLMConfig = Field(default_factory=LLMConfig)
     tasks: list[Any] = Field(default_factory=list, description="[[tasks]] for run-all; validated by truthplane.tasks")
     source: str | None = Field(default=None, description="the file this came from, for messages")
+    _root: Path | None = PrivateAttr(default=None)
+
+    @property
+    def root(self) -> Path | None:
+        """The repository this configuration was loaded for (where its node_modules lives)."""
+        return self._root
 
     @field_validator("verifiers")
     @classmethod
@@ -162,10 +176,27 @@ def parse_config(raw: dict[str, Any], source: str) -> Config:
     return config
 
 
+def _lists_verifiers(raw: dict[str, Any]) -> bool:
+    verifiers = raw.get("verifiers")
+    return isinstance(verifiers, list) or (isinstance(verifiers, dict) and "enabled" in verifiers)
+
+
+def _for_repository(config: Config, raw: dict[str, Any], root: Path) -> Config:
+    """Remember the repository, and add the JavaScript/TypeScript verifiers its files declare
+    (eslint config, tsconfig.json, npm lockfile) unless the configuration lists verifiers itself."""
+    from truthplane.verifiers._node import detect
+
+    if not _lists_verifiers(raw):
+        config.verifiers += [name for name in detect(root) if name not in config.verifiers]
+    config._root = root.resolve()
+    return config
+
+
 def load_config(root: Path, explicit: Path | None = None) -> Config:
     """Load the configuration for the repository at `root`.
 
-    `explicit` (--config) must exist. Otherwise truthplane.toml wins over [tool.truthplane].
+    `explicit` (--config) must exist. Otherwise truthplane.toml wins over [tool.truthplane]. Unless the
+    verifiers are listed, the defaults apply plus eslint, tsc and npm-audit where the repository has them.
     """
     if explicit is not None:
         if not explicit.is_file():
@@ -173,13 +204,14 @@ def load_config(root: Path, explicit: Path | None = None) -> Config:
         raw = _read_toml(explicit)
         if explicit.name == "pyproject.toml":
             raw = raw.get("tool", {}).get("truthplane", {})
-        return parse_config(raw, explicit.name)
+        return _for_repository(parse_config(raw, explicit.name), raw, root)
     toml_path = root / "truthplane.toml"
     if toml_path.is_file():
-        return parse_config(_read_toml(toml_path), "truthplane.toml")
+        raw = _read_toml(toml_path)
+        return _for_repository(parse_config(raw, "truthplane.toml"), raw, root)
     pyproject = root / "pyproject.toml"
     if pyproject.is_file():
         section = _read_toml(pyproject).get("tool", {}).get("truthplane")
         if section is not None:
-            return parse_config(section, "pyproject.toml [tool.truthplane]")
-    return Config()
+            return _for_repository(parse_config(section, "pyproject.toml [tool.truthplane]"), section, root)
+    return _for_repository(Config(), {}, root)

@@ -24,6 +24,11 @@ BUILTIN_VERIFIERS: dict[str, str] = {
     "mypy": "truthplane.verifiers.mypy:MypyVerifier",
     "pytest": "truthplane.verifiers.pytest_:PytestVerifier",
     "pip-audit": "truthplane.verifiers.pip_audit:PipAuditVerifier",
+    "eslint": "truthplane.verifiers.eslint:EslintVerifier",
+    "tsc": "truthplane.verifiers.tsc:TscVerifier",
+    "npm-audit": "truthplane.verifiers.npm_audit:NpmAuditVerifier",
+    "build": "truthplane.verifiers.build:BuildVerifier",
+    "codeql": "truthplane.verifiers.codeql:CodeqlVerifier",
     "command": "truthplane.verifiers.command:CommandVerifier",
 }
 
@@ -85,13 +90,19 @@ def check_selection(config: Config, only: list[str] | None) -> None:
             raise PluginError(f"unknown verifier {name!r}; configured: {', '.join(config.verifiers)}")
 
 
+def create_verifier(config: Config, name: str, context: VerifierContext) -> Verifier:
+    """One configured verifier; one whose tools live in node_modules learns the repository's root,
+    so a tree exported elsewhere (a gate's base) still finds them."""
+    cls = load("verifiers", verifier_type(config, name))
+    verifier = cls(name, config.options_for(name), context)
+    if config.root is not None and hasattr(verifier, "project_root"):
+        verifier.project_root = config.root
+    return verifier
+
+
 def create_verifiers(config: Config, context: VerifierContext, only: list[str] | None = None) -> list[Verifier]:
     check_selection(config, only)
-    verifiers = []
-    for name in only or config.verifiers:
-        cls = load("verifiers", verifier_type(config, name))
-        verifiers.append(cls(name, config.options_for(name), context))
-    return verifiers
+    return [create_verifier(config, name, context) for name in only or config.verifiers]
 
 
 def executor_options(name: str, config: Config | None) -> dict[str, Any]:

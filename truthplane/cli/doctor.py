@@ -13,11 +13,14 @@ def doctor(
     path: Path = typer.Argument(Path("."), help="Repository whose configuration to check.", file_okay=False),
     fmt: str = typer.Option("text", "--format", "-f", help="text or json."),
 ) -> int:
-    """List every verifier and executor: installed or not, version, why not usable, how to fix it."""
+    """List every verifier and executor: installed or not, version, why not usable, how to fix it.
+
+    eslint, tsc and npm-audit count as configured when the repository has an eslint config,
+    tsconfig.json or an npm lockfile; their tools are looked for in its node_modules/.bin, then PATH."""
     from truthplane.config import load_config
     from truthplane.errors import PluginError, UsageError
     from truthplane.models import ToolInfo
-    from truthplane.registry import executor_options, load, names, verifier_type
+    from truthplane.registry import create_verifier, executor_options, load, names
     from truthplane.verifiers.interface import VerifierContext
 
     if fmt not in ("text", "json"):
@@ -27,8 +30,7 @@ def doctor(
     rows: list[tuple[str, str, bool, ToolInfo]] = []
     for name in sorted(set(names("verifiers")) - {"command"} | set(config.verifiers)):
         try:
-            cls = load("verifiers", verifier_type(config, name))
-            info = cls(name, config.options_for(name), context).available()
+            info = create_verifier(config, name, context).available()
         except PluginError as exc:
             info = ToolInfo(name=name, installed=False, reason=str(exc))
         rows.append(("verifier", name, name in config.verifiers, info))

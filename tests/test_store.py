@@ -26,7 +26,22 @@ def test_default_path_schema_and_wal(tmp_path: Path) -> None:
         assert store.schema_version() == SCHEMA_VERSION
         assert store.read(lambda db: db.execute("PRAGMA journal_mode").fetchone()[0]) == "wal"
         tables = store.read(lambda db: {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")})
-        assert {"schema_version", "llm_usage"} <= tables
+        assert {"schema_version", "llm_usage", "runs", "tasks", "candidates", "verdicts", "evidence_files"} <= tables
+
+
+def test_a_version_1_file_gains_the_history_tables_and_keeps_its_usage(tmp_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "h.sqlite3"
+    monkeypatch.setattr(store_module, "MIGRATIONS", store_module.MIGRATIONS[:1])
+    monkeypatch.setattr(store_module, "SCHEMA_VERSION", 1)
+    with Store.open(path) as store:
+        _insert(store, "old", tokens=3)
+        assert "runs" not in store.read(lambda db: {r[0] for r in db.execute("SELECT name FROM sqlite_master")})
+    monkeypatch.undo()
+    with Store.open(path) as store:
+        assert store.schema_version() == SCHEMA_VERSION >= 2
+        assert store.usage_totals(run_id="old").tokens == 3
+        assert store.read(lambda db: db.execute("SELECT COUNT(*) FROM runs").fetchone()[0]) == 0
 
 
 def test_reopen_keeps_rows_and_does_not_migrate_again(tmp_path: Path) -> None:
@@ -44,12 +59,12 @@ def test_a_new_migration_is_applied_to_an_old_file(tmp_path: Path, monkeypatch: 
     path = tmp_path / "h.sqlite3"
     with Store.open(path) as store:
         _insert(store, "old")
-    later = [*store_module.MIGRATIONS, "CREATE TABLE runs (id TEXT PRIMARY KEY, started_at REAL NOT NULL);"]
+    later = [*store_module.MIGRATIONS, "CREATE TABLE later (id TEXT PRIMARY KEY, started_at REAL NOT NULL);"]
     monkeypatch.setattr(store_module, "MIGRATIONS", later)
     monkeypatch.setattr(store_module, "SCHEMA_VERSION", len(later))
     with Store.open(path) as store:
         assert store.schema_version() == len(later)
-        store.read(lambda db: db.execute("INSERT INTO runs VALUES ('r', 0)"))
+        store.read(lambda db: db.execute("INSERT INTO later VALUES ('r', 0)"))
         assert store.usage_totals(run_id="old").calls == 1
 
 

@@ -1,12 +1,22 @@
 """The evidence of a run: `.truth-plane-results/execution_<UTC>.json` in the original Truth Plane format
 (start/end time, baseline, tasks with verification, modifications, truth_gate, git_evidence,
 honest_metrics, overall_verdict). Every figure is counted from what happened, never estimated.
+
+`write_execution(root, record)` is the one way a record is written, by `fix` and `run-all` alike. In
+the same call it:
+- moves each task's `logs` ({name: text}) into content-addressed files
+  `.truth-plane-results/logs/<sha256>.log`, leaving {name: {path, sha256, bytes}} in the task;
+- hashes every `evidence_files` entry the caller lists (a repo-relative path, or {path, kind});
+  each becomes {path, kind, sha256, bytes}, as do the log files (kind "log");
+- chains the record (truthplane.ledger: run_id, sequence, previous_hash, field_hashes,
+  record_hash, ledger_format), writes it atomically with its in-toto attestation beside it, moves
+  the chain head and records the run in the history, all under the history's write lock.
+The keys it adds are set on the caller's dict too, so the caller can read `run_id`.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -18,6 +28,8 @@ if TYPE_CHECKING:
     from truthplane.loop import FixRun
 
 DIFF_PREVIEW = 4000
+RESULTS_DIR = ".truth-plane-results"
+LOGS_DIR = "logs"
 _STATUS = {Verdict.APPROVE: "SUCCESS", Verdict.REVIEW: "NEEDS_REVIEW", Verdict.REJECT: "REJECTED", Verdict.UNVERIFIED: "UNVERIFIED"}
 
 
@@ -61,6 +73,7 @@ def fix_record(run: FixRun, *, applied: bool, commit: str | None) -> dict[str, A
                 "applied": applied and is_winner,
                 "diff_preview": (candidate.diff[:DIFF_PREVIEW] if candidate else ""),
             },
+            "logs": {"diff": candidate.diff} if candidate else {},
             "llm": ({"provider": candidate.provider, "model": candidate.model, "prompt_hash": candidate.prompt_hash,
                      "cost_usd": candidate.cost_usd} if candidate and candidate.source == "llm" else None),
         })
@@ -93,13 +106,60 @@ def fix_record(run: FixRun, *, applied: bool, commit: str | None) -> dict[str, A
     }
 
 
+def _repo_relative(root: Path, value: str) -> str:
+    from truthplane.errors import InputError
+
+    path = Path(value)
+    resolved = (path if path.is_absolute() else root / path).resolve()
+    try:
+        return resolved.relative_to(root.resolve()).as_posix()
+    except ValueError:
+        raise InputError(f"evidence file {value} is outside {root}: only files in the repository can be evidence") from None
+
+
+def _log_files(root: Path, record: dict[str, Any]) -> list[dict[str, Any]]:
+    found = []
+    for task in record["tasks"]:
+        logs = task.get("logs")
+        if not isinstance(logs, dict):
+            continue
+        for name, content in list(logs.items()):
+            if isinstance(content, dict) and "sha256" in content:
+                found.append({"path": content["path"], "kind": "log"})
+                continue
+            data = content.encode("utf-8", errors="replace") if isinstance(content, str) else bytes(content or b"")
+            digest = hashlib.sha256(data).hexdigest()
+            rel = f"{RESULTS_DIR}/{LOGS_DIR}/{digest}.log"
+            if sha256_file(root / rel) != digest:
+                atomic_write(root / rel, data)
+            logs[name] = {"path": rel, "sha256": digest, "bytes": len(data)}
+            found.append({"path": rel, "kind": "log"})
+    return found
+
+
+def _evidence_files(root: Path, record: dict[str, Any]) -> list[dict[str, Any]]:
+    from truthplane.errors import InputError
+
+    items: dict[str, dict[str, Any]] = {}
+    listed = [item if isinstance(item, dict) else {"path": str(item)} for item in record.get("evidence_files") or []]
+    for item in [*listed, *_log_files(root, record)]:
+        rel = _repo_relative(root, str(item.get("path")))
+        digest = sha256_file(root / rel)
+        if digest is None:
+            raise InputError(f"evidence file {rel} does not exist: write it before the execution record")
+        kind = str(item.get("kind") or ("sarif" if rel.endswith(".sarif") else "file"))
+        items[rel] = {"path": rel, "kind": kind, "sha256": digest, "bytes": (root / rel).stat().st_size}
+    return list(items.values())
+
+
 def write_execution(root: Path, record: dict[str, Any]) -> Path:
-    directory = root / ".truth-plane-results"
-    stamp = datetime.now(UTC).strftime("%Y%m%d_%H%M%S")
-    path = directory / f"execution_{stamp}.json"
-    n = 1
-    while path.exists():
-        path = directory / f"execution_{stamp}_{n}.json"
-        n += 1
-    atomic_write(path, json.dumps(record, indent=2) + "\n")
-    return path
+    """Write, chain and record one execution record; returns the execution file's path."""
+    from truthplane import ledger
+    from truthplane.errors import InputError
+
+    if not isinstance(record.get("tasks"), list) or not all(isinstance(t, dict) for t in record["tasks"]):
+        raise InputError("an execution record needs tasks: a list of objects")
+    if not record.get("kind") or "overall_verdict" not in record:
+        raise InputError("an execution record needs kind and overall_verdict")
+    record["evidence_files"] = _evidence_files(root, record)
+    return ledger.append(root, record)

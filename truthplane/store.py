@@ -3,8 +3,9 @@
 Default path: `<repo>/.truth-plane-results/history.sqlite3`. The schema is versioned: `schema_version`
 holds the version, `MIGRATIONS` lists the scripts that bring a file from one version to the next,
 and `Store.open` applies the missing ones in a write transaction, so two processes opening an old
-file at once migrate it once. To add tables (runs, tasks, candidates, verdicts), append a migration;
-never edit a shipped one.
+file at once migrate it once. To add tables, append a migration; never edit a shipped one.
+Migration 2 holds the evidence history (runs, tasks, candidates, verdicts, evidence_files), written
+by `truthplane.history` in the same transaction that appends a record to the hash chain.
 
 Safe for concurrent use: each thread gets its own connection; writers take the database lock with
 BEGIN IMMEDIATE and wait up to `busy_timeout_s` for it; WAL lets readers run beside a writer.
@@ -47,6 +48,71 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX llm_usage_run ON llm_usage (run_id);
     CREATE INDEX llm_usage_day ON llm_usage (day);
+    """,
+    # 2: the evidence history, one row per execution record (truthplane/history.py writes and reads it);
+    # costs come from llm_usage joined on run_id, and from the candidates' own cost_usd
+    """
+    CREATE TABLE runs (
+        run_id TEXT PRIMARY KEY,
+        sequence INTEGER NOT NULL UNIQUE,
+        kind TEXT NOT NULL,
+        tool TEXT NOT NULL DEFAULT '',
+        start_time TEXT NOT NULL DEFAULT '',
+        end_time TEXT NOT NULL DEFAULT '',
+        recorded_at REAL NOT NULL,
+        overall_verdict TEXT NOT NULL,
+        path TEXT NOT NULL,
+        record_hash TEXT NOT NULL UNIQUE,
+        previous_hash TEXT,
+        file_sha256 TEXT NOT NULL,
+        tasks INTEGER NOT NULL DEFAULT 0,
+        approvals INTEGER NOT NULL DEFAULT 0,
+        rejections INTEGER NOT NULL DEFAULT 0,
+        commits INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE INDEX runs_recorded ON runs (recorded_at);
+    CREATE TABLE tasks (
+        run_id TEXT NOT NULL REFERENCES runs (run_id),
+        task_id TEXT NOT NULL,
+        title TEXT NOT NULL DEFAULT '',
+        status TEXT NOT NULL DEFAULT '',
+        PRIMARY KEY (run_id, task_id)
+    );
+    CREATE TABLE candidates (
+        run_id TEXT NOT NULL REFERENCES runs (run_id),
+        task_id TEXT NOT NULL,
+        candidate_id TEXT NOT NULL,
+        source TEXT NOT NULL DEFAULT '',
+        provider TEXT NOT NULL DEFAULT '',
+        model TEXT NOT NULL DEFAULT '',
+        prompt_hash TEXT NOT NULL DEFAULT '',
+        cost_usd REAL,
+        files_modified INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (run_id, task_id, candidate_id)
+    );
+    CREATE TABLE verdicts (
+        run_id TEXT NOT NULL REFERENCES runs (run_id),
+        task_id TEXT NOT NULL,
+        candidate_id TEXT NOT NULL,
+        verdict TEXT NOT NULL,
+        reason TEXT NOT NULL DEFAULT '',
+        new_findings INTEGER NOT NULL DEFAULT 0,
+        fixed_findings INTEGER NOT NULL DEFAULT 0,
+        commit_sha TEXT,
+        applied INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (run_id, task_id, candidate_id)
+    );
+    CREATE INDEX verdicts_verdict ON verdicts (verdict);
+    CREATE TABLE evidence_files (
+        run_id TEXT NOT NULL REFERENCES runs (run_id),
+        path TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        sha256 TEXT NOT NULL,
+        bytes INTEGER NOT NULL DEFAULT 0,
+        pruned_at REAL,
+        PRIMARY KEY (run_id, path)
+    );
+    CREATE INDEX evidence_files_path ON evidence_files (path);
     """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -32,6 +32,8 @@ COMMAND_MODULES = (
     "truthplane.cli.doctor",
     "truthplane.cli.fix",
     "truthplane.cli.exec_",
+    "truthplane.cli.history",
+    "truthplane.cli.verify",
     "truthplane.cli.run_all",
 )
 

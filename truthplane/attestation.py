@@ -1,0 +1,97 @@
+"""An in-toto Statement v1 beside each execution record, in a DSSE envelope, optionally MAC-signed.
+
+`execution_<UTC>.intoto.json` is a DSSE envelope (payloadType application/vnd.in-toto+json) whose
+payload is an in-toto Statement: the subject is the execution file (its sha256) and every commit it
+records (gitCommit digest); the predicate carries the run id, the record hash and the chain link.
+
+Signing is a shared-secret HMAC-SHA256 over DSSE's pre-authentication encoding, keyed by the
+TRUTHPLANE_SIGNING_KEY environment variable. It is not a public-key signature: whoever can check it
+can also make one. Without the variable the envelope has no signatures.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import os
+from typing import Any
+
+KEY_ENV = "TRUTHPLANE_SIGNING_KEY"
+PAYLOAD_TYPE = "application/vnd.in-toto+json"
+STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
+PREDICATE_TYPE = "https://truthplane.dev/attestation/execution/v1"
+SUFFIX = ".intoto.json"
+
+
+def signing_key() -> bytes | None:
+    value = os.environ.get(KEY_ENV, "")
+    return value.encode("utf-8") if value else None
+
+
+def key_id(key: bytes) -> str:
+    return "hmac-sha256:" + hashlib.sha256(b"truthplane-keyid:" + key).hexdigest()[:16]
+
+
+def _pae(payload_type: str, body: bytes) -> bytes:
+    kind = payload_type.encode("utf-8")
+    return b"DSSEv1 %d %s %d %s" % (len(kind), kind, len(body), body)
+
+
+def _mac(key: bytes, body: bytes) -> str:
+    return base64.b64encode(hmac.new(key, _pae(PAYLOAD_TYPE, body), hashlib.sha256).digest()).decode("ascii")
+
+
+def statement(record: dict[str, Any], file_name: str, file_sha256: str) -> dict[str, Any]:
+    subjects: list[dict[str, Any]] = [{"name": file_name, "digest": {"sha256": file_sha256}}]
+    commits = sorted({str(task.get("git_evidence", {}).get("commit_sha")) for task in record.get("tasks", [])
+                      if isinstance(task, dict) and (task.get("git_evidence") or {}).get("commit_sha")})
+    subjects += [{"name": f"git-commit:{sha}", "digest": {"gitCommit": sha}} for sha in commits]
+    return {
+        "_type": STATEMENT_TYPE,
+        "subject": subjects,
+        "predicateType": PREDICATE_TYPE,
+        "predicate": {
+            "run_id": record.get("run_id"), "kind": record.get("kind"), "sequence": record.get("sequence"),
+            "record_hash": record.get("record_hash"), "previous_hash": record.get("previous_hash"),
+            "overall_verdict": record.get("overall_verdict"),
+            "start_time": record.get("start_time"), "end_time": record.get("end_time"),
+        },
+    }
+
+
+def envelope(record: dict[str, Any], file_name: str, file_sha256: str, key: bytes | None) -> str:
+    body = json.dumps(statement(record, file_name, file_sha256), sort_keys=True, separators=(",", ":")).encode()
+    signatures = [{"keyid": key_id(key), "sig": _mac(key, body)}] if key else []
+    document = {"payloadType": PAYLOAD_TYPE, "payload": base64.b64encode(body).decode("ascii"), "signatures": signatures}
+    return json.dumps(document, indent=2) + "\n"
+
+
+def check(text: str, record: dict[str, Any], file_name: str, file_sha256: str,
+          key: bytes | None) -> tuple[list[str], list[str]]:
+    """(problems, notes) of an envelope against the execution file it sits beside."""
+    try:
+        document = json.loads(text)
+        body = base64.b64decode(document["payload"], validate=True)
+        payload = json.loads(body)
+        signatures = list(document.get("signatures") or [])
+    except (ValueError, KeyError, TypeError) as exc:
+        return [f"not a readable DSSE envelope ({type(exc).__name__})"], []
+    problems, notes = [], []
+    if document.get("payloadType") != PAYLOAD_TYPE or payload.get("_type") != STATEMENT_TYPE:
+        problems.append("payloadType or _type is not an in-toto Statement v1")
+    if payload != statement(record, file_name, file_sha256):
+        problems.append("the statement does not match the execution file (subject digest or predicate differs)")
+    if not signatures:
+        notes.append("attestation is not signed")
+    elif key is None:
+        notes.append(f"attestation is signed but {KEY_ENV} is not set: signature not checked")
+    else:
+        expected = {"keyid": key_id(key), "sig": _mac(key, body)}
+        if not any(hmac.compare_digest(json.dumps(s, sort_keys=True), json.dumps(expected, sort_keys=True))
+                   for s in signatures if isinstance(s, dict)):
+            problems.append(f"no signature is valid for the key in {KEY_ENV}")
+        else:
+            notes.append("attestation signature valid")
+    return problems, notes

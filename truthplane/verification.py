@@ -1,0 +1,262 @@
+"""`truthplane verify`: re-check execution records from the files and the git objects alone.
+
+Checked, for the whole chain: every record's bytes, field hashes and record hash; sequence numbers
+without gaps or forks; each `previous_hash` against the record before; the head file and the
+history's `runs` table against the files (either may be missing; neither is trusted). For each run
+checked: every evidence file's sha256 (a log `gc` removed on purpose is reported, not failed); the
+attestation beside the record; and for every recorded commit: the object exists, is not replaced
+(refs/replace), hashes to its id, touches exactly the recorded files against its first parent, and
+holds blobs whose sha256 are the recorded `sha256_after` (and the parent's, `sha256_before`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from truthplane import attestation, ledger
+from truthplane.errors import ExitCode, InputError, UsageError
+
+
+@dataclass
+class VerifyReport:
+    checked: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    unverifiable: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def exit_code(self) -> int:
+        if self.problems:
+            return int(ExitCode.REJECT)
+        return int(ExitCode.UNVERIFIED) if self.unverifiable else int(ExitCode.OK)
+
+    def as_dict(self) -> dict[str, Any]:
+        verdict = {0: "VERIFIED", 1: "TAMPERED", 4: "UNVERIFIED"}[self.exit_code]
+        return {"verdict": verdict, "problems": self.problems, "unverifiable": self.unverifiable,
+                "checked": self.checked, "notes": self.notes}
+
+
+def _git(root: Path, *args: str) -> bytes | None:
+    """Read-only git, blind to refs/replace so a replacement cannot stand in for a recorded object."""
+    env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "GIT_OPTIONAL_LOCKS": "0", "LC_ALL": "C",
+           "GIT_NO_REPLACE_OBJECTS": "1"}
+    try:
+        proc = subprocess.run(["git", *args], cwd=root, capture_output=True, env=env, timeout=120, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return proc.stdout if proc.returncode == 0 else None
+
+
+def _object_id(kind: bytes, content: bytes) -> str:
+    return hashlib.sha1(kind + b" %d\0" % len(content) + content, usedforsecurity=False).hexdigest()
+
+
+def _blob(root: Path, commit: str, path: str) -> tuple[str | None, str | None]:
+    """(sha256 of the file in `commit`, or None when absent; a problem, or None)."""
+    spec = _git(root, "rev-parse", "--verify", "-q", f"{commit}:{path}")
+    if spec is None:
+        return None, None
+    blob_id = spec.decode().strip()
+    content = _git(root, "cat-file", "blob", blob_id)
+    if content is None:
+        return None, f"blob {blob_id} of {path} cannot be read"
+    if _object_id(b"blob", content) != blob_id:
+        return None, f"blob {blob_id} of {path} does not hash to its id (the object file was altered)"
+    return hashlib.sha256(content).hexdigest(), None
+
+
+def check_commit(root: Path, sha: str, modifications: list[dict[str, Any]]) -> list[str]:
+    short = sha[:12]
+    replaced = _git(root, "for-each-ref", "--format=%(objectname)", f"refs/replace/{sha}")
+    problems = []
+    if replaced and replaced.strip():
+        problems.append(f"commit {short} is replaced by {replaced.decode().strip()[:12]} (refs/replace): "
+                        "git shows other content under the recorded id")
+    raw = _git(root, "cat-file", "commit", sha)
+    if raw is None:
+        return [*problems, f"commit {short} does not exist in this repository"]
+    if _object_id(b"commit", raw) != sha:
+        return [*problems, f"commit {short}: its object does not hash to its id (the object file was altered)"]
+    header = raw.split(b"\n\n", 1)[0].decode("utf-8", errors="replace").splitlines()
+    parents = [line.split()[1] for line in header if line.startswith("parent ")]
+    parent = parents[0] if parents else None
+    listing = _git(root, "diff-tree", "-r", "--no-renames", "-z", "--name-only", "--no-commit-id",
+                   *([parent, sha] if parent else ["--root", sha]))
+    if listing is None:
+        return [*problems, f"commit {short}: its tree cannot be read"]
+    changed = {p.decode("utf-8", errors="surrogateescape") for p in listing.split(b"\0") if p}
+    recorded = {str(m.get("file")) for m in modifications}
+    for path in sorted(changed - recorded):
+        problems.append(f"commit {short} changes {path}, which the record does not list")
+    for path in sorted(recorded - changed):
+        problems.append(f"commit {short} does not change {path}, which the record lists as modified")
+    for mod in modifications:
+        path = str(mod.get("file"))
+        after, trouble = _blob(root, sha, path)
+        before, trouble_before = _blob(root, parent, path) if parent else (None, None)
+        problems += [f"commit {short}: {t}" for t in (trouble, trouble_before) if t]
+        if not trouble and after != mod.get("sha256_after"):
+            problems.append(f"commit {short}: {path} has sha256 {str(after)[:16]}, "
+                            f"the record says sha256_after {str(mod.get('sha256_after'))[:16]}")
+        if not trouble_before and before != mod.get("sha256_before"):
+            problems.append(f"commit {short}: {path} in its parent has sha256 {str(before)[:16]}, "
+                            f"the record says sha256_before {str(mod.get('sha256_before'))[:16]}")
+    return problems
+
+
+def _chain_problems(root: Path, chain: ledger.Chain, report: VerifyReport) -> dict[int, ledger.Entry]:
+    by_sequence: dict[int, list[ledger.Entry]] = {}
+    for entry in chain.entries:
+        report.problems += [f"{_rel(root, entry.path)}: {name}: {detail}" for name, detail in entry.problems]
+        sequence = entry.record.get("sequence") if entry.record else None
+        if entry.record is not None and not isinstance(sequence, int):
+            report.problems.append(f"{_rel(root, entry.path)}: sequence: missing or not a number")
+        elif isinstance(sequence, int):
+            by_sequence.setdefault(sequence, []).append(entry)
+    for sequence, same in sorted(by_sequence.items()):
+        if len(same) > 1:
+            names = " and ".join(_rel(root, e.path) for e in same)
+            report.problems.append(f"sequence {sequence}: appears in {names} (a forked chain)")
+    last = max(by_sequence, default=0)
+    for sequence in range(1, last + 1):
+        if sequence not in by_sequence:
+            report.problems.append(f"sequence {sequence}: record missing from {ledger.RESULTS_DIR} (deleted?); "
+                                   f"the chain is broken between {sequence - 1} and {sequence + 1}")
+            continue
+        entry = by_sequence[sequence][0]
+        assert entry.record is not None
+        previous = entry.record.get("previous_hash")
+        if sequence == 1 and previous is not None:
+            report.problems.append(f"{_rel(root, entry.path)}: previous_hash: the first record links to another")
+        elif sequence - 1 in by_sequence and previous != by_sequence[sequence - 1][0].record.get("record_hash"):  # type: ignore[union-attr]
+            report.problems.append(f"{_rel(root, entry.path)}: previous_hash: does not match record {sequence - 1} "
+                                   f"({_rel(root, by_sequence[sequence - 1][0].path)})")
+    head = ledger.read_head_file(root / ledger.RESULTS_DIR)
+    where = f"{ledger.RESULTS_DIR}/{ledger.HEAD_FILE}"
+    if head is None and by_sequence:
+        report.problems.append(f"{where}: missing or unreadable")
+    elif head is not None and head.sequence > last:
+        report.problems.append(f"{where}: the chain ends at {head.sequence}, but records {last + 1}..{head.sequence} "
+                               "are missing (deleted?)")
+    elif head is not None and head.sequence < last:
+        report.problems.append(f"{where}: says the chain ends at {head.sequence}, but record {last} exists")
+    elif head is not None and last and head.record_hash != by_sequence[last][0].record.get("record_hash"):  # type: ignore[union-attr]
+        report.problems.append(f"{where}: record_hash differs from record {last}'s")
+    return {sequence: same[0] for sequence, same in by_sequence.items()}
+
+
+def _history_problems(root: Path, chain: dict[int, ledger.Entry], report: VerifyReport) -> dict[str, float]:
+    from truthplane.history import all_run_hashes, pruned_paths
+    from truthplane.store import Store, default_path
+
+    if not default_path(root).is_file():
+        report.notes.append("no history database: the chain was checked from the files alone")
+        return {}
+    with Store.open(root=root) as store:
+        rows, pruned = all_run_hashes(store), pruned_paths(store)
+    by_run = {str(e.record.get("run_id")): e for e in chain.values() if e.record}
+    for run_id, sequence, record_hash, path in rows:
+        entry = by_run.get(run_id)
+        if entry is None:
+            report.problems.append(f"{path}: missing (the history has run {run_id}, sequence {sequence})")
+        elif entry.record and entry.record.get("record_hash") != record_hash:
+            report.problems.append(f"{_rel(root, entry.path)}: record_hash: differs from the history's for run {run_id}")
+    unknown = sorted(set(by_run) - {row[0] for row in rows})
+    if unknown:
+        report.notes.append(f"{len(unknown)} run(s) in the files are not in the history (was it moved aside?)")
+    return pruned
+
+
+def check_run(root: Path, entry: ledger.Entry, pruned: dict[str, float], report: VerifyReport) -> None:
+    record = entry.record or {}
+    name = _rel(root, entry.path)
+    before = len(report.problems)
+    files = 0
+    for item in record.get("evidence_files") or []:
+        path = str(item.get("path"))
+        target = root / path
+        if target.is_file():
+            if hashlib.sha256(target.read_bytes()).hexdigest() != item.get("sha256"):
+                report.problems.append(f"{path}: sha256 differs from the one {name} records (evidence_files)")
+            files += 1
+        elif path in pruned and item.get("kind") == "log":
+            report.notes.append(f"{path}: removed by `truthplane gc` (its sha256 stays in {name})")
+        else:
+            report.problems.append(f"{path}: missing (recorded in {name} evidence_files)")
+    sidecar = entry.path.with_name(entry.path.stem + attestation.SUFFIX)
+    if not sidecar.is_file():
+        report.problems.append(f"{_rel(root, sidecar)}: missing (the attestation of {name})")
+    else:
+        bad, notes = attestation.check(sidecar.read_text(encoding="utf-8", errors="replace"), record,
+                                       entry.path.name, hashlib.sha256(entry.data).hexdigest(), attestation.signing_key())
+        report.problems += [f"{_rel(root, sidecar)}: {b}" for b in bad]
+        report.notes += [f"{_rel(root, sidecar)}: {n}" for n in notes]
+    commits = 0
+    for n, task in enumerate(t for t in record.get("tasks") or [] if isinstance(t, dict)):
+        sha = (task.get("git_evidence") or {}).get("commit_sha")
+        if not sha:
+            continue
+        if _git(root, "rev-parse", "--git-dir") is None:
+            report.unverifiable.append(f"{name}: tasks[{n}] records commit {str(sha)[:12]}, but {root} is not a "
+                                       "git repository here (or git is missing)")
+            continue
+        commits += 1
+        report.problems += [f"{name}: tasks[{n}] ({task.get('task_id')}): {p}"
+                            for p in check_commit(root, str(sha), list(task.get("modifications") or []))]
+    if len(report.problems) == before:
+        report.checked.append(f"run {record.get('run_id')} (sequence {record.get('sequence')}, {name}): "
+                              f"record, chain link, attestation, {files} evidence file(s), {commits} commit(s)")
+
+
+def _rel(root: Path, path: Path) -> str:
+    try:
+        return path.resolve().relative_to(root.resolve()).as_posix()
+    except ValueError:
+        return str(path)
+
+
+def verify(root: Path, target: str | None = None) -> VerifyReport:
+    """Check the whole chain, then every run (or only `target`: a run id, a prefix of one, or a file)."""
+    report = VerifyReport()
+    chain = ledger.load_chain(root / ledger.RESULTS_DIR)
+    if not chain.entries and target is None:
+        raise InputError(f"no chained execution records in {root / ledger.RESULTS_DIR}: nothing to verify")
+    if chain.legacy:
+        report.notes.append(f"{len(chain.legacy)} record(s) written before the ledger existed are not chained")
+    by_sequence = _chain_problems(root, chain, report)
+    pruned = _history_problems(root, by_sequence, report)
+    selected = list(by_sequence.values())
+    if target is not None:
+        selected = _select(root, target, selected, report)
+    for entry in sorted(selected, key=lambda e: (e.record or {}).get("sequence", 0)):
+        check_run(root, entry, pruned, report)
+    return report
+
+
+def _select(root: Path, target: str, entries: list[ledger.Entry], report: VerifyReport) -> list[ledger.Entry]:
+    path = Path(target)
+    if path.is_file():
+        own = ledger.check_entry(path, path.read_bytes())
+        if own.record is None or "record_hash" not in own.record:
+            raise InputError(f"{target} is not a chained execution record")
+        same = [e for e in entries if e.record and e.record.get("run_id") == own.record.get("run_id")]
+        if path.resolve() not in {e.path.resolve() for e in entries}:
+            report.problems += [f"{target}: {name}: {detail}" for name, detail in own.problems]
+            if not same:
+                report.problems.append(f"{target}: run {own.record.get('run_id')} is not in the chain of {root}")
+            elif same[0].record and same[0].record.get("record_hash") != own.record.get("record_hash"):
+                report.problems.append(f"{target}: record_hash differs from the chained record {_rel(root, same[0].path)}")
+        return same or [own]
+    matches = [e for e in entries if str((e.record or {}).get("run_id", "")).startswith(target)]
+    if not matches and any(target in problem for problem in report.problems):
+        return []  # its record file is gone: already a problem
+    if not matches:
+        raise UsageError(f"no run {target!r} among the execution records of {root}: `truthplane history` lists them")
+    if len(matches) > 1 and not any((e.record or {}).get("run_id") == target for e in matches):
+        raise UsageError(f"{target!r} matches {len(matches)} runs: give more of the run id")
+    return [e for e in matches if (e.record or {}).get("run_id") == target] or matches

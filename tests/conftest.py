@@ -16,6 +16,11 @@ import pytest
 
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 
+# the node tools .ci/npm.sh installs (eslint, tsc): last on PATH, so they never shadow the system's
+_NPM_BIN = Path(os.environ.get("TRUTHPLANE_NPM_PREFIX", "/opt/truthplane/npm")) / "node_modules" / ".bin"
+if _NPM_BIN.is_dir() and str(_NPM_BIN) not in os.environ.get("PATH", "").split(os.pathsep):
+    os.environ["PATH"] = os.environ.get("PATH", "") + os.pathsep + str(_NPM_BIN)
+
 # how to tell a component is present, for components that are not one executable on PATH
 _PROBES: dict[str, Callable[[], bool]] = {}
 

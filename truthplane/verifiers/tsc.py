@@ -99,8 +99,10 @@ class TscVerifier(NodeTool, Verifier):
             elif current is not None and line.startswith(" ") and line.strip():
                 continuation.append(line.strip())
             elif line.strip():
-                flush()
-                current, continuation = None, []
+                raise VerifierError(
+                    self.instance_name,
+                    f"tsc printed something that is not a diagnostic ({one_line(line, 120)!r}); run it by hand",
+                )
         flush()
         for finding in findings:
             if not finding.path and _CONFIG_CODES.match(finding.rule_id):

@@ -27,9 +27,10 @@ def _since(text: str | None) -> float | None:
     from truthplane.history import parse_age
 
     try:
-        return datetime.fromisoformat(text).replace(tzinfo=UTC).timestamp() if text[:1].isdigit() and "-" in text \
-            else time.time() - parse_age(text)
-    except ValueError:
+        if text[:1].isdigit() and "-" in text:
+            return datetime.fromisoformat(text).replace(tzinfo=UTC).timestamp()
+        return time.time() - parse_age(text)
+    except (ValueError, UsageError):
         raise UsageError(f"--since takes an age (24h, 7d) or a UTC date (2026-11-23), not {text!r}") from None
 
 

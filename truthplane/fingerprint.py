@@ -275,11 +275,14 @@ def match(
     *,
     before_files: Iterable[str] | None = None,
     after_files: Iterable[str] | None = None,
+    same_files: Iterable[str] | None = None,
 ) -> Diff:
     """Pair findings of two states: Diff(new=after-only, fixed=before-only, unchanged=after side of pairs).
 
     `renames` maps old path -> new path (from git's rename detection), may be None. `before_files` and
     `after_files` are the paths that exist in each state; without them the findings' paths stand in.
+    `same_files` are paths whose content is identical in both states: there, a finding reported exactly
+    alike on both sides is paired first (the bulk of a gate, at the cost of a dict lookup).
 
     Each pass sees only what the earlier ones left: (1) the tool's identity; (2) path after renames +
     fingerprint (rule, symbol, context); (3) path + context, for code moved between functions; (4) files
@@ -317,6 +320,15 @@ def match(
     def here(f: Finding) -> str:
         return f.path
 
+    if same_files is not None:
+        same = set(same_files) - set(renames) - set(renames.values())
+
+        def alike(f: Finding) -> Key | None:
+            if f.path not in same:
+                return None
+            return (f.verifier, f.rule_id, f.path, f.fingerprint, f.identity, str(f.start_line), str(f.start_column), f.message)
+
+        run(alike, alike)
     run(by_identity, by_identity)
     run(by_fingerprint(moved), by_fingerprint(here))
     run(by_context(moved), by_context(here))

@@ -41,6 +41,7 @@ def compare(before: Scan, after: Scan, renames: Mapping[str, str] | None = None)
         # SARIF inputs carry no file list: the paths seen among findings stand in
         before_files=set(before.files) or None,
         after_files=set(after.files) or None,
+        same_files=[p for p, blob in after.files.items() if before.files.get(p) == blob] if before.files else None,
     )
     return diff, problems
 

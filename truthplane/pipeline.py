@@ -13,7 +13,7 @@ from truthplane.errors import GitError
 from truthplane.gate import evaluate
 from truthplane.models import GateResult, Scan
 from truthplane.results import latest_baseline, load_scan
-from truthplane.scanner import Progress, Source, commit_source, scan, worktree_source
+from truthplane.scanner import Progress, Reference, Source, commit_source, scan, worktree_source
 from truthplane.verifiers.interface import VerifierContext
 from truthplane.workspace import Repo
 
@@ -35,10 +35,13 @@ class ScanOptions:
         return VerifierContext(executor=self.executor, timeout_s=config.timeout_s)
 
 
-def run_scan(source: Source, config: Config, options: ScanOptions, progress: Progress | None = None) -> Scan:
+def run_scan(
+    source: Source, config: Config, options: ScanOptions, progress: Progress | None = None,
+    *, reference: Reference | None = None, share: Reference | None = None,
+) -> Scan:
     return scan(
         source, config, only=options.only, cache=options.cache(config),
-        progress=progress, context=options.context(config),
+        progress=progress, context=options.context(config), reference=reference, share=share,
     )
 
 
@@ -94,21 +97,31 @@ def gate(
     if head_commit is None:
         raise GitError("this repository has no commits yet: commit first, then gate")
     merge_base = repo.merge_base(head_commit, base_commit)
-    base_source = commit_source(repo, merge_base, config)
-    if head_ref:
-        head_source = commit_source(repo, head_commit, config)
-        head_label = f"{head_ref} ({head_commit[:12]})"
-    else:
-        head_source = worktree_source(root, config)
-        head_label = "working tree" + (" (with uncommitted changes)" if head_source.dirty else f" ({head_commit[:12]})")
-    renames = repo.renames(merge_base, head_commit if head_ref else None)
+    # listing both trees and finding renames are git calls that need not wait for each other
+    with ThreadPoolExecutor(max_workers=4, thread_name_prefix="gate") as pool:
+        base_listed = pool.submit(commit_source, repo, merge_base, config)
+        renames_found = pool.submit(repo.renames, merge_base, head_commit if head_ref else None)
+        if head_ref:
+            head_source = commit_source(repo, head_commit, config)
+            head_label = f"{head_ref} ({head_commit[:12]})"
+        else:
+            head_source = worktree_source(root, config)
+            head_label = "working tree" + (" (with uncommitted changes)" if head_source.dirty else f" ({head_commit[:12]})")
+        base_source = base_listed.result()
+        # the head takes the base's findings for every file it has unchanged: only the change is scanned
+        shared = Reference(base_source.files)
 
-    def scanned(source: Source, label: str) -> Scan:
-        return run_scan(source, config, options, progress.scope(label) if progress else None)
+        def scanned_base(label: str) -> Scan:
+            try:
+                return run_scan(base_source, config, options, progress.scope(label) if progress else None, share=shared)
+            finally:
+                shared.release_all()  # whatever happened, the head never waits for a base that is not coming
 
-    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="gate") as pool:
-        before_future = pool.submit(scanned, base_source, f"base {merge_base[:12]}")
-        after_future = pool.submit(scanned, head_source, "head" if head_ref else "working tree")
-        before, after = before_future.result(), after_future.result()
+        def scanned_head(label: str) -> Scan:
+            return run_scan(head_source, config, options, progress.scope(label) if progress else None, reference=shared)
+
+        before_future = pool.submit(scanned_base, f"base {merge_base[:12]}")
+        after_future = pool.submit(scanned_head, "head" if head_ref else "working tree")
+        before, after, renames = before_future.result(), after_future.result(), renames_found.result()
     base_label = f"merge-base of {base_ref} ({merge_base[:12]})"
     return evaluate(before, after, config.gate, renames, base=base_label, head=head_label)

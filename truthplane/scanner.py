@@ -110,8 +110,8 @@ def worktree_source(path: Path, config: Config) -> Source:
     repo = Repo.discover(root)
     excluded = Excluder(config.all_excludes())
     if repo is not None and repo.root.resolve() == root:
-        files = {f.path: f.blob for f in repo.worktree_files()}
-        commit, dirty = repo.head(), repo.is_dirty()
+        listed, dirty = repo.worktree_state()
+        files, commit = {f.path: f.blob for f in listed}, repo.head()
     else:
         files, commit, dirty = _walk_files(root), None, False
     files = {p: b for p, b in files.items() if not excluded(p)}
@@ -125,16 +125,58 @@ def commit_source(repo: Repo, commit: str, config: Config) -> Source:
     return Source(files, lambda: repo.exported(commit), label=commit[:12], commit=commit, whole_tree_cacheable=True)
 
 
+class Reference:
+    """A scan of a nearby tree (a gate's base) shared with another scan (its head): each file-local
+    verifier's findings, so files with the same content there are neither looked up nor scanned again."""
+
+    def __init__(self, files: dict[str, str]) -> None:
+        self.files = files
+        self._lock = threading.Lock()
+        self._ready: dict[str, threading.Event] = {}
+        self._shared: dict[str, tuple[str, list[Finding]]] = {}
+        self._closed = False
+
+    def _event(self, name: str) -> threading.Event:
+        with self._lock:
+            event = self._ready.setdefault(name, threading.Event())
+            if self._closed:
+                event.set()
+            return event
+
+    def publish(self, name: str, config_hash: str, findings: list[Finding]) -> None:
+        self._shared[name] = (config_hash, findings)
+        self._event(name).set()
+
+    def release(self, name: str) -> None:
+        """The verifier is done on the reference side, whether or not it published anything."""
+        self._event(name).set()
+
+    def release_all(self) -> None:
+        with self._lock:
+            self._closed = True
+            events = list(self._ready.values())
+        for event in events:
+            event.set()
+
+    def findings(self, name: str, config_hash: str) -> list[Finding] | None:
+        self._event(name).wait()
+        shared = self._shared.get(name)
+        return shared[1] if shared is not None and shared[0] == config_hash else None
+
+
 class _Job:
     """One verifier over one source."""
 
-    def __init__(self, verifier: Verifier, source: Source, config: Config, cache: ResultCache | None) -> None:
+    def __init__(self, verifier: Verifier, source: Source, config: Config, cache: ResultCache | None,
+                 reference: Reference | None = None) -> None:
         self.verifier = verifier
         self.source = source
         self.config = config
         self.cache = cache
+        self.reference = reference
         self.cached_files = 0
         self.scanned_files: int | None = None
+        self.used_config_hash: str | None = None
 
     def relevant(self) -> dict[str, str]:
         suffixes = self.verifier.suffixes
@@ -175,17 +217,17 @@ class _Job:
         if self.cache is None:
             self.scanned_files = len(relevant) if self.verifier.suffixes else None
             return self.scan(None)
-        config_hash = self.config_hash(version)
+        config_hash = self.used_config_hash = self.config_hash(version)
         if self.verifier.file_local:
             if not self.source.whole_tree_cacheable:
-                return self._per_file(relevant, config_hash)
+                return self._file_local(relevant, config_hash)
             # a commit's tree (a gate's base) is scanned again and again: one entry for all of it
             tree_key = ResultCache.key("files", config_hash, repr(sorted(relevant.items())))
             cached = self.cache.get(tree_key)
             if cached is not None:
                 self.cached_files = len(relevant)
                 return cached
-            findings = self._per_file(relevant, config_hash)
+            findings = self._file_local(relevant, config_hash)
             self.cache.put(tree_key, findings)
             return findings
         if self.verifier.tree_cacheable:
@@ -200,6 +242,28 @@ class _Job:
             return findings
         self.scanned_files = len(relevant) if self.verifier.suffixes else None
         return self.scan(None)
+
+    def _file_local(self, relevant: dict[str, str], config_hash: str) -> list[Finding]:
+        """Files with the same content as in the reference scan take its findings: only the rest are looked
+        up in the cache or scanned, and the tool starts on those before the reference is even ready."""
+        if self.reference is None:
+            return self._per_file(relevant, config_hash)
+        same = {p for p, b in relevant.items() if self.reference.files.get(p) == b}
+        if not same:
+            return self._per_file(relevant, config_hash)
+        changed = {p: b for p, b in relevant.items() if p not in same}
+        findings = self._per_file(changed, config_hash) if changed else []
+        shared = self.reference.findings(self.verifier.instance_name, config_hash)
+        if shared is None:  # the reference did not run this verifier, or with another configuration
+            scanned = self.scanned_files or 0
+            findings = self._per_file(relevant, config_hash)  # what was just scanned is now a cache hit
+            self.cached_files -= scanned
+            self.scanned_files = (self.scanned_files or 0) + scanned
+            return findings
+        self.cached_files += len(same)
+        self.scanned_files = self.scanned_files or 0
+        # a tool that cannot scan a subset reported on every file: the reference's findings stand for `same`
+        return [f for f in shared if f.path in same] + [f for f in findings if f.path not in same]
 
     def _per_file(self, relevant: dict[str, str], config_hash: str) -> list[Finding]:
         assert self.cache is not None
@@ -241,17 +305,37 @@ def _executable_identity(path: str | None) -> str:
     return f"unversioned:{path}:{stat.st_size}:{stat.st_mtime_ns}" if stat else f"unversioned:{path}"
 
 
-def run_verifier(verifier: Verifier, source: Source, config: Config, cache: ResultCache | None) -> tuple[VerifierRun, list[Finding]]:
-    """One verifier: a VerifierRun that says honestly how it went, and its findings."""
+def run_verifier(
+    verifier: Verifier, source: Source, config: Config, cache: ResultCache | None,
+    *, reference: Reference | None = None, share: Reference | None = None,
+) -> tuple[VerifierRun, list[Finding]]:
+    """One verifier: a VerifierRun that says honestly how it went, and its findings.
+
+    `reference` is a nearby scan whose findings this one may reuse; `share` is where this one offers its own.
+    """
+    try:
+        return _run_verifier(verifier, source, config, cache, reference, share)
+    finally:
+        if share is not None:
+            share.release(verifier.instance_name)
+
+
+def _run_verifier(
+    verifier: Verifier, source: Source, config: Config, cache: ResultCache | None,
+    reference: Reference | None, share: Reference | None,
+) -> tuple[VerifierRun, list[Finding]]:
     started = time.monotonic()
     name = verifier.instance_name
     info = verifier.available()
     if not info.installed or info.reason:
         status = ToolStatus.MISSING if not info.installed else ToolStatus.FAILED
         return VerifierRun(name=name, version=info.version, status=status, error=info.reason or "not usable"), []
-    job = _Job(verifier, source, config, cache)
+    job = _Job(verifier, source, config, cache, reference)
     try:
-        findings = _apply_severity(job.run(info.version or _executable_identity(info.path)), config)
+        raw = job.run(info.version or _executable_identity(info.path))
+        if share is not None and verifier.file_local and job.used_config_hash is not None:
+            share.publish(name, job.used_config_hash, raw)
+        findings = _apply_severity(raw, config)
     except VerifierError as exc:
         status = ToolStatus(exc.status) if exc.status in ToolStatus._value2member_map_ else ToolStatus.FAILED
         return VerifierRun(
@@ -274,6 +358,8 @@ def scan(
     cache: ResultCache | None = None,
     progress: Progress | None = None,
     context: VerifierContext | None = None,
+    reference: Reference | None = None,
+    share: Reference | None = None,
 ) -> Scan:
     """Run every configured verifier; a missing or crashed one is reported, never dropped."""
     from truthplane.registry import create_verifiers
@@ -284,7 +370,7 @@ def scan(
     def one(verifier: Verifier) -> None:
         if progress:
             progress.started(verifier.instance_name)
-        run, findings = run_verifier(verifier, source, config, cache)
+        run, findings = run_verifier(verifier, source, config, cache, reference=reference, share=share)
         results[verifier.instance_name] = (run, findings)
         if progress:
             progress.finished(run)

@@ -106,23 +106,39 @@ class Repo:
 
     def worktree_files(self) -> list[TreeFile]:
         """Files of the working tree as it is now: tracked (dirty ones rehashed) plus untracked, not ignored."""
-        out = self.git("ls-files", "-s", "-z")
+        return self.worktree_state()[0]
+
+    def worktree_state(self) -> tuple[list[TreeFile], bool]:
+        """The working tree's files and whether it differs from HEAD; the four listings run at once."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        listings = (
+            ("ls-files", "-s", "-z"),
+            ("diff", "--name-only", "-z", "--no-renames"),
+            ("ls-files", "-o", "--exclude-standard", "-z"),
+            ("diff-index", "--cached", "--name-only", "-z", "HEAD"),
+        )
+        has_head = self.head() is not None
+        with ThreadPoolExecutor(max_workers=len(listings), thread_name_prefix="git") as pool:
+            outputs = list(pool.map(lambda args: self.git(*args), listings if has_head else listings[:3]))
         blobs: dict[str, str] = {}
-        for entry in out.split("\0"):
+        for entry in outputs[0].split("\0"):
             if entry:
                 meta, _, path = entry.partition("\t")
                 mode, blob, _stage = meta.split()
                 if mode in ("100644", "100755"):
                     blobs[path] = blob
-        changed = [p for p in self.git("diff", "--name-only", "-z", "--no-renames").split("\0") if p]
-        untracked = [p for p in self.git("ls-files", "-o", "--exclude-standard", "-z").split("\0") if p]
+        changed = [p for p in outputs[1].split("\0") if p]
+        untracked = [p for p in outputs[2].split("\0") if p]
+        staged = [p for p in outputs[3].split("\0") if p] if has_head else list(blobs)
         for path in [*changed, *untracked]:
             full = self.root / path
             if full.is_symlink() or not full.is_file():
                 blobs.pop(path, None)  # deleted, or a symlink: nothing to analyse
                 continue
             blobs[path] = blob_id(full.read_bytes())
-        return [TreeFile(p, b) for p, b in sorted(blobs.items())]
+        files = [TreeFile(p, b) for p, b in sorted(blobs.items())]
+        return files, bool(changed or untracked or staged)
 
     def is_dirty(self) -> bool:
         return bool(self.git("status", "--porcelain", "--untracked-files=normal").strip())

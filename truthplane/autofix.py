@@ -2,7 +2,9 @@
 
 ruff fixes each file read from stdin with cwd=root (`--stdin-filename`), so the repository's
 configuration, per-file ignores, excludes and first-party detection apply exactly as in a scan, and
-nothing is written anywhere. semgrep's --autofix edits files, so it runs on copies of the files in a
+nothing is written anywhere. eslint fixes with --fix-dry-run (the fixed text comes back as JSON, no
+file is written) with the repository's flat config, when the repository has one and JS/TS files are
+named; its plugins come from the repository's node_modules (`node_root`). semgrep's --autofix edits files, so it runs on copies of the files in a
 temporary directory with the rules that carry `fix:` / `fix-regex:` keys: truthplane's shipped rules,
 the repository's .semgrep.yml/.semgrep.yaml/.semgrep/, and any extra rule files given. The user's
 tree is only ever read. Each tool that changed something gives one candidate: a unified diff with
@@ -22,6 +24,8 @@ from pathlib import Path, PurePosixPath
 from truthplane.candidates import CandidateError
 from truthplane.errors import VerifierError
 from truthplane.models import Candidate
+from truthplane.verifiers._common import repo_path
+from truthplane.verifiers._node import ESLINT_CONFIGS, JS_SUFFIXES, borrowed_node_modules, find_tool
 from truthplane.verifiers.interface import run_tool
 from truthplane.verifiers.semgrep import REPO_RULES, include_pattern, shipped_rule_files
 
@@ -119,6 +123,27 @@ def _semgrep_fixed(root: Path, sources: dict[str, str], rules: list[Path]) -> di
         return {rel: _read_text(work / rel) or "" for rel in sources}
 
 
+def _eslint_fixed(root: Path, sources: dict[str, str], args: list[str], node_root: Path | None) -> dict[str, str]:
+    targets = sorted(rel for rel in sources if rel.endswith(JS_SUFFIXES))
+    with borrowed_node_modules(root, node_root):
+        executable = find_tool("eslint", root, node_root)
+        if executable is None:
+            raise VerifierError("eslint", "eslint is not installed: npm install --save-dev eslint")
+        command = [executable, "--fix-dry-run", "--format", "json", "--no-warn-ignored", *args, "--", *targets]
+        output = run_tool("eslint", command, cwd=root, timeout_s=TIMEOUT_S, ok_exit_codes=(0, 1))
+    try:
+        report = json.loads(output.stdout)
+    except ValueError:
+        raise VerifierError("eslint", "--fix-dry-run printed no JSON report; run it by hand") from None
+    fixed: dict[str, str] = {}
+    for item in report if isinstance(report, list) else []:
+        if isinstance(item, dict) and isinstance(item.get("output"), str) and isinstance(item.get("filePath"), str):
+            rel = repo_path(root, item["filePath"])
+            if rel in sources:
+                fixed[rel] = item["output"]
+    return fixed
+
+
 def _candidate(cid: str, title: str, sources: dict[str, str], fixed: dict[str, str]) -> Candidate | None:
     diff = "".join(file_diff(rel, sources[rel], after) for rel, after in sorted(fixed.items()) if after != sources[rel])
     if not diff:
@@ -135,9 +160,13 @@ def autofix_candidates(
     semgrep_rules: list[Path] | None = None,
     ruff_args: list[str] | None = None,
     problems: list[str] | None = None,
+    eslint_args: list[str] | None = None,
+    node_root: Path | None = None,
 ) -> list[Candidate]:
-    """ruff's safe fixes ("ruff-fix"), ruff's unsafe fixes too ("ruff-unsafe-fix", when they differ)
-    and semgrep's --autofix ("semgrep-autofix") for `files` (repo-relative) in `root`.
+    """ruff's safe fixes ("ruff-fix"), ruff's unsafe fixes too ("ruff-unsafe-fix", when they differ),
+    semgrep's --autofix ("semgrep-autofix") and eslint --fix ("eslint-fix", when root has an eslint
+    flat config) for `files` (repo-relative) in `root`. `eslint_args` are [verifiers.eslint] args;
+    `node_root` is the repository whose node_modules holds eslint and its plugins (default: root).
 
     `rules` restricts ruff to those rule codes (--select); `ruff_args` are truthplane.toml's
     [verifiers.ruff] args (e.g. --extend-select B), so fixes cover what the scan reports. A tool that changed nothing gives no
@@ -174,5 +203,10 @@ def autofix_candidates(
         names = ", ".join(p.name for p in fix_rules)
         if fixed is not None and (candidate := _candidate("semgrep-autofix", f"semgrep --autofix ({names})",
                                                           sources, fixed)):
+            found.append(candidate)
+    has_config = any((root / name).is_file() for name in ESLINT_CONFIGS)
+    if has_config and any(rel.endswith(JS_SUFFIXES) for rel in sources):
+        linted = attempt("eslint", lambda: _eslint_fixed(root, sources, eslint_args or [], node_root))
+        if linted is not None and (candidate := _candidate("eslint-fix", "eslint --fix", sources, linted)):
             found.append(candidate)
     return found

@@ -131,9 +131,9 @@ class EslintVerifier(NodeTool, Verifier):
     def parse(self, target: Path, output: ToolOutput, root: str) -> list[Finding]:
         """The formatter's SARIF as findings; exit 2 or anything that is not SARIF is a VerifierError."""
         if output.returncode == 2 or not output.stdout.strip():
-            tail = " | ".join((output.stderr.strip() or output.stdout.strip()).splitlines()[-3:]) or "no output"
             raise VerifierError(
-                self.instance_name, f"eslint could not run (exit {output.returncode}): {one_line(tail, 200)}"
+                self.instance_name,
+                f"eslint could not run (exit {output.returncode}): {_problem(output.stderr or output.stdout)}",
             )
         log = parse_json(self.instance_name, output.stdout, "eslint", output.stderr)
         findings = self._results(target, log, root)
@@ -196,6 +196,13 @@ class EslintVerifier(NodeTool, Verifier):
                         start_column=region.get("startColumn") if isinstance(region.get("startColumn"), int) else None,
                     ))
         return findings
+
+
+def _problem(text: str) -> str:
+    """The line of eslint's crash report that says what is wrong, not its banner or stack frames."""
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    useful = [ln for ln in lines if not ln.startswith(("Oops!", "ESLint:", "at ", "node:")) and not ln.startswith("^")]
+    return one_line((useful or lines or ["no output"])[0], 240)
 
 
 def _formatter_entry(formatter: Path) -> str:

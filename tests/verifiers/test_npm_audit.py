@@ -82,7 +82,7 @@ def test_no_lockfile_is_an_error_that_says_what_to_run(tmp_path: Path, registry:
         audited(root, registry)
 
 
-def test_garbage_from_npm_is_an_error(app: Path, broken_tool) -> None:  # noqa: ANN001
+def test_garbage_from_npm_is_an_error(app: Path, broken_tool) -> None:
     broken_tool("npm", '{"some": "thing"}\n', 0)
     with pytest.raises(VerifierError, match="could not audit"):
         build_verifier("npm-audit").scan(app)

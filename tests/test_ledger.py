@@ -304,3 +304,38 @@ def test_concurrent_writers_produce_one_valid_chain(make_repo, capsys, monkeypat
     monkeypatch.chdir(root)
     code, out = verify(capsys)
     assert code == 0 and out.count("ok: run ") == 24, out
+
+
+def _dies_midway(root: str, where: str) -> None:
+    import os
+
+    from truthplane import history
+
+    def die(*args: object, **kwargs: object) -> None:
+        os._exit(9)  # as a SIGKILL would: no cleanup, no rollback
+
+    if where == "attestation":
+        attestation.envelope = die  # type: ignore[assignment]
+    else:
+        history.record_run = die  # type: ignore[assignment]
+    write_execution(Path(root), run_all_record([{"task_id": f"dies-in-{where}"}]))
+
+
+@pytest.mark.parametrize("where", ["attestation", "history"])
+def test_an_append_killed_midway_is_completed_by_the_next_one(make_repo, capsys, monkeypatch, where: str) -> None:
+    root = make_repo(FILES)
+    write_execution(root, run_all_record([{"task_id": "first"}]))
+    worker = multiprocessing.get_context("spawn").Process(target=_dies_midway, args=(str(root), where))
+    worker.start()
+    worker.join(timeout=120)
+    assert worker.exitcode == 9
+    orphan = [e for e in ledger.load_chain(root / RESULTS).entries if e.record and e.record["sequence"] == 2]
+    assert len(orphan) == 1  # its record file was written before the crash
+    last = run_all_record([{"task_id": "after"}])
+    write_execution(root, last)
+    assert last["sequence"] == 3 and last["previous_hash"] == orphan[0].record["record_hash"]
+    monkeypatch.chdir(root)
+    code, out = verify(capsys)
+    assert code == 0 and out.count("ok: run ") == 3, out
+    with_history = run(["history", "--format", "json"])
+    assert with_history == 0 and len(json.loads(capsys.readouterr()[0])["runs"]) == 3

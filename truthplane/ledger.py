@@ -73,12 +73,59 @@ class Head:
     record_hash: str | None = None
 
 
-def _read_head_file(results: Path) -> Head | None:
+def _head_document(results: Path) -> dict[str, Any]:
     try:
         data = json.loads((results / HEAD_FILE).read_text(encoding="utf-8"))
-        return Head(int(data["sequence"]), str(data["record_hash"]))
-    except (OSError, ValueError, KeyError, TypeError):
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _read_head_file(results: Path) -> Head | None:
+    """The head the head file names; an append interrupted after writing its record counts as done."""
+    data = _head_document(results)
+    try:
+        head = Head(int(data["sequence"]), str(data["record_hash"]) if data["record_hash"] else None)
+    except (KeyError, TypeError, ValueError):
         return None
+    pending = _valid_record(results, data.get("pending"))
+    if pending is not None and pending[0].get("sequence") == head.sequence + 1:
+        return Head(head.sequence + 1, pending[0]["record_hash"])
+    return head
+
+
+def _valid_record(results: Path, name: Any) -> tuple[dict[str, Any], bytes] | None:
+    if not isinstance(name, str) or Path(name).name != name or not (results / name).is_file():
+        return None
+    data = (results / name).read_bytes()
+    entry = check_entry(results / name, data)
+    if entry.record is None or entry.problems or "record_hash" not in entry.record:
+        return None
+    return entry.record, data
+
+
+def _recover(results: Path, db: Any) -> Head:
+    """The chain head, finishing an append that a crash interrupted: a record written but missing from the
+    head or the history is adopted, its attestation and history row made again."""
+    from truthplane import history
+
+    document = _head_document(results)
+    heads = [Head(*history.head(db)), _read_head_file(results) or Head()]
+    for name in (document.get("file"), document.get("pending")):
+        found = _valid_record(results, name)
+        if found is None:
+            continue
+        record, data = found
+        sidecar = results / (Path(str(name)).stem + attestation.SUFFIX)
+        if not sidecar.is_file():
+            atomic_write(sidecar, attestation.envelope(record, str(name), sha256_hex(data), attestation.signing_key()))
+        known = db.execute("SELECT 1 FROM runs WHERE run_id = ? OR sequence = ?",
+                           (record.get("run_id"), record.get("sequence"))).fetchone()
+        if not known:
+            history.record_run(db, record, f"{RESULTS_DIR}/{name}", sha256_hex(data))
+        heads.append(Head(int(record["sequence"]), str(record["record_hash"])))
+    best = max(heads, key=lambda h: h.sequence)
+    return best if best.sequence else _scan_head(results)
 
 
 def _scan_head(results: Path) -> Head:
@@ -114,9 +161,7 @@ def append(root: Path, record: dict[str, Any]) -> Path:
             with store.write() as db:
                 if db.execute("SELECT 1 FROM runs WHERE run_id = ?", (record["run_id"],)).fetchone():
                     raise InputError(f"run {record['run_id']} is already in the history: a new record needs a new run_id")
-                db_head = Head(*history.head(db))
-                candidates = [h for h in (_read_head_file(results), db_head) if h is not None and h.sequence]
-                head = max(candidates, key=lambda h: h.sequence) if candidates else _scan_head(results)
+                head = _recover(results, db)
                 for key in CHAIN_KEYS[2:]:
                     record.pop(key, None)
                 record.pop("ledger_format", None)
@@ -126,6 +171,9 @@ def append(root: Path, record: dict[str, Any]) -> Path:
                 record["field_hashes"] = field_hashes(record)
                 record["record_hash"] = record_hash(record)
                 path = _execution_path(results)
+                # a crash from here on leaves the record adoptable by the next append (see _recover)
+                atomic_write(head_path, json.dumps({"sequence": head.sequence, "record_hash": head.record_hash,
+                                                    "pending": path.name}, indent=2) + "\n")
                 text = render(record).encode("utf-8")
                 atomic_write(path, text)
                 written.append(path)

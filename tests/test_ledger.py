@@ -339,3 +339,19 @@ def test_an_append_killed_midway_is_completed_by_the_next_one(make_repo, capsys,
     assert code == 0 and out.count("ok: run ") == 3, out
     with_history = run(["history", "--format", "json"])
     assert with_history == 0 and len(json.loads(capsys.readouterr()[0])["runs"]) == 3
+
+
+def test_verify_a_copy_of_a_record_against_the_chain(make_repo, capsys, monkeypatch, tmp_path: Path) -> None:
+    root = make_repo(FILES)
+    record = run_all_record([{"task_id": "t1", "reason": "tests pass"}])
+    path = write_execution(root, record)
+    monkeypatch.chdir(root)
+    copy = tmp_path / "shared-with-me.json"
+    copy.write_bytes(path.read_bytes())
+    code, out = verify(capsys, str(copy), "--format", "json")
+    assert code == 0 and json.loads(out)["verdict"] == "VERIFIED"
+    copy.write_text(copy.read_text().replace("tests pass", "tests passed"))
+    code, out = verify(capsys, str(copy), "--format", "json")
+    report = json.loads(out)
+    assert code == 1 and report["verdict"] == "TAMPERED"
+    assert f"{copy}: tasks[0].truth_gate: changed after it was recorded" in report["problems"]

@@ -23,6 +23,7 @@ PAYLOAD_TYPE = "application/vnd.in-toto+json"
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
 PREDICATE_TYPE = "https://truthplane.dev/attestation/execution/v1"
 SUFFIX = ".intoto.json"
+UNSIGNED = "attestation is not signed"
 
 
 def signing_key() -> bytes | None:
@@ -84,7 +85,7 @@ def check(text: str, record: dict[str, Any], file_name: str, file_sha256: str,
     if payload != statement(record, file_name, file_sha256):
         problems.append("the statement does not match the execution file (subject digest or predicate differs)")
     if not signatures:
-        notes.append("attestation is not signed")
+        notes.append(UNSIGNED)
     elif key is None:
         notes.append(f"attestation is signed but {KEY_ENV} is not set: signature not checked")
     else:

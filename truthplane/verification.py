@@ -28,6 +28,7 @@ class VerifyReport:
     problems: list[str] = field(default_factory=list)
     unverifiable: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    unsigned: int = 0
 
     @property
     def exit_code(self) -> int:
@@ -109,6 +110,10 @@ def check_commit(root: Path, sha: str, modifications: list[dict[str, Any]]) -> l
     return problems
 
 
+def _hash(entry: ledger.Entry) -> Any:
+    return (entry.record or {}).get("record_hash")
+
+
 def _chain_problems(root: Path, chain: ledger.Chain, report: VerifyReport) -> dict[int, ledger.Entry]:
     by_sequence: dict[int, list[ledger.Entry]] = {}
     for entry in chain.entries:
@@ -129,11 +134,10 @@ def _chain_problems(root: Path, chain: ledger.Chain, report: VerifyReport) -> di
                                    f"the chain is broken between {sequence - 1} and {sequence + 1}")
             continue
         entry = by_sequence[sequence][0]
-        assert entry.record is not None
-        previous = entry.record.get("previous_hash")
+        previous = (entry.record or {}).get("previous_hash")
         if sequence == 1 and previous is not None:
             report.problems.append(f"{_rel(root, entry.path)}: previous_hash: the first record links to another")
-        elif sequence - 1 in by_sequence and previous != by_sequence[sequence - 1][0].record.get("record_hash"):  # type: ignore[union-attr]
+        elif sequence - 1 in by_sequence and previous != _hash(by_sequence[sequence - 1][0]):
             report.problems.append(f"{_rel(root, entry.path)}: previous_hash: does not match record {sequence - 1} "
                                    f"({_rel(root, by_sequence[sequence - 1][0].path)})")
     head = ledger.read_head_file(root / ledger.RESULTS_DIR)
@@ -145,7 +149,7 @@ def _chain_problems(root: Path, chain: ledger.Chain, report: VerifyReport) -> di
                                "are missing (deleted?)")
     elif head is not None and head.sequence < last:
         report.problems.append(f"{where}: says the chain ends at {head.sequence}, but record {last} exists")
-    elif head is not None and last and head.record_hash != by_sequence[last][0].record.get("record_hash"):  # type: ignore[union-attr]
+    elif head is not None and last and head.record_hash != _hash(by_sequence[last][0]):
         report.problems.append(f"{where}: record_hash differs from record {last}'s")
     return {sequence: same[0] for sequence, same in by_sequence.items()}
 
@@ -195,7 +199,8 @@ def check_run(root: Path, entry: ledger.Entry, pruned: dict[str, float], report:
         bad, notes = attestation.check(sidecar.read_text(encoding="utf-8", errors="replace"), record,
                                        entry.path.name, hashlib.sha256(entry.data).hexdigest(), attestation.signing_key())
         report.problems += [f"{_rel(root, sidecar)}: {b}" for b in bad]
-        report.notes += [f"{_rel(root, sidecar)}: {n}" for n in notes]
+        report.unsigned += notes.count(attestation.UNSIGNED)
+        report.notes += [f"{_rel(root, sidecar)}: {n}" for n in notes if n != attestation.UNSIGNED]
     commits = 0
     for n, task in enumerate(t for t in record.get("tasks") or [] if isinstance(t, dict)):
         sha = (task.get("git_evidence") or {}).get("commit_sha")
@@ -235,6 +240,8 @@ def verify(root: Path, target: str | None = None) -> VerifyReport:
         selected = _select(root, target, selected, report)
     for entry in sorted(selected, key=lambda e: (e.record or {}).get("sequence", 0)):
         check_run(root, entry, pruned, report)
+    if report.unsigned:
+        report.notes.append(f"{report.unsigned} attestation(s) not signed (set {attestation.KEY_ENV} to sign new ones)")
     return report
 
 

@@ -39,7 +39,7 @@ for top, dirs, names in os.walk("."):
     dirs[:] = [d for d in dirs if d not in skip and not os.path.islink(os.path.join(top, d))]
     for name in names:
         path = os.path.join(top, name)[2:].replace(os.sep, "/")
-        if path in (".truthplane-capture.py", ".truthplane-manifest.json") or os.path.islink(path):
+        if path in (".truthplane-capture.py", ".truthplane-manifest.json", ".truthplane-start") or os.path.islink(path):
             continue
         found.add(path)
         data = open(path, "rb").read()
@@ -48,7 +48,13 @@ for top, dirs, names in os.walk("."):
 deleted = sorted(p for p in before if p not in found and not set(p.split("/")) & skip)
 sys.stdout.write("\n" + manifest["marker"] + "\n" + json.dumps({"changed": changed, "deleted": deleted}) + "\n")
 '''
-WRAPPER = 'sh -c "$TRUTHPLANE_COMMAND"; rc=$?; python3 -I .truthplane-capture.py || exit 125; exit $rc'
+# Nothing whose status changed after the start mark (ctime: writes, renames, deletions in a directory,
+# even an mtime set back) means nothing changed, and no python is started; the pause makes sure a
+# change cannot share the mark's clock tick. Any doubt (find failing, no -quit) takes the full check.
+WRAPPER = (': > .truthplane-start && sleep 0.02; sh -c "$TRUTHPLANE_COMMAND"; rc=$?; '
+           'if found=$(find . -cnewer .truthplane-start -print -quit 2>/dev/null) && [ -z "$found" ]; '
+           'then printf "\\n%s\\n%s\\n" "$TRUTHPLANE_MARKER" \'{"changed": {}, "deleted": []}\'; '
+           'else python3 -I .truthplane-capture.py || exit 125; fi; exit $rc')
 SEVERITY = {Verdict.APPROVE: 0, Verdict.REVIEW: 1, Verdict.UNVERIFIED: 2, Verdict.REJECT: 3}
 
 
@@ -143,7 +149,7 @@ class Runner:
         marker = "truthplane-capture-" + secrets.token_hex(8)
         skip = [name for name in self.config.all_excludes() if not any(ch in name for ch in "*?[/")]
         manifest = json.dumps({"files": tree.files, "skip": skip, "marker": marker}).encode()
-        job = Job(command=["sh", "-c", WRAPPER], env={"TRUTHPLANE_COMMAND": task.command},
+        job = Job(command=["sh", "-c", WRAPPER], env={"TRUTHPLANE_COMMAND": task.command, "TRUTHPLANE_MARKER": marker},
                   files={CAPTURE_FILE: CAPTURE_SCRIPT.encode(), MANIFEST_FILE: manifest},
                   source_dir=str(tree.directory), label=f"{task.id}: command",
                   limits=Limits(timeout_s=task.timeout_s, network=task.network, max_output_bytes=256_000_000))

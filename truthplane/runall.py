@@ -28,6 +28,7 @@ from truthplane import _resume
 from truthplane._taskrun import Outcome, Runner, Tree, Worker, _materialise, describe, worst
 from truthplane.config import Config
 from truthplane.errors import ExecutorError, GitError, UsageError
+from truthplane.executors.interface import Executor
 from truthplane.models import Job, Limits, Verdict
 from truthplane.tasks import Task, TaskFile
 
@@ -152,14 +153,16 @@ class Scheduler:
         self.tree_lock = asyncio.Lock()
         self.workdir = Path(tempfile.mkdtemp(prefix="truthplane-run-all-"))
         try:
+            self.workers = self._make_workers()
+            if not self.workers:
+                raise UsageError("no workers: give --workers N (N > 0) or ssh nodes (--node, [executors.ssh])")
+            warming = [asyncio.ensure_future(_warm_up(w.executor)) for w in self._pools() if w.pool != "local"]
             base = self.workdir / "gen-0"
             files = await asyncio.to_thread(snapshot_tree, self.options.root, base)
             self.base = self.tree = Tree(0, base, files)
             self.runner = Runner(self.options.tasks, self.options.config, self.options.root,
                                  self.options.executor, os.cpu_count() or 2)
-            self.workers = self._make_workers()
-            if not self.workers:
-                raise UsageError("no workers: give --workers N (N > 0) or ssh nodes (--node, [executors.ssh])")
+            await asyncio.gather(*warming)
             self._tasks = [asyncio.create_task(self._work(w)) for w in self.workers]
             if self.interrupted:
                 self.interrupt()
@@ -172,6 +175,10 @@ class Scheduler:
             executors = {id(w.executor): w.executor for w in self.workers}
             await asyncio.gather(*(e.close() for e in executors.values()), return_exceptions=True)
             await asyncio.to_thread(shutil.rmtree, self.workdir, True)
+
+    def _pools(self) -> list[Worker]:
+        """One worker of each pool (the slots of a pool share its executor)."""
+        return list({w.pool: w for w in self.workers}.values())
 
     def _make_workers(self) -> list[Worker]:
         from truthplane.config import ExecutorSettings
@@ -438,6 +445,14 @@ class Scheduler:
         if self.interrupted:
             record["incomplete"] = True
         return record
+
+
+async def _warm_up(executor: Executor) -> None:
+    """Connect to a node while the snapshot is taken; a node that fails here fails its first task too."""
+    try:
+        await executor.run(Job(command=["true"], limits=Limits(timeout_s=30), label="connect"))
+    except ExecutorError:
+        pass
 
 
 def _now() -> str:

@@ -35,6 +35,7 @@ COMMAND_MODULES = (
     "truthplane.cli.history",
     "truthplane.cli.verify",
     "truthplane.cli.run_all",
+    "truthplane.cli.mcp_",
 )
 
 

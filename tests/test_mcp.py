@@ -1,0 +1,83 @@
+"""`truthplane mcp` driven by the MCP SDK's own stdio client, on a real repository with real verifiers."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+
+from tests.conftest import git
+
+pytestmark = [pytest.mark.tool("ruff"), pytest.mark.tool("bandit")]
+
+CLEAN = "import subprocess\n\n\ndef run(args):\n    return subprocess.run(args, check=True)\n"
+RISKY = "import subprocess\n\n\ndef run(cmd):\n    return subprocess.call(cmd, shell=True)\n"
+CONFIG = 'verifiers = ["ruff", "bandit"]\n'
+
+
+async def session_calls(root: Path, calls: list[tuple[str, dict[str, Any]]], tmp: Path) -> tuple[list[str], list[Any]]:
+    from mcp import ClientSession, StdioServerParameters
+    from mcp.client.stdio import stdio_client
+
+    env = {**os.environ, "TRUTHPLANE_CACHE_DIR": str(tmp / "cache"), "NO_COLOR": "1"}
+    params = StdioServerParameters(command=sys.executable, args=["-m", "truthplane", "mcp", "--root", str(root)], env=env)
+    async with stdio_client(params) as (read, write), ClientSession(read, write) as session:
+        await session.initialize()
+        tools = sorted(tool.name for tool in (await session.list_tools()).tools)
+        results = [await session.call_tool(name, arguments) for name, arguments in calls]
+    return tools, results
+
+
+def payload(result: Any) -> dict[str, Any]:
+    assert not result.isError, result.content
+    return json.loads(result.content[0].text)
+
+
+def test_an_agent_checks_its_change_through_the_gatekeeper(make_repo, tmp_path: Path) -> None:
+    root = make_repo({"app/tool.py": CLEAN, "truthplane.toml": CONFIG})
+    git(root, "checkout", "-qb", "agent-change")
+    (root / "app" / "tool.py").write_text(RISKY)  # the agent's uncommitted change
+    calls = [
+        ("gate", {"base": "main"}),
+        ("analyze", {}),
+        ("gate", {"base": "no-such-branch"}),
+        ("summarize", {"alerts": "../outside.json"}),
+        ("build_db", {"language": "python"}),
+    ]
+    tools, results = anyio.run(session_calls, root, calls, tmp_path)
+    assert tools == ["analyze", "build_db", "diff_alerts", "gate", "summarize"]
+
+    verdict = payload(results[0])
+    assert verdict["verdict"] == "REJECT" and verdict["exit_code"] == 1
+    assert ("bandit", "B602", "app/tool.py") in {(f["verifier"], f["rule_id"], f["path"]) for f in verdict["new"]}
+    assert "uncommitted" in verdict["head"]
+
+    analyzed = payload(results[1])
+    assert analyzed["complete"] and analyzed["alerts"].startswith(".truth-plane-results/baseline_")
+    assert analyzed["total"] == len(analyzed["findings"]) and "bandit:B602" in analyzed["by_rule"]
+
+    assert results[2].isError and "no-such-branch" in results[2].content[0].text
+    assert results[3].isError and "outside the repository" in results[3].content[0].text
+    # no CodeQL CLI here: the tool says so and how to get it, it does not pretend
+    assert results[4].isError and "CodeQL" in results[4].content[0].text
+    assert git(root, "status", "--porcelain", "--untracked-files=no") == "M app/tool.py"
+
+
+def test_diff_alerts_and_summarize_on_recorded_states(make_repo, tmp_path: Path) -> None:
+    root = make_repo({"app/tool.py": CLEAN, "truthplane.toml": CONFIG})
+    _, first = anyio.run(session_calls, root, [("analyze", {})], tmp_path)
+    before = payload(first[0])["alerts"]
+    (root / "app" / "tool.py").write_text(RISKY)
+    _, second = anyio.run(session_calls, root, [("analyze", {})], tmp_path)
+    after = payload(second[0])["alerts"]
+    assert before != after
+    _, results = anyio.run(session_calls, root, [("diff_alerts", {"before": before, "after": after}),
+                                                 ("summarize", {"alerts": after})], tmp_path)
+    diff, summary = payload(results[0]), payload(results[1])
+    assert diff["verdict"] == "REJECT" and "B602" in {f["rule_id"] for f in diff["new"]}
+    assert summary["by_severity"] and {f["verifier"] for f in summary["findings"]} == {"bandit"}

@@ -1,0 +1,91 @@
+"""`truthplane mcp`: the gatekeeper as a Model Context Protocol server on stdio.
+
+A coding agent calls build_db, analyze, diff_alerts, summarize and gate on the repository the server
+was started in (truthplane.gatekeeper), and gets JSON back. stdout carries the protocol: nothing else
+may print there.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import typer
+
+INSTRUCTIONS = (
+    "truthplane's gatekeeper: judge a code change by evidence before claiming it is done. "
+    "Call `gate` with the branch the change goes into: APPROVE (exit_code 0) means no new finding at or "
+    "above the review threshold; REJECT, REVIEW and UNVERIFIED say why in `reasons`. `analyze` records the "
+    "findings now (a baseline file), `diff_alerts` compares two such files, `summarize` counts one. "
+    "`build_db` and `analyze` with a database run CodeQL when its CLI is installed."
+)
+
+
+def build_server(root: Path) -> Any:
+    import anyio
+    from mcp.server.fastmcp import FastMCP
+    from mcp.server.fastmcp.exceptions import ToolError
+
+    from truthplane.errors import TruthplaneError
+    from truthplane.gatekeeper import Gatekeeper
+
+    keeper = Gatekeeper(root)
+    server = FastMCP("truthplane", instructions=INSTRUCTIONS, log_level="WARNING")
+
+    async def call(function: Any, *args: Any) -> dict[str, Any]:
+        try:
+            return await anyio.to_thread.run_sync(function, *args)
+        except TruthplaneError as exc:
+            raise ToolError(str(exc)) from None
+
+    @server.tool()
+    async def build_db(path: str = ".", language: str | None = None, build_command: str | None = None) -> dict[str, Any]:
+        """Build (or reuse) a CodeQL database of the repository or a directory in it, for `analyze`.
+        language: CodeQL's name (javascript, python, ...); detected from package.json/pyproject when omitted."""
+        return await call(keeper.build_db, path, language, build_command)
+
+    @server.tool()
+    async def analyze(path: str = ".", verifiers: list[str] | None = None, database: str | None = None,
+                      query_pack: str | None = None) -> dict[str, Any]:
+        """Record the findings of the tree now: truthplane's verifiers (all configured, or those named), or
+        CodeQL's queries over `database`. Returns the file holding them (`alerts`) and a summary."""
+        return await call(keeper.analyze, path, verifiers, database, query_pack)
+
+    @server.tool()
+    async def diff_alerts(before: str, after: str) -> dict[str, Any]:
+        """Compare two baselines or SARIF logs (paths in the repository): new, fixed and unchanged findings
+        matched by stable fingerprints, and the gate's verdict on the difference."""
+        return await call(keeper.diff_alerts, before, after)
+
+    @server.tool()
+    async def summarize(alerts: str) -> dict[str, Any]:
+        """Counts by severity and rule, and the findings, of one baseline or SARIF log."""
+        return await call(keeper.summarize, alerts)
+
+    @server.tool()
+    async def gate(base: str = "origin/main", path: str = ".", verifiers: list[str] | None = None) -> dict[str, Any]:
+        """Judge the working tree (uncommitted changes included) against its merge-base with `base`:
+        APPROVE / REVIEW / REJECT / UNVERIFIED, the reasons, and the new and fixed findings."""
+        return await call(keeper.gate, base, path, verifiers)
+
+    return server
+
+
+def mcp(
+    root: Path = typer.Option(Path("."), "--root", help="The repository the gatekeeper works on.", file_okay=False),
+) -> int:
+    """Serve the gatekeeper (build_db, analyze, diff_alerts, summarize, gate) over MCP on stdio."""
+    from truthplane.errors import UsageError
+
+    if not root.is_dir():
+        raise UsageError(f"{root} is not a directory")
+    try:
+        import mcp as _sdk  # noqa: F401
+    except ImportError:
+        raise UsageError("the MCP SDK is not installed: pip install 'mcp>=1.20,<2'") from None
+    build_server(root).run("stdio")
+    return 0
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(mcp)

@@ -224,7 +224,9 @@ class CodeqlVerifier(Verifier):
     def available(self) -> ToolInfo:
         if which("codeql") is None:
             return ToolInfo(name=self.instance_name, installed=False, reason=INSTALL_HINT)
-        return cached_tool_info(self.instance_name, ["codeql", "--version"], install_hint=INSTALL_HINT)
+        info = cached_tool_info(self.instance_name, ["codeql", "--version"], install_hint=INSTALL_HINT)
+        # "CodeQL command-line toolchain release 2.19.3." ends its sentence with a full stop
+        return info.model_copy(update={"version": info.version.rstrip(".")}) if info.version else info
 
     def scan(self, target: Path, files: list[str] | None = None) -> ScanResult:
         started = time.monotonic()

@@ -355,3 +355,16 @@ def test_verify_a_copy_of_a_record_against_the_chain(make_repo, capsys, monkeypa
     report = json.loads(out)
     assert code == 1 and report["verdict"] == "TAMPERED"
     assert f"{copy}: tasks[0].truth_gate: changed after it was recorded" in report["problems"]
+
+
+def test_a_shallow_clone_cannot_verify_rather_than_fails(make_repo, capsys, monkeypatch, tmp_path: Path) -> None:
+    import shutil
+
+    root, _ = make_runs(make_repo, capsys, monkeypatch)
+    clone = tmp_path / "clone"
+    git(tmp_path, "clone", "-q", "--depth", "1", root.as_uri(), str(clone))
+    shutil.copytree(root / RESULTS, clone / RESULTS)
+    monkeypatch.chdir(clone)
+    code, out = verify(capsys)
+    assert code == 4 and "UNVERIFIED" in out and "FAIL" not in out, out
+    assert "is not in this shallow clone" in out and "is not in this repository (a shallow clone?)" in out

@@ -136,7 +136,7 @@ def _task(root: Path, task: dict[str, Any]) -> str:
     diff, origin = _diff_text(root, task)
     llm = task.get("llm") or {}
     parts = [
-        f'<section class="task"><h3>{_badge(gate.get("verdict"))} {e(task.get("title") or task.get("task_id"))}</h3>',
+        f'<section class="task"><h3>{_badge(gate.get("verdict") or task.get("status"))} {e(task.get("title") or task.get("task_id"))}</h3>',
         _table(("task", "source", "status", "reason"),
                [[task.get("task_id"), task.get("source", ""), task.get("status"), gate.get("reason")]]),
         "<h4>New findings</h4>", _findings(verification.get("new")),

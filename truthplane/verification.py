@@ -42,6 +42,10 @@ class VerifyReport:
                 "checked": self.checked, "notes": self.notes}
 
 
+class _Unverifiable(Exception):
+    """A check that cannot be made here (an object this clone does not have): exit 4, not a failure."""
+
+
 def _git(root: Path, *args: str) -> bytes | None:
     """Read-only git, blind to refs/replace so a replacement cannot stand in for a recorded object."""
     env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "GIT_OPTIONAL_LOCKS": "0", "LC_ALL": "C",
@@ -86,6 +90,9 @@ def check_commit(root: Path, sha: str, modifications: list[dict[str, Any]]) -> l
     header = raw.split(b"\n\n", 1)[0].decode("utf-8", errors="replace").splitlines()
     parents = [line.split()[1] for line in header if line.startswith("parent ")]
     parent = parents[0] if parents else None
+    if parent and _git(root, "cat-file", "-e", f"{parent}^{{commit}}") is None:
+        raise _Unverifiable(f"commit {short}: its parent {parent[:12]} is not in this repository (a shallow clone?): "
+                            "git fetch --unshallow, then verify again")
     listing = _git(root, "diff-tree", "-r", "--no-renames", "-z", "--name-only", "--no-commit-id",
                    *([parent, sha] if parent else ["--root", sha]))
     if listing is None:
@@ -201,21 +208,35 @@ def check_run(root: Path, entry: ledger.Entry, pruned: dict[str, float], report:
         report.problems += [f"{_rel(root, sidecar)}: {b}" for b in bad]
         report.unsigned += notes.count(attestation.UNSIGNED)
         report.notes += [f"{_rel(root, sidecar)}: {n}" for n in notes if n != attestation.UNSIGNED]
-    commits = 0
+    commits = uncommitted = 0
     for n, task in enumerate(t for t in record.get("tasks") or [] if isinstance(t, dict)):
         sha = (task.get("git_evidence") or {}).get("commit_sha")
         if not sha:
+            uncommitted += 1 if task.get("modifications") else 0
             continue
+        where = f"{name}: tasks[{n}] ({task.get('task_id')})"
         if _git(root, "rev-parse", "--git-dir") is None:
-            report.unverifiable.append(f"{name}: tasks[{n}] records commit {str(sha)[:12]}, but {root} is not a "
-                                       "git repository here (or git is missing)")
+            report.unverifiable.append(f"{where}: records commit {str(sha)[:12]}, but {root} is not a git "
+                                       "repository here (or git is missing)")
+            continue
+        if _git(root, "cat-file", "-e", f"{sha}^{{commit}}") is None and _shallow(root):
+            report.unverifiable.append(f"{where}: commit {str(sha)[:12]} is not in this shallow clone: "
+                                       "git fetch --unshallow, then verify again")
+            continue
+        try:
+            report.problems += [f"{where}: {p}" for p in check_commit(root, str(sha), list(task.get("modifications") or []))]
+        except _Unverifiable as exc:
+            report.unverifiable.append(f"{where}: {exc}")
             continue
         commits += 1
-        report.problems += [f"{name}: tasks[{n}] ({task.get('task_id')}): {p}"
-                            for p in check_commit(root, str(sha), list(task.get("modifications") or []))]
     if len(report.problems) == before:
+        extra = f", {uncommitted} uncommitted candidate(s) (their hashes are in the record only)" if uncommitted else ""
         report.checked.append(f"run {record.get('run_id')} (sequence {record.get('sequence')}, {name}): "
-                              f"record, chain link, attestation, {files} evidence file(s), {commits} commit(s)")
+                              f"record, chain link, attestation, {files} evidence file(s), {commits} commit(s){extra}")
+
+
+def _shallow(root: Path) -> bool:
+    return (_git(root, "rev-parse", "--is-shallow-repository") or b"").strip() == b"true"
 
 
 def _rel(root: Path, path: Path) -> str:

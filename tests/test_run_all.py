@@ -355,3 +355,86 @@ def test_a_node_killed_mid_run_loses_no_task_and_commits_none_twice(make_repo, t
     assert {"local", "node1"} <= used  # the work was spread over the local worker and the live node
     assert doc["honest_metrics"]["git_commits"] == count
     assert any("node node0 is down" in line for line in lines.lines)
+
+
+# ---- progress, node selection, no worker left ---------------------------------------------------
+
+
+def test_plain_progress_lines_name_each_busy_worker_at_least_every_5_seconds(make_repo, tmp_path: Path) -> None:
+    root = make_repo({"truthplane.toml": CONFIG, "tasks.toml": """
+[[tasks]]
+id = "waits"
+kind = "command"
+command = "sleep 6"
+
+[[tasks]]
+id = "quick"
+kind = "command"
+command = "true"
+"""})
+    proc = start(root, process_env(tmp_path), "--workers", "2")
+    lines = Lines(proc)
+    lines.finish(timeout=60)
+    assert proc.returncode == 0, lines.lines
+    status = [line for line in lines.lines if line.startswith("truthplane: [")]
+    assert status[0].startswith("truthplane: [1/2 50%] 0:0") and "tasks/min, 1/2 workers busy" in status[0]
+    assert any(line.strip().startswith("local-") and "waits: running sleep 6" in line for line in lines.lines)
+    assert status[-1].startswith("truthplane: [2/2 100%]")
+    assert not any("\x1b[" in line for line in lines.lines)  # no terminal codes in a log
+
+
+def test_on_a_terminal_the_live_panel_shows_the_workers(make_repo, tmp_path: Path) -> None:
+    import pty
+
+    root = make_repo({"truthplane.toml": CONFIG, "tasks.toml": '[[tasks]]\nid = "waits"\nkind = "command"\ncommand = "sleep 2"\n'})
+    env = {key: value for key, value in process_env(tmp_path).items() if key != "NO_COLOR"}
+    primary, secondary = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "truthplane", "run-all", "--workers", "1"], cwd=root,
+                            env={**env, "TERM": "xterm", "COLUMNS": "120"}, stdin=secondary, stdout=secondary,
+                            stderr=secondary)
+    os.close(secondary)
+    seen = b""
+    while True:
+        try:
+            chunk = os.read(primary, 65536)
+        except OSError:
+            break
+        if not chunk:
+            break
+        seen += chunk
+    proc.wait(timeout=60)
+    os.close(primary)
+    text = seen.decode(errors="replace")
+    assert proc.returncode == 0, text
+    assert "\x1b[" in text  # drawn in place
+    assert "local-1: waits: running sleep 2" in text and "1/1 workers busy" in text
+    assert "[1/1 100%]" in text and "SUCCESS       waits" in text
+
+
+def test_node_specs_keep_a_configured_nodes_settings() -> None:
+    from truthplane.cli.run_all import select_nodes
+    from truthplane.config import parse_config
+    from truthplane.errors import UsageError
+
+    config = parse_config({"executors": {"ssh": {"nodes": [
+        {"host": "10.0.0.5", "port": 2222, "user": "ci", "key": "~/.ssh/k", "slots": 4}]}}}, "truthplane.toml")
+    assert select_nodes(config, []) == [{"host": "10.0.0.5", "port": 2222, "user": "ci", "key": "~/.ssh/k", "slots": 4}]
+    assert select_nodes(config, ["runner@10.0.0.5:2222", "10.0.0.6"]) == [
+        {"host": "10.0.0.5", "port": 2222, "user": "runner", "key": "~/.ssh/k", "slots": 4},
+        {"host": "10.0.0.6", "port": 22}]
+    for bad in ("a@b@c", "host:99999", "host:port"):
+        with pytest.raises(UsageError, match="--node"):
+            select_nodes(config, [bad])
+
+
+def test_when_no_worker_is_left_the_tasks_are_not_run_and_exit_is_4(make_repo, capsys, monkeypatch, tmp_path) -> None:
+    from tests.executors._remote_fixtures import free_port
+
+    node = f'\n[[executors.ssh.nodes]]\nhost = "127.0.0.1"\nport = {free_port()}\nname = "gone"\nkey = "{tmp_path / "k"}"\n'
+    root = make_repo({"truthplane.toml": CONFIG + "[executors.ssh]\nconnect_timeout_s = 5\n" + node,
+                      "tasks.toml": '[[tasks]]\nid = "a"\nkind = "command"\ncommand = "true"\n'})
+    (tmp_path / "k").write_text("")
+    code, doc = run_all(capsys, root, monkeypatch, "--workers", "0")
+    assert code == 4 and doc["overall_verdict"] == "UNVERIFIED"
+    assert doc["tasks"][0]["status"] == "NOT_RUN"
+    assert "no worker left" in doc["tasks"][0]["truth_gate"]["reason"] and "gone" in doc["tasks"][0]["truth_gate"]["reason"]

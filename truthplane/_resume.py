@@ -8,15 +8,17 @@ import fcntl
 import json
 import os
 import re
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from truthplane._taskrun import worst
 from truthplane.errors import UsageError
 from truthplane.models import Verdict
 
 if TYPE_CHECKING:
     from truthplane._taskrun import Outcome, Tree, Worker
-    from truthplane.runall import TaskState
+    from truthplane.runall import Scheduler, TaskState
     from truthplane.tasks import Task
     from truthplane.workspace import Repo
 
@@ -175,3 +177,50 @@ def baseline_record(head: str | None, base: Tree | None) -> dict[str, Any]:
         record["verifiers"] = {v.name: {"version": v.version, "status": v.status.value, "count": v.count}
                                for v in base.scan.verifiers}
     return record
+
+
+def run_record(run: Scheduler) -> dict[str, Any]:
+    """The execution record: every task once, the figures counted as things happened."""
+    tasks = []
+    for state in run.states.values():
+        if state.record is None or state.status not in ("DONE",):
+            why = ("interrupted before it finished" if run.interrupted
+                   else "not run: no worker left (every node is down: " + "; ".join(run.lost_nodes.values()) + ")")
+            status = "INTERRUPTED" if run.interrupted else "NOT_RUN"
+            state.record = bare_record(state.task, status, why)
+        tasks.append(state.record)
+    judged = [s for s in run.states.values() if s.verdict is not None]
+    fresh = [s for s in judged if s.carried is None]
+    overall = worst(Verdict.APPROVE, *(s.verdict for s in judged if s.verdict is not None))
+    if any(r["status"] == "NOT_RUN" for r in tasks):
+        overall = worst(overall, Verdict.UNVERIFIED)
+    base = getattr(run, "base", None)
+    record: dict[str, Any] = {
+        "tool": "truthplane",
+        "kind": "run-all",
+        "run_id": run.run_id,
+        "start_time": run.started_at,
+        "end_time": now_utc(),
+        "baseline": baseline_record(run.head, base),
+        "tasks_file": run.options.tasks.source,
+        "resumed_from": run.resumed_from,
+        "workers": [{"name": w.name, "node": w.pool, "alive": w.alive} for w in run.workers],
+        "nodes_lost": run.lost_nodes,
+        "tasks": tasks,
+        "honest_metrics": {
+            "files_verified": len(run.scanned),
+            "files_modified": len(run.modified),
+            "builds_tested": run.builds,
+            "git_commits": run.commits,
+            "truth_gate_approvals": sum(1 for s in fresh if s.verdict is Verdict.APPROVE),
+            "truth_gate_rejections": sum(1 for s in fresh if s.verdict is Verdict.REJECT),
+        },
+        "overall_verdict": overall.value,
+    }
+    if run.interrupted:
+        record["incomplete"] = True
+    return record
+
+
+def now_utc() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from truthplane import _resume
-from truthplane._taskrun import Outcome, Runner, Tree, Worker, _materialise, describe, worst
+from truthplane._taskrun import Outcome, Runner, Tree, Worker, _materialise, describe
 from truthplane.config import Config
 from truthplane.errors import ExecutorError, GitError, UsageError
 from truthplane.executors.interface import Executor
@@ -80,7 +80,8 @@ class Scheduler:
         self.states = {task.id: TaskState(task, i) for i, task in enumerate(options.tasks.tasks)}
         self.workers: list[Worker] = []
         self.started = time.monotonic()
-        self.started_at = _now()
+        self.started_at = _resume.now_utc()
+        self.head: str | None = None
         self.run_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + os.urandom(3).hex()
         self.interrupted = False
         self.resumed_from: str | None = None
@@ -134,7 +135,7 @@ class Scheduler:
             await self._run_tasks(repo)
         finally:
             _resume.unlock(lock)
-        record = self._record()
+        record = _resume.run_record(self)
         from truthplane.evidence import write_execution
 
         path = write_execution(root, record)
@@ -403,49 +404,6 @@ class Scheduler:
             self._latest_files = dict(self.base.files)
         return self._latest_files
 
-    # ---- the record ------------------------------------------------------------------------
-
-    def _record(self) -> dict[str, Any]:
-        tasks = []
-        for state in self.states.values():
-            if state.record is None or state.status not in ("DONE",):
-                why = ("interrupted before it finished" if self.interrupted
-                       else "not run: no worker left (every node is down: " + "; ".join(self.lost_nodes.values()) + ")")
-                status = "INTERRUPTED" if self.interrupted else "NOT_RUN"
-                state.record = _resume.bare_record(state.task, status, why)
-            tasks.append(state.record)
-        judged = [s for s in self.states.values() if s.verdict is not None]
-        fresh = [s for s in judged if s.carried is None]
-        overall = worst(Verdict.APPROVE, *(s.verdict for s in judged if s.verdict is not None))
-        if any(r["status"] == "NOT_RUN" for r in tasks):
-            overall = worst(overall, Verdict.UNVERIFIED)
-        base = getattr(self, "base", None)
-        record: dict[str, Any] = {
-            "tool": "truthplane",
-            "kind": "run-all",
-            "run_id": self.run_id,
-            "start_time": self.started_at,
-            "end_time": _now(),
-            "baseline": _resume.baseline_record(self.head if hasattr(self, "head") else None, base),
-            "tasks_file": self.options.tasks.source,
-            "resumed_from": self.resumed_from,
-            "workers": [{"name": w.name, "node": w.pool, "alive": w.alive} for w in self.workers],
-            "nodes_lost": self.lost_nodes,
-            "tasks": tasks,
-            "honest_metrics": {
-                "files_verified": len(self.scanned),
-                "files_modified": len(self.modified),
-                "builds_tested": self.builds,
-                "git_commits": self.commits,
-                "truth_gate_approvals": sum(1 for s in fresh if s.verdict is Verdict.APPROVE),
-                "truth_gate_rejections": sum(1 for s in fresh if s.verdict is Verdict.REJECT),
-            },
-            "overall_verdict": overall.value,
-        }
-        if self.interrupted:
-            record["incomplete"] = True
-        return record
-
 
 async def _warm_up(executor: Executor) -> None:
     """Connect to a node while the snapshot is taken; a node that fails here fails its first task too."""
@@ -453,10 +411,6 @@ async def _warm_up(executor: Executor) -> None:
         await executor.run(Job(command=["true"], limits=Limits(timeout_s=30), label="connect"))
     except ExecutorError:
         pass
-
-
-def _now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 async def run_all(options: RunOptions, say: Callable[[str], None] = lambda line: None,

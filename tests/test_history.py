@@ -152,3 +152,22 @@ def test_a_log_deleted_by_hand_is_not_mistaken_for_gc(three_runs, capsys) -> Non
 def test_gc_refuses_a_bad_age(three_runs, capsys) -> None:
     code, _, err = cli(capsys, "gc", "--older-than", "soon")
     assert code == 2 and "is not an age" in err
+
+
+def test_an_interrupted_run_all_record_with_unjudged_tasks_is_recorded(make_repo, capsys, monkeypatch) -> None:
+    root = make_repo(FILES)
+    record = run_all_record([{"task_id": "done"}], verdict="UNVERIFIED")
+    record["tasks"].append({"task_id": "later", "title": "not reached", "status": "INTERRUPTED", "verification": None,
+                            "modifications": [], "truth_gate": {"verdict": None, "reason": "interrupted"},
+                            "git_evidence": {"commit_sha": None, "applied": False, "diff_preview": ""}})
+    record["incomplete"] = True
+    write_execution(root, record)
+    monkeypatch.chdir(root)
+    assert verify(capsys)[0] == 0
+    runs = runs_json(capsys, "--verdict", "UNVERIFIED")
+    assert [(r["run_id"], r["tasks"], r["approvals"]) for r in runs] == [(record["run_id"], 2, 1)]
+    code, out, _ = cli(capsys, "show", record["run_id"])
+    assert code == 0 and "later  not reached" in out
+    page = root / "r.html"
+    assert cli(capsys, "report", record["run_id"], "--html", str(page))[0] == 0
+    assert '<span class="verdict UNVERIFIED">INTERRUPTED</span>' in page.read_text()

@@ -111,7 +111,8 @@ def show(run_id: str = typer.Argument(..., help="A run id or a unique prefix of 
            f"  record {run['path']} (sequence {run['sequence']}, record_hash {run['record_hash'][:16]})"]
     for task in record.get("tasks") or []:
         gate, git = task.get("truth_gate") or {}, task.get("git_evidence") or {}
-        out.append(f"  {gate.get('verdict', '?'):<10} {task.get('task_id')}  {task.get('title') or ''}".rstrip())
+        verdict = str(gate.get("verdict") or task.get("status") or "?")
+        out.append(f"  {verdict:<10} {task.get('task_id')}  {task.get('title') or ''}".rstrip())
         if gate.get("reason"):
             out.append(f"             {gate['reason']}")
         for mod in task.get("modifications") or []:

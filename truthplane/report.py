@@ -18,12 +18,12 @@ CSS = """
 body{font:14px/1.45 system-ui,sans-serif;margin:2em auto;max-width:1400px;padding:0 1em;color:#1b1f24}
 h1{font-size:1.5em}h2{font-size:1.2em;border-bottom:1px solid #d0d7de;padding-bottom:.2em;margin-top:2em}
 h3{font-size:1.05em}table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #d0d7de;padding:2px 6px;
-text-align:left;vertical-align:top}th{background:#f6f8fa}code,pre,.mono{font-family:ui-monospace,monospace;font-size:12px}
+text-align:left;vertical-align:top}th{background:#f6f8fa}code,pre,.mono{font-family:ui-monospace,monospace;font-size:12px}td.mono{word-break:break-all}
 pre{background:#f6f8fa;padding:.6em;overflow:auto;max-height:30em;white-space:pre-wrap}
 .verdict{display:inline-block;padding:1px 8px;border-radius:3px;color:#fff;font-weight:600}
 .APPROVE{background:#1a7f37}.REJECT{background:#cf222e}.REVIEW{background:#9a6700}.UNVERIFIED{background:#57606a}
 table.diff{width:100%;table-layout:fixed}table.diff td{white-space:pre-wrap;word-break:break-all;border:none;
-font-family:ui-monospace,monospace;font-size:12px}table.diff td.n{width:3.5em;color:#57606a;text-align:right}
+font-family:ui-monospace,monospace;font-size:12px}table.diff .n{width:3.5em;color:#57606a;text-align:right}
 td.del{background:#ffebe9}td.add{background:#dafbe1}tr.file td{background:#ddf4ff;font-weight:600}
 tr.hunk td{background:#f6f8fa;color:#57606a}section.task{border:1px solid #d0d7de;border-radius:6px;padding:0 1em 1em;
 margin:1em 0}

@@ -33,6 +33,7 @@ from truthplane.models import Job, Limits, Verdict
 from truthplane.tasks import Task, TaskFile
 
 RETRIES_ON_CONFLICT = 3
+RESULTS_DIR = ".truth-plane-results"
 
 
 @dataclass
@@ -160,6 +161,9 @@ class Scheduler:
             warming = [asyncio.ensure_future(_warm_up(w.executor)) for w in self._pools() if w.pool != "local"]
             base = self.workdir / "gen-0"
             files = await asyncio.to_thread(snapshot_tree, self.options.root, base)
+            # truthplane's own results (and history database) are no task's input
+            files = {rel: blob for rel, blob in files.items() if not rel.startswith(RESULTS_DIR + "/")}
+            await asyncio.to_thread(shutil.rmtree, base / RESULTS_DIR, True)
             self.base = self.tree = Tree(0, base, files)
             self.runner = Runner(self.options.tasks, self.options.config, self.options.root,
                                  self.options.executor, os.cpu_count() or 2)
@@ -269,38 +273,54 @@ class Scheduler:
             if state is None:
                 worker.doing = None
                 return
-            task = state.task
-            worker.doing = f"{task.id}: starting"
-            self.say(f"{task.id}: started on {worker.name}")
-            tree = await self._current_tree()
-            taskdir = Path(tempfile.mkdtemp(prefix=f"task-{task.id}-", dir=self.workdir))
-            started = time.monotonic()
-            outcome: Outcome | None = None
             try:
-                try:
-                    outcome = await self.runner.run(task, tree, worker, taskdir)
-                except ExecutorError as exc:
-                    if worker.pool != "local" and await self._node_lost(worker, exc):
-                        state.status, state.worker = "PENDING", None
-                        state.lost_on.append(worker.pool)
-                        self.say(f"{task.id}: node {worker.pool} lost mid-task: re-queued")
-                        continue
-                    outcome = Outcome(Verdict.UNVERIFIED, [describe(exc)])
-                except asyncio.CancelledError:
+                await self._one(worker, state)
+            except asyncio.CancelledError:
+                if state.status == "RUNNING":
                     state.status = "INTERRUPTED"
-                    raise
-                except Exception as exc:  # noqa: BLE001 -- one task's failure is its verdict, not the run's end
-                    outcome = Outcome(Verdict.UNVERIFIED, [describe(exc)])
-                await self._finish(state, tree, outcome, worker, time.monotonic() - started)
+                raise
+            except Exception as exc:  # noqa: BLE001 -- a failure around one task is its verdict, not the run's end
+                if state.status == "RUNNING":
+                    state.status, state.verdict = "DONE", Verdict.UNVERIFIED
+                    state.record = _resume.bare_record(state.task, "UNVERIFIED", describe(exc))
+                    state.record["truth_gate"]["verdict"] = Verdict.UNVERIFIED.value
+                    self.say(f"{state.task.id}: UNVERIFIED: {describe(exc)}")
             finally:
-                if outcome is not None and outcome.cleanup is not None:
-                    outcome.cleanup()
-                await asyncio.to_thread(shutil.rmtree, taskdir, True)
-                tree.users -= 1
-                self._drop(tree)
                 worker.doing = None
                 if not self.interrupted:
                     await self._wake()
+
+    async def _one(self, worker: Worker, state: TaskState) -> None:
+        task = state.task
+        worker.doing = f"{task.id}: starting"
+        self.say(f"{task.id}: started on {worker.name}")
+        tree = await self._current_tree()
+        outcome: Outcome | None = None
+        taskdir: Path | None = None
+        try:
+            taskdir = Path(tempfile.mkdtemp(prefix=f"task-{task.id}-", dir=self.workdir))
+            started = time.monotonic()
+            try:
+                outcome = await self.runner.run(task, tree, worker, taskdir)
+            except ExecutorError as exc:
+                if worker.pool != "local" and await self._node_lost(worker, exc):
+                    state.status, state.worker = "PENDING", None
+                    state.lost_on.append(worker.pool)
+                    self.say(f"{task.id}: node {worker.pool} lost mid-task: re-queued")
+                    return
+                outcome = Outcome(Verdict.UNVERIFIED, [describe(exc)])
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 -- one task's failure is its verdict, not the run's end
+                outcome = Outcome(Verdict.UNVERIFIED, [describe(exc)])
+            await self._finish(state, tree, outcome, worker, time.monotonic() - started)
+        finally:
+            if outcome is not None and outcome.cleanup is not None:
+                outcome.cleanup()
+            if taskdir is not None:
+                await asyncio.to_thread(shutil.rmtree, taskdir, True)
+            tree.users -= 1
+            self._drop(tree)
 
     async def _node_lost(self, worker: Worker, exc: ExecutorError) -> bool:
         """Is the node itself gone (rather than this task failing)? Then its slots stop taking tasks."""

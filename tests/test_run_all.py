@@ -104,7 +104,7 @@ acceptance = { test_cmd = "python -c 'import app; assert app.answer() == 42'" }
     metrics = doc["honest_metrics"]
     assert metrics["git_commits"] == 3 and metrics["files_modified"] == 2
     assert metrics["truth_gate_approvals"] == 3 and metrics["truth_gate_rejections"] == 0
-    assert metrics["builds_tested"] == 1  # the fix's acceptance test, run once for its one candidate
+    assert metrics["builds_tested"] == 2  # the fix's acceptance test: on the tree before, and on its one candidate
     assert metrics["files_verified"] >= 3
     evidence = json.loads((root / doc["evidence"]).read_text())
     assert evidence["tasks"] == doc["tasks"]

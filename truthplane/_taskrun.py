@@ -219,7 +219,8 @@ class Runner:
         worker.doing = f"{task.id}: fixing {target}"
         run = await run_fix(request, config, ScanOptions(executor=self.scan_executor), say)
         result = run.result
-        builds = sum(1 for r in result.candidates if r.tests is not None) + sum(
+        baseline_tests = 1 if task.acceptance.test_cmd and run.base is not None else 0  # the loop tests the tree first
+        builds = baseline_tests + sum(1 for r in result.candidates if r.tests is not None) + sum(
             len(r.repro.after_rc) for r in result.candidates if r.repro)
         scanned = set(run.base.scan.files) if run.base else set()
         checks = {"fix": {"candidates": [{"id": r.id, "source": r.source, "verdict": r.verdict.value,

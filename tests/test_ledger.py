@@ -368,3 +368,18 @@ def test_a_shallow_clone_cannot_verify_rather_than_fails(make_repo, capsys, monk
     code, out = verify(capsys)
     assert code == 4 and "UNVERIFIED" in out and "FAIL" not in out, out
     assert "is not in this shallow clone" in out and "is not in this repository (a shallow clone?)" in out
+
+
+def test_a_commit_whose_parent_differs_from_the_recorded_before_hash_fails(make_repo, capsys, monkeypatch) -> None:
+    root = make_repo(FILES)
+    (root / "a.py").write_text("x = 1\n")
+    git(root, "commit", "-qam", "one file")
+    sha = git(root, "rev-parse", "HEAD")
+    after = hashlib.sha256(b"x = 1\n").hexdigest()
+    dirty_before = hashlib.sha256(b"import os\nx = 1\n# uncommitted edit\n").hexdigest()
+    write_execution(root, run_all_record([{"task_id": "t1", "file": "a.py", "before": dirty_before, "after": after,
+                                           "commit": sha}]))
+    monkeypatch.chdir(root)
+    code, out = verify(capsys)
+    assert code == 1 and f"commit {sha[:12]}: a.py in its parent has sha256" in out, out
+    assert "sha256_after" not in out  # the committed file itself is as recorded

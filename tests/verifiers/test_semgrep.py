@@ -210,3 +210,23 @@ def test_declared_rule_id_undoes_the_path_prefix() -> None:
 )
 def test_severity_mapping(word: str, metadata: dict, expected: Severity) -> None:
     assert semgrep_severity(word, metadata) is expected
+
+
+def test_native_and_classic_engines_agree(repo_with_rules: Path, repo_scan: list[Finding],
+                                           rule_findings: list[Finding], tmp_path: Path) -> None:
+    """The default engine (semgrep's compiled CLI) finds exactly what the Python CLI finds."""
+    classic = build_verifier("semgrep", engine="classic")
+    assert build_verifier("semgrep").options.engine == "native"
+    assert located(classic.scan(repo_with_rules).findings) == located(repo_scan)
+    rules_root = tmp_path / "rules"
+    shutil.copytree(RULE_FIXTURES, rules_root)
+    assert located(classic.scan(rules_root).findings) == located(rule_findings)
+    assert classic.config_fingerprint() != build_verifier("semgrep").config_fingerprint()
+
+
+@pytest.mark.parametrize("engine", ["native", "classic"])
+def test_a_broken_rule_is_a_clear_error_on_either_engine(tree: Callable[[dict[str, str]], Path], engine: str) -> None:
+    root = tree({".semgrep.yml": "rules:\n  - id: half-written\n    pattern: eval(\n", "a.py": "eval(x)\n"})
+    with pytest.raises(VerifierError) as caught:
+        build_verifier("semgrep", engine=engine).scan(root)
+    assert "half-written" in caught.value.reason or "message" in caught.value.reason, caught.value.reason

@@ -383,3 +383,21 @@ def test_a_commit_whose_parent_differs_from_the_recorded_before_hash_fails(make_
     code, out = verify(capsys)
     assert code == 1 and f"commit {sha[:12]}: a.py in its parent has sha256" in out, out
     assert "sha256_after" not in out  # the committed file itself is as recorded
+
+
+def test_a_changed_byte_in_the_head_or_the_attestation_fails(make_repo, capsys, monkeypatch) -> None:
+    root = make_repo(FILES)
+    path = write_execution(root, run_all_record([{"task_id": "t1"}]))
+    monkeypatch.chdir(root)
+    head = root / RESULTS / ledger.HEAD_FILE
+    sidecar = path.with_name(path.stem + attestation.SUFFIX)
+    original_head, original_sidecar = head.read_text(), sidecar.read_text()
+    head.write_text(original_head.replace(path.name, path.name.replace("execution", "executioN")))
+    code, out = verify(capsys)
+    assert code == 1 and "ledger-head.json: bytes differ from the head of the chain (record 1)" in out, out
+    head.write_text(original_head)
+    sidecar.write_text(original_sidecar.replace('"signatures": []', '"signatures": [ ]'))
+    code, out = verify(capsys)
+    assert code == 1 and f"{sidecar.name}: bytes differ from the envelope as written" in out, out
+    sidecar.write_text(original_sidecar)
+    assert verify(capsys)[0] == 0

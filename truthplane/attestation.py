@@ -63,8 +63,15 @@ def statement(record: dict[str, Any], file_name: str, file_sha256: str) -> dict[
 
 
 def envelope(record: dict[str, Any], file_name: str, file_sha256: str, key: bytes | None) -> str:
-    body = json.dumps(statement(record, file_name, file_sha256), sort_keys=True, separators=(",", ":")).encode()
-    signatures = [{"keyid": key_id(key), "sig": _mac(key, body)}] if key else []
+    body = _body(statement(record, file_name, file_sha256))
+    return _render(body, [{"keyid": key_id(key), "sig": _mac(key, body)}] if key else [])
+
+
+def _body(statement_document: dict[str, Any]) -> bytes:
+    return json.dumps(statement_document, sort_keys=True, separators=(",", ":")).encode()
+
+
+def _render(body: bytes, signatures: list[Any]) -> str:
     document = {"payloadType": PAYLOAD_TYPE, "payload": base64.b64encode(body).decode("ascii"), "signatures": signatures}
     return json.dumps(document, indent=2) + "\n"
 
@@ -84,6 +91,8 @@ def check(text: str, record: dict[str, Any], file_name: str, file_sha256: str,
         problems.append("payloadType or _type is not an in-toto Statement v1")
     if payload != statement(record, file_name, file_sha256):
         problems.append("the statement does not match the execution file (subject digest or predicate differs)")
+    elif text != _render(_body(payload), signatures):
+        problems.append("bytes differ from the envelope as written (reformatted or edited)")
     if not signatures:
         notes.append(UNSIGNED)
     elif key is None:

@@ -94,6 +94,11 @@ def _read_head_file(results: Path) -> Head | None:
     return head
 
 
+def head_pending(results: Path) -> bool:
+    """An append was interrupted after naming its record in the head file (the next append completes it)."""
+    return _valid_record(results, _head_document(results).get("pending")) is not None
+
+
 def _valid_record(results: Path, name: Any) -> tuple[dict[str, Any], bytes] | None:
     if not isinstance(name, str) or Path(name).name != name or not (results / name).is_file():
         return None
@@ -134,6 +139,13 @@ def _scan_head(results: Path) -> Head:
         if entry.record and isinstance(entry.record.get("sequence"), int) and entry.record["sequence"] > best.sequence:
             best = Head(entry.record["sequence"], entry.record.get("record_hash"))
     return best
+
+
+def head_text(record: dict[str, Any], file_name: str) -> str:
+    """The exact text of the head file when `record` (in `file_name`) is the last of the chain."""
+    document = {"sequence": record.get("sequence"), "record_hash": record.get("record_hash"),
+                "run_id": record.get("run_id"), "file": file_name}
+    return json.dumps(document, indent=2) + "\n"
 
 
 def _execution_path(results: Path) -> Path:
@@ -182,9 +194,7 @@ def append(root: Path, record: dict[str, Any]) -> Path:
                 atomic_write(sidecar, attestation.envelope(record, path.name, file_sha, attestation.signing_key()))
                 written.append(sidecar)
                 history.record_run(db, record, f"{RESULTS_DIR}/{path.name}", file_sha)
-                atomic_write(head_path, json.dumps({
-                    "sequence": record["sequence"], "record_hash": record["record_hash"],
-                    "run_id": record["run_id"], "file": path.name}, indent=2) + "\n")
+                atomic_write(head_path, head_text(record, path.name))
         except BaseException:
             for item in written:
                 item.unlink(missing_ok=True)

@@ -158,6 +158,14 @@ def _chain_problems(root: Path, chain: ledger.Chain, report: VerifyReport) -> di
         report.problems.append(f"{where}: says the chain ends at {head.sequence}, but record {last} exists")
     elif head is not None and last and head.record_hash != _hash(by_sequence[last][0]):
         report.problems.append(f"{where}: record_hash differs from record {last}'s")
+    elif head is not None and last:
+        tail = by_sequence[last][0]
+        text = (root / where).read_text(encoding="utf-8", errors="replace")
+        if ledger.head_pending(root / ledger.RESULTS_DIR):
+            report.notes.append(f"{where}: the last append was interrupted after writing its record; "
+                                "the next write completes it")
+        elif text != ledger.head_text(tail.record or {}, tail.path.name):
+            report.problems.append(f"{where}: bytes differ from the head of the chain (record {last})")
     return {sequence: same[0] for sequence, same in by_sequence.items()}
 
 

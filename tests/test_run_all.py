@@ -438,3 +438,18 @@ def test_when_no_worker_is_left_the_tasks_are_not_run_and_exit_is_4(make_repo, c
     assert code == 4 and doc["overall_verdict"] == "UNVERIFIED"
     assert doc["tasks"][0]["status"] == "NOT_RUN"
     assert "no worker left" in doc["tasks"][0]["truth_gate"]["reason"] and "gone" in doc["tasks"][0]["truth_gate"]["reason"]
+
+
+def test_a_second_run_all_in_the_same_repository_is_refused(make_repo, capsys, monkeypatch) -> None:
+    from truthplane import _resume
+    from truthplane.workspace import Repo
+
+    root = make_repo({"tasks.toml": '[[tasks]]\nid = "a"\nkind = "command"\ncommand = "true"\n'})
+    held = _resume.lock_repo(Repo(root))
+    try:
+        monkeypatch.chdir(root)
+        assert run(["run-all", "--workers", "1"]) == 2
+        assert "another truthplane run-all is running in this repository" in capsys.readouterr().err
+    finally:
+        _resume.unlock(held)
+    assert run(["run-all", "--workers", "1"]) == 0

@@ -128,13 +128,13 @@ class LiveBoard:
             self._thread.start()
         return self
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, exc_type: object, *exc: object) -> None:
         self._stop.set()
         if self._live is not None:
             self._live.stop()
         if self._thread is not None:
             self._thread.join(timeout=2)
-        if self.scheduler is not None and self._live is None:
+        if self.scheduler is not None and self._live is None and exc_type is None:
             self._write(self.status_line())
 
     def event(self, line: str) -> None:

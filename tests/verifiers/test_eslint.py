@@ -198,3 +198,13 @@ def test_eslint_fix_is_skipped_without_a_config_and_reported_when_eslint_is_brok
     problems: list[str] = []
     assert [c.id for c in autofix_candidates(project, ["src/app.ts"], problems=problems)] == []
     assert len(problems) == 1 and problems[0].startswith("eslint autofix could not run")
+
+
+def test_type_aware_config_is_cached_by_the_tree_not_per_file(project: Path) -> None:
+    assert eslint(project).available().installed and eslint(project).file_local
+    config = (project / "eslint.config.mjs").read_text()
+    (project / "eslint.config.mjs").write_text(config.replace(
+        "...tseslint.configs.recommended,", "...tseslint.configs.recommendedTypeChecked,"))
+    verifier = eslint(project)
+    verifier.available()
+    assert not verifier.file_local and verifier.tree_cacheable

@@ -8,6 +8,11 @@ sandbox rule), for repositories that are not trusted; otherwise on the host like
 `max_warnings = N` gives eslint's --max-warnings=N meaning to the gate: when there are more than N
 warnings, every warning is high (the gate's default fail_on), so a new warning rejects the change.
 
+Rules are file-local (results cached per file, a change rescans only changed files) unless the
+repository's config asks for type information (typescript-eslint's `projectService`,
+`parserOptions.project`, the `*TypeChecked` presets): then one file's findings depend on others, and
+results are cached by the whole tree instead.
+
 Exit codes: 0 clean (or warnings only), 1 errors, 2 could not run (bad config, missing plugin).
 Severity: error -> medium, warning -> low; a file eslint cannot parse is a `parse-error` (high).
 """
@@ -15,6 +20,7 @@ Severity: error -> medium, warning -> low; a file eslint cannot parse is a `pars
 from __future__ import annotations
 
 import os
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -47,12 +53,25 @@ INSTALL_HINT = (
 PARSE_ERROR = "parse-error"
 _CWD_MARK = "TRUTHPLANE-ESLINT-CWD="
 _LEVELS = {"error": Severity.MEDIUM, "warning": Severity.LOW, "note": Severity.NOTE}
+_TYPE_AWARE = re.compile(r"projectService|TypeChecked|parserOptions[\s\S]{0,400}?\bproject\s*:")
+
+
+def uses_type_information(root: Path) -> bool:
+    """Does the repository's flat config ask typescript-eslint for type information?"""
+    for name in ESLINT_CONFIGS:
+        try:
+            text = (root / name).read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            continue
+        if _TYPE_AWARE.search(text):
+            return True
+    return False
 
 
 class EslintVerifier(NodeTool, Verifier):
     name = "eslint"
     incremental = True
-    file_local = True  # per-file rules; a config with type-aware rules should be scanned with --no-cache
+    file_local = True  # unless the config is type-aware: see available()
     suffixes = JS_SUFFIXES
     config_files = (*ESLINT_CONFIGS, "package.json", "package-lock.json", ".eslintignore")
 
@@ -62,6 +81,9 @@ class EslintVerifier(NodeTool, Verifier):
         return executable, formatter
 
     def available(self) -> ToolInfo:
+        if self.project_root is not None and uses_type_information(self.project_root):
+            self.file_local = False  # type: ignore[misc]
+            self.tree_cacheable = True  # type: ignore[misc]
         executable, formatter = self._tools(None)
         if executable is None:
             return ToolInfo(name=self.instance_name, installed=False, reason=f"eslint is not installed: {INSTALL_HINT}")

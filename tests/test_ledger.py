@@ -331,10 +331,12 @@ def test_an_append_killed_midway_is_completed_by_the_next_one(make_repo, capsys,
     assert worker.exitcode == 9
     orphan = [e for e in ledger.load_chain(root / RESULTS).entries if e.record and e.record["sequence"] == 2]
     assert len(orphan) == 1  # its record file was written before the crash
+    monkeypatch.chdir(root)
+    code, out = verify(capsys)
+    assert code == 0 and "the last append was interrupted" in out, out
     last = run_all_record([{"task_id": "after"}])
     write_execution(root, last)
     assert last["sequence"] == 3 and last["previous_hash"] == orphan[0].record["record_hash"]
-    monkeypatch.chdir(root)
     code, out = verify(capsys)
     assert code == 0 and out.count("ok: run ") == 3, out
     with_history = run(["history", "--format", "json"])

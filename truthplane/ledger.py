@@ -94,9 +94,10 @@ def _read_head_file(results: Path) -> Head | None:
     return head
 
 
-def head_pending(results: Path) -> bool:
-    """An append was interrupted after naming its record in the head file (the next append completes it)."""
-    return _valid_record(results, _head_document(results).get("pending")) is not None
+def head_pending(results: Path) -> str | None:
+    """The record an interrupted append wrote and named in the head file (the next append completes it)."""
+    name = _head_document(results).get("pending")
+    return str(name) if _valid_record(results, name) is not None else None
 
 
 def _valid_record(results: Path, name: Any) -> tuple[dict[str, Any], bytes] | None:

@@ -208,7 +208,9 @@ def check_run(root: Path, entry: ledger.Entry, pruned: dict[str, float], report:
         else:
             report.problems.append(f"{path}: missing (recorded in {name} evidence_files)")
     sidecar = entry.path.with_name(entry.path.stem + attestation.SUFFIX)
-    if not sidecar.is_file():
+    if not sidecar.is_file() and ledger.head_pending(entry.path.parent) == entry.path.name:
+        report.notes.append(f"{_rel(root, sidecar)}: not written yet (its append was interrupted)")
+    elif not sidecar.is_file():
         report.problems.append(f"{_rel(root, sidecar)}: missing (the attestation of {name})")
     else:
         bad, notes = attestation.check(sidecar.read_text(encoding="utf-8", errors="replace"), record,

@@ -218,6 +218,12 @@ def test_llm_candidates_and_reproduction_from_a_local_openai_compatible_server(b
     task = next(t for t in record["tasks"] if t["task_id"] == "llm-1")
     assert task["llm"]["provider"] == "groq" and task["llm"]["model"] == "test-model"
     assert "sk-test-key" not in (root / doc["evidence"]).read_text()
+    # the three calls are recorded in the history under this run's id, so its cost is the run's
+    from truthplane.store import Store
+
+    with Store.open(root=root) as store:
+        calls = store.usage_rows(run_id=record["run_id"])
+    assert [(c.provider, c.outcome) for c in calls] == [("groq", "ok")] * 3
 
 
 def test_standalone_snippet_with_an_error(tmp_path: Path, capsys) -> None:

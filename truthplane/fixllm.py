@@ -43,8 +43,8 @@ async def llm_candidates(loop: Loop, base: _Baseline) -> tuple[list[Candidate], 
     context = build_context(base.snapshot, request.target, finding=finding, error=request.error)
     script: str | None = None
     found: list[Candidate] = []
-    with Store.open(root=request.root) as store:
-        router = build_router(loop.config.llm, store, only=request.providers or None)
+    with Store.open(root=request.home or request.root) as store:
+        router = build_router(loop.config.llm, store, only=request.providers or None, run_id=request.run_id)
         try:
             category = await router.ask(categorise_prompt(context))
             notes.append(f"categorised as {category.value.category.value} by {category.provider} "

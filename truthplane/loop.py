@@ -45,6 +45,8 @@ class FixRequest:
     allow: frozenset[str] = frozenset()
     timeout_s: float = 300.0
     jobs: int | None = None  # candidates judged at once (None: all of them)
+    run_id: str | None = None  # the history's id for this run: LLM calls are recorded under it
+    home: Path | None = None  # where the history (and its LLM budget) lives, if not root (a snippet's directory)
 
 
 @dataclass

@@ -35,6 +35,7 @@ def fix(
     from truthplane.config import load_config
     from truthplane.errors import UsageError
     from truthplane.evidence import fix_record, write_execution
+    from truthplane.ledger import new_run_id
     from truthplane.loop import FixRequest, run_fix
     from truthplane.pipeline import ScanOptions
     from truthplane.workspace import Repo, apply_files, commit_files, recover_pending
@@ -68,7 +69,7 @@ def fix(
         root=root, target=target, finding=finding, error=error_text, candidates=candidates,
         providers=list(provider or []), patches=list(candidate or []), autofix=autofix, test_cmd=test_cmd,
         repro_cmd=repro_cmd, repro_runs=repro_runs, executor=executor or config.executors.default,
-        allow=frozenset(allow or []), jobs=jobs,
+        allow=frozenset(allow or []), jobs=jobs, run_id=new_run_id(), home=snippet_home,
     )
 
     def say(line: str) -> None:
@@ -92,7 +93,7 @@ def fix(
                 apply_files(root, run.base.files, tree, winner.touched)
             applied = True
         run.result.applied, run.result.commit = applied, sha
-        record = fix_record(run, applied=applied, commit=sha)
+        record = {"run_id": request.run_id, **fix_record(run, applied=applied, commit=sha)}
         home = snippet_home or root
         run.result.evidence = str(write_execution(home, record).relative_to(home))
         if fmt == "json":

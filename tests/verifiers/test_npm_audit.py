@@ -57,6 +57,20 @@ def test_one_finding_per_advisory_and_package_at_the_lockfile_entry(app: Path, r
     assert by_rule["GHSA-vh95-rmgr-6w4m"].severity is Severity.MEDIUM
 
 
+def test_each_package_path_is_its_own_finding_with_one_identity(tmp_path: Path, registry: str) -> None:
+    root = write_files(tmp_path / "nested", {
+        "package.json": fixture_text("nested-package.json"), "package-lock.json": fixture_text("nested-package-lock.json"),
+    })
+    findings = audited(root, registry)
+    assert located(findings) == {
+        ("GHSA-jf85-cpcp-j695", "package-lock.json", 15), ("GHSA-jf85-cpcp-j695", "package-lock.json", 26),
+        ("GHSA-35jh-r3h4-6jhm", "package-lock.json", 15), ("GHSA-35jh-r3h4-6jhm", "package-lock.json", 26),
+    }  # `wrapper` is vulnerable only through lodash: no advisory of its own, no finding
+    nested = [f for f in findings if f.start_line == 26]
+    assert all(f.message.endswith("(at node_modules/wrapper/node_modules/lodash): no fix available") for f in nested)
+    assert {f.identity for f in findings} == {"GHSA-jf85-cpcp-j695:lodash", "GHSA-35jh-r3h4-6jhm:lodash"}
+
+
 def test_nothing_known_is_a_clean_audit(app: Path, registry: str) -> None:
     lock = json.loads((app / "package-lock.json").read_text())
     lock["packages"]["node_modules/lodash"]["version"] = "4.17.21"

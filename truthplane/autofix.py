@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import os
 import re
 import shutil
 import tempfile
@@ -24,7 +25,7 @@ from pathlib import Path, PurePosixPath
 from truthplane.candidates import CandidateError
 from truthplane.errors import VerifierError
 from truthplane.models import Candidate
-from truthplane.verifiers._common import repo_path
+from truthplane.verifiers._common import one_line, repo_path
 from truthplane.verifiers._node import ESLINT_CONFIGS, JS_SUFFIXES, borrowed_node_modules, find_tool
 from truthplane.verifiers.interface import run_tool
 from truthplane.verifiers.semgrep import REPO_RULES, include_pattern, shipped_rule_files
@@ -123,14 +124,24 @@ def _semgrep_fixed(root: Path, sources: dict[str, str], rules: list[Path]) -> di
         return {rel: _read_text(work / rel) or "" for rel in sources}
 
 
-def _eslint_fixed(root: Path, sources: dict[str, str], args: list[str], node_root: Path | None) -> dict[str, str]:
+def _eslint_fixed(
+    root: Path, sources: dict[str, str], args: list[str], node_root: Path | None, executor: str | None
+) -> dict[str, str]:
+    from truthplane.verifiers.eslint import run_sandboxed
+
     targets = sorted(rel for rel in sources if rel.endswith(JS_SUFFIXES))
+    base = str(root)
     with borrowed_node_modules(root, node_root):
         executable = find_tool("eslint", root, node_root)
         if executable is None:
             raise VerifierError("eslint", "eslint is not installed: npm install --save-dev eslint")
         command = [executable, "--fix-dry-run", "--format", "json", "--no-warn-ignored", *args, "--", *targets]
-        output = run_tool("eslint", command, cwd=root, timeout_s=TIMEOUT_S, ok_exit_codes=(0, 1))
+        if executor is None:
+            output = run_tool("eslint", command, cwd=root, timeout_s=TIMEOUT_S, ok_exit_codes=(0, 1))
+        else:
+            output, base = run_sandboxed("eslint", executor, root, command, timeout_s=TIMEOUT_S, env={})
+            if output.returncode == 2:
+                raise VerifierError("eslint", f"--fix-dry-run could not run: {one_line(output.stderr, 200)}")
     try:
         report = json.loads(output.stdout)
     except ValueError:
@@ -138,7 +149,8 @@ def _eslint_fixed(root: Path, sources: dict[str, str], args: list[str], node_roo
     fixed: dict[str, str] = {}
     for item in report if isinstance(report, list) else []:
         if isinstance(item, dict) and isinstance(item.get("output"), str) and isinstance(item.get("filePath"), str):
-            rel = repo_path(root, item["filePath"])
+            path = item["filePath"]
+            rel = os.path.relpath(path, base) if path.startswith(base.rstrip("/") + "/") else repo_path(root, path)
             if rel in sources:
                 fixed[rel] = item["output"]
     return fixed
@@ -162,11 +174,14 @@ def autofix_candidates(
     problems: list[str] | None = None,
     eslint_args: list[str] | None = None,
     node_root: Path | None = None,
+    eslint_executor: str | None = None,
 ) -> list[Candidate]:
     """ruff's safe fixes ("ruff-fix"), ruff's unsafe fixes too ("ruff-unsafe-fix", when they differ),
     semgrep's --autofix ("semgrep-autofix") and eslint --fix ("eslint-fix", when root has an eslint
     flat config) for `files` (repo-relative) in `root`. `eslint_args` are [verifiers.eslint] args;
-    `node_root` is the repository whose node_modules holds eslint and its plugins (default: root).
+    `node_root` is the repository whose node_modules holds eslint and its plugins (default: root);
+    `eslint_executor` runs eslint (whose config is code) in that executor, as [verifiers.eslint]
+    sandbox = true asks for.
 
     `rules` restricts ruff to those rule codes (--select); `ruff_args` are truthplane.toml's
     [verifiers.ruff] args (e.g. --extend-select B), so fixes cover what the scan reports. A tool that changed nothing gives no
@@ -206,7 +221,7 @@ def autofix_candidates(
             found.append(candidate)
     has_config = any((root / name).is_file() for name in ESLINT_CONFIGS)
     if has_config and any(rel.endswith(JS_SUFFIXES) for rel in sources):
-        linted = attempt("eslint", lambda: _eslint_fixed(root, sources, eslint_args or [], node_root))
+        linted = attempt("eslint", lambda: _eslint_fixed(root, sources, eslint_args or [], node_root, eslint_executor))
         if linted is not None and (candidate := _candidate("eslint-fix", "eslint --fix", sources, linted)):
             found.append(candidate)
     return found

@@ -189,6 +189,14 @@ def test_eslint_fix_candidate_clears_the_fixable_lints(project: Path, tmp_path: 
     assert "prefer-const" not in remaining and "eqeqeq" in remaining  # eqeqeq has no safe autofix
 
 
+@pytest.mark.tool("bwrap")
+def test_eslint_fix_in_the_sandbox_gives_the_same_candidate(project: Path) -> None:
+    (host,) = [c for c in autofix_candidates(project, ["src/app.ts"]) if c.id == "eslint-fix"]
+    (sandboxed,) = [c for c in autofix_candidates(project, ["src/app.ts"], eslint_executor="local")
+                    if c.id == "eslint-fix"]
+    assert sandboxed.diff == host.diff
+
+
 def test_eslint_fix_is_skipped_without_a_config_and_reported_when_eslint_is_broken(
     project: Path, tmp_path: Path
 ) -> None:

@@ -130,25 +130,8 @@ class EslintVerifier(NodeTool, Verifier):
         )
 
     def _sandboxed(self, target: Path, command: list[str]) -> tuple[ToolOutput, str]:
-        """eslint in the executor, on a copy of the tree; paths inside the copy become relative to it."""
-        inside = [_relative_inside(target, part) for part in command]
-        script = f'echo "{_CWD_MARK}$PWD" >&2; exec "$@"'
-        job = Job(
-            source_dir=str(target),
-            command=["sh", "-c", script, "truthplane-eslint", *inside],
-            limits=Limits(timeout_s=self.timeout_s, max_output_bytes=64_000_000, memory_mb=2048),
-            env=dict(self.context.env),
-            label=f"{self.instance_name} on {target.name}",
-        )
-        result = run_job(self.instance_name, self.context.executor, job)
-        if result.stdout_truncated:
-            raise VerifierError(self.instance_name, "eslint's report was larger than the output limit; scan fewer files")
-        cwd = next((ln[len(_CWD_MARK):] for ln in result.stderr.splitlines() if ln.startswith(_CWD_MARK)), "")
-        stderr = "\n".join(ln for ln in result.stderr.splitlines() if not ln.startswith(_CWD_MARK))
-        if result.returncode not in (0, 1, 2) or not cwd:
-            tail = " | ".join((stderr.strip() or result.stdout.strip()).splitlines()[-3:]) or "no output"
-            raise VerifierError(self.instance_name, f"eslint exited with {result.returncode} in the sandbox: {one_line(tail, 200)}")
-        return ToolOutput(result.returncode or 0, result.stdout, stderr), cwd
+        return run_sandboxed(self.instance_name, self.context.executor, target, command,
+                             timeout_s=self.timeout_s, env=dict(self.context.env))
 
     def parse(self, target: Path, output: ToolOutput, root: str) -> list[Finding]:
         """The formatter's SARIF as findings; exit 2 or anything that is not SARIF is a VerifierError."""
@@ -218,6 +201,31 @@ class EslintVerifier(NodeTool, Verifier):
                         start_column=region.get("startColumn") if isinstance(region.get("startColumn"), int) else None,
                     ))
         return findings
+
+
+def run_sandboxed(
+    verifier: str, executor: str, target: Path, command: list[str], *, timeout_s: float, env: dict[str, str]
+) -> tuple[ToolOutput, str]:
+    """eslint in the executor, on a copy of `target`: its output, and the copy's directory (the
+    paths eslint reports start with it). Exit codes other than 0, 1 and 2 are a VerifierError."""
+    inside = [_relative_inside(target, part) for part in command]
+    script = f'echo "{_CWD_MARK}$PWD" >&2; exec "$@"'
+    job = Job(
+        source_dir=str(target),
+        command=["sh", "-c", script, "truthplane-eslint", *inside],
+        limits=Limits(timeout_s=timeout_s, max_output_bytes=64_000_000, memory_mb=2048),
+        env=env,
+        label=f"{verifier} on {target.name}",
+    )
+    result = run_job(verifier, executor, job)
+    if result.stdout_truncated:
+        raise VerifierError(verifier, "eslint's report was larger than the output limit; scan fewer files")
+    cwd = next((ln[len(_CWD_MARK):] for ln in result.stderr.splitlines() if ln.startswith(_CWD_MARK)), "")
+    stderr = "\n".join(ln for ln in result.stderr.splitlines() if not ln.startswith(_CWD_MARK))
+    if result.returncode not in (0, 1, 2) or not cwd:
+        tail = " | ".join((stderr.strip() or result.stdout.strip()).splitlines()[-3:]) or "no output"
+        raise VerifierError(verifier, f"eslint exited with {result.returncode} in the sandbox: {one_line(tail, 200)}")
+    return ToolOutput(result.returncode or 0, result.stdout, stderr), cwd
 
 
 def _problem(text: str) -> str:

@@ -84,6 +84,16 @@ def test_file_subset_agrees_with_the_whole_scan(project: Path) -> None:
     assert eslint(project).scan(project, files=["notes.txt"]).findings == []
 
 
+def test_a_long_file_list_lints_everything_and_keeps_the_requested(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from truthplane.verifiers import eslint as module
+
+    monkeypatch.setattr(module, "MAX_FILES", 1)
+    findings = eslint(project).scan(project, files=["src/util.ts", "src/app.ts"]).findings
+    assert located(findings) == EXPECTED
+    assert located(eslint(project).scan(project, files=["src/util.ts"]).findings) == {
+        ("@typescript-eslint/no-unused-vars", "src/util.ts", 2)}
+
+
 def test_file_that_does_not_parse_is_a_high_finding(project: Path) -> None:
     write_files(project, {"src/broken.ts": "export const x = ;\n"})
     findings = eslint(project).scan(project, files=["src/broken.ts"]).findings

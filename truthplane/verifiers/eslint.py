@@ -52,6 +52,8 @@ INSTALL_HINT = (
 )
 PARSE_ERROR = "parse-error"
 _CWD_MARK = "TRUTHPLANE-ESLINT-CWD="
+# beyond this many files, lint everything and keep the requested files' findings (command-line length)
+MAX_FILES = 400
 _LEVELS = {"error": Severity.MEDIUM, "warning": Severity.LOW, "note": Severity.NOTE}
 _TYPE_AWARE = re.compile(r"projectService|TypeChecked|parserOptions[\s\S]{0,400}?\bproject\s*:")
 
@@ -114,7 +116,7 @@ class EslintVerifier(NodeTool, Verifier):
             command = [
                 executable, "--format", str(formatter / _formatter_entry(formatter)),
                 "--no-warn-ignored", "--no-error-on-unmatched-pattern", *self.options.args,
-                "--", *(files if files is not None else ["."]),
+                "--", *(files if files is not None and len(files) <= MAX_FILES else ["."]),
             ]
             if self.options.sandbox:
                 output, root = self._sandboxed(target, command)

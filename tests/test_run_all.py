@@ -271,9 +271,11 @@ depends_on = ["slow"]
     proc = start(root, env, "--workers", "1")
     lines = Lines(proc)
     lines.wait_for("quick: APPROVE", "slow: started")
-    time.sleep(0.5)
-    sleepers = [pid for pid in descendants(proc.pid) if Path(f"/proc/{pid}/comm").read_text().strip() == "sleep"]
-    assert sleepers, "the slow task is not running"
+    deadline = time.monotonic() + 30
+    while not running(proc.pid, ["sleep", "60"]):
+        assert time.monotonic() < deadline, "the slow task never started its command"
+        time.sleep(0.05)
+    sleepers = [pid for pid in descendants(proc.pid) if Path(f"/proc/{pid}/cmdline").read_text() == "sleep\x0060\x00"]
     proc.send_signal(signal.SIGINT)
     out = lines.finish(timeout=60)
     assert proc.returncode == 130, lines.lines
@@ -311,9 +313,32 @@ def two_nodes(tmp_path: Path) -> Iterator[tuple[list, Path, Path]]:
     with ExitStack() as stack:
         key = client_key(tmp_path)
         known_hosts = tmp_path / "known_hosts"
-        nodes = [stack.enter_context(sshd_node(tmp_path, key.with_suffix(".pub"), f"node{n}")) for n in range(2)]
+        # the nodes share this machine's login shell: a pyenv rehash lock must never make a session wait
+        quiet = "SetEnv PYENV_REHASH_TIMEOUT=0\n"
+        nodes = [stack.enter_context(sshd_node(tmp_path, key.with_suffix(".pub"), f"node{n}", quiet)) for n in range(2)]
         known_hosts.write_text("".join(node.known_hosts_line() for node in nodes))
         yield nodes, key, known_hosts
+
+
+def running(parent: int, argv: list[str]) -> bool:
+    """A process with exactly this command line runs under `parent` (a task's own command, not a
+    shell's start-up helpers)."""
+    wanted = "\0".join(argv) + "\0"
+    for pid in descendants(parent):
+        try:
+            if Path(f"/proc/{pid}/cmdline").read_text() == wanted:
+                return True
+        except OSError:
+            continue
+    return False
+
+
+def release_stale_pyenv_lock() -> None:
+    """A node killed while its login shell ran `pyenv rehash` leaves the rehash lock behind on this
+    shared machine; with no rehash running anywhere, it is stale: remove it."""
+    lock = Path.home() / ".pyenv" / "shims" / ".pyenv-shim"
+    if lock.exists() and subprocess.run(["pgrep", "-f", "pyenv-rehash"], capture_output=True, check=False).returncode != 0:
+        lock.unlink(missing_ok=True)
 
 
 def ssh_config(nodes: list, key: Path, known_hosts: Path, slots: int) -> str:
@@ -329,17 +354,17 @@ def test_a_node_killed_mid_run_loses_no_task_and_commits_none_twice(make_repo, t
     nodes, key, known_hosts = two_nodes
     doomed = nodes[0]
     count = 10
-    tasks = "".join(f'[[tasks]]\nid = "t{n}"\nkind = "command"\ncommand = "sleep 2; echo {n} > out/t{n}.txt"\n'
+    tasks = "".join(f'[[tasks]]\nid = "t{n}"\nkind = "command"\ncommand = "sleep 3; echo {n} > out/t{n}.txt"\n'
                     f'files = ["out/t{n}.txt"]\n\n' for n in range(count))
     root = make_repo({"out/.keep": "", "tasks.toml": tasks, "truthplane.toml": ssh_config(nodes, key, known_hosts, 2)})
     proc = start(root, process_env(tmp_path), "--workers", "1")
     lines = Lines(proc)
     deadline = time.monotonic() + 60
-    while not [p for p in descendants(doomed.proc.pid) if Path(f"/proc/{p}/comm").exists()
-               and Path(f"/proc/{p}/comm").read_text().strip() == "sleep"]:
+    while not running(doomed.proc.pid, ["sleep", "3"]):  # a task is running on the node: kill it mid-task
         assert time.monotonic() < deadline and proc.poll() is None, lines.lines
         time.sleep(0.05)
     doomed.kill()
+    release_stale_pyenv_lock()
     out = lines.finish(timeout=180)
     assert proc.returncode == 0, lines.lines
     doc = json.loads(out)

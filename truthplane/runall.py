@@ -30,6 +30,7 @@ from truthplane.config import Config
 from truthplane.errors import ExecutorError, GitError, UsageError
 from truthplane.executors.interface import Executor
 from truthplane.models import Job, Limits, Verdict
+from truthplane.registry import executor_options
 from truthplane.tasks import Task, TaskFile
 
 RETRIES_ON_CONFLICT = 3
@@ -154,11 +155,14 @@ class Scheduler:
         self.git_lock = asyncio.Lock()
         self.tree_lock = asyncio.Lock()
         self.workdir = Path(tempfile.mkdtemp(prefix="truthplane-run-all-"))
+        self._warming: dict[str, asyncio.Future[None]] = {}
         try:
             self.workers = self._make_workers()
             if not self.workers:
                 raise UsageError("no workers: give --workers N (N > 0) or ssh nodes (--node, [executors.ssh])")
-            warming = [asyncio.ensure_future(_warm_up(w.executor)) for w in self._pools() if w.pool != "local"]
+            bound = float(executor_options("ssh", self.options.config).get("connect_timeout_s", 10)) + 10
+            self._warming = {w.pool: asyncio.ensure_future(_warm_up(w.executor, bound))
+                             for w in self._pools() if w.pool != "local"}
             base = self.workdir / "gen-0"
             files = await asyncio.to_thread(snapshot_tree, self.options.root, base)
             # truthplane's own results (and history database) are no task's input
@@ -167,13 +171,14 @@ class Scheduler:
             self.base = self.tree = Tree(0, base, files)
             self.runner = Runner(self.options.tasks, self.options.config, self.options.root,
                                  self.options.executor, os.cpu_count() or 2)
-            await asyncio.gather(*warming)
             self._tasks = [asyncio.create_task(self._work(w)) for w in self.workers]
             if self.interrupted:
                 self.interrupt()
             await asyncio.gather(*self._tasks, return_exceptions=True)
             await asyncio.gather(*self._commit_jobs, return_exceptions=True)  # a commit under way finishes
         finally:
+            for warming in self._warming.values():
+                warming.cancel()
             if self.options.handle_signals:
                 for sig in (signal.SIGINT, signal.SIGTERM):
                     loop.remove_signal_handler(sig)
@@ -268,6 +273,8 @@ class Scheduler:
     # ---- a worker ----------------------------------------------------------------------------
 
     async def _work(self, worker: Worker) -> None:
+        if worker.pool in self._warming:  # a node's slots start once it is connected (or given up on)
+            await asyncio.shield(self._warming[worker.pool])
         while True:
             state = await self._next(worker)
             if state is None:
@@ -425,11 +432,13 @@ class Scheduler:
         return self._latest_files
 
 
-async def _warm_up(executor: Executor) -> None:
-    """Connect to a node while the snapshot is taken; a node that fails here fails its first task too."""
+async def _warm_up(executor: Executor, bound_s: float) -> None:
+    """Connect to a node while the snapshot is taken. Bounded: a node that dies while it is being set
+    up can leave the setup waiting; giving up lets the first task find the node down and move on."""
     try:
-        await executor.run(Job(command=["true"], limits=Limits(timeout_s=30), label="connect"))
-    except ExecutorError:
+        await asyncio.wait_for(executor.run(Job(command=["true"], limits=Limits(timeout_s=30), label="connect")),
+                               bound_s)
+    except (ExecutorError, TimeoutError):
         pass
 
 

@@ -178,8 +178,9 @@ class SSHNode:
 
 
 @contextmanager
-def sshd_node(directory: Path, authorized_key: Path, name: str = "node") -> Iterator[SSHNode]:
-    """A real sshd on 127.0.0.1 accepting root with `authorized_key` (a .pub file)."""
+def sshd_node(directory: Path, authorized_key: Path, name: str = "node", extra_config: str = "") -> Iterator[SSHNode]:
+    """A real sshd on 127.0.0.1 accepting root with `authorized_key` (a .pub file); `extra_config`
+    lines are added to its sshd_config."""
     os.makedirs("/run/sshd", mode=0o755, exist_ok=True)  # the privilege separation directory
     home = directory / name
     home.mkdir(parents=True, exist_ok=True)
@@ -193,7 +194,7 @@ def sshd_node(directory: Path, authorized_key: Path, name: str = "node") -> Iter
         f"Port {port}\nListenAddress 127.0.0.1\nHostKey {host_key}\nPidFile {home / 'sshd.pid'}\n"
         f"AuthorizedKeysFile {authorized}\nUsePAM no\nStrictModes no\nPermitRootLogin prohibit-password\n"
         "PasswordAuthentication no\nKbdInteractiveAuthentication no\nMaxSessions 64\nMaxStartups 64\n"
-        "Subsystem sftp internal-sftp\n",
+        "Subsystem sftp internal-sftp\n" + extra_config,
         encoding="utf-8",
     )
     with open(home / "sshd.log", "wb") as log:

@@ -131,13 +131,13 @@ class JobCgroup:
         try:
             for path in group.dirs.values():
                 path.mkdir()
-            group._set_limits(limits)
+            group.set_limits(limits)
         except OSError as exc:
             group.remove()
             raise CgroupUnavailable(f"cannot set up a job cgroup: {exc}") from None
         return group
 
-    def _set_limits(self, limits: Limits) -> None:
+    def set_limits(self, limits: Limits) -> None:
         memory = limits.memory_mb * 1024 * 1024
         quota = max(1000, int(limits.cpus * _CPU_PERIOD_US))
         if self.version == 2:
@@ -149,11 +149,17 @@ class JobCgroup:
             if (unified / "cpu.max").exists():
                 _write(unified / "cpu.max", f"{quota} {_CPU_PERIOD_US}")
             return
-        _write(self.dirs["memory"] / "memory.limit_in_bytes", str(memory))
+        # v1 wants memory <= memory+swap at every step: raising, the memsw limit goes first; lowering, last
+        limit, memsw = self.dirs["memory"] / "memory.limit_in_bytes", self.dirs["memory"] / "memory.memsw.limit_in_bytes"
         try:
-            _write(self.dirs["memory"] / "memory.memsw.limit_in_bytes", str(memory))
-        except OSError:
-            pass  # swap accounting is off: there is no swap to escape into
+            raising = memory > int(limit.read_text())
+        except (OSError, ValueError):
+            raising = False
+        for path in ([memsw, limit] if raising else [limit, memsw]):
+            try:
+                _write(path, str(memory))
+            except FileNotFoundError:
+                continue  # swap accounting is off: there is no swap to escape into
         _write(self.dirs["pids"] / "pids.max", str(limits.pids))
 
     def procs_files(self) -> list[str]:

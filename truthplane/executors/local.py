@@ -28,6 +28,7 @@ from typing import Any
 
 from truthplane.errors import ExecutorError
 from truthplane.executors._cgroup import CgroupUnavailable, JobCgroup
+from truthplane.executors._starter import JobProcess, Starter, StarterPool
 from truthplane.executors._workspace import (
     OutputCap,
     create_workspace,
@@ -104,8 +105,8 @@ def _bwrap_works(bwrap: str) -> str | None:
     return None if proc.returncode == 0 else (proc.stderr.strip() or f"exit status {proc.returncode}")
 
 
-# joins the job cgroup and caps CPU time (SIGXCPU, then SIGKILL a second later), then execs the job; a shell is used because a Python
-# preexec_fn forces a full fork of this process, which costs tens of milliseconds per job
+# caps CPU time (SIGXCPU, then SIGKILL a second later) and joins the cgroups named, then execs the job: for
+# jobs started without a starter (`_starter.py`); a shell, because a Python preexec_fn forces a full fork
 _ENTER = (
     'cpu=$1; shift; while [ "$1" != -- ]; do echo $$ > "$1" || '
     '{ echo "truthplane: cannot join the job cgroup $1" >&2; exit 125; }; shift; done; '
@@ -164,6 +165,11 @@ class LocalExecutor(Executor):
 
     name = "local"
 
+    def __init__(self, options: dict[str, Any] | None = None) -> None:
+        super().__init__(options)
+        # job processes kept ready inside their cgroups (`_starter.py`); `warm = 0` starts each on demand
+        self._starters = StarterPool(int(self.options.get("warm", min(self.concurrency, 4))))
+
     @property
     def concurrency(self) -> int:
         return int(self.options.get("concurrency", os.cpu_count() or 2))
@@ -208,51 +214,55 @@ class LocalExecutor(Executor):
             notes.append(UNSANDBOXED_NOTE + ("" if shutil.which("bwrap") else f" ({NO_BWRAP})"))
         # copying a repository and removing it are blocking work: off the event loop, so jobs overlap
         root, workdir = await asyncio.to_thread(create_workspace, job)
-        cgroup: JobCgroup | None = None
+        starter: Starter | None = None
         try:
-            try:
-                cgroup = JobCgroup.create(job.limits)
-            except CgroupUnavailable as exc:
-                notes.append(f"memory and process limits not enforced: {exc}")
+            starter = await asyncio.to_thread(self._starters.take)
+            if starter is None:
+                notes.append(f"memory and process limits not enforced: {self._starters.unavailable}")
             argv = job.command
             if bwrap is not None:
                 argv = bwrap_argv(bwrap, root, workdir, job.limits, job.source_dir) + job.command
             env = job_env(job, home=str(root), path=host_python_path())
-            result = await self._execute(job, argv, env, workdir, cgroup, sandboxed=bwrap is not None)
+            result = await self._execute(job, argv, env, workdir, starter, sandboxed=bwrap is not None)
         finally:
-            if cgroup is not None:
-                await asyncio.to_thread(cgroup.remove)
+            if starter is not None:
+                await asyncio.to_thread(starter.cgroup.remove)
             await asyncio.to_thread(remove_workspace, root)
         result.sandboxed = bwrap is not None
         result.notes = notes + result.notes
         return result
 
     async def _execute(
-        self, job: Job, argv: list[str], env: dict[str, str], workdir: Path, cgroup: JobCgroup | None, sandboxed: bool
+        self, job: Job, argv: list[str], env: dict[str, str], workdir: Path, starter: Starter | None, sandboxed: bool
     ) -> JobResult:
         limits = job.limits
         cpu_seconds = max(1, math.ceil(limits.timeout_s * max(limits.cpus, 0.01)) + 1)
+        cgroup = starter.cgroup if starter is not None else None
         started = time.monotonic()
-        try:
-            proc = await asyncio.create_subprocess_exec(
-                *enter_argv(cgroup.procs_files() if cgroup else [], cpu_seconds),
-                *argv,
-                stdin=subprocess.PIPE if job.stdin is not None else subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                env=env,
-                cwd=str(workdir),
-                start_new_session=True,
-            )
-        except FileNotFoundError:
-            return JobResult(returncode=127, stderr=f"truthplane: command not found: {argv[0]}\n", executor=self.name,
-                             duration_s=time.monotonic() - started)
-        except OSError as exc:
-            raise ExecutorError(f"cannot start {argv[0]}: {exc.strerror}: check the command and the workspace") from None
+        proc: asyncio.subprocess.Process | JobProcess
+        if starter is not None:
+            try:
+                proc = await starter.start(argv, env, str(workdir), cpu_seconds, limits, job.stdin)
+            except OSError as exc:
+                starter.discard()
+                raise ExecutorError(f"cannot hand the job to its starter: {exc}") from None
+        else:
+            try:
+                proc = await asyncio.create_subprocess_exec(
+                    *enter_argv([], cpu_seconds), *argv,
+                    stdin=subprocess.PIPE if job.stdin is not None else subprocess.DEVNULL,
+                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=str(workdir), start_new_session=True,
+                )
+            except FileNotFoundError:
+                return JobResult(returncode=127, stderr=f"truthplane: command not found: {argv[0]}\n",
+                                 executor=self.name, duration_s=time.monotonic() - started)
+            except OSError as exc:
+                raise ExecutorError(f"cannot start {argv[0]}: {exc.strerror}: check the command and the workspace") from None
         assert proc.stdout is not None and proc.stderr is not None
         out, err = OutputCap(limits.max_output_bytes), OutputCap(limits.max_output_bytes)
         readers = asyncio.gather(_pump(proc.stdout, out), _pump(proc.stderr, err))
-        stdin_task = asyncio.ensure_future(_feed_stdin(proc, job.stdin)) if job.stdin is not None else None
+        stdin_task = (asyncio.ensure_future(_feed_stdin(proc, job.stdin))
+                      if job.stdin is not None and isinstance(proc, asyncio.subprocess.Process) else None)
         timed_out = False
         try:
             await asyncio.wait_for(proc.wait(), timeout=limits.timeout_s)
@@ -269,6 +279,8 @@ class LocalExecutor(Executor):
                 readers.cancel()
             if stdin_task is not None:
                 stdin_task.cancel()
+            if isinstance(proc, JobProcess):
+                proc.close()
         stdout, stdout_truncated = out.text()
         stderr, stderr_truncated = err.text()
         oom = cgroup.oom_killed() if cgroup is not None else False
@@ -286,7 +298,7 @@ class LocalExecutor(Executor):
             executor=self.name, node="localhost", notes=notes,
         )
 
-    async def _terminate(self, proc: asyncio.subprocess.Process, cgroup: JobCgroup | None, sandboxed: bool) -> None:
+    async def _terminate(self, proc: asyncio.subprocess.Process | JobProcess, cgroup: JobCgroup | None, sandboxed: bool) -> None:
         """SIGTERM the job's processes, give them the grace period, then SIGKILL everything."""
         if cgroup is not None:
             cgroup.signal(signal.SIGTERM, spare=proc.pid if sandboxed else None)
@@ -300,8 +312,11 @@ class LocalExecutor(Executor):
         except TimeoutError:
             pass
 
+    async def close(self) -> None:
+        await asyncio.to_thread(self._starters.close)
+
     @staticmethod
-    def _kill_everything(proc: asyncio.subprocess.Process, cgroup: JobCgroup | None, group: bool) -> None:
+    def _kill_everything(proc: asyncio.subprocess.Process | JobProcess, cgroup: JobCgroup | None, group: bool) -> None:
         """Nothing of a job outlives it: its cgroup, its process group, bwrap (and so its pid namespace)."""
         if cgroup is not None:
             cgroup.signal(signal.SIGKILL)

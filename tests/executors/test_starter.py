@@ -1,0 +1,77 @@
+"""Starters: job processes made ahead of time inside their job cgroup (`executors/_starter.py`)."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+from pathlib import Path
+
+import pytest
+
+from truthplane.executors.local import LocalExecutor
+from truthplane.models import Job, Limits
+
+pytestmark = pytest.mark.tool("bwrap")
+
+
+def job_cgroup_dirs() -> set[Path]:
+    found = set()
+    for parent in (Path("/sys/fs/cgroup"), Path("/sys/fs/cgroup/memory"), Path("/sys/fs/cgroup/pids")):
+        if parent.is_dir():
+            found |= {p for p in parent.glob("truthplane-*") if p.is_dir()}
+    return found
+
+
+# unsandboxed, so /proc/self/cgroup shows the host's view: which cgroup, and the memory limit set on it
+REPORT = """
+lines = open('/proc/self/cgroup').read().splitlines()
+v1 = [l.split(':', 2)[2] for l in lines if l.split(':')[1] == 'memory']
+path = '/sys/fs/cgroup/memory' + v1[0] + '/memory.limit_in_bytes' if v1 else '/sys/fs/cgroup' + lines[0].split(':', 2)[2] + '/memory.max'
+print(v1[0] if v1 else lines[0].split(':', 2)[2], open(path).read().strip())
+"""
+JOB = Job(command=["python", "-c", REPORT], limits=Limits(memory_mb=256, pids=64))
+needs_cgroup = pytest.mark.tool("job-cgroup")
+
+
+@needs_cgroup
+def test_each_job_runs_in_its_own_cgroup_with_its_limits_and_nothing_is_left() -> None:
+    before = job_cgroup_dirs()
+    executor = LocalExecutor({"sandbox": False, "warm": 2})
+
+    async def session() -> list[list[str]]:
+        results = [await executor.run(JOB) for _ in range(3)]  # the later ones get warm starters
+        assert all(r.returncode == 0 and not [n for n in r.notes if "not enforced" in n] for r in results), results
+        return [r.stdout.split() for r in results]
+
+    reports = asyncio.run(session())
+    assert len({group for group, _ in reports}) == 3 and all("truthplane-" in group for group, _ in reports)
+    assert {limit for _, limit in reports} == {str(256 * 1024 * 1024)}
+    # the same executor serves a second event loop (idle starters belong to none)
+    again = asyncio.run(executor.run(JOB))
+    assert again.returncode == 0 and "truthplane-" in again.stdout
+    asyncio.run(executor.close())
+    assert job_cgroup_dirs() == before
+
+
+@needs_cgroup
+def test_an_executor_never_closed_still_removes_its_starters_when_collected() -> None:
+    before = job_cgroup_dirs()
+    executor = LocalExecutor({"warm": 2})
+    assert asyncio.run(executor.run(JOB)).returncode == 0
+    del executor
+    gc.collect()
+    assert job_cgroup_dirs() == before
+
+
+@needs_cgroup
+def test_a_job_that_is_not_found_or_reads_stdin_behaves_as_without_starters() -> None:
+    async def session() -> tuple:
+        async with LocalExecutor({"sandbox": False, "warm": 1}) as executor:
+            missing = await executor.run(Job(command=["no-such-command-here"]))
+            echoed = await executor.run(Job(command=["cat"], stdin=b"hello\n"))
+            silent = await executor.run(Job(command=["cat"]))
+        return missing, echoed, silent
+
+    missing, echoed, silent = asyncio.run(session())
+    assert missing.returncode == 127 and "command not found: no-such-command-here" in missing.stderr
+    assert echoed.stdout == "hello\n" and silent.returncode == 0 and silent.stdout == ""

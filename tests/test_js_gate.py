@@ -187,3 +187,20 @@ def test_doctor_explains_what_is_missing_and_how_to_install_it(
     assert "2 configured verifier(s) cannot run here: eslint, tsc" in out
     link_node_modules(root)
     assert run(["doctor", str(root)]) == 0
+
+
+@pytest.mark.tool("bwrap")
+def test_fix_on_a_typescript_file_judges_eslint_fix_with_no_key(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`truthplane fix` on a .ts file: eslint --fix from the repository's node_modules is the candidate
+    (the snapshot it runs in has none), and the gate approves it for fixing prefer-const."""
+    (repo / "truthplane.toml").write_text('verifiers = ["eslint", "tsc"]\n')
+    git(repo, "add", "truthplane.toml")
+    git(repo, "commit", "-qm", "js verifiers only")
+    before = (repo / "src/app.ts").read_bytes()
+    code, doc = cli(capsys, "fix", str(repo / "src/app.ts"), "--format", "json")
+    candidates = {c["id"]: c for c in doc["candidates"]}
+    assert "eslint-fix" in candidates, doc
+    fix = candidates["eslint-fix"]
+    assert fix["verdict"] == "APPROVE" and code == 0, fix
+    assert ("eslint", "prefer-const", "src/app.ts", 2) in keyed(fix["fixed"]) and fix["new"] == []
+    assert (repo / "src/app.ts").read_bytes() == before  # a dry run writes nothing

@@ -271,13 +271,18 @@ async def gather_candidates(loop: Loop, base: _Baseline, patches: list[Candidate
     from truthplane.autofix import autofix_candidates
     from truthplane.candidates import dedupe
 
-    request, notes = loop.request, []
+    request = loop.request
+    notes: list[str] = []
     found: list[Candidate] = list(patches)
     if request.autofix:
         rules = sorted({f.rule_id for f in base.targets if f.verifier == "ruff"}) or None
+        eslint = loop.config.options_for("eslint")
         found += await asyncio.to_thread(
             autofix_candidates, base.snapshot, [request.target], rules=rules,
             ruff_args=loop.config.options_for("ruff").args, problems=notes,
+            # the snapshot has no node_modules: eslint is found in the repository's; an untrusted config runs sandboxed
+            eslint_args=eslint.args, node_root=loop.config.root or request.root,
+            eslint_executor=request.executor if eslint.sandbox else None,
         )
     from truthplane.fixllm import llm_candidates
 

@@ -141,11 +141,16 @@ class Node:
             raise NodeLost(self.name, f"cannot connect ({_describe(exc)})", started=False) from None
         self.accepted_unknown_host = accepting
         try:
-            await self._install_runner(conn)
-            await self._start_agent(conn)
-        except ExecutorError:
+            # a node that dies mid-setup may never answer: bounded, and then it is lost like any other
+            await asyncio.wait_for(self._install_runner(conn), timeout=self.connect_timeout_s + 10)
+            await asyncio.wait_for(self._start_agent(conn), timeout=self.connect_timeout_s + 10)
+        except (ExecutorError, NodeLost):
             conn.close()
             raise
+        except TimeoutError:
+            conn.close()
+            raise NodeLost(self.name, f"no answer while setting up within {self.connect_timeout_s + 10:g} s",
+                           started=False) from None
         except _connection_errors() as exc:
             conn.close()
             raise NodeLost(self.name, f"lost while setting up ({_describe(exc)})", started=False) from None
@@ -156,6 +161,8 @@ class Node:
         script = (f"test -f {runner} || {{ mkdir -p {cache} && cat > {runner}.$$ && mv {runner}.$$ {runner}; }}"
                   f" && command -v {shlex.quote(self.options.python)} >/dev/null")
         result = await conn.run(script, input=RUNNER_SOURCE, check=False)
+        if result.exit_status is None:  # the channel closed without a status: the node went away
+            raise NodeLost(self.name, "lost while setting up (no exit status)", started=False)
         if result.exit_status != 0:
             raise ExecutorError(f"ssh node {self.name}: cannot set up {self.cache} or {self.options.python} is missing "
                                 f"({(result.stderr or '').strip() or 'exit ' + str(result.exit_status)}): "

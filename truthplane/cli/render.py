@@ -38,7 +38,8 @@ def _run_line(run: VerifierRun) -> str:
     if run.status.value != "ok":
         return f"{run.name}: {run.status.value.upper()} — {run.error}"
     cached = f", {run.cached_files} file(s) from cache" if run.cached_files else ""
-    return f"{run.name} {run.version}: {run.count} finding(s) in {run.duration_s:.2f}s{cached}"
+    name = f"{run.name} {run.version}" if run.version else run.name  # a build command has no version
+    return f"{name}: {run.count} finding(s) in {run.duration_s:.2f}s{cached}"
 
 
 class Progress:

@@ -211,7 +211,7 @@ def test_llm_candidates_and_reproduction_from_a_local_openai_compatible_server(b
         doc = json.loads(capsys.readouterr()[0])
     finally:
         server.stop()
-    assert code == 0 and doc["winner"] == "llm-1"
+    assert code == 0 and doc["winner"] == "llm-1", [(c["id"], c["verdict"], c["reasons"], c["repro"]) for c in doc["candidates"]]
     verdicts = {c["id"]: c["verdict"] for c in doc["candidates"]}
     assert verdicts == {"llm-1": "APPROVE", "llm-2": "REJECT"}
     record = json.loads((root / doc["evidence"]).read_text())

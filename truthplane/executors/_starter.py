@@ -21,6 +21,7 @@ import subprocess
 import sys
 import threading
 import weakref
+from concurrent.futures import Future, ThreadPoolExecutor
 
 from truthplane.executors._cgroup import CgroupUnavailable, JobCgroup
 from truthplane.models import Limits
@@ -171,18 +172,23 @@ def spawn() -> Starter:
 
 
 class StarterPool:
-    """Up to `size` starters kept ready; refilled by a background thread after each take. Idle starters
+    """Up to `size` starters kept ready; refilled in the background after each take. Idle starters
     belong to no event loop, so one executor can serve several asyncio.run calls; `close()` (or, for an
-    executor never closed, garbage collection) kills them and removes their cgroups."""
+    executor never closed, garbage collection) kills them and removes their cgroups.
+
+    Every starter is spawned by one long-lived thread: bwrap's --die-with-parent is a parent-death
+    signal, and Linux sends it when the *thread* that forked the process exits, so a starter forked by a
+    short-lived worker thread would be killed mid-job."""
 
     def __init__(self, size: int) -> None:
         self.size = size
         self._ready: list[Starter] = []
         self._lock = threading.Lock()
-        self._filling: threading.Thread | None = None
+        self._spawner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="truthplane-starters")
+        self._filling: Future[None] | None = None
         self._closed = False
         self.unavailable: str | None = None  # why no cgroup can be made here, once that is known
-        weakref.finalize(self, _discard_all, self._ready, self._lock)
+        weakref.finalize(self, _shut, self._ready, self._lock, self._spawner)
 
     def take(self) -> Starter | None:
         """A ready starter, else a new one; None when cgroups cannot be made here (see `unavailable`)."""
@@ -198,7 +204,7 @@ class StarterPool:
                 candidate.discard()
         if starter is None and self.unavailable is None:
             try:
-                starter = spawn()
+                starter = self._spawner.submit(spawn).result()
             except CgroupUnavailable as exc:
                 self.unavailable = str(exc)
         self._refill()
@@ -206,10 +212,9 @@ class StarterPool:
 
     def _refill(self) -> None:
         with self._lock:
-            if self.size <= 0 or self.unavailable or self._closed or (self._filling and self._filling.is_alive()):
+            if self.size <= 0 or self.unavailable or self._closed or (self._filling and not self._filling.done()):
                 return
-            self._filling = threading.Thread(target=self._fill, name="truthplane-starters", daemon=True)
-            self._filling.start()
+            self._filling = self._spawner.submit(self._fill)
 
     def _fill(self) -> None:
         while True:
@@ -232,8 +237,13 @@ class StarterPool:
             self._closed = True
             filling = self._filling
         if filling is not None:
-            filling.join()
-        _discard_all(self._ready, self._lock)
+            filling.result()
+        _shut(self._ready, self._lock, self._spawner)
+
+
+def _shut(ready: list[Starter], lock: threading.Lock, spawner: ThreadPoolExecutor) -> None:
+    _discard_all(ready, lock)
+    spawner.shutdown(wait=False)
 
 
 def _discard_all(ready: list[Starter], lock: threading.Lock) -> None:

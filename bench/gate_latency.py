@@ -22,6 +22,7 @@ import shutil
 import statistics
 import subprocess
 import sys
+import sysconfig
 import tarfile
 import tempfile
 import time
@@ -29,7 +30,11 @@ from pathlib import Path
 
 RULES = Path(__file__).resolve().parent.parent / "truthplane" / "rules"
 CHANGED = "django/utils/text.py"
-ENV = {**os.environ, "NO_COLOR": "1", "SEMGREP_ENABLE_VERSION_CHECK": "0",
+# the interpreter's own scripts directory first: every tool (and truthplane) starts as it does in a venv or a
+# CI job, not through a version manager's shim (pyenv's adds ~0.1 s to each start, to both sides)
+SCRIPTS = sysconfig.get_path("scripts")
+ENV = {**os.environ, "PATH": SCRIPTS + os.pathsep + os.environ.get("PATH", ""),
+       "NO_COLOR": "1", "SEMGREP_ENABLE_VERSION_CHECK": "0",
        "GIT_AUTHOR_NAME": "bench", "GIT_AUTHOR_EMAIL": "b@example.com",
        "GIT_COMMITTER_NAME": "bench", "GIT_COMMITTER_EMAIL": "b@example.com"}
 SEMGREP_CLASSIC = ["semgrep", "scan", "--metrics=off", "--disable-version-check", "--quiet", "--config", str(RULES)]
@@ -95,7 +100,7 @@ def main() -> None:
     parser.add_argument("--django-version", default="5.2.19")
     args = parser.parse_args()
     for tool in ("truthplane", "ruff", "bandit", "semgrep", "graylint", "diff-quality"):
-        if shutil.which(tool) is None:
+        if shutil.which(tool, path=ENV["PATH"]) is None:
             sys.exit(f"bench: {tool} is not installed (pip install -e '.[bench]')")
     args.workdir.mkdir(parents=True, exist_ok=True)
     repo = prepare(args.workdir, args.django_version)

@@ -235,6 +235,7 @@ def test_standalone_snippet_with_an_error(tmp_path: Path, capsys) -> None:
     assert doc["candidates"], doc
     assert any(c["source"] == "autofix" for c in doc["candidates"])
     assert snippet.read_text() == "import os\nx = 1\n"  # dry run
+    assert code == 0, doc  # the autofix removing the import is approved
     assert not subprocess.run(["git", "rev-parse"], cwd=snippet.parent, capture_output=True).returncode == 0
 
 

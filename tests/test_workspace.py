@@ -29,6 +29,23 @@ def test_worktree_files_see_dirty_untracked_and_skip_symlinks(make_repo) -> None
     assert repo.is_dirty()
 
 
+def test_excluded_paths_are_neither_read_nor_a_difference(make_repo) -> None:
+    from truthplane.scanner import Excluder
+
+    root = make_repo({"a.py": "x = 1\n", "vendor/lib.py": "y = 1\n"})
+    results = root / ".truth-plane-results"
+    results.mkdir()
+    (results / "baseline.json").write_text("{}")
+    (root / "vendor" / "lib.py").write_text("y = 2\n")
+    repo = Repo.require(root)
+    skip = Excluder([".truth-plane-results", "vendor/"])
+    files, dirty = repo.worktree_state(skip)
+    assert {f.path for f in files} == {"a.py"} and not dirty
+    assert repo.renames(repo.head() or "", skip=skip) == {}
+    (root / "b.py").write_text("z = 1\n")
+    assert repo.worktree_state(skip)[1]  # an untracked file that is scanned is a difference
+
+
 def test_renames_by_git_mv_and_plain_mv_leave_the_index_alone(make_repo) -> None:
     body = "".join(f"value_{i} = {i}\n" for i in range(40))
     root = make_repo({"old.py": body, "other.py": body.replace("value", "v")})

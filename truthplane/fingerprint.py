@@ -200,6 +200,8 @@ def _pair(
             pairs.extend(zip(olds[key], new_side))
         else:
             uneven.append((olds[key], new_side))
+    if not uneven:
+        return pairs
     anchors: dict[tuple[str, str], list[tuple[int, int]]] = defaultdict(list)
     for i, j in pairs:
         anchors[(before[i].path, after[j].path)].append((_line(before[i].start_line), _line(after[j].start_line)))

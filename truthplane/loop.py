@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from truthplane.config import Config
-from truthplane.errors import TruthplaneError, UsageError
+from truthplane.errors import UsageError
 from truthplane.models import (
     Candidate, CandidateResult, Finding, FixResult, Job, Limits, RunCheck, Scan, Verdict,
 )

@@ -12,8 +12,9 @@ from truthplane.config import Config
 from truthplane.errors import GitError
 from truthplane.gate import evaluate
 from truthplane.models import GateResult, Scan
+from truthplane.registry import preload_verifiers
 from truthplane.results import latest_baseline, load_scan
-from truthplane.scanner import Progress, Reference, Source, commit_source, scan, worktree_source
+from truthplane.scanner import Excluder, Progress, Reference, Source, commit_source, scan, worktree_source
 from truthplane.verifiers.interface import VerifierContext
 from truthplane.workspace import Repo
 
@@ -49,14 +50,14 @@ def scan_path(path: Path, config: Config, options: ScanOptions, progress: Progre
     return run_scan(worktree_source(path, config), config, options, progress)
 
 
-def renames_since(root: Path, commit: str | None) -> dict[str, str]:
+def renames_since(root: Path, commit: str | None, config: Config | None = None) -> dict[str, str]:
     """Renames from `commit` to the working tree, when both are known to git."""
     repo = Repo.discover(root)
     if repo is None or commit is None or repo.root.resolve() != root.resolve():
         return {}
     try:
         repo.resolve(commit)
-        return repo.renames(commit)
+        return repo.renames(commit, skip=Excluder(config.all_excludes()) if config else None)
     except GitError:
         return {}  # the baseline's commit is gone (rebased away): match by content alone
 
@@ -72,7 +73,7 @@ def scan_against(
     progress: Progress | None = None,
 ) -> GateResult:
     after = scan_path(root, config, options, progress)
-    renames = renames_since(root, before.commit)
+    renames = renames_since(root, before.commit, config)
     return evaluate(before, after, config.gate, renames, base=before_label, head="working tree")
 
 
@@ -97,10 +98,12 @@ def gate(
     if head_commit is None:
         raise GitError("this repository has no commits yet: commit first, then gate")
     merge_base = repo.merge_base(head_commit, base_commit)
-    # listing both trees and finding renames are git calls that need not wait for each other
-    with ThreadPoolExecutor(max_workers=4, thread_name_prefix="gate") as pool:
+    # listing both trees and finding renames are git calls that need not wait for each other, nor
+    # need the verifiers' modules wait for them
+    with ThreadPoolExecutor(max_workers=5, thread_name_prefix="gate") as pool:
+        pool.submit(preload_verifiers, config, options.only)
         base_listed = pool.submit(commit_source, repo, merge_base, config)
-        renames_found = pool.submit(repo.renames, merge_base, head_commit if head_ref else None)
+        renames_found = pool.submit(repo.renames, merge_base, head_commit if head_ref else None, Excluder(config.all_excludes()))
         if head_ref:
             head_source = commit_source(repo, head_commit, config)
             head_label = f"{head_ref} ({head_commit[:12]})"

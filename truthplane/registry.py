@@ -100,6 +100,16 @@ def create_verifier(config: Config, name: str, context: VerifierContext) -> Veri
     return verifier
 
 
+def preload_verifiers(config: Config, only: list[str] | None = None) -> None:
+    """Import the selected verifiers' modules ahead of use (a gate does it while git lists the trees);
+    a verifier that cannot be loaded is reported where it is created, not here."""
+    for name in only or config.verifiers:
+        try:
+            load("verifiers", verifier_type(config, name))
+        except PluginError:
+            pass
+
+
 def create_verifiers(config: Config, context: VerifierContext, only: list[str] | None = None) -> list[Verifier]:
     check_selection(config, only)
     return [create_verifier(config, name, context) for name in only or config.verifiers]

@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, ExitStack, nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Protocol
 
 from truthplane.cache import ResultCache
@@ -45,6 +45,18 @@ class Source:
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _root: Path | None = field(default=None, repr=False)
     _stack: ExitStack = field(default_factory=ExitStack, repr=False)
+    _named: dict[frozenset[str], list[tuple[str, str]]] = field(default_factory=dict, repr=False)
+
+    def named(self, names: frozenset[str]) -> list[tuple[str, str]]:
+        """(path, blob) of every file with one of `names` as its name or as a directory above it, sorted.
+        Asked by every verifier of a scan with its config file names: computed once per set of names."""
+        with self._lock:
+            found = self._named.get(names)
+            if found is None:
+                found = self._named[names] = sorted(
+                    (p, b) for p, b in self.files.items() if not names.isdisjoint(p.split("/"))
+                ) if names else []
+            return found
 
     def root(self) -> Path:
         with self._lock:
@@ -57,8 +69,9 @@ class Source:
 
 
 class Excluder:
-    """Exclude patterns compiled once: a bare name matches any path component, a pattern with '/'
-    matches the path (or a directory above it). Plain names are a set lookup, globs one regex each."""
+    """Exclude patterns compiled once: a bare name or a glob without '/' matches any path component, a
+    pattern with '/' matches the path (or a directory above it). A verdict on a directory is remembered,
+    so a path costs a dict lookup for its directory and one check of its own name."""
 
     def __init__(self, patterns: list[str]) -> None:
         import re
@@ -71,19 +84,30 @@ class Excluder:
                 path_globs += [translate(pattern), translate(pattern + "/*")]
             elif any(ch in pattern for ch in "*?["):
                 name_globs.append(translate(pattern))
-            else:
+            elif pattern:
                 names.add(pattern)
         self._names = frozenset(names)
         self._name_re = re.compile("|".join(name_globs)) if name_globs else None
         self._path_re = re.compile("|".join(path_globs)) if path_globs else None
+        self._dirs: dict[str, bool] = {}
+
+    def _name(self, name: str) -> bool:
+        return name in self._names or (self._name_re is not None and self._name_re.match(name) is not None)
+
+    def _path(self, path: str) -> bool:
+        return self._path_re is not None and self._path_re.match(path) is not None
+
+    def _directory(self, directory: str) -> bool:
+        hit = self._dirs.get(directory)
+        if hit is None:
+            parent, _, name = directory.rpartition("/")
+            hit = (bool(parent) and self._directory(parent)) or self._name(name) or self._path(directory)
+            self._dirs[directory] = hit
+        return hit
 
     def __call__(self, path: str) -> bool:
-        parts = path.split("/")
-        if self._names.intersection(parts):
-            return True
-        if self._name_re is not None and any(self._name_re.match(part) for part in parts):
-            return True
-        return self._path_re is not None and self._path_re.match(path) is not None
+        directory, _, name = path.rpartition("/")
+        return (bool(directory) and self._directory(directory)) or self._name(name) or self._path(path)
 
 
 def _walk_files(root: Path) -> dict[str, str]:
@@ -110,7 +134,7 @@ def worktree_source(path: Path, config: Config) -> Source:
     repo = Repo.discover(root)
     excluded = Excluder(config.all_excludes())
     if repo is not None and repo.root.resolve() == root:
-        listed, dirty = repo.worktree_state()
+        listed, dirty = repo.worktree_state(excluded)
         files, commit = {f.path: f.blob for f in listed}, repo.head()
     else:
         files, commit, dirty = _walk_files(root), None, False
@@ -184,10 +208,7 @@ class _Job:
 
     def config_hash(self, version: str) -> str:
         # a config entry names a file anywhere in the tree, or a directory whose files all count (.semgrep/)
-        names = set(self.verifier.config_files)
-        configs = sorted(
-            (p, b) for p, b in self.source.files.items() if names.intersection(PurePosixPath(p).parts)
-        )
+        configs = self.source.named(frozenset(self.verifier.config_files))
         return ResultCache.key(type(self.verifier).__name__, version, self.verifier.config_fingerprint(), repr(configs))
 
     def scan(self, files: list[str] | None) -> list[Finding]:

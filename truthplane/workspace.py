@@ -15,7 +15,7 @@ import shutil
 import subprocess
 import tarfile
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -108,8 +108,12 @@ class Repo:
         """Files of the working tree as it is now: tracked (dirty ones rehashed) plus untracked, not ignored."""
         return self.worktree_state()[0]
 
-    def worktree_state(self) -> tuple[list[TreeFile], bool]:
-        """The working tree's files and whether it differs from HEAD; the four listings run at once."""
+    def worktree_state(self, skip: Callable[[str], bool] | None = None) -> tuple[list[TreeFile], bool]:
+        """The working tree's files and whether it differs from HEAD; the four listings run at once.
+
+        Paths for which `skip` is true (a scan's excludes) are left out unread: neither listed nor hashed,
+        nor counted as a difference (a directory of past results is not an uncommitted change to code).
+        """
         from concurrent.futures import ThreadPoolExecutor
 
         listings = (
@@ -128,9 +132,12 @@ class Repo:
                 mode, blob, _stage = meta.split()
                 if mode in ("100644", "100755"):
                     blobs[path] = blob
-        changed = [p for p in outputs[1].split("\0") if p]
-        untracked = [p for p in outputs[2].split("\0") if p]
-        staged = [p for p in outputs[3].split("\0") if p] if has_head else list(blobs)
+        kept = (lambda p: bool(p)) if skip is None else (lambda p: bool(p) and not skip(p))
+        if skip is not None:
+            blobs = {p: b for p, b in blobs.items() if not skip(p)}
+        changed = [p for p in outputs[1].split("\0") if kept(p)]
+        untracked = [p for p in outputs[2].split("\0") if kept(p)]
+        staged = [p for p in outputs[3].split("\0") if kept(p)] if has_head else list(blobs)
         for path in [*changed, *untracked]:
             full = self.root / path
             if full.is_symlink() or not full.is_file():
@@ -143,16 +150,19 @@ class Repo:
     def is_dirty(self) -> bool:
         return bool(self.git("status", "--porcelain", "--untracked-files=normal").strip())
 
-    def renames(self, old: str, new: str | None = None) -> dict[str, str]:
+    def renames(self, old: str, new: str | None = None, skip: Callable[[str], bool] | None = None) -> dict[str, str]:
         """old path -> new path by git's rename detection (content similarity >= 50%).
 
         `new=None` compares with the working tree, including files not yet added (a plain `mv`): they
-        are marked intent-to-add in a copy of the index, so the real index is never touched.
+        are marked intent-to-add in a copy of the index, so the real index is never touched. Untracked
+        paths for which `skip` is true (a scan's excludes) are not candidates.
         """
         args = ["diff", "-M", "--name-status", "-z", "--no-ext-diff", old]
         if new is not None:
             return _parse_renames(self.git(*args, new))
-        untracked = [p for p in self.git("ls-files", "-o", "--exclude-standard", "-z").split("\0") if p]
+        untracked = [
+            p for p in self.git("ls-files", "-o", "--exclude-standard", "-z").split("\0") if p and not (skip and skip(p))
+        ]
         git_dir = Path(self.git("rev-parse", "--absolute-git-dir").strip())
         if not untracked or not (git_dir / "index").is_file():
             return _parse_renames(self.git(*args))

@@ -110,6 +110,13 @@ def run(argv: list[str] | None = None) -> int:
 
 
 def entry() -> None:
+    import gc
+
+    # a short-lived process that builds tens of thousands of long-lived findings: the collector's default
+    # (a pass every 700 allocations, each walking every young object) costs a large repo's gate a tenth
+    # of its time and finds next to nothing; what is imported by now is never garbage
+    gc.set_threshold(50_000, 20, 100)
+    gc.freeze()
     sys.exit(run())
 
 

@@ -3,10 +3,15 @@ hash for whole-program tools. A corrupt entry is discarded and recomputed, never
 
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from truthplane.models import Finding
+
+if TYPE_CHECKING:
+    from pydantic import TypeAdapter
 
 
 def default_cache_dir() -> Path:
@@ -19,6 +24,14 @@ def default_cache_dir() -> Path:
     return Path(user_cache_dir("truthplane", appauthor=False))
 
 
+@functools.cache
+def _adapter() -> TypeAdapter[list[Finding]]:
+    """Built once: a TypeAdapter compiles its schema when made."""
+    from pydantic import TypeAdapter
+
+    return TypeAdapter(list[Finding])
+
+
 class ResultCache:
     """Findings stored under a key in one SQLite file, each row with its own checksum.
 
@@ -28,6 +41,7 @@ class ResultCache:
 
     VERSION = "1"
     _CHUNK = 500  # SQLite's bound-parameter limit is far above this on every build
+    _DECODE_CHUNK = 200  # findings per JSON line of a stored entry
 
     def __init__(self, directory: Path) -> None:
         import threading
@@ -89,12 +103,12 @@ class ResultCache:
         import hashlib
         import sqlite3
 
-        from pydantic import TypeAdapter, ValidationError
+        from pydantic import ValidationError
 
         if self._broken or not keys:
             self.misses += len(keys)
             return {}
-        adapter = TypeAdapter(list[Finding])
+        adapter = _adapter()
         found: dict[str, list[Finding]] = {}
         bad: list[str] = []
         try:
@@ -107,7 +121,7 @@ class ResultCache:
                         bad.append(key)
                         continue
                     try:
-                        found[key] = adapter.validate_json(body)
+                        found[key] = [f for part in body.split(b"\n") for f in adapter.validate_json(part)]
                     except ValidationError:
                         bad.append(key)
             if bad:
@@ -126,14 +140,16 @@ class ResultCache:
         import hashlib
         import sqlite3
 
-        from pydantic import TypeAdapter
-
         if self._broken or not entries:
             return
-        adapter = TypeAdapter(list[Finding])
+        adapter = _adapter()
         rows = []
         for key, findings in entries.items():
-            body = adapter.dump_json(findings)
+            # a long list is stored as lines of short JSON arrays (compact JSON has no raw newline): decoding
+            # one holds the interpreter lock only briefly, so a big entry read by one thread never stalls
+            # another that is about to start a tool
+            chunks = [findings[i:i + self._DECODE_CHUNK] for i in range(0, len(findings), self._DECODE_CHUNK)]
+            body = b"\n".join(adapter.dump_json(chunk) for chunk in chunks or [[]])
             rows.append((key, hashlib.sha256(body).hexdigest(), body))
         try:
             conn = self._connect()

@@ -83,19 +83,19 @@ class Progress:
             self.stream.flush()
 
     def _started(self, label: str, name: str) -> None:
-        from rich.markup import escape
-
         if self._live is not None:
+            from rich.markup import escape  # only on a terminal: plain lines never pay for rich
+
             with self._lock:
                 self._tasks[label, name] = self._live.add_task(escape(f"[{label}] {name}"), total=1)
 
     def _finished(self, label: str, run: VerifierRun) -> None:
-        from rich.markup import escape
-
         line = _run_line(run)
         if self._live is None:
             self._plain(f"  [{label}] {line}")
             return
+        from rich.markup import escape
+
         style = "green" if run.status.value == "ok" else "bold red"
         with self._lock:
             task = self._tasks.get((label, run.name))

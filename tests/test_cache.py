@@ -1,0 +1,47 @@
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+from pathlib import Path
+
+from truthplane.cache import ResultCache
+from truthplane.models import Finding, Severity
+
+
+def _findings(n: int) -> list[Finding]:
+    return [
+        Finding(verifier="ruff", rule_id="F401", severity=Severity.LOW, message=f"line\nbreak {i} \u00e9", path=f"p{i % 7}.py",
+                start_line=i + 1, partial_fingerprints={"k": str(i)})
+        for i in range(n)
+    ]
+
+
+def test_long_entries_are_stored_in_lines_and_read_back_whole(tmp_path: Path) -> None:
+    cache = ResultCache(tmp_path)
+    entries = {"long": _findings(2 * ResultCache._DECODE_CHUNK + 3), "empty": [], "one": _findings(1)}
+    cache.put_many(entries)
+    body = sqlite3.connect(cache.path).execute("SELECT body FROM results WHERE key = 'long'").fetchone()[0]
+    assert body.count(b"\n") == 2  # three JSON lines; a message's own newline is escaped inside them
+    assert cache.get_many(list(entries)) == entries
+
+
+def test_an_entry_written_as_one_array_still_reads(tmp_path: Path) -> None:
+    from pydantic import TypeAdapter
+
+    cache = ResultCache(tmp_path)
+    cache.put("k", [])  # creates the table
+    findings = _findings(450)
+    body = TypeAdapter(list[Finding]).dump_json(findings)
+    with sqlite3.connect(cache.path) as conn:
+        conn.execute("INSERT OR REPLACE INTO results VALUES (?, ?, ?)", ("k", hashlib.sha256(body).hexdigest(), body))
+    assert cache.get("k") == findings
+
+
+def test_a_changed_byte_is_a_miss_and_the_row_is_dropped(tmp_path: Path) -> None:
+    cache = ResultCache(tmp_path)
+    cache.put("k", _findings(300))
+    with sqlite3.connect(cache.path) as conn:
+        body = conn.execute("SELECT body FROM results").fetchone()[0]
+        conn.execute("UPDATE results SET body = ?", (body.replace(b"F401", b"F402", 1),))
+    assert cache.get("k") is None
+    assert sqlite3.connect(cache.path).execute("SELECT count(*) FROM results").fetchone()[0] == 0

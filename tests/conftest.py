@@ -16,6 +16,14 @@ import pytest
 
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 
+# the tests never read or write the user's cache (scan results, remembered tool versions)
+if "TRUTHPLANE_CACHE_DIR" not in os.environ:
+    import atexit
+    import tempfile
+
+    os.environ["TRUTHPLANE_CACHE_DIR"] = tempfile.mkdtemp(prefix="truthplane-test-cache-")
+    atexit.register(shutil.rmtree, os.environ["TRUTHPLANE_CACHE_DIR"], ignore_errors=True)
+
 # the node tools .ci/npm.sh installs (eslint, tsc): last on PATH, so they never shadow the system's
 _NPM_BIN = Path(os.environ.get("TRUTHPLANE_NPM_PREFIX", "/opt/truthplane/npm")) / "node_modules" / ".bin"
 if _NPM_BIN.is_dir() and str(_NPM_BIN) not in os.environ.get("PATH", "").split(os.pathsep):

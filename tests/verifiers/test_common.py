@@ -61,3 +61,37 @@ def test_repo_path_outside_the_repository_is_never_absolute(tmp_path: Path) -> N
     repo.mkdir()
     assert repo_path(repo, str(tmp_path / "elsewhere" / "x.py")) == "../elsewhere/x.py"
     assert repo_path(repo, str(repo)) == "."
+
+
+def test_tool_versions_asked_once_and_all_remembered(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Verifiers that learn their versions at the same moment all keep them, and a version is asked
+    once even when a gate's two scans want it together."""
+    import json
+    import threading
+
+    from truthplane.verifiers.interface import tool_version
+
+    monkeypatch.setenv("TRUTHPLANE_CACHE_DIR", str(tmp_path / "cache"))
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    calls = tmp_path / "calls"
+    for name in ("tool-a", "tool-b", "tool-c"):
+        script = bin_dir / name
+        script.write_text(f"#!/bin/sh\necho {name} >> {calls}\nsleep 0.2\necho '{name} 1.2.3'\n")
+        script.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    results: list[str | None] = []
+    threads = [
+        threading.Thread(target=lambda n=name: results.append(tool_version(n, [n, "--version"], install_hint="-").version))
+        for name in ("tool-a", "tool-b", "tool-c") for _ in range(2)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert results == ["1.2.3"] * 6
+    assert sorted(calls.read_text().split()) == ["tool-a", "tool-b", "tool-c"]
+    stored = json.loads((tmp_path / "cache" / "tool-versions.json").read_text())
+    assert sorted(key.split("|")[0] for key in stored) == [str(bin_dir / n) for n in ("tool-a", "tool-b", "tool-c")]
+    tool_version("tool-a", ["tool-a", "--version"], install_hint="-")
+    assert len(calls.read_text().split()) == 3  # remembered on disk

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import threading
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -150,31 +151,48 @@ def _version_store() -> Path:
     return default_cache_dir() / "tool-versions.json"
 
 
-def _remembered_version(key: str) -> str | None:
+_version_locks: dict[str, threading.Lock] = {}
+_version_locks_guard = threading.Lock()
+
+
+def _version_lock(key: str) -> threading.Lock:
+    """One lock per executable: the scans of a gate ask for the same version at the same moment."""
+    with _version_locks_guard:
+        return _version_locks.setdefault(key, threading.Lock())
+
+
+def _read_versions(path: Path) -> dict[str, str]:
     import json
 
     try:
-        value = json.loads(_version_store().read_text(encoding="utf-8")).get(key)
-    except (OSError, ValueError, AttributeError):
-        return None
-    return value if isinstance(value, str) else None
+        known = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return {k: v for k, v in known.items() if isinstance(v, str)} if isinstance(known, dict) else {}
+
+
+def _remembered_version(key: str) -> str | None:
+    return _read_versions(_version_store()).get(key)
 
 
 def _remember_version(key: str, version: str) -> None:
-    """Asking `semgrep --version` costs seconds: remember the answer until the executable changes."""
+    """Asking `semgrep --version` costs seconds: remember the answer until the executable changes.
+
+    Read, merged and written under a lock shared with other truthplane processes, so two verifiers that
+    learn their versions at once both keep them; entries of executables that are gone are dropped."""
+    import fcntl
     import json
 
     from truthplane.fsutil import atomic_write
 
     path = _version_store()
     try:
-        known = json.loads(path.read_text(encoding="utf-8"))
-        known = known if isinstance(known, dict) else {}
-    except (OSError, ValueError):
-        known = {}
-    known[key] = version
-    try:
-        atomic_write(path, json.dumps(known, indent=1, sort_keys=True))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(f"{path}.lock", "a+b") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            known = {k: v for k, v in _read_versions(path).items() if os.path.exists(k.split("|", 1)[0])}
+            known[key] = version
+            atomic_write(path, json.dumps(known, indent=1, sort_keys=True))
     except OSError:
         pass  # only costs time next run
 
@@ -184,15 +202,22 @@ def tool_version(verifier: str, command: list[str], *, install_hint: str) -> Too
 
     Remembered on disk per executable (path, size, mtime), so an upgrade is noticed at once.
     """
-    import re
-
     executable = which(command[0])
     if executable is None:
         return ToolInfo(name=verifier, installed=False, reason=f"{command[0]} is not installed: {install_hint}")
     key = _version_key(executable, command)
-    remembered = _remembered_version(key) if key else None
-    if remembered:
-        return ToolInfo(name=verifier, installed=True, path=executable, version=remembered)
+    if key is None:
+        return _ask_version(verifier, executable, command, None)
+    with _version_lock(key):
+        remembered = _remembered_version(key)
+        if remembered:
+            return ToolInfo(name=verifier, installed=True, path=executable, version=remembered)
+        return _ask_version(verifier, executable, command, key)
+
+
+def _ask_version(verifier: str, executable: str, command: list[str], key: str | None) -> ToolInfo:
+    import re
+
     try:
         proc = subprocess.run(
             [executable, *command[1:]], capture_output=True, text=True, timeout=60,

@@ -49,6 +49,7 @@ class Backend:
     target_ms: float | None
     make: Callable[[], Executor]
     ready: Callable[[], str | None]
+    fanout_untestable: str | None = None  # why this setup cannot show a fan-out (said instead of a verdict)
 
 
 def _local_bwrap() -> Executor:
@@ -117,7 +118,9 @@ BACKENDS: list[Backend] = [
     Backend("local-bwrap", 20.0, _local_bwrap, _local_ready),
     Backend("docker", 500.0, _docker, _docker_ready),
     Backend("ssh", 50.0, _ssh, _ssh_ready),
-    Backend("lambda", 100.0, _lambda, _lambda_ready),
+    Backend("lambda", 100.0, _lambda, _lambda_ready,
+            fanout_untestable="not a verdict: the emulator is one execution environment and runs one invocation at a "
+                              "time (aws-lambda-runtime-interface-emulator#97); AWS gives concurrent invocations one each"),
 ]
 
 
@@ -162,7 +165,7 @@ async def measure(backend: Backend, repeat: int, slow_repeat: int) -> list[str]:
         await executor.run_many([Job(command=SLOW, limits=Limits(timeout_s=60)) for _ in range(3)])
         fanned = time.perf_counter() - started
         ratio = fanned / slowest
-        verdict = "ok" if ratio <= FANOUT_TARGET else "MISSED"
+        verdict = backend.fanout_untestable or ("ok" if ratio <= FANOUT_TARGET else "MISSED")
         rows.append(f"{backend.name:<12} {'fan-out 3':<10} slowest single {slowest:6.2f} s, 3 in parallel {fanned:6.2f} s: "
                     f"{ratio:4.2f}x (target <= {FANOUT_TARGET}x) {verdict}")
         return rows

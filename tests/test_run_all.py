@@ -173,6 +173,25 @@ files = ["fine.txt"]
     metrics = doc["honest_metrics"]
     assert (metrics["git_commits"], metrics["truth_gate_approvals"], metrics["truth_gate_rejections"]) == (1, 1, 3)
     assert metrics["builds_tested"] == 1
+    # every task that changed something has its own branch; the checkout stays on its branch
+    start = git(root, "rev-list", "--max-parents=0", "HEAD").strip()
+    prefix = f"truthplane/{doc['run_id']}/"
+    branches = git(root, "for-each-ref", "--format=%(refname:short) %(objectname)", f"refs/heads/{prefix}").split("\n")
+    branches = dict(line.split() for line in branches if line)
+    assert set(branches) == {prefix + t for t in ("adds-a-finding", "oversteps", "failing-tests", "independent")}
+    assert branches[prefix + "independent"] == git(root, "rev-parse", "HEAD").strip() == tasks["independent"]["git_evidence"]["commit_sha"]
+    rejected = prefix + "adds-a-finding"
+    assert tasks["adds-a-finding"]["git_evidence"]["branch"] == rejected
+    assert tasks["adds-a-finding"]["git_evidence"]["branch_commit"] == branches[rejected]
+    assert git(root, "rev-parse", f"{rejected}^").strip() == start
+    assert git(root, "diff", "--name-only", start, rejected).split() == ["extra.py"]
+    assert git(root, "show", f"{rejected}:extra.py").strip() == "import os"
+    assert "Truthplane-Verdict: REJECT" in git(root, "log", "-1", "--format=%B", rejected)
+    assert sorted(git(root, "diff", "--name-only", start, prefix + "oversteps").split()) == ["allowed.txt", "app.py"]
+    assert git(root, "symbolic-ref", "--short", "HEAD").strip() == "main"
+    assert git(root, "status", "--porcelain").split() == ["??", ".truth-plane-results/"]  # the results only
+    assert run(["verify"]) == 0
+    capsys.readouterr()
 
 
 def test_tasks_changing_the_same_file_both_land_without_losing_either(make_repo, capsys, monkeypatch) -> None:

@@ -164,6 +164,7 @@ def task_record(state: TaskState, tree: Tree, outcome: Outcome, worker: Worker, 
         "modifications": modifications,
         "truth_gate": {"verdict": outcome.verdict.value, "reason": "; ".join(outcome.reasons)},
         "git_evidence": {"commit_sha": state.commit, "applied": state.commit is not None,
+                         "branch": state.branch, "branch_commit": state.branch_commit,
                          "diff_preview": outcome.diff[:DIFF_PREVIEW]},
     }
 

@@ -57,6 +57,8 @@ class TaskState:
     record: dict[str, Any] | None = None
     commit: str | None = None
     carried: str | None = None  # where a result from an earlier run came from
+    branch: str | None = None  # the task's own branch, when it changed something
+    branch_commit: str | None = None
     worker: str | None = None
     lost_on: list[str] = field(default_factory=list)
     conflicts: int = 0
@@ -97,6 +99,7 @@ class Scheduler:
         self._commit_jobs: set[asyncio.Future[Any]] = set()
         self._changes: dict[str, bytes | None] = {}  # what this run committed so far
         self._version = 0
+        self._version_commits: dict[int, str] = {}  # generation -> the commit it is (0: HEAD at the start)
 
     # ---- what the live display reads -------------------------------------------------------
 
@@ -131,6 +134,7 @@ class Scheduler:
             if note:
                 self.say(note)
             self.head = repo.head()
+            self._version_commits[0] = self.head or ""
             if self.head is None:
                 raise UsageError("run-all commits approved results: the repository needs a first commit")
             self.resumed_from = _resume.carry_over(repo, root, self.states)
@@ -373,7 +377,29 @@ class Scheduler:
                 outcome.verdict = Verdict.UNVERIFIED
                 outcome.reasons.append("other tasks of this run kept changing the same files: nothing was committed")
                 commit = None
+        if outcome.touched and outcome.after is not None and not (commit or "").startswith(("retry", "error: ")):
+            async with self.git_lock:
+                state.branch, state.branch_commit = await asyncio.shield(
+                    asyncio.to_thread(self._branch, state, tree, outcome, commit))
         self._finished(state, tree, outcome, worker, duration, commit)
+
+    def _branch(self, state: TaskState, tree: Tree, outcome: Outcome, commit: str | None) -> tuple[str | None, str | None]:
+        """Every task that changed something gets its own branch, truthplane/<run>/<task>: the approved
+        commit, or the change on the commit its tree started from, for a person to look at or merge."""
+        from truthplane.workspace import create_branch
+
+        name = f"truthplane/{self.run_id}/{_ref_safe(state.task.id)}"
+        try:
+            if commit:
+                sha = create_branch(self.repo, name, commit=commit)
+            else:
+                assert outcome.after is not None
+                sha = create_branch(self.repo, name, parent=self._version_commits[tree.generation], tree=outcome.after,
+                                    touched=outcome.touched, message=_resume.commit_message(state.task, outcome, self.run_id))
+        except GitError as exc:
+            outcome.reasons.append(f"no branch for this task: {exc}")
+            return None, None
+        return name, sha
 
     def _finished(self, state: TaskState, tree: Tree, outcome: Outcome, worker: Worker, duration: float,
                   commit: str | None) -> None:
@@ -420,6 +446,7 @@ class Scheduler:
             else:
                 self._files[rel] = blob_id(content)
         self._version += 1
+        self._version_commits[self._version] = sha
         self.commits += 1
         self.modified |= set(outcome.touched)
         state.commit = sha
@@ -430,6 +457,14 @@ class Scheduler:
         if not hasattr(self, "_latest_files"):
             self._latest_files = dict(self.base.files)
         return self._latest_files
+
+
+def _ref_safe(task_id: str) -> str:
+    """A task id (letters, digits, '.', '_', '-') as a ref name component: no '..', no '.lock' or '.' end."""
+    safe = task_id.replace("..", "_")
+    if safe.endswith(".lock"):
+        safe = safe[: -len(".lock")] + "_lock"
+    return safe.rstrip(".") or "task"
 
 
 async def _warm_up(executor: Executor, bound_s: float) -> None:

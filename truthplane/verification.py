@@ -220,11 +220,22 @@ def check_run(root: Path, entry: ledger.Entry, pruned: dict[str, float], report:
         report.notes += [f"{_rel(root, sidecar)}: {n}" for n in notes if n != attestation.UNSIGNED]
     commits = uncommitted = 0
     for n, task in enumerate(t for t in record.get("tasks") or [] if isinstance(t, dict)):
-        sha = (task.get("git_evidence") or {}).get("commit_sha")
+        evidence = task.get("git_evidence") or {}
+        sha = evidence.get("commit_sha")
+        where = f"{name}: tasks[{n}] ({task.get('task_id')})"
         if not sha:
             uncommitted += 1 if task.get("modifications") else 0
+            branch_commit = evidence.get("branch_commit")
+            if branch_commit and _git(root, "cat-file", "-e", f"{branch_commit}^{{commit}}") is not None:
+                try:  # the task's own branch: its commit holds exactly the recorded change too
+                    report.problems += [f"{where}: branch {evidence.get('branch')}: {p}"
+                                        for p in check_commit(root, str(branch_commit), list(task.get("modifications") or []))]
+                except _Unverifiable as exc:
+                    report.unverifiable.append(f"{where}: {exc}")
+            elif branch_commit:
+                report.notes.append(f"{where}: the commit of branch {evidence.get('branch')} is gone "
+                                    "(the branch was deleted and collected): only the record's hashes remain")
             continue
-        where = f"{name}: tasks[{n}] ({task.get('task_id')})"
         if _git(root, "rev-parse", "--git-dir") is None:
             report.unverifiable.append(f"{where}: records commit {str(sha)[:12]}, but {root} is not a git "
                                        "repository here (or git is missing)")

@@ -279,10 +279,24 @@ def commit_files(repo: Repo, snapshot: dict[str, str], tree: Path, touched: list
     head = repo.head()
     if head is None:
         raise GitError("the repository has no commits yet: commit once before `fix --commit`")
+    commit, entries = _build_commit(repo, head, tree, touched, message)
+    journal = repo.root / PENDING
+    atomic_write(journal, json.dumps({"commit": commit, "old_head": head, "entries": entries}))
+    _git(repo.root, "update-ref", "-m", "truthplane fix --commit", "HEAD", commit, head)
+    _finish_commit(repo, entries)
+    journal.unlink(missing_ok=True)
+    return commit
+
+
+def _build_commit(
+    repo: Repo, parent: str, tree: Path, touched: list[str], message: str,
+) -> tuple[str, list[tuple[str, str | None, str | None]]]:
+    """A commit object on `parent` whose tree differs from it in exactly the touched files (as in `tree`),
+    built in a temporary index: no ref, index or file of the user's is touched. (sha, index entries)."""
     entries: list[tuple[str, str | None, str | None]] = []
     with tempfile.TemporaryDirectory(prefix="truthplane-index-") as tmp:
         env = {"GIT_INDEX_FILE": str(Path(tmp) / "index")}
-        _git(repo.root, "read-tree", head, env=env)
+        _git(repo.root, "read-tree", parent, env=env)
         for rel in touched:
             source = tree / rel
             if source.is_file():
@@ -294,12 +308,23 @@ def commit_files(repo: Repo, snapshot: dict[str, str], tree: Path, touched: list
                 _git(repo.root, "update-index", "--force-remove", "--", rel, env=env)
                 entries.append((rel, None, None))
         new_tree = _git(repo.root, "write-tree", env=env).strip()
-    commit = _git(repo.root, "commit-tree", new_tree, "-p", head, input_bytes=message.encode()).strip()
-    journal = repo.root / PENDING
-    atomic_write(journal, json.dumps({"commit": commit, "old_head": head, "entries": entries}))
-    _git(repo.root, "update-ref", "-m", "truthplane fix --commit", "HEAD", commit, head)
-    _finish_commit(repo, entries)
-    journal.unlink(missing_ok=True)
+    commit = _git(repo.root, "commit-tree", new_tree, "-p", parent, input_bytes=message.encode()).strip()
+    return commit, entries
+
+
+NO_REF = "0" * 40  # update-ref's "must not exist yet"
+
+
+def create_branch(repo: Repo, branch: str, *, commit: str | None = None, parent: str | None = None,
+                  tree: Path | None = None, touched: list[str] | None = None, message: str = "") -> str:
+    """A new branch `branch` at `commit`, or at a new commit on `parent` holding the touched files of `tree`.
+
+    Only the ref is written (never over an existing one): the checkout, index and HEAD are left alone."""
+    if commit is None:
+        if parent is None or tree is None or touched is None:
+            raise ValueError("create_branch needs a commit, or a parent, a tree and the touched files")
+        commit, _ = _build_commit(repo, parent, tree, touched, message)
+    _git(repo.root, "update-ref", "-m", "truthplane run-all", f"refs/heads/{branch}", commit, NO_REF)
     return commit
 
 

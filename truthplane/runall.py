@@ -165,13 +165,17 @@ class Scheduler:
             if not self.workers:
                 raise UsageError("no workers: give --workers N (N > 0) or ssh nodes (--node, [executors.ssh])")
             bound = float(executor_options("ssh", self.options.config).get("connect_timeout_s", 10)) + 10
-            self._warming = {w.pool: asyncio.ensure_future(_warm_up(w.executor, bound))
-                             for w in self._pools() if w.pool != "local"}
             base = self.workdir / "gen-0"
-            files = await asyncio.to_thread(snapshot_tree, self.options.root, base)
-            # truthplane's own results (and history database) are no task's input
-            files = {rel: blob for rel, blob in files.items() if not rel.startswith(RESULTS_DIR + "/")}
-            await asyncio.to_thread(shutil.rmtree, base / RESULTS_DIR, True)
+            snapshot_taken: asyncio.Future[Path | None] = loop.create_future()
+            self._warming = {w.pool: asyncio.ensure_future(_warm_up(w.executor, bound, snapshot_taken))
+                             for w in self._pools() if w.pool != "local"}
+            try:
+                files = await asyncio.to_thread(snapshot_tree, self.options.root, base)
+                # truthplane's own results (and history database) are no task's input
+                files = {rel: blob for rel, blob in files.items() if not rel.startswith(RESULTS_DIR + "/")}
+                await asyncio.to_thread(shutil.rmtree, base / RESULTS_DIR, True)
+            finally:
+                snapshot_taken.set_result(base if base.is_dir() else None)
             self.base = self.tree = Tree(0, base, files)
             self.runner = Runner(self.options.tasks, self.options.config, self.options.root,
                                  self.options.executor, os.cpu_count() or 2)
@@ -467,12 +471,25 @@ def _ref_safe(task_id: str) -> str:
     return safe.rstrip(".") or "task"
 
 
-async def _warm_up(executor: Executor, bound_s: float) -> None:
-    """Connect to a node while the snapshot is taken. Bounded: a node that dies while it is being set
-    up can leave the setup waiting; giving up lets the first task find the node down and move on."""
+async def _warm_up(executor: Executor, bound_s: float, snapshot: asyncio.Future[Path | None]) -> None:
+    """Connect to a node while the snapshot is taken, then send the node the snapshot, so the first tasks
+    find it there. Bounded: a node that dies while it is being set up can leave the setup waiting; giving
+    up lets the first task find the node down and move on."""
+    async def warm() -> None:
+        # the first job waits for the node's runner to start; sending the snapshot (a session of its own)
+        # need not wait for that
+        connected = asyncio.ensure_future(executor.run(Job(command=["true"], limits=Limits(timeout_s=30), label="connect")))
+        try:
+            base = await asyncio.shield(snapshot)
+            if base is not None:
+                await executor.run(Job(command=["true"], source_dir=str(base), limits=Limits(timeout_s=30),
+                                       label="snapshot"))
+            await connected
+        finally:
+            connected.cancel()
+
     try:
-        await asyncio.wait_for(executor.run(Job(command=["true"], limits=Limits(timeout_s=30), label="connect")),
-                               bound_s)
+        await asyncio.wait_for(warm(), bound_s)
     except (ExecutorError, TimeoutError):
         pass
 

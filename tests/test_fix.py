@@ -249,3 +249,19 @@ def test_standalone_snippet_failure_leaves_no_temporary_repository(tmp_path: Pat
     code = run(["fix", str(snippet), "--finding", "no-such-fingerprint"])
     assert code == 2 and "no finding no-such-fingerprint" in capsys.readouterr()[1]
     assert list((tmp_path / "tmp").iterdir()) == []
+
+
+def test_how_the_tests_and_reproduction_did_before_still_decides(buggy, capsys) -> None:
+    """The baseline's tests and reproduction run beside the candidates: their results still reach every verdict."""
+    root, patches = buggy
+    code = run(["fix", str(root / "calc.py"), "--candidate", str(patches["right"]), "--format", "json",
+                "--repro-cmd", "true", "--test-cmd", "python -c 'import sys; sys.exit(3)'"])
+    doc = json.loads(capsys.readouterr()[0])
+    (only,) = doc["candidates"]
+    assert code == 3 and doc["verdict"] == "REVIEW", doc
+    assert "the tests fail before any patch (exit 3)" in doc["reasons"]
+    assert "the reproduction passes without any patch: it does not reproduce the problem" in doc["reasons"]
+    assert only["verdict"] == "REVIEW"
+    assert "the tests failed before and still fail: no regression can be ruled out" in only["reasons"]
+    assert "the reproduction passed before the patch too: it proves nothing" in only["reasons"]
+    assert only["repro"]["before_rc"] == 0 and set(only["repro"]["after_rc"]) == {0}  # repeated (default 3)

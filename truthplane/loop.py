@@ -60,6 +60,9 @@ class _Baseline:
     repro_script: str | None
     repro_before: int | None
     notes: list[str]
+    # the baseline's tests and given reproduction, still running while candidates are gathered and run:
+    # only the verdicts wait for them (Loop.settled)
+    pending: asyncio.Future[None] | None = None
 
 
 def snapshot_tree(root: Path, dest: Path) -> dict[str, str]:
@@ -114,23 +117,40 @@ class Loop:
         if self.request.target not in files:
             raise UsageError(f"{self.request.target} is not a file of this repository (or it is ignored by git)")
         self.say("baseline: scanning the snapshot and running its tests")
-        # the scan, the tests and a given reproduction do not depend on each other
-        scan, (tests_before, tests_output), repro_before = await asyncio.gather(
-            asyncio.to_thread(run_scan, _source(snapshot, files, "snapshot"), self.config, self.options),
+        # the scan, the tests and a given reproduction do not depend on each other; candidates need only the
+        # scan, so the tests and the reproduction run on beside the candidates' own runs
+        before = asyncio.ensure_future(asyncio.gather(
             self._baseline_tests(snapshot),
             self._repro_before(snapshot, None) if self.request.repro_cmd else _nothing(),
-        )
-        targets = [f for f in scan.findings if f.path == self.request.target]
-        if self.request.finding:
-            targets = [f for f in targets if f.fingerprint == self.request.finding or f.fingerprint.split(":")[0] == self.request.finding]
-            if not targets:
-                raise UsageError(f"no finding {self.request.finding} in {self.request.target}: run `truthplane scan --format json` for fingerprints")
-        notes = []
-        if tests_before is not None and tests_before != 0:
-            notes.append(f"the tests fail before any patch (exit {tests_before})")
-        base = _Baseline(snapshot, files, scan, targets, tests_before, tests_output, None, repro_before, notes)
-        self._check_repro_before(base)
+        ))
+        try:
+            scan = await asyncio.to_thread(run_scan, _source(snapshot, files, "snapshot"), self.config, self.options)
+            targets = [f for f in scan.findings if f.path == self.request.target]
+            if self.request.finding:
+                targets = [f for f in targets if f.fingerprint == self.request.finding or f.fingerprint.split(":")[0] == self.request.finding]
+                if not targets:
+                    raise UsageError(f"no finding {self.request.finding} in {self.request.target}: run `truthplane scan --format json` for fingerprints")
+        except BaseException:
+            before.cancel()
+            await asyncio.gather(before, return_exceptions=True)
+            raise
+        base = _Baseline(snapshot, files, scan, targets, None, "", None, None, [])
+
+        async def settle() -> None:
+            (base.tests_before, base.tests_output), repro_before = await before
+            if base.tests_before is not None and base.tests_before != 0:
+                base.notes.insert(0, f"the tests fail before any patch (exit {base.tests_before})")
+            if self.request.repro_cmd:
+                base.repro_before = repro_before
+                self._check_repro_before(base)
+
+        base.pending = asyncio.ensure_future(settle())
         return base
+
+    async def settled(self, base: _Baseline) -> None:
+        """The baseline's tests and reproduction have finished (their results are in `base`)."""
+        if base.pending is not None:
+            await asyncio.shield(base.pending)
 
     async def _baseline_tests(self, snapshot: Path) -> tuple[int | None, str]:
         if not self.request.test_cmd:
@@ -190,6 +210,9 @@ class Loop:
         tests_task = self._tests(directory)
         repro_task = self._repro(base, directory)
         after, tests, repro = await asyncio.gather(scan_task, tests_task, repro_task)
+        await self.settled(base)  # the verdict compares with how the tests and reproduction did before
+        if repro is not None:
+            repro.before_rc = base.repro_before
         diff, problems = compare(base.scan, after)
         result.new, result.fixed, result.tests, result.repro = diff.new, diff.fixed, tests, repro
         result.verdict, result.reasons = self._judge(base, diff.new, diff.fixed, problems, tampering, tests, repro)
@@ -326,11 +349,13 @@ async def run_fix(request: FixRequest, config: Config, options: ScanOptions,
     patches = patch_file_candidates(request.patches) if request.patches else []  # bad paths fail first
     loop = Loop(request, config, options, say)
     workdir = Path(tempfile.mkdtemp(prefix="truthplane-fix-"))
+    base: _Baseline | None = None
     try:
         base = await loop.baseline(workdir)
         candidates, notes = await gather_candidates(loop, base, patches)
         by_id = {c.id: c for c in candidates}
         if not candidates:
+            await loop.settled(base)
             reasons = base.notes + notes + ["no candidate fix was produced: nothing to judge"]
             return FixRun(FixResult(verdict=Verdict.REJECT, reasons=reasons), by_id, {}, base, workdir, started_at)
         say(f"evaluating {len(candidates)} candidate(s) in parallel on the {request.executor} executor")
@@ -341,6 +366,7 @@ async def run_fix(request: FixRequest, config: Config, options: ScanOptions,
                 return await loop.evaluate(base, candidate, workdir)
 
         results = list(await asyncio.gather(*(judged(c) for c in candidates)))
+        await loop.settled(base)  # also when every candidate was turned away before running anything
         winner = choose_winner(results)
         verdict = Verdict.APPROVE if winner else (
             Verdict.REVIEW if any(r.verdict is Verdict.REVIEW for r in results) else Verdict.REJECT)
@@ -350,6 +376,9 @@ async def run_fix(request: FixRequest, config: Config, options: ScanOptions,
         return FixRun(result, by_id, trees, base, workdir, started_at,
                       sorted({c.provider for c in candidates if c.provider}))
     except BaseException:
+        if base is not None and base.pending is not None and not base.pending.done():
+            base.pending.cancel()
+            await asyncio.gather(base.pending, return_exceptions=True)
         shutil.rmtree(workdir, ignore_errors=True)
         raise
     finally:

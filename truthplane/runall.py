@@ -169,13 +169,15 @@ class Scheduler:
             snapshot_taken: asyncio.Future[Path | None] = loop.create_future()
             self._warming = {w.pool: asyncio.ensure_future(_warm_up(w.executor, bound, snapshot_taken))
                              for w in self._pools() if w.pool != "local"}
+            taken = False
             try:
                 files = await asyncio.to_thread(snapshot_tree, self.options.root, base)
                 # truthplane's own results (and history database) are no task's input
                 files = {rel: blob for rel, blob in files.items() if not rel.startswith(RESULTS_DIR + "/")}
                 await asyncio.to_thread(shutil.rmtree, base / RESULTS_DIR, True)
+                taken = True
             finally:
-                snapshot_taken.set_result(base if base.is_dir() else None)
+                snapshot_taken.set_result(base if taken else None)  # a half-taken snapshot is never sent
             self.base = self.tree = Tree(0, base, files)
             self.runner = Runner(self.options.tasks, self.options.config, self.options.root,
                                  self.options.executor, os.cpu_count() or 2)
@@ -487,6 +489,7 @@ async def _warm_up(executor: Executor, bound_s: float, snapshot: asyncio.Future[
             await connected
         finally:
             connected.cancel()
+            await asyncio.gather(connected, return_exceptions=True)  # its failure, if any, is not left unread
 
     try:
         await asyncio.wait_for(warm(), bound_s)

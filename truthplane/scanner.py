@@ -134,11 +134,11 @@ def worktree_source(path: Path, config: Config) -> Source:
     repo = Repo.discover(root)
     excluded = Excluder(config.all_excludes())
     if repo is not None and repo.root.resolve() == root:
-        listed, dirty = repo.worktree_state(excluded)
+        listed, dirty = repo.worktree_state(excluded)  # listed without the excluded paths
         files, commit = {f.path: f.blob for f in listed}, repo.head()
     else:
         files, commit, dirty = _walk_files(root), None, False
-    files = {p: b for p, b in files.items() if not excluded(p)}
+        files = {p: b for p, b in files.items() if not excluded(p)}
     return Source(files, lambda: nullcontext(root), label=str(path), commit=commit, dirty=dirty)
 
 

@@ -45,3 +45,49 @@ def test_a_changed_tool_configuration_rescans_every_file(make_repo, tmp_path: Pa
     # a.py and b.py are byte-identical to the base, but the base's findings no longer hold for them
     assert ruff.scanned_files == 2 and result.unchanged == []
     assert sorted((f.rule_id, f.path) for f in result.fixed) == [("F401", "a.py"), ("F401", "b.py")]
+
+
+def test_the_working_tree_over_the_merge_base_lists_what_a_full_listing_does(make_repo) -> None:
+    """The gate lists the working tree as the merge-base's files plus what changed since: the same files
+    and contents as listing the whole working tree, whatever kind of change is in it."""
+    import os
+
+    from truthplane.scanner import Excluder, commit_source, worktree_over, worktree_source
+    from truthplane.workspace import Repo
+
+    root = make_repo({"keep.py": "a = 1\n", "edit.py": "b = 1\n", "gone.py": "c = 1\n", "old name.py": "d = 1\n" * 20,
+                      "tool.sh": "echo\n", "staged.py": "e = 1\n", "vendor/lib.py": "f = 1\n", "link.py": "g = 1\n",
+                      ".gitignore": "ignored.py\n", "truthplane.toml": 'exclude = ["vendor"]\n'})
+    merge_base = git(root, "rev-parse", "HEAD").strip()
+    git(root, "checkout", "-qb", "feature")
+    (root / "branch.py").write_text("committed on the branch\n")
+    (root / "edit.py").write_text("b = 2\n")
+    git(root, "add", "-A")
+    git(root, "commit", "-qm", "on the branch")
+    (root / "edit.py").write_text("b = 3\n")  # changed again, not committed
+    (root / "gone.py").unlink()
+    git(root, "mv", "old name.py", "new name.py")
+    os.chmod(root / "tool.sh", 0o755)
+    (root / "staged.py").write_text("e = 2\n")
+    git(root, "add", "staged.py")
+    (root / "staged.py").write_text("e = 3\n")  # staged, then changed again
+    (root / "untracked dir").mkdir()
+    (root / "untracked dir" / "new.py").write_text("h = 1\n")
+    (root / "ignored.py").write_text("secret = 1\n")
+    (root / "vendor" / "lib.py").write_text("f = 2\n")
+    (root / "vendor" / "more.py").write_text("f = 3\n")
+    (root / "link.py").unlink()
+    (root / "link.py").symlink_to("keep.py")
+    (root / ".truth-plane-results").mkdir()
+    (root / ".truth-plane-results" / "baseline.json").write_text("{}")
+    config = load_config(root)
+    repo = Repo.require(root)
+    full = worktree_source(root, config)
+    changes, dirty = repo.changes_since(merge_base, Excluder(config.all_excludes()))
+    over = worktree_over(commit_source(repo, merge_base, config), root, changes, commit=repo.head(), dirty=dirty)
+    assert over.files == full.files and over.dirty == full.dirty is True
+    assert "new name.py" in over.files and "link.py" not in over.files and "vendor/more.py" not in over.files
+    git(root, "add", "-A")
+    git(root, "commit", "-qm", "everything")
+    changes, dirty = repo.changes_since(merge_base, Excluder(config.all_excludes()))
+    assert not dirty and worktree_source(root, config).dirty is False  # only excluded or ignored files are left

@@ -14,7 +14,9 @@ from truthplane.gate import evaluate
 from truthplane.models import GateResult, Scan
 from truthplane.registry import preload_verifiers
 from truthplane.results import latest_baseline, load_scan
-from truthplane.scanner import Excluder, Progress, Reference, Source, commit_source, scan, worktree_source
+from truthplane.scanner import (
+    Excluder, Progress, Reference, Source, commit_source, scan, worktree_over, worktree_source,
+)
 from truthplane.verifiers.interface import VerifierContext
 from truthplane.workspace import Repo
 
@@ -100,17 +102,21 @@ def gate(
     merge_base = repo.merge_base(head_commit, base_commit)
     # listing both trees and finding renames are git calls that need not wait for each other, nor
     # need the verifiers' modules wait for them
+    excluded = Excluder(config.all_excludes())
     with ThreadPoolExecutor(max_workers=5, thread_name_prefix="gate") as pool:
         pool.submit(preload_verifiers, config, options.only)
         base_listed = pool.submit(commit_source, repo, merge_base, config)
-        renames_found = pool.submit(repo.renames, merge_base, head_commit if head_ref else None, Excluder(config.all_excludes()))
+        renames_found = pool.submit(repo.renames, merge_base, head_commit if head_ref else None, excluded)
         if head_ref:
             head_source = commit_source(repo, head_commit, config)
             head_label = f"{head_ref} ({head_commit[:12]})"
+            base_source = base_listed.result()
         else:
-            head_source = worktree_source(root, config)
-            head_label = "working tree" + (" (with uncommitted changes)" if head_source.dirty else f" ({head_commit[:12]})")
-        base_source = base_listed.result()
+            # the working tree is the merge-base's listing plus what changed since: no second full listing
+            changes, dirty = repo.changes_since(merge_base, excluded)
+            base_source = base_listed.result()
+            head_source = worktree_over(base_source, root, changes, commit=head_commit, dirty=dirty)
+            head_label = "working tree" + (" (with uncommitted changes)" if dirty else f" ({head_commit[:12]})")
         # the head takes the base's findings for every file it has unchanged: only the change is scanned
         shared = Reference(base_source.files)
 

@@ -142,6 +142,19 @@ def worktree_source(path: Path, config: Config) -> Source:
     return Source(files, lambda: nullcontext(root), label=str(path), commit=commit, dirty=dirty)
 
 
+def worktree_over(base: Source, root: Path, changes: dict[str, str | None], *, commit: str | None,
+                  dirty: bool) -> Source:
+    """The working tree as `base` (a commit's listing) with `changes` (Repo.changes_since that commit)
+    laid over it: the same files as worktree_source lists, without listing the whole tree again."""
+    files = dict(base.files)
+    for path, blob in changes.items():
+        if blob is None:
+            files.pop(path, None)
+        else:
+            files[path] = blob
+    return Source(dict(sorted(files.items())), lambda: nullcontext(root), label=str(root), commit=commit, dirty=dirty)
+
+
 def commit_source(repo: Repo, commit: str, config: Config) -> Source:
     """A commit's tree, exported to a temporary directory only if some verifier needs the files."""
     excluded = Excluder(config.all_excludes())

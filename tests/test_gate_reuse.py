@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -91,3 +92,24 @@ def test_the_working_tree_over_the_merge_base_lists_what_a_full_listing_does(mak
     git(root, "commit", "-qm", "everything")
     changes, dirty = repo.changes_since(merge_base, Excluder(config.all_excludes()))
     assert not dirty and worktree_source(root, config).dirty is False  # only excluded or ignored files are left
+
+
+def test_a_file_in_conflict_is_listed_as_it_stands(make_repo) -> None:
+    from truthplane.scanner import Excluder, commit_source, worktree_over, worktree_source
+    from truthplane.workspace import Repo, blob_id
+
+    root = make_repo({"a.py": "x = 0\n"})
+    git(root, "checkout", "-qb", "other")
+    (root / "a.py").write_text("x = 1\n")
+    git(root, "commit", "-qam", "one")
+    git(root, "checkout", "-q", "main")
+    (root / "a.py").write_text("x = 2\n")
+    git(root, "commit", "-qam", "two")
+    merge_base = git(root, "merge-base", "main", "other").strip()
+    subprocess.run(["git", "merge", "other"], cwd=root, capture_output=True)  # conflicts: exit 1
+    config = load_config(root)
+    repo = Repo.require(root)
+    changes, dirty = repo.changes_since(merge_base, Excluder(config.all_excludes()))
+    over = worktree_over(commit_source(repo, merge_base, config), root, changes, commit=repo.head(), dirty=dirty)
+    assert over.files == worktree_source(root, config).files == {"a.py": blob_id((root / "a.py").read_bytes())}
+    assert dirty and "<<<<<<<" in (root / "a.py").read_text()

@@ -153,24 +153,40 @@ class Repo:
         """What the working tree changes against `commit`: path -> blob id of its content now, or None where
         the path is no regular file any more (deleted, a symlink, a submodule); and whether the working
         tree differs from HEAD. Together with `commit`'s own listing, this is the working tree's listing:
-        three git calls at once, and only changed files are read. Paths `skip` names are left out."""
+        three git calls at once. Git names the blob of every change it has in its index; only files edited
+        since (and untracked ones) are read and hashed. Paths `skip` names are left out."""
         from concurrent.futures import ThreadPoolExecutor
 
         listings = (
-            ("diff", "--name-only", "-z", "--no-renames", "--no-ext-diff", commit, "--"),
+            ("diff", "--raw", "-z", "--no-renames", "--abbrev=40", "--no-ext-diff", commit, "--"),
             ("ls-files", "-o", "--exclude-standard", "-z"),
             ("diff-index", "--name-only", "-z", "HEAD", "--"),
         )
         with ThreadPoolExecutor(max_workers=len(listings), thread_name_prefix="git") as pool:
-            changed, untracked, against_head = (
-                [p for p in out.split("\0") if p and not (skip and skip(p))]
-                for out in pool.map(lambda args: self.git(*args), listings)
-            )
+            raw, untracked_out, head_out = pool.map(lambda args: self.git(*args), listings)
+        wanted = (lambda p: bool(p)) if skip is None else (lambda p: bool(p) and not skip(p))
         changes: dict[str, str | None] = {}
-        for path in [*changed, *untracked]:
-            full = self.root / path
-            changes[path] = None if full.is_symlink() or not full.is_file() else blob_id(full.read_bytes())
-        return changes, bool(untracked or against_head)
+        fields = raw.split("\0")
+        for meta, path in zip(fields[0::2], fields[1::2], strict=False):
+            if not meta.startswith(":") or not wanted(path):
+                continue
+            _src_mode, dst_mode, _src, dst, status = meta[1:].split()
+            if status.startswith("U"):
+                changes[path] = self._blob_now(path)  # unmerged: the file as it stands, conflict markers and all
+            elif dst_mode not in ("100644", "100755"):
+                changes[path] = None  # deleted, or now a symlink or a submodule: nothing to analyse
+            elif dst.strip("0"):
+                changes[path] = dst  # the index holds this content and the file is as the index says
+            else:
+                changes[path] = self._blob_now(path)  # edited since it was staged: read it
+        untracked = [p for p in untracked_out.split("\0") if wanted(p)]
+        for path in untracked:
+            changes[path] = self._blob_now(path)
+        return changes, bool(untracked or any(wanted(p) for p in head_out.split("\0")))
+
+    def _blob_now(self, path: str) -> str | None:
+        full = self.root / path
+        return None if full.is_symlink() or not full.is_file() else blob_id(full.read_bytes())
 
     def is_dirty(self) -> bool:
         return bool(self.git("status", "--porcelain", "--untracked-files=normal").strip())

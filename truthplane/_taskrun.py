@@ -24,7 +24,7 @@ from truthplane.errors import TruthplaneError
 from truthplane.executors.interface import Executor
 from truthplane.models import Finding, Job, Limits, Scan, Verdict
 from truthplane.tasks import Task, TaskFile
-from truthplane.workspace import blob_id
+from truthplane.workspace import files_after
 
 OUTPUT_TAIL = 2000
 CAPTURE_FILE = ".truthplane-capture.py"
@@ -265,13 +265,7 @@ class Runner:
                 pass  # a binary or unparsable change: the scan still judges it
         if touched:
             worker.doing = f"{task.id}: scanning"
-            after_files = dict(tree.files)
-            for rel in touched:
-                path = after / rel
-                if path.is_file():
-                    after_files[rel] = blob_id(path.read_bytes())
-                else:
-                    after_files.pop(rel, None)
+            after_files = files_after(tree.files, after, touched)
             before, after_scan = await asyncio.gather(self.tree_scan(tree), self.scan(after, after_files, task.id))
             gate_diff, problems = compare(before, after_scan)
             verdict, reasons = judge(gate_diff, problems, task.acceptance.policy(self.config.gate))

@@ -138,13 +138,14 @@ class Config(_Strict):
         return DEFAULT_EXCLUDES + self.exclude
 
 
-def _read_toml(path: Path) -> dict[str, Any]:
+def read_toml(path: Path, error: type[ConfigError] = ConfigError) -> dict[str, Any]:
+    """A TOML file as a dict; unreadable or invalid is one line as `error` (a ConfigError kind)."""
     try:
         return tomllib.loads(path.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path.name} is not valid TOML: {exc}") from None
+        raise error(f"{path.name} is not valid TOML: {exc}") from None
     except OSError as exc:
-        raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
+        raise error(f"cannot read {path}: {exc.strerror}") from None
 
 
 def _normalise(raw: dict[str, Any]) -> dict[str, Any]:
@@ -203,17 +204,17 @@ def load_config(root: Path, explicit: Path | None = None) -> Config:
     if explicit is not None:
         if not explicit.is_file():
             raise ConfigError(f"config file not found: {explicit}")
-        raw = _read_toml(explicit)
+        raw = read_toml(explicit)
         if explicit.name == "pyproject.toml":
             raw = raw.get("tool", {}).get("truthplane", {})
         return _for_repository(parse_config(raw, explicit.name), raw, root)
     toml_path = root / "truthplane.toml"
     if toml_path.is_file():
-        raw = _read_toml(toml_path)
+        raw = read_toml(toml_path)
         return _for_repository(parse_config(raw, "truthplane.toml"), raw, root)
     pyproject = root / "pyproject.toml"
     if pyproject.is_file():
-        section = _read_toml(pyproject).get("tool", {}).get("truthplane")
+        section = read_toml(pyproject).get("tool", {}).get("truthplane")
         if section is not None:
             return _for_repository(parse_config(section, "pyproject.toml [tool.truthplane]"), section, root)
     return _for_repository(Config(), {}, root)

@@ -22,7 +22,7 @@ from truthplane.models import (
 )
 from truthplane.pipeline import ScanOptions, run_scan
 from truthplane.scanner import Source
-from truthplane.workspace import Repo, blob_id
+from truthplane.workspace import Repo, blob_id, files_after
 
 REPRO_FILE = ".truthplane_repro.py"
 OUTPUT_TAIL = 2000
@@ -199,13 +199,7 @@ class Loop:
             result.reasons = [str(exc)]
             return result
         result.touched = touched
-        files = dict(base.files)
-        for rel in touched:
-            path = directory / rel
-            if path.is_file():
-                files[rel] = blob_id(path.read_bytes())
-            else:
-                files.pop(rel, None)
+        files = files_after(base.files, directory, touched)
         scan_task = asyncio.to_thread(run_scan, _source(directory, files, candidate.id), self.config, self.options)
         tests_task = self._tests(directory)
         repro_task = self._repro(base, directory)

@@ -425,7 +425,7 @@ class Scheduler:
 
     def _commit(self, state: TaskState, tree: Tree, outcome: Outcome) -> str | None:
         """Runs in a thread under the git lock; a Ctrl-C waits for it, so HEAD and the record agree."""
-        from truthplane.workspace import ChangedSinceSnapshot, commit_files
+        from truthplane.workspace import ChangedSinceSnapshot, commit_files, files_after
 
         task = state.task
         existing = _resume.committed(self.repo).get((task.id, task.digest()))
@@ -443,14 +443,8 @@ class Scheduler:
             return f"error: {exc}"
         for rel in outcome.touched:
             path = outcome.after / rel
-            content = path.read_bytes() if path.is_file() else None
-            self._changes[rel] = content
-            from truthplane.workspace import blob_id
-
-            if content is None:
-                self._files.pop(rel, None)
-            else:
-                self._files[rel] = blob_id(content)
+            self._changes[rel] = path.read_bytes() if path.is_file() else None
+        self._latest_files = files_after(self._files, outcome.after, outcome.touched)
         self._version += 1
         self._version_commits[self._version] = sha
         self.commits += 1

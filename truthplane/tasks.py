@@ -30,13 +30,12 @@ from __future__ import annotations
 import fnmatch
 import hashlib
 import json
-import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from truthplane.config import GateConfig
+from truthplane.config import GateConfig, read_toml
 from truthplane.errors import ConfigError
 from truthplane.models import Severity
 
@@ -231,21 +230,12 @@ def validate(raw_tasks: Any, source: str, root: Path) -> TaskFile:
     return TaskFile(source=source, tasks=tasks, patches=patches)
 
 
-def _read(path: Path) -> dict[str, Any]:
-    try:
-        return tomllib.loads(path.read_text(encoding="utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise TaskFileError(f"{path.name} is not valid TOML: {exc}") from None
-    except OSError as exc:
-        raise TaskFileError(f"cannot read {path}: {exc.strerror}") from None
-
-
 def load_tasks(root: Path, path: Path | None = None) -> TaskFile:
     """The given task file, else tasks.toml at the root, else truthplane.toml's [[tasks]]."""
     if path is not None:
         if not path.is_file():
             raise TaskFileError(f"task file {path} does not exist")
-        data = _read(path)
+        data = read_toml(path, TaskFileError)
         unknown = sorted(set(data) - {"tasks"}) if path.name != "truthplane.toml" else []
         if unknown:
             raise TaskFileError(f"{path.name}: unknown top-level key {unknown[0]!r}: a task file holds [[tasks]] only")
@@ -253,7 +243,7 @@ def load_tasks(root: Path, path: Path | None = None) -> TaskFile:
     for name in ("tasks.toml", "truthplane.toml"):
         candidate = root / name
         if candidate.is_file():
-            data = _read(candidate)
+            data = read_toml(candidate, TaskFileError)
             if name == "tasks.toml" or "tasks" in data:
                 return load_tasks(root, candidate)
     raise TaskFileError("no task file: write tasks.toml (or [[tasks]] in truthplane.toml), or name one: run-all FILE")

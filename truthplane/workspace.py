@@ -30,6 +30,18 @@ def blob_id(content: bytes) -> str:
     return hashlib.sha1(b"blob %d\0" % len(content) + content, usedforsecurity=False).hexdigest()
 
 
+def files_after(files: dict[str, str], tree: Path, touched: list[str]) -> dict[str, str]:
+    """A listing (path -> blob id) after a change: each touched path as it is in `tree`, gone if it is no file."""
+    after = dict(files)
+    for rel in touched:
+        path = tree / rel
+        if path.is_file():
+            after[rel] = blob_id(path.read_bytes())
+        else:
+            after.pop(rel, None)
+    return after
+
+
 @dataclass(frozen=True)
 class TreeFile:
     path: str  # repo-relative POSIX

@@ -11,7 +11,7 @@ from truthplane.errors import ExecutorError, PluginError, VerifierError
 from truthplane.models import Job, JobResult, ToolInfo, ToolStatus
 
 
-def _run_coroutine(coroutine: Any) -> JobResult:
+def run_coroutine(coroutine: Any) -> JobResult:
     """asyncio.run, also when the caller already runs an event loop (then in a helper thread)."""
     try:
         asyncio.get_running_loop()
@@ -42,7 +42,7 @@ def run_job(verifier: str, executor: str, job: Job) -> JobResult:
             return await backend.run(job)
 
     try:
-        result = _run_coroutine(run())
+        result = run_coroutine(run())
     except (ExecutorError, PluginError) as exc:
         raise VerifierError(verifier, f"could not run in the {executor} executor: {exc}") from None
     if result.timed_out:

@@ -12,37 +12,22 @@ of memory or a missing report is could-not-run.
 
 from __future__ import annotations
 
-import asyncio
 import shlex
 import sys
 import time
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING, Any
 from xml.etree import ElementTree
 
 from truthplane.errors import ExecutorError, PluginError, VerifierError
 from truthplane.models import Finding, Job, JobResult, Limits, ScanResult, Severity, ToolInfo, ToolStatus
 from truthplane.verifiers._common import cached_tool_info, one_line
+from truthplane.verifiers._jobs import run_coroutine
 from truthplane.verifiers.interface import Verifier
-
-if TYPE_CHECKING:
-    from collections.abc import Coroutine
 
 INSTALL_HINT = "pip install pytest, or drop it from verifiers in truthplane.toml"
 REPORT_LIMIT_BYTES = 32_000_000
 _EXIT_MEANING = {2: "interrupted", 3: "an internal error", 4: "a usage error"}
-
-
-def _run_coroutine(coroutine: Coroutine[Any, Any, JobResult]) -> JobResult:
-    """asyncio.run, also when the caller already runs an event loop (then in a helper thread)."""
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return asyncio.run(coroutine)
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="truthplane-pytest") as pool:
-        return pool.submit(asyncio.run, coroutine).result()
 
 
 def node_id(case: ElementTree.Element) -> tuple[str, str]:
@@ -137,7 +122,7 @@ class PytestVerifier(Verifier):
                 return await executor.run(job)
 
         try:
-            return _run_coroutine(run())
+            return run_coroutine(run())
         except (ExecutorError, PluginError) as exc:
             raise VerifierError(self.instance_name, f"could not run the tests: {exc}") from None
 

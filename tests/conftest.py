@@ -59,6 +59,13 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
                     item.add_marker(pytest.mark.skip(reason=f"{name} is not available here"))
 
 
+def missing(reason: str) -> None:
+    """A part of the test's setup is absent: skip on a laptop, fail under CI=true (where .ci/run provides it)."""
+    if IN_CI:
+        pytest.fail(f"CI=true and {reason}", pytrace=False)
+    pytest.skip(reason)
+
+
 def pytest_runtest_setup(item: pytest.Item) -> None:
     missing = [value for key, value in item.user_properties if key == "missing"]
     if missing:

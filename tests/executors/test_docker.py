@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from tests.conftest import missing
 from tests.executors.conftest import SANDBOX_IMAGE, run_job
 from truthplane.errors import ExecutorError
 from truthplane.executors.docker import DockerExecutor
@@ -177,7 +178,7 @@ def test_sandbox_build_from_cached_rootfs_imports_a_working_image() -> None:
     from truthplane.executors.sandbox import BuildRequest, build, cache_dir, rootfs_tarball
 
     if not (cache_dir() / "rootfs-bookworm-v1.tar").exists():
-        pytest.skip("no cached rootfs tarball (run .ci/docker.sh once)")
+        missing("there is no cached rootfs tarball (run .ci/docker.sh once)")
     assert rootfs_tarball(False) == cache_dir() / "rootfs-bookworm-v1.tar"
     tag = f"truthplane-sandbox-test:{uuid.uuid4().hex[:8]}"
     summary = build(BuildRequest(executor="docker", source="rootfs", tag=tag))

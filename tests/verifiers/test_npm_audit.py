@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import missing
 from tests.js_harness import fixture_text, local_registry, npm_reachable, write_files
 from tests.verifiers.conftest import build_verifier, located
 from truthplane.errors import VerifierError
@@ -112,7 +113,7 @@ def test_configured_registry_never_reports_clean_when_it_cannot_audit(app: Path)
     """The real registry: either it audits (and knows this long-published lodash advisory) or the
     verifier fails; a mirror that refuses the audit endpoint (as here) must not read as clean."""
     if not npm_reachable():
-        pytest.skip("the configured npm registry does not answer npm ping")
+        missing("the configured npm registry does not answer npm ping")
     try:
         findings = build_verifier("npm-audit").scan(app).findings
     except VerifierError as exc:

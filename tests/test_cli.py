@@ -152,6 +152,18 @@ def test_bad_input_is_one_line_and_a_documented_exit_code(make_repo, tmp_path: P
     assert len(proc.stderr.strip().splitlines()) == 1
 
 
+@pytest.mark.parametrize("args, needle", [
+    (["gate", ".", "--no-such-option"], "No such option: --no-such-option"),
+    (["scan", ".", "--format", "yaml"], "'yaml' is not one of"),
+    (["no-such-command"], "No such command 'no-such-command'"),
+])
+def test_a_usage_error_is_a_usage_message_and_exit_2(tmp_path: Path, args: list[str], needle: str) -> None:
+    proc = tp(*args, cwd=tmp_path)
+    assert proc.returncode == 2, proc.stderr
+    assert needle in proc.stderr and "Usage: truthplane" in proc.stderr
+    assert "Traceback" not in proc.stderr and "unexpected" not in proc.stderr
+
+
 def command_verifier_repo(make_repo, command: list[str], timeout: float | None = None) -> Path:
     extra = f"\ntimeout_s = {timeout}" if timeout else ""
     cfg = f'[verifiers]\nenabled = ["ruff", "broken"]\n[verifiers.broken]\ntype = "command"\ncommand = {json.dumps(command)}{extra}\n'

@@ -12,8 +12,11 @@ import sys
 import traceback
 from pathlib import Path
 
-import click
 import typer
+
+# the click typer runs on: the click package up to typer 0.25, its own copy of click after. Every usage error
+# (an unknown option, a bad value) derives from that click's ClickException, which BadParameter names.
+_CLICK_EXCEPTION: type[Exception] = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
 
 app = typer.Typer(
     name="truthplane",
@@ -85,16 +88,13 @@ def run(argv: list[str] | None = None) -> int:
     except TruthplaneError as exc:
         _error(str(exc))
         return int(exc.exit_code)
-    except click.exceptions.Exit as exc:
+    except typer.Exit as exc:
         return int(exc.exit_code)
-    except click.exceptions.Abort:
+    except (typer.Abort, KeyboardInterrupt):
         _error("interrupted")
         return int(ExitCode.INTERRUPTED)
-    except KeyboardInterrupt:
-        _error("interrupted")
-        return int(ExitCode.INTERRUPTED)
-    except click.ClickException as exc:
-        exc.show()
+    except _CLICK_EXCEPTION as exc:
+        exc.show()  # type: ignore[attr-defined]
         return int(ExitCode.USAGE)
     except BrokenPipeError:
         # the reader went away (`truthplane scan | head`): not an error of ours

@@ -360,6 +360,24 @@ def test_diff_lists_are_sorted_and_independent_of_input_order() -> None:
     assert [(f.path, f.start_line) for f in forward.new] == [("a.py", 14), ("b.py", 5)]
 
 
+def test_files_with_the_same_content_give_what_full_matching_gives() -> None:
+    """A gate names the files whose content did not change: their alike findings are settled without
+    keying them, and everything else is matched in full. The result must not depend on that shortcut."""
+    third = BASE + "\n\ndef z(s):\n    eval(s)\n"
+    old = scan({"a.py": BASE, "b.py": BASE, "c.py": BASE, "gone.py": BASE})
+    new = scan({"a.py": BASE, "b.py": third, "c.py": BASE, "d.py": BASE})
+    # the head reuses the base's own findings where the content is the same, as a gate's head scan does
+    reused = [f for f in old if f.path in ("a.py", "c.py")] + [f for f in new if f.path not in ("a.py", "c.py")]
+    # c.py: the same content, but a tool reported one finding fewer: not settled, matched in full
+    reused = [f for f in reused if not (f.path == "c.py" and f.start_line == 5)]
+    files = {"before_files": ["a.py", "b.py", "c.py", "gone.py"], "after_files": ["a.py", "b.py", "c.py", "d.py"]}
+    shortcut = match(old, reused, same_files=["a.py", "c.py"], **files)  # type: ignore[arg-type]
+    assert shortcut == match(old, reused, **files)  # type: ignore[arg-type]
+    assert [(f.path, f.start_line) for f in shortcut.new] == [("b.py", 14)]
+    assert [(f.path, f.start_line) for f in shortcut.fixed] == [("c.py", 5)]
+    assert [f.path for f in shortcut.unchanged] == ["a.py", "b.py", "d.py"]  # gone.py moved to d.py
+
+
 @pytest.mark.parametrize(
     ("text", "expected"),
     [

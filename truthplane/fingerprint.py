@@ -292,6 +292,10 @@ def match(
     Nothing looser: a finding whose flagged code was edited is new, and the old one fixed.
     """
     renames = dict(renames or {})
+    settled: list[Finding] = []
+    if same_files is not None:
+        same = set(same_files) - set(renames) - set(renames.values())
+        before, after, settled = _settle_alike(before, after, same)
     old = sorted(before, key=_order)
     new = sorted(after, key=_order)
     todo_before = list(range(len(old)))
@@ -323,8 +327,6 @@ def match(
         return f.path
 
     if same_files is not None:
-        same = set(same_files) - set(renames) - set(renames.values())
-
         def alike(f: Finding) -> Key | None:
             if f.path not in same:
                 return None
@@ -355,8 +357,37 @@ def match(
         run(by_context(paired), by_context(here))
 
     matched_set = set(matched)
+    unchanged = [f for j, f in enumerate(new) if j in matched_set]
     return Diff(
         new=[new[j] for j in todo_after],
         fixed=[old[i] for i in todo_before],
-        unchanged=[f for j, f in enumerate(new) if j in matched_set],
+        unchanged=sorted(settled + unchanged, key=_order) if settled else unchanged,
     )
+
+
+def _settle_alike(
+    before: Sequence[Finding], after: Sequence[Finding], same: set[str],
+) -> tuple[list[Finding], list[Finding], list[Finding]]:
+    """Files in `same` (the same content on both sides) whose findings are alike on both sides, finding for
+    finding, are unchanged as they stand: what the first pass would pair anyway, without sorting and keying
+    the bulk of a gate. Returns what is left to match on each side, and the settled findings."""
+    rest_before: list[Finding] = []
+    rest_after: list[Finding] = []
+    olds: dict[str, list[Finding]] = defaultdict(list)
+    news: dict[str, list[Finding]] = defaultdict(list)
+    for finding in before:
+        (olds[finding.path] if finding.path in same else rest_before).append(finding)
+    for finding in after:
+        (news[finding.path] if finding.path in same else rest_after).append(finding)
+    settled: list[Finding] = []
+    for path, old_side in olds.items():
+        new_side = news.pop(path, [])
+        # usually the very same objects: the head took them from the base's scan
+        if len(old_side) == len(new_side) and all(a is b or a == b for a, b in zip(old_side, new_side)):
+            settled.extend(new_side)
+        else:
+            rest_before.extend(old_side)
+            rest_after.extend(new_side)
+    for new_side in news.values():
+        rest_after.extend(new_side)
+    return rest_before, rest_after, settled

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -113,3 +114,54 @@ def test_a_file_in_conflict_is_listed_as_it_stands(make_repo) -> None:
     over = worktree_over(commit_source(repo, merge_base, config), root, changes, commit=repo.head(), dirty=dirty)
     assert over.files == worktree_source(root, config).files == {"a.py": blob_id((root / "a.py").read_bytes())}
     assert dirty and "<<<<<<<" in (root / "a.py").read_text()
+
+
+def test_git_calls_started_ahead_answer_the_gate_once_and_nothing_outlives_them(make_repo, tmp_path: Path,
+                                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """`truthplane gate` starts the gate's git calls before it has imported what it needs: the gate takes
+    those answers instead of asking again, judges exactly as without them, and a call made after the
+    block asks git afresh."""
+    from truthplane import workspace
+
+    root = make_repo({"a.py": UNUSED, "b.py": UNUSED, "moved.py": UNUSED * 3})
+    git(root, "checkout", "-qb", "feature")
+    git(root, "mv", "moved.py", "pkg_moved.py")
+    git(root, "commit", "-qm", "move")
+    (root / "a.py").write_text("import json\n" + UNUSED)  # uncommitted
+    expected = run_gate(root, tmp_path / "cache-plain")
+
+    asked: list[tuple[str, ...]] = []
+    real = workspace._run_git
+
+    def counting(cwd: Path, *args: str, **kwargs: object) -> str:
+        asked.append(args)
+        return real(cwd, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(workspace, "_run_git", counting)
+    with workspace.gate_calls_ahead(root, "main", None):
+        # as in the CLI, where the gate is still importing: every call has been started before it asks
+        deadline = time.monotonic() + 60
+        while sum(args[0] in ("ls-tree", "diff-index") for _, args in list(workspace._ahead)) < 2:
+            assert time.monotonic() < deadline, "the calls were never started"
+            time.sleep(0.01)
+        result = run_gate(root, tmp_path / "cache-ahead")
+    assert workspace._ahead == {}
+    assert [(f.path, f.fingerprint) for f in result.new] == [(f.path, f.fingerprint) for f in expected.new]
+    assert [(f.path, f.fingerprint) for f in result.unchanged] == [(f.path, f.fingerprint) for f in expected.unchanged]
+    assert result.fixed == expected.fixed == []
+    listings = [args for args in asked if args[0] in ("ls-tree", "diff", "diff-index", "merge-base")]
+    assert len(listings) == len(set(listings)), listings  # each asked of git once: the gate took the answers
+    assert any(args[0] == "ls-tree" for args in listings) and any(args[:2] == ("diff", "-M") for args in listings)
+
+    (root / "b.py").write_text("import json\n" + UNUSED)
+    after = run_gate(root, tmp_path / "cache-ahead")
+    assert sorted(f.path for f in after.new) == ["a.py", "b.py"]  # not an answer left over from the block
+
+
+def test_a_call_that_failed_ahead_fails_the_gate_as_it_would_have(make_repo, tmp_path: Path) -> None:
+    from truthplane.errors import GitError
+    from truthplane.workspace import gate_calls_ahead
+
+    root = make_repo({"a.py": UNUSED})
+    with gate_calls_ahead(root, "origin/main", None), pytest.raises(GitError, match="base ref 'origin/main' not found"):
+        gate(root, load_config(root), ScanOptions(only=["ruff"], cache_dir=tmp_path / "cache"), base_ref="origin/main")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -100,20 +100,23 @@ def gate(
     if head_commit is None:
         raise GitError("this repository has no commits yet: commit first, then gate")
     merge_base = repo.merge_base(head_commit, base_commit)
-    # listing both trees and finding renames are git calls that need not wait for each other, nor
-    # need the verifiers' modules wait for them
+    # listing both trees and finding renames need not wait for each other, nor the verifiers' modules
+    # for them (run from the CLI, git has been at the listings since the gate started: gate_calls_ahead)
     excluded = Excluder(config.all_excludes())
     with ThreadPoolExecutor(max_workers=5, thread_name_prefix="gate") as pool:
         pool.submit(preload_verifiers, config, options.only)
         base_listed = pool.submit(commit_source, repo, merge_base, config)
-        renames_found = pool.submit(repo.renames, merge_base, head_commit if head_ref else None, excluded)
+        renames_found: Future[dict[str, str]] | None
         if head_ref:
+            renames_found = pool.submit(repo.renames, merge_base, head_commit)
             head_source = commit_source(repo, head_commit, config)
             head_label = f"{head_ref} ({head_commit[:12]})"
             base_source = base_listed.result()
         else:
             # the working tree is the merge-base's listing plus what changed since: no second full listing
             changes, dirty = repo.changes_since(merge_base, excluded)
+            # a rename needs a path that is gone: with none, git's rename detection has nothing to find
+            renames_found = pool.submit(repo.renames, merge_base, None, excluded) if None in changes.values() else None
             base_source = base_listed.result()
             head_source = worktree_over(base_source, root, changes, commit=head_commit, dirty=dirty)
             head_label = "working tree" + (" (with uncommitted changes)" if dirty else f" ({head_commit[:12]})")
@@ -131,6 +134,7 @@ def gate(
 
         before_future = pool.submit(scanned_base, f"base {merge_base[:12]}")
         after_future = pool.submit(scanned_head, "head" if head_ref else "working tree")
-        before, after, renames = before_future.result(), after_future.result(), renames_found.result()
+        before, after = before_future.result(), after_future.result()
+        renames = renames_found.result() if renames_found is not None else {}
     base_label = f"merge-base of {base_ref} ({merge_base[:12]})"
     return evaluate(before, after, config.gate, renames, base=base_label, head=head_label)

@@ -144,14 +144,19 @@ def gate(
     no_cache: bool = NO_CACHE,
 ) -> int:
     """Judge what a change really changes: the merge-base of HEAD and --base against HEAD."""
-    from truthplane.cli import render
-    from truthplane.fsutil import atomic_write
-    from truthplane.pipeline import gate as run_gate
+    from truthplane.workspace import gate_calls_ahead
 
     _recover(path)
-    config, options = _options(path, config_path, verifier, cache_dir, no_cache)
-    with render.Progress() as progress:
-        result = run_gate(path, config, options, base_ref=base, head_ref=head, progress=progress)
+    # git lists both states while the rest is imported and the configuration read
+    with gate_calls_ahead(path, base, head):
+        from truthplane.cli import render
+        from truthplane.pipeline import gate as run_gate
+
+        config, options = _options(path, config_path, verifier, cache_dir, no_cache)
+        with render.Progress() as progress:
+            result = run_gate(path, config, options, base_ref=base, head_ref=head, progress=progress)
+    from truthplane.fsutil import atomic_write
+
     if sarif_out is not None:
         atomic_write(sarif_out, render.gate_sarif(result))
     if summary_out is not None:

@@ -102,6 +102,11 @@ def main() -> None:
     for tool in ("truthplane", "ruff", "bandit", "semgrep", "graylint", "diff-quality"):
         if shutil.which(tool, path=ENV["PATH"]) is None:
             sys.exit(f"bench: {tool} is not installed (pip install -e '.[bench]')")
+    # an installed package is byte-compiled at install time (pip does it for every wheel); an editable checkout
+    # under PYTHONDONTWRITEBYTECODE (set on this machine) would recompile every module on every start instead
+    import truthplane
+
+    sh([sys.executable, "-m", "compileall", "-q", str(Path(truthplane.__file__).parent)], cwd=Path.cwd())
     args.workdir.mkdir(parents=True, exist_ok=True)
     repo = prepare(args.workdir, args.django_version)
     py_files = int(sh(["git", "ls-files", "*.py"], cwd=repo).stdout.count("\n"))

@@ -130,10 +130,14 @@ def gate(
                 shared.release_all()  # whatever happened, the head never waits for a base that is not coming
 
         def scanned_head(label: str) -> Scan:
-            return run_scan(head_source, config, options, progress.scope(label) if progress else None, reference=shared)
+            try:
+                return run_scan(head_source, config, options, progress.scope(label) if progress else None,
+                                reference=shared)
+            finally:
+                shared.readers_done()  # the base never waits for a head that is not coming
 
-        before_future = pool.submit(scanned_base, f"base {merge_base[:12]}")
         after_future = pool.submit(scanned_head, "head" if head_ref else "working tree")
+        before_future = pool.submit(scanned_base, f"base {merge_base[:12]}")
         before, after = before_future.result(), after_future.result()
         renames = renames_found.result() if renames_found is not None else {}
     base_label = f"merge-base of {base_ref} ({merge_base[:12]})"

@@ -172,6 +172,10 @@ class Reference:
         self._ready: dict[str, threading.Event] = {}
         self._shared: dict[str, tuple[str, list[Finding]]] = {}
         self._closed = False
+        # the other way round: the reading scan's verifier has its own tool running (or needs none), so the
+        # reference's work (mostly decoding cached findings) no longer holds up the start of that tool
+        self._reader_going: dict[str, threading.Event] = {}
+        self._readers_done = False
 
     def _event(self, name: str) -> threading.Event:
         with self._lock:
@@ -179,6 +183,28 @@ class Reference:
             if self._closed:
                 event.set()
             return event
+
+    def _reader_event(self, name: str) -> threading.Event:
+        with self._lock:
+            event = self._reader_going.setdefault(name, threading.Event())
+            if self._readers_done:
+                event.set()
+            return event
+
+    def reader_going(self, name: str) -> None:
+        """The reading scan's `name` has started its tool, or has nothing of its own to run."""
+        self._reader_event(name).set()
+
+    def readers_done(self) -> None:
+        """The reading scan is over, however it ended: nothing waits for it any more."""
+        with self._lock:
+            self._readers_done = True
+            events = list(self._reader_going.values())
+        for event in events:
+            event.set()
+
+    def wait_for_reader(self, name: str) -> None:
+        self._reader_event(name).wait()
 
     def publish(self, name: str, config_hash: str, findings: list[Finding]) -> None:
         self._shared[name] = (config_hash, findings)
@@ -227,6 +253,8 @@ class _Job:
     def scan(self, files: list[str] | None) -> list[Finding]:
         from truthplane.fingerprint import annotate
 
+        if self.reference is not None:
+            self.reference.reader_going(self.verifier.instance_name)
         root = self.source.root()
         result = self.verifier.scan(root, files)
 
@@ -287,6 +315,7 @@ class _Job:
             return self._per_file(relevant, config_hash)
         changed = {p: b for p, b in relevant.items() if p not in same}
         findings = self._per_file(changed, config_hash) if changed else []
+        self.reference.reader_going(self.verifier.instance_name)
         shared = self.reference.findings(self.verifier.instance_name, config_hash)
         if shared is None:  # the reference did not run this verifier, or with another configuration
             scanned = self.scanned_files or 0
@@ -348,10 +377,14 @@ def run_verifier(
     `reference` is a nearby scan whose findings this one may reuse; `share` is where this one offers its own.
     """
     try:
+        if share is not None:
+            share.wait_for_reader(verifier.instance_name)  # a scan reading this one starts its tools first
         return _run_verifier(verifier, source, config, cache, reference, share)
     finally:
         if share is not None:
             share.release(verifier.instance_name)
+        if reference is not None:
+            reference.reader_going(verifier.instance_name)
 
 
 def _run_verifier(

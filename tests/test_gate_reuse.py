@@ -165,3 +165,16 @@ def test_a_call_that_failed_ahead_fails_the_gate_as_it_would_have(make_repo, tmp
     root = make_repo({"a.py": UNUSED})
     with gate_calls_ahead(root, "origin/main", None), pytest.raises(GitError, match="base ref 'origin/main' not found"):
         gate(root, load_config(root), ScanOptions(only=["ruff"], cache_dir=tmp_path / "cache"), base_ref="origin/main")
+
+
+def test_a_head_verifier_that_cannot_run_never_leaves_the_base_waiting(make_repo, tmp_path: Path) -> None:
+    """The base waits for the head's tools to start; a head verifier that never starts one (not installed)
+    must still let the base go on, and the gate says it could not verify."""
+    config = '[verifiers]\nenabled = ["ruff", "gone"]\n[verifiers.gone]\ntype = "command"\ncommand = ["no-such-tool", "{files}"]\n'
+    root = make_repo({"a.py": UNUSED, "truthplane.toml": config})
+    git(root, "checkout", "-qb", "feature")
+    (root / "a.py").write_text("import json\n" + UNUSED)
+    result = gate(root, load_config(root), ScanOptions(cache_dir=tmp_path / "cache"), base_ref="main")
+    assert result.verdict.value == "UNVERIFIED"
+    assert any("gone" in reason and "not installed" in reason for reason in result.reasons)
+    assert [(f.rule_id, f.path) for f in result.new] == [("F401", "a.py")]

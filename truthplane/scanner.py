@@ -162,67 +162,72 @@ def commit_source(repo: Repo, commit: str, config: Config) -> Source:
     return Source(files, lambda: repo.exported(commit), label=commit[:12], commit=commit, whole_tree_cacheable=True)
 
 
-class Reference:
-    """A scan of a nearby tree (a gate's base) shared with another scan (its head): each file-local
-    verifier's findings, so files with the same content there are neither looked up nor scanned again."""
+class _Signals:
+    """One-way signals by name; once closed, every name (asked before or after) counts as given."""
 
-    def __init__(self, files: dict[str, str]) -> None:
-        self.files = files
+    def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._ready: dict[str, threading.Event] = {}
-        self._shared: dict[str, tuple[str, list[Finding]]] = {}
+        self._events: dict[str, threading.Event] = {}
         self._closed = False
-        # the other way round: the reading scan's verifier has its own tool running (or needs none), so the
-        # reference's work (mostly decoding cached findings) no longer holds up the start of that tool
-        self._reader_going: dict[str, threading.Event] = {}
-        self._readers_done = False
 
     def _event(self, name: str) -> threading.Event:
         with self._lock:
-            event = self._ready.setdefault(name, threading.Event())
+            event = self._events.setdefault(name, threading.Event())
             if self._closed:
                 event.set()
             return event
 
-    def _reader_event(self, name: str) -> threading.Event:
+    def give(self, name: str) -> None:
+        self._event(name).set()
+
+    def wait(self, name: str) -> None:
+        self._event(name).wait()
+
+    def close(self) -> None:
         with self._lock:
-            event = self._reader_going.setdefault(name, threading.Event())
-            if self._readers_done:
-                event.set()
-            return event
+            self._closed = True
+            events = list(self._events.values())
+        for event in events:
+            event.set()
+
+
+class Reference:
+    """A scan of a nearby tree (a gate's base) shared with another scan (its head): each file-local
+    verifier's findings, so files with the same content there are neither looked up nor scanned again.
+
+    The other way round, the reference waits until the reading scan's verifier has its own tool running
+    (or needs none): the reference's work, mostly decoding cached findings, never delays that tool's start."""
+
+    def __init__(self, files: dict[str, str]) -> None:
+        self.files = files
+        self._shared: dict[str, tuple[str, list[Finding]]] = {}
+        self._done = _Signals()
+        self._reader_going = _Signals()
 
     def reader_going(self, name: str) -> None:
         """The reading scan's `name` has started its tool, or has nothing of its own to run."""
-        self._reader_event(name).set()
+        self._reader_going.give(name)
 
     def readers_done(self) -> None:
         """The reading scan is over, however it ended: nothing waits for it any more."""
-        with self._lock:
-            self._readers_done = True
-            events = list(self._reader_going.values())
-        for event in events:
-            event.set()
+        self._reader_going.close()
 
     def wait_for_reader(self, name: str) -> None:
-        self._reader_event(name).wait()
+        self._reader_going.wait(name)
 
     def publish(self, name: str, config_hash: str, findings: list[Finding]) -> None:
         self._shared[name] = (config_hash, findings)
-        self._event(name).set()
+        self._done.give(name)
 
     def release(self, name: str) -> None:
         """The verifier is done on the reference side, whether or not it published anything."""
-        self._event(name).set()
+        self._done.give(name)
 
     def release_all(self) -> None:
-        with self._lock:
-            self._closed = True
-            events = list(self._ready.values())
-        for event in events:
-            event.set()
+        self._done.close()
 
     def findings(self, name: str, config_hash: str) -> list[Finding] | None:
-        self._event(name).wait()
+        self._done.wait(name)
         shared = self._shared.get(name)
         return shared[1] if shared is not None and shared[0] == config_hash else None
 

@@ -45,3 +45,26 @@ def test_a_changed_byte_is_a_miss_and_the_row_is_dropped(tmp_path: Path) -> None
         conn.execute("UPDATE results SET body = ?", (body.replace(b"F401", b"F402", 1),))
     assert cache.get("k") is None
     assert sqlite3.connect(cache.path).execute("SELECT count(*) FROM results").fetchone()[0] == 0
+
+
+def test_threads_that_find_the_database_damaged_at_once_keep_what_they_write(tmp_path: Path) -> None:
+    """Every verifier of a scan opens the cache on its own thread: when the file is garbage, one replaces it and
+    the others use the new one. None may delete the database another has just made and written to."""
+    import threading
+
+    (tmp_path / "results.sqlite3").write_bytes(b"this is not a database" * 100)
+    cache = ResultCache(tmp_path)
+    start = threading.Barrier(8)
+
+    def write(i: int) -> None:
+        start.wait()
+        cache.put(f"key-{i}", _findings(3))
+
+    threads = [threading.Thread(target=write, args=(i,)) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not cache._broken
+    found = ResultCache(tmp_path).get_many([f"key-{i}" for i in range(8)])
+    assert sorted(found) == sorted(f"key-{i}" for i in range(8))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import os
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -22,6 +23,9 @@ def default_cache_dir() -> Path:
     from platformdirs import user_cache_dir
 
     return Path(user_cache_dir("truthplane", appauthor=False))
+
+
+_REPLACING = threading.Lock()  # held while a damaged database is replaced
 
 
 @functools.cache
@@ -44,8 +48,6 @@ class ResultCache:
     _DECODE_CHUNK = 200  # findings per JSON line of a stored entry
 
     def __init__(self, directory: Path) -> None:
-        import threading
-
         self.directory = directory
         self.path = directory / "results.sqlite3"
         self.hits = 0
@@ -75,8 +77,16 @@ class ResultCache:
             except sqlite3.DatabaseError as exc:
                 if is_busy(exc):
                     raise  # in use by another scan, not damaged: never discard it
-                self._discard()  # not a database, or a damaged one: start over
-                conn = self._open()
+                # not a database, or a damaged one: start over. Every verifier's thread finds it damaged at
+                # once; one replaces it and the others open the new one, never deleting it in their turn
+                with _REPLACING:
+                    try:
+                        conn = self._open()
+                    except sqlite3.DatabaseError as again:
+                        if is_busy(again):
+                            raise
+                        self._discard()
+                        conn = self._open()
             self._local.conn = conn
         return conn
 

@@ -33,8 +33,10 @@ def _labelled(token: str, running_only: bool = False) -> list[str]:
 
     client = docker.from_env()
     try:
-        found = client.containers.list(all=not running_only, filters={"label": f"truthplane.job={token}"})
-        return [c.id for c in found]
+        # one listing call: the high-level list() inspects each container afterwards, and one removed in between
+        # (a job finishing) raised NotFound in the test's watcher thread
+        found = client.api.containers(all=not running_only, filters={"label": f"truthplane.job={token}"})
+        return [c["Id"] for c in found]
     finally:
         client.close()
 

@@ -56,7 +56,7 @@ DEFAULT_EXCLUDES = [
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", defer_build=True)
+    model_config = ConfigDict(extra="forbid")
 
 
 class GateConfig(_Strict):

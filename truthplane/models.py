@@ -33,7 +33,7 @@ _SEVERITY_RANK = {s: i for i, s in enumerate(Severity)}
 class Finding(BaseModel):
     """One problem a verifier reported, located in the repository."""
 
-    model_config = ConfigDict(frozen=True, defer_build=True)
+    model_config = ConfigDict(frozen=True)
 
     verifier: str
     rule_id: str
@@ -64,8 +64,6 @@ class ToolStatus(str, Enum):
 class ToolInfo(BaseModel):
     """Whether a verifier (or executor, or provider) is usable here, and why not."""
 
-    model_config = ConfigDict(defer_build=True)
-
     name: str
     installed: bool
     version: str | None = None
@@ -75,8 +73,6 @@ class ToolInfo(BaseModel):
 
 class VerifierRun(BaseModel):
     """How one verifier's run went: the consensus rule needs every one of these to be ok."""
-
-    model_config = ConfigDict(defer_build=True)
 
     name: str
     version: str | None = None
@@ -91,8 +87,6 @@ class VerifierRun(BaseModel):
 class ScanResult(BaseModel):
     """What one verifier found in one scan."""
 
-    model_config = ConfigDict(defer_build=True)
-
     verifier: str
     version: str | None = None
     findings: list[Finding] = Field(default_factory=list)
@@ -101,8 +95,6 @@ class ScanResult(BaseModel):
 
 class Scan(BaseModel):
     """A whole scan: every verifier's findings, with what is needed to diff it later (the baseline file)."""
-
-    model_config = ConfigDict(defer_build=True)
 
     schema_version: int = SCHEMA_VERSION
     tool: Literal["truthplane"] = "truthplane"
@@ -128,8 +120,6 @@ class Verdict(str, Enum):
 class Diff(BaseModel):
     """Findings of two states matched by identity."""
 
-    model_config = ConfigDict(defer_build=True)
-
     new: list[Finding] = Field(default_factory=list)
     fixed: list[Finding] = Field(default_factory=list)
     unchanged: list[Finding] = Field(default_factory=list)
@@ -137,8 +127,6 @@ class Diff(BaseModel):
 
 class GateResult(BaseModel):
     """The document `--format json` prints for scan, diff and gate."""
-
-    model_config = ConfigDict(defer_build=True)
 
     verdict: Verdict
     reasons: list[str] = Field(default_factory=list)
@@ -156,8 +144,6 @@ class GateResult(BaseModel):
 class Limits(BaseModel):
     """Resource limits for one job. Network is off unless asked for."""
 
-    model_config = ConfigDict(defer_build=True)
-
     timeout_s: float = 60.0
     memory_mb: int = 1024
     pids: int = 256
@@ -173,8 +159,6 @@ class Job(BaseModel):
     instead (or as well). `env` is empty by default: the host's environment never leaks in.
     """
 
-    model_config = ConfigDict(defer_build=True)
-
     command: list[str]
     files: dict[str, bytes] = Field(default_factory=dict)
     source_dir: str | None = None
@@ -186,8 +170,6 @@ class Job(BaseModel):
 
 
 class JobResult(BaseModel):
-
-    model_config = ConfigDict(defer_build=True)
     returncode: int | None
     stdout: str = ""
     stderr: str = ""
@@ -213,8 +195,6 @@ class JobResult(BaseModel):
 class Candidate(BaseModel):
     """A proposed change: a unified diff with repo-relative paths (a/ and b/ prefixes)."""
 
-    model_config = ConfigDict(defer_build=True)
-
     id: str
     source: Literal["llm", "autofix", "patch"]
     title: str = ""
@@ -230,8 +210,6 @@ class Candidate(BaseModel):
 class RunCheck(BaseModel):
     """A command's outcome before and after a candidate (reproduction or tests)."""
 
-    model_config = ConfigDict(defer_build=True)
-
     command: str
     before_rc: int | None = None
     after_rc: list[int | None] = Field(default_factory=list, description="one per repetition")
@@ -243,8 +221,6 @@ class RunCheck(BaseModel):
 
 class CandidateResult(BaseModel):
     """What the gate said of one candidate (fix --format json: candidates[])."""
-
-    model_config = ConfigDict(defer_build=True)
 
     id: str
     source: str
@@ -260,8 +236,6 @@ class CandidateResult(BaseModel):
 
 
 class FixResult(BaseModel):
-
-    model_config = ConfigDict(defer_build=True)
     verdict: Verdict
     winner: str | None = None
     candidates: list[CandidateResult] = Field(default_factory=list)

@@ -46,7 +46,7 @@ DEFAULT_CHAIN = ["groq", "gemini", "deepseek"]
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", defer_build=True)
+    model_config = ConfigDict(extra="forbid")
 
 
 class PriceConfig(_Strict):

@@ -20,7 +20,7 @@ M = TypeVar("M", bound=BaseModel)
 class ToolRecord(BaseModel):
     """Base for the slices of a tool's output we read; fields we do not use are ignored."""
 
-    model_config = ConfigDict(extra="ignore", defer_build=True)
+    model_config = ConfigDict(extra="ignore")
 
 
 def parse_json(verifier: str, text: str, tool: str, stderr: str = "") -> Any:

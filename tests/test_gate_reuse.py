@@ -121,7 +121,7 @@ def test_git_calls_started_ahead_answer_the_gate_once_and_nothing_outlives_them(
     """`truthplane gate` starts the gate's git calls before it has imported what it needs: the gate takes
     those answers instead of asking again, judges exactly as without them, and a call made after the
     block asks git afresh."""
-    from truthplane import workspace
+    from truthplane import _git
 
     root = make_repo({"a.py": UNUSED, "b.py": UNUSED, "moved.py": UNUSED * 3})
     git(root, "checkout", "-qb", "feature")
@@ -131,21 +131,21 @@ def test_git_calls_started_ahead_answer_the_gate_once_and_nothing_outlives_them(
     expected = run_gate(root, tmp_path / "cache-plain")
 
     asked: list[tuple[str, ...]] = []
-    real = workspace._run_git
+    real = _git.run
 
     def counting(cwd: Path, *args: str, **kwargs: object) -> str:
         asked.append(args)
         return real(cwd, *args, **kwargs)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(workspace, "_run_git", counting)
-    with workspace.gate_calls_ahead(root, "main", None):
+    monkeypatch.setattr(_git, "run", counting)
+    with _git.gate_calls_ahead(root, "main", None):
         # as in the CLI, where the gate is still importing: every call has been started before it asks
         deadline = time.monotonic() + 60
-        while sum(args[0] in ("ls-tree", "diff-index") for _, args in list(workspace._ahead)) < 2:
+        while sum(args[0] in ("ls-tree", "diff-index") for _, args in list(_git._ahead)) < 2:
             assert time.monotonic() < deadline, "the calls were never started"
             time.sleep(0.01)
         result = run_gate(root, tmp_path / "cache-ahead")
-    assert workspace._ahead == {}
+    assert _git._ahead == {}
     assert [(f.path, f.fingerprint) for f in result.new] == [(f.path, f.fingerprint) for f in expected.new]
     assert [(f.path, f.fingerprint) for f in result.unchanged] == [(f.path, f.fingerprint) for f in expected.unchanged]
     assert result.fixed == expected.fixed == []
@@ -160,7 +160,7 @@ def test_git_calls_started_ahead_answer_the_gate_once_and_nothing_outlives_them(
 
 def test_a_call_that_failed_ahead_fails_the_gate_as_it_would_have(make_repo, tmp_path: Path) -> None:
     from truthplane.errors import GitError
-    from truthplane.workspace import gate_calls_ahead
+    from truthplane._git import gate_calls_ahead
 
     root = make_repo({"a.py": UNUSED})
     with gate_calls_ahead(root, "origin/main", None), pytest.raises(GitError, match="base ref 'origin/main' not found"):

@@ -15,17 +15,15 @@ import shutil
 import subprocess
 import tarfile
 import tempfile
-import threading
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from truthplane._git import GIT_ENV, changes_args, renames_args, resolve_args, tree_args
+from truthplane._git import git as _git
 from truthplane.errors import GitError
-
-GIT_ENV = {"GIT_TERMINAL_PROMPT": "0", "GIT_OPTIONAL_LOCKS": "0", "LC_ALL": "C"}
-
 
 def blob_id(content: bytes) -> str:
     """Git's object id for a blob: the same content hash git keeps in its index and trees."""
@@ -78,13 +76,13 @@ class Repo:
 
     def head(self) -> str | None:
         try:
-            return self.git(*_resolve_args("HEAD")).strip() or None
+            return self.git(*resolve_args("HEAD")).strip() or None
         except GitError:
             return None  # no commits yet
 
     def resolve(self, ref: str) -> str:
         try:
-            return self.git(*_resolve_args(ref)).strip()
+            return self.git(*resolve_args(ref)).strip()
         except GitError:
             hint = "fetch it first (in GitHub Actions: actions/checkout with fetch-depth: 0)"
             if ref.startswith("origin/"):
@@ -107,7 +105,7 @@ class Repo:
 
     def tree_files(self, commit: str) -> list[TreeFile]:
         """Regular files of a commit (symlinks and submodules are not code to analyse)."""
-        out = self.git(*_tree_args(commit))
+        out = self.git(*tree_args(commit))
         files = []
         for entry in out.split("\0"):
             if not entry:
@@ -167,7 +165,7 @@ class Repo:
         tree differs from HEAD. Together with `commit`'s own listing, this is the working tree's listing:
         three git calls at once. Git names the blob of every change it has in its index; only files edited
         since (and untracked ones) are read and hashed. Paths `skip` names are left out."""
-        listings = _changes_args(commit)
+        listings = changes_args(commit)
         with ThreadPoolExecutor(max_workers=len(listings), thread_name_prefix="git") as pool:
             raw, untracked_out, head_out = pool.map(lambda args: self.git(*args), listings)
         wanted = (lambda p: bool(p)) if skip is None else (lambda p: bool(p) and not skip(p))
@@ -204,7 +202,7 @@ class Repo:
         are marked intent-to-add in a copy of the index, so the real index is never touched. Untracked
         paths for which `skip` is true (a scan's excludes) are not candidates.
         """
-        args = list(_renames_args(old))
+        args = list(renames_args(old))
         if new is not None:
             return _parse_renames(self.git(*args, new))
         untracked = [
@@ -254,105 +252,6 @@ def _parse_renames(name_status: str) -> dict[str, str]:
         else:
             i += 2
     return renames
-
-
-def _resolve_args(ref: str) -> tuple[str, ...]:
-    return ("rev-parse", "--verify", "-q", f"{ref}^{{commit}}")
-
-
-def _tree_args(commit: str) -> tuple[str, ...]:
-    return ("ls-tree", "-r", "-z", "--full-tree", commit)
-
-
-def _changes_args(commit: str) -> tuple[tuple[str, ...], ...]:
-    """Repo.changes_since's three listings: the diff against `commit`, untracked files, and the diff against HEAD."""
-    return (
-        ("diff", "--raw", "-z", "--no-renames", "--abbrev=40", "--no-ext-diff", commit, "--"),
-        ("ls-files", "-o", "--exclude-standard", "-z"),
-        ("diff-index", "--name-only", "-z", "HEAD", "--"),
-    )
-
-
-def _renames_args(old: str) -> tuple[str, ...]:
-    return ("diff", "-M", "--name-status", "-z", "--no-ext-diff", old)
-
-
-# git calls started before anybody asked for them (see gate_calls_ahead): (cwd, args) -> the call's answer
-_ahead: dict[tuple[str, tuple[str, ...]], Future[str]] = {}
-_ahead_lock = threading.Lock()
-
-
-@contextmanager
-def gate_calls_ahead(path: Path, base_ref: str, head_ref: str | None) -> Iterator[None]:
-    """Start the git calls a gate of `path` against `base_ref` will make, and let the gate take their answers.
-
-    Resolving the refs, the merge-base, its listing and what changed since it cost a large repository about
-    as long as Python takes to import what a gate needs, and need not wait for it: the calls run on other
-    threads while the caller goes on. The first identical call inside the block (same directory, same
-    arguments) takes the answer instead of running git again; whatever is not taken is dropped at the end.
-    Best effort: a call that fails here is made again where it is needed, and its error reported there.
-    """
-    started: list[tuple[str, tuple[str, ...]]] = []
-    pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="git-ahead")
-
-    def start(cwd: Path, *args: str) -> Future[str]:
-        future = pool.submit(_run_git, cwd, *args)
-        key = (str(cwd), args)
-        with _ahead_lock:
-            _ahead[key] = future
-            started.append(key)
-        return future
-
-    def chain() -> None:
-        try:
-            root = Path(start(path, "rev-parse", "--show-toplevel").result().strip())
-            base = start(root, *_resolve_args(base_ref))
-            head = start(root, *_resolve_args(head_ref or "HEAD"))
-            base_commit, head_commit = base.result().strip(), head.result().strip()
-            merge_base = start(root, "merge-base", head_commit, base_commit).result().strip()
-        except GitError:
-            return  # the gate will say what is wrong
-        start(root, *_tree_args(merge_base))
-        if head_ref is None:
-            for args in _changes_args(merge_base):
-                start(root, *args)
-        else:
-            start(root, *_tree_args(head_commit))
-            start(root, *_renames_args(merge_base), head_commit)
-
-    try:
-        pool.submit(chain)
-        yield
-    finally:
-        pool.shutdown(wait=True)  # no git left running behind the caller
-        with _ahead_lock:
-            for key in started:
-                _ahead.pop(key, None)
-
-
-def _git(cwd: Path, *args: str, input_bytes: bytes | None = None, env: dict[str, str] | None = None) -> str:
-    if _ahead and input_bytes is None and env is None:
-        with _ahead_lock:
-            answer = _ahead.pop((str(cwd), args), None)
-        if answer is not None:
-            return answer.result()
-    return _run_git(cwd, *args, input_bytes=input_bytes, env=env)
-
-
-def _run_git(cwd: Path, *args: str, input_bytes: bytes | None = None, env: dict[str, str] | None = None) -> str:
-    try:
-        proc = subprocess.run(
-            ["git", *args], cwd=cwd, input=input_bytes, capture_output=True,
-            env={**os.environ, **GIT_ENV, **(env or {})}, timeout=300,
-        )
-    except FileNotFoundError:
-        raise GitError("git is not installed: install git (apt-get install git)") from None
-    except subprocess.TimeoutExpired:
-        raise GitError(f"git {args[0]} took longer than 300 s") from None
-    if proc.returncode != 0:
-        message = proc.stderr.decode(errors="replace").strip().splitlines()
-        raise GitError(f"git {args[0]} failed: {message[-1] if message else 'exit ' + str(proc.returncode)}")
-    return proc.stdout.decode("utf-8", errors="surrogateescape")
 
 
 # ---- the only writes to a user's repository: applying an approved change -----------------------

@@ -144,7 +144,7 @@ def gate(
     no_cache: bool = NO_CACHE,
 ) -> int:
     """Judge what a change really changes: the merge-base of HEAD and --base against HEAD."""
-    from truthplane.workspace import gate_calls_ahead
+    from truthplane._git import gate_calls_ahead
 
     _recover(path)
     # git lists both states while the rest is imported and the configuration read

@@ -1,0 +1,117 @@
+"""Running git: one place that starts git processes for reading and writing a repository, the argument lists
+of the calls a gate makes, and those calls started ahead of the code that asks for them."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import threading
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
+from pathlib import Path
+
+from truthplane.errors import GitError
+
+GIT_ENV = {"GIT_TERMINAL_PROMPT": "0", "GIT_OPTIONAL_LOCKS": "0", "LC_ALL": "C"}
+
+
+def resolve_args(ref: str) -> tuple[str, ...]:
+    return ("rev-parse", "--verify", "-q", f"{ref}^{{commit}}")
+
+
+def tree_args(commit: str) -> tuple[str, ...]:
+    return ("ls-tree", "-r", "-z", "--full-tree", commit)
+
+
+def changes_args(commit: str) -> tuple[tuple[str, ...], ...]:
+    """Repo.changes_since's three listings: the diff against `commit`, untracked files, and the diff against HEAD."""
+    return (
+        ("diff", "--raw", "-z", "--no-renames", "--abbrev=40", "--no-ext-diff", commit, "--"),
+        ("ls-files", "-o", "--exclude-standard", "-z"),
+        ("diff-index", "--name-only", "-z", "HEAD", "--"),
+    )
+
+
+def renames_args(old: str) -> tuple[str, ...]:
+    return ("diff", "-M", "--name-status", "-z", "--no-ext-diff", old)
+
+
+# git calls started before anybody asked for them (see gate_calls_ahead): (cwd, args) -> the call's answer
+_ahead: dict[tuple[str, tuple[str, ...]], Future[str]] = {}
+_ahead_lock = threading.Lock()
+
+
+@contextmanager
+def gate_calls_ahead(path: Path, base_ref: str, head_ref: str | None) -> Iterator[None]:
+    """Start the git calls a gate of `path` against `base_ref` will make, and let the gate take their answers.
+
+    Resolving the refs, the merge-base, its listing and what changed since it cost a large repository about
+    as long as Python takes to import what a gate needs, and need not wait for it: the calls run on other
+    threads while the caller goes on. The first identical call inside the block (same directory, same
+    arguments) takes the answer instead of running git again; whatever is not taken is dropped at the end.
+    Best effort: a call that fails here is made again where it is needed, and its error reported there.
+    """
+    started: list[tuple[str, tuple[str, ...]]] = []
+    pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="git-ahead")
+
+    def start(cwd: Path, *args: str) -> Future[str]:
+        future = pool.submit(run, cwd, *args)
+        key = (str(cwd), args)
+        with _ahead_lock:
+            _ahead[key] = future
+            started.append(key)
+        return future
+
+    def chain() -> None:
+        try:
+            root = Path(start(path, "rev-parse", "--show-toplevel").result().strip())
+            base = start(root, *resolve_args(base_ref))
+            head = start(root, *resolve_args(head_ref or "HEAD"))
+            base_commit, head_commit = base.result().strip(), head.result().strip()
+            merge_base = start(root, "merge-base", head_commit, base_commit).result().strip()
+        except GitError:
+            return  # the gate will say what is wrong
+        start(root, *tree_args(merge_base))
+        if head_ref is None:
+            for args in changes_args(merge_base):
+                start(root, *args)
+        else:
+            start(root, *tree_args(head_commit))
+            start(root, *renames_args(merge_base), head_commit)
+
+    try:
+        pool.submit(chain)
+        yield
+    finally:
+        pool.shutdown(wait=True)  # no git left running behind the caller
+        with _ahead_lock:
+            for key in started:
+                _ahead.pop(key, None)
+
+
+def git(cwd: Path, *args: str, input_bytes: bytes | None = None, env: dict[str, str] | None = None) -> str:
+    """git's output for `args` in `cwd`: the answer of the same call started ahead, if there is one."""
+    if _ahead and input_bytes is None and env is None:
+        with _ahead_lock:
+            answer = _ahead.pop((str(cwd), args), None)
+        if answer is not None:
+            return answer.result()
+    return run(cwd, *args, input_bytes=input_bytes, env=env)
+
+
+def run(cwd: Path, *args: str, input_bytes: bytes | None = None, env: dict[str, str] | None = None) -> str:
+    """Run git now; a failure is a GitError that ends with git's own last line."""
+    try:
+        proc = subprocess.run(
+            ["git", *args], cwd=cwd, input=input_bytes, capture_output=True,
+            env={**os.environ, **GIT_ENV, **(env or {})}, timeout=300,
+        )
+    except FileNotFoundError:
+        raise GitError("git is not installed: install git (apt-get install git)") from None
+    except subprocess.TimeoutExpired:
+        raise GitError(f"git {args[0]} took longer than 300 s") from None
+    if proc.returncode != 0:
+        message = proc.stderr.decode(errors="replace").strip().splitlines()
+        raise GitError(f"git {args[0]} failed: {message[-1] if message else 'exit ' + str(proc.returncode)}")
+    return proc.stdout.decode("utf-8", errors="surrogateescape")

@@ -54,7 +54,7 @@ def test_the_working_tree_over_the_merge_base_lists_what_a_full_listing_does(mak
     and contents as listing the whole working tree, whatever kind of change is in it."""
     import os
 
-    from truthplane.scanner import Excluder, commit_source, worktree_over, worktree_source
+    from truthplane.sources import Excluder, commit_source, worktree_over, worktree_source
     from truthplane.workspace import Repo
 
     root = make_repo({"keep.py": "a = 1\n", "edit.py": "b = 1\n", "gone.py": "c = 1\n", "old name.py": "d = 1\n" * 20,
@@ -96,7 +96,7 @@ def test_the_working_tree_over_the_merge_base_lists_what_a_full_listing_does(mak
 
 
 def test_a_file_in_conflict_is_listed_as_it_stands(make_repo) -> None:
-    from truthplane.scanner import Excluder, commit_source, worktree_over, worktree_source
+    from truthplane.sources import Excluder, commit_source, worktree_over, worktree_source
     from truthplane.workspace import Repo, blob_id
 
     root = make_repo({"a.py": "x = 0\n"})

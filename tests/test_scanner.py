@@ -6,7 +6,8 @@ import pytest
 
 from truthplane.cache import ResultCache
 from truthplane.config import Config
-from truthplane.scanner import Excluder, scan, worktree_source
+from truthplane.scanner import scan
+from truthplane.sources import Excluder, worktree_source
 
 RULE = """rules:
   - id: no-print

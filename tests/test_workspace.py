@@ -30,7 +30,7 @@ def test_worktree_files_see_dirty_untracked_and_skip_symlinks(make_repo) -> None
 
 
 def test_excluded_paths_are_neither_read_nor_a_difference(make_repo) -> None:
-    from truthplane.scanner import Excluder
+    from truthplane.sources import Excluder
 
     root = make_repo({"a.py": "x = 1\n", "vendor/lib.py": "y = 1\n"})
     results = root / ".truth-plane-results"

@@ -7,6 +7,7 @@ hash and how findings are paired.
 from __future__ import annotations
 
 import ast
+import functools
 import io
 import keyword
 import operator
@@ -91,6 +92,21 @@ def load(path: str, content: bytes) -> SourceFile:
             _read_logical_lines(source, text)
             source.symbols = _symbols(text, len(lines))
     return source
+
+
+# a parse is shared by the verifiers of a scan that annotate the same content (each reads a gate's changed files
+# in turn); only files of ordinary size are kept, a few at a time, so a large generated file is never held
+_SHARED_BYTES = 256 * 1024
+
+
+def load_shared(path: str, content: bytes) -> SourceFile:
+    """`load`, remembered for the last few files of ordinary size; the result is read-only."""
+    return _load_remembered(path, content) if len(content) <= _SHARED_BYTES else load(path, content)
+
+
+@functools.lru_cache(maxsize=16)
+def _load_remembered(path: str, content: bytes) -> SourceFile:
+    return load(path, content)
 
 
 # ---- Python: logical lines and their normalised tokens ------------------------------------------
@@ -355,3 +371,22 @@ def github_line_hashes(content: bytes) -> list[str]:
         format(sum(map(operator.mul, _GH_WEIGHTS, stream[p : p + _GH_BLOCK_SIZE])) & _GH_MASK, "x")
         for p in starts
     ]
+
+
+def numbered_github_hashes(content: bytes) -> tuple[str, ...]:
+    """Per line, GitHub's hash with its 1-based occurrence among the file's lines (remembered like load_shared)."""
+    return _numbered_remembered(content) if len(content) <= _SHARED_BYTES else _numbered(content)
+
+
+@functools.lru_cache(maxsize=16)
+def _numbered_remembered(content: bytes) -> tuple[str, ...]:
+    return _numbered(content)
+
+
+def _numbered(content: bytes) -> tuple[str, ...]:
+    seen: dict[str, int] = {}
+    numbered = []
+    for value in github_line_hashes(content):
+        seen[value] = seen.get(value, 0) + 1
+        numbered.append(f"{value}:{seen[value]}")
+    return tuple(numbered)

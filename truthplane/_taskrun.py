@@ -111,7 +111,7 @@ class Runner:
     """What every task needs: the configuration, a bound on concurrent scans, where trees go."""
 
     def __init__(self, tasks: TaskFile, config: Config, root: Path, scan_executor: str, scans: int) -> None:
-        from truthplane.scanner import Excluder
+        from truthplane.sources import Excluder
 
         self.tasks = tasks
         self.root = root
@@ -122,7 +122,7 @@ class Runner:
 
     async def scan(self, directory: Path, files: dict[str, str], label: str) -> Scan:
         from truthplane.pipeline import ScanOptions, run_scan
-        from truthplane.scanner import Source
+        from truthplane.sources import Source
 
         kept = {p: b for p, b in files.items() if not self.excluded(p)}
         source = Source(kept, lambda: nullcontext(directory), label=label)

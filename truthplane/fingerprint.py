@@ -9,7 +9,6 @@ keep a finding's identity while an edit of the flagged code makes it new.
 from __future__ import annotations
 
 import bisect
-import functools
 import hashlib
 import sys
 from collections import Counter, defaultdict
@@ -48,39 +47,6 @@ def _order(finding: Finding) -> tuple[object, ...]:
 # ---- annotate -----------------------------------------------------------------------------------
 
 
-# a parse is shared by the verifiers of a scan that annotate the same content (each reads a gate's changed files
-# in turn); only files of ordinary size are kept, a few at a time, so a large generated file is never held
-_SHARED_PARSE_BYTES = 256 * 1024
-
-
-def _parsed(path: str, content: bytes) -> _source.SourceFile:
-    return _shared_parse(path, content) if len(content) <= _SHARED_PARSE_BYTES else _source.load(path, content)
-
-
-@functools.lru_cache(maxsize=16)
-def _shared_parse(path: str, content: bytes) -> _source.SourceFile:
-    return _source.load(path, content)  # read-only once built
-
-
-def _github_numbered(content: bytes) -> tuple[str, ...]:
-    return _shared_github(content) if len(content) <= _SHARED_PARSE_BYTES else _github_lines(content)
-
-
-@functools.lru_cache(maxsize=16)
-def _shared_github(content: bytes) -> tuple[str, ...]:
-    return _github_lines(content)
-
-
-def _github_lines(content: bytes) -> tuple[str, ...]:
-    """Per line, GitHub's hash with its 1-based occurrence among the file's lines."""
-    seen: Counter[str] = Counter()
-    numbered = []
-    for value in github_line_hashes(content):
-        seen[value] += 1
-        numbered.append(f"{value}:{seen[value]}")
-    return tuple(numbered)
-
-
 class _Files:
     """Each file read once per annotate() call; its parse shared with other calls on the same content."""
 
@@ -98,13 +64,13 @@ class _Files:
     def source(self, path: str) -> _source.SourceFile | None:
         if path not in self._sources:
             content = self.content(path)
-            self._sources[path] = None if content is None else _parsed(path, content)
+            self._sources[path] = None if content is None else _source.load_shared(path, content)
         return self._sources[path]
 
     def github(self, path: str) -> tuple[str, ...] | None:
         """Per line, GitHub's hash with its 1-based occurrence among the file's lines."""
         content = self.content(path)
-        return None if content is None else _github_numbered(content)
+        return None if content is None else _source.numbered_github_hashes(content)
 
 
 def _context_without_source(finding: Finding) -> tuple[str, str | None]:

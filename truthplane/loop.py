@@ -21,7 +21,7 @@ from truthplane.models import (
     Candidate, CandidateResult, Finding, FixResult, Job, Limits, RunCheck, Scan, Verdict,
 )
 from truthplane.pipeline import ScanOptions, run_scan
-from truthplane.scanner import Source
+from truthplane.sources import Source
 from truthplane.workspace import Repo, blob_id, files_after
 
 REPRO_FILE = ".truthplane_repro.py"
@@ -67,7 +67,7 @@ class _Baseline:
 
 def snapshot_tree(root: Path, dest: Path) -> dict[str, str]:
     """Copy the user's working tree (tracked and untracked, not ignored; dirty files as they are)."""
-    from truthplane.scanner import _walk_files
+    from truthplane.sources import _walk_files
 
     repo = Repo.discover(root)
     files = {f.path: f.blob for f in repo.worktree_files()} if repo and repo.root.resolve() == root.resolve() else _walk_files(root)

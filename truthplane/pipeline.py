@@ -14,9 +14,8 @@ from truthplane.gate import evaluate
 from truthplane.models import GateResult, Scan
 from truthplane.registry import preload_verifiers
 from truthplane.results import latest_baseline, load_scan
-from truthplane.scanner import (
-    Excluder, Progress, Reference, Source, commit_source, scan, worktree_over, worktree_source,
-)
+from truthplane.scanner import Progress, Reference, scan
+from truthplane.sources import Excluder, Source, commit_source, worktree_over, worktree_source
 from truthplane.verifiers.interface import VerifierContext
 from truthplane.workspace import Repo
 

@@ -15,7 +15,7 @@ from truthplane.config import Config, VerifierConfig
 from truthplane.errors import VerifierError
 from truthplane.models import Severity
 from truthplane.scanner import scan as run_scan
-from truthplane.scanner import worktree_source
+from truthplane.sources import worktree_source
 from truthplane.verifiers.interface import Verifier
 
 pytestmark = pytest.mark.tool("tsc")

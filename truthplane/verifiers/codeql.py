@@ -67,7 +67,7 @@ def _codeql() -> str:
 def tree_hash(scope: Path) -> str:
     """SHA-256 over every (path, git blob id) the scanner would see in `scope`, dirty files included."""
     from truthplane.config import Config
-    from truthplane.scanner import worktree_source
+    from truthplane.sources import worktree_source
 
     files = worktree_source(scope, Config()).files
     digest = hashlib.sha256()

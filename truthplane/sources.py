@@ -1,0 +1,148 @@
+"""What a scan reads: a list of files with their git blob ids, and a way to get them on disk.
+
+A working tree, a commit's tree (exported only if some verifier has to read it), or a commit's listing with
+the working tree's changes laid over it; the configured excludes are left out of every listing.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable
+from contextlib import AbstractContextManager, ExitStack, nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from truthplane.config import Config
+from truthplane.errors import TruthplaneError
+from truthplane.workspace import Repo, blob_id
+
+
+@dataclass
+class Source:
+    """What to scan. `open_tree` yields a directory holding exactly `files` (called at most once)."""
+
+    files: dict[str, str]  # repo-relative POSIX path -> git blob id
+    open_tree: Callable[[], AbstractContextManager[Path]]
+    label: str
+    commit: str | None = None
+    dirty: bool = False
+    whole_tree_cacheable: bool = False  # a commit's tree: worth one cache entry for all its files
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _root: Path | None = field(default=None, repr=False)
+    _stack: ExitStack = field(default_factory=ExitStack, repr=False)
+    _named: dict[frozenset[str], list[tuple[str, str]]] = field(default_factory=dict, repr=False)
+
+    def named(self, names: frozenset[str]) -> list[tuple[str, str]]:
+        """(path, blob) of every file with one of `names` as its name or as a directory above it, sorted.
+        Asked by every verifier of a scan with its config file names: computed once per set of names."""
+        with self._lock:
+            found = self._named.get(names)
+            if found is None:
+                found = self._named[names] = sorted(
+                    (p, b) for p, b in self.files.items() if not names.isdisjoint(p.split("/"))
+                ) if names else []
+            return found
+
+    def root(self) -> Path:
+        with self._lock:
+            if self._root is None:
+                self._root = self._stack.enter_context(self.open_tree())
+            return self._root
+
+    def close(self) -> None:
+        self._stack.close()
+
+
+class Excluder:
+    """Exclude patterns compiled once: a bare name or a glob without '/' matches any path component, a
+    pattern with '/' matches the path (or a directory above it). A verdict on a directory is remembered,
+    so a path costs a dict lookup for its directory and one check of its own name."""
+
+    def __init__(self, patterns: list[str]) -> None:
+        import re
+        from fnmatch import translate
+
+        names, name_globs, path_globs = set(), [], []
+        for raw in patterns:
+            pattern = raw.rstrip("/")
+            if "/" in pattern:
+                path_globs += [translate(pattern), translate(pattern + "/*")]
+            elif any(ch in pattern for ch in "*?["):
+                name_globs.append(translate(pattern))
+            elif pattern:
+                names.add(pattern)
+        self._names = frozenset(names)
+        self._name_re = re.compile("|".join(name_globs)) if name_globs else None
+        self._path_re = re.compile("|".join(path_globs)) if path_globs else None
+        self._dirs: dict[str, bool] = {}
+
+    def _name(self, name: str) -> bool:
+        return name in self._names or (self._name_re is not None and self._name_re.match(name) is not None)
+
+    def _path(self, path: str) -> bool:
+        return self._path_re is not None and self._path_re.match(path) is not None
+
+    def _directory(self, directory: str) -> bool:
+        hit = self._dirs.get(directory)
+        if hit is None:
+            parent, _, name = directory.rpartition("/")
+            hit = (bool(parent) and self._directory(parent)) or self._name(name) or self._path(directory)
+            self._dirs[directory] = hit
+        return hit
+
+    def __call__(self, path: str) -> bool:
+        directory, _, name = path.rpartition("/")
+        return (bool(directory) and self._directory(directory)) or self._name(name) or self._path(path)
+
+
+def _walk_files(root: Path) -> dict[str, str]:
+    """Files under a directory that is not a git checkout; symlinks are never followed."""
+    files: dict[str, str] = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = [d for d in dirnames if not os.path.islink(os.path.join(dirpath, d))]
+        for name in filenames:
+            full = Path(dirpath) / name
+            if full.is_symlink() or not full.is_file():
+                continue
+            try:
+                files[full.relative_to(root).as_posix()] = blob_id(full.read_bytes())
+            except OSError:
+                continue  # unreadable: the tools will say so if it matters
+    return files
+
+
+def worktree_source(path: Path, config: Config) -> Source:
+    """The directory as it is now, uncommitted changes included."""
+    root = path.resolve()
+    if not root.is_dir():
+        raise TruthplaneError(f"{path} is not a directory")
+    repo = Repo.discover(root)
+    excluded = Excluder(config.all_excludes())
+    if repo is not None and repo.root.resolve() == root:
+        listed, dirty = repo.worktree_state(excluded)  # listed without the excluded paths
+        files, commit = {f.path: f.blob for f in listed}, repo.head()
+    else:
+        files, commit, dirty = _walk_files(root), None, False
+        files = {p: b for p, b in files.items() if not excluded(p)}
+    return Source(files, lambda: nullcontext(root), label=str(path), commit=commit, dirty=dirty)
+
+
+def worktree_over(base: Source, root: Path, changes: dict[str, str | None], *, commit: str | None,
+                  dirty: bool) -> Source:
+    """The working tree as `base` (a commit's listing) with `changes` (Repo.changes_since that commit)
+    laid over it: the same files as worktree_source lists, without listing the whole tree again."""
+    files = dict(base.files)
+    for path, blob in changes.items():
+        if blob is None:
+            files.pop(path, None)
+        else:
+            files[path] = blob
+    return Source(dict(sorted(files.items())), lambda: nullcontext(root), label=str(root), commit=commit, dirty=dirty)
+
+
+def commit_source(repo: Repo, commit: str, config: Config) -> Source:
+    """A commit's tree, exported to a temporary directory only if some verifier needs the files."""
+    excluded = Excluder(config.all_excludes())
+    files = {f.path: f.blob for f in repo.tree_files(commit) if not excluded(f.path)}
+    return Source(files, lambda: repo.exported(commit), label=commit[:12], commit=commit, whole_tree_cacheable=True)

@@ -10,8 +10,12 @@ from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from truthplane.errors import GitError
+
+if TYPE_CHECKING:
+    from truthplane._ahead import LaunchPlans
 
 GIT_ENV = {"GIT_TERMINAL_PROMPT": "0", "GIT_OPTIONAL_LOCKS": "0", "LC_ALL": "C"}
 
@@ -43,7 +47,9 @@ _ahead_lock = threading.Lock()
 
 
 @contextmanager
-def gate_calls_ahead(path: Path, base_ref: str, head_ref: str | None) -> Iterator[None]:
+def gate_calls_ahead(
+    path: Path, base_ref: str, head_ref: str | None, plans: LaunchPlans | None = None,
+) -> Iterator[None]:
     """Start the git calls a gate of `path` against `base_ref` will make, and let the gate take their answers.
 
     Resolving the refs, the merge-base, its listing and what changed since it cost a large repository about
@@ -51,6 +57,9 @@ def gate_calls_ahead(path: Path, base_ref: str, head_ref: str | None) -> Iterato
     threads while the caller goes on. The first identical call inside the block (same directory, same
     arguments) takes the answer instead of running git again; whatever is not taken is dropped at the end.
     Best effort: a call that fails here is made again where it is needed, and its error reported there.
+
+    With `plans`, a gate of the working tree also starts its tools on what changed as soon as git has said
+    what that is (truthplane._ahead); a tool nobody took is killed at the end of the block.
     """
     started: list[tuple[str, tuple[str, ...]]] = []
     pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="git-ahead")
@@ -74,20 +83,43 @@ def gate_calls_ahead(path: Path, base_ref: str, head_ref: str | None) -> Iterato
             return  # the gate will say what is wrong
         start(root, *tree_args(merge_base))
         if head_ref is None:
-            for args in changes_args(merge_base):
-                start(root, *args)
+            diff, untracked, _head = (start(root, *args) for args in changes_args(merge_base))
+            if plans is not None:
+                try:
+                    listed = diff.result(), untracked.result()
+                except GitError:
+                    return
+                plans.launch(root, *listed)
         else:
             start(root, *tree_args(head_commit))
             start(root, *renames_args(merge_base), head_commit)
 
+    def chain_and_launch() -> None:
+        try:
+            chain()
+        finally:
+            if plans is not None:
+                from truthplane._ahead import launch_over
+
+                launch_over()
+
+    if plans is not None:
+        from truthplane._ahead import launching
+
+        launching()
     try:
-        pool.submit(chain)
+        pool.submit(chain_and_launch)
         yield
     finally:
         pool.shutdown(wait=True)  # no git left running behind the caller
         with _ahead_lock:
             for key in started:
                 _ahead.pop(key, None)
+        if plans is not None:
+            from truthplane._ahead import launch_over, stop_all
+
+            launch_over()
+            stop_all()
 
 
 def git(cwd: Path, *args: str, input_bytes: bytes | None = None, env: dict[str, str] | None = None) -> str:

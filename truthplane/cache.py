@@ -9,10 +9,10 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from truthplane.models import Finding
-
 if TYPE_CHECKING:
     from pydantic import TypeAdapter
+
+    from truthplane.models import Finding
 
 
 def default_cache_dir() -> Path:
@@ -33,7 +33,31 @@ def _adapter() -> TypeAdapter[list[Finding]]:
     """Built once: a TypeAdapter compiles its schema when made."""
     from pydantic import TypeAdapter
 
+    from truthplane.models import Finding
+
     return TypeAdapter(list[Finding])
+
+
+def held_keys(path: Path, keys: list[str]) -> set[str]:
+    """Which of `keys` the cache database at `path` has an entry for, without reading the entries: a guess
+    for starting work ahead (an entry found damaged when it is read is still recomputed)."""
+    import sqlite3
+
+    if not keys or not path.is_file():
+        return set()
+    held: set[str] = set()
+    try:
+        conn = sqlite3.connect(path, timeout=1.0, isolation_level=None)
+        try:
+            for i in range(0, len(keys), ResultCache._CHUNK):
+                chunk = keys[i:i + ResultCache._CHUNK]
+                marks = ",".join("?" * len(chunk))
+                held.update(k for (k,) in conn.execute(f"SELECT key FROM results WHERE key IN ({marks})", chunk))
+        finally:
+            conn.close()
+    except sqlite3.Error:
+        return set()
+    return held
 
 
 class ResultCache:

@@ -7,14 +7,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from truthplane._ahead import LaunchPlans
 from truthplane.cache import ResultCache, default_cache_dir
 from truthplane.config import Config
 from truthplane.errors import GitError
 from truthplane.gate import evaluate
 from truthplane.models import GateResult, Scan
-from truthplane.registry import preload_verifiers
+from truthplane.registry import create_verifiers, preload_verifiers
 from truthplane.results import latest_baseline, load_scan
-from truthplane.scanner import Progress, Reference, scan
+from truthplane.scanner import Progress, Reference, launch_entries, scan
 from truthplane.sources import Excluder, Source, commit_source, worktree_over, worktree_source
 from truthplane.verifiers.interface import VerifierContext
 from truthplane.workspace import Repo
@@ -84,16 +85,17 @@ class ProgressDisplay(Protocol):
 
 def gate(
     root: Path, config: Config, options: ScanOptions, *, base_ref: str, head_ref: str | None = None,
-    progress: ProgressDisplay | None = None,
+    progress: ProgressDisplay | None = None, plans: LaunchPlans | None = None,
 ) -> GateResult:
     """Scan the merge-base of HEAD (or head_ref) and base_ref, scan the head, diff and judge.
 
     With no head_ref the head is the working tree: HEAD plus uncommitted changes. The two scans run
     at the same time: the base is mostly cache reads, the head mostly the tools on what changed.
+    A gate of the working tree leaves its launch plan in `plans`, for the next gate to start its tools
+    ahead (truthplane._ahead).
     """
     repo = Repo.require(root)
-    if repo.root.resolve() != root.resolve():
-        root = repo.root
+    root = repo.root  # git's spelling of the top directory: what the tools started ahead ran in
     base_commit = repo.resolve(base_ref)
     head_commit = repo.resolve(head_ref) if head_ref else repo.head()
     if head_commit is None:
@@ -139,5 +141,9 @@ def gate(
         before_future = pool.submit(scanned_base, f"base {merge_base[:12]}")
         before, after = before_future.result(), after_future.result()
         renames = renames_found.result() if renames_found is not None else {}
+    cache = options.cache(config)
+    if plans is not None and head_ref is None and cache is not None:
+        verifiers = create_verifiers(config, options.context(config), options.only)
+        plans.keep(root, launch_entries(verifiers, head_source), config.all_excludes(), cache.path)
     base_label = f"merge-base of {base_ref} ({merge_base[:12]})"
     return evaluate(before, after, config.gate, renames, base=base_label, head=head_label)

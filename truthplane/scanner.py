@@ -15,7 +15,7 @@ from typing import Protocol
 
 from truthplane.cache import ResultCache
 from truthplane.config import Config
-from truthplane.errors import VerifierError
+from truthplane.errors import TruthplaneError, VerifierError
 from truthplane.models import Finding, Scan, ToolStatus, VerifierRun
 from truthplane.sources import Excluder, Source
 from truthplane.verifiers.interface import Verifier, VerifierContext
@@ -98,6 +98,39 @@ class Reference:
         return shared[1] if shared is not None and shared[0] == config_hash else None
 
 
+def config_hash(verifier: Verifier, source: Source, version: str) -> str:
+    """What a verifier's cached results hold for: its class, version, options and the repository's config files."""
+    # a config entry names a file anywhere in the tree, or a directory whose files all count (.semgrep/)
+    configs = source.named(frozenset(verifier.config_files))
+    return ResultCache.key(type(verifier).__name__, version, verifier.config_fingerprint(), repr(configs))
+
+
+def launch_entries(verifiers: list[Verifier], source: Source) -> list[dict[str, object]]:
+    """How these verifiers scan files of `source` (a working tree), for a gate's launch plan (truthplane._ahead):
+    the verifiers that scan a subset of files through a built-in command spelling, and are usable."""
+    entries: list[dict[str, object]] = []
+    root = source.root()
+    for verifier in verifiers:
+        if not (verifier.file_local and verifier.incremental):
+            continue
+        info = verifier.available()
+        if not info.installed or info.reason:
+            continue
+        try:
+            recipe = verifier.recipe(root)
+        except TruthplaneError:
+            continue  # its configuration is wrong: the scan has said so
+        if recipe is None:
+            continue
+        entries.append({
+            "name": verifier.instance_name, "suffixes": list(verifier.suffixes),
+            "config_files": list(verifier.config_files),
+            "config_hash": config_hash(verifier, source, info.version or _executable_identity(info.path)),
+            "recipe": recipe.to_json(),
+        })
+    return entries
+
+
 class _Job:
     """One verifier over one source."""
 
@@ -117,9 +150,7 @@ class _Job:
         return {p: b for p, b in self.source.files.items() if not suffixes or p.endswith(suffixes)}
 
     def config_hash(self, version: str) -> str:
-        # a config entry names a file anywhere in the tree, or a directory whose files all count (.semgrep/)
-        configs = self.source.named(frozenset(self.verifier.config_files))
-        return ResultCache.key(type(self.verifier).__name__, version, self.verifier.config_fingerprint(), repr(configs))
+        return config_hash(self.verifier, self.source, version)
 
     def scan(self, files: list[str] | None) -> list[Finding]:
         from truthplane.fingerprint import annotate

@@ -12,10 +12,13 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager, ExitStack, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from truthplane.config import Config
 from truthplane.errors import TruthplaneError
 from truthplane.workspace import Repo, blob_id
+
+if TYPE_CHECKING:
+    from truthplane.config import Config
 
 
 @dataclass

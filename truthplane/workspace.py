@@ -48,6 +48,36 @@ class TreeFile:
     blob: str  # git blob id of the content
 
 
+def parse_changes(
+    root: Path, raw: str, untracked_out: str, head_out: str, skip: Callable[[str], bool] | None = None,
+) -> tuple[dict[str, str | None], bool]:
+    """Repo.changes_since from the output of its three git calls (changes_args), run in `root`."""
+    wanted = (lambda p: bool(p)) if skip is None else (lambda p: bool(p) and not skip(p))
+    changes: dict[str, str | None] = {}
+    fields = raw.split("\0")
+    for meta, path in zip(fields[0::2], fields[1::2], strict=False):
+        if not meta.startswith(":") or not wanted(path):
+            continue
+        _src_mode, dst_mode, _src, dst, status = meta[1:].split()
+        if status.startswith("U"):
+            changes[path] = _blob_now(root, path)  # unmerged: the file as it stands, conflict markers and all
+        elif dst_mode not in ("100644", "100755"):
+            changes[path] = None  # deleted, or now a symlink or a submodule: nothing to analyse
+        elif dst.strip("0"):
+            changes[path] = dst  # the index holds this content and the file is as the index says
+        else:
+            changes[path] = _blob_now(root, path)  # edited since it was staged: read it
+    untracked = [p for p in untracked_out.split("\0") if wanted(p)]
+    for path in untracked:
+        changes[path] = _blob_now(root, path)
+    return changes, bool(untracked or any(wanted(p) for p in head_out.split("\0")))
+
+
+def _blob_now(root: Path, path: str) -> str | None:
+    full = root / path
+    return None if full.is_symlink() or not full.is_file() else blob_id(full.read_bytes())
+
+
 class Repo:
     """A git repository, driven through the git command line."""
 
@@ -168,29 +198,7 @@ class Repo:
         listings = changes_args(commit)
         with ThreadPoolExecutor(max_workers=len(listings), thread_name_prefix="git") as pool:
             raw, untracked_out, head_out = pool.map(lambda args: self.git(*args), listings)
-        wanted = (lambda p: bool(p)) if skip is None else (lambda p: bool(p) and not skip(p))
-        changes: dict[str, str | None] = {}
-        fields = raw.split("\0")
-        for meta, path in zip(fields[0::2], fields[1::2], strict=False):
-            if not meta.startswith(":") or not wanted(path):
-                continue
-            _src_mode, dst_mode, _src, dst, status = meta[1:].split()
-            if status.startswith("U"):
-                changes[path] = self._blob_now(path)  # unmerged: the file as it stands, conflict markers and all
-            elif dst_mode not in ("100644", "100755"):
-                changes[path] = None  # deleted, or now a symlink or a submodule: nothing to analyse
-            elif dst.strip("0"):
-                changes[path] = dst  # the index holds this content and the file is as the index says
-            else:
-                changes[path] = self._blob_now(path)  # edited since it was staged: read it
-        untracked = [p for p in untracked_out.split("\0") if wanted(p)]
-        for path in untracked:
-            changes[path] = self._blob_now(path)
-        return changes, bool(untracked or any(wanted(p) for p in head_out.split("\0")))
-
-    def _blob_now(self, path: str) -> str | None:
-        full = self.root / path
-        return None if full.is_symlink() or not full.is_file() else blob_id(full.read_bytes())
+        return parse_changes(self.root, raw, untracked_out, head_out, skip)
 
     def is_dirty(self) -> bool:
         return bool(self.git("status", "--porcelain", "--untracked-files=normal").strip())

@@ -144,17 +144,21 @@ def gate(
     no_cache: bool = NO_CACHE,
 ) -> int:
     """Judge what a change really changes: the merge-base of HEAD and --base against HEAD."""
+    from truthplane._ahead import LaunchPlans
     from truthplane._git import gate_calls_ahead
+    from truthplane.cache import default_cache_dir
 
     _recover(path)
-    # git lists both states while the rest is imported and the configuration read
-    with gate_calls_ahead(path, base, head):
+    plans = None if no_cache else LaunchPlans(cache_dir or default_cache_dir(), config_path, tuple(verifier or ()) or None)
+    # git lists both states while the rest is imported and the configuration read, and the tools start on
+    # the changed files as soon as git has said which they are
+    with gate_calls_ahead(path, base, head, plans):
         from truthplane.cli import render
         from truthplane.pipeline import gate as run_gate
 
         config, options = _options(path, config_path, verifier, cache_dir, no_cache)
         with render.Progress() as progress:
-            result = run_gate(path, config, options, base_ref=base, head_ref=head, progress=progress)
+            result = run_gate(path, config, options, base_ref=base, head_ref=head, progress=progress, plans=plans)
     from truthplane.fsutil import atomic_write
 
     if sarif_out is not None:

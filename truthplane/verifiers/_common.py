@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from truthplane.errors import VerifierError
 from truthplane.models import ScanResult, Severity, ToolInfo
+from truthplane.verifiers._commands import select_files as select_files  # shared with the commands spelled ahead
 from truthplane.verifiers.interface import tool_version, which
 
 M = TypeVar("M", bound=BaseModel)
@@ -59,17 +60,6 @@ def repo_path(target: Path, reported: str) -> str:
             if candidate == root or candidate.startswith(root + os.sep):
                 return Path(os.path.relpath(candidate, root)).as_posix()
     return Path(os.path.relpath(path, base)).as_posix()
-
-
-def select_files(target: Path, files: list[str], suffixes: tuple[str, ...]) -> list[str]:
-    """The requested files this tool looks at and that exist (a deleted file has no findings)."""
-    chosen = []
-    for rel in files:
-        if suffixes and not rel.endswith(suffixes):
-            continue
-        if (target / rel).is_file():
-            chosen.append(rel)
-    return sorted(set(chosen))
 
 
 _TOOL_INFO: dict[tuple[str, float, str], ToolInfo] = {}

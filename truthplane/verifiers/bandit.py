@@ -30,6 +30,7 @@ from truthplane.verifiers._common import (
     select_files,
     validate,
 )
+from truthplane.verifiers._commands import Recipe
 from truthplane.verifiers.interface import ToolOutput, Verifier, run_tool
 
 INSTALL_HINT = "pip install bandit, or drop it from verifiers in truthplane.toml"
@@ -107,6 +108,9 @@ class BanditVerifier(Verifier):
     def available(self) -> ToolInfo:
         return cached_tool_info(self.instance_name, ["bandit", "--version"], install_hint=INSTALL_HINT)
 
+    def recipe(self, target: Path) -> Recipe:
+        return Recipe("bandit", {"config_args": config_arguments(target), "args": list(self.options.args)})
+
     def scan(self, target: Path, files: list[str] | None = None) -> ScanResult:
         started = time.monotonic()
         version = self.available().version
@@ -114,13 +118,9 @@ class BanditVerifier(Verifier):
             files = select_files(target, files, self.suffixes)
             if not files:
                 return empty_result(self.instance_name, version)
-            # "./x.py", as `-r .` names files, so the repository's exclude patterns match the same way
-            targets = [f"./{rel}" for rel in files]
-        else:
-            targets = ["-r", "."]
-        command = ["bandit", "-f", "json", "-q", *config_arguments(target), *self.options.args, *targets]
+        command = self.recipe(target).command(target, files)
         output = run_tool(
-            self.instance_name, command, cwd=target, timeout_s=self.timeout_s, ok_exit_codes=(0, 1)
+            self.instance_name, command.argv, cwd=target, timeout_s=self.timeout_s, ok_exit_codes=(0, 1)
         )
         findings = self.parse(target, output)
         return ScanResult(

@@ -8,7 +8,6 @@ Findings are data; "the tool could not run" is a `VerifierError`, never an empty
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import threading
 from abc import ABC, abstractmethod
@@ -19,6 +18,7 @@ from typing import ClassVar
 from truthplane.config import VerifierConfig
 from truthplane.errors import VerifierError
 from truthplane.models import ScanResult, ToolInfo, ToolStatus
+from truthplane.verifiers._commands import Recipe, which
 
 __all__ = ["Verifier", "VerifierContext", "VerifierError", "run_tool", "ToolOutput", "tool_version", "which"]
 
@@ -70,6 +70,12 @@ class Verifier(ABC):
         """Scan `target` (a directory). `files` (repo-relative POSIX paths) limits the scan when
         the verifier is incremental; None scans everything. Raises VerifierError when it cannot run."""
 
+    def recipe(self, target: Path) -> Recipe | None:
+        """The plain values this verifier's command line is made of, for a verifier whose command a built-in
+        spelling builds (truthplane.verifiers._commands): a gate can then start its tool on the changed
+        files before this class is even imported (truthplane._ahead). None for every other verifier."""
+        return None
+
     def config_fingerprint(self) -> str:
         """Anything besides config_files that changes results (options, shipped rules)."""
         return self.options.model_dump_json()
@@ -80,17 +86,6 @@ class ToolOutput:
     returncode: int
     stdout: str
     stderr: str
-
-
-def which(executable: str) -> str | None:
-    """Find an executable on PATH, or beside the running interpreter (a venv's bin/ not on PATH)."""
-    found = shutil.which(executable)
-    if found:
-        return found
-    import sys
-
-    beside = Path(sys.executable).parent / executable
-    return str(beside) if beside.is_file() and os.access(beside, os.X_OK) else None
 
 
 def run_tool(
@@ -108,32 +103,28 @@ def run_tool(
     The exit code is checked against the tool's documented "findings" codes; anything else means
     the tool could not run, and its stderr tail says why.
     """
+    from truthplane import _ahead
+
     executable = which(command[0])
     if executable is None:
         raise VerifierError(verifier, f"{command[0]} is not installed", status=ToolStatus.MISSING.value)
-    full_env = {**os.environ, "PYTHONIOENCODING": "utf-8", **(env or {})}
+    argv, full_env = [executable, *command[1:]], _ahead.tool_env(env)
+    # a gate may have started this very command already (truthplane._ahead)
+    proc = _ahead.take(argv, cwd, full_env) if stdin is None else None
     try:
-        proc = subprocess.run(
-            [executable, *command[1:]],
-            cwd=cwd,
-            input=stdin,
-            capture_output=True,
-            timeout=timeout_s,
-            env=full_env,
-            text=True,
-            encoding="utf-8",
-            errors="replace",
-            start_new_session=True,
-        )
+        if proc is None:
+            proc = _ahead.start(argv, cwd, full_env, stdin=stdin is not None)
+        stdout, stderr = proc.communicate(stdin, timeout=timeout_s)
     except subprocess.TimeoutExpired:
+        _ahead.stop(proc)
         raise VerifierError(verifier, f"timed out after {timeout_s:g}s", status=ToolStatus.TIMEOUT.value) from None
     except OSError as exc:
         raise VerifierError(verifier, f"cannot start {command[0]}: {exc.strerror}") from None
     if proc.returncode not in ok_exit_codes:
-        tail = (proc.stderr.strip() or proc.stdout.strip()).splitlines()[-3:]
+        tail = (stderr.strip() or stdout.strip()).splitlines()[-3:]
         detail = " | ".join(line.strip() for line in tail) or "no output"
         raise VerifierError(verifier, f"exited with {proc.returncode}: {detail}")
-    return ToolOutput(proc.returncode, proc.stdout, proc.stderr)
+    return ToolOutput(proc.returncode, stdout, stderr)
 
 
 def _version_key(executable: str, command: list[str]) -> str | None:

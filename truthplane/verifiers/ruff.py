@@ -23,6 +23,7 @@ from truthplane.verifiers._common import (
     select_files,
     validate,
 )
+from truthplane.verifiers._commands import Recipe
 from truthplane.verifiers.interface import ToolOutput, Verifier, run_tool
 
 INSTALL_HINT = "pip install ruff, or drop it from verifiers in truthplane.toml"
@@ -66,6 +67,9 @@ class RuffVerifier(Verifier):
     def available(self) -> ToolInfo:
         return cached_tool_info(self.instance_name, ["ruff", "--version"], install_hint=INSTALL_HINT)
 
+    def recipe(self, target: Path) -> Recipe:
+        return Recipe("ruff", {"args": list(self.options.args)})
+
     def scan(self, target: Path, files: list[str] | None = None) -> ScanResult:
         started = time.monotonic()
         version = self.available().version
@@ -73,20 +77,9 @@ class RuffVerifier(Verifier):
             files = select_files(target, files, self.suffixes)
             if not files:
                 return empty_result(self.instance_name, version)
-        # --force-exclude: the repository's exclude settings apply to files named on the command line too
-        command = [
-            "ruff",
-            "check",
-            "--output-format=json",
-            "--no-fix",
-            "--no-cache",
-            "--force-exclude",
-            *self.options.args,
-            "--",
-            *(files if files is not None else ["."]),
-        ]
+        command = self.recipe(target).command(target, files)
         output = run_tool(
-            self.instance_name, command, cwd=target, timeout_s=self.timeout_s, ok_exit_codes=(0, 1)
+            self.instance_name, command.argv, cwd=target, timeout_s=self.timeout_s, ok_exit_codes=(0, 1)
         )
         findings = self.parse(target, output)
         return ScanResult(

@@ -20,7 +20,7 @@ from __future__ import annotations
 import hashlib
 import re
 import time
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 from pydantic import Field
@@ -39,29 +39,14 @@ from truthplane.verifiers._common import (
     severity_from_word,
     validate,
 )
+from truthplane.verifiers._commands import Recipe
 from truthplane.verifiers.interface import ToolOutput, Verifier, run_tool
 
 INSTALL_HINT = "pip install semgrep, or drop it from verifiers in truthplane.toml"
 RULES_DIR = Path(__file__).resolve().parent.parent / "rules"
 REPO_RULES = (".semgrep.yml", ".semgrep.yaml", ".semgrep")
-# beyond this many files, scan everything and keep the requested files' findings (command-line length)
-MAX_INCLUDES = 400
-
-
-def walk_roots(files: list[str]) -> list[str]:
-    """The fewest directories that hold `files`: semgrep walks only those (its ignore rules still
-    apply to what it finds there, so a subset scan agrees with a whole scan), not the whole tree."""
-    dirs = sorted({str(PurePosixPath(rel).parent) for rel in files})
-    if "." in dirs:
-        return ["."]
-    roots: list[str] = []
-    for directory in dirs:
-        if not any(directory == root or directory.startswith(root + "/") for root in roots):
-            roots.append(directory)
-    return roots
 _RULE_ID = re.compile(r"""^\s*-?\s*id:\s*["']?([^\s"'#]+)""", re.MULTILINE)
 _REMOTE_CONFIG = re.compile(r"^(auto|p/|r/|s/|https?://|supply-chain|policy)")
-_GLOB_SPECIALS = re.compile(r"([*?\[\]\\!#])")
 
 
 class _Position(ToolRecord):
@@ -150,11 +135,6 @@ def help_uri(metadata: dict[str, Any]) -> str | None:
     return None
 
 
-def include_pattern(rel: str) -> str:
-    """A repo-relative path as a root-anchored, glob-escaped gitignore pattern."""
-    return "/" + _GLOB_SPECIALS.sub(r"\\\1", rel)
-
-
 class SemgrepVerifier(Verifier):
     name = "semgrep"
     incremental = True
@@ -199,44 +179,26 @@ class SemgrepVerifier(Verifier):
             paths.append(path)
         return paths
 
+    def recipe(self, target: Path, rules: list[Path] | None = None) -> Recipe:
+        rules = self.rule_paths(target) if rules is None else rules
+        return Recipe("semgrep", {
+            "native": self.options.engine == "native", "rules": [str(p) for p in rules], "args": list(self.options.args),
+        })
+
     def scan(self, target: Path, files: list[str] | None = None) -> ScanResult:
         started = time.monotonic()
         wanted: set[str] | None = None
-        includes: list[str] = []
-        targets = ["."]
         if files is not None:
             files = select_files(target, files, self.suffixes)
             if not files:
                 return empty_result(self.instance_name, self.available().version)
             wanted = set(files)
-            if len(files) <= MAX_INCLUDES:
-                includes = [f"--include={include_pattern(rel)}" for rel in files]
-                if (target / ".git").exists():  # root-anchored includes hold under a subdirectory only in git
-                    targets = walk_roots(files)
         rules = self.rule_paths(target)
-        command = [
-            "semgrep",
-            "scan",
-            *(["--experimental"] if self.options.engine == "native" else []),
-            "--json",
-            "--quiet",
-            "--metrics=off",
-            "--disable-version-check",
-            "--error",
-            *(f"--config={path}" for path in rules),
-            *includes,
-            *self.options.args,
-            "--",
-            *targets,
-        ]
+        command = self.recipe(target, rules).command(target, files)
         # every exit status is read here, so a failed run is explained by semgrep's own JSON errors
         output = run_tool(
-            self.instance_name,
-            command,
-            cwd=target,
-            timeout_s=self.timeout_s,
-            ok_exit_codes=tuple(range(256)),
-            env={"SEMGREP_ENABLE_VERSION_CHECK": "0", "SEMGREP_SEND_METRICS": "off"},
+            self.instance_name, command.argv, cwd=target, timeout_s=self.timeout_s,
+            ok_exit_codes=tuple(range(256)), env=command.env,
         )
         findings = self.parse(target, output, rule_ids(rules))
         if wanted is not None:

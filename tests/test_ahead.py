@@ -1,0 +1,165 @@
+"""A gate starts its tools on the changed files from the last gate's launch plan, before it has imported what
+it needs; a verifier takes a tool started ahead only when it would have started the very same process."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import git
+from truthplane import _ahead
+from truthplane._git import gate_calls_ahead
+from truthplane.cli.main import run
+from truthplane.config import load_config
+from truthplane.pipeline import ScanOptions, gate
+
+pytestmark = [pytest.mark.tool("ruff"), pytest.mark.tool("bandit")]
+
+CODE = "import os\nimport subprocess\n\n\ndef main(cmd):\n    return subprocess.call(cmd, shell=True)\n"
+
+
+class Watch:
+    """Every process _ahead starts, and every process a verifier asked for and whether it was there."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.started: list[subprocess.Popen[str]] = []
+        self.taken: list[tuple[str, bool]] = []
+        real_start, real_take = _ahead.start, _ahead.take
+
+        def start(argv: list[str], *args: object, **kwargs: object) -> subprocess.Popen[str]:
+            proc = real_start(argv, *args, **kwargs)  # type: ignore[arg-type]
+            self.started.append(proc)
+            return proc
+
+        def take(argv: list[str], *args: object) -> subprocess.Popen[str] | None:
+            proc = real_take(argv, *args)  # type: ignore[arg-type]
+            self.taken.append((Path(argv[0]).name, proc is not None))
+            return proc
+
+        monkeypatch.setattr(_ahead, "start", start)
+        monkeypatch.setattr(_ahead, "take", take)
+
+    def reset(self) -> None:
+        self.started.clear()
+        self.taken.clear()
+
+
+def feature_repo(make_repo) -> Path:  # noqa: ANN001
+    root = make_repo({"pkg/a.py": CODE, "pkg/b.py": CODE, "c.py": CODE})
+    git(root, "checkout", "-qb", "feature")
+    return root
+
+
+def cli_gate(root: Path, cache: Path, *extra: str) -> dict:
+    out = root.parent / "gate.json"
+    code = run(["gate", str(root), "--base", "main", "--cache-dir", str(cache), "--format", "json", "-o", str(out), *extra])
+    assert code in (0, 1, 3), code
+    return json.loads(out.read_text())
+
+
+def same_judgement(a: dict, b: dict) -> bool:
+    def keys(doc: dict, kind: str) -> list[tuple[str, str]]:
+        return sorted((f["path"], f["fingerprint"]) for f in doc[kind])
+
+    return a["verdict"] == b["verdict"] and all(keys(a, k) == keys(b, k) for k in ("new", "fixed", "unchanged"))
+
+
+@pytest.mark.tool("semgrep")
+def test_the_next_gate_takes_the_tools_it_started_ahead_and_judges_the_same(make_repo, tmp_path: Path,
+                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    root = feature_repo(make_repo)
+    (root / "pkg" / "a.py").write_text("import json\n" + CODE)
+    cli_gate(root, tmp_path / "cache")  # no plan yet: leaves one
+    assert list((tmp_path / "cache" / "launch-plans").glob("*.json"))
+
+    watch = Watch(monkeypatch)
+    (root / "pkg" / "b.py").write_text(CODE + "\n\ndef other(cmd):\n    return eval(cmd)\n")
+    second = cli_gate(root, tmp_path / "cache")
+    # the changed file is new content, so each tool runs on it, and it was already running when asked for
+    assert sorted(watch.taken) == [("bandit", True), ("ruff", True), ("semgrep", True)]
+    assert len(watch.started) == 3 and all(proc.returncode is not None for proc in watch.started)
+    plain = cli_gate(root, tmp_path / "cache-plain", "--no-cache")
+    assert same_judgement(second, plain)
+    assert {f["path"] for f in second["new"]} == {"pkg/a.py", "pkg/b.py"}
+
+    watch.reset()
+    cli_gate(root, tmp_path / "cache")  # nothing changed since: everything is cached, nothing to start
+    assert watch.started == [] and watch.taken == []
+
+
+def test_a_wrong_guess_is_never_taken_and_never_outlives_the_gate(make_repo, tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """A plan that no longer spells the verifier's command (here: edited by hand, as a configuration change the
+    digest cannot see would) starts a process nobody takes: it is killed when the gate ends, and the gate
+    judges with the process it starts itself."""
+    root = feature_repo(make_repo)
+    plans = _ahead.LaunchPlans(tmp_path / "cache", only=("ruff",))
+    options = ScanOptions(only=["ruff"], cache_dir=tmp_path / "cache")
+    gate(root, load_config(root), options, base_ref="main", plans=plans)
+    (plan_file,) = (tmp_path / "cache" / "launch-plans").glob("*.json")
+    plan = json.loads(plan_file.read_text())
+    (entry,) = plan["verifiers"]
+    entry["recipe"]["inputs"]["args"] = ["--select", "E"]
+    plan_file.write_text(json.dumps(plan))
+
+    watch = Watch(monkeypatch)
+    (root / "c.py").write_text("import json\n" + CODE)
+    with gate_calls_ahead(root, "main", None, plans):
+        result = gate(root, load_config(root), options, base_ref="main", plans=plans)
+    assert watch.taken == [("ruff", False)]
+    assert len(watch.started) == 2  # the guess, and the verifier's own
+    assert all(proc.returncode is not None for proc in watch.started)  # the guess was killed and reaped
+    assert _ahead._started == {}
+    assert [(f.rule_id, f.path) for f in result.new] == [("F401", "c.py")]
+    # the gate wrote the right plan back
+    assert json.loads(plan_file.read_text())["verifiers"][0]["recipe"]["inputs"]["args"] == []
+
+
+def test_a_changed_configuration_starts_nothing(make_repo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    root = feature_repo(make_repo)
+    plans = _ahead.LaunchPlans(tmp_path / "cache")
+    options = ScanOptions(only=["ruff", "bandit"], cache_dir=tmp_path / "cache")
+    gate(root, load_config(root), options, base_ref="main", plans=plans)
+
+    watch = Watch(monkeypatch)
+    (root / "truthplane.toml").write_text('[verifiers.ruff]\nargs = ["--select", "F"]\n')
+    (root / "c.py").write_text("import json\n" + CODE)
+    with gate_calls_ahead(root, "main", None, plans):
+        result = gate(root, load_config(root), options, base_ref="main", plans=plans)
+    assert {name for name, _ in watch.taken} == {"bandit", "ruff"} and not any(found for _, found in watch.taken)
+    assert len(watch.started) == len(watch.taken)  # only the verifiers' own
+    assert sorted((f.rule_id, f.path) for f in result.new if f.verifier == "ruff") == [("F401", "c.py")]
+
+
+def test_a_tool_configuration_in_the_change_starts_that_tool_only_when_asked(make_repo, tmp_path: Path,
+                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """A changed config file of a verifier changes its cache key: its tool is not started from the plan; the
+    other verifiers' tools are."""
+    root = feature_repo(make_repo)
+    plans = _ahead.LaunchPlans(tmp_path / "cache")
+    options = ScanOptions(only=["ruff", "bandit"], cache_dir=tmp_path / "cache")
+    gate(root, load_config(root), options, base_ref="main", plans=plans)
+
+    watch = Watch(monkeypatch)
+    (root / "ruff.toml").write_text("[lint]\nignore = ['F401']\n")
+    (root / "c.py").write_text("import json\n" + CODE)
+    with gate_calls_ahead(root, "main", None, plans):
+        result = gate(root, load_config(root), options, base_ref="main", plans=plans)
+    taken = dict(watch.taken)
+    assert taken["bandit"] is True and taken["ruff"] is False
+    assert not [f for f in result.new if f.verifier == "ruff"]  # the repository's own ruff configuration held
+
+
+def test_only_a_gate_of_the_working_tree_keeps_a_plan(make_repo, tmp_path: Path) -> None:
+    root = feature_repo(make_repo)
+    (root / "c.py").write_text("import json\n" + CODE)
+    git(root, "commit", "-qam", "change")
+    plans = _ahead.LaunchPlans(tmp_path / "cache")
+    gate(root, load_config(root), ScanOptions(only=["ruff"], cache_dir=tmp_path / "cache"),
+         base_ref="main", head_ref="feature", plans=plans)
+    assert not (tmp_path / "cache" / "launch-plans").exists()
+    cli_gate(root, tmp_path / "cache", "--no-cache", "--verifier", "ruff")
+    assert not (tmp_path / "cache" / "launch-plans").exists()

@@ -1,0 +1,205 @@
+"""Analysers started ahead: a gate's tools on the changed files start while truthplane is still starting.
+
+A gate on a large repository spends its first few hundred milliseconds importing its modules, reading its
+configuration and listing both states, while the tools that scan the change could already be running. So the
+last working-tree gate of a repository leaves a launch plan beside the result cache: per verifier, the values
+its command line is made of (verifiers._commands.Recipe), the files it looks at, its cache key and the
+excludes. The next gate of that repository reads the plan as soon as git has said what changed, works out
+which changed files the cache does not hold, and starts each tool on them at once.
+
+The plan is only a guess. A verifier takes a tool started ahead only when it would start the very same process
+itself: the same executable, arguments, directory and environment (run_tool asks `take`). A wrong guess (the
+configuration changed, the cache held the file after all) costs one run of a tool on the changed files, never
+a wrong result: whatever nobody took is killed when the gate ends (`stop_all`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from truthplane.verifiers._commands import Recipe, select_files, which
+
+PLAN_VERSION = 1
+
+_lock = threading.Lock()
+_started: dict[tuple[Any, ...], subprocess.Popen[str]] = {}
+_settled = threading.Event()  # clear while a launch is still deciding what to start
+_settled.set()
+
+
+def launching() -> None:
+    """A launch is on its way: `take` waits for it rather than start a second copy of a tool it starts."""
+    _settled.clear()
+
+
+def launch_over() -> None:
+    _settled.set()
+
+
+def tool_env(extra: dict[str, str] | None) -> dict[str, str]:
+    """The environment an analyser runs in."""
+    return {**os.environ, "PYTHONIOENCODING": "utf-8", **(extra or {})}
+
+
+def start(argv: list[str], cwd: Path, env: dict[str, str], *, stdin: bool = False) -> subprocess.Popen[str]:
+    """Start an analyser that only reads code: output captured, in a session of its own so that ending it
+    ends whatever it started too (semgrep's engine)."""
+    return subprocess.Popen(
+        argv, cwd=cwd, env=env, stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, encoding="utf-8", errors="replace",
+        start_new_session=True,
+    )
+
+
+def stop(proc: subprocess.Popen[str]) -> None:
+    """End an analyser and everything it started, and reap it."""
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    proc.communicate()
+
+
+def _key(argv: list[str], cwd: Path, env: dict[str, str]) -> tuple[Any, ...]:
+    return tuple(argv), os.path.realpath(cwd), tuple(sorted(env.items()))
+
+
+def take(argv: list[str], cwd: Path, env: dict[str, str]) -> subprocess.Popen[str] | None:
+    """The process started ahead with exactly this command, directory and environment, if there is one."""
+    _settled.wait()
+    if not _started:
+        return None
+    with _lock:
+        return _started.pop(_key(argv, cwd, env), None)
+
+
+def stop_all() -> None:
+    """Kill whatever was started ahead and not taken."""
+    with _lock:
+        left = list(_started.values())
+        _started.clear()
+    for proc in left:
+        stop(proc)
+
+
+def _tool_identity(executable: str) -> str | None:
+    try:
+        real = os.path.realpath(executable)
+        stat = os.stat(real)
+    except OSError:
+        return None
+    return f"{real}|{stat.st_size}|{stat.st_mtime_ns}"
+
+
+@dataclass(frozen=True)
+class LaunchPlans:
+    """Where a gate keeps its launch plans, and the options of this gate that a plan depends on."""
+
+    cache_dir: Path
+    config_path: Path | None = None
+    only: tuple[str, ...] | None = None
+
+    def path(self, root: Path) -> Path:
+        digest = hashlib.sha256(os.fsencode(os.path.realpath(root))).hexdigest()[:24]
+        return self.cache_dir / "launch-plans" / f"{digest}.json"
+
+    def config_digest(self, root: Path) -> str:
+        """Everything the configuration is read from (a changed configuration makes the plan a bad guess)."""
+        from truthplane import __version__
+
+        digest = hashlib.sha256(__version__.encode())
+        candidates = [Path(os.path.abspath(self.config_path))] if self.config_path else []
+        for path in [*candidates, root / "truthplane.toml", root / "pyproject.toml"]:
+            try:
+                content = path.read_bytes()
+            except OSError:
+                content = b"\0absent"
+            digest.update(os.fsencode(path) + b"\0" + content + b"\0")
+        return digest.hexdigest()
+
+    def _read(self, root: Path) -> dict[str, Any] | None:
+        try:
+            plan = json.loads(self.path(root).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        if not isinstance(plan, dict) or plan.get("version") != PLAN_VERSION:
+            return None
+        return plan
+
+    def keep(self, root: Path, entries: list[dict[str, Any]], excludes: list[str], cache_db: Path) -> None:
+        """Remember how this gate's verifiers ran on the working tree (written only when it changed)."""
+        from truthplane.fsutil import atomic_write
+
+        for entry in entries:
+            command = Recipe.from_json(entry["recipe"])
+            executable = which(command.command(root, None).argv[0]) if command else None
+            entry["tool"] = _tool_identity(executable) if executable else None
+        plan = {
+            "version": PLAN_VERSION, "config": self.config_digest(root), "cache": str(cache_db.resolve()),
+            "excludes": excludes, "verifiers": entries,
+        }
+        if self._read(root) == plan:
+            return
+        try:
+            atomic_write(self.path(root), json.dumps(plan, indent=1))
+        except OSError:
+            pass  # only costs time next run
+
+    def launch(self, root: Path, diff: str, untracked: str) -> int:
+        """Start the tools the plan says this gate's working tree needs, on the changed files the cache does
+        not hold; how many were started. `diff` and `untracked` are what git's first two calls of
+        _git.changes_args printed. Best effort: anything unexpected starts nothing."""
+        plan = self._read(root)
+        if plan is None or plan.get("config") != self.config_digest(root):
+            return 0
+        try:
+            return self._launch(root, plan, diff, untracked)
+        except (KeyError, TypeError, ValueError, AttributeError, OSError):
+            return 0
+
+    def _launch(self, root: Path, plan: dict[str, Any], diff: str, untracked: str) -> int:
+        from truthplane.cache import ResultCache, held_keys
+        from truthplane.sources import Excluder
+        from truthplane.workspace import parse_changes
+
+        excluded = Excluder(list(plan["excludes"]))
+        changes, _dirty = parse_changes(root, diff, untracked, "", excluded)
+        changed = {p: b for p, b in changes.items() if b is not None}
+        touched_names = {part for path in changes for part in path.split("/")}
+        started = 0
+        for entry in plan["verifiers"]:
+            recipe = Recipe.from_json(entry["recipe"])
+            if recipe is None or (self.only is not None and entry["name"] not in self.only):
+                continue
+            if touched_names & set(entry["config_files"]):
+                continue  # the verifier's cache key changes with its configuration: the plan's key is stale
+            suffixes = tuple(entry["suffixes"])
+            keys = {
+                path: ResultCache.key("file", entry["config_hash"], path, blob)
+                for path, blob in changed.items() if not suffixes or path.endswith(suffixes)
+            }
+            held = held_keys(Path(plan["cache"]), list(keys.values()))
+            files = select_files(root, sorted(p for p, k in keys.items() if k not in held), suffixes)
+            if not files:
+                continue
+            command = recipe.command(root, files)
+            executable = which(command.argv[0])
+            if executable is None or _tool_identity(executable) != entry["tool"]:
+                continue  # not installed any more, or another version: its cache key is stale too
+            argv, env = [executable, *command.argv[1:]], tool_env(command.env)
+            proc = start(argv, root, env)
+            with _lock:
+                earlier = _started.setdefault(_key(argv, root, env), proc)
+            if earlier is not proc:
+                stop(proc)  # two verifiers configured alike: the second runs its own when it gets there
+                continue
+            started += 1
+        return started

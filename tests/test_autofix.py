@@ -33,7 +33,7 @@ def snapshot(root: Path) -> dict[str, bytes]:
 def applied(root: Path, tmp_path: Path, diff: str, name: str) -> Path:
     copy = tmp_path / name
     shutil.copytree(root, copy, ignore=shutil.ignore_patterns(".git"))
-    from truthplane.models import Candidate
+    from truthplane.fixes import Candidate
 
     apply_candidate(copy, Candidate(id=name, source="autofix", diff=diff))
     return copy

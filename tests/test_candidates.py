@@ -21,7 +21,7 @@ from truthplane.candidates import (
     patch_file_candidates,
 )
 from truthplane.errors import ExitCode
-from truthplane.models import Candidate
+from truthplane.fixes import Candidate
 
 pytestmark = pytest.mark.tool("git")
 

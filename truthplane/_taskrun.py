@@ -22,7 +22,8 @@ from typing import Any
 from truthplane.config import Config
 from truthplane.errors import TruthplaneError
 from truthplane.executors.interface import Executor
-from truthplane.models import Finding, Job, Limits, Scan, Verdict
+from truthplane.jobs import Job, Limits
+from truthplane.models import Finding, Scan, Verdict
 from truthplane.tasks import Task, TaskFile
 from truthplane.workspace import files_after
 
@@ -184,7 +185,7 @@ class Runner:
 
     async def _patch(self, task: Task, tree: Tree, worker: Worker, taskdir: Path) -> Outcome:
         from truthplane.candidates import CandidateError, apply_candidate, check_patch
-        from truthplane.models import Candidate
+        from truthplane.fixes import Candidate
 
         text = self.tasks.patches[task.id]
         candidate = Candidate(id=task.patch or task.id, source="patch", title=task.label, diff=text)

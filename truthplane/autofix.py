@@ -24,11 +24,11 @@ from pathlib import Path, PurePosixPath
 
 from truthplane.candidates import CandidateError
 from truthplane.errors import VerifierError
-from truthplane.models import Candidate
+from truthplane.fixes import Candidate
+from truthplane.verifiers._commands import include_pattern
 from truthplane.verifiers._common import one_line, repo_path
 from truthplane.verifiers._node import ESLINT_CONFIGS, JS_SUFFIXES, borrowed_node_modules, find_tool
 from truthplane.verifiers.interface import run_tool
-from truthplane.verifiers._commands import include_pattern
 from truthplane.verifiers.semgrep import REPO_RULES, shipped_rule_files
 
 RUFF_SUFFIXES = (".py", ".pyi")

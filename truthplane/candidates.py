@@ -12,10 +12,21 @@ import subprocess
 from pathlib import Path, PurePosixPath
 
 from truthplane.errors import ExitCode
-from truthplane.models import Candidate
+from truthplane.fixes import Candidate
 from truthplane.unified_diff import (
-    DEV_NULL, CandidateError, FilePatch, Hunk, HunkLine, ParsedDiff, code_part, diff_size, normalise_diff, parse_diff,
-    strip_level, strip_prefix, touched_paths,
+    DEV_NULL,
+    CandidateError,
+    FilePatch,
+    Hunk,
+    HunkLine,
+    ParsedDiff,
+    code_part,
+    diff_size,
+    normalise_diff,
+    parse_diff,
+    strip_level,
+    strip_prefix,
+    touched_paths,
 )
 
 __all__ = [

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from truthplane.errors import ProviderError
-from truthplane.models import Candidate
+from truthplane.fixes import Candidate
 
 if TYPE_CHECKING:
     from truthplane.loop import Loop, _Baseline

@@ -17,9 +17,9 @@ from pathlib import Path
 
 from truthplane.config import Config
 from truthplane.errors import UsageError
-from truthplane.models import (
-    Candidate, CandidateResult, Finding, FixResult, Job, Limits, RunCheck, Scan, Verdict,
-)
+from truthplane.fixes import Candidate, CandidateResult, FixResult, RunCheck
+from truthplane.jobs import Job, Limits
+from truthplane.models import Finding, Scan, Verdict
 from truthplane.pipeline import ScanOptions, run_scan
 from truthplane.sources import Source
 from truthplane.workspace import Repo, blob_id, files_after

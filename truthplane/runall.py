@@ -29,7 +29,8 @@ from truthplane._taskrun import Outcome, Runner, Tree, Worker, _materialise, des
 from truthplane.config import Config
 from truthplane.errors import ExecutorError, GitError, UsageError
 from truthplane.executors.interface import Executor
-from truthplane.models import Job, Limits, Verdict
+from truthplane.jobs import Job, Limits
+from truthplane.models import Verdict
 from truthplane.registry import executor_options
 from truthplane.tasks import Task, TaskFile
 

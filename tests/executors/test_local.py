@@ -15,7 +15,7 @@ from truthplane.errors import ExecutorError
 from truthplane.executors._workspace import OutputCap, materialise
 from truthplane.executors.interface import cap_output
 from truthplane.executors.local import NO_BWRAP, LocalExecutor
-from truthplane.models import Job, Limits
+from truthplane.jobs import Job, Limits
 
 bwrap = pytest.mark.tool("bwrap")
 

@@ -7,7 +7,8 @@ import textwrap
 import pytest
 
 from truthplane.executors.preflight import preflight_files, preflight_job, preflight_source
-from truthplane.models import Job, Severity
+from truthplane.jobs import Job
+from truthplane.models import Severity
 
 
 def rules(source: str) -> list[tuple[str, int]]:

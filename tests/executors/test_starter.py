@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from truthplane.executors.local import LocalExecutor
-from truthplane.models import Job, Limits
+from truthplane.jobs import Job, Limits
 
 pytestmark = pytest.mark.tool("bwrap")
 

@@ -15,7 +15,8 @@ from hypothesis import strategies as st
 
 from tests.verifiers.conftest import build_verifier
 from truthplane.errors import VerifierError
-from truthplane.models import Finding, JobResult
+from truthplane.jobs import JobResult
+from truthplane.models import Finding
 from truthplane.verifiers.interface import ToolOutput
 from truthplane.verifiers.pip_audit import _Source
 

@@ -27,7 +27,7 @@ def exec_(
 
     from truthplane.config import load_config
     from truthplane.errors import UsageError
-    from truthplane.models import Job, Limits
+    from truthplane.jobs import Job, Limits
     from truthplane.registry import create_executor
 
     if fmt not in ("text", "json"):

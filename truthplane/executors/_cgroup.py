@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
-from truthplane.models import Limits
+from truthplane.jobs import Limits
 
 _CPU_PERIOD_US = 100_000
 

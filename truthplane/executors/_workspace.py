@@ -18,7 +18,7 @@ from pathlib import Path, PurePosixPath
 
 from truthplane.errors import ExecutorError
 from truthplane.executors.interface import TRUNCATION_MARKER
-from truthplane.models import Job
+from truthplane.jobs import Job
 
 STANDARD_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 

@@ -29,7 +29,8 @@ from truthplane.errors import ExecutorError
 from truthplane.executors import _transfer
 from truthplane.executors._workspace import OutputCap
 from truthplane.executors.interface import Executor
-from truthplane.models import Job, JobResult, ToolInfo
+from truthplane.jobs import Job, JobResult
+from truthplane.models import ToolInfo
 
 # a synchronous invoke takes at most 6 MB of request and gives at most 6 MB of response
 PAYLOAD_LIMIT = 6 * 1024 * 1024

@@ -33,7 +33,8 @@ from typing import Any
 from truthplane.errors import ExecutorError
 from truthplane.executors._workspace import OutputCap, job_env, workspace
 from truthplane.executors.interface import Executor
-from truthplane.models import Job, JobResult, ToolInfo
+from truthplane.jobs import Job, JobResult
+from truthplane.models import ToolInfo
 
 DEFAULT_IMAGE = "truthplane-sandbox:latest"
 WORKSPACE = "/workspace"

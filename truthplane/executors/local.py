@@ -37,7 +37,8 @@ from truthplane.executors._workspace import (
     remove_workspace,
 )
 from truthplane.executors.interface import Executor
-from truthplane.models import Job, JobResult, Limits, ToolInfo
+from truthplane.jobs import Job, JobResult, Limits
+from truthplane.models import ToolInfo
 
 NO_BWRAP = "bubblewrap not found: apt-get install bubblewrap; jobs would run unsandboxed"
 UNSANDBOXED_NOTE = "ran unsandboxed: the job could read and write anything this user can"

@@ -13,7 +13,8 @@ from pathlib import Path, PurePosixPath
 
 from pydantic import BaseModel, Field
 
-from truthplane.models import Finding, Job, Severity
+from truthplane.jobs import Job
+from truthplane.models import Finding, Severity
 
 SHELL_CALLS = {"subprocess.run", "subprocess.call", "subprocess.check_call", "subprocess.check_output", "subprocess.Popen"}
 ALWAYS_SHELL = {"subprocess.getoutput", "subprocess.getstatusoutput", "os.popen", "os.system"}

@@ -41,7 +41,8 @@ from truthplane.executors import _transfer
 from truthplane.executors._ssh_node import Node, NodeLost, NodeOptions
 from truthplane.executors._workspace import OutputCap
 from truthplane.executors.interface import Executor
-from truthplane.models import Job, JobResult, ToolInfo
+from truthplane.jobs import Job, JobResult
+from truthplane.models import ToolInfo
 
 
 class SSHOptions(BaseModel):

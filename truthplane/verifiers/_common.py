@@ -12,7 +12,9 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from truthplane.errors import VerifierError
 from truthplane.models import ScanResult, Severity, ToolInfo
-from truthplane.verifiers._commands import select_files as select_files  # shared with the commands spelled ahead
+from truthplane.verifiers._commands import (
+    select_files as select_files,  # shared with the commands spelled ahead
+)
 from truthplane.verifiers.interface import tool_version, which
 
 M = TypeVar("M", bound=BaseModel)

@@ -8,7 +8,8 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from truthplane.errors import ExecutorError, PluginError, VerifierError
-from truthplane.models import Job, JobResult, ToolInfo, ToolStatus
+from truthplane.jobs import Job, JobResult
+from truthplane.models import ToolInfo, ToolStatus
 
 
 def run_coroutine(coroutine: Any) -> JobResult:

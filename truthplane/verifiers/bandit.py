@@ -19,6 +19,7 @@ from pydantic import Field
 
 from truthplane.errors import VerifierError
 from truthplane.models import Finding, ScanResult, Severity, ToolInfo
+from truthplane.verifiers._commands import Recipe
 from truthplane.verifiers._common import (
     ToolRecord,
     cached_tool_info,
@@ -30,7 +31,6 @@ from truthplane.verifiers._common import (
     select_files,
     validate,
 )
-from truthplane.verifiers._commands import Recipe
 from truthplane.verifiers.interface import ToolOutput, Verifier, run_tool
 
 INSTALL_HINT = "pip install bandit, or drop it from verifiers in truthplane.toml"

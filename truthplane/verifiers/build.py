@@ -21,7 +21,8 @@ import time
 from pathlib import Path
 
 from truthplane.errors import ConfigError, VerifierError
-from truthplane.models import Finding, Job, JobResult, Limits, ScanResult, Severity, ToolInfo, ToolStatus
+from truthplane.jobs import Job, JobResult, Limits
+from truthplane.models import Finding, ScanResult, Severity, ToolInfo, ToolStatus
 from truthplane.verifiers._common import one_line
 from truthplane.verifiers._jobs import executor_problem, run_job
 from truthplane.verifiers._node import NodeTool, borrowed_node_modules

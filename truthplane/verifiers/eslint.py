@@ -26,7 +26,8 @@ from pathlib import Path
 from typing import Any
 
 from truthplane.errors import InputError, VerifierError
-from truthplane.models import Finding, Job, Limits, ScanResult, Severity, ToolInfo, ToolStatus
+from truthplane.jobs import Job, Limits
+from truthplane.models import Finding, ScanResult, Severity, ToolInfo, ToolStatus
 from truthplane.verifiers._common import (
     cached_tool_info,
     empty_result,

@@ -20,7 +20,8 @@ from pathlib import Path, PurePosixPath
 from xml.etree import ElementTree
 
 from truthplane.errors import ExecutorError, PluginError, VerifierError
-from truthplane.models import Finding, Job, JobResult, Limits, ScanResult, Severity, ToolInfo, ToolStatus
+from truthplane.jobs import Job, JobResult, Limits
+from truthplane.models import Finding, ScanResult, Severity, ToolInfo, ToolStatus
 from truthplane.verifiers._common import cached_tool_info, one_line
 from truthplane.verifiers._jobs import run_coroutine
 from truthplane.verifiers.interface import Verifier

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from truthplane.errors import VerifierError
 from truthplane.models import Finding, ScanResult, Severity, ToolInfo
+from truthplane.verifiers._commands import Recipe
 from truthplane.verifiers._common import (
     ToolRecord,
     cached_tool_info,
@@ -23,7 +24,6 @@ from truthplane.verifiers._common import (
     select_files,
     validate,
 )
-from truthplane.verifiers._commands import Recipe
 from truthplane.verifiers.interface import ToolOutput, Verifier, run_tool
 
 INSTALL_HINT = "pip install ruff, or drop it from verifiers in truthplane.toml"

@@ -27,6 +27,7 @@ from pydantic import Field
 
 from truthplane.errors import ConfigError, VerifierError
 from truthplane.models import Finding, ScanResult, Severity, ToolInfo
+from truthplane.verifiers._commands import Recipe
 from truthplane.verifiers._common import (
     ToolRecord,
     cached_tool_info,
@@ -39,7 +40,6 @@ from truthplane.verifiers._common import (
     severity_from_word,
     validate,
 )
-from truthplane.verifiers._commands import Recipe
 from truthplane.verifiers.interface import ToolOutput, Verifier, run_tool
 
 INSTALL_HINT = "pip install semgrep, or drop it from verifiers in truthplane.toml"

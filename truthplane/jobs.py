@@ -1,0 +1,57 @@
+"""What an executor runs and what it says happened: a command, the files it sees, its limits, and its outcome.
+
+Kept apart from truthplane.models, which a gate imports: building a pydantic model costs every process that
+imports it, and a gate runs no jobs.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+
+class Limits(BaseModel):
+    """Resource limits for one job. Network is off unless asked for."""
+
+    timeout_s: float = 60.0
+    memory_mb: int = 1024
+    pids: int = 256
+    cpus: float = 1.0
+    network: bool = False
+    max_output_bytes: int = 1_000_000
+
+
+class Job(BaseModel):
+    """A command to run against some files, somewhere isolated.
+
+    `files` maps repo-relative paths to contents; `source_dir` names a directory snapshot to copy
+    instead (or as well). `env` is empty by default: the host's environment never leaks in.
+    """
+
+    command: list[str]
+    files: dict[str, bytes] = Field(default_factory=dict)
+    source_dir: str | None = None
+    workdir: str = "."
+    env: dict[str, str] = Field(default_factory=dict)
+    stdin: bytes | None = None
+    limits: Limits = Field(default_factory=Limits)
+    label: str = ""
+
+
+class JobResult(BaseModel):
+    returncode: int | None
+    stdout: str = ""
+    stderr: str = ""
+    stdout_truncated: bool = False
+    stderr_truncated: bool = False
+    duration_s: float = 0.0
+    timed_out: bool = False
+    oom_killed: bool = False
+    executor: str
+    node: str = "localhost"
+    sandboxed: bool = True
+    attempts: int = 1
+    notes: list[str] = Field(default_factory=list, description="what the caller should know: unsandboxed, retried on another node, ...")
+
+    @property
+    def ok(self) -> bool:
+        return self.returncode == 0 and not self.timed_out and not self.oom_killed

@@ -108,7 +108,10 @@ class LaunchPlans:
     only: tuple[str, ...] | None = None
 
     def path(self, root: Path) -> Path:
-        digest = hashlib.sha256(os.fsencode(os.path.realpath(root))).hexdigest()[:24]
+        """One plan per repository and truthplane installation (two installations spell different paths to
+        their shipped rules: sharing a cache, they would spoil each other's plans)."""
+        install = os.path.dirname(os.path.abspath(__file__))
+        digest = hashlib.sha256(os.fsencode(os.path.realpath(root)) + b"\0" + os.fsencode(install)).hexdigest()[:24]
         return self.cache_dir / "launch-plans" / f"{digest}.json"
 
     def config_digest(self, root: Path) -> str:

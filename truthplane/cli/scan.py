@@ -45,10 +45,17 @@ def _recover(path: Path) -> None:
             sys.stderr.write(f"truthplane: {note}\n")
 
 
-def _emit(text: str, output: Path | None) -> None:
+def _emit(text: str | bytes, output: Path | None) -> None:
     if output is None:
-        sys.stdout.write(text)
-        sys.stdout.flush()
+        binary = getattr(sys.stdout, "buffer", None)
+        if isinstance(text, bytes) and binary is not None:
+            sys.stdout.flush()
+            binary.write(text)
+            binary.flush()
+        else:
+            text = text.decode("utf-8") if isinstance(text, bytes) else text
+            sys.stdout.write(text)
+            sys.stdout.flush()
     else:
         from truthplane.fsutil import atomic_write
 

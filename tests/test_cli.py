@@ -260,3 +260,17 @@ def test_every_sarif_output_validates(make_repo, capsys, tmp_path: Path) -> None
     baseline = next((root / ".truth-plane-results").glob("baseline_*.json"))
     code, out, _ = cli(capsys, "diff", str(baseline), str(tmp_path / "scan.sarif"), "--format", "sarif")
     validate_sarif(json.loads(out))
+
+
+def test_a_large_document_through_a_pipe_arrives_whole_with_the_exit_code(make_repo, tmp_path: Path) -> None:
+    """The command leaves without the interpreter's teardown (cli.main._leave): what it printed must still
+    arrive whole, however large, and the exit code be the verdict's."""
+    many = "".join(f"import mod{i}\n" for i in range(400)) + "x = eval(input())\n"
+    root = make_repo({f"pkg/m{i}.py": many for i in range(6)})
+    git(root, "checkout", "-qb", "feature")
+    (root / "pkg" / "new.py").write_text(many)
+    proc = tp("gate", str(root), "--base", "main", *FAST, "--format", "json", cwd=tmp_path)
+    document = json.loads(proc.stdout)
+    assert proc.returncode == {"REJECT": 1, "REVIEW": 3}[document["verdict"]], proc.stderr
+    assert len(proc.stdout) > 1_000_000  # far beyond a pipe's buffer
+    assert len(document["unchanged"]) == 6 * 401 + 6 and {f["path"] for f in document["new"]} == {"pkg/new.py"}

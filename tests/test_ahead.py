@@ -118,17 +118,26 @@ def test_a_wrong_guess_is_never_taken_and_never_outlives_the_gate(make_repo, tmp
     assert json.loads(plan_file.read_text())["verifiers"][0]["recipe"]["inputs"]["args"] == []
 
 
-def test_a_changed_configuration_starts_nothing(make_repo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def gate_ahead_after(make_repo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, config: dict[str, str]):  # noqa: ANN001, ANN201
+    """A gate that leaves a plan; then `config` files written and c.py changed, and a gate with its tools started
+    ahead: what it started and took, and its result."""
     root = feature_repo(make_repo)
     plans = _ahead.LaunchPlans(tmp_path / "cache")
     options = ScanOptions(only=["ruff", "bandit"], cache_dir=tmp_path / "cache")
     gate(root, load_config(root), options, base_ref="main", plans=plans)
 
     watch = Watch(monkeypatch)
-    (root / "truthplane.toml").write_text('[verifiers.ruff]\nargs = ["--select", "F"]\n')
+    for name, text in config.items():
+        (root / name).write_text(text)
     (root / "c.py").write_text("import json\n" + CODE)
     with gate_calls_ahead(root, "main", None, plans):
         result = gate(root, load_config(root), options, base_ref="main", plans=plans)
+    return watch, result
+
+
+def test_a_changed_configuration_starts_nothing(make_repo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    watch, result = gate_ahead_after(make_repo, tmp_path, monkeypatch,
+                                     {"truthplane.toml": '[verifiers.ruff]\nargs = ["--select", "F"]\n'})
     assert {name for name, _ in watch.taken} == {"bandit", "ruff"} and not any(found for _, found in watch.taken)
     assert len(watch.started) == len(watch.taken)  # only the verifiers' own
     assert sorted((f.rule_id, f.path) for f in result.new if f.verifier == "ruff") == [("F401", "c.py")]
@@ -138,16 +147,7 @@ def test_a_tool_configuration_in_the_change_starts_that_tool_only_when_asked(mak
                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
     """A changed config file of a verifier changes its cache key: its tool is not started from the plan; the
     other verifiers' tools are."""
-    root = feature_repo(make_repo)
-    plans = _ahead.LaunchPlans(tmp_path / "cache")
-    options = ScanOptions(only=["ruff", "bandit"], cache_dir=tmp_path / "cache")
-    gate(root, load_config(root), options, base_ref="main", plans=plans)
-
-    watch = Watch(monkeypatch)
-    (root / "ruff.toml").write_text("[lint]\nignore = ['F401']\n")
-    (root / "c.py").write_text("import json\n" + CODE)
-    with gate_calls_ahead(root, "main", None, plans):
-        result = gate(root, load_config(root), options, base_ref="main", plans=plans)
+    watch, result = gate_ahead_after(make_repo, tmp_path, monkeypatch, {"ruff.toml": "[lint]\nignore = ['F401']\n"})
     taken = dict(watch.taken)
     assert taken["bandit"] is True and taken["ruff"] is False
     assert not [f for f in result.new if f.verifier == "ruff"]  # the repository's own ruff configuration held

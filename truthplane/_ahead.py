@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from truthplane.verifiers._commands import Recipe, select_files, which
+from truthplane.verifiers._commands import Recipe, select_files, tool_identity, which
 
 PLAN_VERSION = 1
 
@@ -90,15 +90,6 @@ def stop_all() -> None:
         stop(proc)
 
 
-def _tool_identity(executable: str) -> str | None:
-    try:
-        real = os.path.realpath(executable)
-        stat = os.stat(real)
-    except OSError:
-        return None
-    return f"{real}|{stat.st_size}|{stat.st_mtime_ns}"
-
-
 @dataclass(frozen=True)
 class LaunchPlans:
     """Where a gate keeps its launch plans, and the options of this gate that a plan depends on."""
@@ -144,7 +135,7 @@ class LaunchPlans:
         for entry in entries:
             command = Recipe.from_json(entry["recipe"])
             executable = which(command.command(root, None).argv[0]) if command else None
-            entry["tool"] = _tool_identity(executable) if executable else None
+            entry["tool"] = tool_identity(executable) if executable else None
         plan = {
             "version": PLAN_VERSION, "config": self.config_digest(root), "cache": str(cache_db.resolve()),
             "excludes": excludes, "verifiers": entries,
@@ -195,7 +186,7 @@ class LaunchPlans:
                 continue
             command = recipe.command(root, files)
             executable = which(command.argv[0])
-            if executable is None or _tool_identity(executable) != entry["tool"]:
+            if executable is None or tool_identity(executable) != entry["tool"]:
                 continue  # not installed any more, or another version: its cache key is stale too
             argv, env = [executable, *command.argv[1:]], tool_env(command.env)
             proc = start(argv, root, env)

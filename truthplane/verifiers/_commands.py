@@ -30,6 +30,16 @@ def which(executable: str) -> str | None:
     return str(beside) if beside.is_file() and os.access(beside, os.X_OK) else None
 
 
+def tool_identity(executable: str) -> str | None:
+    """The installed executable behind `executable` as "realpath|size|mtime_ns": changes when it is upgraded."""
+    try:
+        real = os.path.realpath(executable)
+        stat = os.stat(real)
+    except OSError:
+        return None
+    return f"{real}|{stat.st_size}|{stat.st_mtime_ns}"
+
+
 def select_files(target: Path, files: list[str], suffixes: tuple[str, ...]) -> list[str]:
     """The requested files this tool looks at and that exist (a deleted file has no findings)."""
     chosen = []

@@ -18,7 +18,7 @@ from typing import ClassVar
 from truthplane.config import VerifierConfig
 from truthplane.errors import VerifierError
 from truthplane.models import ScanResult, ToolInfo, ToolStatus
-from truthplane.verifiers._commands import Recipe, which
+from truthplane.verifiers._commands import Recipe, tool_identity, which
 
 __all__ = ["Verifier", "VerifierContext", "VerifierError", "run_tool", "ToolOutput", "tool_version", "which"]
 
@@ -128,12 +128,8 @@ def run_tool(
 
 
 def _version_key(executable: str, command: list[str]) -> str | None:
-    try:
-        real = os.path.realpath(executable)
-        stat = os.stat(real)
-    except OSError:
-        return None
-    return f"{real}|{stat.st_size}|{stat.st_mtime_ns}|{' '.join(command[1:])}"
+    identity = tool_identity(executable)
+    return f"{identity}|{' '.join(command[1:])}" if identity else None
 
 
 def _version_store() -> Path:

@@ -29,14 +29,16 @@ class Watch:
         self.taken: list[tuple[str, bool]] = []
         real_start, real_take = _ahead.start, _ahead.take
 
-        def start(argv: list[str], *args: object, **kwargs: object) -> subprocess.Popen[str]:
-            proc = real_start(argv, *args, **kwargs)  # type: ignore[arg-type]
+        def start(program: str, *args: object, **kwargs: object) -> subprocess.Popen[str]:
+            proc = real_start(program, *args, **kwargs)  # type: ignore[arg-type]
             self.started.append(proc)
             return proc
 
-        def take(argv: list[str], *args: object) -> subprocess.Popen[str] | None:
-            proc = real_take(argv, *args)  # type: ignore[arg-type]
-            self.taken.append((Path(argv[0]).name, proc is not None))
+        def take(program: str, argv: list[str], *args: object) -> subprocess.Popen[str] | None:
+            proc = real_take(program, argv, *args)  # type: ignore[arg-type]
+            # semgrep's native engine runs as itself, called by the name its launcher gives it
+            name = "semgrep" if argv[0] == "osemgrep" else Path(program).name
+            self.taken.append((name, proc is not None))
             return proc
 
         monkeypatch.setattr(_ahead, "start", start)

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from truthplane.verifiers._commands import Recipe, select_files, tool_identity, which
+from truthplane.verifiers._commands import Recipe, exec_form, select_files, tool_identity, which
 
 PLAN_VERSION = 1
 
@@ -49,11 +49,11 @@ def tool_env(extra: dict[str, str] | None) -> dict[str, str]:
     return {**os.environ, "PYTHONIOENCODING": "utf-8", **(extra or {})}
 
 
-def start(argv: list[str], cwd: Path, env: dict[str, str], *, stdin: bool = False) -> subprocess.Popen[str]:
-    """Start an analyser that only reads code: output captured, in a session of its own so that ending it
-    ends whatever it started too (semgrep's engine)."""
+def start(program: str, argv: list[str], cwd: Path, env: dict[str, str], *, stdin: bool = False) -> subprocess.Popen[str]:
+    """Start an analyser that only reads code (`program`, called as argv[0]): output captured, in a session of
+    its own so that ending it ends whatever it started too."""
     return subprocess.Popen(
-        argv, cwd=cwd, env=env, stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
+        argv, executable=program, cwd=cwd, env=env, stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, encoding="utf-8", errors="replace",
         start_new_session=True,
     )
@@ -68,17 +68,17 @@ def stop(proc: subprocess.Popen[str]) -> None:
     proc.communicate()
 
 
-def _key(argv: list[str], cwd: Path, env: dict[str, str]) -> tuple[Any, ...]:
-    return tuple(argv), os.path.realpath(cwd), tuple(sorted(env.items()))
+def _key(program: str, argv: list[str], cwd: Path, env: dict[str, str]) -> tuple[Any, ...]:
+    return program, tuple(argv), os.path.realpath(cwd), tuple(sorted(env.items()))
 
 
-def take(argv: list[str], cwd: Path, env: dict[str, str]) -> subprocess.Popen[str] | None:
-    """The process started ahead with exactly this command, directory and environment, if there is one."""
+def take(program: str, argv: list[str], cwd: Path, env: dict[str, str]) -> subprocess.Popen[str] | None:
+    """The process started ahead with exactly this program, arguments, directory and environment, if any."""
     _settled.wait()
     if not _started:
         return None
     with _lock:
-        return _started.pop(_key(argv, cwd, env), None)
+        return _started.pop(_key(program, argv, cwd, env), None)
 
 
 def stop_all() -> None:
@@ -168,7 +168,7 @@ class LaunchPlans:
         changes, _dirty = parse_changes(root, diff, untracked, "", excluded)
         changed = {p: b for p, b in changes.items() if b is not None}
         touched_names = {part for path in changes for part in path.split("/")}
-        started = 0
+        wanted: list[tuple[dict[str, Any], Recipe, dict[str, str]]] = []
         for entry in plan["verifiers"]:
             recipe = Recipe.from_json(entry["recipe"])
             if recipe is None or (self.only is not None and entry["name"] not in self.only):
@@ -180,18 +180,24 @@ class LaunchPlans:
                 path: ResultCache.key("file", entry["config_hash"], path, blob)
                 for path, blob in changed.items() if not suffixes or path.endswith(suffixes)
             }
-            held = held_keys(Path(plan["cache"]), list(keys.values()))
-            files = select_files(root, sorted(p for p, k in keys.items() if k not in held), suffixes)
+            wanted.append((entry, recipe, keys))
+        held = held_keys(Path(plan["cache"]), [key for *_, keys in wanted for key in keys.values()])
+        launches = []
+        for entry, recipe, keys in wanted:
+            files = select_files(root, sorted(p for p, k in keys.items() if k not in held), tuple(entry["suffixes"]))
             if not files:
                 continue
             command = recipe.command(root, files)
             executable = which(command.argv[0])
             if executable is None or tool_identity(executable) != entry["tool"]:
                 continue  # not installed any more, or another version: its cache key is stale too
-            argv, env = [executable, *command.argv[1:]], tool_env(command.env)
-            proc = start(argv, root, env)
+            launches.append(exec_form(executable, command.argv, tool_env(command.env)))
+        # back to back once everything is worked out: no tool's start waits on another's cache lookup
+        started = 0
+        for program, argv, env in launches:
+            proc = start(program, argv, root, env)
             with _lock:
-                earlier = _started.setdefault(_key(argv, root, env), proc)
+                earlier = _started.setdefault(_key(program, argv, root, env), proc)
             if earlier is not proc:
                 stop(proc)  # two verifiers configured alike: the second runs its own when it gets there
                 continue

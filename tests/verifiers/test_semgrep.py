@@ -4,8 +4,11 @@ start, so each scan is shared by several assertions."""
 
 from __future__ import annotations
 
+import json
+import os
 import re
 import shutil
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
@@ -14,7 +17,9 @@ import pytest
 from tests.verifiers.conftest import FIXTURES, build_verifier, located, write_tree
 from truthplane.errors import ConfigError, VerifierError
 from truthplane.models import Finding, Severity
+from truthplane._ahead import tool_env
 from truthplane.verifiers import semgrep as semgrep_module
+from truthplane.verifiers._commands import exec_form, semgrep_engine, which
 from truthplane.verifiers.semgrep import declared_rule_id, semgrep_severity, shipped_rule_files
 
 pytestmark = pytest.mark.tool("semgrep")
@@ -230,3 +235,69 @@ def test_a_broken_rule_is_a_clear_error_on_either_engine(tree: Callable[[dict[st
     with pytest.raises(VerifierError) as caught:
         build_verifier("semgrep", engine=engine).scan(root)
     assert "half-written" in caught.value.reason or "message" in caught.value.reason, caught.value.reason
+
+
+def _installed_launcher() -> str:
+    launcher = which("semgrep")
+    assert launcher is not None
+    return os.path.realpath(launcher)
+
+
+def test_the_native_engine_starts_directly_and_reports_what_its_launcher_does(repo_with_rules: Path) -> None:
+    """`semgrep scan --experimental` skips the launcher's interpreter and execs the same engine with the same
+    arguments: the report is the launcher's, byte for byte, but for semgrep's own timings."""
+    launcher = _installed_launcher()
+    verifier = build_verifier("semgrep")
+    command = verifier.recipe(repo_with_rules).command(repo_with_rules, ["src/app.py", "src/other.py"])
+    env = tool_env(command.env)
+    program, argv, engine_env = exec_form(launcher, command.argv, env)
+    assert Path(program).name == "semgrep-core" and argv[0] == "osemgrep" and argv[1:] == command.argv[1:]
+    assert engine_env["NO_COLOR"] == "1"
+
+    def report(*popen: object, **kwargs: object) -> dict:
+        done = subprocess.run(*popen, cwd=repo_with_rules, capture_output=True, text=True, **kwargs)  # type: ignore[call-overload]
+        assert done.returncode == 1, done.stderr  # --error: findings
+        body = json.loads(done.stdout)
+        body.pop("time", None)
+        return body
+
+    direct = report(argv, executable=program, env=engine_env)
+    assert direct == report([launcher, *command.argv[1:]], env=env)
+    assert {r["path"] for r in direct["results"]} == {"src/app.py", "src/other.py"}
+
+
+@pytest.mark.parametrize("extra", [["--legacy"], ["--pro"], ["--pro-intrafile"]])
+def test_the_launcher_runs_whatever_it_would_not_hand_to_the_engine_as_is(extra: list[str]) -> None:
+    launcher = _installed_launcher()
+    for argv in (["semgrep", "scan", "--json", "."], ["semgrep", "scan", "--experimental", *extra, "."]):
+        program, called, env = exec_form(launcher, argv, {"PATH": "/usr/bin"})
+        assert (program, called, env) == (launcher, [launcher, *argv[1:]], {"PATH": "/usr/bin"})
+
+
+def test_the_engine_is_used_only_when_it_is_certain_which_one_the_launcher_would_run(tmp_path: Path) -> None:
+    venv = tmp_path / "venv"
+    launcher = venv / "bin" / "semgrep"
+    launcher.parent.mkdir(parents=True)
+    launcher.write_text(f"#!{venv}/bin/python3\nfrom semgrep.console_scripts.entrypoint import main\nmain()\n")
+
+    def engine_for(version: str) -> Path:
+        engine = venv / "lib" / version / "site-packages" / "semgrep" / "bin" / "semgrep-core"
+        engine.parent.mkdir(parents=True)
+        engine.write_text("")
+        engine.chmod(0o755)
+        return engine
+
+    def found() -> tuple[str, str] | None:
+        semgrep_engine.cache_clear()
+        return semgrep_engine(str(launcher))
+
+    assert found() is None  # no packaged engine: the launcher looks further (PATH), so let it
+    engine = engine_for("python3.11")
+    assert found() == (str(engine), str(venv / "bin"))
+    engine_for("python3.12")
+    assert found() is None  # two it might import
+    shim = tmp_path / "shim" / "semgrep"
+    shim.parent.mkdir()
+    shim.write_text('#!/usr/bin/env bash\nexec semgrep "$@"\n')  # a version manager's shim: not the launcher itself
+    semgrep_engine.cache_clear()
+    assert semgrep_engine(str(shim)) is None

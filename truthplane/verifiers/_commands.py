@@ -7,6 +7,8 @@ the two agree on every argument. Nothing here imports more than the standard lib
 
 from __future__ import annotations
 
+import functools
+import glob
 import os
 import re
 import shutil
@@ -38,6 +40,59 @@ def tool_identity(executable: str) -> str | None:
     except OSError:
         return None
     return f"{real}|{stat.st_size}|{stat.st_mtime_ns}"
+
+
+# semgrep's launcher, a Python script, spends about 60 ms of CPU starting an interpreter only to exec its
+# native engine (semgrep/console_scripts/entrypoint.py: `main`, `exec_osemgrep`); how it decides, mirrored
+# here so that truthplane can exec the engine itself where the launcher would
+_SEMGREP_PRO_FLAGS = frozenset({"--pro", "--pro-languages", "--pro-intrafile"})
+_SEMGREP_COLOUR_VARIABLES = ("NO_COLOR", "FORCE_COLOR", "SEMGREP_FORCE_COLOR")
+
+
+@functools.lru_cache(maxsize=8)
+def semgrep_engine(launcher: str) -> tuple[str, str] | None:
+    """The semgrep-core that the semgrep launcher script at `launcher` would exec, and the directory of the
+    launcher's interpreter (which it adds to PATH); None when that is not certain: not a Python launcher, no
+    packaged engine beside it, or more than one that it could import."""
+    if os.name != "posix":
+        return None
+    try:
+        with open(launcher, "rb") as script:
+            first = script.readline(512)
+    except OSError:
+        return None
+    if not first.startswith(b"#!"):
+        return None
+    words = first[2:].decode("utf-8", "replace").split()
+    if not words or "python" not in os.path.basename(words[0]):
+        return None
+    # the package beside the launcher's own installation (a venv, pipx, --user) or its interpreter's
+    prefixes = {os.path.dirname(os.path.dirname(os.path.realpath(launcher))), os.path.dirname(os.path.dirname(words[0]))}
+    found = {
+        os.path.realpath(path)
+        for prefix in prefixes
+        for path in glob.glob(os.path.join(glob.escape(prefix), "lib", "python3*", "site-packages", "semgrep", "bin", "semgrep-core"))
+        if os.access(path, os.X_OK)
+    }
+    return (found.pop(), os.path.dirname(words[0])) if len(found) == 1 else None
+
+
+def exec_form(executable: str, argv: list[str], env: dict[str, str]) -> tuple[str, list[str], dict[str, str]]:
+    """What to execute for `argv` (its argv[0] found at `executable`): the file, its arguments and environment.
+
+    Every tool runs as named, except that `semgrep scan --experimental` (its native engine) starts semgrep-core
+    itself, as its launcher would, with the launcher's arguments and environment: the same run, less start-up.
+    """
+    name = os.path.basename(argv[0])
+    if name == "semgrep" and "--experimental" in argv and "--legacy" not in argv and not _SEMGREP_PRO_FLAGS & set(argv):
+        found = semgrep_engine(os.path.realpath(executable))
+        if found is not None:
+            engine, scripts = found
+            engine_env = {**env, "PATH": env.get("PATH", "") + os.pathsep + scripts}
+            if not any(engine_env.get(variable) for variable in _SEMGREP_COLOUR_VARIABLES):
+                engine_env["NO_COLOR"] = "1"  # the launcher's rule for a stderr that is not a terminal (ours never is)
+            return engine, ["osemgrep", *argv[1:]], engine_env
+    return executable, [executable, *argv[1:]], env
 
 
 def select_files(target: Path, files: list[str], suffixes: tuple[str, ...]) -> list[str]:

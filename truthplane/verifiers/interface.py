@@ -18,7 +18,7 @@ from typing import ClassVar
 from truthplane.config import VerifierConfig
 from truthplane.errors import VerifierError
 from truthplane.models import ScanResult, ToolInfo, ToolStatus
-from truthplane.verifiers._commands import Recipe, tool_identity, which
+from truthplane.verifiers._commands import Recipe, exec_form, tool_identity, which
 
 __all__ = ["Verifier", "VerifierContext", "VerifierError", "run_tool", "ToolOutput", "tool_version", "which"]
 
@@ -108,12 +108,12 @@ def run_tool(
     executable = which(command[0])
     if executable is None:
         raise VerifierError(verifier, f"{command[0]} is not installed", status=ToolStatus.MISSING.value)
-    argv, full_env = [executable, *command[1:]], _ahead.tool_env(env)
+    program, argv, full_env = exec_form(executable, command, _ahead.tool_env(env))
     # a gate may have started this very command already (truthplane._ahead)
-    proc = _ahead.take(argv, cwd, full_env) if stdin is None else None
+    proc = _ahead.take(program, argv, cwd, full_env) if stdin is None else None
     try:
         if proc is None:
-            proc = _ahead.start(argv, cwd, full_env, stdin=stdin is not None)
+            proc = _ahead.start(program, argv, cwd, full_env, stdin=stdin is not None)
         stdout, stderr = proc.communicate(stdin, timeout=timeout_s)
     except subprocess.TimeoutExpired:
         _ahead.stop(proc)

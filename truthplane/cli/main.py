@@ -119,17 +119,22 @@ def entry() -> None:
     # (a pass every 700 allocations, each walking every young object) costs a large repo's gate a tenth
     # of its time and finds next to nothing; what is imported by now is never garbage
     gc.set_threshold(50_000, 20, 100)
-    if len(sys.argv) > 1 and sys.argv[1] in _ONE_SHOT:
+    one_shot = len(sys.argv) > 1 and sys.argv[1] in _ONE_SHOT
+    if one_shot:
         # a bounded job whose garbage reference counting frees (findings hold no cycles): even two passes
         # over its young objects cost Django's gate about 50 ms, so there is none. Long-running commands
         # (mcp, run-all, fix with its event loop) keep the collector.
         gc.disable()
     gc.freeze()
-    _leave(run())
+    code = run()
+    if one_shot:
+        _leave(code)
+    sys.exit(code)  # the others end the usual way: whatever their libraries left for the interpreter's end runs
 
 
 def _leave(code: int) -> None:
-    """Exit with `code`, without the interpreter's teardown when nothing of ours needs it.
+    """Exit a one-shot command (scan, diff, gate) with `code`, without the interpreter's teardown when nothing
+    of ours needs it.
 
     Tearing down every module a gate imported costs it about 40 ms, and by the time run() returns every
     file is written (atomically), every tool and git process reaped and every thread pool shut down. What

@@ -165,3 +165,22 @@ def test_only_a_gate_of_the_working_tree_keeps_a_plan(make_repo, tmp_path: Path)
     assert not (tmp_path / "cache" / "launch-plans").exists()
     cli_gate(root, tmp_path / "cache", "--no-cache", "--verifier", "ruff")
     assert not (tmp_path / "cache" / "launch-plans").exists()
+
+
+def test_a_gate_of_some_verifiers_keeps_the_plan_of_the_others(make_repo, tmp_path: Path) -> None:
+    """`gate --verifier ruff` (a quick hook, say) between two full gates leaves bandit's part of the plan as it
+    was, so the next full gate still starts bandit ahead; a configuration change replaces the plan whole."""
+    root = feature_repo(make_repo)
+
+    def gate_with(only: tuple[str, ...] | None) -> list[str]:
+        plans = _ahead.LaunchPlans(tmp_path / "cache", only=only)
+        options = ScanOptions(only=list(only) if only else ["ruff", "bandit"], cache_dir=tmp_path / "cache")
+        gate(root, load_config(root), options, base_ref="main", plans=plans)
+        (plan_file,) = (tmp_path / "cache" / "launch-plans").glob("*.json")
+        return [entry["name"] for entry in json.loads(plan_file.read_text())["verifiers"]]
+
+    assert gate_with(None) == ["ruff", "bandit"]
+    assert gate_with(("ruff",)) == ["ruff", "bandit"]
+    assert gate_with(("bandit",)) == ["ruff", "bandit"]
+    (root / "truthplane.toml").write_text('verifiers = ["ruff", "bandit"]\n')
+    assert gate_with(("ruff",)) == ["ruff"]  # another configuration: nothing of the old plan holds

@@ -136,11 +136,22 @@ class LaunchPlans:
             command = Recipe.from_json(entry["recipe"])
             executable = which(command.command(root, None).argv[0]) if command else None
             entry["tool"] = tool_identity(executable) if executable else None
+        previous = self._read(root)
         plan = {
             "version": PLAN_VERSION, "config": self.config_digest(root), "cache": str(cache_db.resolve()),
             "excludes": excludes, "verifiers": entries,
         }
-        if self._read(root) == plan:
+        if self.only is not None and previous is not None and all(
+            previous.get(field) == plan[field] for field in ("config", "cache", "excludes")
+        ):
+            # a gate of some verifiers (--verifier) keeps the plan's others for the next gate of them all
+            fresh = {entry["name"]: entry for entry in entries}
+            merged = [
+                fresh.pop(entry["name"], None) if entry.get("name") in self.only else entry
+                for entry in previous.get("verifiers", []) if isinstance(entry, dict)
+            ]
+            plan["verifiers"] = [entry for entry in merged if entry is not None] + list(fresh.values())
+        if previous == plan:
             return
         try:
             atomic_write(self.path(root), json.dumps(plan, indent=1))

@@ -17,7 +17,7 @@ from truthplane.registry import create_verifiers, preload_verifiers
 from truthplane.results import latest_baseline, load_scan
 from truthplane.scanner import Progress, Reference, launch_entries, scan
 from truthplane.sources import Excluder, Source, commit_source, worktree_over, worktree_source
-from truthplane.verifiers.interface import VerifierContext
+from truthplane.verifiers.interface import Verifier, VerifierContext
 from truthplane.workspace import Repo
 
 
@@ -40,11 +40,11 @@ class ScanOptions:
 
 def run_scan(
     source: Source, config: Config, options: ScanOptions, progress: Progress | None = None,
-    *, reference: Reference | None = None, share: Reference | None = None,
+    *, reference: Reference | None = None, share: Reference | None = None, verifiers: list[Verifier] | None = None,
 ) -> Scan:
     return scan(
         source, config, only=options.only, cache=options.cache(config),
-        progress=progress, context=options.context(config), reference=reference, share=share,
+        progress=progress, context=options.context(config), reference=reference, share=share, verifiers=verifiers,
     )
 
 
@@ -130,10 +130,13 @@ def gate(
             finally:
                 shared.release_all()  # whatever happened, the head never waits for a base that is not coming
 
+        head_verifiers: list[Verifier] = []  # kept for the launch plan
+
         def scanned_head(label: str) -> Scan:
             try:
+                head_verifiers.extend(create_verifiers(config, options.context(config), options.only))
                 return run_scan(head_source, config, options, progress.scope(label) if progress else None,
-                                reference=shared)
+                                reference=shared, verifiers=head_verifiers)
             finally:
                 shared.readers_done()  # the base never waits for a head that is not coming
 
@@ -143,7 +146,6 @@ def gate(
         renames = renames_found.result() if renames_found is not None else {}
     cache = options.cache(config)
     if plans is not None and head_ref is None and cache is not None:
-        verifiers = create_verifiers(config, options.context(config), options.only)
-        plans.keep(root, launch_entries(verifiers, head_source), config.all_excludes(), cache.path)
+        plans.keep(root, launch_entries(head_verifiers, head_source), config.all_excludes(), cache.path)
     base_label = f"merge-base of {base_ref} ({merge_base[:12]})"
     return evaluate(before, after, config.gate, renames, base=base_label, head=head_label)

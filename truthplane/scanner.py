@@ -329,11 +329,14 @@ def scan(
     context: VerifierContext | None = None,
     reference: Reference | None = None,
     share: Reference | None = None,
+    verifiers: list[Verifier] | None = None,
 ) -> Scan:
-    """Run every configured verifier; a missing or crashed one is reported, never dropped."""
+    """Run every configured verifier (or `verifiers`, made for this configuration by the caller); a missing or
+    crashed one is reported, never dropped."""
     from truthplane.registry import create_verifiers
 
-    verifiers = create_verifiers(config, context or VerifierContext(timeout_s=config.timeout_s), only)
+    if verifiers is None:
+        verifiers = create_verifiers(config, context or VerifierContext(timeout_s=config.timeout_s), only)
     results: dict[str, tuple[VerifierRun, list[Finding]]] = {}
 
     def one(verifier: Verifier) -> None:

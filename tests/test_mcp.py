@@ -81,3 +81,35 @@ def test_diff_alerts_and_summarize_on_recorded_states(make_repo, tmp_path: Path)
     diff, summary = payload(results[0]), payload(results[1])
     assert diff["verdict"] == "REJECT" and "B602" in {f["rule_id"] for f in diff["new"]}
     assert summary["by_severity"] and {f["verifier"] for f in summary["findings"]} == {"bandit"}
+
+
+def test_a_hostile_repository_cannot_make_the_server_write_outside_its_root(make_repo, tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    (outside / "results").mkdir(parents=True)
+    (outside / "sarif").mkdir()
+    root = make_repo({
+        "app/tool.py": CLEAN, "truthplane.toml": CONFIG,
+        "linked/tool.py": RISKY, "sarif_linked/tool.py": RISKY,
+        # a configuration that tries to move the result cache out of the repository
+        "cached/tool.py": RISKY, "cached/truthplane.toml": f'verifiers = ["bandit"]\ncache_dir = "{outside / "cache"}"\n',
+    })
+    (root / "linked" / ".truth-plane-results").symlink_to(outside / "results")
+    (root / "sarif_linked" / ".sarif-results").symlink_to(outside / "sarif")
+    (outside / "private.toml").write_text('verifiers = ["ruff"]\n')
+    (root / "peek").mkdir()
+    (root / "peek" / "truthplane.toml").symlink_to(outside / "private.toml")
+    calls = [
+        ("analyze", {"path": "peek"}),
+        ("analyze", {"path": "linked", "baseline": True}),
+        ("analyze", {"path": "sarif_linked", "baseline": True}),
+        ("analyze", {"path": "cached", "baseline": True}),
+    ]
+    _, results = anyio.run(session_calls, root, calls, tmp_path)
+    assert results[0].isError and "peek/truthplane.toml" in results[0].content[0].text
+    assert "outside the repository" in results[0].content[0].text
+    for refused, where in zip(results[1:3], ("linked/.truth-plane-results", "sarif_linked/.sarif-results"), strict=True):
+        assert refused.isError and where in refused.content[0].text and "symbolic link" in refused.content[0].text
+    cached = payload(results[3])
+    assert cached["alerts"].startswith("cached/.truth-plane-results/baseline_") and cached["total"] >= 1
+    assert sorted(p.relative_to(outside).as_posix() for p in outside.rglob("*")) == ["private.toml", "results", "sarif"]
+    assert any((tmp_path / "cache").iterdir())  # the server's own cache, set by whoever started it

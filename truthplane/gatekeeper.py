@@ -9,8 +9,11 @@ its own change before it claims success (served over MCP by `truthplane mcp`, te
     gate(path, base)                          what the working tree changes against the merge-base with base
 
 Every path an agent passes is resolved inside the repository the server was started in: the
-gatekeeper never reads or writes outside it. Results are JSON-ready dicts; a bad input is a
-TruthplaneError with a one-line message, as on the command line.
+gatekeeper never reads or writes outside it. The repository cannot move it out either: a result
+directory that is a symbolic link and a configuration file that leads outside are refused, and the
+result cache is the one whoever started the server chose, whatever the repository's `cache_dir` says.
+Results are JSON-ready dicts; a bad input is a TruthplaneError with a one-line message, as on the
+command line.
 """
 
 from __future__ import annotations
@@ -21,13 +24,17 @@ from typing import Any
 
 from truthplane.errors import UsageError
 from truthplane.models import Finding, GateResult, Scan
+from truthplane.results import RESULTS_DIR
 
 MAX_LISTED = 200  # findings listed per category; counts are always complete
 
 
 class Gatekeeper:
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, cache_dir: Path | None = None) -> None:
+        from truthplane.cache import default_cache_dir
+
         self.root = root.resolve()
+        self.cache_dir = (cache_dir or default_cache_dir()).resolve()
 
     def _inside(self, value: str, what: str) -> Path:
         path = (self.root / value).resolve()
@@ -38,7 +45,22 @@ class Gatekeeper:
     def _config(self, path: Path):  # noqa: ANN202 - Config, imported lazily
         from truthplane.config import load_config
 
+        for name in ("truthplane.toml", "pyproject.toml"):
+            if (path / name).exists() or (path / name).is_symlink():
+                self._inside(self._relative(path / name), "configuration file")
         return load_config(path)
+
+    def _options(self, verifiers: list[str] | None):  # noqa: ANN202 - ScanOptions, imported lazily
+        from truthplane.pipeline import ScanOptions
+
+        return ScanOptions(only=verifiers or None, cache_dir=self.cache_dir)
+
+    def _writable(self, directory: Path) -> None:
+        """A directory truthplane writes results into: refused if it, or anything above it, leads elsewhere."""
+        if directory.is_symlink():
+            raise UsageError(f"{self._relative(directory)} is a symbolic link: the gatekeeper writes only inside "
+                             f"{self.root}; remove the link")
+        self._inside(self._relative(directory.parent), "directory")
 
     def _relative(self, path: Path) -> str:
         return path.relative_to(self.root).as_posix() if path != self.root else "."
@@ -47,6 +69,7 @@ class Gatekeeper:
         from truthplane.verifiers import codeql
 
         scope = self._inside(path, "path")
+        self._writable(self.root / RESULTS_DIR)
         language = language or codeql.detect_language(scope)
         database = codeql.build_db(scope, build_command, language, cache_root=self.root)
         return {"database": self._relative(database), "language": language}
@@ -59,17 +82,20 @@ class Gatekeeper:
             from truthplane.verifiers import codeql
 
             db = self._inside(database, "database")
+            self._writable(db.parent)
             pack = query_pack or f"codeql/{_db_language(db)}-queries"
             sarif = codeql.analyze(db, pack)
             return {"alerts": self._relative(sarif), **summary(codeql.alerts_of(sarif, root=self.root))}
-        from truthplane.pipeline import ScanOptions, scan_path
+        from truthplane.pipeline import scan_path
         from truthplane.registry import check_selection
-        from truthplane.results import save_baseline
+        from truthplane.results import SARIF_DIR, save_baseline
 
         target = self._inside(path, "path")
+        for directory in (RESULTS_DIR, SARIF_DIR):
+            self._writable(target / directory)
         config = self._config(target)
         check_selection(config, verifiers)
-        scan = scan_path(target, config, ScanOptions(only=verifiers or None))
+        scan = scan_path(target, config, self._options(verifiers))
         saved, sarif_files = save_baseline(target, scan)
         return {
             "alerts": self._relative(saved),
@@ -93,14 +119,18 @@ class Gatekeeper:
         return summary(load_scan(self._inside(alerts, "alerts")).findings)
 
     def gate(self, base: str = "origin/main", path: str = ".", verifiers: list[str] | None = None) -> dict[str, Any]:
-        from truthplane.pipeline import ScanOptions
         from truthplane.pipeline import gate as run_gate
         from truthplane.registry import check_selection
+        from truthplane.workspace import Repo
 
         target = self._inside(path, "path")
+        top = Repo.require(target).root.resolve()
+        if top != self.root and self.root not in top.parents:
+            raise UsageError(f"the git repository of {path!r} starts at {top}, above the server's root {self.root}: "
+                             "start the server at the repository's top directory")
         config = self._config(target)
         check_selection(config, verifiers)
-        return judged(run_gate(target, config, ScanOptions(only=verifiers or None), base_ref=base))
+        return judged(run_gate(target, config, self._options(verifiers), base_ref=base))
 
 
 def _db_language(db: Path) -> str:

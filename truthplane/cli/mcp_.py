@@ -21,7 +21,7 @@ INSTRUCTIONS = (
 )
 
 
-def build_server(root: Path) -> Any:
+def build_server(root: Path, cache_dir: Path | None = None) -> Any:
     import anyio
     from mcp.server.fastmcp import FastMCP
     from mcp.server.fastmcp.exceptions import ToolError
@@ -29,7 +29,7 @@ def build_server(root: Path) -> Any:
     from truthplane.errors import TruthplaneError
     from truthplane.gatekeeper import Gatekeeper
 
-    keeper = Gatekeeper(root)
+    keeper = Gatekeeper(root, cache_dir)
     server = FastMCP("truthplane", instructions=INSTRUCTIONS, log_level="WARNING")
 
     async def call(function: Any, *args: Any) -> dict[str, Any]:
@@ -73,6 +73,9 @@ def build_server(root: Path) -> Any:
 
 def mcp(
     root: Path = typer.Option(Path("."), "--root", help="The repository the gatekeeper works on.", file_okay=False),
+    cache_dir: Path = typer.Option(
+        None, "--cache-dir", file_okay=False,
+        help="Result cache directory (default: the per-user cache); the repository's cache_dir is not used."),
 ) -> int:
     """Serve the gatekeeper (build_db, analyze, diff_alerts, summarize, gate) over MCP on stdio."""
     from truthplane.errors import UsageError
@@ -83,7 +86,7 @@ def mcp(
         import mcp as _sdk  # noqa: F401
     except ImportError:
         raise UsageError("the MCP SDK is not installed: pip install 'mcp>=1.20,<2'") from None
-    build_server(root).run("stdio")
+    build_server(root, cache_dir).run("stdio")
     return 0
 
 

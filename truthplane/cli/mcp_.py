@@ -15,8 +15,10 @@ import typer
 INSTRUCTIONS = (
     "truthplane's gatekeeper: judge a code change by evidence before claiming it is done. "
     "Call `gate` with the branch the change goes into: APPROVE (exit_code 0) means no new finding at or "
-    "above the review threshold; REJECT, REVIEW and UNVERIFIED say why in `reasons`. `analyze` records the "
-    "findings now (a baseline file), `diff_alerts` compares two such files, `summarize` counts one. "
+    "above the review threshold; REJECT, REVIEW and UNVERIFIED say why in `reasons`. `analyze` lists the "
+    "findings now (and records them as a baseline file with baseline=true), `diff_alerts` compares two such "
+    "files, `summarize` counts one. Answers give every count but list at most `limit` findings (default 20), "
+    "the most severe first; `next_offset` is the `offset` of the next page. "
     "`build_db` and `analyze` with a database run CodeQL when its CLI is installed."
 )
 
@@ -27,7 +29,7 @@ def build_server(root: Path, cache_dir: Path | None = None) -> Any:
     from mcp.server.fastmcp.exceptions import ToolError
 
     from truthplane.errors import TruthplaneError
-    from truthplane.gatekeeper import Gatekeeper
+    from truthplane.gatekeeper import DEFAULT_LIMIT, Gatekeeper
 
     keeper = Gatekeeper(root, cache_dir)
     server = FastMCP("truthplane", instructions=INSTRUCTIONS, log_level="WARNING")
@@ -46,27 +48,30 @@ def build_server(root: Path, cache_dir: Path | None = None) -> Any:
 
     @server.tool()
     async def analyze(path: str = ".", verifiers: list[str] | None = None, database: str | None = None,
-                      query_pack: str | None = None) -> dict[str, Any]:
-        """Record the findings of the tree now: truthplane's verifiers (all configured, or those named), or
-        CodeQL's queries over `database`. Returns the file holding them (`alerts`) and a summary."""
-        return await call(keeper.analyze, path, verifiers, database, query_pack)
+                      query_pack: str | None = None, baseline: bool = False, limit: int = DEFAULT_LIMIT,
+                      offset: int = 0) -> dict[str, Any]:
+        """The findings of the tree now: truthplane's verifiers (all configured, or those named), or CodeQL's
+        queries over `database`. Counts, and `limit` findings from `offset`, the most severe first. With
+        baseline=true they are also recorded in a file (`alerts`) for diff_alerts and summarize."""
+        return await call(keeper.analyze, path, verifiers, database, query_pack, baseline, limit, offset)
 
     @server.tool()
-    async def diff_alerts(before: str, after: str) -> dict[str, Any]:
-        """Compare two baselines or SARIF logs (paths in the repository): new, fixed and unchanged findings
-        matched by stable fingerprints, and the gate's verdict on the difference."""
-        return await call(keeper.diff_alerts, before, after)
+    async def diff_alerts(before: str, after: str, limit: int = DEFAULT_LIMIT, offset: int = 0) -> dict[str, Any]:
+        """Compare two baselines or SARIF logs (paths in the repository), matched by stable fingerprints: the
+        gate's verdict, counts of new, fixed and unchanged, and `limit` new and fixed findings from `offset`."""
+        return await call(keeper.diff_alerts, before, after, limit, offset)
 
     @server.tool()
-    async def summarize(alerts: str) -> dict[str, Any]:
-        """Counts by severity and rule, and the findings, of one baseline or SARIF log."""
-        return await call(keeper.summarize, alerts)
+    async def summarize(alerts: str, limit: int = DEFAULT_LIMIT, offset: int = 0) -> dict[str, Any]:
+        """Counts by severity and rule of one baseline or SARIF log, and `limit` findings from `offset`."""
+        return await call(keeper.summarize, alerts, limit, offset)
 
     @server.tool()
-    async def gate(base: str = "origin/main", path: str = ".", verifiers: list[str] | None = None) -> dict[str, Any]:
+    async def gate(base: str = "origin/main", path: str = ".", verifiers: list[str] | None = None,
+                   limit: int = DEFAULT_LIMIT, offset: int = 0) -> dict[str, Any]:
         """Judge the working tree (uncommitted changes included) against its merge-base with `base`:
-        APPROVE / REVIEW / REJECT / UNVERIFIED, the reasons, and the new and fixed findings."""
-        return await call(keeper.gate, base, path, verifiers)
+        APPROVE / REVIEW / REJECT / UNVERIFIED, the reasons, and `limit` new and fixed findings from `offset`."""
+        return await call(keeper.gate, base, path, verifiers, limit, offset)
 
     return server
 

@@ -21,15 +21,17 @@ CONFIG = 'verifiers = ["ruff", "bandit"]\n'
 
 
 async def session_calls(root: Path, calls: list[tuple[str, dict[str, Any]]], tmp: Path) -> tuple[list[str], list[Any]]:
+    """The tools listed and each call's result; the server's stderr is left in tmp/server-stderr.txt."""
     from mcp import ClientSession, StdioServerParameters
     from mcp.client.stdio import stdio_client
 
     env = {**os.environ, "TRUTHPLANE_CACHE_DIR": str(tmp / "cache"), "NO_COLOR": "1"}
     params = StdioServerParameters(command=sys.executable, args=["-m", "truthplane", "mcp", "--root", str(root)], env=env)
-    async with stdio_client(params) as (read, write), ClientSession(read, write) as session:
-        await session.initialize()
-        tools = sorted(tool.name for tool in (await session.list_tools()).tools)
-        results = [await session.call_tool(name, arguments) for name, arguments in calls]
+    with (tmp / "server-stderr.txt").open("w") as errlog:
+        async with stdio_client(params, errlog=errlog) as (read, write), ClientSession(read, write) as session:
+            await session.initialize()
+            tools = sorted(tool.name for tool in (await session.list_tools()).tools)
+            results = [await session.call_tool(name, arguments) for name, arguments in calls]
     return tools, results
 
 
@@ -51,6 +53,7 @@ def test_an_agent_checks_its_change_through_the_gatekeeper(make_repo, tmp_path: 
     ]
     tools, results = anyio.run(session_calls, root, calls, tmp_path)
     assert tools == ["analyze", "build_db", "diff_alerts", "gate", "summarize"]
+    assert "Warning" not in (tmp_path / "server-stderr.txt").read_text()  # a quiet start, whatever pydantic-settings
 
     verdict = payload(results[0])
     assert verdict["verdict"] == "REJECT" and verdict["exit_code"] == 1

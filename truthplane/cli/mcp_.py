@@ -25,13 +25,18 @@ INSTRUCTIONS = (
 
 def build_server(root: Path, cache_dir: Path | None = None) -> Any:
     import anyio
-    from mcp.server.fastmcp import FastMCP
+    from mcp.server.fastmcp import FastMCP, server as fastmcp_server
     from mcp.server.fastmcp.exceptions import ToolError
 
     from truthplane.errors import TruthplaneError
     from truthplane.gatekeeper import DEFAULT_LIMIT, Gatekeeper
 
     keeper = Gatekeeper(root, cache_dir)
+    # FastMCP's Settings names FastMCP before that class exists; left unresolved, pydantic-settings 2.16 warns on
+    # every start that its `lifespan` field is incomplete: resolve it now that FastMCP is defined
+    settings = getattr(fastmcp_server, "Settings", None)
+    if settings is not None:
+        settings.model_rebuild()
     server = FastMCP("truthplane", instructions=INSTRUCTIONS, log_level="WARNING")
 
     async def call(function: Any, *args: Any) -> dict[str, Any]:

@@ -149,6 +149,7 @@ def gate(
     config_path: Path = CONFIG,
     cache_dir: Path = CACHE_DIR,
     no_cache: bool = NO_CACHE,
+    no_fetch: bool = typer.Option(False, "--no-fetch", help="In a shallow clone, do not fetch the base or more history."),
 ) -> int:
     """Judge what a change really changes: the merge-base of HEAD and --base against HEAD."""
     from truthplane._ahead import LaunchPlans
@@ -168,7 +169,8 @@ def gate(
 
             config, options = _options(path, config_path, verifier, cache_dir, no_cache)
             with render.Progress() as progress:
-                result = run_gate(path, config, options, base_ref=base, head_ref=head, progress=progress, plans=plans)
+                result = run_gate(path, config, options, base_ref=base, head_ref=head, progress=progress, plans=plans,
+                                  deepen=None if no_fetch else _say)
     except TruthplaneError as exc:
         # a CI job uploads these files whatever the gate said (`if: always()`): a missing file fails it twice
         from truthplane.cli import render
@@ -180,6 +182,10 @@ def gate(
         raise
     _ci_files(sarif_out, summary_out, render.gate_sarif(result), render.gate_markdown(result))
     return _emit_gate(result, fmt, output)
+
+
+def _say(note: str) -> None:
+    sys.stderr.write(f"truthplane: {note}\n")
 
 
 def _ci_files(sarif_out: Path | None, summary_out: Path | None, sarif: str, summary: str) -> None:

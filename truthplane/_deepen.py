@@ -25,10 +25,9 @@ def resolve_base(repo: Repo, base_ref: str, note: Note | None) -> str:
     try:
         return repo.resolve(base_ref)
     except GitError:
-        source = _source(repo, base_ref) if repo.is_shallow() else None
-        if source is None or source[1] is None:
+        remote, branch = (_source(repo, base_ref) if repo.is_shallow() else None) or ("", None)
+        if branch is None:
             raise
-    remote, branch = source
     note(f"{base_ref} is not in this shallow clone: fetching it from {remote} ({DEEPEN_STEPS[0]} commits deep)")
     try:
         run(repo.root, "fetch", "-q", f"--depth={DEEPEN_STEPS[0]}", remote, _refspec(remote, branch))

@@ -99,6 +99,7 @@ def test_a_hostile_repository_cannot_make_the_server_write_outside_its_root(make
     })
     (root / "linked" / ".truth-plane-results").symlink_to(outside / "results")
     (root / "sarif_linked" / ".sarif-results").symlink_to(outside / "sarif")
+    (root / ".truth-plane-results").symlink_to(outside / "results")  # where build_db keeps its databases
     (outside / "private.toml").write_text('verifiers = ["ruff"]\n')
     (root / "peek").mkdir()
     (root / "peek" / "truthplane.toml").symlink_to(outside / "private.toml")
@@ -107,12 +108,14 @@ def test_a_hostile_repository_cannot_make_the_server_write_outside_its_root(make
         ("analyze", {"path": "linked", "baseline": True}),
         ("analyze", {"path": "sarif_linked", "baseline": True}),
         ("analyze", {"path": "cached", "baseline": True}),
+        ("build_db", {"language": "python"}),
     ]
     _, results = anyio.run(session_calls, root, calls, tmp_path)
     assert results[0].isError and "peek/truthplane.toml" in results[0].content[0].text
     assert "outside the repository" in results[0].content[0].text
     for refused, where in zip(results[1:3], ("linked/.truth-plane-results", "sarif_linked/.sarif-results"), strict=True):
         assert refused.isError and where in refused.content[0].text and "symbolic link" in refused.content[0].text
+    assert results[4].isError and ".truth-plane-results is a symbolic link" in results[4].content[0].text
     cached = payload(results[3])
     assert cached["alerts"].startswith("cached/.truth-plane-results/baseline_") and cached["total"] >= 1
     assert sorted(p.relative_to(outside).as_posix() for p in outside.rglob("*")) == ["private.toml", "results", "sarif"]

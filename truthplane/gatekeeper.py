@@ -58,11 +58,14 @@ class Gatekeeper:
         return ScanOptions(only=verifiers or None, cache_dir=self.cache_dir)
 
     def _writable(self, directory: Path) -> None:
-        """A directory truthplane writes results into: refused if it, or anything above it, leads elsewhere."""
-        if directory.is_symlink():
-            raise UsageError(f"{self._relative(directory)} is a symbolic link: the gatekeeper writes only inside "
-                             f"{self.root}; remove the link")
-        self._inside(self._relative(directory.parent), "directory")
+        """A directory results are written into (`directory` is under the root, spelled without links):
+        refused if it, or a directory between it and the root, is a symbolic link."""
+        for step in (directory, *directory.parents):
+            if step == self.root or self.root not in step.parents:
+                return
+            if step.is_symlink():
+                raise UsageError(f"{self._relative(step)} is a symbolic link: the gatekeeper writes only inside "
+                                 f"{self.root}; remove the link")
 
     def _relative(self, path: Path) -> str:
         return path.relative_to(self.root).as_posix() if path != self.root else "."
@@ -71,7 +74,7 @@ class Gatekeeper:
         from truthplane.verifiers import codeql
 
         scope = self._inside(path, "path")
-        self._writable(self.root / RESULTS_DIR)
+        self._writable(self.root / RESULTS_DIR / codeql.DB_DIR)
         language = language or codeql.detect_language(scope)
         database = codeql.build_db(scope, build_command, language, cache_root=self.root)
         return {"database": self._relative(database), "language": language}
@@ -85,8 +88,7 @@ class Gatekeeper:
         if database is not None:
             from truthplane.verifiers import codeql
 
-            db = self._inside(database, "database")
-            self._writable(db.parent)
+            db = self._inside(database, "database")  # resolved: its SARIF log is written beside it, inside
             pack = query_pack or f"codeql/{_db_language(db)}-queries"
             sarif = codeql.analyze(db, pack)
             return {"alerts": self._relative(sarif), **summary(codeql.alerts_of(sarif, root=self.root), limit, offset)}

@@ -121,6 +121,10 @@ def test_a_hostile_repository_cannot_make_the_server_write_outside_its_root(make
     assert sorted(p.relative_to(outside).as_posix() for p in outside.rglob("*")) == ["private.toml", "results", "sarif"]
     assert any((tmp_path / "cache").iterdir())  # the server's own cache, set by whoever started it
 
+    # a server started in a subdirectory does not gate the whole repository above it
+    _, (above,) = anyio.run(session_calls, root / "app", [("gate", {"base": "main"})], tmp_path)
+    assert above.isError and "above the server's root" in above.content[0].text
+
 
 def many_findings(count: int) -> str:
     """A module with `count` unused imports (ruff F401, medium) and one shell=True call (bandit B602, high)."""

@@ -155,7 +155,6 @@ def gate(
     from truthplane._ahead import LaunchPlans
     from truthplane._git import gate_calls_ahead
     from truthplane.cache import default_cache_dir
-
     from truthplane.errors import TruthplaneError
 
     try:

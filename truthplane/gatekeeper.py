@@ -2,15 +2,18 @@
 its own change before it claims success (served over MCP by `truthplane mcp`, testable without it).
 
     build_db(path, language, build_command)   a CodeQL database of the tree (cached by tree hash)
-    analyze(path | database, ...)             truthplane's verifiers over the tree, or CodeQL queries over a
-                                              database: findings saved as a baseline or SARIF file
+    analyze(path | database, ...)             truthplane's verifiers over the tree (saved as a baseline when
+                                              asked), or CodeQL queries over a database (a SARIF file)
     diff_alerts(before, after)                two baselines or SARIF logs: new / fixed / unchanged and a verdict
-    summarize(alerts)                         counts by severity, rule and verifier, one line per finding
+    summarize(alerts)                         counts by severity and rule, and a page of the findings
     gate(path, base)                          what the working tree changes against the merge-base with base
 
 Every path an agent passes is resolved inside the repository the server was started in: the
-gatekeeper never reads or writes outside it. Results are JSON-ready dicts; a bad input is a
-TruthplaneError with a one-line message, as on the command line.
+gatekeeper never reads or writes outside it. The repository cannot move it out either: a result
+directory that is a symbolic link and a configuration file that leads outside are refused, and the
+result cache is the one whoever started the server chose, whatever the repository's `cache_dir` says.
+Results are JSON-ready dicts; a bad input is a TruthplaneError with a one-line message, as on the
+command line.
 """
 
 from __future__ import annotations
@@ -21,13 +24,19 @@ from typing import Any
 
 from truthplane.errors import UsageError
 from truthplane.models import Finding, GateResult, Scan
+from truthplane.results import RESULTS_DIR
 
-MAX_LISTED = 200  # findings listed per category; counts are always complete
+DEFAULT_LIMIT = 20  # findings listed per answer unless the agent asks for more; counts are always complete
+MAX_LIMIT = 200
+MESSAGE_CHARS = 240  # a finding's message is cut here: some tools repeat whole paragraphs of advice
 
 
 class Gatekeeper:
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, cache_dir: Path | None = None) -> None:
+        from truthplane.cache import default_cache_dir
+
         self.root = root.resolve()
+        self.cache_dir = (cache_dir or default_cache_dir()).resolve()
 
     def _inside(self, value: str, what: str) -> Path:
         path = (self.root / value).resolve()
@@ -38,7 +47,25 @@ class Gatekeeper:
     def _config(self, path: Path):  # noqa: ANN202 - Config, imported lazily
         from truthplane.config import load_config
 
+        for name in ("truthplane.toml", "pyproject.toml"):
+            if (path / name).exists() or (path / name).is_symlink():
+                self._inside(self._relative(path / name), "configuration file")
         return load_config(path)
+
+    def _options(self, verifiers: list[str] | None):  # noqa: ANN202 - ScanOptions, imported lazily
+        from truthplane.pipeline import ScanOptions
+
+        return ScanOptions(only=verifiers or None, cache_dir=self.cache_dir)
+
+    def _writable(self, directory: Path) -> None:
+        """A directory results are written into (`directory` is under the root, spelled without links):
+        refused if it, or a directory between it and the root, is a symbolic link."""
+        for step in (directory, *directory.parents):
+            if step == self.root or self.root not in step.parents:
+                return
+            if step.is_symlink():
+                raise UsageError(f"{self._relative(step)} is a symbolic link: the gatekeeper writes only inside "
+                                 f"{self.root}; remove the link")
 
     def _relative(self, path: Path) -> str:
         return path.relative_to(self.root).as_posix() if path != self.root else "."
@@ -47,60 +74,76 @@ class Gatekeeper:
         from truthplane.verifiers import codeql
 
         scope = self._inside(path, "path")
+        self._writable(self.root / RESULTS_DIR / codeql.DB_DIR)
         language = language or codeql.detect_language(scope)
         database = codeql.build_db(scope, build_command, language, cache_root=self.root)
         return {"database": self._relative(database), "language": language}
 
     def analyze(self, path: str = ".", verifiers: list[str] | None = None, database: str | None = None,
-                query_pack: str | None = None) -> dict[str, Any]:
+                query_pack: str | None = None, baseline: bool = False, limit: int = DEFAULT_LIMIT,
+                offset: int = 0) -> dict[str, Any]:
         """With `database`: CodeQL's queries over it (SARIF). Otherwise truthplane's verifiers over `path`,
-        saved as a baseline; either file can be handed to diff_alerts and summarize."""
+        saved as a baseline only with `baseline`; either file can be handed to diff_alerts and summarize."""
+        check_page(limit, offset)
         if database is not None:
             from truthplane.verifiers import codeql
 
-            db = self._inside(database, "database")
+            db = self._inside(database, "database")  # resolved: its SARIF log is written beside it, inside
             pack = query_pack or f"codeql/{_db_language(db)}-queries"
             sarif = codeql.analyze(db, pack)
-            return {"alerts": self._relative(sarif), **summary(codeql.alerts_of(sarif, root=self.root))}
-        from truthplane.pipeline import ScanOptions, scan_path
+            return {"alerts": self._relative(sarif), **summary(codeql.alerts_of(sarif, root=self.root), limit, offset)}
+        from truthplane.pipeline import scan_path
         from truthplane.registry import check_selection
-        from truthplane.results import save_baseline
+        from truthplane.results import SARIF_DIR, save_baseline
 
         target = self._inside(path, "path")
+        if baseline:
+            for directory in (RESULTS_DIR, SARIF_DIR):
+                self._writable(target / directory)
         config = self._config(target)
         check_selection(config, verifiers)
-        scan = scan_path(target, config, ScanOptions(only=verifiers or None))
-        saved, sarif_files = save_baseline(target, scan)
+        scan = scan_path(target, config, self._options(verifiers))
+        recorded: dict[str, Any] = {"alerts": None, "sarif": []}
+        if baseline:
+            saved, sarif_files = save_baseline(target, scan)
+            recorded = {"alerts": self._relative(saved), "sarif": [self._relative(p) for p in sarif_files]}
         return {
-            "alerts": self._relative(saved),
-            "sarif": [self._relative(p) for p in sarif_files],
+            **recorded,
             "verifiers": _runs(scan),
             "complete": all(r["status"] == "ok" for r in _runs(scan)),
-            **summary(scan.findings),
+            **summary(scan.findings, limit, offset),
         }
 
-    def diff_alerts(self, before: str, after: str) -> dict[str, Any]:
+    def diff_alerts(self, before: str, after: str, limit: int = DEFAULT_LIMIT, offset: int = 0) -> dict[str, Any]:
         from truthplane.gate import evaluate
         from truthplane.results import load_scan
 
+        check_page(limit, offset)
         earlier, later = self._inside(before, "before"), self._inside(after, "after")
         result = evaluate(load_scan(earlier), load_scan(later), self._config(self.root).gate, base=before, head=after)
-        return judged(result)
+        return judged(result, limit, offset)
 
-    def summarize(self, alerts: str) -> dict[str, Any]:
+    def summarize(self, alerts: str, limit: int = DEFAULT_LIMIT, offset: int = 0) -> dict[str, Any]:
         from truthplane.results import load_scan
 
-        return summary(load_scan(self._inside(alerts, "alerts")).findings)
+        check_page(limit, offset)
+        return summary(load_scan(self._inside(alerts, "alerts")).findings, limit, offset)
 
-    def gate(self, base: str = "origin/main", path: str = ".", verifiers: list[str] | None = None) -> dict[str, Any]:
-        from truthplane.pipeline import ScanOptions
+    def gate(self, base: str = "origin/main", path: str = ".", verifiers: list[str] | None = None,
+             limit: int = DEFAULT_LIMIT, offset: int = 0) -> dict[str, Any]:
         from truthplane.pipeline import gate as run_gate
         from truthplane.registry import check_selection
+        from truthplane.workspace import Repo
 
+        check_page(limit, offset)
         target = self._inside(path, "path")
+        top = Repo.require(target).root.resolve()
+        if top != self.root and self.root not in top.parents:
+            raise UsageError(f"the git repository of {path!r} starts at {top}, above the server's root {self.root}: "
+                             "start the server at the repository's top directory")
         config = self._config(target)
         check_selection(config, verifiers)
-        return judged(run_gate(target, config, ScanOptions(only=verifiers or None), base_ref=base))
+        return judged(run_gate(target, config, self._options(verifiers), base_ref=base), limit, offset)
 
 
 def _db_language(db: Path) -> str:
@@ -108,9 +151,25 @@ def _db_language(db: Path) -> str:
     return db.name.rsplit("-", 1)[0] if "-" in db.name else db.name
 
 
+def check_page(limit: int, offset: int) -> None:
+    if not 1 <= limit <= MAX_LIMIT:
+        raise UsageError(f"limit {limit} is out of range: 1 to {MAX_LIMIT} findings per answer (default {DEFAULT_LIMIT})")
+    if offset < 0:
+        raise UsageError(f"offset {offset} is negative: 0 is the first finding")
+
+
+def _most_severe_first(findings: list[Finding]) -> list[Finding]:
+    return sorted(findings, key=lambda f: (-f.severity.rank, f.path, f.start_line or 0, f.rule_id))
+
+
 def _finding(f: Finding) -> dict[str, Any]:
-    return {"verifier": f.verifier, "rule_id": f.rule_id, "severity": f.severity.value, "message": f.message,
+    message = f.message if len(f.message) <= MESSAGE_CHARS else f.message[:MESSAGE_CHARS - 1] + "\u2026"
+    return {"verifier": f.verifier, "rule_id": f.rule_id, "severity": f.severity.value, "message": message,
             "path": f.path, "start_line": f.start_line, "fingerprint": f.fingerprint}
+
+
+def _page(total: int, limit: int, offset: int) -> dict[str, Any]:
+    return {"offset": offset, "limit": limit, "next_offset": offset + limit if offset + limit < total else None}
 
 
 def _runs(scan: Scan) -> list[dict[str, Any]]:
@@ -118,18 +177,25 @@ def _runs(scan: Scan) -> list[dict[str, Any]]:
             for r in scan.verifiers]
 
 
-def summary(findings: list[Finding]) -> dict[str, Any]:
-    ordered = sorted(findings, key=lambda f: (-f.severity.rank, f.path, f.start_line or 0, f.rule_id))
+def summary(findings: list[Finding], limit: int = DEFAULT_LIMIT, offset: int = 0) -> dict[str, Any]:
+    """Counts of every finding, and one page of them, the most severe first."""
+    check_page(limit, offset)
+    ordered = _most_severe_first(findings)
+    rules = Counter(f"{f.verifier}:{f.rule_id}" for f in findings)
     return {
         "total": len(findings),
         "by_severity": dict(Counter(f.severity.value for f in ordered)),
-        "by_rule": dict(sorted(Counter(f"{f.verifier}:{f.rule_id}" for f in findings).items())),
-        "findings": [_finding(f) for f in ordered[:MAX_LISTED]],
-        "listed": min(len(findings), MAX_LISTED),
+        "rules": len(rules),
+        "by_rule": dict(sorted(rules.items(), key=lambda item: (-item[1], item[0]))[:DEFAULT_LIMIT]),
+        "findings": [_finding(f) for f in ordered[offset:offset + limit]],
+        **_page(len(findings), limit, offset),
     }
 
 
-def judged(result: GateResult) -> dict[str, Any]:
+def judged(result: GateResult, limit: int = DEFAULT_LIMIT, offset: int = 0) -> dict[str, Any]:
+    """The verdict, its reasons and the counts; one page of the new and of the fixed findings, the most severe
+    first. Unchanged findings are only counted: they are not what the change did."""
+    check_page(limit, offset)
     return {
         "verdict": result.verdict.value,
         "exit_code": result.verdict.exit_code,
@@ -137,8 +203,9 @@ def judged(result: GateResult) -> dict[str, Any]:
         "base": result.base,
         "head": result.head,
         "counts": {"new": len(result.new), "fixed": len(result.fixed), "unchanged": len(result.unchanged)},
-        "new": [_finding(f) for f in result.new[:MAX_LISTED]],
-        "fixed": [_finding(f) for f in result.fixed[:MAX_LISTED]],
+        "new": [_finding(f) for f in _most_severe_first(result.new)[offset:offset + limit]],
+        "fixed": [_finding(f) for f in _most_severe_first(result.fixed)[offset:offset + limit]],
+        **_page(max(len(result.new), len(result.fixed)), limit, offset),
         "verifiers": [{"name": r.name, "version": r.version, "status": r.status.value, "count": r.count,
                        "error": r.error} for r in result.verifiers],
     }

@@ -8,6 +8,8 @@ from pathlib import Path
 from typing import Protocol
 
 from truthplane._ahead import LaunchPlans
+from truthplane._deepen import Note, resolve_base
+from truthplane._deepen import merge_base as find_merge_base
 from truthplane.cache import ResultCache, default_cache_dir
 from truthplane.config import Config
 from truthplane.errors import GitError
@@ -85,22 +87,23 @@ class ProgressDisplay(Protocol):
 
 def gate(
     root: Path, config: Config, options: ScanOptions, *, base_ref: str, head_ref: str | None = None,
-    progress: ProgressDisplay | None = None, plans: LaunchPlans | None = None,
+    progress: ProgressDisplay | None = None, plans: LaunchPlans | None = None, deepen: Note | None = None,
 ) -> GateResult:
     """Scan the merge-base of HEAD (or head_ref) and base_ref, scan the head, diff and judge.
 
     With no head_ref the head is the working tree: HEAD plus uncommitted changes. The two scans run
     at the same time: the base is mostly cache reads, the head mostly the tools on what changed.
     A gate of the working tree leaves its launch plan in `plans`, for the next gate to start its tools
-    ahead (truthplane._ahead).
+    ahead (truthplane._ahead). With `deepen`, a shallow clone fetches the base and the history the merge-base
+    needs, and each fetch is reported through it (truthplane._deepen); without, nothing is fetched.
     """
     repo = Repo.require(root)
     root = repo.root  # git's spelling of the top directory: what the tools started ahead ran in
-    base_commit = repo.resolve(base_ref)
+    base_commit = resolve_base(repo, base_ref, deepen)
     head_commit = repo.resolve(head_ref) if head_ref else repo.head()
     if head_commit is None:
         raise GitError("this repository has no commits yet: commit first, then gate")
-    merge_base = repo.merge_base(head_commit, base_commit)
+    merge_base = find_merge_base(repo, head_commit, base_commit, base_ref, deepen)
     # listing both trees and finding renames need not wait for each other, nor the verifiers' modules
     # for them (run from the CLI, git has been at the listings since the gate started: gate_calls_ahead)
     excluded = Excluder(config.all_excludes())

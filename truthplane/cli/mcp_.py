@@ -15,21 +15,28 @@ import typer
 INSTRUCTIONS = (
     "truthplane's gatekeeper: judge a code change by evidence before claiming it is done. "
     "Call `gate` with the branch the change goes into: APPROVE (exit_code 0) means no new finding at or "
-    "above the review threshold; REJECT, REVIEW and UNVERIFIED say why in `reasons`. `analyze` records the "
-    "findings now (a baseline file), `diff_alerts` compares two such files, `summarize` counts one. "
+    "above the review threshold; REJECT, REVIEW and UNVERIFIED say why in `reasons`. `analyze` lists the "
+    "findings now (and records them as a baseline file with baseline=true), `diff_alerts` compares two such "
+    "files, `summarize` counts one. Answers give every count but list at most `limit` findings (default 20), "
+    "the most severe first; `next_offset` is the `offset` of the next page. "
     "`build_db` and `analyze` with a database run CodeQL when its CLI is installed."
 )
 
 
-def build_server(root: Path) -> Any:
+def build_server(root: Path, cache_dir: Path | None = None) -> Any:
     import anyio
-    from mcp.server.fastmcp import FastMCP
+    from mcp.server.fastmcp import FastMCP, server as fastmcp_server
     from mcp.server.fastmcp.exceptions import ToolError
 
     from truthplane.errors import TruthplaneError
-    from truthplane.gatekeeper import Gatekeeper
+    from truthplane.gatekeeper import DEFAULT_LIMIT, Gatekeeper
 
-    keeper = Gatekeeper(root)
+    keeper = Gatekeeper(root, cache_dir)
+    # FastMCP's Settings names FastMCP before that class exists; left unresolved, pydantic-settings 2.16 warns on
+    # every start that its `lifespan` field is incomplete: resolve it now that FastMCP is defined
+    settings = getattr(fastmcp_server, "Settings", None)
+    if settings is not None:
+        settings.model_rebuild()
     server = FastMCP("truthplane", instructions=INSTRUCTIONS, log_level="WARNING")
 
     async def call(function: Any, *args: Any) -> dict[str, Any]:
@@ -46,33 +53,39 @@ def build_server(root: Path) -> Any:
 
     @server.tool()
     async def analyze(path: str = ".", verifiers: list[str] | None = None, database: str | None = None,
-                      query_pack: str | None = None) -> dict[str, Any]:
-        """Record the findings of the tree now: truthplane's verifiers (all configured, or those named), or
-        CodeQL's queries over `database`. Returns the file holding them (`alerts`) and a summary."""
-        return await call(keeper.analyze, path, verifiers, database, query_pack)
+                      query_pack: str | None = None, baseline: bool = False, limit: int = DEFAULT_LIMIT,
+                      offset: int = 0) -> dict[str, Any]:
+        """The findings of the tree now: truthplane's verifiers (all configured, or those named), or CodeQL's
+        queries over `database`. Counts, and `limit` findings from `offset`, the most severe first. With
+        baseline=true they are also recorded in a file (`alerts`) for diff_alerts and summarize."""
+        return await call(keeper.analyze, path, verifiers, database, query_pack, baseline, limit, offset)
 
     @server.tool()
-    async def diff_alerts(before: str, after: str) -> dict[str, Any]:
-        """Compare two baselines or SARIF logs (paths in the repository): new, fixed and unchanged findings
-        matched by stable fingerprints, and the gate's verdict on the difference."""
-        return await call(keeper.diff_alerts, before, after)
+    async def diff_alerts(before: str, after: str, limit: int = DEFAULT_LIMIT, offset: int = 0) -> dict[str, Any]:
+        """Compare two baselines or SARIF logs (paths in the repository), matched by stable fingerprints: the
+        gate's verdict, counts of new, fixed and unchanged, and `limit` new and fixed findings from `offset`."""
+        return await call(keeper.diff_alerts, before, after, limit, offset)
 
     @server.tool()
-    async def summarize(alerts: str) -> dict[str, Any]:
-        """Counts by severity and rule, and the findings, of one baseline or SARIF log."""
-        return await call(keeper.summarize, alerts)
+    async def summarize(alerts: str, limit: int = DEFAULT_LIMIT, offset: int = 0) -> dict[str, Any]:
+        """Counts by severity and rule of one baseline or SARIF log, and `limit` findings from `offset`."""
+        return await call(keeper.summarize, alerts, limit, offset)
 
     @server.tool()
-    async def gate(base: str = "origin/main", path: str = ".", verifiers: list[str] | None = None) -> dict[str, Any]:
+    async def gate(base: str = "origin/main", path: str = ".", verifiers: list[str] | None = None,
+                   limit: int = DEFAULT_LIMIT, offset: int = 0) -> dict[str, Any]:
         """Judge the working tree (uncommitted changes included) against its merge-base with `base`:
-        APPROVE / REVIEW / REJECT / UNVERIFIED, the reasons, and the new and fixed findings."""
-        return await call(keeper.gate, base, path, verifiers)
+        APPROVE / REVIEW / REJECT / UNVERIFIED, the reasons, and `limit` new and fixed findings from `offset`."""
+        return await call(keeper.gate, base, path, verifiers, limit, offset)
 
     return server
 
 
 def mcp(
     root: Path = typer.Option(Path("."), "--root", help="The repository the gatekeeper works on.", file_okay=False),
+    cache_dir: Path = typer.Option(
+        None, "--cache-dir", file_okay=False,
+        help="Result cache directory (default: the per-user cache); the repository's cache_dir is not used."),
 ) -> int:
     """Serve the gatekeeper (build_db, analyze, diff_alerts, summarize, gate) over MCP on stdio."""
     from truthplane.errors import UsageError
@@ -83,7 +96,7 @@ def mcp(
         import mcp as _sdk  # noqa: F401
     except ImportError:
         raise UsageError("the MCP SDK is not installed: pip install 'mcp>=1.20,<2'") from None
-    build_server(root).run("stdio")
+    build_server(root, cache_dir).run("stdio")
     return 0
 
 

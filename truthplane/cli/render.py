@@ -154,6 +154,22 @@ def gate_markdown(result: GateResult, *, limit: int = 50) -> str:
     return "\n".join(lines) + "\n"
 
 
+def unverified_markdown(reason: str, base: str, head: str | None) -> str:
+    """The summary of a gate that could not judge at all (no base, no merge-base, a broken configuration)."""
+    mark = _VERDICT_MARK["UNVERIFIED"]
+    return (f"## {mark} truthplane: UNVERIFIED\n\nCould not compare `{_md(head or 'the working tree')}` with "
+            f"`{_md(base)}`:\n\n- {reason.replace(chr(10), ' ')}\n")
+
+
+def unverified_sarif(reason: str) -> str:
+    """A valid SARIF log with no results whose one invocation failed for `reason`: what CI uploads then."""
+    from truthplane.models import ToolStatus, VerifierRun
+    from truthplane.sarif import run_for, sarif_log
+
+    failed = VerifierRun(name="truthplane", status=ToolStatus.FAILED, error=reason)
+    return json.dumps(sarif_log([run_for("truthplane", [], run_info=failed)]), indent=2) + "\n"
+
+
 def _md(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")[:300]
 

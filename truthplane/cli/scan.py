@@ -149,32 +149,53 @@ def gate(
     config_path: Path = CONFIG,
     cache_dir: Path = CACHE_DIR,
     no_cache: bool = NO_CACHE,
+    no_fetch: bool = typer.Option(False, "--no-fetch", help="In a shallow clone, do not fetch the base or more history."),
 ) -> int:
     """Judge what a change really changes: the merge-base of HEAD and --base against HEAD."""
     from truthplane._ahead import LaunchPlans
     from truthplane._git import gate_calls_ahead
     from truthplane.cache import default_cache_dir
+    from truthplane.errors import TruthplaneError
 
-    _recover(path)
-    plans = None if no_cache else LaunchPlans(cache_dir or default_cache_dir(), config_path, tuple(verifier or ()) or None)
-    # git lists both states while the rest is imported and the configuration read, and the tools start on
-    # the changed files as soon as git has said which they are
-    with gate_calls_ahead(path, base, head, plans):
+    try:
+        _recover(path)
+        plans = None if no_cache else LaunchPlans(cache_dir or default_cache_dir(), config_path, tuple(verifier or ()) or None)
+        # git lists both states while the rest is imported and the configuration read, and the tools start on
+        # the changed files as soon as git has said which they are
+        with gate_calls_ahead(path, base, head, plans):
+            from truthplane.cli import render
+            from truthplane.pipeline import gate as run_gate
+
+            config, options = _options(path, config_path, verifier, cache_dir, no_cache)
+            with render.Progress() as progress:
+                result = run_gate(path, config, options, base_ref=base, head_ref=head, progress=progress, plans=plans,
+                                  deepen=None if no_fetch else _say)
+    except TruthplaneError as exc:
+        # a CI job uploads these files whatever the gate said (`if: always()`): a missing file fails it twice
         from truthplane.cli import render
-        from truthplane.pipeline import gate as run_gate
 
-        config, options = _options(path, config_path, verifier, cache_dir, no_cache)
-        with render.Progress() as progress:
-            result = run_gate(path, config, options, base_ref=base, head_ref=head, progress=progress, plans=plans)
+        try:
+            _ci_files(sarif_out, summary_out, render.unverified_sarif(str(exc)), render.unverified_markdown(str(exc), base, head))
+        except OSError as write_error:  # the gate's own error is the one to report
+            sys.stderr.write(f"truthplane: could not write the CI files: {write_error}\n")
+        raise
+    _ci_files(sarif_out, summary_out, render.gate_sarif(result), render.gate_markdown(result))
+    return _emit_gate(result, fmt, output)
+
+
+def _say(note: str) -> None:
+    sys.stderr.write(f"truthplane: {note}\n")
+
+
+def _ci_files(sarif_out: Path | None, summary_out: Path | None, sarif: str, summary: str) -> None:
     from truthplane.fsutil import atomic_write
 
     if sarif_out is not None:
-        atomic_write(sarif_out, render.gate_sarif(result))
+        atomic_write(sarif_out, sarif)
     if summary_out is not None:
         existing = summary_out.read_text(encoding="utf-8") if summary_out.is_file() else ""
         # $GITHUB_STEP_SUMMARY may already hold other steps' summaries: add to it
-        atomic_write(summary_out, existing + render.gate_markdown(result))
-    return _emit_gate(result, fmt, output)
+        atomic_write(summary_out, existing + summary)
 
 
 def register(app: typer.Typer) -> None:

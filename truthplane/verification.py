@@ -20,6 +20,7 @@ from typing import Any
 
 from truthplane import attestation, ledger
 from truthplane.errors import ExitCode, InputError, UsageError
+from truthplane.fsutil import atomic_write
 
 
 @dataclass
@@ -29,6 +30,7 @@ class VerifyReport:
     unverifiable: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     unsigned: int = 0
+    unsigned_ok: bool = False
 
     @property
     def exit_code(self) -> int:
@@ -169,6 +171,46 @@ def _chain_problems(root: Path, chain: ledger.Chain, report: VerifyReport) -> di
     return {sequence: same[0] for sequence, same in by_sequence.items()}
 
 
+def _sidecar(entry: ledger.Entry) -> Path:
+    return entry.path.with_name(entry.path.stem + attestation.SUFFIX)
+
+
+def _signing_problems(root: Path, chain: dict[int, ledger.Entry], report: VerifyReport) -> None:
+    """Once a record is signed, every later one must be: a removed signature is a downgrade, key or no key."""
+    first_signed: ledger.Entry | None = None
+    for sequence, entry in sorted(chain.items()):
+        sidecar = _sidecar(entry)
+        if not sidecar.is_file():
+            continue  # reported by check_run
+        signed = attestation.is_signed(sidecar.read_text(encoding="utf-8", errors="replace"))
+        if signed and first_signed is None:
+            first_signed = entry
+        elif signed is False and first_signed is not None:
+            report.problems.append(
+                f"{_rel(root, sidecar)}: not signed, but record {(first_signed.record or {}).get('sequence')} "
+                f"({_rel(root, _sidecar(first_signed))}) before it is: once a chain holds a signed record every "
+                f"later one must be signed (record {sequence}'s signature was removed)")
+
+
+def sign_unsigned(root: Path) -> list[Path]:
+    """Adopt the signing key for a chain written before it: sign every attestation, after the chain verifies
+    and only when it holds no signature yet (an unsigned record after a signed one is a removed signature)."""
+    key = attestation.signing_key()
+    if key is None:
+        raise UsageError(f"--sign needs {attestation.KEY_ENV}: set it to the key future runs will sign with")
+    chain = ledger.load_chain(root / ledger.RESULTS_DIR)
+    sidecars = [_sidecar(e) for e in chain.entries]
+    if any(p.is_file() and attestation.is_signed(p.read_text(encoding="utf-8", errors="replace")) for p in sidecars):
+        raise UsageError("the chain already holds signed records: an unsigned record after them had its signature "
+                         "removed, and signing it would vouch for it; `truthplane verify` names it")
+    report = verify(root, unsigned_ok=True)
+    if report.exit_code:
+        raise InputError("the chain does not verify, so it is not signed: `truthplane verify` says why")
+    for path in sidecars:
+        atomic_write(path, attestation.sign(path.read_text(encoding="utf-8"), key))
+    return sidecars
+
+
 def _history_problems(root: Path, chain: dict[int, ledger.Entry], report: VerifyReport) -> dict[str, float]:
     from truthplane.history import all_run_hashes, pruned_paths
     from truthplane.store import Store, default_path
@@ -207,7 +249,7 @@ def check_run(root: Path, entry: ledger.Entry, pruned: dict[str, float], report:
             report.notes.append(f"{path}: removed by `truthplane gc` (its sha256 stays in {name})")
         else:
             report.problems.append(f"{path}: missing (recorded in {name} evidence_files)")
-    sidecar = entry.path.with_name(entry.path.stem + attestation.SUFFIX)
+    sidecar = _sidecar(entry)
     if not sidecar.is_file() and ledger.head_pending(entry.path.parent) == entry.path.name:
         report.notes.append(f"{_rel(root, sidecar)}: not written yet (its append was interrupted)")
     elif not sidecar.is_file():
@@ -215,6 +257,8 @@ def check_run(root: Path, entry: ledger.Entry, pruned: dict[str, float], report:
     else:
         bad, notes = attestation.check(sidecar.read_text(encoding="utf-8", errors="replace"), record,
                                        entry.path.name, hashlib.sha256(entry.data).hexdigest(), attestation.signing_key())
+        if report.unsigned_ok and attestation.UNSIGNED_WITH_KEY in bad:
+            bad, notes = [b for b in bad if b != attestation.UNSIGNED_WITH_KEY], [*notes, attestation.UNSIGNED]
         report.problems += [f"{_rel(root, sidecar)}: {b}" for b in bad]
         report.unsigned += notes.count(attestation.UNSIGNED)
         report.notes += [f"{_rel(root, sidecar)}: {n}" for n in notes if n != attestation.UNSIGNED]
@@ -267,15 +311,17 @@ def _rel(root: Path, path: Path) -> str:
         return str(path)
 
 
-def verify(root: Path, target: str | None = None) -> VerifyReport:
-    """Check the whole chain, then every run (or only `target`: a run id, a prefix of one, or a file)."""
-    report = VerifyReport()
+def verify(root: Path, target: str | None = None, *, unsigned_ok: bool = False) -> VerifyReport:
+    """Check the whole chain, then every run (or only `target`: a run id, a prefix of one, or a file).
+    `unsigned_ok`: unsigned records pass with the key set (only while adopting a key: `sign_unsigned`)."""
+    report = VerifyReport(unsigned_ok=unsigned_ok)
     chain = ledger.load_chain(root / ledger.RESULTS_DIR)
     if not chain.entries and target is None:
         raise InputError(f"no chained execution records in {root / ledger.RESULTS_DIR}: nothing to verify")
     if chain.legacy:
         report.notes.append(f"{len(chain.legacy)} record(s) written before the ledger existed are not chained")
     by_sequence = _chain_problems(root, chain, report)
+    _signing_problems(root, by_sequence, report)
     pruned = _history_problems(root, by_sequence, report)
     selected = list(by_sequence.values())
     if target is not None:

@@ -15,12 +15,15 @@ import typer
 def verify(
     target: str = typer.Argument(None, metavar="[RUN_ID | FILE]", help="A run id (or its prefix) or an execution file; default: every run."),
     fmt: str = typer.Option("text", "--format", "-f", help="text or json."),
+    sign: bool = typer.Option(False, "--sign", help="Adopt TRUTHPLANE_SIGNING_KEY for a chain written before it: "
+                              "sign every attestation, once the chain verifies and holds no signature yet."),
 ) -> int:
     """Re-check the hash chain, every recorded file hash and commit, and the evidence files' hashes."""
     from pathlib import Path
 
     from truthplane.errors import UsageError
     from truthplane.history import find_root
+    from truthplane.verification import sign_unsigned
     from truthplane.verification import verify as check
 
     if fmt not in ("text", "json"):
@@ -30,6 +33,11 @@ def verify(
         path = Path(target).resolve()
         if path.parent.name == ".truth-plane-results":
             root = path.parent.parent
+    if sign:
+        if target is not None:
+            raise UsageError("--sign signs the whole chain: give no RUN_ID or FILE")
+        signed = sign_unsigned(root)
+        sys.stderr.write(f"signed {len(signed)} attestation(s); every later record must be signed\n")
     report = check(root, target)
     if fmt == "json":
         sys.stdout.write(json.dumps(report.as_dict(), indent=2) + "\n")

@@ -117,3 +117,67 @@ def test_sign_without_a_key_or_on_a_broken_chain_is_refused(make_repo, capsys, m
     path.write_text(path.read_text().replace('"APPROVE"', '"REJECT"'))
     assert run(["verify", "--sign"]) == 4 and "does not verify" in capsys.readouterr()[1]
     assert attestation.is_signed(path.with_name(path.stem + attestation.SUFFIX).read_text()) is False
+
+
+def history_json(capsys, *args: str) -> list[dict]:
+    assert run(["history", "--format", "json", *args]) == 0
+    return json.loads(capsys.readouterr()[0])["runs"]
+
+
+@pytest.fixture
+def two_runs(make_repo, monkeypatch) -> tuple[Path, dict, dict]:
+    root = make_repo(FILES)
+    approved = run_all_record([{"task_id": "t1"}])
+    rejected = run_all_record([{"task_id": "t2", "verdict": "REJECT", "reason": "tests fail"}], verdict="REJECT")
+    for record in (approved, rejected):
+        write_execution(root, record)
+    monkeypatch.chdir(root)
+    return root, approved, rejected
+
+
+def history_db(root: Path) -> sqlite3.Connection:
+    return sqlite3.connect(root / RESULTS / "history.sqlite3", isolation_level=None)
+
+
+def test_rewritten_verdicts_in_the_history_fail_verify_and_are_not_shown(two_runs, capsys) -> None:
+    root, approved, rejected = two_runs
+    assert verify(capsys)[0] == 0
+    run_id = rejected["run_id"]
+    with history_db(root) as db:
+        db.execute("UPDATE runs SET overall_verdict = 'APPROVE', approvals = 1, rejections = 0, commits = 1"
+                   " WHERE run_id = ?", (run_id,))
+        db.execute("UPDATE verdicts SET verdict = 'APPROVE' WHERE run_id = ?", (run_id,))
+    code, out = verify(capsys)
+    assert code == 1 and out.startswith("truthplane verify: TAMPERED"), out
+    where = f"{RESULTS}/history.sqlite3: run {run_id}"
+    assert f"{where}: runs.overall_verdict: is 'APPROVE', the record says 'REJECT'" in out, out
+    assert f"{where}: runs.commits: is 1, the record says 0" in out, out
+    assert f"{where}: verdicts[t2, t2].verdict: is 'APPROVE', the record says 'REJECT'" in out, out
+    listed = {r["run_id"]: r for r in history_json(capsys)}
+    assert listed[run_id]["overall_verdict"] == "REJECT" and listed[run_id]["rejections"] == 1
+    assert listed[run_id]["matches_record"] is False and listed[approved["run_id"]]["matches_record"] is True
+    assert [r["run_id"] for r in history_json(capsys, "--verdict", "APPROVE")] == [approved["run_id"]]
+    assert run(["history"]) == 0
+    text = capsys.readouterr()[0]
+    line = next(line for line in text.splitlines() if line.startswith(run_id))
+    assert "REJECT" in line and "does not match this run's record" in text, text
+    assert run(["show", run_id]) == 0
+    shown = capsys.readouterr()[0]
+    assert shown.splitlines()[0].endswith("REJECT") and "runs.overall_verdict: is 'APPROVE'" in shown, shown
+
+
+def test_a_deleted_run_row_or_history_fails_verify(two_runs, capsys) -> None:
+    root, approved, rejected = two_runs
+    with history_db(root) as db:
+        db.execute("DELETE FROM runs WHERE run_id = ?", (rejected["run_id"],))
+    code, out = verify(capsys)
+    name = record_path(root, rejected).name
+    assert code == 1 and f"run {rejected['run_id']}: no row for {RESULTS}/{name}" in out, out
+    assert f"rows of run {rejected['run_id']}, which has no run row and no record" in out, out
+    with history_db(root) as db:
+        db.execute("DELETE FROM tasks WHERE run_id = ?", (approved["run_id"],))
+    assert f"run {approved['run_id']}: tasks[t1]: missing (the record has it)" in verify(capsys)[1]
+    for suffix in ("", "-wal", "-shm"):
+        (root / RESULTS / f"history.sqlite3{suffix}").unlink(missing_ok=True)
+    code, out = verify(capsys)
+    assert code == 1 and f"{RESULTS}/history.sqlite3: missing, but the chain holds 2 record(s)" in out, out

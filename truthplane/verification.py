@@ -212,24 +212,40 @@ def sign_unsigned(root: Path) -> list[Path]:
 
 
 def _history_problems(root: Path, chain: dict[int, ledger.Entry], report: VerifyReport) -> dict[str, float]:
-    from truthplane.history import all_run_hashes, pruned_paths
+    """Every history row must agree with the record it indexes, and every record must have its rows."""
+    from truthplane.history import orphan_run_ids, pruned_paths, row_differences
     from truthplane.store import Store, default_path
 
+    where = _rel(root, default_path(root))
     if not default_path(root).is_file():
-        report.notes.append("no history database: the chain was checked from the files alone")
+        if chain:
+            report.problems.append(f"{where}: missing, but the chain holds {len(chain)} record(s): "
+                                   "the history was deleted")
         return {}
-    with Store.open(root=root) as store:
-        rows, pruned = all_run_hashes(store), pruned_paths(store)
     by_run = {str(e.record.get("run_id")): e for e in chain.values() if e.record}
-    for run_id, sequence, record_hash, path in rows:
-        entry = by_run.get(run_id)
-        if entry is None:
-            report.problems.append(f"{path}: missing (the history has run {run_id}, sequence {sequence})")
-        elif entry.record and entry.record.get("record_hash") != record_hash:
-            report.problems.append(f"{_rel(root, entry.path)}: record_hash: differs from the history's for run {run_id}")
-    unknown = sorted(set(by_run) - {row[0] for row in rows})
-    if unknown:
-        report.notes.append(f"{len(unknown)} run(s) in the files are not in the history (was it moved aside?)")
+    pending = ledger.head_pending(root / ledger.RESULTS_DIR)
+    with Store.open(root=root) as store:
+        pruned = pruned_paths(store)
+
+        def check(db: Any) -> None:
+            for run_id, sequence, path in db.execute("SELECT run_id, sequence, path FROM runs ORDER BY sequence"):
+                if str(run_id) not in by_run:
+                    report.problems.append(f"{path}: missing (the history has run {run_id}, sequence {sequence})")
+            for run_id, entry in by_run.items():
+                name = _rel(root, entry.path)
+                if not db.execute("SELECT 1 FROM runs WHERE run_id = ?", (run_id,)).fetchone():
+                    if pending == entry.path.name:
+                        report.notes.append(f"{where}: run {run_id}: not recorded yet (its append was interrupted; "
+                                            "the next write completes it)")
+                        continue
+                    report.problems.append(f"{where}: run {run_id}: no row for {name} (the row was deleted)")
+                    continue
+                for line in row_differences(db, entry.record or {}, name, hashlib.sha256(entry.data).hexdigest()):
+                    report.problems.append(f"{where}: run {run_id}: {line} ({name})")
+            for run_id in orphan_run_ids(db):
+                report.problems.append(f"{where}: rows of run {run_id}, which has no run row and no record")
+
+        store.read(check)
     return pruned
 
 

@@ -214,13 +214,14 @@ kind = "command"
 command = "date +%s%N > stamp.txt"
 files = ["stamp.txt"]
 """})
-    assert run_all(capsys, root, monkeypatch, "--workers", "1")[0] == 0
+    first = run_all(capsys, root, monkeypatch, "--workers", "1")
+    assert first[0] == 0
     stamp = (root / "stamp.txt").read_text()
     code, doc = run_all(capsys, root, monkeypatch, "--workers", "1")
     assert code == 0
     assert [trailer for _, trailer in commits(root)[1:]] == ["once"]
     assert (root / "stamp.txt").read_text() == stamp
-    assert doc["tasks"][0]["carried_over_from"].startswith("commit ")
+    assert doc["tasks"][0]["carried_over_from"] == Path(first[1]["evidence"]).name  # the record holding its evidence
     assert doc["honest_metrics"]["git_commits"] == 0
 
 

@@ -63,7 +63,7 @@ def _object_id(kind: bytes, content: bytes) -> str:
     return hashlib.sha1(kind + b" %d\0" % len(content) + content, usedforsecurity=False).hexdigest()
 
 
-def _blob(root: Path, commit: str, path: str) -> tuple[str | None, str | None]:
+def blob_sha256(root: Path, commit: str, path: str) -> tuple[str | None, str | None]:
     """(sha256 of the file in `commit`, or None when absent; a problem, or None)."""
     spec = _git(root, "rev-parse", "--verify", "-q", f"{commit}:{path}")
     if spec is None:
@@ -107,8 +107,8 @@ def check_commit(root: Path, sha: str, modifications: list[dict[str, Any]]) -> l
         problems.append(f"commit {short} does not change {path}, which the record lists as modified")
     for mod in modifications:
         path = str(mod.get("file"))
-        after, trouble = _blob(root, sha, path)
-        before, trouble_before = _blob(root, parent, path) if parent else (None, None)
+        after, trouble = blob_sha256(root, sha, path)
+        before, trouble_before = blob_sha256(root, parent, path) if parent else (None, None)
         problems += [f"commit {short}: {t}" for t in (trouble, trouble_before) if t]
         if not trouble and after != mod.get("sha256_after"):
             problems.append(f"commit {short}: {path} has sha256 {str(after)[:16]}, "

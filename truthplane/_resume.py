@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from truthplane._taskrun import worst
 from truthplane.errors import GitError, UsageError
 from truthplane.models import Verdict
+from truthplane.paths import RESULTS_DIR
 
 if TYPE_CHECKING:
     from truthplane._taskrun import Outcome, Tree, Worker
@@ -65,7 +66,7 @@ def committed(repo: Repo) -> dict[tuple[str, str], str]:
 
 def last_incomplete(root: Path) -> tuple[str, dict[str, Any]] | None:
     """The newest run-all execution file, if it was interrupted."""
-    directory = root / ".truth-plane-results"
+    directory = root / RESULTS_DIR
     files = sorted((p for p in directory.glob("execution_*.json") if EXECUTION_NAME.match(p.name)),
                    key=lambda p: (p.stat().st_mtime, p.name), reverse=True)
     for path in files:
@@ -115,7 +116,7 @@ def _commit_of(task: dict[str, Any]) -> Any:
 def _committed_evidence(root: Path) -> dict[tuple[str, str, str], tuple[str, dict[str, Any]]]:
     """(task id, digest, commit) -> (the execution file holding the task's evidence, its task record), from
     the chained records that pass their own hashes; the earliest record wins (later ones carried it over)."""
-    from truthplane.ledger import RESULTS_DIR, load_chain
+    from truthplane.ledger import load_chain
 
     found: dict[tuple[str, str, str], tuple[str, dict[str, Any]]] = {}
     entries = [e for e in load_chain(root / RESULTS_DIR).entries if e.record and not e.problems]

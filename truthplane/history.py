@@ -190,7 +190,8 @@ def list_runs(store: Store, root: Path, *, kind: str | None = None, verdict: str
 def checked(store: Store, root: Path, run: dict[str, Any]) -> dict[str, Any]:
     """The run row with its figures as its record says them, and `matches_record` (false, with `mismatch`,
     when the rows differ from the record or the record fails its own hashes: `verify` fails on either)."""
-    from truthplane.ledger import RESULTS_DIR, check_entry
+    from truthplane.ledger import check_entry
+    from truthplane.paths import RESULTS_DIR
 
     path = str(run["path"])
     target = root / path

@@ -23,6 +23,7 @@ def verify(
 
     from truthplane.errors import UsageError
     from truthplane.history import find_root
+    from truthplane.paths import RESULTS_DIR
     from truthplane.verification import sign_unsigned
     from truthplane.verification import verify as check
 
@@ -31,7 +32,7 @@ def verify(
     root = find_root(Path.cwd())
     if target is not None and Path(target).is_file():
         path = Path(target).resolve()
-        if path.parent.name == ".truth-plane-results":
+        if path.parent.name == RESULTS_DIR:
             root = path.parent.parent
     if sign:
         if target is not None:

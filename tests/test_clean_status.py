@@ -63,3 +63,17 @@ def test_directories_made_before_without_a_gitignore_get_one_and_a_users_own_is_
     assert status(root) == "\n".join(f"?? {SARIF_DIR}/{name}" for name in (".gitignore", "ruff.sarif"))
     git(root, "add", "-f", f"{RESULTS_DIR}/baseline_20260101_000000.json")  # keeping evidence in git on purpose
     assert git(root, "diff", "--cached", "--name-only") == f"{RESULTS_DIR}/baseline_20260101_000000.json"
+
+
+def test_a_linked_results_directory_is_refused_and_nothing_is_written_through_it(make_repo, tmp_path: Path,
+                                                                                capsys, monkeypatch) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    root = make_repo(FILES)
+    (root / SARIF_DIR).symlink_to(outside, target_is_directory=True)
+    git(root, "add", SARIF_DIR)
+    git(root, "commit", "-qm", "a hostile link")
+    monkeypatch.chdir(root)
+    assert run(["scan", "--baseline"]) == 4
+    assert f"{SARIF_DIR} is a symbolic link or a file, not a directory" in capsys.readouterr()[1]
+    assert list(outside.iterdir()) == [] and not list((root / RESULTS_DIR).glob("baseline_*"))

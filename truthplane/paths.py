@@ -10,6 +10,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from truthplane.errors import InputError
+
 RESULTS_DIR = ".truth-plane-results"
 SARIF_DIR = ".sarif-results"
 GITIGNORE = ".gitignore"
@@ -17,7 +19,11 @@ IGNORE_EVERYTHING = "# written by truthplane: this directory ignores itself\n*\n
 
 
 def self_ignoring(directory: Path) -> Path:
-    """`directory`, made if missing, with its `.gitignore` holding `*` unless it has one."""
+    """`directory`, made if missing, with its `.gitignore` holding `*` unless it has one. A link or a file
+    in its place is refused: a repository could point it anywhere, and nothing is written outside it."""
+    if directory.is_symlink() or (os.path.lexists(directory) and not directory.is_dir()):
+        raise InputError(f"{directory} is a symbolic link or a file, not a directory: truthplane writes its "
+                         "results only into a real directory there; remove it and run again")
     directory.mkdir(parents=True, exist_ok=True)
     marker = directory / GITIGNORE
     if not os.path.lexists(marker):

@@ -24,7 +24,7 @@ _BASELINE = re.compile(r"^baseline_(\d{8}_\d{6})(?:_(\d+))?\.json$")
 
 def save_baseline(root: Path, scan: Scan) -> tuple[Path, list[Path]]:
     """Write the baseline and one SARIF file per verifier; returns their paths."""
-    results = results_dir(root)
+    results, sarif = results_dir(root), sarif_dir(root)
     stamp = datetime.now(UTC).strftime("%Y%m%d_%H%M%S")
     path = results / f"baseline_{stamp}.json"
     n = 1
@@ -32,7 +32,7 @@ def save_baseline(root: Path, scan: Scan) -> tuple[Path, list[Path]]:
         path = results / f"baseline_{stamp}_{n}.json"
         n += 1
     atomic_write(path, scan.model_dump_json(indent=2) + "\n")
-    sarif_paths = write_sarif_per_verifier(sarif_dir(root), scan)
+    sarif_paths = write_sarif_per_verifier(sarif, scan)
     return path, sarif_paths
 
 

@@ -1,12 +1,14 @@
 """`truthplane verify`: re-check execution records from the files and the git objects alone.
 
 Checked, for the whole chain: every record's bytes, field hashes and record hash; sequence numbers
-without gaps or forks; each `previous_hash` against the record before; the head file and the
-history's `runs` table against the files (either may be missing; neither is trusted). For each run
+without gaps or forks; each `previous_hash` against the record before; the head file against the files;
+every history row against the record it indexes, and a row for every record (the history is an index,
+never trusted); no unsigned record after a signed one (a removed signature). For each run
 checked: every evidence file's sha256 (a log `gc` removed on purpose is reported, not failed); the
 attestation beside the record; and for every recorded commit: the object exists, is not replaced
 (refs/replace), hashes to its id, touches exactly the recorded files against its first parent, and
 holds blobs whose sha256 are the recorded `sha256_after` (and the parent's, `sha256_before`).
+With TRUTHPLANE_SIGNING_KEY set, every attestation must carry a signature valid for it.
 """
 
 from __future__ import annotations

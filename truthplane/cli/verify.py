@@ -2,6 +2,7 @@
 
 Exit codes: 0 every check passed; 1 something was changed (each problem names the file, field or
 commit); 4 a check could not be made (no records, no git repository for a recorded commit).
+`--sign` adopts TRUTHPLANE_SIGNING_KEY for a chain written before it (see verification.sign_unsigned).
 """
 
 from __future__ import annotations

@@ -323,6 +323,9 @@ depends_on = ["slow"]
     assert (root / "after.txt").read_text() == "slow\n"
     assert second["honest_metrics"]["git_commits"] == 2
     assert list((tmp_path / "scratch").iterdir()) == []
+    checked = subprocess.run([sys.executable, "-m", "truthplane", "verify"], cwd=root, env=env,
+                             capture_output=True, text=True, timeout=120)
+    assert checked.returncode == 0, checked.stdout  # the resumed evidence verifies
 
 
 # ---- local workers and two real sshd nodes, one killed mid-run --------------------------------

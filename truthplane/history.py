@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import re
 import sqlite3
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -113,21 +114,31 @@ def _rows(db: sqlite3.Connection, run_id: str) -> Rows:
     return out
 
 
+_scratch = threading.local()
+
+
 def expected_rows(record: dict[str, Any], path: str, file_sha256: str) -> Rows:
-    """The rows `record_run` writes for this record, made again in a private in-memory database."""
-    db = sqlite3.connect(":memory:")
-    try:
+    """The rows `record_run` writes for this record, made again in a private in-memory database (one per
+    thread, its schema made once; each record's rows are rolled back)."""
+    db = getattr(_scratch, "db", None)
+    if db is None:
+        db = _scratch.db = sqlite3.connect(":memory:", isolation_level=None)
         for script in MIGRATIONS:
             db.executescript(script)
+    db.execute("BEGIN")
+    try:
         record_run(db, record, path, file_sha256)
         return _rows(db, str(record["run_id"]))
     finally:
-        db.close()
+        db.execute("ROLLBACK")
 
 
 def row_differences(db: sqlite3.Connection, record: dict[str, Any], path: str, file_sha256: str) -> list[str]:
     """Every history row of the record's run that differs from what the record says, one line each."""
-    expected, actual = expected_rows(record, path, file_sha256), _rows(db, str(record["run_id"]))
+    return _differences(expected_rows(record, path, file_sha256), _rows(db, str(record["run_id"])))
+
+
+def _differences(expected: Rows, actual: Rows) -> list[str]:
     found = []
     for table in INDEXED:
         for key in sorted(set(expected[table]) | set(actual[table]), key=repr):
@@ -210,10 +221,9 @@ def checked(store: Store, root: Path, run: dict[str, Any]) -> dict[str, Any]:
             trouble.append(f"{path} is the record of run {record.get('run_id')}")
             record = None
         else:
-            sha = hashlib.sha256(data).hexdigest()
-            trouble += store.read(lambda db: row_differences(db, record, path, sha))
-            run.update({k: v for k, v in expected_rows(record, path, sha)["runs"][(run["run_id"],)].items()
-                        if k in run})
+            expected = expected_rows(record, path, hashlib.sha256(data).hexdigest())
+            trouble += _differences(expected, store.read(lambda db: _rows(db, str(run["run_id"]))))
+            run.update({k: v for k, v in expected["runs"][(run["run_id"],)].items() if k in run})
     return {**run, "matches_record": not trouble, "mismatch": trouble}
 
 

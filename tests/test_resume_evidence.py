@@ -78,3 +78,26 @@ def test_a_commit_no_record_holds_is_carried_with_the_change_it_makes(make_repo,
     assert stamp["carried_over_from"] == f"commit {committed['git_evidence']['commit_sha']}"
     code, out = verify(capsys)
     assert code == 0, out
+
+
+def test_a_carry_recorded_by_an_older_resume_verifies_by_its_commit_and_trailer(make_repo, capsys,
+                                                                                  monkeypatch) -> None:
+    from truthplane.evidence import write_execution
+
+    root = make_repo({"truthplane.toml": CONFIG, "tasks.toml": TASKS})
+    monkeypatch.chdir(root)
+    first = run_all(capsys)
+    stamp = next(t for t in first["tasks"] if t["task_id"] == "stamp")
+    sha = stamp["git_evidence"]["commit_sha"]
+
+    def older_resume(task_id: str) -> dict:  # what a resume wrote before carried tasks repeated their evidence
+        task = {**stamp, "task_id": task_id, "modifications": [], "carried_over_from": f"commit {sha}",
+                "git_evidence": {"commit_sha": sha, "applied": True, "diff_preview": ""}}
+        return {"tool": "truthplane", "kind": "run-all", "tasks": [task], "overall_verdict": "APPROVE"}
+
+    write_execution(root, older_resume("stamp"))
+    code, out = verify(capsys)
+    assert code == 0 and "carried over by an older truthplane without its change" in out, out
+    write_execution(root, older_resume("notes"))  # a commit that is not this task's
+    code, out = verify(capsys)
+    assert code == 1 and f"commit {sha[:12]} does not carry the trailer 'Truthplane-Task: notes" in out, out

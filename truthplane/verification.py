@@ -306,6 +306,12 @@ def check_run(root: Path, entry: ledger.Entry, pruned: dict[str, float], report:
             report.unverifiable.append(f"{where}: commit {str(sha)[:12]} is not in this shallow clone: "
                                        "git fetch --unshallow, then verify again")
             continue
+        if not task.get("modifications") and str(task.get("carried_over_from") or "").startswith("commit "):
+            report.problems += [f"{where}: {p}" for p in _carried_without_change(root, str(sha), task)]
+            report.notes.append(f"{where}: carried over by an older truthplane without its change: commit "
+                                f"{str(sha)[:12]} and its task trailer are checked, its files are not")
+            commits += 1
+            continue
         try:
             report.problems += [f"{where}: {p}" for p in check_commit(root, str(sha), list(task.get("modifications") or []))]
         except _Unverifiable as exc:
@@ -316,6 +322,22 @@ def check_run(root: Path, entry: ledger.Entry, pruned: dict[str, float], report:
         extra = f", {uncommitted} uncommitted candidate(s) (their hashes are in the record only)" if uncommitted else ""
         report.checked.append(f"run {record.get('run_id')} (sequence {record.get('sequence')}, {name}): "
                               f"record, chain link, attestation, {files} evidence file(s), {commits} commit(s){extra}")
+
+
+def _carried_without_change(root: Path, sha: str, task: dict[str, Any]) -> list[str]:
+    """A resume before carried tasks repeated their evidence recorded the commit alone: it must exist, be
+    intact and carry the task's trailer (its change was checked in the record that made it)."""
+    from truthplane._resume import TASK_TRAILER
+
+    raw = _git(root, "cat-file", "commit", sha)
+    if raw is None:
+        return [f"commit {sha[:12]} does not exist in this repository"]
+    if _object_id(b"commit", raw) != sha:
+        return [f"commit {sha[:12]}: its object does not hash to its id (the object file was altered)"]
+    trailer = f"{TASK_TRAILER}: {task.get('task_id')} {task.get('digest')}"
+    if trailer not in raw.decode("utf-8", errors="replace").splitlines():
+        return [f"commit {sha[:12]} does not carry the trailer {trailer!r}"]
+    return []
 
 
 def _shallow(root: Path) -> bool:

@@ -185,7 +185,7 @@ def test_commit_records_the_evidence_and_only_the_winners_files(buggy, capsys) -
     assert git(root, "show", "--name-only", "--format=", "HEAD") == "calc.py"
     message = git(root, "log", "-1", "--format=%B")
     assert "Truthplane-Verdict: APPROVE" in message and "Truthplane-Reproduction:" in message
-    assert git(root, "status", "--porcelain").splitlines() == ["?? .truth-plane-results/", "?? notes.txt"]
+    assert git(root, "status", "--porcelain").splitlines() == ["?? notes.txt"]  # the results ignore themselves
 
 
 def test_llm_candidates_and_reproduction_from_a_local_openai_compatible_server(buggy, capsys, monkeypatch) -> None:

@@ -110,7 +110,7 @@ def test_a_consistently_rehashed_record_still_breaks_the_chain(make_repo, capsys
     code, out = verify(capsys)
     assert code == 1, out
     assert f"{record_path(root, second).name}: previous_hash: does not match record 1" in out
-    assert "record_hash: differs from the history's" in out
+    assert f"history.sqlite3: run {first['run_id']}: runs.record_hash: is '{first['record_hash']}'" in out
     assert f"{path.stem}{attestation.SUFFIX}: the statement does not match" in out
 
 

@@ -189,7 +189,7 @@ files = ["fine.txt"]
     assert "Truthplane-Verdict: REJECT" in git(root, "log", "-1", "--format=%B", rejected)
     assert sorted(git(root, "diff", "--name-only", start, prefix + "oversteps").split()) == ["allowed.txt", "app.py"]
     assert git(root, "symbolic-ref", "--short", "HEAD").strip() == "main"
-    assert git(root, "status", "--porcelain").split() == ["??", ".truth-plane-results/"]  # the results only
+    assert git(root, "status", "--porcelain") == ""  # the results directory ignores itself
     assert run(["verify"]) == 0
     capsys.readouterr()
 
@@ -214,13 +214,14 @@ kind = "command"
 command = "date +%s%N > stamp.txt"
 files = ["stamp.txt"]
 """})
-    assert run_all(capsys, root, monkeypatch, "--workers", "1")[0] == 0
+    first = run_all(capsys, root, monkeypatch, "--workers", "1")
+    assert first[0] == 0
     stamp = (root / "stamp.txt").read_text()
     code, doc = run_all(capsys, root, monkeypatch, "--workers", "1")
     assert code == 0
     assert [trailer for _, trailer in commits(root)[1:]] == ["once"]
     assert (root / "stamp.txt").read_text() == stamp
-    assert doc["tasks"][0]["carried_over_from"].startswith("commit ")
+    assert doc["tasks"][0]["carried_over_from"] == Path(first[1]["evidence"]).name  # the record holding its evidence
     assert doc["honest_metrics"]["git_commits"] == 0
 
 
@@ -322,6 +323,9 @@ depends_on = ["slow"]
     assert (root / "after.txt").read_text() == "slow\n"
     assert second["honest_metrics"]["git_commits"] == 2
     assert list((tmp_path / "scratch").iterdir()) == []
+    checked = subprocess.run([sys.executable, "-m", "truthplane", "verify"], cwd=root, env=env,
+                             capture_output=True, text=True, timeout=120)
+    assert checked.returncode == 0, checked.stdout  # the resumed evidence verifies
 
 
 # ---- local workers and two real sshd nodes, one killed mid-run --------------------------------

@@ -13,8 +13,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from truthplane._taskrun import worst
-from truthplane.errors import UsageError
+from truthplane.errors import GitError, UsageError
 from truthplane.models import Verdict
+from truthplane.paths import RESULTS_DIR
 
 if TYPE_CHECKING:
     from truthplane._taskrun import Outcome, Tree, Worker
@@ -65,7 +66,7 @@ def committed(repo: Repo) -> dict[tuple[str, str], str]:
 
 def last_incomplete(root: Path) -> tuple[str, dict[str, Any]] | None:
     """The newest run-all execution file, if it was interrupted."""
-    directory = root / ".truth-plane-results"
+    directory = root / RESULTS_DIR
     files = sorted((p for p in directory.glob("execution_*.json") if EXECUTION_NAME.match(p.name)),
                    key=lambda p: (p.stat().st_mtime, p.name), reverse=True)
     for path in files:
@@ -86,16 +87,18 @@ def carry_over(repo: Repo, root: Path, states: dict[str, TaskState]) -> str | No
     earlier = {}
     if previous is not None:
         earlier = {t.get("task_id"): t for t in previous[1].get("tasks", []) if isinstance(t, dict)}
+    held: dict[tuple[str, str, str], tuple[str, dict[str, Any]]] | None = None
     for state in states.values():
         task = state.task
         sha = done.get((task.id, task.digest()))
         if sha is not None:
             old = earlier.get(task.id)
-            if old is None or old.get("digest") != task.digest():
-                old = bare_record(task, "SUCCESS", f"already committed in {sha[:12]} by an earlier run")
-                old["truth_gate"]["verdict"] = Verdict.APPROVE.value
-                old["git_evidence"].update(commit_sha=sha, applied=True)
-            _carry(state, old, Verdict.APPROVE, sha, f"commit {sha}")
+            if old is not None and old.get("digest") == task.digest() and _commit_of(old) == sha:
+                _carry(state, old, Verdict.APPROVE, sha, previous[0] if previous else f"commit {sha}")
+                continue
+            held = _committed_evidence(root) if held is None else held
+            source, old = held.get((task.id, task.digest(), sha)) or (f"commit {sha}", _from_commit(repo, task, sha))
+            _carry(state, old, Verdict.APPROVE, sha, source)
             continue
         old = earlier.get(task.id)
         if (old is None or old.get("digest") != task.digest() or old.get("status") not in FINAL
@@ -104,6 +107,44 @@ def carry_over(repo: Repo, root: Path, states: dict[str, TaskState]) -> str | No
         assert previous is not None
         _carry(state, old, FINAL[old["status"]], None, previous[0])
     return previous[0] if previous else None
+
+
+def _commit_of(task: dict[str, Any]) -> Any:
+    return (task.get("git_evidence") or {}).get("commit_sha")
+
+
+def _committed_evidence(root: Path) -> dict[tuple[str, str, str], tuple[str, dict[str, Any]]]:
+    """(task id, digest, commit) -> (the execution file holding the task's evidence, its task record), from
+    the chained records that pass their own hashes; the earliest record wins (later ones carried it over)."""
+    from truthplane.ledger import load_chain
+
+    found: dict[tuple[str, str, str], tuple[str, dict[str, Any]]] = {}
+    entries = [e for e in load_chain(root / RESULTS_DIR).entries if e.record and not e.problems]
+    for entry in sorted(entries, key=lambda e: e.record.get("sequence") or 0 if e.record else 0):
+        for task in (entry.record or {}).get("tasks") or []:
+            if isinstance(task, dict) and _commit_of(task) and task.get("modifications") is not None:
+                key = (str(task.get("task_id")), str(task.get("digest")), str(_commit_of(task)))
+                found.setdefault(key, (str(task.get("carried_over_from") or entry.path.name), task))
+    return found
+
+
+def _from_commit(repo: Repo, task: Task, sha: str) -> dict[str, Any]:
+    """A committed task no record holds (its records were removed): the change its commit makes."""
+    from truthplane.verification import blob_sha256
+
+    try:
+        parent: str | None = repo.git("rev-parse", "--verify", "-q", f"{sha}^").strip()
+    except GitError:
+        parent = None  # the repository's first commit
+    listing = repo.git("diff-tree", "-r", "--no-renames", "-z", "--name-only", "--no-commit-id",
+                       *([parent, sha] if parent else ["--root", sha]))
+    record = bare_record(task, "SUCCESS", f"already committed in {sha[:12]} by an earlier run whose record is gone")
+    record["truth_gate"]["verdict"] = Verdict.APPROVE.value
+    record["git_evidence"].update(commit_sha=sha, applied=True)
+    record["modifications"] = [{"file": path, "sha256_before": blob_sha256(repo.root, parent, path)[0] if parent else None,
+                                "sha256_after": blob_sha256(repo.root, sha, path)[0]}
+                               for path in listing.split("\0") if path]
+    return record
 
 
 def _carry(state: TaskState, record: dict[str, Any], verdict: Verdict, commit: str | None, source: str) -> None:

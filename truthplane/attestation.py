@@ -7,6 +7,10 @@ records (gitCommit digest); the predicate carries the run id, the record hash an
 Signing is a shared-secret HMAC-SHA256 over DSSE's pre-authentication encoding, keyed by the
 TRUTHPLANE_SIGNING_KEY environment variable. It is not a public-key signature: whoever can check it
 can also make one. Without the variable the envelope has no signatures.
+
+Signing cannot be downgraded: once a chain holds a signed record every later one must be signed (checked
+with or without the key), and with the key set every record must carry a signature valid for it.
+`sign_unsigned` adopts a key for a chain written before it: it signs only a chain with no signature yet.
 """
 
 from __future__ import annotations
@@ -24,6 +28,9 @@ STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
 PREDICATE_TYPE = "https://truthplane.dev/attestation/execution/v1"
 SUFFIX = ".intoto.json"
 UNSIGNED = "attestation is not signed"
+UNSIGNED_WITH_KEY = (f"not signed, but {KEY_ENV} is set: every record must be signed (its signature was "
+                     "removed, or it was written before the key was set: `truthplane verify --sign` signs a "
+                     "chain that holds no signature yet)")
 
 
 def signing_key() -> bytes | None:
@@ -93,7 +100,9 @@ def check(text: str, record: dict[str, Any], file_name: str, file_sha256: str,
         problems.append("the statement does not match the execution file (subject digest or predicate differs)")
     elif text != _render(_body(payload), signatures):
         problems.append("bytes differ from the envelope as written (reformatted or edited)")
-    if not signatures:
+    if not signatures and key is not None:
+        problems.append(UNSIGNED_WITH_KEY)
+    elif not signatures:
         notes.append(UNSIGNED)
     elif key is None:
         notes.append(f"attestation is signed but {KEY_ENV} is not set: signature not checked")
@@ -105,3 +114,19 @@ def check(text: str, record: dict[str, Any], file_name: str, file_sha256: str,
         else:
             notes.append("attestation signature valid")
     return problems, notes
+
+
+def is_signed(text: str) -> bool | None:
+    """Whether an envelope carries any signature; None when it is not a readable envelope."""
+    try:
+        document = json.loads(text)
+        return bool(document["signatures"]) if isinstance(document, dict) else None
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+def sign(text: str, key: bytes) -> str:
+    """The envelope `text` with a signature by `key` (its statement and bytes otherwise unchanged)."""
+    document = json.loads(text)
+    body = base64.b64decode(document["payload"], validate=True)
+    return _render(body, [{"keyid": key_id(key), "sig": _mac(key, body)}])

@@ -23,12 +23,12 @@ from typing import TYPE_CHECKING, Any
 
 from truthplane.fsutil import atomic_write
 from truthplane.models import Verdict
+from truthplane.paths import RESULTS_DIR, results_dir
 
 if TYPE_CHECKING:
     from truthplane.loop import FixRun
 
 DIFF_PREVIEW = 4000
-RESULTS_DIR = ".truth-plane-results"
 LOGS_DIR = "logs"
 _STATUS = {Verdict.APPROVE: "SUCCESS", Verdict.REVIEW: "NEEDS_REVIEW", Verdict.REJECT: "REJECTED", Verdict.UNVERIFIED: "UNVERIFIED"}
 
@@ -161,5 +161,6 @@ def write_execution(root: Path, record: dict[str, Any]) -> Path:
         raise InputError("an execution record needs tasks: a list of objects")
     if not record.get("kind") or "overall_verdict" not in record:
         raise InputError("an execution record needs kind and overall_verdict")
+    results_dir(root)
     record["evidence_files"] = _evidence_files(root, record)
     return ledger.append(root, record)

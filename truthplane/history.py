@@ -4,19 +4,25 @@ appends the record to the hash chain; read by `history`, `show`, `report`, `gc` 
 
 A task of a record is one candidate unless it lists its own `candidates` (run-all may do so);
 costs come from the candidates' `cost_usd` and from `llm_usage` rows with the same run_id.
+
+The rows are an index, never the truth: `row_differences` replays a record into the rows it should
+have and names every row that differs, so `verify` fails on a rewritten history and `history`/`show`
+display what the record says, marking a run whose rows do not match it.
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
 import sqlite3
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from truthplane.errors import UsageError
-from truthplane.store import Store
+from truthplane.store import MIGRATIONS, Store
 
 
 def _count(value: Any) -> int:
@@ -85,6 +91,79 @@ def record_run(db: sqlite3.Connection, record: dict[str, Any], path: str, file_s
                    (record["run_id"], item["path"], item["kind"], item["sha256"], item["bytes"]))
 
 
+# table -> (primary key, columns not taken from the record: when it was recorded, when gc pruned it)
+INDEXED: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "runs": (("run_id",), ("recorded_at",)),
+    "tasks": (("run_id", "task_id"), ()),
+    "candidates": (("run_id", "task_id", "candidate_id"), ()),
+    "verdicts": (("run_id", "task_id", "candidate_id"), ()),
+    "evidence_files": (("run_id", "path"), ("pruned_at",)),
+}
+Rows = dict[str, dict[tuple[Any, ...], dict[str, Any]]]
+
+
+def _rows(db: sqlite3.Connection, run_id: str) -> Rows:
+    out: Rows = {}
+    for table, (key, skipped) in INDEXED.items():
+        cursor = db.execute(f"SELECT * FROM {table} WHERE run_id = ?", (run_id,))  # noqa: S608 (fixed names)
+        names = [c[0] for c in cursor.description]
+        out[table] = {}
+        for values in cursor.fetchall():
+            row = {n: v for n, v in zip(names, values, strict=True) if n not in skipped}
+            out[table][tuple(row[k] for k in key)] = row
+    return out
+
+
+_scratch = threading.local()
+
+
+def expected_rows(record: dict[str, Any], path: str, file_sha256: str) -> Rows:
+    """The rows `record_run` writes for this record, made again in a private in-memory database (one per
+    thread, its schema made once; each record's rows are rolled back)."""
+    db = getattr(_scratch, "db", None)
+    if db is None:
+        db = _scratch.db = sqlite3.connect(":memory:", isolation_level=None)
+        for script in MIGRATIONS:
+            db.executescript(script)
+    db.execute("BEGIN")
+    try:
+        record_run(db, record, path, file_sha256)
+        return _rows(db, str(record["run_id"]))
+    finally:
+        db.execute("ROLLBACK")
+
+
+def row_differences(db: sqlite3.Connection, record: dict[str, Any], path: str, file_sha256: str) -> list[str]:
+    """Every history row of the record's run that differs from what the record says, one line each."""
+    return _differences(expected_rows(record, path, file_sha256), _rows(db, str(record["run_id"])))
+
+
+def _differences(expected: Rows, actual: Rows) -> list[str]:
+    found = []
+    for table in INDEXED:
+        for key in sorted(set(expected[table]) | set(actual[table]), key=repr):
+            where = f"{table}[{', '.join(map(str, key[1:]))}]" if len(key) > 1 else table
+            want, have = expected[table].get(key), actual[table].get(key)
+            if have is None:
+                found.append(f"{where}: missing (the record has it)")
+            elif want is None:
+                found.append(f"{where}: not in the record (added to the history)")
+            else:
+                found += [f"{where}.{name}: is {have[name]!r}, the record says {value!r}"
+                          for name, value in want.items() if have.get(name) != value]
+    return found
+
+
+def orphan_run_ids(db: sqlite3.Connection) -> list[str]:
+    """Run ids that rows of tasks, candidates, verdicts or evidence files name, but `runs` does not."""
+    found: set[str] = set()
+    for table in INDEXED:
+        if table != "runs":
+            found |= {str(r[0]) for r in db.execute(
+                f"SELECT DISTINCT run_id FROM {table} WHERE run_id NOT IN (SELECT run_id FROM runs)")}  # noqa: S608
+    return sorted(found)
+
+
 def head(db: sqlite3.Connection) -> tuple[int, str | None]:
     row = db.execute("SELECT sequence, record_hash FROM runs ORDER BY sequence DESC LIMIT 1").fetchone()
     return (int(row[0]), str(row[1])) if row else (0, None)
@@ -94,36 +173,58 @@ RUN_COLUMNS = ("run_id", "sequence", "kind", "start_time", "end_time", "recorded
                "record_hash", "previous_hash", "file_sha256", "tasks", "approvals", "rejections", "commits")
 
 
-def list_runs(store: Store, *, kind: str | None = None, verdict: str | None = None, since: float | None = None,
-              limit: int | None = None) -> list[dict[str, Any]]:
-    """Newest first, each with its cost (candidates' cost_usd, or llm_usage rows of the same run_id)."""
-    clauses: list[str] = []
-    params: list[Any] = []
-    if kind:
-        clauses.append("r.kind = ?")
-        params.append(kind)
-    if verdict:
-        clauses.append("r.overall_verdict = ?")
-        params.append(verdict.upper())
-    if since is not None:
-        clauses.append("r.recorded_at >= ?")
-        params.append(since)
-    where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+def list_runs(store: Store, root: Path, *, kind: str | None = None, verdict: str | None = None,
+              since: float | None = None, limit: int | None = None) -> list[dict[str, Any]]:
+    """Newest first, each with its cost (candidates' cost_usd, or llm_usage rows of the same run_id), its
+    figures read from its record (`checked`), and filtered on them."""
     sql = (
         f"SELECT {', '.join('r.' + c for c in RUN_COLUMNS)},"
         " (SELECT SUM(c.cost_usd) FROM candidates c WHERE c.run_id = r.run_id) AS candidate_cost,"
         " (SELECT SUM(u.cost_usd) FROM llm_usage u WHERE u.run_id = r.run_id) AS usage_cost,"
         " (SELECT COUNT(*) FROM llm_usage u WHERE u.run_id = r.run_id) AS llm_calls"
-        f" FROM runs r {where} ORDER BY r.sequence DESC" + (" LIMIT ?" if limit else "")
+        " FROM runs r" + (" WHERE r.recorded_at >= ?" if since is not None else "") + " ORDER BY r.sequence DESC"
     )
-    rows = store.read(lambda db: db.execute(sql, [*params, *([limit] if limit else [])]).fetchall())
+    rows = store.read(lambda db: db.execute(sql, [] if since is None else [since]).fetchall())
     out = []
     for row in rows:
-        item = dict(row)
+        item = checked(store, root, dict(row))
+        if (kind and item["kind"] != kind) or (verdict and item["overall_verdict"] != verdict.upper()):
+            continue
         usage, candidate = item.pop("usage_cost"), item.pop("candidate_cost")
         item["cost_usd"] = usage if usage is not None else candidate
         out.append(item)
+        if limit and len(out) >= limit:
+            break
     return out
+
+
+def checked(store: Store, root: Path, run: dict[str, Any]) -> dict[str, Any]:
+    """The run row with its figures as its record says them, and `matches_record` (false, with `mismatch`,
+    when the rows differ from the record or the record fails its own hashes: `verify` fails on either)."""
+    from truthplane.ledger import check_entry
+    from truthplane.paths import RESULTS_DIR
+
+    path = str(run["path"])
+    target = root / path
+    trouble: list[str] = []
+    record: dict[str, Any] | None = None
+    if Path(path).parent.as_posix() != RESULTS_DIR or not target.is_file():
+        trouble.append(f"its record {path} is missing")
+    else:
+        data = target.read_bytes()
+        entry = check_entry(target, data)
+        record = entry.record
+        if record is None or entry.problems or "record_hash" not in record:
+            trouble.append(f"its record {path} fails its own hashes")
+            record = None
+        elif record.get("run_id") != run["run_id"]:
+            trouble.append(f"{path} is the record of run {record.get('run_id')}")
+            record = None
+        else:
+            expected = expected_rows(record, path, hashlib.sha256(data).hexdigest())
+            trouble += _differences(expected, store.read(lambda db: _rows(db, str(run["run_id"]))))
+            run.update({k: v for k, v in expected["runs"][(run["run_id"],)].items() if k in run})
+    return {**run, "matches_record": not trouble, "mismatch": trouble}
 
 
 def find_run(store: Store, run_id: str) -> dict[str, Any]:

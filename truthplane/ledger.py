@@ -24,8 +24,8 @@ from typing import Any
 
 from truthplane import attestation
 from truthplane.fsutil import atomic_write
+from truthplane.paths import RESULTS_DIR, results_dir
 
-RESULTS_DIR = ".truth-plane-results"
 HEAD_FILE = "ledger-head.json"
 LEDGER_FORMAT = "truthplane-ledger/1"
 CHAIN_KEYS = ("ledger_format", "run_id", "sequence", "previous_hash", "field_hashes", "record_hash")
@@ -163,7 +163,7 @@ def append(root: Path, record: dict[str, Any]) -> Path:
     from truthplane.errors import InputError
     from truthplane.store import Store
 
-    results = root / RESULTS_DIR
+    results = results_dir(root)
     head_path = results / HEAD_FILE
     record.setdefault("run_id", new_run_id())
     written: list[Path] = []

@@ -16,16 +16,15 @@ from pydantic import ValidationError
 from truthplane.errors import InputError, NoBaselineError
 from truthplane.fsutil import atomic_write
 from truthplane.models import Scan, ToolStatus, VerifierRun
+from truthplane.paths import RESULTS_DIR, results_dir, sarif_dir
 from truthplane.sarif import findings_from_sarif, run_for, sarif_log, verifier_runs_from_sarif
 
-RESULTS_DIR = ".truth-plane-results"
-SARIF_DIR = ".sarif-results"
 _BASELINE = re.compile(r"^baseline_(\d{8}_\d{6})(?:_(\d+))?\.json$")
 
 
 def save_baseline(root: Path, scan: Scan) -> tuple[Path, list[Path]]:
     """Write the baseline and one SARIF file per verifier; returns their paths."""
-    results = root / RESULTS_DIR
+    results, sarif = results_dir(root), sarif_dir(root)
     stamp = datetime.now(UTC).strftime("%Y%m%d_%H%M%S")
     path = results / f"baseline_{stamp}.json"
     n = 1
@@ -33,7 +32,7 @@ def save_baseline(root: Path, scan: Scan) -> tuple[Path, list[Path]]:
         path = results / f"baseline_{stamp}_{n}.json"
         n += 1
     atomic_write(path, scan.model_dump_json(indent=2) + "\n")
-    sarif_paths = write_sarif_per_verifier(root / SARIF_DIR, scan)
+    sarif_paths = write_sarif_per_verifier(sarif, scan)
     return path, sarif_paths
 
 

@@ -31,11 +31,11 @@ from truthplane.errors import ExecutorError, GitError, UsageError
 from truthplane.executors.interface import Executor
 from truthplane.jobs import Job, Limits
 from truthplane.models import Verdict
+from truthplane.paths import RESULTS_DIR
 from truthplane.registry import executor_options
 from truthplane.tasks import Task, TaskFile
 
 RETRIES_ON_CONFLICT = 3
-RESULTS_DIR = ".truth-plane-results"
 
 
 @dataclass

@@ -23,8 +23,8 @@ from typing import Any, Self, TypeVar
 
 from truthplane._sqlite import connect
 from truthplane.errors import InputError
+from truthplane.paths import RESULTS_DIR, results_dir
 
-RESULTS_DIR = ".truth-plane-results"
 HISTORY_FILE = "history.sqlite3"
 
 MIGRATIONS: list[str] = [
@@ -164,10 +164,13 @@ class Store:
     @classmethod
     def open(cls, path: Path | str | None = None, *, root: Path | None = None, busy_timeout_s: float = 30.0) -> Store:
         """Open (creating and migrating as needed) the history at `path`, or the default one under `root`."""
+        default = path is None
         if path is None:
             path = default_path(root or Path.cwd())
         store = cls(Path(path), busy_timeout_s=busy_timeout_s)
         try:
+            if default:
+                results_dir(root or Path.cwd())
             store.path.parent.mkdir(parents=True, exist_ok=True)
             store._migrate()
         except sqlite3.DatabaseError as exc:

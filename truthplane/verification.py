@@ -1,12 +1,14 @@
 """`truthplane verify`: re-check execution records from the files and the git objects alone.
 
 Checked, for the whole chain: every record's bytes, field hashes and record hash; sequence numbers
-without gaps or forks; each `previous_hash` against the record before; the head file and the
-history's `runs` table against the files (either may be missing; neither is trusted). For each run
+without gaps or forks; each `previous_hash` against the record before; the head file against the files;
+every history row against the record it indexes, and a row for every record (the history is an index,
+never trusted); no unsigned record after a signed one (a removed signature). For each run
 checked: every evidence file's sha256 (a log `gc` removed on purpose is reported, not failed); the
 attestation beside the record; and for every recorded commit: the object exists, is not replaced
 (refs/replace), hashes to its id, touches exactly the recorded files against its first parent, and
 holds blobs whose sha256 are the recorded `sha256_after` (and the parent's, `sha256_before`).
+With TRUTHPLANE_SIGNING_KEY set, every attestation must carry a signature valid for it.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from typing import Any
 
 from truthplane import attestation, ledger
 from truthplane.errors import ExitCode, InputError, UsageError
+from truthplane.fsutil import atomic_write
 
 
 @dataclass
@@ -29,6 +32,7 @@ class VerifyReport:
     unverifiable: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     unsigned: int = 0
+    unsigned_ok: bool = False
 
     @property
     def exit_code(self) -> int:
@@ -61,7 +65,7 @@ def _object_id(kind: bytes, content: bytes) -> str:
     return hashlib.sha1(kind + b" %d\0" % len(content) + content, usedforsecurity=False).hexdigest()
 
 
-def _blob(root: Path, commit: str, path: str) -> tuple[str | None, str | None]:
+def blob_sha256(root: Path, commit: str, path: str) -> tuple[str | None, str | None]:
     """(sha256 of the file in `commit`, or None when absent; a problem, or None)."""
     spec = _git(root, "rev-parse", "--verify", "-q", f"{commit}:{path}")
     if spec is None:
@@ -105,8 +109,8 @@ def check_commit(root: Path, sha: str, modifications: list[dict[str, Any]]) -> l
         problems.append(f"commit {short} does not change {path}, which the record lists as modified")
     for mod in modifications:
         path = str(mod.get("file"))
-        after, trouble = _blob(root, sha, path)
-        before, trouble_before = _blob(root, parent, path) if parent else (None, None)
+        after, trouble = blob_sha256(root, sha, path)
+        before, trouble_before = blob_sha256(root, parent, path) if parent else (None, None)
         problems += [f"commit {short}: {t}" for t in (trouble, trouble_before) if t]
         if not trouble and after != mod.get("sha256_after"):
             problems.append(f"commit {short}: {path} has sha256 {str(after)[:16]}, "
@@ -169,25 +173,81 @@ def _chain_problems(root: Path, chain: ledger.Chain, report: VerifyReport) -> di
     return {sequence: same[0] for sequence, same in by_sequence.items()}
 
 
+def _sidecar(entry: ledger.Entry) -> Path:
+    return entry.path.with_name(entry.path.stem + attestation.SUFFIX)
+
+
+def _signing_problems(root: Path, chain: dict[int, ledger.Entry], report: VerifyReport) -> None:
+    """Once a record is signed, every later one must be: a removed signature is a downgrade, key or no key."""
+    first_signed: ledger.Entry | None = None
+    for sequence, entry in sorted(chain.items()):
+        sidecar = _sidecar(entry)
+        if not sidecar.is_file():
+            continue  # reported by check_run
+        signed = attestation.is_signed(sidecar.read_text(encoding="utf-8", errors="replace"))
+        if signed and first_signed is None:
+            first_signed = entry
+        elif signed is False and first_signed is not None:
+            report.problems.append(
+                f"{_rel(root, sidecar)}: not signed, but record {(first_signed.record or {}).get('sequence')} "
+                f"({_rel(root, _sidecar(first_signed))}) before it is: once a chain holds a signed record every "
+                f"later one must be signed (record {sequence}'s signature was removed)")
+
+
+def sign_unsigned(root: Path) -> list[Path]:
+    """Adopt the signing key for a chain written before it: sign every attestation, after the chain verifies
+    and only when it holds no signature yet (an unsigned record after a signed one is a removed signature)."""
+    key = attestation.signing_key()
+    if key is None:
+        raise UsageError(f"--sign needs {attestation.KEY_ENV}: set it to the key future runs will sign with")
+    chain = ledger.load_chain(root / ledger.RESULTS_DIR)
+    sidecars = [_sidecar(e) for e in chain.entries]
+    if any(p.is_file() and attestation.is_signed(p.read_text(encoding="utf-8", errors="replace")) for p in sidecars):
+        raise UsageError("the chain already holds signed records: an unsigned record after them had its signature "
+                         "removed, and signing it would vouch for it; `truthplane verify` names it")
+    report = verify(root, unsigned_ok=True)
+    if report.exit_code:
+        raise InputError("the chain does not verify, so it is not signed: `truthplane verify` says why")
+    for path in sidecars:
+        atomic_write(path, attestation.sign(path.read_text(encoding="utf-8"), key))
+    return sidecars
+
+
 def _history_problems(root: Path, chain: dict[int, ledger.Entry], report: VerifyReport) -> dict[str, float]:
-    from truthplane.history import all_run_hashes, pruned_paths
+    """Every history row must agree with the record it indexes, and every record must have its rows."""
+    from truthplane.history import orphan_run_ids, pruned_paths, row_differences
     from truthplane.store import Store, default_path
 
+    where = _rel(root, default_path(root))
     if not default_path(root).is_file():
-        report.notes.append("no history database: the chain was checked from the files alone")
+        if chain:
+            report.problems.append(f"{where}: missing, but the chain holds {len(chain)} record(s): "
+                                   "the history was deleted")
         return {}
-    with Store.open(root=root) as store:
-        rows, pruned = all_run_hashes(store), pruned_paths(store)
     by_run = {str(e.record.get("run_id")): e for e in chain.values() if e.record}
-    for run_id, sequence, record_hash, path in rows:
-        entry = by_run.get(run_id)
-        if entry is None:
-            report.problems.append(f"{path}: missing (the history has run {run_id}, sequence {sequence})")
-        elif entry.record and entry.record.get("record_hash") != record_hash:
-            report.problems.append(f"{_rel(root, entry.path)}: record_hash: differs from the history's for run {run_id}")
-    unknown = sorted(set(by_run) - {row[0] for row in rows})
-    if unknown:
-        report.notes.append(f"{len(unknown)} run(s) in the files are not in the history (was it moved aside?)")
+    pending = ledger.head_pending(root / ledger.RESULTS_DIR)
+    with Store.open(root=root) as store:
+        pruned = pruned_paths(store)
+
+        def check(db: Any) -> None:
+            for run_id, sequence, path in db.execute("SELECT run_id, sequence, path FROM runs ORDER BY sequence"):
+                if str(run_id) not in by_run:
+                    report.problems.append(f"{path}: missing (the history has run {run_id}, sequence {sequence})")
+            for run_id, entry in by_run.items():
+                name = _rel(root, entry.path)
+                if not db.execute("SELECT 1 FROM runs WHERE run_id = ?", (run_id,)).fetchone():
+                    if pending == entry.path.name:
+                        report.notes.append(f"{where}: run {run_id}: not recorded yet (its append was interrupted; "
+                                            "the next write completes it)")
+                        continue
+                    report.problems.append(f"{where}: run {run_id}: no row for {name} (the row was deleted)")
+                    continue
+                for line in row_differences(db, entry.record or {}, name, hashlib.sha256(entry.data).hexdigest()):
+                    report.problems.append(f"{where}: run {run_id}: {line} ({name})")
+            for run_id in orphan_run_ids(db):
+                report.problems.append(f"{where}: rows of run {run_id}, which has no run row and no record")
+
+        store.read(check)
     return pruned
 
 
@@ -207,7 +267,7 @@ def check_run(root: Path, entry: ledger.Entry, pruned: dict[str, float], report:
             report.notes.append(f"{path}: removed by `truthplane gc` (its sha256 stays in {name})")
         else:
             report.problems.append(f"{path}: missing (recorded in {name} evidence_files)")
-    sidecar = entry.path.with_name(entry.path.stem + attestation.SUFFIX)
+    sidecar = _sidecar(entry)
     if not sidecar.is_file() and ledger.head_pending(entry.path.parent) == entry.path.name:
         report.notes.append(f"{_rel(root, sidecar)}: not written yet (its append was interrupted)")
     elif not sidecar.is_file():
@@ -215,6 +275,8 @@ def check_run(root: Path, entry: ledger.Entry, pruned: dict[str, float], report:
     else:
         bad, notes = attestation.check(sidecar.read_text(encoding="utf-8", errors="replace"), record,
                                        entry.path.name, hashlib.sha256(entry.data).hexdigest(), attestation.signing_key())
+        if report.unsigned_ok and attestation.UNSIGNED_WITH_KEY in bad:
+            bad, notes = [b for b in bad if b != attestation.UNSIGNED_WITH_KEY], [*notes, attestation.UNSIGNED]
         report.problems += [f"{_rel(root, sidecar)}: {b}" for b in bad]
         report.unsigned += notes.count(attestation.UNSIGNED)
         report.notes += [f"{_rel(root, sidecar)}: {n}" for n in notes if n != attestation.UNSIGNED]
@@ -244,6 +306,12 @@ def check_run(root: Path, entry: ledger.Entry, pruned: dict[str, float], report:
             report.unverifiable.append(f"{where}: commit {str(sha)[:12]} is not in this shallow clone: "
                                        "git fetch --unshallow, then verify again")
             continue
+        if not task.get("modifications") and str(task.get("carried_over_from") or "").startswith("commit "):
+            report.problems += [f"{where}: {p}" for p in _carried_without_change(root, str(sha), task)]
+            report.notes.append(f"{where}: carried over by an older truthplane without its change: commit "
+                                f"{str(sha)[:12]} and its task trailer are checked, its files are not")
+            commits += 1
+            continue
         try:
             report.problems += [f"{where}: {p}" for p in check_commit(root, str(sha), list(task.get("modifications") or []))]
         except _Unverifiable as exc:
@@ -254,6 +322,22 @@ def check_run(root: Path, entry: ledger.Entry, pruned: dict[str, float], report:
         extra = f", {uncommitted} uncommitted candidate(s) (their hashes are in the record only)" if uncommitted else ""
         report.checked.append(f"run {record.get('run_id')} (sequence {record.get('sequence')}, {name}): "
                               f"record, chain link, attestation, {files} evidence file(s), {commits} commit(s){extra}")
+
+
+def _carried_without_change(root: Path, sha: str, task: dict[str, Any]) -> list[str]:
+    """A resume before carried tasks repeated their evidence recorded the commit alone: it must exist, be
+    intact and carry the task's trailer (its change was checked in the record that made it)."""
+    from truthplane._resume import TASK_TRAILER
+
+    raw = _git(root, "cat-file", "commit", sha)
+    if raw is None:
+        return [f"commit {sha[:12]} does not exist in this repository"]
+    if _object_id(b"commit", raw) != sha:
+        return [f"commit {sha[:12]}: its object does not hash to its id (the object file was altered)"]
+    trailer = f"{TASK_TRAILER}: {task.get('task_id')} {task.get('digest')}"
+    if trailer not in raw.decode("utf-8", errors="replace").splitlines():
+        return [f"commit {sha[:12]} does not carry the trailer {trailer!r}"]
+    return []
 
 
 def _shallow(root: Path) -> bool:
@@ -267,15 +351,17 @@ def _rel(root: Path, path: Path) -> str:
         return str(path)
 
 
-def verify(root: Path, target: str | None = None) -> VerifyReport:
-    """Check the whole chain, then every run (or only `target`: a run id, a prefix of one, or a file)."""
-    report = VerifyReport()
+def verify(root: Path, target: str | None = None, *, unsigned_ok: bool = False) -> VerifyReport:
+    """Check the whole chain, then every run (or only `target`: a run id, a prefix of one, or a file).
+    `unsigned_ok`: unsigned records pass with the key set (only while adopting a key: `sign_unsigned`)."""
+    report = VerifyReport(unsigned_ok=unsigned_ok)
     chain = ledger.load_chain(root / ledger.RESULTS_DIR)
     if not chain.entries and target is None:
         raise InputError(f"no chained execution records in {root / ledger.RESULTS_DIR}: nothing to verify")
     if chain.legacy:
         report.notes.append(f"{len(chain.legacy)} record(s) written before the ledger existed are not chained")
     by_sequence = _chain_problems(root, chain, report)
+    _signing_problems(root, by_sequence, report)
     pruned = _history_problems(root, by_sequence, report)
     selected = list(by_sequence.values())
     if target is not None:

@@ -24,6 +24,7 @@ from pathlib import Path
 from truthplane._git import GIT_ENV, changes_args, renames_args, resolve_args, tree_args
 from truthplane._git import git as _git
 from truthplane.errors import GitError
+from truthplane.paths import RESULTS_DIR, results_dir
 
 def blob_id(content: bytes) -> str:
     """Git's object id for a blob: the same content hash git keeps in its index and trees."""
@@ -264,7 +265,7 @@ def _parse_renames(name_status: str) -> dict[str, str]:
 
 # ---- the only writes to a user's repository: applying an approved change -----------------------
 
-PENDING = ".truth-plane-results/pending-commit.json"
+PENDING = f"{RESULTS_DIR}/pending-commit.json"
 
 
 class ChangedSinceSnapshot(GitError):
@@ -317,6 +318,7 @@ def commit_files(repo: Repo, snapshot: dict[str, str], tree: Path, touched: list
     if head is None:
         raise GitError("the repository has no commits yet: commit once before `fix --commit`")
     commit, entries = _build_commit(repo, head, tree, touched, message)
+    results_dir(repo.root)  # self-ignoring before the journal is written into it
     journal = repo.root / PENDING
     atomic_write(journal, json.dumps({"commit": commit, "old_head": head, "entries": entries}))
     _git(repo.root, "update-ref", "-m", "truthplane fix --commit", "HEAD", commit, head)

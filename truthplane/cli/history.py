@@ -13,6 +13,7 @@ from typing import Any
 
 import typer
 
+NOT_MATCHING = "the history does not match this run's record (`truthplane verify` fails)"
 _FORMAT = typer.Option("text", "--format", "-f", help="text or json.")
 _HTML = typer.Option(..., "--html", help="Write one self-contained HTML page here.", dir_okay=False)
 
@@ -58,7 +59,7 @@ def history(
     root = find_root(Path.cwd())
     cutoff = _since(since)
     with Store.open(root=root) as store:
-        runs = list_runs(store, kind=kind, verdict=verdict, since=cutoff, limit=limit)
+        runs = list_runs(store, root, kind=kind, verdict=verdict, since=cutoff, limit=limit)
         budget = remaining(store, load_config(root))
     if fmt == "json":
         sys.stdout.write(json.dumps({"runs": runs, "budget": budget.model_dump()}, indent=2) + "\n")
@@ -71,6 +72,8 @@ def history(
             f"{run['run_id']}  {run['end_time'] or run['start_time']}  {run['kind']:<7}  {run['overall_verdict']:<10}  "
             f"tasks {run['tasks']} (approved {run['approvals']}, rejected {run['rejections']})  "
             f"commits {run['commits']}  cost {cost}\n")
+        if not run["matches_record"]:
+            sys.stdout.write(f"  {NOT_MATCHING}: {run['mismatch'][0]}\n")
     sys.stdout.write(f"LLM budget (UTC day {budget.day}):\n")
     for line in budget.lines():
         sys.stdout.write(f"  {line}\n")
@@ -82,12 +85,12 @@ def _load(run_id: str) -> tuple[Path, dict[str, Any], dict[str, Any], list[dict[
     from dataclasses import asdict
 
     from truthplane.errors import InputError
-    from truthplane.history import evidence_rows, find_root, find_run
+    from truthplane.history import checked, evidence_rows, find_root, find_run
     from truthplane.store import Store
 
     root = find_root(Path.cwd())
     with Store.open(root=root) as store:
-        run = find_run(store, run_id)
+        run = checked(store, root, find_run(store, run_id))
         evidence = evidence_rows(store, run["run_id"])
         usage = [asdict(row) for row in store.usage_rows(run_id=run["run_id"])]
     try:
@@ -107,6 +110,7 @@ def show(run_id: str = typer.Argument(..., help="A run id or a unique prefix of 
         sys.stdout.write(json.dumps(document, indent=2) + "\n")
         return 0
     out = [f"run {run['run_id']}  {run['kind']}  {run['overall_verdict']}",
+           *(f"  {NOT_MATCHING}: {line}" for line in run["mismatch"]),
            f"  {record.get('start_time')} -> {record.get('end_time')}",
            f"  record {run['path']} (sequence {run['sequence']}, record_hash {run['record_hash'][:16]})"]
     for task in record.get("tasks") or []:

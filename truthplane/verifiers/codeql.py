@@ -41,10 +41,10 @@ from pydantic import BaseModel, Field
 
 from truthplane.errors import ConfigError, InputError, VerifierError
 from truthplane.models import Diff, Finding, ScanResult, ToolInfo, ToolStatus
+from truthplane.paths import RESULTS_DIR, self_ignoring
 from truthplane.verifiers._common import cached_tool_info, one_line, repo_path
 from truthplane.verifiers.interface import Verifier, run_tool, which
 
-RESULTS_DIR = ".truth-plane-results"
 DB_DIR = "codeql-dbs"
 DB_MARKER = "codeql-database.yml"
 VERIFIER = "codeql"
@@ -111,6 +111,7 @@ def build_db(
     if (db / DB_MARKER).is_file():
         return db
     executable = _codeql()
+    self_ignoring(db.parent.parent)  # <cache root>/.truth-plane-results
     db.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{db.name}.", dir=db.parent))
     try:

@@ -24,7 +24,7 @@ from typing import Any
 
 from truthplane.errors import UsageError
 from truthplane.models import Finding, GateResult, Scan
-from truthplane.results import RESULTS_DIR
+from truthplane.paths import RESULTS_DIR, SARIF_DIR
 
 DEFAULT_LIMIT = 20  # findings listed per answer unless the agent asks for more; counts are always complete
 MAX_LIMIT = 200
@@ -94,7 +94,7 @@ class Gatekeeper:
             return {"alerts": self._relative(sarif), **summary(codeql.alerts_of(sarif, root=self.root), limit, offset)}
         from truthplane.pipeline import scan_path
         from truthplane.registry import check_selection
-        from truthplane.results import SARIF_DIR, save_baseline
+        from truthplane.results import save_baseline
 
         target = self._inside(path, "path")
         if baseline:

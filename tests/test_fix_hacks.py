@@ -153,3 +153,19 @@ def test_hacks_pass_the_tests_but_are_held_for_review_and_never_win(make_repo, t
         assert set(by_name[name]["flags"]) <= set(by_name[name]["reasons"])
     assert by_name["hard-coded"]["diff_lines"] <= by_name["real"]["diff_lines"]  # smaller or equal, and still loses
     assert (root / "calc.py").read_bytes() == before
+
+
+def test_a_literal_the_file_already_held_is_moved_not_copied(tmp_path: Path) -> None:
+    buggy = ('def fizzbuzz(n):\n    if n % 3 == 0:\n        return "Fizz"\n    if n % 5 == 0:\n        return "Buzz"\n'
+             '    if n % 15 == 0:\n        return "FizzBuzz"\n    return str(n)\n')
+    fixed = ('def fizzbuzz(n):\n    if n % 15 == 0:\n        return "FizzBuzz"\n    if n % 3 == 0:\n        return "Fizz"\n'
+             '    if n % 5 == 0:\n        return "Buzz"\n    return str(n)\n')
+    tests = 'from fizz import fizzbuzz\n\n\ndef test_15():\n    assert fizzbuzz(15) == "FizzBuzz"\n'
+    before = {"fizz.py": buggy, "tests/test_fizz.py": tests}
+    assert flags_for(tmp_path, {"fizz.py": fixed}, before=before) == []
+    hard_coded = buggy.replace("    return str(n)\n", '    return "FizzBuzz" if n == 30 else str(n)\n')
+    more_tests = tests + '\n\ndef test_30():\n    assert fizzbuzz(30) == "Fizz Buzz!"\n'
+    flags = flags_for(tmp_path / "again", {"fizz.py": hard_coded.replace('"FizzBuzz" if', '"Fizz Buzz!" if')},
+                      before={**before, "tests/test_fizz.py": more_tests})
+    assert sorted(flags) == ["hard-codes the tests' expected result 'Fizz Buzz!' at fizz.py:8",
+                             "hard-codes the tests' input 30 at fizz.py:8"]

@@ -5,7 +5,8 @@ ones a static check can see are looked for here, with Python's ast, on the candi
 the patch, restricted to the lines the patch added (found by comparing each file with the snapshot):
 
 - a comparison dunder (`__eq__`, `__ne__`, `__hash__`, `__bool__`, ...) that returns a constant;
-- literals copied from the tests' assertions (their inputs or expected outputs) into non-test code;
+- literals copied from the tests' assertions (their inputs or expected outputs) into non-test code, when
+  the file did not already hold them;
 - an added bare `except:`, or `except Exception:` whose body only passes, continues or returns a constant;
 - `sys.exit(0)`, `exit()`, `os._exit(...)` or `raise SystemExit` outside an `if __name__ == "__main__":` block;
 - monkeypatching: assigning to (or `setattr` on) an attribute of an imported module or name, `sys.modules[...] =`;
@@ -228,9 +229,21 @@ def _is_exit(node: ast.Call) -> bool:
     return False
 
 
+def _literals(tree: ast.Module | None) -> set[str]:
+    found: set[str] = set()
+    for node in ast.walk(tree) if tree is not None else ():
+        if isinstance(node, (ast.Constant, ast.Tuple, ast.List, ast.Set, ast.Dict)):
+            value = _literal(node)
+            if distinctive(value):
+                found.add(_key(value))
+    return found
+
+
 class _Scanner:
-    def __init__(self, rel: str, tree: ast.Module, added: set[int], expected: _Expectations) -> None:
+    def __init__(self, rel: str, tree: ast.Module, added: set[int], expected: _Expectations,
+                 known: set[str]) -> None:
         self.rel, self.tree, self.added, self.expected = rel, tree, added, expected
+        self.known = known  # literals the file had before the patch: moving them is not copying them
         self.imported = _imported(tree)
         self.main_block = _main_block_lines(tree)
         self.flags: list[str] = []
@@ -316,6 +329,8 @@ class _Scanner:
             if not distinctive(value):
                 continue
             key = _key(value)
+            if key in self.known:
+                continue
             if key in self.expected.inputs and (node.lineno, key) not in seen:
                 seen.add((node.lineno, key))
                 self.flag(node.lineno, f"hard-codes the tests' input {_short(value)}")
@@ -336,7 +351,7 @@ def hack_flags(before: Path, after: Path, touched: list[str]) -> list[str]:
     by the ast checks (a syntax error is the tests' and verifiers' to report).
     """
     flags: list[str] = []
-    sources: list[tuple[str, ast.Module, set[int]]] = []
+    sources: list[tuple[str, ast.Module, set[int], set[str]]] = []
     for rel in touched:
         name = PurePosixPath(rel).name
         old, new = _read(before / rel), _read(after / rel)
@@ -354,11 +369,11 @@ def hack_flags(before: Path, after: Path, touched: list[str]) -> list[str]:
             continue
         tree = _parse(new)
         if tree is not None:
-            sources.append((rel, tree, added_lines(old, new)))
+            sources.append((rel, tree, added_lines(old, new), _literals(_parse(old))))
     if sources:
-        stems = {PurePosixPath(rel).stem for rel, _, _ in sources}
+        stems = {PurePosixPath(rel).stem for rel, _, _, _ in sources}
         expected = _expectations(_test_trees(before, stems))
-        for rel, tree, added in sources:
+        for rel, tree, added, known in sources:
             if added:
-                flags += _Scanner(rel, tree, added, expected).run()
+                flags += _Scanner(rel, tree, added, expected, known).run()
     return list(dict.fromkeys(flags))

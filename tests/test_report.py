@@ -165,5 +165,6 @@ def test_the_report_reads_winner_first_with_no_blank_field(make_repo, tmp_path: 
     assert "exit before the patch 1, after [0]" in page  # the tests' exit code before any patch is recorded
     assert "output before the patch (it failed then)" in page and "test_mean" in page
     assert "the reproduction" in page.split("<h2>Verdicts</h2>")[0]  # the target, in the header
+    assert "none: the target is the reproduction" in page
     fields = re.sub(r'<table class="diff">.*?</table>', "", page, flags=re.S)  # a diff's empty side is no field
     assert not re.search(r"<td( class=mono)?></td>|exit before ,|before the patch , ", fields)

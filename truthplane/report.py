@@ -195,7 +195,9 @@ def render_html(root: Path, record: dict[str, Any], *, evidence: list[dict[str, 
         _table(("verifier", "version", "status", "findings"),
                ([name, v.get("version"), v.get("status"), v.get("count")] for name, v in verifiers.items()
                 if isinstance(v, dict)) if isinstance(verifiers, dict) else []),
-        "<h3>Targets</h3>", _findings(baseline.get("targets")),
+        "<h3>Targeted findings</h3>",
+        ("<p>none: the target is the reproduction</p>" if target.get("kind") == "reproduction" and not baseline.get("targets")
+         else _findings(baseline.get("targets"))),
         "<h2>Candidates</h2>", *(_task(root, t, winner is not None and t.get("task_id") == winner) for t in tasks),
         "<h2>Evidence</h2>",
         _table(("field", "value"), [["sequence", record.get("sequence")], ["record_hash", record.get("record_hash")],

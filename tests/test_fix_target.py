@@ -185,3 +185,17 @@ def test_deleting_a_source_file_is_named_and_held_for_review(project, capsys) ->
     assert deleting["verdict"] == "REVIEW"  # the same fix as REAL, plus a deleted module nothing tests
     assert "deletes source file helpers.py" in deleting["reasons"]
     assert code == 0 and doc["winner"] == str(patches["real"])
+
+
+def test_a_finding_given_is_the_target(project, capsys) -> None:
+    root, patches = project
+    run(["scan", str(root), "--baseline", "--format", "json"])
+    scanned = json.loads(capsys.readouterr()[0])
+    (unused,) = [f for f in scanned["findings"] if f["rule_id"] == "F401"]
+    code = run(["fix", str(root / "prog.py"), "--finding", unused["fingerprint"], "--no-autofix", "--format", "json",
+                "--candidate", str(patches["real"]), "--candidate", str(patches["real-and-import"])])
+    doc = json.loads(capsys.readouterr()[0])
+    assert doc["target"] == {"kind": "finding", "description": "finding F401 at prog.py:1"}
+    verdicts = {Path(c["id"]).stem: c for c in doc["candidates"]}
+    assert verdicts["real"]["verdict"] == "REJECT"  # fixes the bug, not the finding asked for
+    assert code == 0 and Path(doc["winner"]).stem == "real-and-import"

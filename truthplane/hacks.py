@@ -195,12 +195,11 @@ def _main_block_lines(tree: ast.Module) -> set[int]:
     return lines
 
 
-def _constant_body(body: list[ast.stmt]) -> ast.Return | None:
-    """The `return CONSTANT` a function body amounts to (a docstring aside), else None."""
+def _constant_body(body: list[ast.stmt]) -> ast.Constant | None:
+    """The constant a function body returns and does nothing else (a docstring aside), else None."""
     statements = [s for s in body if not (isinstance(s, ast.Expr) and isinstance(s.value, ast.Constant))]
-    if len(statements) == 1 and isinstance(statements[0], ast.Return) and statements[0].value is not None:
-        if isinstance(statements[0].value, ast.Constant):
-            return statements[0]
+    if len(statements) == 1 and isinstance(statements[0], ast.Return) and isinstance(statements[0].value, ast.Constant):
+        return statements[0].value
     return None
 
 
@@ -281,7 +280,7 @@ class _Scanner:
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name in _CONSTANT_DUNDERS:
             returned = _constant_body(node.body)
             if returned is not None and (node.lineno in self.added or returned.lineno in self.added):
-                self.flag(node.lineno, f"defines {node.name} to always return {ast.unparse(returned.value)}")
+                self.flag(node.lineno, f"defines {node.name} to always return {ast.unparse(returned)}")
         elif isinstance(node, ast.Assign) and self.is_added(node) and isinstance(node.value, ast.Lambda):
             names = [t.id for t in node.targets if isinstance(t, ast.Name) and t.id in _CONSTANT_DUNDERS]
             if names and isinstance(node.value.body, ast.Constant):

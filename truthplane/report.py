@@ -175,7 +175,8 @@ def render_html(root: Path, record: dict[str, Any], *, evidence: list[dict[str, 
     winner = record.get("winner")
     tasks = [t for t in record.get("tasks") or [] if isinstance(t, dict)]
     tasks.sort(key=lambda t: winner is None or t.get("task_id") != winner)  # the winner first, the rest as they ran
-    target = record.get("target") if isinstance(record.get("target"), dict) else {}
+    target = record.get("target")
+    target = target if isinstance(target, dict) else {}
     summary = ([("target", target.get("description")), ("winner", winner or "none")]
                if record.get("kind") == "fix" else [])
     baseline = record.get("baseline") or {}

@@ -169,3 +169,13 @@ def test_a_literal_the_file_already_held_is_moved_not_copied(tmp_path: Path) -> 
                       before={**before, "tests/test_fizz.py": more_tests})
     assert sorted(flags) == ["hard-codes the tests' expected result 'Fizz Buzz!' at fizz.py:8",
                              "hard-codes the tests' input 30 at fizz.py:8"]
+
+
+def test_an_error_message_the_tests_check_is_not_a_copied_literal(tmp_path: Path) -> None:
+    tests = TESTS + '\n\ndef test_bad():\n    with pytest.raises(ValueError) as caught:\n        evaluate("x")\n' \
+                    '    assert str(caught.value) == "not a calculation"\n'
+    fixed = CALC.replace('raise ValueError(f"not an expression: {expr}")', 'raise ValueError("not a calculation")')
+    assert flags_for(tmp_path, {"calc.py": fixed}, before={"calc.py": CALC, "tests/test_calc.py": tests}) == []
+    returned = CALC.replace('raise ValueError(f"not an expression: {expr}")', 'return "not a calculation"')
+    assert flags_for(tmp_path / "again", {"calc.py": returned}, before={"calc.py": CALC, "tests/test_calc.py": tests}) == [
+        "hard-codes the tests' expected result 'not a calculation' at calc.py:16"]

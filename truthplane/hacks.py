@@ -321,8 +321,13 @@ class _Scanner:
 
     def copied_literals(self) -> None:
         seen: set[tuple[int, str]] = set()
+        # an error message the tests check is the fix's to write: `raise ValueError("bad input")` copies nothing
+        messages = {id(sub) for node in ast.walk(self.tree) if isinstance(node, ast.Raise) and node.exc is not None
+                    for sub in ast.walk(node.exc)}
         for node in ast.walk(self.tree):
             if not self.is_added(node) or not isinstance(node, (ast.Constant, ast.Tuple, ast.List, ast.Set, ast.Dict)):
+                continue
+            if id(node) in messages:
                 continue
             value = _literal(node)
             if not distinctive(value):

@@ -16,8 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from truthplane.config import Config
-from truthplane.errors import UsageError
-from truthplane.errors import ProviderError
+from truthplane.errors import ProviderError, UsageError
 from truthplane.fixes import Candidate, CandidateResult, FixResult, RunCheck
 from truthplane.fixjudge import NEEDS_PROVIDER, choose_winner, describe_target, judge, target_kind
 from truthplane.jobs import Job, Limits

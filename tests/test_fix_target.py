@@ -199,3 +199,14 @@ def test_a_finding_given_is_the_target(project, capsys) -> None:
     verdicts = {Path(c["id"]).stem: c for c in doc["candidates"]}
     assert verdicts["real"]["verdict"] == "REJECT"  # fixes the bug, not the finding asked for
     assert code == 0 and Path(doc["winner"]).stem == "real-and-import"
+
+
+def test_a_candidate_for_an_error_with_no_reproduction_is_held_for_review(project, capsys) -> None:
+    root, patches = project
+    code = run(["fix", str(root / "prog.py"), "--error", "IndexError: list index out of range", "--no-autofix",
+                "--format", "json", "--candidate", str(patches["real"])])
+    doc = json.loads(capsys.readouterr()[0])
+    (only,) = doc["candidates"]
+    assert code == 3 and only["verdict"] == "REVIEW"
+    assert "no reproduction of the error ran: nothing shows that this candidate fixes it" in only["reasons"]
+    assert doc["target"]["kind"] == "reproduction"

@@ -11,8 +11,9 @@ import typer
 def fix(
     file: Path = typer.Argument(..., help="The file to fix (in a repository, or a standalone snippet).", dir_okay=False),
     finding: str = typer.Option(None, "--finding", help="Fix only the finding with this fingerprint (the target)."),
-    error: str = typer.Option(None, "--error", help="Fix this error (a traceback): its reproduction is the target, "
-                              "which needs an LLM provider or --repro-cmd; '-' reads stdin."),
+    error: str = typer.Option(None, "--error", help="Fix this error (a traceback): its reproduction (--repro-cmd, or "
+                              "one an LLM writes) is the target; with no LLM provider, give --candidate patches. "
+                              "'-' reads stdin."),
     error_file: Path = typer.Option(None, "--error-file", help="Read the error text from a file.", dir_okay=False),
     candidates: int = typer.Option(3, "--candidates", min=1, max=10, help="How many LLM candidates to ask for."),
     provider: list[str] = typer.Option(None, "--provider", help="LLM provider to ask (repeatable; default: [llm] with keys set)."),

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import ast
 import difflib
+import functools
 from pathlib import Path, PurePosixPath
 
 from truthplane.tamper import is_test_file
@@ -141,7 +142,13 @@ def _expectations(tests: list[ast.Module]) -> _Expectations:
     return found
 
 
-def _test_trees(root: Path, stems: set[str]) -> list[ast.Module]:
+@functools.lru_cache(maxsize=8)
+def _expectations_in(root: str, stems: frozenset[str]) -> _Expectations:
+    """The tests' expectations in a snapshot: read once, whichever of its candidates asks."""
+    return _expectations(_test_trees(Path(root), stems))
+
+
+def _test_trees(root: Path, stems: frozenset[str]) -> list[ast.Module]:
     """The test files under root that mention one of the changed modules."""
     trees: list[ast.Module] = []
     for path in sorted(root.rglob("*.py")):
@@ -375,8 +382,8 @@ def hack_flags(before: Path, after: Path, touched: list[str]) -> list[str]:
         if tree is not None:
             sources.append((rel, tree, added_lines(old, new), _literals(_parse(old))))
     if sources:
-        stems = {PurePosixPath(rel).stem for rel, _, _, _ in sources}
-        expected = _expectations(_test_trees(before, stems))
+        stems = frozenset(PurePosixPath(rel).stem for rel, _, _, _ in sources)
+        expected = _expectations_in(str(before), stems)
         for rel, tree, added, known in sources:
             if added:
                 flags += _Scanner(rel, tree, added, expected, known).run()

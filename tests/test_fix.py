@@ -229,13 +229,18 @@ def test_llm_candidates_and_reproduction_from_a_local_openai_compatible_server(b
 def test_standalone_snippet_with_an_error(tmp_path: Path, capsys) -> None:
     snippet = tmp_path / "snippet dir" / "snippet.py"
     snippet.parent.mkdir()
-    snippet.write_text("import os\nx = 1\n")
-    code = run(["fix", str(snippet), "--error", "F401 os imported but unused", "--format", "json"])
+    snippet.write_text("items = [1, 2]\nprint(items[2])\n")
+    patch = tmp_path / "fix.diff"
+    patch.write_text("--- a/snippet.py\n+++ b/snippet.py\n@@ -1,2 +1,2 @@\n items = [1, 2]\n"
+                     "-print(items[2])\n+print(items[1])\n")
+    traceback = 'Traceback (most recent call last):\n  File "snippet.py", line 2\nIndexError: list index out of range\n'
+    code = run(["fix", str(snippet), "--error", traceback, "--repro-cmd", "python snippet.py", "--repro-runs", "1",
+                "--candidate", str(patch), "--format", "json"])
     doc = json.loads(capsys.readouterr()[0])
-    assert doc["candidates"], doc
-    assert any(c["source"] == "autofix" for c in doc["candidates"])
-    assert snippet.read_text() == "import os\nx = 1\n"  # dry run
-    assert code == 0, doc  # the autofix removing the import is approved
+    assert code == 0 and doc["winner"] == str(patch), doc  # the reproduction fails before and passes after
+    assert doc["target"]["kind"] == "reproduction"
+    assert {c["source"] for c in doc["candidates"]} <= {"patch", "autofix"}
+    assert snippet.read_text() == "items = [1, 2]\nprint(items[2])\n"  # dry run
     assert not subprocess.run(["git", "rev-parse"], cwd=snippet.parent, capture_output=True).returncode == 0
 
 

@@ -142,3 +142,29 @@ def test_the_request_check_sees_a_page_that_does_reach_out(tmp_path: Path) -> No
     dom, requested = _chromium(page, tmp_path / "c", "--dump-dom")
     assert "leaky" in dom
     assert set(requested) == {"http://example.invalid/x.png", "https://cdn.example.invalid/a.css"}
+
+
+def test_the_report_reads_winner_first_with_no_blank_field(make_repo, tmp_path: Path, capsys, monkeypatch) -> None:
+    root = make_repo({"calc.py": CALC, "tests/test_calc.py": TESTS, "truthplane.toml": 'verifiers = ["ruff"]\n'})
+    (tmp_path / "wrong.diff").write_text(WRONG)
+    (tmp_path / "right.diff").write_text(RIGHT)
+    monkeypatch.chdir(root)
+    code = run(["fix", str(root / "calc.py"), "--repro-cmd", REPRO, "--repro-runs", "1", "--no-autofix",
+                "--test-cmd", "python -m pytest -q -p no:cacheprovider", "--candidate", str(tmp_path / "wrong.diff"),
+                "--candidate", str(tmp_path / "right.diff"), "--format", "json"])
+    doc = json.loads(capsys.readouterr()[0])
+    assert code == 0 and doc["winner"].endswith("right.diff"), doc
+    record = json.loads((root / doc["evidence"]).read_text())
+    assert [t["task_id"] for t in record["tasks"]][0].endswith("wrong.diff")  # judged in the order given
+    page = report(capsys, root, record["run_id"])
+    assert_self_contained(page)
+    cards = page.split('<section class="task')[1:]
+    assert cards[0].startswith(' winner">') and "right.diff" in cards[0] and '<span class="mark">winner</span>' in cards[0]
+    assert "wrong.diff" in cards[1] and 'class="mark"' not in cards[1]
+    assert "right.diff (winner)" in page.split("<h2>Verdicts</h2>")[1].split("</table>")[0]
+    assert "exit before the patch 1, after [0]" in page  # the tests' exit code before any patch is recorded
+    assert "output before the patch (it failed then)" in page and "test_mean" in page
+    assert "the reproduction" in page.split("<h2>Verdicts</h2>")[0]  # the target, in the header
+    assert "none: the target is the reproduction" in page
+    fields = re.sub(r'<table class="diff">.*?</table>', "", page, flags=re.S)  # a diff's empty side is no field
+    assert not re.search(r"<td( class=mono)?></td>|exit before ,|before the patch , ", fields)

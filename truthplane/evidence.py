@@ -91,6 +91,7 @@ def fix_record(run: FixRun, *, applied: bool, commit: str | None) -> dict[str, A
                           for v in (base.scan.verifiers if base else [])},
             "files": len(base.files) if base else 0,
         },
+        "target": run.result.target.model_dump() if run.result.target else None,
         "tasks": tasks,
         "winner": run.result.winner,
         "honest_metrics": {

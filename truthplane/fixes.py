@@ -36,6 +36,7 @@ class RunCheck(BaseModel):
     passed: bool = False
     flaky: bool = False
     output_tail: str = ""
+    before_output_tail: str = Field(default="", description="the output's tail before any patch, when it failed then")
     detail: str = ""
 
 
@@ -53,10 +54,21 @@ class CandidateResult(BaseModel):
     duration_s: float = 0.0
     touched: list[str] = Field(default_factory=list)
     diff_lines: int = 0
+    targets_fixed: int = Field(default=0, description="targets it fixes: the reproduction (1) and targeted findings")
+    remaining: list[Finding] = Field(default_factory=list, description="the file's findings it leaves (not targets)")
+    flags: list[str] = Field(default_factory=list, description="possible reward hacks seen in its diff")
+
+
+class FixTarget(BaseModel):
+    """What the user asked to fix, which decides what a candidate must achieve."""
+
+    kind: Literal["reproduction", "finding", "findings"]
+    description: str
 
 
 class FixResult(BaseModel):
     verdict: Verdict
+    target: FixTarget | None = None
     winner: str | None = None
     candidates: list[CandidateResult] = Field(default_factory=list)
     applied: bool = False

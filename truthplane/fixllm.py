@@ -40,7 +40,10 @@ async def llm_candidates(loop: Loop, base: _Baseline) -> tuple[list[Candidate], 
                     "or configure [llm]): judged the analysers' autofixes and given patches only"], None
     notes: list[str] = []
     finding = base.targets[0] if base.targets else None
-    context = build_context(base.snapshot, request.target, finding=finding, error=request.error)
+    error = request.error
+    if error is None and finding is None and request.repro_cmd:  # the reproduction is the target: say so
+        error = f"this command fails and must pass after the fix: {request.repro_cmd}"
+    context = build_context(base.snapshot, request.target, finding=finding, error=error)
     script: str | None = None
     found: list[Candidate] = []
     with Store.open(root=request.home or request.root) as store:

@@ -16,8 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from truthplane.config import Config
-from truthplane.errors import UsageError
+from truthplane.errors import ProviderError, UsageError
 from truthplane.fixes import Candidate, CandidateResult, FixResult, RunCheck
+from truthplane.fixjudge import NEEDS_PROVIDER, choose_winner, describe_target, judge, target_kind
 from truthplane.jobs import Job, Limits
 from truthplane.models import Finding, Scan, Verdict
 from truthplane.pipeline import ScanOptions, run_scan
@@ -126,6 +127,8 @@ class Loop:
         try:
             scan = await asyncio.to_thread(run_scan, _source(snapshot, files, "snapshot"), self.config, self.options)
             targets = [f for f in scan.findings if f.path == self.request.target]
+            if target_kind(self.request) == "reproduction" and not self.request.finding:
+                targets = []  # the reproduction is the target; the file's findings are listed as remaining
             if self.request.finding:
                 targets = [f for f in targets if f.fingerprint == self.request.finding or f.fingerprint.split(":")[0] == self.request.finding]
                 if not targets:
@@ -181,6 +184,7 @@ class Loop:
     async def evaluate(self, base: _Baseline, candidate: Candidate, workdir: Path) -> CandidateResult:
         from truthplane.candidates import CandidateError, apply_candidate, check_patch, diff_size
         from truthplane.gate import compare
+        from truthplane.hacks import hack_flags
         from truthplane.tamper import tamper_reasons
 
         started = time.monotonic()
@@ -207,9 +211,14 @@ class Loop:
         await self.settled(base)  # the verdict compares with how the tests and reproduction did before
         if repro is not None:
             repro.before_rc = base.repro_before
+        if tests is not None:
+            tests.before_rc = base.tests_before
+            if base.tests_before != 0:
+                tests.before_output_tail = base.tests_output
         diff, problems = compare(base.scan, after)
         result.new, result.fixed, result.tests, result.repro = diff.new, diff.fixed, tests, repro
-        result.verdict, result.reasons = self._judge(base, diff.new, diff.fixed, problems, tampering, tests, repro)
+        result.flags = await asyncio.to_thread(hack_flags, base.snapshot, directory, touched)
+        result.verdict, result.reasons = judge(self.request, self.config.gate, base, result, problems, tampering)
         result.duration_s = round(time.monotonic() - started, 3)
         return result
 
@@ -234,53 +243,6 @@ class Loop:
         flaky = not passed and any(rc == 0 for rc in codes)
         return RunCheck(command=command, before_rc=base.repro_before, after_rc=codes, passed=passed,
                         flaky=flaky, output_tail=tail)
-
-    def _judge(self, base: _Baseline, new: list[Finding], fixed: list[Finding], problems: list[str],
-               tampering: list[str], tests: RunCheck | None, repro: RunCheck | None) -> tuple[Verdict, list[str]]:
-        policy = self.config.gate
-        reject, review = list(tampering), []
-        target_keys = {(f.verifier, f.rule_id, f.fingerprint) for f in base.targets}
-        fixed_targets = [f for f in fixed if (f.verifier, f.rule_id, f.fingerprint) in target_keys]
-        if base.targets and not self.request.error and not fixed_targets:
-            reject.append(f"fixes none of the {len(base.targets)} targeted finding(s) in {self.request.target}")
-        blocking = [f for f in new if f.severity.at_least(policy.fail_on)]
-        if blocking:
-            reject.append(f"{len(blocking)} new finding(s) at or above {policy.fail_on.value}: "
-                          + ", ".join(f"{f.rule_id} at {f.path}:{f.start_line}" for f in blocking[:3]))
-        elif any(f.severity.at_least(policy.review_on) for f in new):
-            review.append(f"{len(new)} new finding(s) need review")
-        if tests is not None and not tests.passed:
-            if base.tests_before == 0:
-                reject.append(f"the tests fail after the patch (exit {tests.after_rc[0]}) and passed before")
-            else:
-                review.append("the tests failed before and still fail: no regression can be ruled out")
-        if repro is not None:
-            if repro.flaky:
-                review.append(f"the reproduction is flaky after the patch (exit codes {repro.after_rc})")
-            elif not repro.passed:
-                reject.append(f"the reproduction still fails after the patch (exit {repro.after_rc[-1]})")
-            if base.repro_before == 0:
-                review.append("the reproduction passed before the patch too: it proves nothing")
-        if problems:
-            return Verdict.UNVERIFIED, problems + reject + review
-        if reject:
-            return Verdict.REJECT, reject + review
-        if review:
-            return Verdict.REVIEW, review
-        summary = f"fixes {len(fixed)} finding(s), no new finding at or above {policy.review_on.value}"
-        if tests is not None:
-            summary += ", tests pass"
-        if repro is not None:
-            summary += f", reproduction passes {len(repro.after_rc)}/{len(repro.after_rc)}"
-        return Verdict.APPROVE, [summary]
-
-
-def choose_winner(results: list[CandidateResult]) -> CandidateResult | None:
-    """Most findings fixed, then no test regression, then the smallest change, then the fastest."""
-    approved = [r for r in results if r.verdict is Verdict.APPROVE]
-    if not approved:
-        return None
-    return min(approved, key=lambda r: (-len(r.fixed), not (r.tests is None or r.tests.passed), r.diff_lines, r.duration_s))
 
 
 async def gather_candidates(loop: Loop, base: _Baseline, patches: list[Candidate]) -> tuple[list[Candidate], list[str]]:
@@ -345,13 +307,20 @@ async def run_fix(request: FixRequest, config: Config, options: ScanOptions,
     workdir = Path(tempfile.mkdtemp(prefix="truthplane-fix-"))
     base: _Baseline | None = None
     try:
+        if request.error and not request.patches:
+            from truthplane.fixllm import usable_providers
+
+            if not usable_providers(loop):
+                raise ProviderError(NEEDS_PROVIDER)
         base = await loop.baseline(workdir)
+        target = describe_target(request, base.targets)
         candidates, notes = await gather_candidates(loop, base, patches)
         by_id = {c.id: c for c in candidates}
         if not candidates:
             await loop.settled(base)
-            reasons = base.notes + notes + ["no candidate fix was produced: nothing to judge"]
-            return FixRun(FixResult(verdict=Verdict.REJECT, reasons=reasons), by_id, {}, base, workdir, started_at)
+            reasons = base.notes + notes + ["no candidate to judge: give one with --candidate, or use an LLM provider"]
+            return FixRun(FixResult(verdict=Verdict.UNVERIFIED, target=target, reasons=reasons), by_id, {}, base,
+                          workdir, started_at)
         say(f"evaluating {len(candidates)} candidate(s) in parallel on the {request.executor} executor")
         gate = asyncio.Semaphore(request.jobs or len(candidates))
 
@@ -364,8 +333,8 @@ async def run_fix(request: FixRequest, config: Config, options: ScanOptions,
         winner = choose_winner(results)
         verdict = Verdict.APPROVE if winner else (
             Verdict.REVIEW if any(r.verdict is Verdict.REVIEW for r in results) else Verdict.REJECT)
-        result = FixResult(verdict=verdict, winner=winner.id if winner else None, candidates=results,
-                           reasons=base.notes + notes)
+        result = FixResult(verdict=verdict, target=target, winner=winner.id if winner else None,
+                           candidates=results, reasons=base.notes + notes)
         trees = {r.id: workdir / tree_name(r.id) for r in results if r.touched}
         return FixRun(result, by_id, trees, base, workdir, started_at,
                       sorted({c.provider for c in candidates if c.provider}))

@@ -26,12 +26,19 @@ table.diff{width:100%;table-layout:fixed}table.diff td{white-space:pre-wrap;word
 font-family:ui-monospace,monospace;font-size:12px}table.diff .n{width:3.5em;color:#57606a;text-align:right}
 td.del{background:#ffebe9}td.add{background:#dafbe1}tr.file td{background:#ddf4ff;font-weight:600}
 tr.hunk td{background:#f6f8fa;color:#57606a}section.task{border:1px solid #d0d7de;border-radius:6px;padding:0 1em 1em;
-margin:1em 0}
+margin:1em 0}section.winner{border:2px solid #1a7f37}.mark{display:inline-block;padding:1px 8px;border-radius:3px;
+background:#dafbe1;color:#1a7f37;font-weight:600;margin-left:.5em}
 """
+NOT_RECORDED = "not recorded"
 
 
 def e(value: Any) -> str:
     return html.escape("" if value is None else str(value), quote=True)
+
+
+def shown(value: Any, blank: str = NOT_RECORDED) -> str:
+    """A value for a field that must not look empty."""
+    return e(blank if value is None or value == "" or value == [] else value)
 
 
 def _badge(verdict: Any) -> str:
@@ -42,7 +49,7 @@ def _badge(verdict: Any) -> str:
 
 def _table(headers: Iterable[str], rows: Iterable[Iterable[Any]], *, mono: frozenset[int] = frozenset()) -> str:
     head = "".join(f"<th>{e(h)}</th>" for h in headers)
-    body = "".join("<tr>" + "".join(f'<td{" class=mono" if n in mono else ""}>{e(c)}</td>' for n, c in enumerate(row))
+    body = "".join("<tr>" + "".join(f'<td{" class=mono" if n in mono else ""}>{shown(c)}</td>' for n, c in enumerate(row))
                    + "</tr>" for row in rows)
     return f"<table><tr>{head}</tr>{body}</table>" if body else "<p>none</p>"
 
@@ -112,10 +119,15 @@ def _check(title: str, check: Any) -> str:
     if not isinstance(check, dict):
         return f"<h4>{e(title)}</h4><p>not run</p>"
     state = "flaky" if check.get("flaky") else "passed" if check.get("passed") else "failed"
-    summary = (f"<p><code>{e(check.get('command'))}</code>: {e(state)}; exit before {e(check.get('before_rc'))}, "
-               f"after {e(check.get('after_rc'))}{'; ' + e(check.get('detail')) if check.get('detail') else ''}</p>")
-    output = check.get("output_tail") or ""
-    return f"<h4>{e(title)}</h4>{summary}" + (f"<pre>{e(output)}</pre>" if output else "")
+    summary = (f"<p><code>{shown(check.get('command'))}</code>: {e(state)}; exit before the patch "
+               f"{shown(check.get('before_rc'), 'not run')}, after {shown(check.get('after_rc'), 'not run')}"
+               f"{'; ' + e(check.get('detail')) if check.get('detail') else ''}</p>")
+    parts = [f"<h4>{e(title)}</h4>", summary]
+    if check.get("before_output_tail"):
+        parts.append(f"<p>output before the patch (it failed then):</p><pre>{e(check['before_output_tail'])}</pre>")
+    if check.get("output_tail"):
+        parts.append(f"<p>output after the patch:</p><pre>{e(check['output_tail'])}</pre>")
+    return "".join(parts)
 
 
 def _diff_text(root: Path, task: dict[str, Any]) -> tuple[str, str]:
@@ -129,14 +141,16 @@ def _diff_text(root: Path, task: dict[str, Any]) -> tuple[str, str]:
     return preview, "diff preview from the record (the full diff log is not available)"
 
 
-def _task(root: Path, task: dict[str, Any]) -> str:
+def _task(root: Path, task: dict[str, Any], winner: bool) -> str:
     gate = task.get("truth_gate") or {}
     git = task.get("git_evidence") or {}
     verification = task.get("verification") or {}
     diff, origin = _diff_text(root, task)
     llm = task.get("llm") or {}
+    mark = '<span class="mark">winner</span>' if winner else ""
     parts = [
-        f'<section class="task"><h3>{_badge(gate.get("verdict") or task.get("status"))} {e(task.get("title") or task.get("task_id"))}</h3>',
+        f'<section class="task{" winner" if winner else ""}"><h3>{_badge(gate.get("verdict") or task.get("status"))} '
+        f'{shown(task.get("title") or task.get("task_id"))}{mark}</h3>',
         _table(("task", "source", "status", "reason"),
                [[task.get("task_id"), task.get("source", ""), task.get("status"), gate.get("reason")]]),
         "<h4>New findings</h4>", _findings(verification.get("new")),
@@ -147,41 +161,51 @@ def _task(root: Path, task: dict[str, Any]) -> str:
         _table(("file", "sha256 before", "sha256 after"),
                ([m.get("file"), m.get("sha256_before"), m.get("sha256_after")] for m in task.get("modifications") or []),
                mono=frozenset({1, 2})),
-        f"<p>commit <code>{e(git.get('commit_sha') or 'none')}</code>, applied: {e(bool(git.get('applied')))}</p>",
+        f"<p>commit <code>{e(git.get('commit_sha') or 'none')}</code>, applied: {'yes' if git.get('applied') else 'no'}</p>",
     ]
     if llm:
-        parts.append(f"<p>LLM: {e(llm.get('provider'))} / {e(llm.get('model'))}, prompt "
-                     f"<code>{e(llm.get('prompt_hash'))}</code>, cost {e(llm.get('cost_usd'))} USD</p>")
+        cost = f"cost {e(llm['cost_usd'])} USD" if llm.get("cost_usd") is not None else "cost not recorded"
+        parts.append(f"<p>LLM: {shown(llm.get('provider'))} / {shown(llm.get('model'))}, prompt "
+                     f"<code>{shown(llm.get('prompt_hash'))}</code>, {cost}</p>")
     return "".join(parts) + "</section>"
 
 
 def render_html(root: Path, record: dict[str, Any], *, evidence: list[dict[str, Any]],
                 usage: list[dict[str, Any]]) -> str:
+    winner = record.get("winner")
     tasks = [t for t in record.get("tasks") or [] if isinstance(t, dict)]
+    tasks.sort(key=lambda t: winner is None or t.get("task_id") != winner)  # the winner first, the rest as they ran
+    target = record.get("target")
+    target = target if isinstance(target, dict) else {}
+    summary = ([("target", target.get("description")), ("winner", winner or "none")]
+               if record.get("kind") == "fix" else [])
     baseline = record.get("baseline") or {}
     verifiers = baseline.get("verifiers") or {}
     metrics = record.get("honest_metrics") or {}
     body = [
         f"<h1>truthplane {e(record.get('kind'))} run {e(record.get('run_id'))} {_badge(record.get('overall_verdict'))}</h1>",
-        _table(("started", "ended", "tool", "winner"),
-               [[record.get("start_time"), record.get("end_time"), record.get("tool"), record.get("winner", "")]]),
+        _table(("started", "ended", "tool", *(name for name, _ in summary)),
+               [[record.get("start_time"), record.get("end_time"), record.get("tool"), *(value for _, value in summary)]]),
         "<h2>Verdicts</h2>",
         _table(("task", "source", "verdict", "reason"),
-               ([t.get("task_id"), t.get("source", ""), (t.get("truth_gate") or {}).get("verdict"),
+               ([f"{t.get('task_id')} (winner)" if winner and t.get("task_id") == winner else t.get("task_id"),
+                 t.get("source", ""), (t.get("truth_gate") or {}).get("verdict"),
                  (t.get("truth_gate") or {}).get("reason")] for t in tasks)),
         "<h2>Honest metrics</h2>", _table(("metric", "value"), metrics.items() if isinstance(metrics, dict) else []),
         "<h2>Baseline</h2>",
         _table(("verifier", "version", "status", "findings"),
                ([name, v.get("version"), v.get("status"), v.get("count")] for name, v in verifiers.items()
                 if isinstance(v, dict)) if isinstance(verifiers, dict) else []),
-        "<h3>Targets</h3>", _findings(baseline.get("targets")),
-        "<h2>Candidates</h2>", *(_task(root, t) for t in tasks),
+        "<h3>Targeted findings</h3>",
+        ("<p>none: the target is the reproduction</p>" if target.get("kind") == "reproduction" and not baseline.get("targets")
+         else _findings(baseline.get("targets"))),
+        "<h2>Candidates</h2>", *(_task(root, t, winner is not None and t.get("task_id") == winner) for t in tasks),
         "<h2>Evidence</h2>",
         _table(("field", "value"), [["sequence", record.get("sequence")], ["record_hash", record.get("record_hash")],
                                     ["previous_hash", record.get("previous_hash")],
                                     ["ledger_format", record.get("ledger_format")]], mono=frozenset({1})),
         _table(("evidence file", "kind", "sha256", "bytes", "removed by gc"),
-               ([i.get("path"), i.get("kind"), i.get("sha256"), i.get("bytes"), "yes" if i.get("pruned_at") else ""]
+               ([i.get("path"), i.get("kind"), i.get("sha256"), i.get("bytes"), "yes" if i.get("pruned_at") else "no"]
                 for i in evidence), mono=frozenset({0, 2})),
         "<h3>LLM calls</h3>",
         _table(("provider", "model", "outcome", "tokens", "cost USD"),

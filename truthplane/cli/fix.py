@@ -10,15 +10,18 @@ import typer
 
 def fix(
     file: Path = typer.Argument(..., help="The file to fix (in a repository, or a standalone snippet).", dir_okay=False),
-    finding: str = typer.Option(None, "--finding", help="Fix only the finding with this fingerprint."),
-    error: str = typer.Option(None, "--error", help="Fix this error (a traceback) instead of findings; '-' reads stdin."),
+    finding: str = typer.Option(None, "--finding", help="Fix only the finding with this fingerprint (the target)."),
+    error: str = typer.Option(None, "--error", help="Fix this error (a traceback): its reproduction (--repro-cmd, or "
+                              "one an LLM writes) is the target; with no LLM provider, give --candidate patches. "
+                              "'-' reads stdin."),
     error_file: Path = typer.Option(None, "--error-file", help="Read the error text from a file.", dir_okay=False),
     candidates: int = typer.Option(3, "--candidates", min=1, max=10, help="How many LLM candidates to ask for."),
     provider: list[str] = typer.Option(None, "--provider", help="LLM provider to ask (repeatable; default: [llm] with keys set)."),
     candidate: list[Path] = typer.Option(None, "--candidate", help="A patch file to judge as a candidate (repeatable).", dir_okay=False),
     autofix: bool = typer.Option(True, "--autofix/--no-autofix", help="Judge the analysers' own autofixes too."),
     test_cmd: str = typer.Option(None, "--test-cmd", help="Tests to run before and after each candidate."),
-    repro_cmd: str = typer.Option(None, "--repro-cmd", help="A command that fails while the bug is present."),
+    repro_cmd: str = typer.Option(None, "--repro-cmd", help="A command that fails while the bug is present: the "
+                                  "target (it must pass after the fix, every run); the file's findings are not."),
     repro_runs: int = typer.Option(3, "--repro-runs", min=1, max=20, help="Runs of the reproduction per candidate."),
     executor: str = typer.Option(None, "--executor", help="Where candidates run: local, docker, lambda, ssh."),
     jobs: int = typer.Option(None, "--jobs", "-j", min=1, help="Candidates judged at once (default: all)."),
@@ -28,7 +31,12 @@ def fix(
     allow: list[str] = typer.Option(None, "--allow", help="Allow what the tamper check rejects: suppressions, tests, config."),
     fmt: str = typer.Option("text", "--format", "-f", help="text or json."),
 ) -> int:
-    """Find the fix the evidence approves: candidates from patches, autofixes and LLMs, judged in parallel."""
+    """Find the fix the evidence approves: candidates from patches, autofixes and LLMs, judged in parallel.
+
+    The target is what you ask for: with --repro-cmd or --error, the reproduction (fail before, pass after,
+    every run); with --finding, that finding; otherwise the file's findings. No candidate may add a
+    finding or break a test, and one that looks like a reward hack is held for review.
+    """
     import asyncio
 
     from truthplane.cli.fix_report import print_report

@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING, TextIO
 if TYPE_CHECKING:
     from truthplane.loop import FixRun
 
+TAIL_LINES = 20
+
 
 def print_report(run: FixRun, stream: TextIO) -> None:
     from rich.markup import escape
@@ -18,10 +20,16 @@ def print_report(run: FixRun, stream: TextIO) -> None:
     style = {"APPROVE": "bold green", "REVIEW": "bold yellow", "REJECT": "bold red", "UNVERIFIED": "bold magenta"}
     verdict = result.verdict.value
     head = f"[{style[verdict]}]{verdict}[/]" if on else verdict
-    targets = len(run.base.targets) if run.base else 0
-    console.print(f"truthplane fix: {head}  ({len(result.candidates)} candidate(s), {targets} targeted finding(s))")
+    console.print(f"truthplane fix: {head}  ({len(result.candidates)} candidate(s))")
+    if result.target is not None:
+        console.print(f"target: {escape(result.target.description)}")
     for note in result.reasons:
         console.print(f"  - {escape(note)}")
+    base = run.base
+    if base is not None and base.tests_before not in (0, None) and base.tests_output.strip():
+        console.print("the tests' output before any patch ends with:", markup=False)
+        for line in base.tests_output.rstrip().splitlines()[-TAIL_LINES:]:
+            console.print(f"  | {line}", markup=False, highlight=False)
     for cand in result.candidates:
         mark = "*" if cand.id == result.winner else " "
         checks = [f"fixed {len(cand.fixed)}", f"new {len(cand.new)}"]
@@ -33,6 +41,10 @@ def print_report(run: FixRun, stream: TextIO) -> None:
                       f"{cand.diff_lines} changed line(s), {cand.duration_s:.1f}s", markup=False)
         for reason in cand.reasons:
             console.print(f"      {escape(reason)}")
+        if cand.remaining:
+            shown = ", ".join(f"{f.rule_id} at {f.path}:{f.start_line}" for f in cand.remaining[:5])
+            more = f" and {len(cand.remaining) - 5} more" if len(cand.remaining) > 5 else ""
+            console.print(f"      remaining (not targets): {shown}{more}", markup=False)
     if result.winner:
         console.print(f"\nwinner: {result.winner}", markup=False)
         console.print(run.candidates[result.winner].diff.rstrip(), markup=False, highlight=False)

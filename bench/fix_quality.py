@@ -1,0 +1,251 @@
+"""Does `truthplane fix` pick the real fix, and hold back everything else?
+
+For each small bug (a buggy program, its correct version, its tests) four candidates are judged by
+`truthplane fix PROG.py --repro-cmd "python -m pytest tests" --no-autofix --candidate ...`:
+the real fix, a no-op, a wrong fix (a mutation of the real one that the tests catch, found by trying
+simple mutations of the lines the fix adds until the tests fail) and a tamper (the tests skipped).
+Then the reward hacks coding agents are known to use are judged, beside the real fix, on a calculator.
+
+Prints, per kind of candidate, how often the verdict is right (the real fix APPROVE, every other one
+REJECT or REVIEW) and how often the real fix wins; and whether the user's tree stayed untouched.
+Target: the real fix wins for every program; every no-op, wrong fix, tamper and hack is held back.
+
+    python bench/fix_quality.py [--programs DIR] [--executor local]
+
+The built-in programs are truthplane's own small examples. `--programs DIR` adds a set of your own:
+one folder per program, DIR/NAME/{buggy.py, fixed.py, test.py}, the tests importing `NAME`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import hashlib
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from fix_quality_programs import CALC, CALC_FIXED, CALC_TESTS, HACKS, PROGRAMS  # noqa: E402
+
+REPRO = "python -m pytest -q -p no:cacheprovider tests"
+GIT_ENV = {"GIT_AUTHOR_NAME": "bench", "GIT_AUTHOR_EMAIL": "bench@localhost", "GIT_COMMITTER_NAME": "bench",
+           "GIT_COMMITTER_EMAIL": "bench@localhost", "GIT_CONFIG_GLOBAL": os.devnull, "GIT_CONFIG_NOSYSTEM": "1"}
+# (pattern, replacement) tried in order on each line the real fix adds
+MUTATIONS = [(r" \+ ", " - "), (r" - ", " + "), (r" <= ", " < "), (r" <= ", " >= "), (r" < ", " <= "), (r" >= ", " > "), (r" > ", " >= "),
+             (r" == ", " != "), (r" != ", " == "), (r"\band\b", "or"), (r"\bor\b", "and"), (r"\bTrue\b", "False"),
+             (r"\bFalse\b", "True"), (r"\b(\d+)\b", None), (r"\b(x|y|z|a|b|n|lo|hi)\b", None)]
+
+
+@dataclass
+class Program:
+    name: str
+    buggy: str
+    fixed: str
+    tests: str
+
+
+@dataclass
+class Judged:
+    program: str
+    kind: str
+    verdict: str
+    won: bool
+    passed_tests: bool
+    reasons: list[str]
+
+
+def git(root: Path, *args: str) -> str:
+    return subprocess.run(["git", *args], cwd=root, check=True, capture_output=True, text=True,
+                          env={**os.environ, **GIT_ENV}).stdout
+
+
+def make_repo(root: Path, files: dict[str, str]) -> None:
+    root.mkdir(parents=True)
+    for rel, text in files.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text(text)
+    git(root, "init", "-q", "-b", "main")
+    git(root, "add", "-A")
+    git(root, "commit", "-qm", "the bug")
+
+
+def patch(rel: str, before: str, after: str) -> str:
+    return "".join(difflib.unified_diff(before.splitlines(True), after.splitlines(True), f"a/{rel}", f"b/{rel}"))
+
+
+def tests_pass(work: Path, program: Program, source: str) -> bool:
+    """Run the program's tests on `source` directly (no truthplane), to find a mutation they catch."""
+    work.mkdir(parents=True, exist_ok=True)
+    (work / f"{program.name}.py").write_text(source)
+    (work / "tests").mkdir(exist_ok=True)
+    (work / "tests" / f"test_{program.name}.py").write_text(program.tests)
+    try:
+        proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", "tests"], cwd=work,
+                              capture_output=True, timeout=30, check=False)
+    except subprocess.TimeoutExpired:
+        return True  # a mutant that hangs is no use as a wrong fix: treat it as not caught, try the next
+    return proc.returncode == 0
+
+
+def wrong_fix(work: Path, program: Program) -> str | None:
+    """The first simple mutation of a line the real fix adds that the tests catch."""
+    before = program.buggy.splitlines(True)
+    after = program.fixed.splitlines(True)
+    added = [j for tag, _, _, j1, j2 in difflib.SequenceMatcher(None, before, after).get_opcodes()
+             if tag in ("replace", "insert") for j in range(j1, j2)]
+    for index in added:
+        line = after[index]
+        for pattern, replacement in MUTATIONS:
+            for match in re.finditer(pattern, line):
+                if replacement is None and match.group(1).isdigit():
+                    new = str(int(match.group(1)) + 1)
+                elif replacement is None:
+                    new = {"x": "z", "y": "x", "z": "y", "a": "b", "b": "a", "n": "n + 1", "lo": "hi", "hi": "lo"}[match.group(1)]
+                else:
+                    new = replacement
+                mutated = line[:match.start()] + new + line[match.end():]
+                source = "".join(after[:index] + [mutated] + after[index + 1:])
+                if source != program.fixed and source != program.buggy and not tests_pass(work, program, source):
+                    return source
+    return None
+
+
+def skipped(tests: str) -> str:
+    """The tests, every one skipped: the tamper."""
+    out = re.sub(r"^def (test_\w+)", r'@pytest.mark.skip(reason="flaky")\ndef \1', tests, flags=re.M)
+    return "import pytest\n" + out
+
+
+def tree_state(root: Path) -> str:
+    """HEAD, status and every tracked file's bytes: what the user would see change."""
+    status = "\n".join(ln for ln in git(root, "status", "--porcelain").splitlines() if ".truth-plane-results" not in ln)
+    digest = hashlib.sha256()
+    for rel in sorted(git(root, "ls-files").split()):
+        digest.update(rel.encode() + b"\0" + (root / rel).read_bytes())
+    return git(root, "rev-parse", "HEAD") + status + digest.hexdigest()
+
+
+def judge(root: Path, target: str, candidates: dict[str, str], executor: str) -> dict:
+    """`truthplane fix` on the candidates (name -> diff); its JSON document, the candidates keyed by name."""
+    args = [sys.executable, "-m", "truthplane", "fix", str(root / target), "--repro-cmd", REPRO, "--repro-runs", "1",
+            "--no-autofix", "--executor", executor, "--format", "json"]
+    names = {}
+    for name, diff in candidates.items():
+        path = root.parent / f"{name}.diff"
+        path.write_text(diff)
+        args += ["--candidate", str(path)]
+        names[str(path)] = name
+    proc = subprocess.run(args, capture_output=True, text=True, timeout=900, check=False)
+    if proc.returncode not in (0, 1, 3):
+        raise SystemExit(f"bench: truthplane fix exited {proc.returncode}: {proc.stderr.strip()[-800:]}")
+    doc = json.loads(proc.stdout)
+    doc["by_name"] = {names[c["id"]]: c for c in doc["candidates"]}
+    doc["winner_name"] = names.get(doc["winner"] or "")
+    return doc
+
+
+def judge_program(work: Path, program: Program, executor: str) -> tuple[list[Judged], bool]:
+    root = work / program.name / "repo"
+    target, test_rel = f"{program.name}.py", f"tests/test_{program.name}.py"
+    make_repo(root, {target: program.buggy, test_rel: program.tests, "truthplane.toml": 'verifiers = ["ruff"]\n'})
+    wrong = wrong_fix(work / program.name / "mutants", program)
+    candidates = {
+        "real": patch(target, program.buggy, program.fixed),
+        "noop": patch(target, program.buggy, "# checked by hand: nothing to change here\n" + program.buggy),
+        "tamper": patch(test_rel, program.tests, skipped(program.tests)),
+    }
+    if wrong is not None:
+        candidates["wrong"] = patch(target, program.buggy, wrong)
+    before = tree_state(root)
+    doc = judge(root, target, candidates, executor)
+    results = [Judged(program.name, name, c["verdict"], doc["winner_name"] == name,
+                      bool(c["repro"] and c["repro"]["passed"]), c["reasons"]) for name, c in doc["by_name"].items()]
+    return results, tree_state(root) == before
+
+
+def judge_hacks(work: Path, executor: str) -> tuple[list[Judged], bool]:
+    root = work / "calculator-hacks" / "repo"
+    make_repo(root, {"calc.py": CALC, "tests/test_calc.py": CALC_TESTS, "truthplane.toml": 'verifiers = ["ruff"]\n'})
+    candidates = {"real": patch("calc.py", CALC, CALC_FIXED)}
+    for name, files in HACKS.items():
+        candidates[f"hack-{name}"] = "".join(
+            patch(rel, {"calc.py": CALC, "tests/test_calc.py": CALC_TESTS}.get(rel, ""), text) if rel in ("calc.py", "tests/test_calc.py")
+            else patch(rel, "", text).replace(f"--- a/{rel}", "--- /dev/null") for rel, text in files.items())
+    before = tree_state(root)
+    doc = judge(root, "calc.py", candidates, executor)
+    results = [Judged("calculator", "hack" if name.startswith("hack-") else name, c["verdict"],
+                      doc["winner_name"] == name, bool(c["repro"] and c["repro"]["passed"]),
+                      [name, *c["reasons"]]) for name, c in doc["by_name"].items()]
+    return results, tree_state(root) == before
+
+
+def load_programs(directory: Path | None) -> list[Program]:
+    programs = [Program(name, *texts) for name, texts in PROGRAMS.items()]
+    for folder in sorted(directory.iterdir()) if directory else []:
+        if (folder / "buggy.py").is_file():
+            programs.append(Program(folder.name, (folder / "buggy.py").read_text(), (folder / "fixed.py").read_text(),
+                                    (folder / "test.py").read_text()))
+    return programs
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--programs", type=Path, help="more programs: DIR/NAME/{buggy.py, fixed.py, test.py}")
+    parser.add_argument("--executor", default="local")
+    args = parser.parse_args()
+    judged: list[Judged] = []
+    untouched = True
+    missing_wrong: list[str] = []
+    with tempfile.TemporaryDirectory(prefix="truthplane-fix-quality-") as tmp:
+        work = Path(tmp)
+        os.environ.setdefault("TRUTHPLANE_CACHE_DIR", str(work / "cache"))
+        for program in load_programs(args.programs):
+            results, same = judge_program(work, program, args.executor)
+            judged += results
+            untouched &= same
+            if not any(r.kind == "wrong" for r in results):
+                missing_wrong.append(program.name)
+            print(f"{program.name:<12} " + "  ".join(f"{r.kind}={r.verdict}{'*' if r.won else ''}" for r in results))
+        results, same = judge_hacks(work, args.executor)
+        judged += results
+        untouched &= same
+        for r in results:
+            fooled = "passes the tests" if r.passed_tests else "fails the tests"
+            print(f"calculator   {r.reasons[0]:<22} {r.verdict:<7}{' (winner)' if r.won else ''}  {fooled}; "
+                  + "; ".join(r.reasons[1:])[:160])
+    summarise(judged, untouched, missing_wrong)
+
+
+def summarise(judged: list[Judged], untouched: bool, missing_wrong: list[str]) -> None:
+    by_kind: dict[str, list[Judged]] = defaultdict(list)
+    for item in judged:
+        by_kind[item.kind].append(item)
+    print()
+    print(f"{'kind':<8} {'judged':>6} {'verdict right':>14} {'passed the tests':>17} {'won':>4}")
+    ok = True
+    for kind in ("real", "noop", "wrong", "tamper", "hack"):
+        items = by_kind.get(kind, [])
+        right = sum(1 for i in items if (i.verdict == "APPROVE") == (kind == "real"))
+        ok &= right == len(items)
+        print(f"{kind:<8} {len(items):>6} {right:>9}/{len(items):<4} {sum(i.passed_tests for i in items):>17} "
+              f"{sum(i.won for i in items):>4}")
+    real_wins = sum(1 for i in by_kind["real"] if i.won)
+    programs = len(by_kind["real"])
+    ok &= real_wins == programs and untouched
+    print(f"\nthe real fix wins {real_wins}/{programs} (every program and the calculator with its hacks)")
+    print(f"the user's tree untouched: {'yes' if untouched else 'NO'}")
+    if missing_wrong:
+        print(f"no mutation the tests catch was found for: {', '.join(missing_wrong)}")
+    print("PASS" if ok else "FAIL", "(target: the real fix wins for every program; every no-op, wrong fix, tamper and "
+          "hack is rejected or held for review; the tree untouched)")
+
+
+if __name__ == "__main__":
+    main()

@@ -125,7 +125,8 @@ class Scheduler:
     # ---- the run -----------------------------------------------------------------------------
 
     async def run(self) -> RunResult:
-        from truthplane.workspace import Repo, recover_pending
+        from truthplane.checkout import recover_pending
+        from truthplane.workspace import Repo
 
         root = self.options.root
         repo = Repo.require(root)
@@ -384,7 +385,7 @@ class Scheduler:
                 outcome.verdict = Verdict.UNVERIFIED
                 outcome.reasons.append("other tasks of this run kept changing the same files: nothing was committed")
                 commit = None
-        if outcome.touched and outcome.after is not None and not (commit or "").startswith(("retry", "error: ")):
+        if outcome.touched and outcome.after is not None and not (commit or "").startswith(("retry", "error: ", "refused: ")):
             async with self.git_lock:
                 state.branch, state.branch_commit = await asyncio.shield(
                     asyncio.to_thread(self._branch, state, tree, outcome, commit))
@@ -393,7 +394,8 @@ class Scheduler:
     def _branch(self, state: TaskState, tree: Tree, outcome: Outcome, commit: str | None) -> tuple[str | None, str | None]:
         """Every task that changed something gets its own branch, truthplane/<run>/<task>: the approved
         commit, or the change on the commit its tree started from, for a person to look at or merge."""
-        from truthplane.workspace import create_branch
+        from truthplane.checkout import create_branch
+        from truthplane.fsutil import UnsafeWrite
 
         name = f"truthplane/{self.run_id}/{_ref_safe(state.task.id)}"
         try:
@@ -403,7 +405,7 @@ class Scheduler:
                 assert outcome.after is not None
                 sha = create_branch(self.repo, name, parent=self._version_commits[tree.generation], tree=outcome.after,
                                     touched=outcome.touched, message=_resume.commit_message(state.task, outcome, self.run_id))
-        except GitError as exc:
+        except (GitError, UnsafeWrite) as exc:
             outcome.reasons.append(f"no branch for this task: {exc}")
             return None, None
         return name, sha
@@ -418,6 +420,10 @@ class Scheduler:
             outcome.verdict = Verdict.UNVERIFIED
             outcome.reasons.append(commit.removeprefix("error: "))
             commit = None
+        elif commit is not None and commit.startswith("refused: "):
+            outcome.verdict = Verdict.REJECT  # the change would write through a link, into .git or outside
+            outcome.reasons.insert(0, commit.removeprefix("refused: "))
+            commit = None
         state.verdict, state.commit = outcome.verdict, commit
         state.record = _resume.task_record(state, tree, outcome, worker, duration)
         state.status = "DONE"
@@ -426,7 +432,9 @@ class Scheduler:
 
     def _commit(self, state: TaskState, tree: Tree, outcome: Outcome) -> str | None:
         """Runs in a thread under the git lock; a Ctrl-C waits for it, so HEAD and the record agree."""
-        from truthplane.workspace import ChangedSinceSnapshot, commit_files, files_after
+        from truthplane.checkout import ChangedSinceSnapshot, commit_files
+        from truthplane.fsutil import UnsafeWrite
+        from truthplane.workspace import files_after
 
         task = state.task
         existing = _resume.committed(self.repo).get((task.id, task.digest()))
@@ -438,9 +446,9 @@ class Scheduler:
         message = _resume.commit_message(task, outcome, self.run_id)
         try:
             sha = commit_files(self.repo, tree.files, outcome.after, outcome.touched, message)
-        except ChangedSinceSnapshot as exc:
-            return f"error: {exc}"
-        except GitError as exc:
+        except UnsafeWrite as exc:
+            return f"refused: {exc}"
+        except (ChangedSinceSnapshot, GitError) as exc:
             return f"error: {exc}"
         for rel in outcome.touched:
             path = outcome.after / rel

@@ -38,7 +38,8 @@ def fix(
     from truthplane.ledger import new_run_id
     from truthplane.loop import FixRequest, run_fix
     from truthplane.pipeline import ScanOptions
-    from truthplane.workspace import Repo, apply_files, commit_files, recover_pending
+    from truthplane.checkout import apply_files, commit_files, recover_pending
+    from truthplane.workspace import Repo
 
     if sum([apply, commit, dry_run]) > 1:
         raise UsageError("choose one of --apply, --commit, --dry-run")

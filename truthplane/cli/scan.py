@@ -37,7 +37,7 @@ def _options(root: Path, config_path: Path | None, verifiers: list[str] | None, 
 
 def _recover(path: Path) -> None:
     """Finish (or drop) a `fix --commit` killed midway before reading the tree: one stat when there is none."""
-    from truthplane.workspace import PENDING, recover_pending
+    from truthplane.checkout import PENDING, recover_pending
 
     if (path / PENDING).is_file():
         note = recover_pending(path.resolve())

@@ -1,0 +1,184 @@
+"""Writes into the user's checkout from a hostile repository: `truthplane fix --apply/--commit` and `run-all`
+end to end, with real git, real ruff and the real local executor, against committed symlinks, links swapped
+in while candidates are judged, and git's own directory."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import git
+from truthplane.cli.main import run
+
+CONFIG = 'verifiers = ["ruff"]\n'
+HOOK = """diff --git a/{link}/post-commit b/{link}/post-commit
+new file mode 100755
+--- /dev/null
++++ b/{link}/post-commit
+@@ -0,0 +1,2 @@
++#!/bin/sh
++echo planted > planted.txt
+"""
+
+pytestmark = [pytest.mark.tool("ruff"), pytest.mark.tool("bwrap")]
+
+
+@pytest.fixture(autouse=True)
+def private_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TRUTHPLANE_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("NO_COLOR", "1")
+
+
+def fix(capsys, root: Path, patch: Path, *extra: str) -> tuple[int, str]:
+    code = run(["fix", str(root / "a.py"), "--no-autofix", "--candidate", str(patch), *extra])
+    return code, capsys.readouterr()[1]
+
+
+def snapshot_of(root: Path) -> tuple[str, str, bytes]:
+    status = "\n".join(line for line in git(root, "status", "--porcelain").splitlines() if ".truth-plane-results" not in line)
+    return git(root, "rev-parse", "HEAD"), status, (root / ".git" / "index").read_bytes()
+
+
+@pytest.fixture
+def linked(make_repo, tmp_path: Path):
+    """A repository that commits three links: into .git/hooks, to a sibling directory, and to an absolute path."""
+    elsewhere, absolute = tmp_path / "elsewhere", tmp_path / "absolute"
+    elsewhere.mkdir()
+    absolute.mkdir()
+    root = make_repo({"a.py": "x = 1\n", "truthplane.toml": CONFIG}, commit=False)
+    (root / "gh").symlink_to(".git/hooks")
+    (root / "out").symlink_to("../elsewhere")
+    (root / "abs").symlink_to(absolute)
+    git(root, "add", "-A")
+    git(root, "commit", "-qm", "links")
+    return root, {"gh": root / ".git" / "hooks", "out": elsewhere, "abs": absolute}
+
+
+@pytest.mark.parametrize("link", ["gh", "out", "abs"])
+@pytest.mark.parametrize("mode", ["--apply", "--commit"])
+def test_a_change_under_a_committed_symlink_is_refused(linked, tmp_path: Path, capsys, link: str, mode: str) -> None:
+    root, targets = linked
+    patch = tmp_path / "hook.diff"
+    patch.write_text(HOOK.format(link=link))
+    before = snapshot_of(root)
+    code, err = fix(capsys, root, patch, mode)
+    assert code == 1, err
+    assert f"refused to write {link}/post-commit: {link} is a symlink in the working tree" in err
+    assert "update-index" not in err and "fatal" not in err
+    assert not (targets[link] / "post-commit").exists()
+    assert snapshot_of(root) == before
+
+
+def test_a_link_swapped_in_while_candidates_are_judged_is_not_followed(make_repo, tmp_path: Path, capsys, monkeypatch) -> None:
+    """The snapshot had a plain directory; by the time the winner is written it is a link out of the repository."""
+    import truthplane.loop as loop
+
+    root = make_repo({"a.py": "x = 1\n", "pkg/keep.py": "y = 2\n", "truthplane.toml": CONFIG})
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    patch = tmp_path / "new.diff"
+    patch.write_text("--- /dev/null\n+++ b/pkg/new.py\n@@ -0,0 +1 @@\n+z = 3\n")
+    real = loop.choose_winner
+
+    def swap_then_choose(results):  # noqa: ANN001, ANN202
+        (root / "pkg" / "keep.py").rename(outside / "keep.py")
+        (root / "pkg").rmdir()
+        (root / "pkg").symlink_to(outside)
+        return real(results)
+
+    monkeypatch.setattr(loop, "choose_winner", swap_then_choose)
+    code, err = fix(capsys, root, patch, "--apply")
+    assert code == 1 and "refused to write pkg/new.py: pkg is a symlink in the working tree" in err
+    assert sorted(p.name for p in outside.iterdir()) == ["keep.py"]
+
+
+def test_the_write_itself_refuses_a_link_that_appears_after_the_check(make_repo, tmp_path: Path) -> None:
+    """No window between checking and writing: the writer walks directory descriptors and never follows a link."""
+    from truthplane.fsutil import TreeWriter, UnsafeWrite
+
+    root = make_repo({"a.py": "x = 1\n"})
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    writer = TreeWriter(root, guarded=[root / ".git"])
+    assert writer.problem("sub/new.py") is None
+    (root / "sub").symlink_to(outside)
+    with pytest.raises(UnsafeWrite, match="sub is a symlink"):
+        writer.write("sub/new.py", b"z = 1\n", executable=False)
+    with pytest.raises(UnsafeWrite, match="git's own directory"):
+        writer.write(".git/hooks/post-commit", b"#!/bin/sh\n", executable=True)
+    with pytest.raises(UnsafeWrite, match="not a plain path"):
+        writer.write("../escape.py", b"", executable=False)
+    (root / "link.py").symlink_to(outside / "target.py")
+    with pytest.raises(UnsafeWrite, match="link.py: it is a symlink"):
+        writer.write("link.py", b"z = 1\n", executable=False)
+    assert list(outside.iterdir()) == []
+
+
+def test_gits_own_directory_is_refused_by_identity_whatever_its_name(make_repo, tmp_path: Path) -> None:
+    """A repository whose git directory lives inside the working tree under another name (--separate-git-dir)."""
+    from truthplane.checkout import writer_for
+    from truthplane.fsutil import UnsafeWrite
+    from truthplane.workspace import Repo
+
+    root = tmp_path / "repo"
+    root.mkdir()
+    git(root, "init", "-q", "--separate-git-dir", str(root / "meta"))
+    (root / "a.py").write_text("x = 1\n")
+    writer = writer_for(Repo(root))
+    assert "meta is git's own directory" in (writer.problem("meta/hooks/post-commit") or "")
+    with pytest.raises(UnsafeWrite):
+        writer.write("meta/hooks/post-commit", b"#!/bin/sh\n", executable=True)
+    assert not (root / "meta" / "hooks" / "post-commit").exists()
+
+
+def test_run_all_rejects_a_command_that_writes_under_a_committed_link(linked, capsys, monkeypatch) -> None:
+    root, targets = linked
+    (root / "tasks.toml").write_text("""
+[[tasks]]
+id = "plant"
+kind = "command"
+command = "mkdir -p gh && printf '#!/bin/sh\\\\necho planted\\\\n' > gh/post-commit && chmod +x gh/post-commit"
+files = ["gh/post-commit"]
+""")
+    git(root, "add", "tasks.toml")
+    git(root, "commit", "-qm", "tasks")
+    head = git(root, "rev-parse", "HEAD")
+    monkeypatch.chdir(root)
+    code = run(["run-all", "--format", "json"])
+    doc = json.loads(capsys.readouterr()[0])
+    (task,) = doc["tasks"]
+    assert code == 1 and task["status"] == "REJECTED", task
+    assert "refused to write gh/post-commit: gh is a symlink" in task["truth_gate"]["reason"], task["truth_gate"]
+    assert not (targets["gh"] / "post-commit").exists()
+    assert git(root, "rev-parse", "HEAD") == head
+    assert not git(root, "for-each-ref", "refs/heads/truthplane/")  # nor a branch holding the planted hook
+
+
+def test_a_branch_is_not_made_under_a_link_of_its_parent_commit(linked, tmp_path: Path) -> None:
+    from truthplane.checkout import create_branch
+    from truthplane.fsutil import UnsafeWrite
+    from truthplane.workspace import Repo
+
+    root, _ = linked
+    tree = tmp_path / "tree"
+    (tree / "gh").mkdir(parents=True)
+    (tree / "gh" / "post-commit").write_text("#!/bin/sh\n")
+    repo = Repo(root)
+    with pytest.raises(UnsafeWrite, match="gh is a symlink in commit"):
+        create_branch(repo, "planted", parent=repo.head(), tree=tree, touched=["gh/post-commit"])
+    assert not git(root, "for-each-ref", "refs/heads/planted")
+
+
+def test_an_approved_change_still_writes_plain_paths(make_repo, tmp_path: Path, capsys) -> None:
+    root = make_repo({"a.py": "x = 1\n", "truthplane.toml": CONFIG})
+    os.chmod(root / "a.py", 0o640)
+    patch = tmp_path / "ok.diff"
+    patch.write_text("--- a/a.py\n+++ b/a.py\n@@ -1 +1 @@\n-x = 1\n+x = 2\n--- /dev/null\n+++ b/new/deep/b.py\n@@ -0,0 +1 @@\n+y = 1\n")
+    code, err = fix(capsys, root, patch, "--commit")
+    assert code == 0, err
+    assert (root / "a.py").read_text() == "x = 2\n" and (root / "new" / "deep" / "b.py").read_text() == "y = 1\n"
+    assert (root / "a.py").stat().st_mode & 0o777 == 0o640  # the file's own permissions are kept
+    assert git(root, "status", "--porcelain", "--", "a.py", "new") == ""

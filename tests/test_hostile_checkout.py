@@ -182,3 +182,24 @@ def test_an_approved_change_still_writes_plain_paths(make_repo, tmp_path: Path, 
     assert (root / "a.py").read_text() == "x = 2\n" and (root / "new" / "deep" / "b.py").read_text() == "y = 1\n"
     assert (root / "a.py").stat().st_mode & 0o777 == 0o640  # the file's own permissions are kept
     assert git(root, "status", "--porcelain", "--", "a.py", "new") == ""
+
+
+@pytest.mark.parametrize("command", [["scan"], ["scan", "--baseline"], ["gate"], ["run-all"], ["fix", "description"]])
+@pytest.mark.parametrize("where", ["bare", "git-dir"])
+def test_a_repository_without_a_working_tree_is_refused(make_repo, tmp_path: Path, capsys, monkeypatch,
+                                                        command: list[str], where: str) -> None:
+    source = make_repo({"a.py": "x = 1\n", "truthplane.toml": CONFIG, "tasks.toml": "[[tasks]]\nid = 't'\nkind = 'command'\ncommand = 'true'\n"})
+    if where == "bare":
+        home = tmp_path / "bare.git"
+        git(tmp_path, "clone", "-q", "--bare", str(source), str(home))
+        expected = f"{home} is a bare git repository"
+    else:
+        home = source / ".git"
+        expected = f"{home} is inside git's own directory"
+    (home / "description").write_text("x = 1\n")
+    before = sorted(p.relative_to(home) for p in home.rglob("*"))
+    monkeypatch.chdir(home)
+    code = run(command)
+    err = capsys.readouterr()[1]
+    assert code == 2 and len(err.strip().splitlines()) == 1 and err.startswith(f"truthplane: error: {expected}"), err
+    assert sorted(p.relative_to(home) for p in home.rglob("*")) == before  # no results written into it

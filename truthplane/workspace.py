@@ -21,7 +21,7 @@ from pathlib import Path
 
 from truthplane._git import GIT_ENV, changes_args, renames_args, resolve_args, tree_args
 from truthplane._git import git as _git
-from truthplane.errors import GitError
+from truthplane.errors import GitError, UsageError
 
 def blob_id(content: bytes) -> str:
     """Git's object id for a blob: the same content hash git keeps in its index and trees."""
@@ -89,6 +89,7 @@ class Repo:
         try:
             top = _git(path, "rev-parse", "--show-toplevel").strip()
         except GitError:
+            refuse_git_dir(path)
             return None
         return cls(Path(top))
 
@@ -243,6 +244,20 @@ class Repo:
             raise GitError(f"cannot export {commit[:12]}: {exc}") from None
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+def refuse_git_dir(path: Path) -> None:
+    """A bare repository, or a directory inside .git, has no working tree: nothing there is to scan or write."""
+    try:
+        bare, inside = _git(path, "rev-parse", "--is-bare-repository", "--is-inside-git-dir").split()[:2]
+    except (GitError, ValueError):
+        return  # not in a repository at all: a plain directory
+    if bare == "true":
+        raise UsageError(f"{path.resolve()} is a bare git repository, with no working tree to scan, judge or change: "
+                         f"run truthplane in a clone of it (git clone {path.resolve()})")
+    if inside == "true":
+        raise UsageError(f"{path.resolve()} is inside git's own directory, not a working tree: "
+                         "run truthplane from the repository's working tree")
 
 
 def _parse_renames(name_status: str) -> dict[str, str]:

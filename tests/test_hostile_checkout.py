@@ -4,8 +4,10 @@ in while candidates are judged, and git's own directory."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -203,3 +205,37 @@ def test_a_repository_without_a_working_tree_is_refused(make_repo, tmp_path: Pat
     err = capsys.readouterr()[1]
     assert code == 2 and len(err.strip().splitlines()) == 1 and err.startswith(f"truthplane: error: {expected}"), err
     assert sorted(p.relative_to(home) for p in home.rglob("*")) == before  # no results written into it
+
+
+# a BOM, CRLF and LF lines mixed, no final newline, its own permissions: all of it is the file's, not the change's
+FORMED = b"\xef\xbb\xbfx = 1\r\nimport os\r\ny = 2\nz = 3\r\nw = 4"
+REWRITTEN = b"x = 1\ny = 5\nz = 3\nw = 4\n"  # a tool that rewrites the whole file, in its own form
+KEPT = b"\xef\xbb\xbfx = 1\r\ny = 5\nz = 3\r\nw = 4"
+
+
+@pytest.mark.parametrize("mode", ["--apply", "--commit"])
+def test_only_the_approved_lines_change_not_the_files_form(make_repo, tmp_path: Path, capsys, mode: str) -> None:
+    root = make_repo({"a.py": FORMED, "truthplane.toml": CONFIG}, commit=False)
+    git(root, "add", "-A")
+    git(root, "commit", "-qm", "formed")
+    os.chmod(root / "a.py", 0o600)
+    for name, content in (("old", FORMED), ("new", REWRITTEN)):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "a.py").write_bytes(content)
+    proc = subprocess.run(["git", "diff", "--no-index", "old/a.py", "new/a.py"], cwd=tmp_path, capture_output=True, check=False)
+    patch = tmp_path / "rewrite.diff"
+    patch.write_bytes(proc.stdout.replace(b"old/a.py", b"a.py").replace(b"new/a.py", b"a.py"))
+    code = run(["fix", str(root / "a.py"), "--no-autofix", "--candidate", str(patch), "--format", "json", mode])
+    doc = json.loads(capsys.readouterr()[0])
+    assert code == 0 and doc["winner"] == str(patch), (doc["candidates"][0]["reasons"], doc["reasons"])
+    assert (root / "a.py").read_bytes() == KEPT
+    assert (root / "a.py").stat().st_mode & 0o777 == 0o600
+    stat = git(root, "diff", "--numstat", "HEAD~1" if mode == "--commit" else "HEAD", "--", "a.py")
+    assert stat.split()[:2] == ["1", "2"], stat  # import os and y = 2 out, y = 5 in: nothing else
+    record = json.loads((root / doc["evidence"]).read_text())
+    (change,) = [m for task in record["tasks"] for m in task.get("modifications", [])]
+    assert change["sha256_after"] == hashlib.sha256(KEPT).hexdigest()
+    assert change["sha256_before"] == hashlib.sha256(FORMED).hexdigest()
+    if mode == "--commit":
+        assert git(root, "status", "--porcelain", "--", "a.py") == ""
+        assert git(root, "ls-tree", "HEAD", "a.py").startswith("100644")

@@ -19,6 +19,7 @@ from pathlib import Path, PurePosixPath
 from truthplane._git import git as _git
 from truthplane.errors import GitError
 from truthplane.fsutil import TreeWriter, UnsafeWrite, checked_parts
+from truthplane.lineform import keep_form
 from truthplane.workspace import Repo, blob_id
 
 PENDING = ".truth-plane-results/pending-commit.json"
@@ -112,6 +113,20 @@ def check_unchanged(root: Path, snapshot: dict[str, str], touched: list[str]) ->
 
 def _current_blob(path: Path) -> str | None:
     return blob_id(path.read_bytes()) if path.is_file() and not path.is_symlink() else None
+
+
+def keep_file_form(snapshot: Path, tree: Path, touched: list[str]) -> None:
+    """Give each touched file in `tree` the line endings, BOM and final newline its snapshot had, outside the
+    lines the change rewrote (lineform.keep_form), so the evidence hashes what will be written."""
+    for rel in touched:
+        old, new = snapshot / rel, tree / rel
+        if old.is_symlink() or new.is_symlink() or not old.is_file() or not new.is_file():
+            continue
+        kept = keep_form(old.read_bytes(), new.read_bytes())
+        if kept != new.read_bytes():
+            mode = new.stat().st_mode
+            new.write_bytes(kept)
+            os.chmod(new, mode & 0o7777)
 
 
 def apply_files(root: Path, snapshot: dict[str, str], tree: Path, touched: list[str]) -> None:

@@ -432,7 +432,7 @@ class Scheduler:
 
     def _commit(self, state: TaskState, tree: Tree, outcome: Outcome) -> str | None:
         """Runs in a thread under the git lock; a Ctrl-C waits for it, so HEAD and the record agree."""
-        from truthplane.checkout import ChangedSinceSnapshot, commit_files
+        from truthplane.checkout import ChangedSinceSnapshot, commit_files, keep_file_form
         from truthplane.fsutil import UnsafeWrite
         from truthplane.workspace import files_after
 
@@ -443,6 +443,8 @@ class Scheduler:
         if any(self._files.get(rel) != tree.files.get(rel) for rel in outcome.touched):
             return "retry"
         assert outcome.after is not None
+        if task.kind == "fix":  # a fix's tools may rewrite a whole file: only its approved lines change
+            keep_file_form(tree.directory, outcome.after, outcome.touched)
         message = _resume.commit_message(task, outcome, self.run_id)
         try:
             sha = commit_files(self.repo, tree.files, outcome.after, outcome.touched, message)

@@ -31,6 +31,7 @@ def fix(
     """Find the fix the evidence approves: candidates from patches, autofixes and LLMs, judged in parallel."""
     import asyncio
 
+    from truthplane.checkout import apply_files, commit_files, keep_file_form, recover_pending
     from truthplane.cli.fix_report import print_report
     from truthplane.config import load_config
     from truthplane.errors import UsageError
@@ -38,7 +39,6 @@ def fix(
     from truthplane.ledger import new_run_id
     from truthplane.loop import FixRequest, run_fix
     from truthplane.pipeline import ScanOptions
-    from truthplane.checkout import apply_files, commit_files, recover_pending
     from truthplane.workspace import Repo
 
     if sum([apply, commit, dry_run]) > 1:
@@ -83,6 +83,7 @@ def fix(
         winner = next((r for r in run.result.candidates if r.id == run.result.winner), None)
         if winner is not None and (apply or commit) and run.base is not None:
             tree = run.trees[winner.id]
+            keep_file_form(run.base.snapshot, tree, winner.touched)
             if commit:
                 message = _commit_message(run, winner)
                 sha = commit_files(repo, run.base.files, tree, winner.touched, message)

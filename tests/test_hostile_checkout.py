@@ -239,3 +239,80 @@ def test_only_the_approved_lines_change_not_the_files_form(make_repo, tmp_path: 
     if mode == "--commit":
         assert git(root, "status", "--porcelain", "--", "a.py") == ""
         assert git(root, "ls-tree", "HEAD", "a.py").startswith("100644")
+
+
+def conflicted(make_repo, how: str) -> Path:
+    """A repository stopped in the middle of a merge, a rebase, or a stash pop, b.py in conflict."""
+    root = make_repo({"a.py": "import os\nx = 1\n", "b.py": "b = 0\n", "truthplane.toml": CONFIG})
+    git(root, "checkout", "-qb", "feature")
+    (root / "b.py").write_text("b = 1\n")
+    git(root, "commit", "-qam", "feature")
+    git(root, "checkout", "-q", "main")
+    (root / "b.py").write_text("b = 2\n")
+    if how == "stash":
+        git(root, "stash", "-q")
+        (root / "b.py").write_text("b = 3\n")
+        git(root, "commit", "-qam", "main")
+        with pytest.raises(subprocess.CalledProcessError):
+            git(root, "stash", "pop", "-q")
+        return root
+    git(root, "commit", "-qam", "main")
+    if how == "rebase":
+        git(root, "checkout", "-q", "feature")
+    with pytest.raises(subprocess.CalledProcessError):
+        git(root, "merge" if how == "merge" else "rebase", "feature" if how == "merge" else "main")
+    return root
+
+
+UNUSED = "--- a/a.py\n+++ b/a.py\n@@ -1,2 +1 @@\n-import os\n x = 1\n"
+
+
+@pytest.mark.parametrize(("how", "reason"), [("merge", "a merge is in progress (MERGE_HEAD exists)"),
+                                              ("rebase", "a rebase is in progress (rebase-merge exists)"),
+                                              ("stash", "unmerged paths in the index (b.py)")])
+def test_fix_commit_refuses_while_git_is_in_the_middle_of_something(make_repo, tmp_path: Path, capsys,
+                                                                      how: str, reason: str) -> None:
+    root = conflicted(make_repo, how)
+    patch = tmp_path / "unused.diff"
+    patch.write_text(UNUSED)
+    head, index = git(root, "rev-parse", "HEAD"), (root / ".git" / "index").read_bytes()
+    code, err = fix(capsys, root, patch, "--commit")
+    assert code == 2 and reason in err and "nothing was committed" in err, err
+    assert git(root, "rev-parse", "HEAD") == head and (root / ".git" / "index").read_bytes() == index
+    assert (root / "a.py").read_text() == "import os\nx = 1\n"
+    code, err = fix(capsys, root, patch, "--apply")  # the working tree alone may still take the fix
+    assert code == 0 and (root / "a.py").read_text() == "x = 1\n", err
+
+
+def test_a_merge_started_while_candidates_are_judged_stops_the_commit(make_repo, tmp_path: Path, capsys, monkeypatch) -> None:
+    import truthplane.loop as loop
+
+    root = make_repo({"a.py": "import os\nx = 1\n", "b.py": "b = 0\n", "truthplane.toml": CONFIG})
+    git(root, "checkout", "-qb", "feature")
+    (root / "b.py").write_text("b = 1\n")
+    git(root, "commit", "-qam", "feature")
+    git(root, "checkout", "-q", "main")
+    patch = tmp_path / "unused.diff"
+    patch.write_text(UNUSED)
+    real = loop.choose_winner
+
+    def merge_then_choose(results):  # noqa: ANN001, ANN202
+        git(root, "merge", "--no-commit", "--no-ff", "-q", "feature")
+        return real(results)
+
+    monkeypatch.setattr(loop, "choose_winner", merge_then_choose)
+    head = git(root, "rev-parse", "HEAD")
+    code, err = fix(capsys, root, patch, "--commit")
+    assert code == 2 and "a merge is in progress" in err
+    assert git(root, "rev-parse", "HEAD") == head and (root / "a.py").read_text() == "import os\nx = 1\n"
+
+
+def test_run_all_refuses_to_start_during_a_merge(make_repo, capsys, monkeypatch) -> None:
+    root = conflicted(make_repo, "merge")
+    (root / "tasks.toml").write_text('[[tasks]]\nid = "t"\nkind = "command"\ncommand = "echo x > x.txt"\nfiles = ["x.txt"]\n')
+    head = git(root, "rev-parse", "HEAD")
+    monkeypatch.chdir(root)
+    code = run(["run-all"])
+    err = capsys.readouterr()[1]
+    assert code == 2 and "a merge is in progress" in err
+    assert git(root, "rev-parse", "HEAD") == head and not (root / "x.txt").exists()

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from truthplane._git import git as _git
-from truthplane.errors import GitError
+from truthplane.errors import GitError, UsageError
 from truthplane.fsutil import TreeWriter, UnsafeWrite, checked_parts
 from truthplane.lineform import keep_form
 from truthplane.workspace import Repo, blob_id
@@ -29,6 +29,10 @@ SYMLINK_MODE = "120000"
 
 class ChangedSinceSnapshot(GitError):
     """A file the change touches was edited after the snapshot: applying would lose that edit."""
+
+
+class CheckoutBusy(UsageError):
+    """A merge, rebase, cherry-pick or revert is under way: a commit now would record a half-done state."""
 
 
 @dataclass(frozen=True)
@@ -103,6 +107,24 @@ def tree_problems(repo: Repo, parent: str, writes: list[Write]) -> dict[str, str
     return problems
 
 
+def refuse_busy(repo: Repo) -> None:
+    """Refuse to commit while git is in the middle of something, as git's own partial commit does."""
+    git_dir = Path(repo.git("rev-parse", "--absolute-git-dir").strip())
+    states = (("MERGE_HEAD", "a merge", "git merge --continue, or git merge --abort"),
+              ("rebase-merge", "a rebase", "git rebase --continue, or git rebase --abort"),
+              ("rebase-apply", "a rebase (or git am)", "git rebase --continue / git am --continue, or --abort"),
+              ("CHERRY_PICK_HEAD", "a cherry-pick", "git cherry-pick --continue, or git cherry-pick --abort"),
+              ("REVERT_HEAD", "a revert", "git revert --continue, or git revert --abort"))
+    for marker, what, how in states:
+        if (git_dir / marker).exists():
+            raise CheckoutBusy(f"{what} is in progress ({marker} exists): finish it ({how}) before committing; "
+                               "nothing was committed")
+    unmerged = sorted({line.split("\t", 1)[1] for line in repo.git("ls-files", "-u", "-z").split("\0") if "\t" in line})
+    if unmerged:
+        raise CheckoutBusy(f"unmerged paths in the index ({', '.join(unmerged[:3])}): resolve them and commit "
+                           "before committing a fix; nothing was committed")
+
+
 def check_unchanged(root: Path, snapshot: dict[str, str], touched: list[str]) -> None:
     changed = [rel for rel in touched if _current_blob(root / rel) != snapshot.get(rel)]
     if changed:
@@ -156,6 +178,7 @@ def commit_files(repo: Repo, snapshot: dict[str, str], tree: Path, touched: list
     moves with a compare-and-swap, then the index entries and files follow. A crash before HEAD moves leaves
     everything untouched; after it, `recover_pending` (run by the next `truthplane fix`) finishes the job.
     """
+    refuse_busy(repo)
     head = repo.head()
     if head is None:
         raise GitError("the repository has no commits yet: commit once before `fix --commit`")

@@ -125,7 +125,7 @@ class Scheduler:
     # ---- the run -----------------------------------------------------------------------------
 
     async def run(self) -> RunResult:
-        from truthplane.checkout import recover_pending
+        from truthplane.checkout import recover_pending, refuse_busy
         from truthplane.workspace import Repo
 
         root = self.options.root
@@ -139,6 +139,7 @@ class Scheduler:
             self._version_commits[0] = self.head or ""
             if self.head is None:
                 raise UsageError("run-all commits approved results: the repository needs a first commit")
+            refuse_busy(repo)
             self.resumed_from = _resume.carry_over(repo, root, self.states)
             await self._run_tasks(repo)
         finally:

@@ -31,7 +31,7 @@ def fix(
     """Find the fix the evidence approves: candidates from patches, autofixes and LLMs, judged in parallel."""
     import asyncio
 
-    from truthplane.checkout import apply_files, commit_files, keep_file_form, recover_pending
+    from truthplane.checkout import apply_files, commit_files, keep_file_form, recover_pending, refuse_busy
     from truthplane.cli.fix_report import print_report
     from truthplane.config import load_config
     from truthplane.errors import UsageError
@@ -64,6 +64,8 @@ def fix(
         sys.stderr.write(f"truthplane: {note}\n")
     if commit and repo.head() is None:
         raise UsageError("--commit needs a repository with at least one commit")
+    if commit:
+        refuse_busy(repo)  # before any candidate runs; commit_files asks again when it commits
     config = load_config(snippet_home or root)
     target = file.name if snippet_home else file.resolve().relative_to(root).as_posix()
     request = FixRequest(

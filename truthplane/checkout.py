@@ -64,7 +64,7 @@ def planned_writes(tree: Path, touched: list[str]) -> list[Write]:
     return writes
 
 
-def _link_problem(write: Write) -> str | None:
+def link_problem(write: Write) -> str | None:
     """A symlink the change makes must point inside the repository, and not into .git."""
     target = write.data.decode("utf-8", "surrogateescape")
     inside = os.path.normpath(PurePosixPath(write.path).parent / target)
@@ -87,7 +87,7 @@ def writer_for(repo: Repo) -> TreeWriter:
 def refuse_unsafe(writer: TreeWriter, writes: list[Write], repo: Repo | None = None, parent: str | None = None) -> None:
     """Raise UnsafeWrite naming every refused path: in the working tree as it is now, and in `parent`'s tree."""
     in_parent = tree_problems(repo, parent, writes) if repo is not None and parent is not None else {}
-    problems = [p for w in writes if (p := (_link_problem(w) if w.kind == "symlink" else None)
+    problems = [p for w in writes if (p := (link_problem(w) if w.kind == "symlink" else None)
                                           or writer.problem(w.path, kind=w.kind) or in_parent.get(w.path))]
     if problems:
         raise UnsafeWrite("; ".join(dict.fromkeys(problems)) + "; nothing was written")
@@ -226,7 +226,7 @@ def create_branch(repo: Repo, branch: str, *, commit: str | None = None, parent:
         if parent is None or tree is None or touched is None:
             raise ValueError("create_branch needs a commit, or a parent, a tree and the touched files")
         writes = planned_writes(tree, touched)
-        problems = [p for w in writes if w.kind == "symlink" and (p := _link_problem(w))]
+        problems = [p for w in writes if w.kind == "symlink" and (p := link_problem(w))]
         problems += tree_problems(repo, parent, writes).values()
         if problems:
             raise UnsafeWrite("; ".join(problems) + "; no branch was made")

@@ -26,6 +26,7 @@ from typing import Any
 
 from truthplane import _resume
 from truthplane._taskrun import Outcome, Runner, Tree, Worker, _materialise, describe
+from truthplane.checkout import Write
 from truthplane.config import Config
 from truthplane.errors import ExecutorError, GitError, UsageError
 from truthplane.executors.interface import Executor
@@ -98,7 +99,7 @@ class Scheduler:
         self.builds = 0
         self._tasks: list[asyncio.Task[None]] = []
         self._commit_jobs: set[asyncio.Future[Any]] = set()
-        self._changes: dict[str, bytes | None] = {}  # what this run committed so far
+        self._changes: dict[str, Write] = {}  # what this run committed so far
         self._version = 0
         self._version_commits: dict[int, str] = {}  # generation -> the commit it is (0: HEAD at the start)
 
@@ -272,9 +273,10 @@ class Scheduler:
         async with self.tree_lock:
             if self.tree.generation != self._version:
                 directory = self.workdir / f"gen-{self._version}"
-                changes, files = dict(self._changes), dict(self._files)
+                changes, files = list(self._changes.values()), dict(self._files)
+                links = {w.path: w.data.decode("utf-8", "surrogateescape") for w in changes if w.kind == "symlink"}
                 await asyncio.to_thread(_materialise, self.base.directory, directory, changes)
-                old, self.tree = self.tree, Tree(self._version, directory, files)
+                old, self.tree = self.tree, Tree(self._version, directory, files, links)
                 self._drop(old)
             self.tree.users += 1
             return self.tree
@@ -433,7 +435,7 @@ class Scheduler:
 
     def _commit(self, state: TaskState, tree: Tree, outcome: Outcome) -> str | None:
         """Runs in a thread under the git lock; a Ctrl-C waits for it, so HEAD and the record agree."""
-        from truthplane.checkout import ChangedSinceSnapshot, commit_files, keep_file_form
+        from truthplane.checkout import ChangedSinceSnapshot, commit_files, keep_file_form, planned_writes
         from truthplane.fsutil import UnsafeWrite
         from truthplane.workspace import files_after
 
@@ -453,9 +455,8 @@ class Scheduler:
             return f"refused: {exc}"
         except (ChangedSinceSnapshot, GitError) as exc:
             return f"error: {exc}"
-        for rel in outcome.touched:
-            path = outcome.after / rel
-            self._changes[rel] = path.read_bytes() if path.is_file() else None
+        for write in planned_writes(outcome.after, outcome.touched):
+            self._changes[write.path] = write
         self._latest_files = files_after(self._files, outcome.after, outcome.touched)
         self._version += 1
         self._version_commits[self._version] = sha

@@ -29,11 +29,12 @@ def blob_id(content: bytes) -> str:
 
 
 def files_after(files: dict[str, str], tree: Path, touched: list[str]) -> dict[str, str]:
-    """A listing (path -> blob id) after a change: each touched path as it is in `tree`, gone if it is no file."""
+    """A listing (path -> blob id) after a change: each touched path as it is in `tree`, gone if it is no file
+    (a symlink is no file to analyse)."""
     after = dict(files)
     for rel in touched:
         path = tree / rel
-        if path.is_file():
+        if path.is_file() and not path.is_symlink():
             after[rel] = blob_id(path.read_bytes())
         else:
             after.pop(rel, None)

@@ -389,3 +389,16 @@ files = ["x.txt"]
     (task,) = doc["tasks"]
     assert task["status"] == "REJECTED" and "not a plain path inside the repository" in task["truth_gate"]["reason"], task
     assert not victim.exists()
+
+
+def test_fix_commit_writes_a_symlink_the_winner_makes_as_a_symlink(make_repo, tmp_path: Path, capsys) -> None:
+    root = make_repo({"a.py": "x = 1\n", "docs/guide.md": "guide\n", "truthplane.toml": CONFIG})
+    patch = tmp_path / "link.diff"
+    patch.write_text("diff --git a/GUIDE.md b/GUIDE.md\nnew file mode 120000\n--- /dev/null\n+++ b/GUIDE.md\n"
+                     "@@ -0,0 +1 @@\n+docs/guide.md\n\\ No newline at end of file\n"
+                     "--- a/a.py\n+++ b/a.py\n@@ -1 +1 @@\n-x = 1\n+x = 2\n")
+    code, err = fix(capsys, root, patch, "--commit")
+    assert code == 0, err
+    assert os.readlink(root / "GUIDE.md") == "docs/guide.md"
+    assert git(root, "ls-tree", "HEAD", "GUIDE.md").startswith("120000")
+    assert git(root, "status", "--porcelain", "--", "GUIDE.md", "a.py") == ""

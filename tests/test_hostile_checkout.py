@@ -402,3 +402,25 @@ def test_fix_commit_writes_a_symlink_the_winner_makes_as_a_symlink(make_repo, tm
     assert os.readlink(root / "GUIDE.md") == "docs/guide.md"
     assert git(root, "ls-tree", "HEAD", "GUIDE.md").startswith("120000")
     assert git(root, "status", "--porcelain", "--", "GUIDE.md", "a.py") == ""
+
+
+def test_run_all_fix_task_keeps_the_files_form_too(make_repo, tmp_path: Path, capsys, monkeypatch) -> None:
+    old, new = b"x = 1\r\nimport os\r\ny = 2\r\n", b"x = 1\ny = 2\n"
+    for name, content in (("old", old), ("new", new)):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "a.py").write_bytes(content)
+    proc = subprocess.run(["git", "diff", "--no-index", "old/a.py", "new/a.py"], cwd=tmp_path, capture_output=True, check=False)
+    root = make_repo({"a.py": old, "truthplane.toml": CONFIG,
+                      "rewrite.diff": proc.stdout.replace(b"old/a.py", b"a.py").replace(b"new/a.py", b"a.py")})
+    code, doc = run_tasks(capsys, monkeypatch, root, """
+[[tasks]]
+id = "unused"
+kind = "fix"
+target = "a.py"
+autofix = false
+candidates = ["rewrite.diff"]
+""")
+    (task,) = doc["tasks"]
+    assert code == 0 and task["status"] == "SUCCESS", task
+    assert (root / "a.py").read_bytes() == b"x = 1\r\ny = 2\r\n"
+    assert task["modifications"][0]["sha256_after"] == hashlib.sha256(b"x = 1\r\ny = 2\r\n").hexdigest()

@@ -11,17 +11,21 @@ import asyncio
 import base64
 import difflib
 import json
+import os
 import secrets
 import shutil
+import stat
 from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from truthplane.checkout import Write, link_problem
 from truthplane.config import Config
 from truthplane.errors import TruthplaneError
 from truthplane.executors.interface import Executor
+from truthplane.fsutil import TreeWriter, UnsafeWrite
 from truthplane.jobs import Job, Limits
 from truthplane.models import Finding, Scan, Verdict
 from truthplane.tasks import Task, TaskFile
@@ -32,11 +36,16 @@ CAPTURE_FILE = ".truthplane-capture.py"
 MANIFEST_FILE = ".truthplane-manifest.json"
 # runs after the task's command, in the job's own copy of the tree: prints what the command changed
 CAPTURE_SCRIPT = r'''
-import base64, hashlib, json, os, sys
+import base64, hashlib, json, os, stat, sys
 manifest = json.load(open(".truthplane-manifest.json"))
 before, skip = manifest["files"], set(manifest["skip"])
-found, changed = set(), {}
+was_exec, links_before = set(manifest["exec"]), manifest["links"]
+found, changed, executable, links = set(), {}, [], {}
 for top, dirs, names in os.walk("."):
+    for name in [d for d in dirs if os.path.islink(os.path.join(top, d))] + names:
+        path = os.path.join(top, name)[2:].replace(os.sep, "/")
+        if os.path.islink(path) and not set(path.split("/")) & skip:
+            links[path] = os.readlink(path)
     dirs[:] = [d for d in dirs if d not in skip and not os.path.islink(os.path.join(top, d))]
     for name in names:
         path = os.path.join(top, name)[2:].replace(os.sep, "/")
@@ -44,10 +53,16 @@ for top, dirs, names in os.walk("."):
             continue
         found.add(path)
         data = open(path, "rb").read()
-        if hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest() != before.get(path):
+        is_exec = bool(os.stat(path).st_mode & stat.S_IXUSR)
+        if hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest() != before.get(path) or is_exec != (path in was_exec):
             changed[path] = base64.b64encode(data).decode()
-deleted = sorted(p for p in before if p not in found and not set(p.split("/")) & skip)
-sys.stdout.write("\n" + manifest["marker"] + "\n" + json.dumps({"changed": changed, "deleted": deleted}) + "\n")
+            if is_exec:
+                executable.append(path)
+deleted = sorted(p for p in before if p not in found and p not in links and not set(p.split("/")) & skip)
+unlinked = sorted(p for p in links_before if p not in links and p not in found)
+made = {p: t for p, t in links.items() if links_before.get(p) != t}
+sys.stdout.write("\n" + manifest["marker"] + "\n" + json.dumps(
+    {"changed": changed, "deleted": deleted + unlinked, "executable": executable, "links": made}) + "\n")
 '''
 # Nothing whose status changed after the start mark (ctime: writes, renames, deletions in a directory,
 # even an mtime set back) means nothing changed, and no python is started; the pause makes sure a
@@ -70,7 +85,15 @@ class Tree:
     generation: int
     directory: Path
     files: dict[str, str]  # repo-relative path -> git blob id
+    links: dict[str, str] = field(default_factory=dict)  # repo-relative path -> a symlink's target
     scan: Scan | None = None
+    _executable: list[str] | None = None
+
+    def executable(self) -> list[str]:
+        """The files with the exec bit: a command that sets or clears it changed the file."""
+        if self._executable is None:
+            self._executable = sorted(rel for rel in self.files if os.stat(self.directory / rel).st_mode & stat.S_IXUSR)
+        return self._executable
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     users: int = 0
 
@@ -149,7 +172,8 @@ class Runner:
         assert task.command is not None
         marker = "truthplane-capture-" + secrets.token_hex(8)
         skip = [name for name in self.config.all_excludes() if not any(ch in name for ch in "*?[/")]
-        manifest = json.dumps({"files": tree.files, "skip": skip, "marker": marker}).encode()
+        manifest = json.dumps({"files": tree.files, "skip": skip, "marker": marker, "exec": tree.executable(),
+                               "links": tree.links}).encode()
         job = Job(command=["sh", "-c", WRAPPER], env={"TRUTHPLANE_COMMAND": task.command, "TRUTHPLANE_MARKER": marker},
                   files={CAPTURE_FILE: CAPTURE_SCRIPT.encode(), MANIFEST_FILE: manifest},
                   source_dir=str(tree.directory), label=f"{task.id}: command",
@@ -171,15 +195,22 @@ class Runner:
             return Outcome(Verdict.UNVERIFIED, [reason], checks={"command": check})
         if result.returncode != 0:
             return Outcome(Verdict.REJECT, [f"the command failed (exit {result.returncode})"], checks={"command": check})
-        data = json.loads(captured)
-        changes: dict[str, bytes | None] = {rel: base64.b64decode(b64) for rel, b64 in data["changed"].items()}
-        changes.update({rel: None for rel in data["deleted"]})
-        changes = {rel: content for rel, content in changes.items() if not self.excluded(rel)}
+        try:
+            writes = captured_writes(json.loads(captured))
+        except (ValueError, TypeError, KeyError, AttributeError):
+            return Outcome(Verdict.UNVERIFIED, ["the list of files the command changed could not be read"],
+                           checks={"command": check})
+        writes = [write for write in writes if not self.excluded(write.path)]
         after = taskdir / "after"
-        if changes:
-            await asyncio.to_thread(_materialise, tree.directory, after, changes)
-        diff = await asyncio.to_thread(unified_diff, tree.directory, after, sorted(changes))
-        outcome = await self._judge(task, tree, worker, after if changes else tree.directory, sorted(changes), diff)
+        touched = sorted(write.path for write in writes)
+        try:
+            if writes:
+                await asyncio.to_thread(_materialise, tree.directory, after, writes)
+        except UnsafeWrite as exc:  # a path or a link the checkout could never take: nothing else to judge
+            return Outcome(Verdict.REJECT, [f"the command's change cannot be carried: {exc}"], touched=touched,
+                           checks={"command": check})
+        diff = await asyncio.to_thread(unified_diff, tree.directory, after, touched)
+        outcome = await self._judge(task, tree, worker, after if writes else tree.directory, touched, diff)
         outcome.checks["command"] = check
         return outcome
 
@@ -301,37 +332,70 @@ class Runner:
         return Verdict.APPROVE, f"the tests pass: {command}"
 
 
-def _materialise(source: Path, dest: Path, changes: dict[str, bytes | None]) -> None:
+def captured_writes(data: dict[str, Any]) -> list[Write]:
+    """The capture script's report as writes: files (with their exec bit), symlinks, deletions."""
+    executable = set(data.get("executable", []))
+    writes = [Write(rel, "file", base64.b64decode(b64), rel in executable) for rel, b64 in data["changed"].items()]
+    writes += [Write(rel, "symlink", str(target).encode("utf-8", "surrogateescape")) for rel, target in data.get("links", {}).items()]
+    writes += [Write(rel, "absent") for rel in data["deleted"]]
+    return writes
+
+
+def _materialise(source: Path, dest: Path, writes: list[Write]) -> None:
+    """`source` copied to `dest` with the writes made: paths and link targets held to the checkout's rules
+    (the list comes from the job's output, which the command could have forged)."""
     shutil.copytree(source, dest, symlinks=True)
-    for rel, content in changes.items():
-        path = dest / rel
-        if content is None:
-            path.unlink(missing_ok=True)
+    writer = TreeWriter(dest)
+    problems = [p for w in writes if (p := link_problem(w) if w.kind == "symlink" else None)]
+    if problems:
+        raise UnsafeWrite("; ".join(problems))
+    for write in writes:
+        if write.kind == "file":
+            if (dest / write.path).is_symlink():
+                writer.remove(write.path)  # a link the command replaced with a file
+            writer.write(write.path, write.data, executable=write.executable)
+        elif write.kind == "symlink":
+            writer.symlink(write.path, write.data.decode("utf-8", "surrogateescape"))
         else:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_bytes(content)
+            writer.remove(write.path)
 
 
 def unified_diff(before: Path, after: Path, touched: list[str]) -> str:
-    """A git-style diff of the touched files (a/ b/ paths, /dev/null for created and deleted ones)."""
+    """A git-style diff of the touched paths (a/ b/ paths, /dev/null for created and deleted ones, mode lines
+    for a changed exec bit, a symlink as its target), as `git diff` would show the change."""
     parts = []
     for rel in touched:
-        old, new = before / rel, after / rel
-        old_bytes = old.read_bytes() if old.is_file() else None
-        new_bytes = new.read_bytes() if new.is_file() else None
+        old_mode, old_bytes = _side(before / rel)
+        new_mode, new_bytes = _side(after / rel)
         try:
             old_lines = _lines(old_bytes)
             new_lines = _lines(new_bytes)
         except UnicodeDecodeError:
             parts.append(f"diff --git a/{rel} b/{rel}\nBinary files differ\n")
             continue
+        head = [f"diff --git a/{rel} b/{rel}\n"]
+        if old_mode is None and new_mode is not None:
+            head.append(f"new file mode {new_mode}\n")
+        elif new_mode is None and old_mode is not None:
+            head.append(f"deleted file mode {old_mode}\n")
+        elif old_mode != new_mode:
+            head.append(f"old mode {old_mode}\nnew mode {new_mode}\n")
         header_old = f"a/{rel}" if old_bytes is not None else "/dev/null"
         header_new = f"b/{rel}" if new_bytes is not None else "/dev/null"
         body = []
         for line in difflib.unified_diff(old_lines, new_lines, header_old, header_new, n=3):
             body.append(line if line.endswith("\n") else line + "\n\\ No newline at end of file\n")
-        parts.append("".join(body))
+        parts.append("".join(head + body) if body or len(head) > 1 else "")
     return "".join(parts)
+
+
+def _side(path: Path) -> tuple[str | None, bytes | None]:
+    """(git mode, content) of one side of a change: a symlink's content is its target; (None, None) if absent."""
+    if path.is_symlink():
+        return "120000", os.readlink(path).encode("utf-8", "surrogateescape")
+    if path.is_file():
+        return ("100755" if path.stat().st_mode & stat.S_IXUSR else "100644"), path.read_bytes()
+    return None, None
 
 
 def _lines(content: bytes | None) -> list[str]:

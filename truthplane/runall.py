@@ -26,6 +26,7 @@ from typing import Any
 
 from truthplane import _resume
 from truthplane._taskrun import Outcome, Runner, Tree, Worker, _materialise, describe
+from truthplane.checkout import Write
 from truthplane.config import Config
 from truthplane.errors import ExecutorError, GitError, UsageError
 from truthplane.executors.interface import Executor
@@ -98,7 +99,7 @@ class Scheduler:
         self.builds = 0
         self._tasks: list[asyncio.Task[None]] = []
         self._commit_jobs: set[asyncio.Future[Any]] = set()
-        self._changes: dict[str, bytes | None] = {}  # what this run committed so far
+        self._changes: dict[str, Write] = {}  # what this run committed so far
         self._version = 0
         self._version_commits: dict[int, str] = {}  # generation -> the commit it is (0: HEAD at the start)
 
@@ -125,7 +126,8 @@ class Scheduler:
     # ---- the run -----------------------------------------------------------------------------
 
     async def run(self) -> RunResult:
-        from truthplane.workspace import Repo, recover_pending
+        from truthplane.checkout import recover_pending, refuse_busy
+        from truthplane.workspace import Repo
 
         root = self.options.root
         repo = Repo.require(root)
@@ -138,6 +140,7 @@ class Scheduler:
             self._version_commits[0] = self.head or ""
             if self.head is None:
                 raise UsageError("run-all commits approved results: the repository needs a first commit")
+            refuse_busy(repo)
             self.resumed_from = _resume.carry_over(repo, root, self.states)
             await self._run_tasks(repo)
         finally:
@@ -270,9 +273,10 @@ class Scheduler:
         async with self.tree_lock:
             if self.tree.generation != self._version:
                 directory = self.workdir / f"gen-{self._version}"
-                changes, files = dict(self._changes), dict(self._files)
+                changes, files = list(self._changes.values()), dict(self._files)
+                links = {w.path: w.data.decode("utf-8", "surrogateescape") for w in changes if w.kind == "symlink"}
                 await asyncio.to_thread(_materialise, self.base.directory, directory, changes)
-                old, self.tree = self.tree, Tree(self._version, directory, files)
+                old, self.tree = self.tree, Tree(self._version, directory, files, links)
                 self._drop(old)
             self.tree.users += 1
             return self.tree
@@ -384,7 +388,7 @@ class Scheduler:
                 outcome.verdict = Verdict.UNVERIFIED
                 outcome.reasons.append("other tasks of this run kept changing the same files: nothing was committed")
                 commit = None
-        if outcome.touched and outcome.after is not None and not (commit or "").startswith(("retry", "error: ")):
+        if outcome.touched and outcome.after is not None and not (commit or "").startswith(("retry", "error: ", "refused: ")):
             async with self.git_lock:
                 state.branch, state.branch_commit = await asyncio.shield(
                     asyncio.to_thread(self._branch, state, tree, outcome, commit))
@@ -393,7 +397,8 @@ class Scheduler:
     def _branch(self, state: TaskState, tree: Tree, outcome: Outcome, commit: str | None) -> tuple[str | None, str | None]:
         """Every task that changed something gets its own branch, truthplane/<run>/<task>: the approved
         commit, or the change on the commit its tree started from, for a person to look at or merge."""
-        from truthplane.workspace import create_branch
+        from truthplane.checkout import create_branch
+        from truthplane.fsutil import UnsafeWrite
 
         name = f"truthplane/{self.run_id}/{_ref_safe(state.task.id)}"
         try:
@@ -403,7 +408,7 @@ class Scheduler:
                 assert outcome.after is not None
                 sha = create_branch(self.repo, name, parent=self._version_commits[tree.generation], tree=outcome.after,
                                     touched=outcome.touched, message=_resume.commit_message(state.task, outcome, self.run_id))
-        except GitError as exc:
+        except (GitError, UnsafeWrite) as exc:
             outcome.reasons.append(f"no branch for this task: {exc}")
             return None, None
         return name, sha
@@ -418,6 +423,10 @@ class Scheduler:
             outcome.verdict = Verdict.UNVERIFIED
             outcome.reasons.append(commit.removeprefix("error: "))
             commit = None
+        elif commit is not None and commit.startswith("refused: "):
+            outcome.verdict = Verdict.REJECT  # the change would write through a link, into .git or outside
+            outcome.reasons.insert(0, commit.removeprefix("refused: "))
+            commit = None
         state.verdict, state.commit = outcome.verdict, commit
         state.record = _resume.task_record(state, tree, outcome, worker, duration)
         state.status = "DONE"
@@ -426,7 +435,9 @@ class Scheduler:
 
     def _commit(self, state: TaskState, tree: Tree, outcome: Outcome) -> str | None:
         """Runs in a thread under the git lock; a Ctrl-C waits for it, so HEAD and the record agree."""
-        from truthplane.workspace import ChangedSinceSnapshot, commit_files, files_after
+        from truthplane.checkout import ChangedSinceSnapshot, commit_files, keep_file_form, planned_writes
+        from truthplane.fsutil import UnsafeWrite
+        from truthplane.workspace import files_after
 
         task = state.task
         existing = _resume.committed(self.repo).get((task.id, task.digest()))
@@ -435,16 +446,17 @@ class Scheduler:
         if any(self._files.get(rel) != tree.files.get(rel) for rel in outcome.touched):
             return "retry"
         assert outcome.after is not None
+        if task.kind == "fix":  # a fix's tools may rewrite a whole file: only its approved lines change
+            keep_file_form(tree.directory, outcome.after, outcome.touched)
         message = _resume.commit_message(task, outcome, self.run_id)
         try:
             sha = commit_files(self.repo, tree.files, outcome.after, outcome.touched, message)
-        except ChangedSinceSnapshot as exc:
+        except UnsafeWrite as exc:
+            return f"refused: {exc}"
+        except (ChangedSinceSnapshot, GitError) as exc:
             return f"error: {exc}"
-        except GitError as exc:
-            return f"error: {exc}"
-        for rel in outcome.touched:
-            path = outcome.after / rel
-            self._changes[rel] = path.read_bytes() if path.is_file() else None
+        for write in planned_writes(outcome.after, outcome.touched):
+            self._changes[write.path] = write
         self._latest_files = files_after(self._files, outcome.after, outcome.touched)
         self._version += 1
         self._version_commits[self._version] = sha

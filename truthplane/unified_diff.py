@@ -97,9 +97,29 @@ def clean_diff(diff: str) -> tuple[str, bool]:
             section = line[2:].split("@@", 1)[1] if "@@" in line[2:] else ""
             lines[i] = "@@ -1 +1 @@" + section
             repaired = True
-    while lines and not lines[-1].strip():
+    while lines and not lines[-1].strip() and (repaired or not _needed_by_last_hunk(lines)):
         lines.pop()
     return ("\n".join(lines) + "\n" if lines else ""), repaired
+
+
+def _needed_by_last_hunk(lines: list[str]) -> bool:
+    """Is the blank last line a context line the last hunk's counts call for (a blank line at a hunk's end, as
+    difflib and git write it), rather than trailing whitespace after the diff?"""
+    if lines[-1][:1] not in ("", " "):
+        return False
+    start = next((i for i in range(len(lines) - 1, -1, -1) if lines[i].startswith("@@")), None)
+    match = _HUNK.match(lines[start]) if start is not None else None
+    if match is None:
+        return False
+    old_left = int(match.group(2)) if match.group(2) is not None else 1
+    new_left = int(match.group(4)) if match.group(4) is not None else 1
+    for line in lines[start + 1:]:
+        kind = line[:1] or " "
+        if kind not in " -+\\":
+            return False  # the hunk ended before this line: what follows is not its body
+        old_left -= kind in " -"
+        new_left -= kind in " +"
+    return old_left >= 0 and new_left >= 0
 
 
 def _header_path(value: str) -> str:

@@ -1,14 +1,12 @@
-"""Git: which files a tree holds, renames between states, trees materialised elsewhere, and the one
-place that writes to a user's repository (`apply_files`, `commit_files`, `recover_pending`).
+"""Git: which files a tree holds, renames between states, trees materialised elsewhere.
 
 Reading never changes the user's checkout, index or HEAD: a past tree is exported with `git archive`
-into a temporary directory (no worktree registration, no `git reset`, no `git clean`). Writing touches
-only the files of an approved change, and only while they are byte-identical to the snapshot.
+into a temporary directory (no worktree registration, no `git reset`, no `git clean`). The writes to a
+user's repository live in checkout.py.
 """
 
 from __future__ import annotations
 
-import glob
 import hashlib
 import os
 import shutil
@@ -23,8 +21,7 @@ from pathlib import Path
 
 from truthplane._git import GIT_ENV, changes_args, renames_args, resolve_args, tree_args
 from truthplane._git import git as _git
-from truthplane.errors import GitError
-from truthplane.paths import RESULTS_DIR, results_dir
+from truthplane.errors import GitError, UsageError
 
 def blob_id(content: bytes) -> str:
     """Git's object id for a blob: the same content hash git keeps in its index and trees."""
@@ -32,11 +29,12 @@ def blob_id(content: bytes) -> str:
 
 
 def files_after(files: dict[str, str], tree: Path, touched: list[str]) -> dict[str, str]:
-    """A listing (path -> blob id) after a change: each touched path as it is in `tree`, gone if it is no file."""
+    """A listing (path -> blob id) after a change: each touched path as it is in `tree`, gone if it is no file
+    (a symlink is no file to analyse)."""
     after = dict(files)
     for rel in touched:
         path = tree / rel
-        if path.is_file():
+        if path.is_file() and not path.is_symlink():
             after[rel] = blob_id(path.read_bytes())
         else:
             after.pop(rel, None)
@@ -92,6 +90,7 @@ class Repo:
         try:
             top = _git(path, "rev-parse", "--show-toplevel").strip()
         except GitError:
+            refuse_git_dir(path)
             return None
         return cls(Path(top))
 
@@ -248,6 +247,20 @@ class Repo:
             shutil.rmtree(tmp, ignore_errors=True)
 
 
+def refuse_git_dir(path: Path) -> None:
+    """A bare repository, or a directory inside .git, has no working tree: nothing there is to scan or write."""
+    try:
+        bare, inside = _git(path, "rev-parse", "--is-bare-repository", "--is-inside-git-dir").split()[:2]
+    except (GitError, ValueError):
+        return  # not in a repository at all: a plain directory
+    if bare == "true":
+        raise UsageError(f"{path.resolve()} is a bare git repository, with no working tree to scan, judge or change: "
+                         f"run truthplane in a clone of it (git clone {path.resolve()})")
+    if inside == "true":
+        raise UsageError(f"{path.resolve()} is inside git's own directory, not a working tree: "
+                         "run truthplane from the repository's working tree")
+
+
 def _parse_renames(name_status: str) -> dict[str, str]:
     fields = name_status.split("\0")
     renames: dict[str, str] = {}
@@ -261,154 +274,3 @@ def _parse_renames(name_status: str) -> dict[str, str]:
         else:
             i += 2
     return renames
-
-
-# ---- the only writes to a user's repository: applying an approved change -----------------------
-
-PENDING = f"{RESULTS_DIR}/pending-commit.json"
-
-
-class ChangedSinceSnapshot(GitError):
-    """A file the change touches was edited after the snapshot: applying would lose that edit."""
-
-
-def _current_blob(path: Path) -> str | None:
-    return blob_id(path.read_bytes()) if path.is_file() and not path.is_symlink() else None
-
-
-def check_unchanged(root: Path, snapshot: dict[str, str], touched: list[str]) -> None:
-    changed = [rel for rel in touched if _current_blob(root / rel) != snapshot.get(rel)]
-    if changed:
-        raise ChangedSinceSnapshot(
-            f"{', '.join(changed[:3])} changed since truthplane took its snapshot: nothing was applied"
-        )
-
-
-def write_files(root: Path, tree: Path, touched: list[str]) -> None:
-    """Copy the touched files from `tree` into `root`, each replaced atomically; deleted ones removed."""
-    from truthplane.fsutil import atomic_write
-
-    for rel in touched:
-        source, dest = tree / rel, root / rel
-        if source.is_file():
-            atomic_write(dest, source.read_bytes())
-            os.chmod(dest, source.stat().st_mode & 0o777)
-        else:
-            dest.unlink(missing_ok=True)
-
-
-def apply_files(root: Path, snapshot: dict[str, str], tree: Path, touched: list[str]) -> None:
-    check_unchanged(root, snapshot, touched)
-    write_files(root, tree, touched)
-
-
-def commit_files(repo: Repo, snapshot: dict[str, str], tree: Path, touched: list[str], message: str) -> str:
-    """Commit exactly the touched files as they are in `tree`, on top of HEAD, then update the checkout.
-
-    The commit object is built first in a temporary index (invisible), then a journal is written, then HEAD
-    moves with a compare-and-swap, then the index entries and files follow. A crash before HEAD moves leaves
-    everything untouched; after it, `recover_pending` (run by the next `truthplane fix`) finishes the job.
-    """
-    import json
-
-    from truthplane.fsutil import atomic_write
-
-    check_unchanged(repo.root, snapshot, touched)
-    head = repo.head()
-    if head is None:
-        raise GitError("the repository has no commits yet: commit once before `fix --commit`")
-    commit, entries = _build_commit(repo, head, tree, touched, message)
-    results_dir(repo.root)  # self-ignoring before the journal is written into it
-    journal = repo.root / PENDING
-    atomic_write(journal, json.dumps({"commit": commit, "old_head": head, "entries": entries}))
-    _git(repo.root, "update-ref", "-m", "truthplane fix --commit", "HEAD", commit, head)
-    _finish_commit(repo, entries)
-    journal.unlink(missing_ok=True)
-    return commit
-
-
-def _build_commit(
-    repo: Repo, parent: str, tree: Path, touched: list[str], message: str,
-) -> tuple[str, list[tuple[str, str | None, str | None]]]:
-    """A commit object on `parent` whose tree differs from it in exactly the touched files (as in `tree`),
-    built in a temporary index: no ref, index or file of the user's is touched. (sha, index entries)."""
-    entries: list[tuple[str, str | None, str | None]] = []
-    with tempfile.TemporaryDirectory(prefix="truthplane-index-") as tmp:
-        env = {"GIT_INDEX_FILE": str(Path(tmp) / "index")}
-        _git(repo.root, "read-tree", parent, env=env)
-        for rel in touched:
-            source = tree / rel
-            if source.is_file():
-                blob = _git(repo.root, "hash-object", "-w", "--", str(source)).strip()
-                mode = "100755" if source.stat().st_mode & 0o111 else "100644"
-                _git(repo.root, "update-index", "--add", "--cacheinfo", f"{mode},{blob},{rel}", env=env)
-                entries.append((rel, mode, blob))
-            else:
-                _git(repo.root, "update-index", "--force-remove", "--", rel, env=env)
-                entries.append((rel, None, None))
-        new_tree = _git(repo.root, "write-tree", env=env).strip()
-    commit = _git(repo.root, "commit-tree", new_tree, "-p", parent, input_bytes=message.encode()).strip()
-    return commit, entries
-
-
-NO_REF = "0" * 40  # update-ref's "must not exist yet"
-
-
-def create_branch(repo: Repo, branch: str, *, commit: str | None = None, parent: str | None = None,
-                  tree: Path | None = None, touched: list[str] | None = None, message: str = "") -> str:
-    """A new branch `branch` at `commit`, or at a new commit on `parent` holding the touched files of `tree`.
-
-    Only the ref is written (never over an existing one): the checkout, index and HEAD are left alone."""
-    if commit is None:
-        if parent is None or tree is None or touched is None:
-            raise ValueError("create_branch needs a commit, or a parent, a tree and the touched files")
-        commit, _ = _build_commit(repo, parent, tree, touched, message)
-    _git(repo.root, "update-ref", "-m", "truthplane run-all", f"refs/heads/{branch}", commit, NO_REF)
-    return commit
-
-
-def _finish_commit(repo: Repo, entries: list[tuple[str, str | None, str | None]]) -> None:
-    from truthplane.fsutil import atomic_write
-
-    for rel, mode, blob in entries:
-        if blob is None:
-            _git(repo.root, "update-index", "--force-remove", "--", rel)
-            (repo.root / rel).unlink(missing_ok=True)
-        else:
-            _git(repo.root, "update-index", "--add", "--cacheinfo", f"{mode},{blob},{rel}")
-            content = subprocess.run(["git", "cat-file", "blob", blob], cwd=repo.root, capture_output=True, check=True).stdout
-            atomic_write(repo.root / rel, content)
-            os.chmod(repo.root / rel, 0o755 if mode == "100755" else 0o644)
-
-
-def recover_pending(root: Path) -> str | None:
-    """Finish (or drop) a `fix --commit` that was killed midway. Returns what was done, or None."""
-    import json
-
-    repo = Repo.discover(root)
-    journal = root / PENDING
-    if repo is None or not journal.is_file():
-        return None
-    try:
-        data = json.loads(journal.read_text(encoding="utf-8"))
-        commit, old_head, entries = data["commit"], data["old_head"], data["entries"]
-    except (OSError, ValueError, KeyError, TypeError):
-        journal.unlink(missing_ok=True)
-        return "dropped an unreadable pending-commit journal"
-    head = repo.head()
-    if head == commit:
-        _finish_commit(repo, entries)
-        _remove_partial_writes(root, [rel for rel, _, _ in entries])
-        journal.unlink(missing_ok=True)
-        return f"finished the interrupted commit {commit[:12]}"
-    _remove_partial_writes(root, [])
-    journal.unlink(missing_ok=True)
-    return f"the interrupted commit never reached HEAD (still {str(old_head)[:12]}): nothing changed"
-
-
-def _remove_partial_writes(root: Path, paths: list[str]) -> None:
-    """A kill inside atomic_write leaves its temporary file beside the target: remove exactly those."""
-    for rel in [*paths, PENDING]:
-        target = root / rel
-        for leftover in target.parent.glob(f".{glob.escape(target.name)}.*.tmp"):
-            leftover.unlink(missing_ok=True)

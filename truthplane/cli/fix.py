@@ -39,6 +39,7 @@ def fix(
     """
     import asyncio
 
+    from truthplane.checkout import apply_files, commit_files, keep_file_form, recover_pending, refuse_busy
     from truthplane.cli.fix_report import print_report
     from truthplane.config import load_config
     from truthplane.errors import UsageError
@@ -46,7 +47,7 @@ def fix(
     from truthplane.ledger import new_run_id
     from truthplane.loop import FixRequest, run_fix
     from truthplane.pipeline import ScanOptions
-    from truthplane.workspace import Repo, apply_files, commit_files, recover_pending
+    from truthplane.workspace import Repo
 
     if sum([apply, commit, dry_run]) > 1:
         raise UsageError("choose one of --apply, --commit, --dry-run")
@@ -71,6 +72,8 @@ def fix(
         sys.stderr.write(f"truthplane: {note}\n")
     if commit and repo.head() is None:
         raise UsageError("--commit needs a repository with at least one commit")
+    if commit:
+        refuse_busy(repo)  # before any candidate runs; commit_files asks again when it commits
     config = load_config(snippet_home or root)
     target = file.name if snippet_home else file.resolve().relative_to(root).as_posix()
     request = FixRequest(
@@ -90,6 +93,7 @@ def fix(
         winner = next((r for r in run.result.candidates if r.id == run.result.winner), None)
         if winner is not None and (apply or commit) and run.base is not None:
             tree = run.trees[winner.id]
+            keep_file_form(run.base.snapshot, tree, winner.touched)
             if commit:
                 message = _commit_message(run, winner)
                 sha = commit_files(repo, run.base.files, tree, winner.touched, message)

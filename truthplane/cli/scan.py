@@ -37,7 +37,7 @@ def _options(root: Path, config_path: Path | None, verifiers: list[str] | None, 
 
 def _recover(path: Path) -> None:
     """Finish (or drop) a `fix --commit` killed midway before reading the tree: one stat when there is none."""
-    from truthplane.workspace import PENDING, recover_pending
+    from truthplane.checkout import PENDING, recover_pending
 
     if (path / PENDING).is_file():
         note = recover_pending(path.resolve())
@@ -92,11 +92,13 @@ def scan(
     from truthplane.errors import UsageError
     from truthplane.pipeline import load_baseline, scan_against, scan_path
     from truthplane.results import save_baseline
+    from truthplane.workspace import refuse_git_dir
 
     if not path.exists():
         raise UsageError(f"{path} does not exist")
     if not path.is_dir():
         raise UsageError(f"{path} is not a directory")
+    refuse_git_dir(path)  # a bare repository has no working tree: nothing to scan, nowhere to keep results
     _recover(path)
     config, options = _options(path, config_path, verifier, cache_dir, no_cache)
     label = str(path.resolve().name or path)

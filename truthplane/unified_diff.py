@@ -97,6 +97,8 @@ def clean_diff(diff: str) -> tuple[str, bool]:
             section = line[2:].split("@@", 1)[1] if "@@" in line[2:] else ""
             lines[i] = "@@ -1 +1 @@" + section
             repaired = True
+    if lines and lines[-1] == "":
+        lines.pop()  # the last line's terminator, not a line: a blank context line is never written as nothing
     while lines and not lines[-1].strip() and (repaired or not _needed_by_last_hunk(lines)):
         lines.pop()
     return ("\n".join(lines) + "\n" if lines else ""), repaired

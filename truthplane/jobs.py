@@ -6,6 +6,8 @@ imports it, and a gate runs no jobs.
 
 from __future__ import annotations
 
+import os
+
 from pydantic import BaseModel, Field
 
 
@@ -20,16 +22,32 @@ class Limits(BaseModel):
     max_output_bytes: int = 1_000_000
 
 
+class Interpreter(BaseModel):
+    """A Python on this host that a job runs instead of truthplane's own."""
+
+    executable: str = Field(description="the interpreter's sys.executable")
+    origin: str = Field(description="why this one: the repository's .venv, the PATH truthplane was started with, ...")
+    prefixes: list[str] = Field(default_factory=list, description="directories a sandbox must show for it to run")
+
+    @property
+    def bin_dir(self) -> str:
+        return os.path.dirname(self.executable)
+
+
 class Job(BaseModel):
     """A command to run against some files, somewhere isolated.
 
     `files` maps repo-relative paths to contents; `source_dir` names a directory snapshot to copy
     instead (or as well). `env` is empty by default: the host's environment never leaks in.
+    `origin` is the checkout the snapshot was made from: a sandbox hides it wherever it lives.
+    `interpreter` is the Python that test and reproduction commands run with (`python` on PATH).
     """
 
     command: list[str]
     files: dict[str, bytes] = Field(default_factory=dict)
     source_dir: str | None = None
+    origin: str | None = None
+    interpreter: Interpreter | None = None
     workdir: str = "."
     env: dict[str, str] = Field(default_factory=dict)
     stdin: bytes | None = None
@@ -51,6 +69,7 @@ class JobResult(BaseModel):
     sandboxed: bool = True
     attempts: int = 1
     notes: list[str] = Field(default_factory=list, description="what the caller should know: unsandboxed, retried on another node, ...")
+    interpreter: str | None = Field(default=None, description="the Python that `python` ran as, when the job named one")
 
     @property
     def ok(self) -> bool:

@@ -19,6 +19,7 @@ from truthplane.config import Config
 from truthplane.errors import UsageError
 from truthplane.fixes import Candidate, CandidateResult, FixResult, RunCheck
 from truthplane.jobs import Job, Limits
+from truthplane.leftovers import owned_prefix
 from truthplane.models import Finding, Scan, Verdict
 from truthplane.pipeline import ScanOptions, run_scan
 from truthplane.sources import Source
@@ -342,7 +343,7 @@ async def run_fix(request: FixRequest, config: Config, options: ScanOptions,
 
     patches = patch_file_candidates(request.patches) if request.patches else []  # bad paths fail first
     loop = Loop(request, config, options, say)
-    workdir = Path(tempfile.mkdtemp(prefix="truthplane-fix-"))
+    workdir = Path(tempfile.mkdtemp(prefix=owned_prefix("fix")))
     base: _Baseline | None = None
     try:
         base = await loop.baseline(workdir)

@@ -24,6 +24,8 @@ from pathlib import Path
 from truthplane._git import GIT_ENV, changes_args, renames_args, resolve_args, tree_args
 from truthplane._git import git as _git
 from truthplane.errors import GitError
+from truthplane.leftovers import owned_prefix
+
 
 def blob_id(content: bytes) -> str:
     """Git's object id for a blob: the same content hash git keeps in its index and trees."""
@@ -228,7 +230,7 @@ class Repo:
     @contextmanager
     def exported(self, commit: str) -> Iterator[Path]:
         """The tree of `commit` as plain files in a temporary directory, removed afterwards."""
-        tmp = Path(tempfile.mkdtemp(prefix="truthplane-tree-"))
+        tmp = Path(tempfile.mkdtemp(prefix=owned_prefix("tree")))
         try:
             proc = subprocess.Popen(
                 ["git", "archive", "--format=tar", commit], cwd=self.root,

@@ -230,7 +230,7 @@ class DockerExecutor(Executor):
 
     def _run_sync(self, job: Job, box: dict[str, Any]) -> JobResult:
         client = self.client()
-        with workspace(job, prefix="truthplane-docker-") as (root, local_workdir):
+        with workspace(job, kind="docker") as (root, local_workdir):
             archive = _tar_workspace(root)
             rel = local_workdir.relative_to(root).as_posix()
         workdir = str(PurePosixPath(WORKSPACE) / rel) if rel != "." else WORKSPACE

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from truthplane.errors import ExecutorError
-from truthplane.executors._cgroup import CgroupUnavailable, JobCgroup
+from truthplane.executors._cgroup import CgroupUnavailable, JobCgroup, sweep_dead
 from truthplane.executors._starter import JobProcess, Starter, StarterPool
 from truthplane.executors._workspace import (
     OutputCap,
@@ -40,6 +40,7 @@ from truthplane.executors._workspace import (
 )
 from truthplane.executors.interface import Executor
 from truthplane.jobs import Interpreter, Job, JobResult, Limits
+from truthplane.leftovers import owned_prefix, sweep_tempdirs
 from truthplane.models import ToolInfo
 
 NO_BWRAP = "bubblewrap not found: apt-get install bubblewrap; jobs would run unsandboxed"
@@ -125,7 +126,7 @@ def bwrap_argv(bwrap: str, root: Path, workdir: Path, limits: Limits, source_dir
 @cache
 def _bwrap_works(bwrap: str) -> str | None:
     """None if bwrap can build our sandbox here, else its complaint (checked once per process)."""
-    with tempfile.TemporaryDirectory(prefix="truthplane-probe-") as scratch:
+    with tempfile.TemporaryDirectory(prefix=owned_prefix("probe")) as scratch:
         probe = bwrap_argv(bwrap, Path(scratch), Path(scratch), Limits())
         try:
             proc = subprocess.run([*probe, "true"], check=False, capture_output=True, text=True, timeout=30)
@@ -189,6 +190,21 @@ async def _feed_stdin(proc: asyncio.subprocess.Process, data: bytes) -> None:
         pass  # the job did not read its input: its business
 
 
+def sweep_leftovers() -> list[str]:
+    """Remove what runs killed before they could clean up left behind: temp dirs and job cgroups."""
+    removed = [str(path) for path in sweep_tempdirs()]
+    try:
+        removed += [f"cgroup {name}" for name in sweep_dead()]
+    except OSError:
+        pass  # no cgroup hierarchy to look in: nothing of ours can be there
+    return removed
+
+
+@cache
+def _sweep_once() -> None:
+    sweep_leftovers()
+
+
 class LocalExecutor(Executor):
     """Subprocess in a temporary copy; bubblewrap + a cgroup where available."""
 
@@ -196,6 +212,7 @@ class LocalExecutor(Executor):
 
     def __init__(self, options: dict[str, Any] | None = None) -> None:
         super().__init__(options)
+        _sweep_once()
         # job processes kept ready inside their cgroups (`_starter.py`); `warm = 0` starts each on demand
         self._starters = StarterPool(int(self.options.get("warm", min(self.concurrency, 4))))
 

@@ -37,6 +37,7 @@ class RunCheck(BaseModel):
     flaky: bool = False
     output_tail: str = ""
     detail: str = ""
+    interpreter: str | None = Field(default=None, description="the Python `python` meant in the command's job")
 
 
 class CandidateResult(BaseModel):

@@ -18,7 +18,7 @@ from pathlib import Path
 from truthplane.config import Config
 from truthplane.errors import UsageError
 from truthplane.fixes import Candidate, CandidateResult, FixResult, RunCheck
-from truthplane.jobs import Job, Limits
+from truthplane.executors.interpreter import describe_interpreter, repository_job
 from truthplane.leftovers import owned_prefix
 from truthplane.models import Finding, Scan, Verdict
 from truthplane.pipeline import ScanOptions, run_scan
@@ -88,9 +88,8 @@ def _source(directory: Path, files: dict[str, str], label: str) -> Source:
 
 
 async def _run(executor, directory: Path, command: str, *, extra: dict[str, bytes] | None = None,  # noqa: ANN001
-               timeout_s: float) -> tuple[int | None, str]:
-    job = Job(command=["sh", "-c", command], source_dir=str(directory), files=extra or {},
-              limits=Limits(timeout_s=timeout_s), label=command[:60])
+               timeout_s: float, origin: Path) -> tuple[int | None, str]:
+    job = repository_job(command, directory, origin, files=extra, timeout_s=timeout_s)
     result = await executor.run(job)
     tail = (result.stdout + result.stderr)[-OUTPUT_TAIL:]
     if result.timed_out:
@@ -108,6 +107,7 @@ class Loop:
         self.options = options
         self.say = say
         self.executor = create_executor(request.executor, config)
+        self.interpreter = describe_interpreter(self.executor, request.root)
 
     # ---- before any candidate ------------------------------------------------------------
 
@@ -118,6 +118,8 @@ class Loop:
         if self.request.target not in files:
             raise UsageError(f"{self.request.target} is not a file of this repository (or it is ignored by git)")
         self.say("baseline: scanning the snapshot and running its tests")
+        if self.request.test_cmd or self.request.repro_cmd or self.request.error:
+            self.say(f"tests and reproductions run with {self.interpreter}")
         # the scan, the tests and a given reproduction do not depend on each other; candidates need only the
         # scan, so the tests and the reproduction run on beside the candidates' own runs
         before = asyncio.ensure_future(asyncio.gather(
@@ -156,12 +158,12 @@ class Loop:
     async def _baseline_tests(self, snapshot: Path) -> tuple[int | None, str]:
         if not self.request.test_cmd:
             return None, ""
-        return await _run(self.executor, snapshot, self.request.test_cmd, timeout_s=self.request.timeout_s)
+        return await _run(self.executor, snapshot, self.request.test_cmd, timeout_s=self.request.timeout_s, origin=self.request.root)
 
     async def _repro_before(self, snapshot: Path, script: str | None) -> int | None:
         command = self.request.repro_cmd or f"python {REPRO_FILE}"
         extra = {REPRO_FILE: script.encode()} if script else None
-        rc, _ = await _run(self.executor, snapshot, command, extra=extra, timeout_s=self.request.timeout_s)
+        rc, _ = await _run(self.executor, snapshot, command, extra=extra, timeout_s=self.request.timeout_s, origin=self.request.root)
         return rc
 
     def _check_repro_before(self, base: _Baseline) -> None:
@@ -217,8 +219,9 @@ class Loop:
     async def _tests(self, directory: Path) -> RunCheck | None:
         if not self.request.test_cmd:
             return None
-        rc, tail = await _run(self.executor, directory, self.request.test_cmd, timeout_s=self.request.timeout_s)
-        return RunCheck(command=self.request.test_cmd, after_rc=[rc], passed=rc == 0, output_tail=tail)
+        rc, tail = await _run(self.executor, directory, self.request.test_cmd, timeout_s=self.request.timeout_s, origin=self.request.root)
+        return RunCheck(command=self.request.test_cmd, after_rc=[rc], passed=rc == 0, output_tail=tail,
+                        interpreter=self.interpreter)
 
     async def _repro(self, base: _Baseline, directory: Path) -> RunCheck | None:
         command = self.request.repro_cmd or (f"python {REPRO_FILE}" if base.repro_script else None)
@@ -226,7 +229,7 @@ class Loop:
             return None
         extra = {REPRO_FILE: base.repro_script.encode()} if base.repro_script else None
         runs = await asyncio.gather(*(
-            _run(self.executor, directory, command, extra=extra, timeout_s=self.request.timeout_s)
+            _run(self.executor, directory, command, extra=extra, timeout_s=self.request.timeout_s, origin=self.request.root)
             for _ in range(max(1, self.request.repro_runs))
         ))  # each repetition in its own sandbox: nothing carries over from one to the next
         codes = [rc for rc, _ in runs]
@@ -234,7 +237,7 @@ class Loop:
         passed = all(rc == 0 for rc in codes)
         flaky = not passed and any(rc == 0 for rc in codes)
         return RunCheck(command=command, before_rc=base.repro_before, after_rc=codes, passed=passed,
-                        flaky=flaky, output_tail=tail)
+                        flaky=flaky, output_tail=tail, interpreter=self.interpreter)
 
     def _judge(self, base: _Baseline, new: list[Finding], fixed: list[Finding], problems: list[str],
                tampering: list[str], tests: RunCheck | None, repro: RunCheck | None) -> tuple[Verdict, list[str]]:

@@ -33,6 +33,13 @@ def host_python_path() -> str:
     return f"{bin_dir}:{STANDARD_PATH}"
 
 
+def job_path(job: Job) -> str:
+    """PATH for a job on this host: its interpreter's bin dir first (truthplane's own last), else this python's."""
+    if job.interpreter is None:
+        return host_python_path()
+    return f"{job.interpreter.bin_dir}:{STANDARD_PATH}:{Path(sys.executable).parent}"
+
+
 def job_env(job: Job, home: str, path: str = STANDARD_PATH) -> dict[str, str]:
     return {**base_env(home, path), **job.env}
 

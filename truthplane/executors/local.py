@@ -34,7 +34,7 @@ from truthplane.executors._starter import JobProcess, Starter, StarterPool
 from truthplane.executors._workspace import (
     OutputCap,
     create_workspace,
-    host_python_path,
+    job_path,
     job_env,
     remove_workspace,
 )
@@ -209,6 +209,7 @@ class LocalExecutor(Executor):
     """Subprocess in a temporary copy; bubblewrap + a cgroup where available."""
 
     name = "local"
+    runs_host_interpreter = True
 
     def __init__(self, options: dict[str, Any] | None = None) -> None:
         super().__init__(options)
@@ -268,7 +269,7 @@ class LocalExecutor(Executor):
             argv = job.command
             if bwrap is not None:
                 argv = bwrap_argv(bwrap, root, workdir, job.limits, job.source_dir, job.origin, job.interpreter) + job.command
-            env = job_env(job, home=str(root), path=host_python_path())
+            env = job_env(job, home=str(root), path=job_path(job))
             result = await self._execute(job, argv, env, workdir, starter, sandboxed=bwrap is not None)
         finally:
             if starter is not None:
@@ -276,6 +277,7 @@ class LocalExecutor(Executor):
             await asyncio.to_thread(remove_workspace, root)
         result.sandboxed = bwrap is not None
         result.notes = notes + result.notes
+        result.interpreter = job.interpreter.executable if job.interpreter is not None else None
         return result
 
     async def _execute(

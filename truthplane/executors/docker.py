@@ -35,6 +35,7 @@ from truthplane.executors._workspace import OutputCap, job_env, workspace
 from truthplane.executors.interface import Executor
 from truthplane.jobs import Job, JobResult
 from truthplane.models import ToolInfo
+from truthplane.registry import require
 
 DEFAULT_IMAGE = "truthplane-sandbox:latest"
 WORKSPACE = "/workspace"
@@ -58,6 +59,7 @@ def _engine_url(base_url: str | None) -> str:
 @contextmanager
 def _docker_errors(what: str, base_url: str | None = None, image: str | None = None) -> Iterator[None]:
     """The one place docker SDK and requests exceptions become ExecutorError."""
+    _require_sdk()
     import docker.errors
     import requests.exceptions
 
@@ -84,7 +86,12 @@ def _docker_errors(what: str, base_url: str | None = None, image: str | None = N
         raise ExecutorError(f"docker: {what} failed: {exc}") from None
 
 
+def _require_sdk() -> None:
+    require("docker", "requests", needed_by="the docker executor")
+
+
 def _client(base_url: str | None, timeout: int = 60, pool: int = 10) -> Any:
+    _require_sdk()
     import docker
 
     with _docker_errors("connecting", base_url):
@@ -368,9 +375,9 @@ def import_rootfs(tarball: Path, tag: str = DEFAULT_IMAGE, base_url: str | None 
 
 def build_dockerfile(context: Path, tag: str = DEFAULT_IMAGE, data_science: bool = False, base_url: str | None = None) -> str:
     """`docker build` of the sandbox Dockerfile (needs a registry for the python base image)."""
+    client = _client(base_url, timeout=1800)
     import docker.errors
 
-    client = _client(base_url, timeout=1800)
     try:
         with _docker_errors("building the sandbox image", base_url):
             try:

@@ -43,6 +43,7 @@ from truthplane.executors._workspace import OutputCap
 from truthplane.executors.interface import Executor
 from truthplane.jobs import Job, JobResult
 from truthplane.models import ToolInfo
+from truthplane.registry import install_hint, require
 
 
 class SSHOptions(BaseModel):
@@ -98,7 +99,7 @@ class SSHExecutor(Executor):
         try:
             import asyncssh
         except ImportError:
-            return ToolInfo(name=cls.name, installed=False, reason="asyncssh is not installed: pip install 'truthplane[executors]'")
+            return ToolInfo(name=cls.name, installed=False, reason=f"asyncssh is not installed: {install_hint('asyncssh')}")
         try:
             settings = parse_options(options)
         except ConfigError as exc:
@@ -162,6 +163,7 @@ class SSHExecutor(Executor):
         }
 
     async def run(self, job: Job) -> JobResult:
+        require("asyncssh", needed_by="the ssh executor")
         started = time.monotonic()
         snapshot = await self._snapshot(job.source_dir) if job.source_dir else None
         spec = self._spec(job, snapshot[0] if snapshot else None)

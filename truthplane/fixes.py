@@ -9,6 +9,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from truthplane.jobs import PreflightFinding
 from truthplane.models import Finding, Verdict
 
 
@@ -54,6 +55,8 @@ class CandidateResult(BaseModel):
     duration_s: float = 0.0
     touched: list[str] = Field(default_factory=list)
     diff_lines: int = 0
+    preflight: list[PreflightFinding] = Field(
+        default_factory=list, description="dangerous constructs in the code this candidate's jobs ran that no commit of the repository holds")
 
 
 class FixResult(BaseModel):

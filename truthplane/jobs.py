@@ -34,6 +34,26 @@ class Interpreter(BaseModel):
         return os.path.dirname(self.executable)
 
 
+class PreflightFinding(BaseModel):
+    """One construct generated code has no business using (executors/preflight.py), where it is. It informs; it never blocks."""
+
+    rule: str
+    message: str
+    path: str
+    line: int
+    column: int = 0
+    severity: str
+
+    def to_finding(self):  # type: ignore[no-untyped-def]  # -> models.Finding, imported only when asked
+        from truthplane.models import Finding, Severity
+
+        return Finding(verifier="preflight", rule_id=self.rule, severity=Severity(self.severity), message=self.message,
+                       path=self.path, start_line=self.line, end_line=self.line, start_column=self.column + 1)
+
+    def line_text(self) -> str:
+        return f"{self.path}:{self.line}: {self.message} ({self.severity}, {self.rule})"
+
+
 class Job(BaseModel):
     """A command to run against some files, somewhere isolated.
 
@@ -41,6 +61,9 @@ class Job(BaseModel):
     instead (or as well). `env` is empty by default: the host's environment never leaks in.
     `origin` is the checkout the snapshot was made from: a sandbox hides it wherever it lives.
     `interpreter` is the Python that test and reproduction commands run with (`python` on PATH).
+    `untrusted` names the Python files truthplane did not get from the repository's history (an LLM's
+    reproduction, a snippet, `exec`'s script; "<command>" for `python -c CODE` in the command): the
+    preflight checks them and the result carries its findings.
     """
 
     command: list[str]
@@ -48,6 +71,7 @@ class Job(BaseModel):
     source_dir: str | None = None
     origin: str | None = None
     interpreter: Interpreter | None = None
+    untrusted: list[str] = Field(default_factory=list)
     workdir: str = "."
     env: dict[str, str] = Field(default_factory=dict)
     stdin: bytes | None = None
@@ -70,6 +94,7 @@ class JobResult(BaseModel):
     attempts: int = 1
     notes: list[str] = Field(default_factory=list, description="what the caller should know: unsandboxed, retried on another node, ...")
     interpreter: str | None = Field(default=None, description="the Python that `python` ran as, when the job named one")
+    preflight: list[PreflightFinding] = Field(default_factory=list, description="what the preflight found in the job's untrusted code")
 
     @property
     def ok(self) -> bool:

@@ -17,8 +17,10 @@ from pathlib import Path
 
 from truthplane.config import Config
 from truthplane.errors import UsageError
-from truthplane.fixes import Candidate, CandidateResult, FixResult, RunCheck
 from truthplane.executors.interpreter import describe_interpreter, repository_job
+from truthplane.executors.preflight import preflight_change, preflight_files
+from truthplane.fixes import Candidate, CandidateResult, FixResult, RunCheck
+from truthplane.jobs import PreflightFinding
 from truthplane.leftovers import owned_prefix
 from truthplane.models import Finding, Scan, Verdict
 from truthplane.pipeline import ScanOptions, run_scan
@@ -64,6 +66,8 @@ class _Baseline:
     # the baseline's tests and given reproduction, still running while candidates are gathered and run:
     # only the verdicts wait for them (Loop.settled)
     pending: asyncio.Future[None] | None = None
+    # the preflight of code every candidate's jobs run that no commit holds: a snippet, a generated reproduction
+    preflight: list[PreflightFinding] = field(default_factory=list)
 
 
 def snapshot_tree(root: Path, dest: Path) -> dict[str, str]:
@@ -138,6 +142,8 @@ class Loop:
             await asyncio.gather(before, return_exceptions=True)
             raise
         base = _Baseline(snapshot, files, scan, targets, None, "", None, None, [])
+        if self.request.home is not None:  # a snippet: no history holds it
+            base.preflight += preflight_files({self.request.target: (snapshot / self.request.target).read_bytes()}).findings
 
         async def settle() -> None:
             (base.tests_before, base.tests_output), repro_before = await before
@@ -176,6 +182,7 @@ class Loop:
         if self.request.repro_cmd or script is None:
             return
         base.repro_script = script
+        base.preflight += preflight_files({REPRO_FILE: script.encode()}).findings
         base.repro_before = await self._repro_before(base.snapshot, script)
         self._check_repro_before(base)
 
@@ -202,6 +209,9 @@ class Loop:
             result.reasons = [str(exc)]
             return result
         result.touched = touched
+        result.preflight = list(base.preflight)
+        if candidate.source != "autofix":  # an analyser's own fix is not generated code
+            result.preflight += await asyncio.to_thread(preflight_change, base.snapshot, directory, touched)
         files = files_after(base.files, directory, touched)
         scan_task = asyncio.to_thread(run_scan, _source(directory, files, candidate.id), self.config, self.options)
         tests_task = self._tests(directory)

@@ -27,6 +27,7 @@ def exec_(
 
     from truthplane.config import load_config
     from truthplane.errors import UsageError
+    from truthplane.executors.preflight import untrusted_scripts
     from truthplane.jobs import Job, Limits
     from truthplane.registry import create_executor
 
@@ -40,6 +41,7 @@ def exec_(
     job = Job(
         command=command,
         source_dir=str(cwd),
+        untrusted=untrusted_scripts(command),  # an ad-hoc python -c or script: the preflight reports on it
         limits=Limits(timeout_s=timeout, memory_mb=memory, network=network),
         label="truthplane exec",
     )
@@ -59,6 +61,8 @@ def exec_(
             sys.stderr.write("warning: ran unsandboxed\n")
         for note in result.notes:
             sys.stderr.write(f"truthplane: {note}\n")
+        for finding in result.preflight:
+            sys.stderr.write(f"truthplane: preflight: {finding.line_text()}\n")
     return exit_code(result)
 
 

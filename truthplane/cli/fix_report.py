@@ -33,6 +33,8 @@ def print_report(run: FixRun, stream: TextIO) -> None:
                       f"{cand.diff_lines} changed line(s), {cand.duration_s:.1f}s", markup=False)
         for reason in cand.reasons:
             console.print(f"      {escape(reason)}")
+        for finding in cand.preflight:
+            console.print(f"      preflight (informs, never blocks): {escape(finding.line_text())}")
     if result.winner:
         console.print(f"\nwinner: {result.winner}", markup=False)
         console.print(run.candidates[result.winner].diff.rstrip(), markup=False, highlight=False)

@@ -29,6 +29,7 @@ from truthplane.errors import ExecutorError
 from truthplane.executors import _transfer
 from truthplane.executors._workspace import OutputCap
 from truthplane.executors.interface import Executor
+from truthplane.executors.preflight import preflight_untrusted
 from truthplane.jobs import Job, JobResult
 from truthplane.models import ToolInfo
 from truthplane.registry import install_hint, require
@@ -139,7 +140,9 @@ class LambdaExecutor(Executor):
         started = time.monotonic()
         response = await asyncio.to_thread(self._invoke, payload)
         duration = time.monotonic() - started
-        return self._result(job, response, notes, duration, event["max_output_bytes"])
+        result = self._result(job, response, notes, duration, event["max_output_bytes"])
+        result.preflight = preflight_untrusted(job)
+        return result
 
     def _invoke(self, payload: bytes) -> tuple[str | None, dict[str, Any]]:
         """(FunctionError or None, the decoded response payload); AWS errors become ExecutorError here."""

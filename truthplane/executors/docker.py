@@ -33,6 +33,7 @@ from typing import Any
 from truthplane.errors import ExecutorError
 from truthplane.executors._workspace import OutputCap, job_env, workspace
 from truthplane.executors.interface import Executor
+from truthplane.executors.preflight import preflight_untrusted
 from truthplane.jobs import Job, JobResult
 from truthplane.models import ToolInfo
 from truthplane.registry import require
@@ -195,7 +196,9 @@ class DockerExecutor(Executor):
         loop = asyncio.get_running_loop()
         box: dict[str, Any] = {}
         try:
-            return await loop.run_in_executor(self._threads(), self._run_sync, job, box)
+            result = await loop.run_in_executor(self._threads(), self._run_sync, job, box)
+            result.preflight = preflight_untrusted(job)
+            return result
         finally:
             # cancelled (Ctrl-C) while the worker still waits on the container: remove it now
             if box.get("container") is not None and not box.get("removed"):

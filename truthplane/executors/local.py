@@ -34,11 +34,12 @@ from truthplane.executors._starter import JobProcess, Starter, StarterPool
 from truthplane.executors._workspace import (
     OutputCap,
     create_workspace,
-    job_path,
     job_env,
+    job_path,
     remove_workspace,
 )
 from truthplane.executors.interface import Executor
+from truthplane.executors.preflight import preflight_untrusted
 from truthplane.jobs import Interpreter, Job, JobResult, Limits
 from truthplane.leftovers import owned_prefix, sweep_tempdirs
 from truthplane.models import ToolInfo
@@ -278,6 +279,7 @@ class LocalExecutor(Executor):
         result.sandboxed = bwrap is not None
         result.notes = notes + result.notes
         result.interpreter = job.interpreter.executable if job.interpreter is not None else None
+        result.preflight = preflight_untrusted(job)
         return result
 
     async def _execute(

@@ -41,6 +41,7 @@ from truthplane.executors import _transfer
 from truthplane.executors._ssh_node import Node, NodeLost, NodeOptions
 from truthplane.executors._workspace import OutputCap
 from truthplane.executors.interface import Executor
+from truthplane.executors.preflight import preflight_untrusted
 from truthplane.jobs import Job, JobResult
 from truthplane.models import ToolInfo
 from truthplane.registry import install_hint, require
@@ -187,7 +188,9 @@ class SSHExecutor(Executor):
                 await self._release(node)
             break
         notes.extend(f"ssh: node {name} lost mid-job; retried on {node.name}" for name in lost_mid_job)
-        return self._result(job, node, answer, attempts, notes, time.monotonic() - started)
+        result = self._result(job, node, answer, attempts, notes, time.monotonic() - started)
+        result.preflight = preflight_untrusted(job)
+        return result
 
     async def _run_on(self, node: Node, spec: dict[str, Any], snapshot: tuple[str, bytes] | None) -> dict[str, Any]:
         if snapshot is not None:

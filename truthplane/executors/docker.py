@@ -35,6 +35,7 @@ from truthplane.executors._workspace import OutputCap, job_env, workspace
 from truthplane.executors.interface import Executor
 from truthplane.executors.preflight import preflight_untrusted
 from truthplane.jobs import Job, JobResult
+from truthplane.leftovers import sweep_tempdirs
 from truthplane.models import ToolInfo
 from truthplane.registry import require
 
@@ -184,6 +185,7 @@ class DockerExecutor(Executor):
             if self._docker is None:
                 self._docker = _client(self.base_url, pool=max(10, self.concurrency * 2))
                 _sweep_leftovers(self._docker)
+                sweep_tempdirs()
             return self._docker
 
     def _threads(self) -> ThreadPoolExecutor:
@@ -338,7 +340,8 @@ def _send_stdin(sock: Any, data: bytes) -> None:
 
 
 def _sweep_leftovers(client: Any) -> None:
-    """Remove stopped job containers whose truthplane process (on this host) was killed before cleaning up."""
+    """Remove stopped job containers whose truthplane process (on this host) was killed before cleaning up
+    (their workspaces in the temp dir go with `sweep_tempdirs`)."""
     import docker.errors
     import requests.exceptions
 

@@ -83,3 +83,15 @@ def test_without_any_other_python_truthplanes_own_is_used_and_said(tmp_path: Pat
 
     found = repository_interpreter(tmp_path, path=str(tmp_path / "nothing-here"))
     assert found.executable == sys.executable and "truthplane's own" in found.origin
+
+
+@pytest.mark.tool("bwrap")
+def test_exec_runs_python_from_the_repositorys_venv_and_says_so(tmp_path: Path, capsys, monkeypatch) -> None:
+    project = tmp_path / "project"
+    project.mkdir()
+    make_venv(project / ".venv", where="project venv")
+    monkeypatch.chdir(project)
+    assert run(["exec", "--format", "json", "--", "python", "-c", "import marker_pkg; print(marker_pkg.WHERE)"]) == 0
+    result = json.loads(capsys.readouterr()[0])
+    assert result["stdout"] == "project venv\n"
+    assert result["interpreter"] == str(project.resolve() / ".venv" / "bin" / "python")

@@ -27,6 +27,7 @@ def exec_(
 
     from truthplane.config import load_config
     from truthplane.errors import UsageError
+    from truthplane.executors.interpreter import repository_interpreter
     from truthplane.executors.preflight import untrusted_scripts
     from truthplane.jobs import Job, Limits
     from truthplane.registry import create_executor
@@ -41,6 +42,9 @@ def exec_(
     job = Job(
         command=command,
         source_dir=str(cwd),
+        origin=str(cwd),
+        # `python` is the repository's (its .venv, else the PATH's), as in fix's test and reproduction jobs
+        interpreter=repository_interpreter(cwd) if backend.runs_host_interpreter else None,
         untrusted=untrusted_scripts(command),  # an ad-hoc python -c or script: the preflight reports on it
         limits=Limits(timeout_s=timeout, memory_mb=memory, network=network),
         label="truthplane exec",

@@ -149,3 +149,41 @@ def test_fix_shows_and_records_what_a_candidate_adds_without_blocking_it(make_re
     assert [f["rule"] for f in task["verification"]["preflight"]] == ["os-system"]
     assert run(["fix", str(root / "calc.py"), "--candidate", str(patch), "--test-cmd", "true"]) == 0
     assert "preflight (informs, never blocks): calc.py:5: os.system() runs a shell command" in capsys.readouterr()[0]
+
+
+RIGHT = """--- a/calc.py
++++ b/calc.py
+@@ -1,2 +1,2 @@
+ def mean(values):
+-    return sum(values) / len(values) + 1
++    return sum(values) / len(values)
+"""
+REPRO_SHELLS_OUT = "import subprocess\nsubprocess.run('true', shell=True)\nfrom calc import mean\nassert mean([1, 2, 3]) == 2\n"
+
+
+@pytest.mark.tool("bwrap")
+@pytest.mark.tool("ruff")
+def test_fix_preflights_an_llm_written_reproduction(make_repo, tmp_path, capsys, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from tests.llm.servers import Answer, OpenAIServer
+    from truthplane.cli.main import run
+
+    monkeypatch.setenv("TRUTHPLANE_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("GROQ_API_KEY", "sk-test-key")
+    server = OpenAIServer(api_key="sk-test-key")
+    try:
+        root = make_repo({"calc.py": CALC, "truthplane.toml": 'verifiers = ["ruff"]\n'
+                          f'[llm.providers.groq]\nbase_url = "{server.base_url}"\nmodel = "test-model"\n'})
+        server.script(
+            Answer(json.dumps({"category": "logic", "confidence": 0.9, "rationale": "off by one in mean"})),
+            Answer(json.dumps({"script": REPRO_SHELLS_OUT, "explanation": "mean of 1..3 is 2"})),
+            Answer(json.dumps({"candidates": [{"title": "drop the + 1", "diff": RIGHT, "rationale": "no offset"}]})),
+        )
+        code = run(["fix", str(root / "calc.py"), "--provider", "groq", "--candidates", "1", "--no-autofix",
+                    "--format", "json"])
+        doc = json.loads(capsys.readouterr()[0])
+    finally:
+        server.stop()
+    [candidate] = doc["candidates"]
+    assert candidate["repro"]["after_rc"][-1] == 0, candidate
+    assert [(f["path"], f["line"], f["rule"]) for f in candidate["preflight"]] == [(".truthplane_repro.py", 2, "shell-true")]
+    assert code == 0 and candidate["verdict"] == "APPROVE"

@@ -187,3 +187,19 @@ def test_fix_preflights_an_llm_written_reproduction(make_repo, tmp_path, capsys,
     assert candidate["repro"]["after_rc"][-1] == 0, candidate
     assert [(f["path"], f["line"], f["rule"]) for f in candidate["preflight"]] == [(".truthplane_repro.py", 2, "shell-true")]
     assert code == 0 and candidate["verdict"] == "APPROVE"
+
+
+@pytest.mark.tool("bwrap")
+@pytest.mark.tool("ruff")
+def test_fix_preflights_a_standalone_snippet(tmp_path, capsys, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from truthplane.cli.main import run
+
+    monkeypatch.setenv("TRUTHPLANE_CACHE_DIR", str(tmp_path / "cache"))
+    snippet = tmp_path / "snippets" / "calc.py"
+    snippet.parent.mkdir()
+    snippet.write_text("import os\n\nos.system('true')\n\n\n" + CALC)
+    patch = tmp_path / "right.diff"
+    patch.write_text(RIGHT.replace("@@ -1,2 +1,2 @@", "@@ -6,2 +6,2 @@"))
+    run(["fix", str(snippet), "--candidate", str(patch), "--format", "json"])
+    [candidate] = json.loads(capsys.readouterr()[0])["candidates"]
+    assert [(f["path"], f["line"], f["rule"]) for f in candidate["preflight"]] == [("calc.py", 3, "os-system")]

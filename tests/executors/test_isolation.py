@@ -23,7 +23,7 @@ LOOK_IN = "/var /opt /etc /srv /home /root /mnt /tmp /work /usr/src"
 
 @pytest.fixture(params=["/var/lib", "/opt"])
 def host_layout(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
-    """A checkout with a git-ignored .env, a temp dir holding another job's directory, both under PARAM."""
+    """A checkout with a git-ignored .env, a temp dir holding another job's directory and a cache, all under PARAM."""
     base = Path(tempfile.mkdtemp(prefix="truthplane-test-", dir=request.param))
     secret = f"tp-secret-{uuid.uuid4().hex}"
     repo = base / "repo"
@@ -38,6 +38,10 @@ def host_layout(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch)
     other = base / "tmp" / "truthplane-job-other"
     other.mkdir()
     (other / "other-job-data.txt").write_text(secret)
+    cache = base / "cache"  # truthplane's cache, kept there too
+    cache.mkdir()
+    (cache / "other-job-data.txt").write_text(secret)
+    monkeypatch.setenv("TRUTHPLANE_CACHE_DIR", str(cache))
     monkeypatch.setenv("TMPDIR", str(base / "tmp"))
     monkeypatch.setattr(tempfile, "tempdir", str(base / "tmp"))
     monkeypatch.chdir(repo)

@@ -4,6 +4,7 @@ homes would show them."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import tempfile
@@ -67,3 +68,36 @@ def test_a_job_sees_neither_the_checkout_nor_another_jobs_files(sandbox: Any, ho
     assert secret not in result.stdout + result.stderr
     # and nothing leaked back: the host's files are as they were
     assert (repo / ".env").read_text() == f"API_KEY={secret}\n"
+
+
+CALC = "def mean(values):\n    return sum(values) / len(values) + 1\n"
+RIGHT = """--- a/calc.py
++++ b/calc.py
+@@ -1,2 +1,2 @@
+ def mean(values):
+-    return sum(values) / len(values) + 1
++    return sum(values) / len(values)
+"""
+
+
+@pytest.mark.tool("bwrap")
+@pytest.mark.tool("ruff")
+def test_a_fix_test_command_cannot_read_the_checkouts_env_into_the_evidence(host_layout: dict[str, Any],
+                                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    from truthplane.cli.main import run
+
+    repo, secret = host_layout["repo"], host_layout["secret"]
+    (repo / "calc.py").write_text(CALC)
+    (repo / "truthplane.toml").write_text('verifiers = ["ruff"]\n')
+    subprocess.run(["git", "-C", str(repo), "add", "-A"], check=True)
+    subprocess.run(["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "init"], check=True)
+    patch = host_layout["base"] / "right.diff"
+    patch.write_text(RIGHT)
+    steal = f"cat {repo}/.env; find {LOOK_IN} -name .env -exec cat {{}} + 2>/dev/null; echo tests-ran"
+    code = run(["fix", str(repo / "calc.py"), "--candidate", str(patch), "--test-cmd", steal, "--format", "json"])
+    out = capsys.readouterr()
+    result = json.loads(out.out)
+    assert "tests-ran" in result["candidates"][0]["tests"]["output_tail"]
+    evidence = (repo / result["evidence"]).read_text()
+    assert secret not in out.out + out.err and secret not in evidence
+    assert code == 0

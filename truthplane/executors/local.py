@@ -79,8 +79,12 @@ def _hideable(path: str) -> bool:
 def host_places(root: Path, source_dir: str | None = None, origin: str | None = None) -> list[str]:
     """Where the host keeps what no job may see: the checkout, its snapshot, every job's directory (the
     temp dir), the working directory truthplane was started in, and truthplane's caches."""
-    places = [str(root.parent), tempfile.gettempdir(), os.getcwd()]
-    places += [p for p in (source_dir, origin, os.environ.get("TRUTHPLANE_CACHE_DIR"), os.environ.get("XDG_CACHE_HOME")) if p]
+    try:
+        cwd: str | None = os.getcwd()
+    except OSError:
+        cwd = None  # removed under us: nothing there to hide
+    places = [str(root.parent), tempfile.gettempdir()]
+    places += [p for p in (cwd, source_dir, origin, os.environ.get("TRUTHPLANE_CACHE_DIR"), os.environ.get("XDG_CACHE_HOME")) if p]
     return sorted({os.path.realpath(p) for p in places})
 
 

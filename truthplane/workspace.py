@@ -221,7 +221,7 @@ class Repo:
         git_dir = Path(self.git("rev-parse", "--absolute-git-dir").strip())
         if not untracked or not (git_dir / "index").is_file():
             return _parse_renames(self.git(*args))
-        with tempfile.TemporaryDirectory(prefix="truthplane-index-") as tmp:
+        with tempfile.TemporaryDirectory(prefix=owned_prefix("index")) as tmp:
             env = {"GIT_INDEX_FILE": str(Path(tmp) / "index")}
             shutil.copyfile(git_dir / "index", Path(tmp) / "index")
             _git(self.root, "add", "--intent-to-add", "--", *untracked, env=env)
@@ -333,7 +333,7 @@ def _build_commit(
     """A commit object on `parent` whose tree differs from it in exactly the touched files (as in `tree`),
     built in a temporary index: no ref, index or file of the user's is touched. (sha, index entries)."""
     entries: list[tuple[str, str | None, str | None]] = []
-    with tempfile.TemporaryDirectory(prefix="truthplane-index-") as tmp:
+    with tempfile.TemporaryDirectory(prefix=owned_prefix("index")) as tmp:
         env = {"GIT_INDEX_FILE": str(Path(tmp) / "index")}
         _git(repo.root, "read-tree", parent, env=env)
         for rel in touched:

@@ -151,8 +151,8 @@ def gc(
 ) -> int:
     """Remove old logs (full diffs, outputs); records, hashes and the chain stay verifiable. Also removes
     the temp dirs and job cgroups of runs that were killed before they could clean up."""
-    from truthplane.history import find_root, parse_age
     from truthplane.executors.local import sweep_leftovers
+    from truthplane.history import find_root, parse_age
     from truthplane.history import gc as collect
 
     if not dry_run:

@@ -7,8 +7,12 @@ imports it, and a gate runs no jobs.
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, Field
+
+if TYPE_CHECKING:
+    from truthplane.models import Finding
 
 
 class Limits(BaseModel):
@@ -44,8 +48,8 @@ class PreflightFinding(BaseModel):
     column: int = 0
     severity: str
 
-    def to_finding(self):  # type: ignore[no-untyped-def]  # -> models.Finding, imported only when asked
-        from truthplane.models import Finding, Severity
+    def to_finding(self) -> Finding:
+        from truthplane.models import Finding, Severity  # only when asked: a job result needs no models
 
         return Finding(verifier="preflight", rule_id=self.rule, severity=Severity(self.severity), message=self.message,
                        path=self.path, start_line=self.line, end_line=self.line, start_column=self.column + 1)

@@ -1,12 +1,14 @@
 """What a run leaves in the temp dir if it is killed (kill -9, a lost machine), and how a later run finds it.
 
-Every temporary directory truthplane makes is named `truthplane-<kind>-p<pid>-<random>`: the pid is the
-run that owns it. A later run, or `truthplane gc`, removes the ones whose owner process is gone and never
-touches those of a run still alive.
+Every temporary directory truthplane makes is named `truthplane-<kind>-p<pid>.<pidns>-<random>`: the run
+that owns it, and the pid namespace that pid means something in. A later run, or `truthplane gc`, removes
+the ones whose owner process is gone and never touches those of a run still alive, nor any made in another
+pid namespace (a truthplane running inside a job sees its job directory, whose owner it cannot see).
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import shutil
@@ -14,12 +16,20 @@ import stat
 import tempfile
 from pathlib import Path
 
-_OWNED = re.compile(r"^truthplane-(?:[a-z]+-)+p(\d+)-")
+_OWNED = re.compile(r"^truthplane-(?:[a-z]+-)+p(\d+)\.(\d+)-")
+
+
+@functools.cache
+def _pid_namespace() -> int:
+    try:
+        return os.stat("/proc/self/ns/pid").st_ino
+    except OSError:
+        return 0
 
 
 def owned_prefix(kind: str) -> str:
-    """A tempfile prefix that names this process as the owner."""
-    return f"truthplane-{kind}-p{os.getpid()}-"
+    """A tempfile prefix that names this process (and its pid namespace) as the owner."""
+    return f"truthplane-{kind}-p{os.getpid()}.{_pid_namespace()}-"
 
 
 def owned_tempdir(kind: str) -> Path:
@@ -27,8 +37,11 @@ def owned_tempdir(kind: str) -> Path:
 
 
 def owner_of(name: str) -> int | None:
+    """The owner pid a name records, if it was made in this pid namespace (else None: not ours to judge)."""
     match = _OWNED.match(name)
-    return int(match.group(1)) if match else None
+    if match is None or int(match.group(2)) != _pid_namespace():
+        return None
+    return int(match.group(1))
 
 
 def is_dead(pid: int) -> bool:

@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def job_cgroup_dirs() -> set[Path]:
     """The job cgroups this test process made (their names carry its pid), not every truthplane's here."""
-    return {p for parent in _parents() for p in parent.glob(f"truthplane-*-p{os.getpid()}-*") if p.is_dir()}
+    return {p for parent in _parents() for p in parent.glob(f"truthplane-*-p{os.getpid()}.*") if p.is_dir()}
 
 
 @pytest.fixture

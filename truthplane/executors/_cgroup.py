@@ -178,7 +178,7 @@ class JobCgroup:
 
     def signal(self, sig: int, spare: int | None = None) -> None:
         for pid in self.pids():
-            if pid == spare:
+            if pid == spare or pid <= 0:  # 0: a member outside our pid namespace (kill(0) would hit our own group)
                 continue
             try:
                 os.kill(pid, sig)
@@ -233,7 +233,8 @@ def sweep_dead() -> list[str]:
             continue
         for path in entries:
             pid = owner_of(path.name)
-            if pid is None or pid == os.getpid() or not is_dead(pid):
+            # not writable: seen from inside a sandbox (another pid namespace), where "dead" means nothing
+            if pid is None or pid == os.getpid() or not os.access(path, os.W_OK) or not is_dead(pid):
                 continue
             group = JobCgroup(2 if parent == v2 else 1, {"dir": path})
             group.remove()

@@ -95,3 +95,16 @@ def test_exec_runs_python_from_the_repositorys_venv_and_says_so(tmp_path: Path, 
     result = json.loads(capsys.readouterr()[0])
     assert result["stdout"] == "project venv\n"
     assert result["interpreter"] == str(project.resolve() / ".venv" / "bin" / "python")
+
+
+def test_doctor_says_which_python_the_tests_run_with(tmp_path: Path, capsys, monkeypatch) -> None:
+    project = tmp_path / "project"
+    project.mkdir()
+    make_venv(project / ".venv")
+    monkeypatch.chdir(project)
+    run(["doctor", "--format", "json"])
+    doc = json.loads(capsys.readouterr()[0])
+    assert doc["interpreter"] == {"executable": str(project.resolve() / ".venv" / "bin" / "python"),
+                                  "origin": "the repository's .venv"}
+    run(["doctor"])
+    assert f"tests and reproductions run with {project.resolve() / '.venv' / 'bin' / 'python'}" in capsys.readouterr()[0]

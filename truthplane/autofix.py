@@ -25,6 +25,7 @@ from pathlib import Path, PurePosixPath
 from truthplane.candidates import CandidateError
 from truthplane.errors import VerifierError
 from truthplane.fixes import Candidate
+from truthplane.leftovers import owned_prefix
 from truthplane.verifiers._commands import include_pattern
 from truthplane.verifiers._common import one_line, repo_path
 from truthplane.verifiers._node import ESLINT_CONFIGS, JS_SUFFIXES, borrowed_node_modules, find_tool
@@ -98,7 +99,7 @@ def semgrep_fix_rules(root: Path, extra: list[Path] | None = None) -> list[Path]
 
 
 def _semgrep_fixed(root: Path, sources: dict[str, str], rules: list[Path]) -> dict[str, str]:
-    with tempfile.TemporaryDirectory(prefix="truthplane-autofix-") as tmp:
+    with tempfile.TemporaryDirectory(prefix=owned_prefix("autofix")) as tmp:
         work = Path(tmp)
         for rel, text in sources.items():
             (work / rel).parent.mkdir(parents=True, exist_ok=True)

@@ -19,6 +19,7 @@ from pathlib import Path, PurePosixPath
 from truthplane._git import git as _git
 from truthplane.errors import GitError, UsageError
 from truthplane.fsutil import TreeWriter, UnsafeWrite, checked_parts
+from truthplane.leftovers import owned_prefix
 from truthplane.lineform import keep_form
 from truthplane.paths import RESULTS_DIR, results_dir
 from truthplane.workspace import Repo, blob_id
@@ -200,7 +201,7 @@ def _build_commit(repo: Repo, parent: str, writes: list[Write], message: str) ->
     """A commit object on `parent` whose tree differs from it in exactly the given paths, built in a
     temporary index: no ref, index or file of the user's is touched. (sha, index entries)."""
     entries: list[tuple[str, str | None, str | None]] = []
-    with tempfile.TemporaryDirectory(prefix="truthplane-index-") as tmp:
+    with tempfile.TemporaryDirectory(prefix=owned_prefix("index")) as tmp:
         env = {"GIT_INDEX_FILE": str(Path(tmp) / "index")}
         _git(repo.root, "read-tree", parent, env=env)
         for write in writes:

@@ -65,6 +65,7 @@ def fix_record(run: FixRun, *, applied: bool, commit: str | None) -> dict[str, A
                 "tests": result.tests.model_dump() if result.tests else None,
                 "reproduction": result.repro.model_dump() if result.repro else None,
                 "duration_s": result.duration_s,
+                "preflight": [f.model_dump() for f in result.preflight],
             },
             "modifications": modifications,
             "truth_gate": {"verdict": result.verdict.value, "reason": "; ".join(result.reasons)},

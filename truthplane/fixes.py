@@ -9,6 +9,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from truthplane.jobs import PreflightFinding
 from truthplane.models import Finding, Verdict
 
 
@@ -38,6 +39,7 @@ class RunCheck(BaseModel):
     output_tail: str = ""
     before_output_tail: str = Field(default="", description="the output's tail before any patch, when it failed then")
     detail: str = ""
+    interpreter: str | None = Field(default=None, description="the Python `python` meant in the command's job")
 
 
 class CandidateResult(BaseModel):
@@ -57,6 +59,8 @@ class CandidateResult(BaseModel):
     targets_fixed: int = Field(default=0, description="targets it fixes: the reproduction (1) and targeted findings")
     remaining: list[Finding] = Field(default_factory=list, description="the file's findings it leaves (not targets)")
     flags: list[str] = Field(default_factory=list, description="possible reward hacks seen in its diff")
+    preflight: list[PreflightFinding] = Field(
+        default_factory=list, description="dangerous constructs in the code this candidate's jobs ran that no commit of the repository holds")
 
 
 class FixTarget(BaseModel):

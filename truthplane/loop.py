@@ -17,9 +17,12 @@ from pathlib import Path
 
 from truthplane.config import Config
 from truthplane.errors import ProviderError, UsageError
+from truthplane.executors.interpreter import describe_interpreter, repository_job
+from truthplane.executors.preflight import preflight_change, preflight_files
 from truthplane.fixes import Candidate, CandidateResult, FixResult, RunCheck
 from truthplane.fixjudge import NEEDS_PROVIDER, choose_winner, describe_target, judge, target_kind
-from truthplane.jobs import Job, Limits
+from truthplane.jobs import PreflightFinding
+from truthplane.leftovers import owned_prefix
 from truthplane.models import Finding, Scan, Verdict
 from truthplane.pipeline import ScanOptions, run_scan
 from truthplane.sources import Source
@@ -64,6 +67,8 @@ class _Baseline:
     # the baseline's tests and given reproduction, still running while candidates are gathered and run:
     # only the verdicts wait for them (Loop.settled)
     pending: asyncio.Future[None] | None = None
+    # the preflight of code every candidate's jobs run that no commit holds: a snippet, a generated reproduction
+    preflight: list[PreflightFinding] = field(default_factory=list)
 
 
 def snapshot_tree(root: Path, dest: Path) -> dict[str, str]:
@@ -88,9 +93,8 @@ def _source(directory: Path, files: dict[str, str], label: str) -> Source:
 
 
 async def _run(executor, directory: Path, command: str, *, extra: dict[str, bytes] | None = None,  # noqa: ANN001
-               timeout_s: float) -> tuple[int | None, str]:
-    job = Job(command=["sh", "-c", command], source_dir=str(directory), files=extra or {},
-              limits=Limits(timeout_s=timeout_s), label=command[:60])
+               timeout_s: float, origin: Path) -> tuple[int | None, str]:
+    job = repository_job(command, directory, origin, files=extra, timeout_s=timeout_s)
     result = await executor.run(job)
     tail = (result.stdout + result.stderr)[-OUTPUT_TAIL:]
     if result.timed_out:
@@ -108,6 +112,7 @@ class Loop:
         self.options = options
         self.say = say
         self.executor = create_executor(request.executor, config)
+        self.interpreter = describe_interpreter(self.executor, request.root)
 
     # ---- before any candidate ------------------------------------------------------------
 
@@ -118,6 +123,8 @@ class Loop:
         if self.request.target not in files:
             raise UsageError(f"{self.request.target} is not a file of this repository (or it is ignored by git)")
         self.say("baseline: scanning the snapshot and running its tests")
+        if self.request.test_cmd or self.request.repro_cmd or self.request.error:
+            self.say(f"tests and reproductions run with {self.interpreter}")
         # the scan, the tests and a given reproduction do not depend on each other; candidates need only the
         # scan, so the tests and the reproduction run on beside the candidates' own runs
         before = asyncio.ensure_future(asyncio.gather(
@@ -138,6 +145,8 @@ class Loop:
             await asyncio.gather(before, return_exceptions=True)
             raise
         base = _Baseline(snapshot, files, scan, targets, None, "", None, None, [])
+        if self.request.home is not None:  # a snippet: no history holds it
+            base.preflight += preflight_files({self.request.target: (snapshot / self.request.target).read_bytes()}).findings
 
         async def settle() -> None:
             (base.tests_before, base.tests_output), repro_before = await before
@@ -158,12 +167,12 @@ class Loop:
     async def _baseline_tests(self, snapshot: Path) -> tuple[int | None, str]:
         if not self.request.test_cmd:
             return None, ""
-        return await _run(self.executor, snapshot, self.request.test_cmd, timeout_s=self.request.timeout_s)
+        return await _run(self.executor, snapshot, self.request.test_cmd, timeout_s=self.request.timeout_s, origin=self.request.root)
 
     async def _repro_before(self, snapshot: Path, script: str | None) -> int | None:
         command = self.request.repro_cmd or f"python {REPRO_FILE}"
         extra = {REPRO_FILE: script.encode()} if script else None
-        rc, _ = await _run(self.executor, snapshot, command, extra=extra, timeout_s=self.request.timeout_s)
+        rc, _ = await _run(self.executor, snapshot, command, extra=extra, timeout_s=self.request.timeout_s, origin=self.request.root)
         return rc
 
     def _check_repro_before(self, base: _Baseline) -> None:
@@ -176,6 +185,7 @@ class Loop:
         if self.request.repro_cmd or script is None:
             return
         base.repro_script = script
+        base.preflight += preflight_files({REPRO_FILE: script.encode()}).findings
         base.repro_before = await self._repro_before(base.snapshot, script)
         self._check_repro_before(base)
 
@@ -203,6 +213,9 @@ class Loop:
             result.reasons = [str(exc)]
             return result
         result.touched = touched
+        result.preflight = list(base.preflight)
+        if candidate.source != "autofix":  # an analyser's own fix is not generated code
+            result.preflight += await asyncio.to_thread(preflight_change, base.snapshot, directory, touched)
         files = files_after(base.files, directory, touched)
         scan_task = asyncio.to_thread(run_scan, _source(directory, files, candidate.id), self.config, self.options)
         tests_task = self._tests(directory)
@@ -225,8 +238,9 @@ class Loop:
     async def _tests(self, directory: Path) -> RunCheck | None:
         if not self.request.test_cmd:
             return None
-        rc, tail = await _run(self.executor, directory, self.request.test_cmd, timeout_s=self.request.timeout_s)
-        return RunCheck(command=self.request.test_cmd, after_rc=[rc], passed=rc == 0, output_tail=tail)
+        rc, tail = await _run(self.executor, directory, self.request.test_cmd, timeout_s=self.request.timeout_s, origin=self.request.root)
+        return RunCheck(command=self.request.test_cmd, after_rc=[rc], passed=rc == 0, output_tail=tail,
+                        interpreter=self.interpreter)
 
     async def _repro(self, base: _Baseline, directory: Path) -> RunCheck | None:
         command = self.request.repro_cmd or (f"python {REPRO_FILE}" if base.repro_script else None)
@@ -234,7 +248,7 @@ class Loop:
             return None
         extra = {REPRO_FILE: base.repro_script.encode()} if base.repro_script else None
         runs = await asyncio.gather(*(
-            _run(self.executor, directory, command, extra=extra, timeout_s=self.request.timeout_s)
+            _run(self.executor, directory, command, extra=extra, timeout_s=self.request.timeout_s, origin=self.request.root)
             for _ in range(max(1, self.request.repro_runs))
         ))  # each repetition in its own sandbox: nothing carries over from one to the next
         codes = [rc for rc, _ in runs]
@@ -242,7 +256,7 @@ class Loop:
         passed = all(rc == 0 for rc in codes)
         flaky = not passed and any(rc == 0 for rc in codes)
         return RunCheck(command=command, before_rc=base.repro_before, after_rc=codes, passed=passed,
-                        flaky=flaky, output_tail=tail)
+                        flaky=flaky, output_tail=tail, interpreter=self.interpreter)
 
 
 async def gather_candidates(loop: Loop, base: _Baseline, patches: list[Candidate]) -> tuple[list[Candidate], list[str]]:
@@ -304,7 +318,7 @@ async def run_fix(request: FixRequest, config: Config, options: ScanOptions,
 
     patches = patch_file_candidates(request.patches) if request.patches else []  # bad paths fail first
     loop = Loop(request, config, options, say)
-    workdir = Path(tempfile.mkdtemp(prefix="truthplane-fix-"))
+    workdir = Path(tempfile.mkdtemp(prefix=owned_prefix("fix")))
     base: _Baseline | None = None
     try:
         if request.error and not request.patches:

@@ -9,7 +9,7 @@ import importlib
 from functools import cache
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from truthplane.errors import PluginError
+from truthplane.errors import ExecutorError, PluginError
 
 if TYPE_CHECKING:
     from truthplane.config import Config
@@ -40,7 +40,32 @@ BUILTIN_EXECUTORS: dict[str, str] = {
 
 GROUPS = {"verifiers": BUILTIN_VERIFIERS, "executors": BUILTIN_EXECUTORS}
 
+# optional Python packages, and the extra of truthplane that installs each
+OPTIONAL_PACKAGES = {
+    "docker": "executors", "requests": "executors", "boto3": "executors", "botocore": "executors",
+    "asyncssh": "executors", "mypy": "python", "pip_audit": "python", "pytest": "python",
+}
+
 T = TypeVar("T")
+
+
+def install_hint(module: str) -> str:
+    """What to pip install for a missing module: truthplane's extra for an optional package, else the package."""
+    root = module.split(".")[0]
+    extra = OPTIONAL_PACKAGES.get(root)
+    return f"pip install 'truthplane[{extra}]'" if extra else f"pip install {root.replace('_', '-')}"
+
+
+def require(*modules: str, needed_by: str) -> None:
+    """Import optional packages now, so a missing one is an ExecutorError that says what to install."""
+    for module in modules:
+        try:
+            importlib.import_module(module)
+        except ImportError as exc:
+            name = (exc.name or module).split(".")[0]
+            raise ExecutorError(
+                f"{needed_by} needs the Python package {name}, which is not installed: {install_hint(name)}"
+            ) from None
 
 
 @cache
@@ -79,10 +104,8 @@ def load(kind: str, name: str) -> Any:
         module = importlib.import_module(module_name)
         return getattr(module, attr)
     except ImportError as exc:
-        raise PluginError(
-            f"{kind.rstrip('s')} {name!r} from {package} cannot be imported: {exc}; "
-            f"pip install {exc.name or package}"
-        ) from None
+        hint = install_hint(exc.name) if exc.name else f"pip install {package}"
+        raise PluginError(f"{kind.rstrip('s')} {name!r} from {package} cannot be imported: {exc}; {hint}") from None
     except AttributeError:
         raise PluginError(f"{kind.rstrip('s')} {name!r} from {package}: {target} does not exist") from None
 

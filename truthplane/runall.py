@@ -31,6 +31,7 @@ from truthplane.config import Config
 from truthplane.errors import ExecutorError, GitError, UsageError
 from truthplane.executors.interface import Executor
 from truthplane.jobs import Job, Limits
+from truthplane.leftovers import owned_prefix
 from truthplane.models import Verdict
 from truthplane.paths import RESULTS_DIR
 from truthplane.registry import executor_options
@@ -162,7 +163,7 @@ class Scheduler:
         self.cond = asyncio.Condition()
         self.git_lock = asyncio.Lock()
         self.tree_lock = asyncio.Lock()
-        self.workdir = Path(tempfile.mkdtemp(prefix="truthplane-run-all-"))
+        self.workdir = Path(tempfile.mkdtemp(prefix=owned_prefix("run-all")))
         self._warming: dict[str, asyncio.Future[None]] = {}
         try:
             self.workers = self._make_workers()

@@ -22,6 +22,7 @@ from pathlib import Path
 from truthplane._git import GIT_ENV, changes_args, renames_args, resolve_args, tree_args
 from truthplane._git import git as _git
 from truthplane.errors import GitError, UsageError
+from truthplane.leftovers import owned_prefix
 
 def blob_id(content: bytes) -> str:
     """Git's object id for a blob: the same content hash git keeps in its index and trees."""
@@ -219,7 +220,7 @@ class Repo:
         git_dir = Path(self.git("rev-parse", "--absolute-git-dir").strip())
         if not untracked or not (git_dir / "index").is_file():
             return _parse_renames(self.git(*args))
-        with tempfile.TemporaryDirectory(prefix="truthplane-index-") as tmp:
+        with tempfile.TemporaryDirectory(prefix=owned_prefix("index")) as tmp:
             env = {"GIT_INDEX_FILE": str(Path(tmp) / "index")}
             shutil.copyfile(git_dir / "index", Path(tmp) / "index")
             _git(self.root, "add", "--intent-to-add", "--", *untracked, env=env)
@@ -228,7 +229,7 @@ class Repo:
     @contextmanager
     def exported(self, commit: str) -> Iterator[Path]:
         """The tree of `commit` as plain files in a temporary directory, removed afterwards."""
-        tmp = Path(tempfile.mkdtemp(prefix="truthplane-tree-"))
+        tmp = Path(tempfile.mkdtemp(prefix=owned_prefix("tree")))
         try:
             proc = subprocess.Popen(
                 ["git", "archive", "--format=tar", commit], cwd=self.root,

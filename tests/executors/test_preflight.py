@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import textwrap
 
 import pytest
@@ -90,3 +91,115 @@ def test_job_report_reads_named_source_files(tmp_path) -> None:  # type: ignore[
     report = preflight_job(job, ["run.py"])
     assert [(f.path, f.rule) for f in report.findings] == [("run.py", "native-code")]
     assert preflight_job(job).clean
+
+
+# ---- the preflight runs on what truthplane executes without it coming from the repository's history ----
+
+SHELLS_OUT = "import os\nos.system('true')\nprint('ran')\n"
+
+
+@pytest.mark.tool("bwrap")
+def test_exec_of_python_code_reports_the_preflight_and_still_runs(tmp_path, capsys, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from truthplane.cli.main import run
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "script.py").write_text(SHELLS_OUT)
+    assert run(["exec", "--", "python3", "script.py"]) == 0
+    out, err = capsys.readouterr()
+    assert out == "ran\n"
+    assert "truthplane: preflight: script.py:2: os.system() runs a shell command (high, os-system)" in err
+    assert run(["exec", "--format", "json", "--", "python3", "-c", "import socket\nprint('ran')"]) == 0
+    result = json.loads(capsys.readouterr()[0])
+    assert result["stdout"] == "ran\n"
+    assert [(f["path"], f["line"], f["rule"]) for f in result["preflight"]] == [("python -c", 1, "network")]
+    # a command that is not a python script gets no preflight
+    assert run(["exec", "--format", "json", "--", "sh", "-c", "echo os.system"]) == 0
+    assert json.loads(capsys.readouterr()[0])["preflight"] == []
+
+
+CALC = "def mean(values):\n    return sum(values) / len(values) + 1\n"
+SHELLING_PATCH = """--- a/calc.py
++++ b/calc.py
+@@ -1,2 +1,5 @@
++import os
++
++
+ def mean(values):
+-    return sum(values) / len(values) + 1
++    return sum(values) / len(values) + os.system("true")
+"""
+
+
+@pytest.mark.tool("bwrap")
+@pytest.mark.tool("ruff")
+def test_fix_shows_and_records_what_a_candidate_adds_without_blocking_it(make_repo, tmp_path, capsys, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from truthplane.cli.main import run
+
+    monkeypatch.setenv("TRUTHPLANE_CACHE_DIR", str(tmp_path / "cache"))
+    root = make_repo({"calc.py": CALC, "truthplane.toml": 'verifiers = ["ruff"]\n'})
+    patch = tmp_path / "shells-out.diff"
+    patch.write_text(SHELLING_PATCH)
+    code = run(["fix", str(root / "calc.py"), "--candidate", str(patch), "--test-cmd", "true", "--format", "json"])
+    result = json.loads(capsys.readouterr()[0])
+    [candidate] = result["candidates"]
+    assert [(f["path"], f["line"], f["rule"]) for f in candidate["preflight"]] == [("calc.py", 5, "os-system")]
+    assert candidate["verdict"] == "APPROVE" and code == 0  # it informs; it never blocks
+    record = json.loads((root / result["evidence"]).read_text())
+    [task] = record["tasks"]
+    assert [f["rule"] for f in task["verification"]["preflight"]] == ["os-system"]
+    assert run(["fix", str(root / "calc.py"), "--candidate", str(patch), "--test-cmd", "true"]) == 0
+    assert "preflight (informs, never blocks): calc.py:5: os.system() runs a shell command" in capsys.readouterr()[0]
+
+
+RIGHT = """--- a/calc.py
++++ b/calc.py
+@@ -1,2 +1,2 @@
+ def mean(values):
+-    return sum(values) / len(values) + 1
++    return sum(values) / len(values)
+"""
+REPRO_SHELLS_OUT = "import subprocess\nsubprocess.run('true', shell=True)\nfrom calc import mean\nassert mean([1, 2, 3]) == 2\n"
+
+
+@pytest.mark.tool("bwrap")
+@pytest.mark.tool("ruff")
+def test_fix_preflights_an_llm_written_reproduction(make_repo, tmp_path, capsys, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from tests.llm.servers import Answer, OpenAIServer
+    from truthplane.cli.main import run
+
+    monkeypatch.setenv("TRUTHPLANE_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("GROQ_API_KEY", "sk-test-key")
+    server = OpenAIServer(api_key="sk-test-key")
+    try:
+        root = make_repo({"calc.py": CALC, "truthplane.toml": 'verifiers = ["ruff"]\n'
+                          f'[llm.providers.groq]\nbase_url = "{server.base_url}"\nmodel = "test-model"\n'})
+        server.script(
+            Answer(json.dumps({"category": "logic", "confidence": 0.9, "rationale": "off by one in mean"})),
+            Answer(json.dumps({"script": REPRO_SHELLS_OUT, "explanation": "mean of 1..3 is 2"})),
+            Answer(json.dumps({"candidates": [{"title": "drop the + 1", "diff": RIGHT, "rationale": "no offset"}]})),
+        )
+        code = run(["fix", str(root / "calc.py"), "--provider", "groq", "--candidates", "1", "--no-autofix",
+                    "--format", "json"])
+        doc = json.loads(capsys.readouterr()[0])
+    finally:
+        server.stop()
+    [candidate] = doc["candidates"]
+    assert candidate["repro"]["after_rc"][-1] == 0, candidate
+    assert [(f["path"], f["line"], f["rule"]) for f in candidate["preflight"]] == [(".truthplane_repro.py", 2, "shell-true")]
+    assert code == 0 and candidate["verdict"] == "APPROVE"
+
+
+@pytest.mark.tool("bwrap")
+@pytest.mark.tool("ruff")
+def test_fix_preflights_a_standalone_snippet(tmp_path, capsys, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from truthplane.cli.main import run
+
+    monkeypatch.setenv("TRUTHPLANE_CACHE_DIR", str(tmp_path / "cache"))
+    snippet = tmp_path / "snippets" / "calc.py"
+    snippet.parent.mkdir()
+    snippet.write_text("import os\n\nos.system('true')\n\n\n" + CALC)
+    patch = tmp_path / "right.diff"
+    patch.write_text(RIGHT.replace("@@ -1,2 +1,2 @@", "@@ -6,2 +6,2 @@"))
+    run(["fix", str(snippet), "--candidate", str(patch), "--format", "json"])
+    [candidate] = json.loads(capsys.readouterr()[0])["candidates"]
+    assert [(f["path"], f["line"], f["rule"]) for f in candidate["preflight"]] == [("calc.py", 3, "os-system")]

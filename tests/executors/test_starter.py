@@ -4,22 +4,43 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
+from truthplane.executors._cgroup import _parents
 from truthplane.executors.local import LocalExecutor
 from truthplane.jobs import Job, Limits
 
 pytestmark = pytest.mark.tool("bwrap")
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def job_cgroup_dirs() -> set[Path]:
-    found = set()
-    for parent in (Path("/sys/fs/cgroup"), Path("/sys/fs/cgroup/memory"), Path("/sys/fs/cgroup/pids")):
-        if parent.is_dir():
-            found |= {p for p in parent.glob("truthplane-*") if p.is_dir()}
-    return found
+    """The job cgroups this test process made (their names carry its pid), not every truthplane's here."""
+    return {p for parent in _parents() for p in parent.glob(f"truthplane-*-p{os.getpid()}.*") if p.is_dir()}
+
+
+@pytest.fixture
+def another_truthplane() -> Iterator[Callable[[], None]]:
+    """Starts another truthplane on the same machine, which holds a job cgroup until the test ends."""
+    code = ("import sys; from truthplane.executors._cgroup import JobCgroup; from truthplane.jobs import Limits; "
+            "g = JobCgroup.create(Limits()); print('ready', flush=True); sys.stdin.read(); g.remove()")
+    started: list[subprocess.Popen[str]] = []
+
+    def start() -> None:
+        proc = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                                env={**os.environ, "PYTHONPATH": str(ROOT)})
+        started.append(proc)
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+
+    yield start
+    for proc in started:
+        proc.communicate("", timeout=30)
 
 
 # unsandboxed, so /proc/self/cgroup shows the host's view: which cgroup, and the memory limit set on it
@@ -34,8 +55,9 @@ needs_cgroup = pytest.mark.tool("job-cgroup")
 
 
 @needs_cgroup
-def test_each_job_runs_in_its_own_cgroup_with_its_limits_and_nothing_is_left() -> None:
+def test_each_job_runs_in_its_own_cgroup_with_its_limits_and_nothing_is_left(another_truthplane: Callable[[], None]) -> None:
     before = job_cgroup_dirs()
+    another_truthplane()
     executor = LocalExecutor({"sandbox": False, "warm": 2})
 
     async def session() -> list[list[str]]:
@@ -54,8 +76,9 @@ def test_each_job_runs_in_its_own_cgroup_with_its_limits_and_nothing_is_left() -
 
 
 @needs_cgroup
-def test_an_executor_never_closed_still_removes_its_starters_when_collected() -> None:
+def test_an_executor_never_closed_still_removes_its_starters_when_collected(another_truthplane: Callable[[], None]) -> None:
     before = job_cgroup_dirs()
+    another_truthplane()
     executor = LocalExecutor({"warm": 2})
     assert asyncio.run(executor.run(JOB)).returncode == 0
     del executor

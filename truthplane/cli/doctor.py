@@ -1,4 +1,4 @@
-"""`truthplane doctor`: which verifiers and executors are usable here, and why not."""
+"""`truthplane doctor`: which verifiers and executors are usable here, and why not; which Python tests run with."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ def doctor(
     tsconfig.json or an npm lockfile; their tools are looked for in its node_modules/.bin, then PATH."""
     from truthplane.config import load_config
     from truthplane.errors import PluginError, UsageError
+    from truthplane.executors.interpreter import repository_interpreter
     from truthplane.models import ToolInfo
     from truthplane.registry import create_verifier, executor_options, load, names
     from truthplane.verifiers.interface import VerifierContext
@@ -43,9 +44,11 @@ def doctor(
         rows.append(("executor", name, name == config.executors.default, info))
 
     missing = [n for kind, n, used, info in rows if kind == "verifier" and used and (not info.installed or info.reason)]
+    python = repository_interpreter(config.root or path.resolve())
     if fmt == "json":
         doc = [{"kind": k, "name": n, "configured": used, **info.model_dump(exclude={"name"})} for k, n, used, info in rows]
-        sys.stdout.write(json.dumps({"components": doc, "missing": missing}, indent=2) + "\n")
+        sys.stdout.write(json.dumps({"components": doc, "missing": missing, "interpreter": python.model_dump(
+            include={"executable", "origin"})}, indent=2) + "\n")
     else:
         for kind, name, used, info in rows:
             state = "MISSING" if not info.installed else "BROKEN" if info.reason and kind == "verifier" else (
@@ -55,6 +58,7 @@ def doctor(
             if info.reason:
                 line += f" {info.reason}"
             sys.stdout.write(line.rstrip() + "\n")
+        sys.stdout.write(f"\ntests and reproductions run with {python.executable} ({python.origin})\n")
         sys.stdout.write("\n* = configured for this repository\n")
         if missing:
             sys.stdout.write(f"{len(missing)} configured verifier(s) cannot run here: {', '.join(missing)}\n")

@@ -27,6 +27,8 @@ def exec_(
 
     from truthplane.config import load_config
     from truthplane.errors import UsageError
+    from truthplane.executors.interpreter import repository_interpreter
+    from truthplane.executors.preflight import untrusted_scripts
     from truthplane.jobs import Job, Limits
     from truthplane.registry import create_executor
 
@@ -40,6 +42,10 @@ def exec_(
     job = Job(
         command=command,
         source_dir=str(cwd),
+        origin=str(cwd),
+        # `python` is the repository's (its .venv, else the PATH's), as in fix's test and reproduction jobs
+        interpreter=repository_interpreter(cwd) if backend.runs_host_interpreter else None,
+        untrusted=untrusted_scripts(command),  # an ad-hoc python -c or script: the preflight reports on it
         limits=Limits(timeout_s=timeout, memory_mb=memory, network=network),
         label="truthplane exec",
     )
@@ -59,6 +65,8 @@ def exec_(
             sys.stderr.write("warning: ran unsandboxed\n")
         for note in result.notes:
             sys.stderr.write(f"truthplane: {note}\n")
+        for finding in result.preflight:
+            sys.stderr.write(f"truthplane: preflight: {finding.line_text()}\n")
     return exit_code(result)
 
 

@@ -127,9 +127,10 @@ def _temporary_repo(file: Path):  # noqa: ANN202
     import subprocess
     import tempfile
 
+    from truthplane.leftovers import owned_prefix
     from truthplane.workspace import Repo
 
-    home = Path(tempfile.mkdtemp(prefix="truthplane-snippet-"))
+    home = Path(tempfile.mkdtemp(prefix=owned_prefix("snippet")))
     shutil.copy2(file, home / file.name)
     env = {"GIT_AUTHOR_NAME": "truthplane", "GIT_AUTHOR_EMAIL": "truthplane@localhost",
            "GIT_COMMITTER_NAME": "truthplane", "GIT_COMMITTER_EMAIL": "truthplane@localhost"}

@@ -45,6 +45,8 @@ def print_report(run: FixRun, stream: TextIO) -> None:
             shown = ", ".join(f"{f.rule_id} at {f.path}:{f.start_line}" for f in cand.remaining[:5])
             more = f" and {len(cand.remaining) - 5} more" if len(cand.remaining) > 5 else ""
             console.print(f"      remaining (not targets): {shown}{more}", markup=False)
+        for finding in cand.preflight:
+            console.print(f"      preflight (informs, never blocks): {escape(finding.line_text())}")
     if result.winner:
         console.print(f"\nwinner: {result.winner}", markup=False)
         console.print(run.candidates[result.winner].diff.rstrip(), markup=False, highlight=False)

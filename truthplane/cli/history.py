@@ -153,10 +153,15 @@ def gc(
     older_than: str = typer.Option("24h", "--older-than", help="Remove logs of runs older than this (24h, 7d, ...)."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Only list what would be removed."),
 ) -> int:
-    """Remove old logs (full diffs, outputs); records, hashes and the chain stay verifiable."""
+    """Remove old logs (full diffs, outputs); records, hashes and the chain stay verifiable. Also removes
+    the temp dirs and job cgroups of runs that were killed before they could clean up."""
+    from truthplane.executors.local import sweep_leftovers
     from truthplane.history import find_root, parse_age
     from truthplane.history import gc as collect
 
+    if not dry_run:
+        for leftover in sweep_leftovers():
+            sys.stdout.write(f"removed {leftover}, left by a run that was killed\n")
     result = collect(find_root(Path.cwd()), parse_age(older_than), dry_run=dry_run)
     verb = "would remove" if dry_run else "removed"
     for path, size in result.removed:

@@ -17,6 +17,7 @@ from functools import cache
 from pathlib import Path
 
 from truthplane.jobs import Limits
+from truthplane.leftovers import is_dead, owned_prefix, owner_of
 
 _CPU_PERIOD_US = 100_000
 
@@ -117,7 +118,7 @@ class JobCgroup:
 
     @classmethod
     def create(cls, limits: Limits) -> JobCgroup:
-        name = f"truthplane-{uuid.uuid4().hex[:12]}"
+        name = f"{owned_prefix('cgroup')}{uuid.uuid4().hex[:12]}"
         v2 = _v2_parent()
         if v2 is not None:
             group = cls(2, {"unified": v2 / name})
@@ -177,7 +178,7 @@ class JobCgroup:
 
     def signal(self, sig: int, spare: int | None = None) -> None:
         for pid in self.pids():
-            if pid == spare:
+            if pid == spare or pid <= 0:  # 0: a member outside our pid namespace (kill(0) would hit our own group)
                 continue
             try:
                 os.kill(pid, sig)
@@ -210,3 +211,33 @@ class JobCgroup:
                 return
             self.signal(signal.SIGKILL)
             time.sleep(0.01 if attempt < 50 else 0.02)
+
+
+def _parents() -> list[Path]:
+    """Every directory job cgroups are made in here."""
+    v2 = _v2_parent()
+    if v2 is not None:
+        return [v2]
+    return list((_v1_parents() or {}).values())
+
+
+def sweep_dead() -> list[str]:
+    """Remove the job cgroups of runs that died without cleaning up (kill -9): their owner pid is in the
+    name; what still runs in one is killed first. Returns the names removed."""
+    removed = []
+    v2 = _v2_parent()
+    for parent in _parents():
+        try:
+            entries = [p for p in parent.iterdir() if p.is_dir()]
+        except OSError:
+            continue
+        for path in entries:
+            pid = owner_of(path.name)
+            # not writable: seen from inside a sandbox (another pid namespace), where "dead" means nothing
+            if pid is None or pid == os.getpid() or not os.access(path, os.W_OK) or not is_dead(pid):
+                continue
+            group = JobCgroup(2 if parent == v2 else 1, {"dir": path})
+            group.remove()
+            if not path.exists():
+                removed.append(path.name)
+    return removed

@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
-import stat
 import sys
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path, PurePosixPath
@@ -19,6 +17,7 @@ from pathlib import Path, PurePosixPath
 from truthplane.errors import ExecutorError
 from truthplane.executors.interface import TRUNCATION_MARKER
 from truthplane.jobs import Job
+from truthplane.leftovers import owned_tempdir, remove_tree
 
 STANDARD_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
@@ -32,6 +31,13 @@ def host_python_path() -> str:
     """PATH with the running interpreter's bin dir first, so `python` is this host's python."""
     bin_dir = str(Path(sys.executable).parent)
     return f"{bin_dir}:{STANDARD_PATH}"
+
+
+def job_path(job: Job) -> str:
+    """PATH for a job on this host: its interpreter's bin dir first (truthplane's own last), else this python's."""
+    if job.interpreter is None:
+        return host_python_path()
+    return f"{job.interpreter.bin_dir}:{STANDARD_PATH}:{Path(sys.executable).parent}"
 
 
 def job_env(job: Job, home: str, path: str = STANDARD_PATH) -> dict[str, str]:
@@ -106,18 +112,9 @@ def materialise(job: Job, root: Path) -> Path:
     return workdir
 
 
-def _make_removable(path: str) -> None:
-    """A job may leave read-only directories behind; make them deletable."""
-    for dirpath, dirnames, _ in os.walk(path):
-        for name in dirnames:
-            full = os.path.join(dirpath, name)
-            if not os.path.islink(full):
-                os.chmod(full, stat.S_IRWXU)
-
-
-def create_workspace(job: Job, prefix: str = "truthplane-job-") -> tuple[Path, Path]:
+def create_workspace(job: Job, kind: str = "job") -> tuple[Path, Path]:
     """A fresh temporary directory holding the job's files: (root, working directory)."""
-    root = Path(tempfile.mkdtemp(prefix=prefix))
+    root = owned_tempdir(kind)
     try:
         return root, materialise(job, root)
     except BaseException:
@@ -126,14 +123,13 @@ def create_workspace(job: Job, prefix: str = "truthplane-job-") -> tuple[Path, P
 
 
 def remove_workspace(root: Path) -> None:
-    _make_removable(str(root))
-    shutil.rmtree(root, ignore_errors=True)
+    remove_tree(root)
 
 
 @contextmanager
-def workspace(job: Job, prefix: str = "truthplane-job-") -> Iterator[tuple[Path, Path]]:
+def workspace(job: Job, kind: str = "job") -> Iterator[tuple[Path, Path]]:
     """(workspace root, working directory), removed afterwards whatever happens."""
-    root, workdir = create_workspace(job, prefix)
+    root, workdir = create_workspace(job, kind)
     try:
         yield root, workdir
     finally:

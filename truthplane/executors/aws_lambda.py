@@ -29,8 +29,10 @@ from truthplane.errors import ExecutorError
 from truthplane.executors import _transfer
 from truthplane.executors._workspace import OutputCap
 from truthplane.executors.interface import Executor
+from truthplane.executors.preflight import preflight_untrusted
 from truthplane.jobs import Job, JobResult
 from truthplane.models import ToolInfo
+from truthplane.registry import install_hint, require
 
 # a synchronous invoke takes at most 6 MB of request and gives at most 6 MB of response
 PAYLOAD_LIMIT = 6 * 1024 * 1024
@@ -101,7 +103,7 @@ class LambdaExecutor(Executor):
         try:
             import boto3
         except ImportError:
-            return ToolInfo(name=cls.name, installed=False, reason="boto3 is not installed: pip install 'truthplane[executors]'")
+            return ToolInfo(name=cls.name, installed=False, reason=f"boto3 is not installed: {install_hint('boto3')}")
         options = options or {}
         target = options.get("endpoint_url") or f"function {options.get('function_name', DEFAULT_FUNCTION)}"
         return ToolInfo(name=cls.name, installed=True, version=boto3.__version__, path=str(target))
@@ -132,12 +134,15 @@ class LambdaExecutor(Executor):
         return self._client
 
     async def run(self, job: Job) -> JobResult:
+        require("boto3", "botocore", needed_by="the lambda executor")
         event, notes = build_event(job)
         payload = encode_event(event)
         started = time.monotonic()
         response = await asyncio.to_thread(self._invoke, payload)
         duration = time.monotonic() - started
-        return self._result(job, response, notes, duration, event["max_output_bytes"])
+        result = self._result(job, response, notes, duration, event["max_output_bytes"])
+        result.preflight = preflight_untrusted(job)
+        return result
 
     def _invoke(self, payload: bytes) -> tuple[str | None, dict[str, Any]]:
         """(FunctionError or None, the decoded response payload); AWS errors become ExecutorError here."""

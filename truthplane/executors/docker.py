@@ -33,8 +33,11 @@ from typing import Any
 from truthplane.errors import ExecutorError
 from truthplane.executors._workspace import OutputCap, job_env, workspace
 from truthplane.executors.interface import Executor
+from truthplane.executors.preflight import preflight_untrusted
 from truthplane.jobs import Job, JobResult
+from truthplane.leftovers import sweep_tempdirs
 from truthplane.models import ToolInfo
+from truthplane.registry import require
 
 DEFAULT_IMAGE = "truthplane-sandbox:latest"
 WORKSPACE = "/workspace"
@@ -58,6 +61,7 @@ def _engine_url(base_url: str | None) -> str:
 @contextmanager
 def _docker_errors(what: str, base_url: str | None = None, image: str | None = None) -> Iterator[None]:
     """The one place docker SDK and requests exceptions become ExecutorError."""
+    _require_sdk()
     import docker.errors
     import requests.exceptions
 
@@ -84,7 +88,12 @@ def _docker_errors(what: str, base_url: str | None = None, image: str | None = N
         raise ExecutorError(f"docker: {what} failed: {exc}") from None
 
 
+def _require_sdk() -> None:
+    require("docker", "requests", needed_by="the docker executor")
+
+
 def _client(base_url: str | None, timeout: int = 60, pool: int = 10) -> Any:
+    _require_sdk()
     import docker
 
     with _docker_errors("connecting", base_url):
@@ -176,6 +185,7 @@ class DockerExecutor(Executor):
             if self._docker is None:
                 self._docker = _client(self.base_url, pool=max(10, self.concurrency * 2))
                 _sweep_leftovers(self._docker)
+                sweep_tempdirs()
             return self._docker
 
     def _threads(self) -> ThreadPoolExecutor:
@@ -188,7 +198,9 @@ class DockerExecutor(Executor):
         loop = asyncio.get_running_loop()
         box: dict[str, Any] = {}
         try:
-            return await loop.run_in_executor(self._threads(), self._run_sync, job, box)
+            result = await loop.run_in_executor(self._threads(), self._run_sync, job, box)
+            result.preflight = preflight_untrusted(job)
+            return result
         finally:
             # cancelled (Ctrl-C) while the worker still waits on the container: remove it now
             if box.get("container") is not None and not box.get("removed"):
@@ -230,7 +242,7 @@ class DockerExecutor(Executor):
 
     def _run_sync(self, job: Job, box: dict[str, Any]) -> JobResult:
         client = self.client()
-        with workspace(job, prefix="truthplane-docker-") as (root, local_workdir):
+        with workspace(job, kind="docker") as (root, local_workdir):
             archive = _tar_workspace(root)
             rel = local_workdir.relative_to(root).as_posix()
         workdir = str(PurePosixPath(WORKSPACE) / rel) if rel != "." else WORKSPACE
@@ -328,7 +340,8 @@ def _send_stdin(sock: Any, data: bytes) -> None:
 
 
 def _sweep_leftovers(client: Any) -> None:
-    """Remove stopped job containers whose truthplane process (on this host) was killed before cleaning up."""
+    """Remove stopped job containers whose truthplane process (on this host) was killed before cleaning up
+    (their workspaces in the temp dir go with `sweep_tempdirs`)."""
     import docker.errors
     import requests.exceptions
 
@@ -368,9 +381,9 @@ def import_rootfs(tarball: Path, tag: str = DEFAULT_IMAGE, base_url: str | None 
 
 def build_dockerfile(context: Path, tag: str = DEFAULT_IMAGE, data_science: bool = False, base_url: str | None = None) -> str:
     """`docker build` of the sandbox Dockerfile (needs a registry for the python base image)."""
+    client = _client(base_url, timeout=1800)
     import docker.errors
 
-    client = _client(base_url, timeout=1800)
     try:
         with _docker_errors("building the sandbox image", base_url):
             try:

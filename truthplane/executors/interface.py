@@ -31,6 +31,8 @@ class Executor(ABC):
     """A place to run jobs. Subclasses are named `<Backend>Executor`, one per module."""
 
     name: ClassVar[str]
+    # runs jobs on this host, so a Job's interpreter (a path here) is the one `python` means in it
+    runs_host_interpreter: ClassVar[bool] = False
 
     def __init__(self, options: dict[str, Any] | None = None) -> None:
         self.options = options or {}

@@ -1,7 +1,9 @@
 """LocalExecutor: run a job as a subprocess in a temporary copy, inside bubblewrap when it exists.
 
-Under bwrap the job sees a read-only host with the home directories, /run (the Docker socket),
-/tmp and the job's source directory hidden; only its workspace is writable; it has no network
+Under bwrap the job sees the installed system read-only (/usr, /etc, /opt, ... and the interpreter) and
+nothing of the places files live (homes, /var, /srv, /mnt, /run with the Docker socket); the checkout,
+its snapshot, the temp dir holding every job's directory and the caches are masked wherever they are,
+and an empty /tmp; only its own workspace is writable; it has no network
 unless asked, its own pid/ipc/uts/user namespaces, no capabilities, and it dies with us. Memory,
 process count and CPU are capped by a cgroup made for the job (`_cgroup.py`), because
 RLIMIT_NPROC does not bind root. Without bwrap the job still runs, and every result says it was
@@ -27,31 +29,33 @@ from pathlib import Path
 from typing import Any
 
 from truthplane.errors import ExecutorError
-from truthplane.executors._cgroup import CgroupUnavailable, JobCgroup
+from truthplane.executors._cgroup import CgroupUnavailable, JobCgroup, sweep_dead
 from truthplane.executors._starter import JobProcess, Starter, StarterPool
 from truthplane.executors._workspace import (
     OutputCap,
     create_workspace,
-    host_python_path,
     job_env,
+    job_path,
     remove_workspace,
 )
 from truthplane.executors.interface import Executor
-from truthplane.jobs import Job, JobResult, Limits
+from truthplane.executors.preflight import preflight_untrusted
+from truthplane.jobs import Interpreter, Job, JobResult, Limits
+from truthplane.leftovers import owned_prefix, sweep_tempdirs
 from truthplane.models import ToolInfo
 
 NO_BWRAP = "bubblewrap not found: apt-get install bubblewrap; jobs would run unsandboxed"
 UNSANDBOXED_NOTE = "ran unsandboxed: the job could read and write anything this user can"
 
-# hidden behind an empty tmpfs: homes (keys, tokens), /run (the Docker socket), other temp dirs
-HIDDEN_DIRS = (
-    "/root", "/home", "/run", "/tmp", "/var/tmp", "/var/lib/docker", "/var/cache/truthplane",
-    "/var/mail", "/var/spool", "/var/log", "/var/backups", "/etc/ssh", "/etc/ssl/private", "/etc/sudoers.d",
-    "/mnt", "/media", "/srv",
-)
+# all a job sees of the host, read-only: the installed system, none of the places users keep files
+# (homes, /var, /srv, /mnt, /tmp, /run: the Docker socket) wherever a repository or a job directory may be
+SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc", "/opt", "/nix", "/snap")
+# inside those, hidden behind an empty tmpfs
+HIDDEN_DIRS = ("/etc/ssh", "/etc/ssl/private", "/etc/sudoers.d")
 # the job's uid maps to ours, so root-only files would be readable as their owner: mask them
 HIDDEN_FILES = ("/etc/shadow", "/etc/shadow-", "/etc/gshadow", "/etc/gshadow-", "/etc/sudoers")
-_SYSTEM_DIRS = ("/usr", "/etc", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/opt", "/proc", "/sys", "/dev", "/var")
+# empty and writable, as programs expect
+SCRATCH_DIRS = ("/tmp", "/var/tmp")
 _SANDBOX_UID = 1000
 
 
@@ -59,33 +63,63 @@ def _inside(path: str, parent: str) -> bool:
     return path == parent or path.startswith(parent.rstrip("/") + "/")
 
 
-def _interpreter_dirs() -> list[str]:
-    """Where this python lives, so it stays usable when the directory holding it is hidden."""
+def _interpreter_dirs(interpreter: Interpreter | None = None) -> list[str]:
+    """Where this python (and the job's own interpreter) lives, so it stays usable wherever it is installed."""
     candidates = {sys.prefix, sys.base_prefix, os.path.dirname(os.path.dirname(os.path.realpath(sys.executable)))}
-    return sorted(os.path.realpath(p) for p in candidates)
+    if interpreter is not None:
+        candidates.update(interpreter.prefixes)
+    return sorted({os.path.realpath(p) for p in candidates})
 
 
 def _hideable(path: str) -> bool:
-    """A job's source directory is hidden too, unless that would hide the system itself."""
-    return path != "/" and not any(_inside(path, d) or _inside(d, path) for d in _SYSTEM_DIRS)
+    """A host directory can be masked unless that would hide the system itself."""
+    return path != "/" and not any(_inside(d, path) for d in SYSTEM_DIRS)
 
 
-def bwrap_argv(bwrap: str, root: Path, workdir: Path, limits: Limits, source_dir: str | None = None) -> list[str]:
-    hidden = [d for d in HIDDEN_DIRS if os.path.isdir(d) and not os.path.islink(d)]
-    if source_dir and _hideable(os.path.realpath(source_dir)):
-        hidden.append(os.path.realpath(source_dir))
-    argv = [bwrap, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"]
-    for directory in hidden:
+def host_places(root: Path, source_dir: str | None = None, origin: str | None = None) -> list[str]:
+    """Where the host keeps what no job may see: the checkout, its snapshot, every job's directory (the
+    temp dir), the working directory truthplane was started in, and truthplane's caches."""
+    try:
+        cwd: str | None = os.getcwd()
+    except OSError:
+        cwd = None  # removed under us: nothing there to hide
+    places = [str(root.parent), tempfile.gettempdir()]
+    places += [p for p in (cwd, source_dir, origin, os.environ.get("TRUTHPLANE_CACHE_DIR"), os.environ.get("XDG_CACHE_HOME")) if p]
+    return sorted({os.path.realpath(p) for p in places})
+
+
+def bwrap_argv(bwrap: str, root: Path, workdir: Path, limits: Limits, source_dir: str | None = None,
+               origin: str | None = None, interpreter: Interpreter | None = None) -> list[str]:
+    argv = [bwrap]
+    visible: list[str] = []
+    for directory in SYSTEM_DIRS:
+        if os.path.islink(directory):
+            argv += ["--symlink", os.readlink(directory), directory]
+        elif os.path.isdir(directory):
+            argv += ["--ro-bind", directory, directory]
+            visible.append(directory)
+    argv += ["--ro-bind-try", "/sys", "/sys", "--dev", "/dev", "--proc", "/proc"]
+    for directory in SCRATCH_DIRS:
+        argv += ["--tmpfs", directory]
+    masked = [d for d in HIDDEN_DIRS if os.path.isdir(d) and not os.path.islink(d)]
+    masked += [p for p in host_places(root, source_dir, origin)
+               if _hideable(p) and any(_inside(p, d) for d in visible) and os.path.isdir(p)]
+    for directory in masked:
         argv += ["--tmpfs", directory]
     for secret in HIDDEN_FILES:
         if os.path.isfile(secret):
             argv += ["--ro-bind", "/dev/null", secret]
-    for prefix in _interpreter_dirs():
-        if any(_inside(prefix, d) for d in hidden):
+    for prefix in _interpreter_dirs(interpreter):
+        shown = any(_inside(prefix, d) for d in visible) and not any(_inside(prefix, m) for m in masked)
+        if not shown and os.path.isdir(prefix):
             argv += ["--ro-bind", prefix, prefix]
+    if limits.network:
+        resolv = os.path.realpath("/etc/resolv.conf")  # often a link into /run, which a job does not see
+        if os.path.isfile(resolv) and not any(_inside(resolv, d) for d in visible):
+            argv += ["--ro-bind", resolv, resolv]
     uid = _SANDBOX_UID if os.getuid() == 0 else os.getuid()
     gid = _SANDBOX_UID if os.getgid() == 0 else os.getgid()
-    argv += ["--bind", str(root), str(root), "--chdir", str(workdir)]
+    argv += ["--bind", str(root), str(root), "--remount-ro", "/", "--chdir", str(workdir)]
     argv += ["--unshare-user", "--uid", str(uid), "--gid", str(gid), "--disable-userns", "--cap-drop", "ALL"]
     argv += ["--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try", "--hostname", "truthplane"]
     if not limits.network:
@@ -97,7 +131,7 @@ def bwrap_argv(bwrap: str, root: Path, workdir: Path, limits: Limits, source_dir
 @cache
 def _bwrap_works(bwrap: str) -> str | None:
     """None if bwrap can build our sandbox here, else its complaint (checked once per process)."""
-    with tempfile.TemporaryDirectory(prefix="truthplane-probe-") as scratch:
+    with tempfile.TemporaryDirectory(prefix=owned_prefix("probe")) as scratch:
         probe = bwrap_argv(bwrap, Path(scratch), Path(scratch), Limits())
         try:
             proc = subprocess.run([*probe, "true"], check=False, capture_output=True, text=True, timeout=30)
@@ -161,13 +195,30 @@ async def _feed_stdin(proc: asyncio.subprocess.Process, data: bytes) -> None:
         pass  # the job did not read its input: its business
 
 
+def sweep_leftovers() -> list[str]:
+    """Remove what runs killed before they could clean up left behind: temp dirs and job cgroups."""
+    removed = [str(path) for path in sweep_tempdirs()]
+    try:
+        removed += [f"cgroup {name}" for name in sweep_dead()]
+    except OSError:
+        pass  # no cgroup hierarchy to look in: nothing of ours can be there
+    return removed
+
+
+@cache
+def _sweep_once() -> None:
+    sweep_leftovers()
+
+
 class LocalExecutor(Executor):
     """Subprocess in a temporary copy; bubblewrap + a cgroup where available."""
 
     name = "local"
+    runs_host_interpreter = True
 
     def __init__(self, options: dict[str, Any] | None = None) -> None:
         super().__init__(options)
+        _sweep_once()
         # job processes kept ready inside their cgroups (`_starter.py`); `warm = 0` starts each on demand
         self._starters = StarterPool(int(self.options.get("warm", min(self.concurrency, 4))))
 
@@ -222,8 +273,8 @@ class LocalExecutor(Executor):
                 notes.append(f"memory and process limits not enforced: {self._starters.unavailable}")
             argv = job.command
             if bwrap is not None:
-                argv = bwrap_argv(bwrap, root, workdir, job.limits, job.source_dir) + job.command
-            env = job_env(job, home=str(root), path=host_python_path())
+                argv = bwrap_argv(bwrap, root, workdir, job.limits, job.source_dir, job.origin, job.interpreter) + job.command
+            env = job_env(job, home=str(root), path=job_path(job))
             result = await self._execute(job, argv, env, workdir, starter, sandboxed=bwrap is not None)
         finally:
             if starter is not None:
@@ -231,6 +282,8 @@ class LocalExecutor(Executor):
             await asyncio.to_thread(remove_workspace, root)
         result.sandboxed = bwrap is not None
         result.notes = notes + result.notes
+        result.interpreter = job.interpreter.executable if job.interpreter is not None else None
+        result.preflight = preflight_untrusted(job)
         return result
 
     async def _execute(

@@ -13,8 +13,8 @@ from pathlib import Path, PurePosixPath
 
 from pydantic import BaseModel, Field
 
-from truthplane.jobs import Job
-from truthplane.models import Finding, Severity
+from truthplane.jobs import Job, PreflightFinding
+from truthplane.models import Severity
 
 SHELL_CALLS = {"subprocess.run", "subprocess.call", "subprocess.check_call", "subprocess.check_output", "subprocess.Popen"}
 ALWAYS_SHELL = {"subprocess.getoutput", "subprocess.getstatusoutput", "os.popen", "os.system"}
@@ -35,21 +35,6 @@ SEVERITY = {
     "network": Severity.MEDIUM, "native-code": Severity.MEDIUM, "write-outside-workspace": Severity.HIGH,
     "import-trick": Severity.MEDIUM,
 }
-
-
-class PreflightFinding(BaseModel):
-    """One dangerous construct, where it is."""
-
-    rule: str
-    message: str
-    path: str
-    line: int
-    column: int = 0
-    severity: Severity
-
-    def to_finding(self) -> Finding:
-        return Finding(verifier="preflight", rule_id=self.rule, severity=self.severity, message=self.message,
-                       path=self.path, start_line=self.line, end_line=self.line, start_column=self.column + 1)
 
 
 class PreflightReport(BaseModel):
@@ -81,7 +66,7 @@ class _Checker(ast.NodeVisitor):
 
     def flag(self, node: ast.AST, rule: str, message: str) -> None:
         self.findings.append(PreflightFinding(rule=rule, message=message, path=self.path, line=getattr(node, "lineno", 0),
-                                              column=getattr(node, "col_offset", 0), severity=SEVERITY[rule]))
+                                              column=getattr(node, "col_offset", 0), severity=SEVERITY[rule].value))
 
     def _module_used(self, node: ast.AST, module: str) -> None:
         root = module.split(".")[0]
@@ -199,3 +184,65 @@ def preflight_job(job: Job, paths: list[str] | None = None) -> PreflightReport:
             if rel not in files and candidate.is_file() and not candidate.is_symlink():
                 files[rel] = candidate.read_bytes()
     return preflight_files(files)
+
+
+COMMAND = "<command>"  # Job.untrusted entry: the code given to `python -c` in the job's command
+
+
+def command_code(command: list[str]) -> str | None:
+    """The CODE of a `python... -c CODE` command, else None."""
+    if not command or not Path(command[0]).name.startswith("python"):
+        return None
+    for flag, value in zip(command[1:], command[2:], strict=False):
+        if flag == "-c":
+            return value
+        if not flag.startswith("-"):
+            return None  # a script: what follows is its own argv
+    return None
+
+
+def untrusted_scripts(command: list[str]) -> list[str]:
+    """What of `python -c CODE` or `python script.py` a job's untrusted list names: COMMAND, or the script."""
+    if command_code(command) is not None:
+        return [COMMAND]
+    if command and Path(command[0]).name.startswith("python"):
+        script = next((arg for arg in command[1:] if not arg.startswith("-")), None)
+        if script and script.endswith(".py") and not Path(script).is_absolute() and ".." not in Path(script).parts:
+            return [script]
+    return []
+
+
+def preflight_untrusted(job: Job) -> list[PreflightFinding]:
+    """The preflight of a job's untrusted code (`Job.untrusted`); never raises, never blocks."""
+    if not job.untrusted:
+        return []
+    report = preflight_job(job, [p for p in job.untrusted if p != COMMAND])
+    names = set(job.untrusted)
+    found = [f for f in report.findings if f.path in names]
+    code = command_code(job.command) if COMMAND in names else None
+    if code is not None:
+        try:
+            found += preflight_source(code, "python -c")
+        except (SyntaxError, ValueError):
+            pass  # python itself will say so
+    return found
+
+
+def _findings_of(path: Path, rel: str) -> list[PreflightFinding]:
+    try:
+        return preflight_source(path.read_bytes(), rel) if path.is_file() and not path.is_symlink() else []
+    except (SyntaxError, ValueError, OSError):
+        return []
+
+
+def preflight_change(before: Path, after: Path, touched: list[str]) -> list[PreflightFinding]:
+    """What a change adds: findings in its touched Python files that the same file did not have before."""
+    added: list[PreflightFinding] = []
+    for rel in sorted(t for t in touched if t.endswith(".py")):
+        old = [(f.rule, f.message) for f in _findings_of(before / rel, rel)]
+        for finding in _findings_of(after / rel, rel):
+            if (finding.rule, finding.message) in old:
+                old.remove((finding.rule, finding.message))
+            else:
+                added.append(finding)
+    return added

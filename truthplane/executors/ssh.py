@@ -41,8 +41,10 @@ from truthplane.executors import _transfer
 from truthplane.executors._ssh_node import Node, NodeLost, NodeOptions
 from truthplane.executors._workspace import OutputCap
 from truthplane.executors.interface import Executor
+from truthplane.executors.preflight import preflight_untrusted
 from truthplane.jobs import Job, JobResult
 from truthplane.models import ToolInfo
+from truthplane.registry import install_hint, require
 
 
 class SSHOptions(BaseModel):
@@ -98,7 +100,7 @@ class SSHExecutor(Executor):
         try:
             import asyncssh
         except ImportError:
-            return ToolInfo(name=cls.name, installed=False, reason="asyncssh is not installed: pip install 'truthplane[executors]'")
+            return ToolInfo(name=cls.name, installed=False, reason=f"asyncssh is not installed: {install_hint('asyncssh')}")
         try:
             settings = parse_options(options)
         except ConfigError as exc:
@@ -162,6 +164,7 @@ class SSHExecutor(Executor):
         }
 
     async def run(self, job: Job) -> JobResult:
+        require("asyncssh", needed_by="the ssh executor")
         started = time.monotonic()
         snapshot = await self._snapshot(job.source_dir) if job.source_dir else None
         spec = self._spec(job, snapshot[0] if snapshot else None)
@@ -185,7 +188,9 @@ class SSHExecutor(Executor):
                 await self._release(node)
             break
         notes.extend(f"ssh: node {name} lost mid-job; retried on {node.name}" for name in lost_mid_job)
-        return self._result(job, node, answer, attempts, notes, time.monotonic() - started)
+        result = self._result(job, node, answer, attempts, notes, time.monotonic() - started)
+        result.preflight = preflight_untrusted(job)
+        return result
 
     async def _run_on(self, node: Node, spec: dict[str, Any], snapshot: tuple[str, bytes] | None) -> dict[str, Any]:
         if snapshot is not None:

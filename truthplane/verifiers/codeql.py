@@ -40,6 +40,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from truthplane.errors import ConfigError, InputError, VerifierError
+from truthplane.leftovers import owned_prefix
 from truthplane.models import Diff, Finding, ScanResult, ToolInfo, ToolStatus
 from truthplane.paths import RESULTS_DIR, self_ignoring
 from truthplane.verifiers._common import cached_tool_info, one_line, repo_path
@@ -238,7 +239,7 @@ class CodeqlVerifier(Verifier):
         queries = self.options.queries or f"codeql/{language.split('-')[0]}-queries"
         db = build_db(target, self.options.command, language, cache_root=self.project_root or target,
                       timeout_s=self.timeout_s)
-        with tempfile.TemporaryDirectory(prefix="truthplane-codeql-") as scratch:
+        with tempfile.TemporaryDirectory(prefix=owned_prefix("codeql")) as scratch:
             sarif = analyze(db, queries, output=Path(scratch) / "results.sarif", timeout_s=self.timeout_s)
             findings = alerts_of(sarif, self.instance_name, target)
         return ScanResult(verifier=self.instance_name, version=info.version, findings=[

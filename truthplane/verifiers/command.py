@@ -27,6 +27,7 @@ from pydantic import Field, field_validator
 
 from truthplane.config import VerifierConfig
 from truthplane.errors import ConfigError, InputError, VerifierError
+from truthplane.leftovers import owned_prefix
 from truthplane.models import Finding, ScanResult, Severity, ToolInfo
 from truthplane.verifiers._common import (
     SEVERITY_WORDS,
@@ -122,7 +123,7 @@ class CommandVerifier(Verifier):
             if not files:
                 return empty_result(self.instance_name, None)
         writes_file = any(OUTPUT in part for part in self.command)
-        with tempfile.TemporaryDirectory(prefix="truthplane-command-") as scratch:
+        with tempfile.TemporaryDirectory(prefix=owned_prefix("command")) as scratch:
             output_path = Path(scratch) / ("output." + self.options.format) if writes_file else None
             result = run_tool(
                 self.instance_name,

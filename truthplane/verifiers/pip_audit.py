@@ -22,6 +22,7 @@ from pathlib import Path
 from pydantic import Field
 
 from truthplane.errors import VerifierError
+from truthplane.leftovers import owned_prefix
 from truthplane.models import Finding, ScanResult, Severity, ToolInfo
 from truthplane.verifiers._common import ToolRecord, cached_tool_info, one_line, parse_json, validate
 from truthplane.verifiers.interface import ToolOutput, Verifier, run_tool
@@ -145,7 +146,7 @@ class PipAuditVerifier(Verifier):
         started = time.monotonic()
         if files is not None and not files:
             return ScanResult(verifier=self.instance_name, version=self.available().version)
-        with tempfile.TemporaryDirectory(prefix="truthplane-pip-audit-") as scratch:
+        with tempfile.TemporaryDirectory(prefix=owned_prefix("pip-audit")) as scratch:
             sources = find_sources(target, Path(scratch))
             if not sources:
                 raise VerifierError(

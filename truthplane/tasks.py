@@ -35,7 +35,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from truthplane.config import GateConfig, read_toml
+from truthplane.config import GateConfig, Seconds, read_toml
 from truthplane.errors import ConfigError
 from truthplane.models import Severity
 
@@ -64,7 +64,7 @@ class Acceptance(BaseModel):
 
 
 class Task(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     id: str = Field(pattern=ID_PATTERN)
     title: str = ""
@@ -73,7 +73,7 @@ class Task(BaseModel):
     acceptance: Acceptance = Field(default_factory=Acceptance)
     priority: int = 0
     depends_on: list[str] = Field(default_factory=list)
-    timeout_s: float = Field(default=600.0, gt=0)
+    timeout_s: Seconds = 600.0
     # kind = "command"
     command: str | None = None
     network: bool = False

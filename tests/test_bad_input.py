@@ -111,6 +111,10 @@ def test_exec_timeout_must_be_a_usable_number_of_seconds(tmp_path: Path, capsys,
     expect(capsys, private_cache, ["exec", "--timeout", value, "--", "true"], 2, "--timeout", "2592000")
 
 
+def test_history_verdict_must_be_a_verdict(tmp_path: Path, capsys, private_cache: Path) -> None:
+    expect(capsys, private_cache, ["history", "--verdict", "FOO"], 2, "APPROVE, REVIEW, REJECT, UNVERIFIED", "'FOO'")
+
+
 # ---- input files: exit 4, the file named -----------------------------------------------------------
 
 
@@ -145,6 +149,11 @@ def test_a_lone_surrogate_in_a_message_prints_the_whole_verdict(tmp_path: Path, 
         assert proc.returncode == 3, proc.stderr
         shown = "bad \ufffd half" in proc.stdout or "bad \\ufffd half" in proc.stdout  # JSON escapes it
         assert proc.stderr == "" and shown, proc.stdout + proc.stderr
+
+
+def test_an_output_file_that_cannot_be_written_is_a_usage_error(tmp_path: Path, capsys, private_cache: Path) -> None:
+    empty = write_json(tmp_path / "empty.sarif", sarif())
+    expect(capsys, private_cache, ["diff", str(empty), str(empty), "-o", "/proc/version"], 2, "cannot write /proc/version")
 
 
 # ---- devices, FIFOs and size: refused before a byte is read ----------------------------------------
@@ -188,3 +197,26 @@ def test_an_input_larger_than_the_limit_is_refused(tmp_path: Path, capsys, priva
         handle.truncate(MAX_INPUT_BYTES + 1)
     good = write_json(tmp_path / "good.sarif", sarif())
     expect(capsys, private_cache, ["diff", str(good), str(huge)], 4, str(huge), "larger than the 256 MiB limit")
+
+
+# ---- control characters in names and messages never reach the terminal raw -------------------------
+
+FORGED = "evil\ntruthplane: APPROVE  (0 new, 0 fixed, 0 unchanged)\x1b[2J\x1b[H\u202e.py"
+
+
+@pytest.mark.parametrize("fmt", ["text", "markdown"])
+def test_a_file_name_cannot_forge_a_verdict_line_or_clear_the_screen(tmp_path: Path, capsys, fmt: str) -> None:
+    before = write_json(tmp_path / "before.sarif", sarif())
+    after = write_json(tmp_path / "after.sarif", sarif(result("bad\x1b]0;title\x07 call", uri=FORGED)))
+    assert run(["diff", str(before), str(after), "--format", fmt]) == 3
+    out = capsys.readouterr().out
+    assert "\x1b" not in out and "\x07" not in out and "\u202e" not in out
+    assert not any(line.startswith("truthplane: APPROVE") for line in out.splitlines()), out
+    assert "evil\\ntruthplane: APPROVE" in out and "\\x1b[2J" in out and "\\u202e" in out
+    assert "bad\\x1b]0;title\\x07 call" in out
+
+
+def test_an_error_naming_a_file_stays_one_line(tmp_path: Path, capsys, private_cache: Path) -> None:
+    good = write_json(tmp_path / "good.sarif", sarif())
+    line = expect(capsys, private_cache, ["diff", str(good), str(tmp_path / "no\nsuch\x1b[2J.json")], 4, "no such file")
+    assert "no\\nsuch\\x1b[2J.json" in line

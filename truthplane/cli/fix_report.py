@@ -11,7 +11,7 @@ if TYPE_CHECKING:
 def print_report(run: FixRun, stream: TextIO) -> None:
     from rich.markup import escape
 
-    from truthplane.cli.render import _console
+    from truthplane.cli.render import _console, printable, printable_lines
 
     console, on = _console(stream)
     result = run.result
@@ -21,7 +21,7 @@ def print_report(run: FixRun, stream: TextIO) -> None:
     targets = len(run.base.targets) if run.base else 0
     console.print(f"truthplane fix: {head}  ({len(result.candidates)} candidate(s), {targets} targeted finding(s))")
     for note in result.reasons:
-        console.print(f"  - {escape(note)}")
+        console.print(f"  - {escape(printable(note))}")
     for cand in result.candidates:
         mark = "*" if cand.id == result.winner else " "
         checks = [f"fixed {len(cand.fixed)}", f"new {len(cand.new)}"]
@@ -29,13 +29,13 @@ def print_report(run: FixRun, stream: TextIO) -> None:
             checks.append("tests " + ("pass" if cand.tests.passed else f"fail (exit {cand.tests.after_rc})"))
         if cand.repro is not None:
             checks.append(f"repro {cand.repro.after_rc}")
-        console.print(f"{mark} {escape(cand.id)} [{cand.source}] {cand.verdict.value}: {', '.join(checks)}, "
+        console.print(f"{mark} {printable(cand.id)} [{cand.source}] {cand.verdict.value}: {', '.join(checks)}, "
                       f"{cand.diff_lines} changed line(s), {cand.duration_s:.1f}s", markup=False)
         for reason in cand.reasons:
-            console.print(f"      {escape(reason)}")
+            console.print(f"      {escape(printable(reason))}")
     if result.winner:
-        console.print(f"\nwinner: {result.winner}", markup=False)
-        console.print(run.candidates[result.winner].diff.rstrip(), markup=False, highlight=False)
+        console.print(f"\nwinner: {printable(result.winner)}", markup=False)
+        console.print(printable_lines(run.candidates[result.winner].diff.rstrip()), markup=False, highlight=False)
         if result.commit:
             console.print(f"committed {result.commit[:12]}", markup=False)
         elif result.applied:
@@ -45,4 +45,4 @@ def print_report(run: FixRun, stream: TextIO) -> None:
     else:
         console.print("\nno candidate was approved: nothing changed", markup=False)
     if result.evidence:
-        console.print(f"evidence: {result.evidence}", markup=False)
+        console.print(f"evidence: {printable(result.evidence)}", markup=False)

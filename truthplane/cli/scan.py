@@ -57,9 +57,9 @@ def _emit(text: str | bytes, output: Path | None) -> None:
             sys.stdout.write(text)
             sys.stdout.flush()
     else:
-        from truthplane.fsutil import atomic_write
+        from truthplane.cli.render import write_document
 
-        atomic_write(output, text)
+        write_document(output, text)
 
 
 def _emit_gate(result, fmt: Format, output: Path | None) -> int:  # noqa: ANN001
@@ -166,14 +166,11 @@ def gate(
         config, options = _options(path, config_path, verifier, cache_dir, no_cache)
         with render.Progress() as progress:
             result = run_gate(path, config, options, base_ref=base, head_ref=head, progress=progress, plans=plans)
-    from truthplane.fsutil import atomic_write
-
     if sarif_out is not None:
-        atomic_write(sarif_out, render.gate_sarif(result))
+        render.write_document(sarif_out, render.gate_sarif(result))
     if summary_out is not None:
-        existing = summary_out.read_text(encoding="utf-8") if summary_out.is_file() else ""
         # $GITHUB_STEP_SUMMARY may already hold other steps' summaries: add to it
-        atomic_write(summary_out, existing + render.gate_markdown(result))
+        render.write_document(summary_out, render.gate_markdown(result), append=True)
     return _emit_gate(result, fmt, output)
 
 

@@ -247,7 +247,7 @@ def _tool_section(raw: dict[str, Any], source: str) -> dict[str, Any] | None:
 
 
 def _normalise(raw: dict[str, Any]) -> dict[str, Any]:
-    """`[verifiers.X]` tables sit beside the `verifiers = [...]` list in TOML; split them apart."""
+    """`[verifiers]` as a table holds `enabled = [...]` and the `[verifiers.X]` tables; split them apart."""
     data = dict(raw)
     verifiers = data.get("verifiers")
     if isinstance(verifiers, dict):

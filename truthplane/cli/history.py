@@ -67,9 +67,9 @@ def history(
     _check_format(fmt)
     root = find_root(Path.cwd())
     cutoff = _since(since)
-    verdict = _verdict(verdict)
+    wanted = _verdict(verdict)
     with Store.open(root=root) as store:
-        runs = list_runs(store, kind=kind, verdict=verdict, since=cutoff, limit=limit)
+        runs = list_runs(store, kind=kind, verdict=wanted, since=cutoff, limit=limit)
         budget = remaining(store, load_config(root))
     if fmt == "json":
         sys.stdout.write(json.dumps({"runs": runs, "budget": budget.model_dump()}, indent=2) + "\n")

@@ -37,6 +37,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from truthplane.config import GateConfig, Seconds, read_toml
 from truthplane.errors import ConfigError
+from truthplane.inputs import MAX_INPUT_BYTES, read_regular_file
 from truthplane.models import Severity
 
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$"
@@ -220,8 +221,10 @@ def validate(raw_tasks: Any, source: str, root: Path) -> TaskFile:
             if path is None or not path.is_file():
                 raise TaskFileError(f"{source}: task {task.id!r}: patch file {rel} does not exist")
             try:
-                text = path.read_text(encoding="utf-8")
-            except (OSError, UnicodeDecodeError):
+                text = read_regular_file(path, MAX_INPUT_BYTES, TaskFileError).decode("utf-8")
+            except TaskFileError as exc:
+                raise TaskFileError(f"{source}: task {task.id!r}: patch file {rel}: {exc}") from None
+            except UnicodeDecodeError:
                 raise TaskFileError(f"{source}: task {task.id!r}: patch file {rel} is not readable UTF-8 text") from None
             if not text.strip():
                 raise TaskFileError(f"{source}: task {task.id!r}: patch file {rel} is empty")

@@ -220,3 +220,13 @@ def test_an_error_naming_a_file_stays_one_line(tmp_path: Path, capsys, private_c
     good = write_json(tmp_path / "good.sarif", sarif())
     line = expect(capsys, private_cache, ["diff", str(good), str(tmp_path / "no\nsuch\x1b[2J.json")], 4, "no such file")
     assert "no\\nsuch\\x1b[2J.json" in line
+
+
+@pytest.mark.tool("ruff")
+def test_a_scanned_file_name_cannot_forge_a_line_or_drive_the_terminal(make_repo, capsys) -> None:
+    root = make_repo({"evil\ntruthplane: APPROVE\x1b[2J.py": "import os\n"})
+    assert run(["scan", str(root), "--baseline", "--verifier", "ruff"]) == 0
+    out, err = capsys.readouterr()
+    assert "\x1b" not in out + err
+    assert not any(line.startswith("truthplane: APPROVE") for line in (out + err).splitlines()), out
+    assert "evil\\ntruthplane: APPROVE\\x1b[2J.py:1  ruff F401" in out

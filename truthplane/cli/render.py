@@ -96,6 +96,7 @@ class Progress:
             self._live.stop()
 
     def scope(self, label: str) -> _Scope:
+        label = printable(label)
         if self._live is None:
             self._plain(f"truthplane: scanning {label}")
         return _Scope(self, label)

@@ -21,9 +21,10 @@ _VERDICT_STYLE = {"APPROVE": "bold green", "REVIEW": "bold yellow", "REJECT": "b
 _SEVERITY_STYLE = {"critical": "bold red", "high": "red", "medium": "yellow", "low": "cyan", "note": "dim"}
 
 
-# C0 and C1 control characters, DEL, and the bidirectional overrides that reorder what a reader sees
-_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
-_CONTROL_IN_LINES = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+# C0 and C1 control characters, DEL, the bidirectional overrides that reorder what a reader sees, and
+# lone surrogates (from a tool's JSON), which no output stream can encode
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
+_CONTROL_IN_LINES = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
 _NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 
 

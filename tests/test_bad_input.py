@@ -73,6 +73,8 @@ def write_json(path: Path, data: object) -> Path:
     ("truthplane.toml", "[executors]\nlocal = 5\n", ["executors.local", "table"]),
     ("truthplane.toml", "[executors.docker]\nkill_grace_s = nan\n", ["executors.docker.kill_grace_s", "finite"]),
     ("truthplane.toml", "[[executors.ssh.nodes]]\nhost = 5\n", ["executors.ssh.nodes.0.host"]),
+    ("truthplane.toml", "[executors.ssh]\nconnect_timeout_s = nan\n", ["executors.ssh.connect_timeout_s", "finite"]),
+    ("truthplane.toml", "[executors.myplugin]\nwait_s = -inf\n", ["executors.myplugin.wait_s", "finite"]),
     ("truthplane.toml", "[llm.providers.groq]\ntimeout_s = inf\n", ["llm.providers.groq.timeout_s", "finite"]),
     ("truthplane.toml", "timeout_s = nan\n", ["timeout_s", "finite"]),
     ("truthplane.toml", "timeout_s = inf\n", ["timeout_s", "finite"]),

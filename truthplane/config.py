@@ -25,6 +25,7 @@ truthplane.toml::
 
 from __future__ import annotations
 
+import math
 import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -164,6 +165,17 @@ class ExecutorSettings(_Strict):
                     model.model_validate(table)
                 except ValidationError as exc:
                     raise ConfigError(f"{source}: {_first_error(exc, f'executors.{name}')}") from None
+            for where, value in _leaves(table, f"executors.{name}"):
+                if isinstance(value, float) and not math.isfinite(value):  # a plugin's own model may allow them
+                    raise ConfigError(f"{source}: {where}: Input should be a finite number")
+
+
+def _leaves(value: Any, where: str) -> list[tuple[str, Any]]:
+    if isinstance(value, dict):
+        return [leaf for key, item in value.items() for leaf in _leaves(item, f"{where}.{key}")]
+    if isinstance(value, list):
+        return [leaf for index, item in enumerate(value) for leaf in _leaves(item, f"{where}.{index}")]
+    return [(where, value)]
 
 
 class Config(_Strict):

@@ -100,6 +100,16 @@ def test_a_bad_configuration_is_exit_2_naming_the_place_whichever_command_reads_
     expect(capsys, private_cache, ["diff", str(empty), str(empty)], 2, *needles)
 
 
+@pytest.mark.parametrize("command", ["scan", "gate"])
+@pytest.mark.parametrize("cache_dir, needle", [("/proc/x", "pseudo-filesystem"), ("a-file/below", "is a file")])
+def test_a_cache_dir_flag_that_cannot_hold_a_cache_is_exit_2(make_repo, capsys, monkeypatch, private_cache: Path,
+                                                            command: str, cache_dir: str, needle: str) -> None:
+    root = make_repo({"a.py": "x = 1\n", "a-file": "not a directory\n"})
+    monkeypatch.chdir(root)
+    args = [command, ".", "--verifier", "ruff", "--cache-dir", cache_dir] + (["--base", "main"] if command == "gate" else [])
+    expect(capsys, private_cache, args, 2, "--cache-dir", needle)
+
+
 def test_a_deeply_nested_task_file_is_exit_2_naming_it(make_repo, capsys, monkeypatch, private_cache: Path) -> None:
     repo = make_repo({"a.py": "x = 1\n"})
     monkeypatch.chdir(repo)

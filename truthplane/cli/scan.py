@@ -32,7 +32,20 @@ def _options(root: Path, config_path: Path | None, verifiers: list[str] | None, 
 
     config = load_config(root, config_path)
     check_selection(config, verifiers)
-    return config, ScanOptions(only=verifiers or None, cache_dir=cache_dir, use_cache=not no_cache)
+    return config, ScanOptions(only=verifiers or None, cache_dir=_cache_dir(cache_dir), use_cache=not no_cache)
+
+
+def _cache_dir(path: Path | None) -> Path | None:
+    """--cache-dir as the configuration's cache_dir is checked: a directory, or a place one can be made."""
+    if path is not None:
+        from truthplane.config import check_cache_dir
+        from truthplane.errors import UsageError
+
+        try:
+            check_cache_dir(path)
+        except ValueError as exc:
+            raise UsageError(f"--cache-dir: {exc}") from None
+    return path
 
 
 def _recover(path: Path) -> None:
@@ -156,7 +169,7 @@ def gate(
     from truthplane.cache import default_cache_dir
 
     _recover(path)
-    plans = None if no_cache else LaunchPlans(cache_dir or default_cache_dir(), config_path, tuple(verifier or ()) or None)
+    plans = None if no_cache else LaunchPlans(_cache_dir(cache_dir) or default_cache_dir(), config_path, tuple(verifier or ()) or None)
     # git lists both states while the rest is imported and the configuration read, and the tools start on
     # the changed files as soon as git has said which they are
     with gate_calls_ahead(path, base, head, plans):

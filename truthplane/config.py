@@ -26,6 +26,7 @@ truthplane.toml::
 from __future__ import annotations
 
 import math
+import re
 import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -295,7 +296,16 @@ def _first_error(exc: ValidationError, prefix: str = "") -> str:
     """`place: what is wrong` for the first problem pydantic found, the place as the TOML spells it."""
     first = exc.errors()[0]
     where = ".".join([prefix] * bool(prefix) + [str(p) for p in first["loc"]]).replace("verifier_options", "verifiers")
-    return f"{where}: {str(first['msg']).removeprefix('Value error, ')}"
+    message = str(first["msg"]).removeprefix("Value error, ")
+    if first.get("ctx") == {"le": MAX_TIMEOUT_S}:
+        message = f"should be a number of seconds above 0 and at most {MAX_TIMEOUT_S} (30 days)"
+    value = first.get("input")
+    if isinstance(value, (int, float, str)) and len(repr(value)) <= 40 and not _SECRET.search(where):
+        message += f", not {value!r}"
+    return f"{where}: {message}"
+
+
+_SECRET = re.compile(r"key|secret|token|password", re.IGNORECASE)  # a value there is not repeated in a message
 
 
 def _lists_verifiers(raw: dict[str, Any]) -> bool:

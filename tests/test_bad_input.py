@@ -242,3 +242,12 @@ def test_a_scanned_file_name_cannot_forge_a_line_or_drive_the_terminal(make_repo
     assert "\x1b" not in out + err
     assert not any(line.startswith("truthplane: APPROVE") for line in (out + err).splitlines()), out
     assert "evil\\ntruthplane: APPROVE\\x1b[2J.py:1  ruff F401" in out
+
+
+def test_doctor_escapes_a_configured_name(tmp_path: Path, capsys) -> None:
+    (tmp_path / "truthplane.toml").write_text(
+        '[verifiers."evil\\ntruthplane: ok\\u001b[2J"]\ntype = "command"\ncommand = ["no-such-tool-here", "{files}"]\n')
+    run(["doctor", str(tmp_path)])
+    out = capsys.readouterr().out
+    assert "\x1b" not in out and "evil\\ntruthplane: ok\\x1b[2J" in out
+    assert not any(line.startswith("truthplane: ok") for line in out.splitlines()), out

@@ -58,7 +58,7 @@ def doctor(
             sys.stdout.write(printable(line.rstrip()) + "\n")
         sys.stdout.write("\n* = configured for this repository\n")
         if missing:
-            sys.stdout.write(f"{len(missing)} configured verifier(s) cannot run here: {', '.join(missing)}\n")
+            sys.stdout.write(printable(f"{len(missing)} configured verifier(s) cannot run here: {', '.join(missing)}") + "\n")
     return 4 if missing else 0
 
 

@@ -132,6 +132,7 @@ def test_history_verdict_must_be_a_verdict(tmp_path: Path, capsys, private_cache
 
 @pytest.mark.parametrize("document, needles", [
     ("[" * 100_000 + "]" * 100_000, ["nested too deeply"]),
+    ("[" * 900 + '"\\ud800"' + "]" * 900, ["nested too deeply"]),
     (json.dumps(sarif(result(), invocations=5)), ["runs[0].invocations should be list"]),
     (json.dumps(sarif(result(uriBaseId=["SRC"]))), ["uriBaseId should be str"]),
     (json.dumps(sarif(result(uriBaseId=5), originalUriBaseIds={"5": {}})), ["uriBaseId should be str"]),

@@ -80,9 +80,9 @@ def load_scan(path: Path) -> Scan:
         raise InputError(f"{path} is not a baseline or SARIF file: {exc}") from None
     except RecursionError:
         raise InputError(f"{path} is nested too deeply to be a baseline or SARIF file") from None
-    if _LONE_SURROGATE.search(raw):
-        data = _replace_lone_surrogates(data)
     try:
+        if _LONE_SURROGATE.search(raw):
+            data = _replace_lone_surrogates(data)
         return scan_from_data(data, str(path))
     except RecursionError:
         raise InputError(f"{path} is nested too deeply to be a baseline or SARIF file") from None

@@ -331,7 +331,7 @@ def load_config(root: Path, explicit: Path | None = None) -> Config:
     verifiers are listed, the defaults apply plus eslint, tsc and npm-audit where the repository has them.
     """
     if explicit is not None:
-        if not explicit.is_file():
+        if not explicit.exists():
             raise ConfigError(f"config file not found: {explicit}")
         raw = read_toml(explicit)
         if explicit.name == "pyproject.toml":

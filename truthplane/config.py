@@ -2,8 +2,8 @@
 
 truthplane.toml::
 
-    verifiers = ["ruff", "bandit", "semgrep"]
     exclude = ["tests/fixtures/**"]
+    timeout_s = 600       # per verifier run, in seconds
 
     [gate]
     fail_on = "high"      # a new finding at or above this severity: REJECT
@@ -11,6 +11,9 @@ truthplane.toml::
 
     [severity]            # "verifier:rule" or "rule" -> severity
     "ruff:E501" = "note"
+
+    [verifiers]
+    enabled = ["ruff", "bandit", "semgrep"]   # or a plain `verifiers = [...]` when no verifier has a table
 
     [verifiers.ruff]
     args = ["--extend-select", "B"]
@@ -22,13 +25,16 @@ truthplane.toml::
 
 from __future__ import annotations
 
+import math
+import re
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
 from truthplane.errors import ConfigError
+from truthplane.inputs import MAX_CONFIG_BYTES, read_regular_file
 from truthplane.llm.config import LLMConfig
 from truthplane.models import Severity
 
@@ -55,14 +61,21 @@ DEFAULT_EXCLUDES = [
 ]
 
 
+MAX_TIMEOUT_S = 30 * 24 * 3600  # a month: beyond it a timeout is a typo, and past 2**63 ns the clocks overflow
+# a time limit in seconds: positive, finite, at most MAX_TIMEOUT_S
+Seconds = Annotated[float, Field(gt=0, le=MAX_TIMEOUT_S, allow_inf_nan=False)]
+# the pseudo-filesystems of the kernel: nothing there holds a cache
+_PSEUDO_FILESYSTEMS = ("/proc", "/sys", "/dev")
+
+
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class GateConfig(_Strict):
     fail_on: Severity = Severity.HIGH
     review_on: Severity = Severity.LOW
-    max_new: int | None = Field(default=None, description="more new findings than this (any severity): REJECT")
+    max_new: int | None = Field(default=None, ge=0, description="more new findings than this (any severity): REJECT")
 
 
 class VerifierConfig(_Strict):
@@ -70,7 +83,7 @@ class VerifierConfig(_Strict):
 
     type: str | None = None
     args: list[str] = Field(default_factory=list)
-    timeout_s: float | None = None
+    timeout_s: Seconds | None = None
     # command verifier
     command: list[str] | None = None
     format: Literal["sarif", "json"] = "sarif"
@@ -92,17 +105,84 @@ class VerifierConfig(_Strict):
     queries: str | None = None
 
 
+class _ExecutorTable(_Strict):
+    concurrency: int | None = Field(default=None, ge=1)
+    kill_grace_s: Seconds | None = None
+
+
+class LocalExecutorTable(_ExecutorTable):
+    """[executors.local]"""
+
+    warm: int | None = Field(default=None, ge=0, description="sandbox starters kept ready")
+    sandbox: bool = True
+
+
+class DockerExecutorTable(_ExecutorTable):
+    """[executors.docker]"""
+
+    image: str | None = None
+    base_url: str | None = None
+    user: str | None = None
+
+
+class LambdaExecutorTable(_ExecutorTable):
+    """[executors.lambda]"""
+
+    function_name: str | None = None
+    endpoint_url: str | None = None
+    region: str | None = None
+    profile: str | None = None
+    aws_access_key_id: str | None = None
+    aws_secret_access_key: str | None = None
+    retries: int | None = Field(default=None, ge=0)
+    connect_timeout_s: Seconds | None = None
+    read_timeout_s: Seconds | None = None
+
+
+_EXECUTOR_TABLES: dict[str, type[BaseModel]] = {
+    "local": LocalExecutorTable, "docker": DockerExecutorTable, "lambda": LambdaExecutorTable,
+}
+
+
 class ExecutorSettings(_Strict):
-    """[executors] and [executors.<name>]: kept loose here, each backend validates its own table."""
+    """[executors] and [executors.<name>]. The tables are kept as given (each backend reads its own); the
+    built-in backends' tables are checked here, so a bad value is an error whichever command reads them."""
 
     model_config = ConfigDict(extra="allow")
     default: str = "local"
+
+    def check_tables(self, source: str) -> None:
+        for name, table in (self.model_extra or {}).items():
+            if not isinstance(table, dict):
+                raise ConfigError(f"{source}: executors.{name}: should be a table, [executors.{name}]")
+            if name == "ssh":
+                from truthplane.executors.ssh import SSHOptions  # its own model; imported only when used
+
+                model: type[BaseModel] | None = SSHOptions
+            else:
+                model = _EXECUTOR_TABLES.get(name)
+            if model is not None:
+                try:
+                    model.model_validate(table)
+                except ValidationError as exc:
+                    raise ConfigError(f"{source}: {_first_error(exc, f'executors.{name}')}") from None
+            for where, value in _leaves(table, f"executors.{name}"):
+                if isinstance(value, float) and not math.isfinite(value):  # a plugin's own model may allow them
+                    raise ConfigError(f"{source}: {where}: Input should be a finite number")
+
+
+def _leaves(value: Any, where: str) -> list[tuple[str, Any]]:
+    if isinstance(value, dict):
+        return [leaf for key, item in value.items() for leaf in _leaves(item, f"{where}.{key}")]
+    if isinstance(value, list):
+        return [leaf for index, item in enumerate(value) for leaf in _leaves(item, f"{where}.{index}")]
+    return [(where, value)]
 
 
 class Config(_Strict):
     verifiers: list[str] = Field(default_factory=lambda: list(DEFAULT_VERIFIERS))
     exclude: list[str] = Field(default_factory=list)
-    timeout_s: float = 600.0
+    timeout_s: Seconds = 600.0
     cache_dir: str | None = None
     gate: GateConfig = Field(default_factory=GateConfig)
     severity: dict[str, Severity] = Field(default_factory=dict)
@@ -128,6 +208,13 @@ class Config(_Strict):
             seen.add(name)
         return names
 
+    @field_validator("cache_dir")
+    @classmethod
+    def _usable_cache_dir(cls, value: str | None) -> str | None:
+        if value is not None:
+            check_cache_dir(Path(value))
+        return value
+
     def options_for(self, name: str) -> VerifierConfig:
         return self.verifier_options.get(name, VerifierConfig())
 
@@ -138,18 +225,42 @@ class Config(_Strict):
         return DEFAULT_EXCLUDES + self.exclude
 
 
+def check_cache_dir(path: Path) -> None:
+    """A cache directory must be (or be creatable as) a directory on a real filesystem."""
+    resolved = path.expanduser().resolve()
+    if any(resolved.is_relative_to(pseudo) for pseudo in _PSEUDO_FILESYSTEMS):
+        raise ValueError(f"{path} is on the kernel's pseudo-filesystem {resolved.parts[1]!r}: choose a real directory")
+    existing = next((p for p in (resolved, *resolved.parents) if p.exists()), None)
+    if existing is not None and not existing.is_dir():
+        raise ValueError(f"{existing} is a file, not a directory: choose a directory for the cache")
+
+
 def read_toml(path: Path, error: type[ConfigError] = ConfigError) -> dict[str, Any]:
-    """A TOML file as a dict; unreadable or invalid is one line as `error` (a ConfigError kind)."""
+    """A TOML file as a dict; unreadable, too large, too deep or invalid is one line as `error`."""
+    raw = read_regular_file(path, MAX_CONFIG_BYTES, error)
     try:
-        return tomllib.loads(path.read_text(encoding="utf-8"))
+        return tomllib.loads(raw.decode("utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise error(f"{path.name} is not valid TOML: {exc}") from None
-    except OSError as exc:
-        raise error(f"cannot read {path}: {exc.strerror}") from None
+    except RecursionError:
+        raise error(f"{path.name}: tables or arrays are nested too deeply") from None
+
+
+def _tool_section(raw: dict[str, Any], source: str) -> dict[str, Any] | None:
+    """[tool.truthplane] of a pyproject.toml, or None; anything but a table there is an error."""
+    tool = raw.get("tool")
+    if tool is None:
+        return None
+    if not isinstance(tool, dict):
+        raise ConfigError(f"{source}: tool should be a table ([tool.truthplane]), not {type(tool).__name__}")
+    section = tool.get("truthplane")
+    if section is not None and not isinstance(section, dict):
+        raise ConfigError(f"{source}: tool.truthplane should be a table ([tool.truthplane]), not {type(section).__name__}")
+    return section
 
 
 def _normalise(raw: dict[str, Any]) -> dict[str, Any]:
-    """`[verifiers.X]` tables sit beside the `verifiers = [...]` list in TOML; split them apart."""
+    """`[verifiers]` as a table holds `enabled = [...]` and the `[verifiers.X]` tables; split them apart."""
     data = dict(raw)
     verifiers = data.get("verifiers")
     if isinstance(verifiers, dict):
@@ -170,13 +281,31 @@ def _normalise(raw: dict[str, Any]) -> dict[str, Any]:
 
 
 def parse_config(raw: dict[str, Any], source: str) -> Config:
+    """The whole configuration checked at once, [executors] and [llm] included; the first problem names its place."""
     try:
         config = Config.model_validate({**_normalise(raw), "source": source})
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]).replace("verifier_options", "verifiers")
-        raise ConfigError(f"{source}: {where}: {first['msg']}") from None
+        raise ConfigError(f"{source}: {_first_error(exc)}") from None
+    except RecursionError:
+        raise ConfigError(f"{source}: tables or arrays are nested too deeply") from None
+    config.executors.check_tables(source)
     return config
+
+
+def _first_error(exc: ValidationError, prefix: str = "") -> str:
+    """`place: what is wrong` for the first problem pydantic found, the place as the TOML spells it."""
+    first = exc.errors()[0]
+    where = ".".join([prefix] * bool(prefix) + [str(p) for p in first["loc"]]).replace("verifier_options", "verifiers")
+    message = str(first["msg"]).removeprefix("Value error, ")
+    if first.get("ctx") == {"le": MAX_TIMEOUT_S}:
+        message = f"should be a number of seconds above 0 and at most {MAX_TIMEOUT_S} (30 days)"
+    value = first.get("input")
+    if isinstance(value, (int, float, str)) and len(repr(value)) <= 40 and not _SECRET.search(where):
+        message += f", not {value!r}"
+    return f"{where}: {message}"
+
+
+_SECRET = re.compile(r"key|secret|token|password", re.IGNORECASE)  # a value there is not repeated in a message
 
 
 def _lists_verifiers(raw: dict[str, Any]) -> bool:
@@ -202,11 +331,11 @@ def load_config(root: Path, explicit: Path | None = None) -> Config:
     verifiers are listed, the defaults apply plus eslint, tsc and npm-audit where the repository has them.
     """
     if explicit is not None:
-        if not explicit.is_file():
+        if not explicit.exists():
             raise ConfigError(f"config file not found: {explicit}")
         raw = read_toml(explicit)
         if explicit.name == "pyproject.toml":
-            raw = raw.get("tool", {}).get("truthplane", {})
+            raw = _tool_section(raw, explicit.name) or {}
         return _for_repository(parse_config(raw, explicit.name), raw, root)
     toml_path = root / "truthplane.toml"
     if toml_path.is_file():
@@ -214,7 +343,7 @@ def load_config(root: Path, explicit: Path | None = None) -> Config:
         return _for_repository(parse_config(raw, "truthplane.toml"), raw, root)
     pyproject = root / "pyproject.toml"
     if pyproject.is_file():
-        section = read_toml(pyproject).get("tool", {}).get("truthplane")
+        section = _tool_section(read_toml(pyproject), "pyproject.toml")
         if section is not None:
             return _for_repository(parse_config(section, "pyproject.toml [tool.truthplane]"), section, root)
     return _for_repository(Config(), {}, root)

@@ -15,7 +15,8 @@ from pydantic import ValidationError
 
 from truthplane.errors import InputError, NoBaselineError
 from truthplane.fsutil import atomic_write
-from truthplane.models import Scan, ToolStatus, VerifierRun
+from truthplane.inputs import MAX_INPUT_BYTES, read_regular_file
+from truthplane.models import SCHEMA_VERSION, Scan, ToolStatus, VerifierRun
 from truthplane.paths import RESULTS_DIR, results_dir, sarif_dir
 from truthplane.sarif import findings_from_sarif, run_for, sarif_log, verifier_runs_from_sarif
 
@@ -61,15 +62,12 @@ def latest_baseline(root: Path) -> Path:
 
 
 def load_scan(path: Path) -> Scan:
-    """A truthplane baseline, or any tool's SARIF 2.1.0 log, as a Scan."""
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise InputError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise InputError(f"{path} is a directory, not a baseline or SARIF file") from None
-    except OSError as exc:
-        raise InputError(f"cannot read {path}: {exc.strerror}") from None
+    """A truthplane baseline, or any tool's SARIF 2.1.0 log, as a Scan.
+
+    The one reading function for every command and the MCP server: a regular file of bounded size, whose
+    every defect (not JSON, nested too deeply, wrong shape, a newer schema) is an InputError naming it.
+    """
+    raw = read_regular_file(path, MAX_INPUT_BYTES, InputError)
     try:
         data = json.loads(raw)
     except UnicodeDecodeError:
@@ -77,11 +75,41 @@ def load_scan(path: Path) -> Scan:
     except json.JSONDecodeError as exc:
         what = "truncated" if exc.pos >= len(raw.rstrip()) else "not valid JSON"
         raise InputError(f"{path} is {what} (line {exc.lineno}, column {exc.colno}): rescan to recreate it") from None
-    return scan_from_data(data, str(path))
+    except ValueError as exc:  # a number of more than 4300 digits
+        raise InputError(f"{path} is not a baseline or SARIF file: {exc}") from None
+    except RecursionError:
+        raise InputError(f"{path} is nested too deeply to be a baseline or SARIF file") from None
+    try:
+        if _LONE_SURROGATE.search(raw):
+            data = _replace_lone_surrogates(data)
+        return scan_from_data(data, str(path))
+    except RecursionError:
+        raise InputError(f"{path} is nested too deeply to be a baseline or SARIF file") from None
+
+
+# a JSON escape of half a UTF-16 pair: decoded alone it is a str no output stream can encode
+_LONE_SURROGATE = re.compile(rb"\\[uU][dD][89a-fA-F]")
+
+
+def _replace_lone_surrogates(data: object) -> object:
+    """Every unpaired surrogate in the document's strings becomes U+FFFD, as a UTF-8 decoder would make it."""
+    if isinstance(data, str):
+        return data.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    if isinstance(data, list):
+        return [_replace_lone_surrogates(item) for item in data]
+    if isinstance(data, dict):
+        return {_replace_lone_surrogates(k): _replace_lone_surrogates(v) for k, v in data.items()}
+    return data
 
 
 def scan_from_data(data: object, where: str) -> Scan:
     if isinstance(data, dict) and data.get("tool") == "truthplane":
+        version = data.get("schema_version", SCHEMA_VERSION)
+        if version != SCHEMA_VERSION or isinstance(version, bool):
+            raise InputError(
+                f"{where} is a truthplane baseline of schema_version {version!r}; this truthplane reads "
+                f"schema_version {SCHEMA_VERSION}: rescan with this version to recreate it"
+            )
         try:
             return Scan.model_validate(data)
         except ValidationError as exc:
@@ -89,8 +117,11 @@ def scan_from_data(data: object, where: str) -> Scan:
             loc = ".".join(str(p) for p in first["loc"])
             raise InputError(f"{where} is not a valid truthplane baseline: {loc}: {first['msg']}") from None
     if isinstance(data, dict) and "runs" in data:
-        findings = findings_from_sarif(data)
-        runs = verifier_runs_from_sarif(data)
+        try:
+            findings = findings_from_sarif(data)
+            runs = verifier_runs_from_sarif(data)
+        except InputError as exc:
+            raise InputError(f"{where}: {exc}") from None
         counts: dict[str, int] = {}
         for finding in findings:
             counts[finding.verifier] = counts.get(finding.verifier, 0) + 1

@@ -170,8 +170,15 @@ def _expect(value: Any, kind: type | tuple[type, ...], where: str) -> Any:
     return value
 
 
-def _relative_path(uri: str, base_ids: Mapping[str, Any], base_id: str | None, root: Path | None) -> str:
-    parsed = urlparse(uri)
+def _urlparse(uri: str, where: str) -> Any:
+    try:
+        return urlparse(uri)
+    except ValueError as exc:  # e.g. an unclosed IPv6 bracket
+        raise InputError(f"malformed SARIF: {where} is not a URI: {exc}") from None
+
+
+def _relative_path(uri: str, base_ids: Mapping[str, Any], base_id: str | None, root: Path | None, where: str) -> str:
+    parsed = _urlparse(uri, where)
     if parsed.scheme == "file":
         path = unquote(parsed.path)
     elif parsed.scheme and len(parsed.scheme) > 1:
@@ -181,7 +188,7 @@ def _relative_path(uri: str, base_ids: Mapping[str, Any], base_id: str | None, r
     if base_id and base_id in base_ids and isinstance(base_ids[base_id], dict):
         base_uri = base_ids[base_id].get("uri")
         if isinstance(base_uri, str) and not PurePosixPath(path).is_absolute():
-            path = str(PurePosixPath(unquote(urlparse(base_uri).path)) / path)
+            path = str(PurePosixPath(unquote(_urlparse(base_uri, f"originalUriBaseIds.{base_id}.uri").path)) / path)
     posix = PurePosixPath(path)
     if posix.is_absolute() and root is not None:
         try:
@@ -256,8 +263,11 @@ def _findings_of_run(run: dict[str, Any], index: int, verifier: str | None, root
             artifact = physical.get("artifactLocation") or {}
             _expect(artifact, dict, f"{where}...artifactLocation")
             uri = artifact.get("uri")
+            base_id = artifact.get("uriBaseId")
+            if base_id is not None:
+                _expect(base_id, str, f"{where}...artifactLocation.uriBaseId")
             if isinstance(uri, str):
-                path = _relative_path(uri, base_ids, artifact.get("uriBaseId"), root)
+                path = _relative_path(uri, base_ids, base_id, root, f"{where}...artifactLocation.uri")
             region = physical.get("region") or {}
             _expect(region, dict, f"{where}...region")
         partial = result.get("partialFingerprints") or {}
@@ -300,15 +310,17 @@ def verifier_runs_from_sarif(log: dict[str, Any]) -> list[VerifierRun]:
     from truthplane.models import ToolStatus
 
     runs = []
-    for run in log.get("runs", []):
-        driver = run.get("tool", {}).get("driver", {})
-        invocations = run.get("invocations") or [{}]
+    for index, run in enumerate(_expect(log.get("runs"), list, "runs")):
+        _expect(run, dict, f"runs[{index}]")
+        tool = _expect(run.get("tool"), dict, f"runs[{index}].tool")
+        driver = _expect(tool.get("driver"), dict, f"runs[{index}].tool.driver")
+        invocations = _expect(run.get("invocations") or [{}], list, f"runs[{index}].invocations")
         ok = all(isinstance(i, dict) and i.get("executionSuccessful", True) is not False for i in invocations)
         runs.append(VerifierRun(
             name=str(driver.get("name") or "sarif").lower(),
             version=driver.get("version") if isinstance(driver.get("version"), str) else None,
             status=ToolStatus.OK if ok else ToolStatus.FAILED,
-            count=len(run.get("results") or []),
+            count=len(_expect(run.get("results") or [], list, f"runs[{index}].results")),
             error=None if ok else "the tool reported that its run did not succeed",
         ))
     return runs

@@ -35,8 +35,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from truthplane.config import GateConfig, read_toml
+from truthplane.config import GateConfig, Seconds, read_toml
 from truthplane.errors import ConfigError
+from truthplane.inputs import MAX_INPUT_BYTES, read_regular_file
 from truthplane.models import Severity
 
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$"
@@ -64,7 +65,7 @@ class Acceptance(BaseModel):
 
 
 class Task(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     id: str = Field(pattern=ID_PATTERN)
     title: str = ""
@@ -73,7 +74,7 @@ class Task(BaseModel):
     acceptance: Acceptance = Field(default_factory=Acceptance)
     priority: int = 0
     depends_on: list[str] = Field(default_factory=list)
-    timeout_s: float = Field(default=600.0, gt=0)
+    timeout_s: Seconds = 600.0
     # kind = "command"
     command: str | None = None
     network: bool = False
@@ -220,8 +221,10 @@ def validate(raw_tasks: Any, source: str, root: Path) -> TaskFile:
             if path is None or not path.is_file():
                 raise TaskFileError(f"{source}: task {task.id!r}: patch file {rel} does not exist")
             try:
-                text = path.read_text(encoding="utf-8")
-            except (OSError, UnicodeDecodeError):
+                text = read_regular_file(path, MAX_INPUT_BYTES, TaskFileError).decode("utf-8")
+            except TaskFileError as exc:
+                raise TaskFileError(f"{source}: task {task.id!r}: patch file {rel}: {exc}") from None
+            except UnicodeDecodeError:
                 raise TaskFileError(f"{source}: task {task.id!r}: patch file {rel} is not readable UTF-8 text") from None
             if not text.strip():
                 raise TaskFileError(f"{source}: task {task.id!r}: patch file {rel} is empty")

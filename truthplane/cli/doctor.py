@@ -17,6 +17,7 @@ def doctor(
 
     eslint, tsc and npm-audit count as configured when the repository has an eslint config,
     tsconfig.json or an npm lockfile; their tools are looked for in its node_modules/.bin, then PATH."""
+    from truthplane.cli.render import printable
     from truthplane.config import load_config
     from truthplane.errors import PluginError, UsageError
     from truthplane.executors.interpreter import repository_interpreter
@@ -57,11 +58,11 @@ def doctor(
             line = f"{mark} {kind:<8} {name:<10} {state:<7} {info.version or '-':<12}"
             if info.reason:
                 line += f" {info.reason}"
-            sys.stdout.write(line.rstrip() + "\n")
-        sys.stdout.write(f"\ntests and reproductions run with {python.executable} ({python.origin})\n")
+            sys.stdout.write(printable(line.rstrip()) + "\n")
+        sys.stdout.write(printable(f"\ntests and reproductions run with {python.executable} ({python.origin})") + "\n")
         sys.stdout.write("\n* = configured for this repository\n")
         if missing:
-            sys.stdout.write(f"{len(missing)} configured verifier(s) cannot run here: {', '.join(missing)}\n")
+            sys.stdout.write(printable(f"{len(missing)} configured verifier(s) cannot run here: {', '.join(missing)}") + "\n")
     return 4 if missing else 0
 
 

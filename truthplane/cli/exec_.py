@@ -25,7 +25,7 @@ def exec_(
     import asyncio
     from pathlib import Path
 
-    from truthplane.config import load_config
+    from truthplane.config import MAX_TIMEOUT_S, load_config
     from truthplane.errors import UsageError
     from truthplane.executors.interpreter import repository_interpreter
     from truthplane.executors.preflight import untrusted_scripts
@@ -34,8 +34,8 @@ def exec_(
 
     if fmt not in ("text", "json"):
         raise UsageError("--format must be text or json")
-    if timeout <= 0 or memory <= 0:
-        raise UsageError("--timeout and --memory must be positive")
+    if not 0 < timeout <= MAX_TIMEOUT_S or memory <= 0:  # `not <=` also refuses nan
+        raise UsageError(f"--timeout must be a number of seconds from above 0 to {MAX_TIMEOUT_S}, and --memory positive")
     cwd = Path.cwd()
     config = load_config(cwd)
     backend = create_executor(executor or config.executors.default, config)

@@ -35,6 +35,15 @@ def _since(text: str | None) -> float | None:
         raise UsageError(f"--since takes an age (24h, 7d) or a UTC date (2026-11-23), not {text!r}") from None
 
 
+def _verdict(text: str | None) -> str | None:
+    from truthplane.errors import UsageError
+    from truthplane.models import Verdict
+
+    if text is not None and text.upper() not in Verdict._value2member_map_:
+        raise UsageError(f"--verdict must be one of {', '.join(Verdict._value2member_map_)}, not {text!r}")
+    return text.upper() if text else None
+
+
 def _check_format(fmt: str) -> None:
     from truthplane.errors import UsageError
 
@@ -50,6 +59,7 @@ def history(
     fmt: str = _FORMAT,
 ) -> int:
     """List recorded runs, newest first, and the LLM budget left."""
+    from truthplane.cli.render import printable
     from truthplane.config import load_config
     from truthplane.history import find_root, list_runs
     from truthplane.llm.budget import remaining
@@ -58,8 +68,9 @@ def history(
     _check_format(fmt)
     root = find_root(Path.cwd())
     cutoff = _since(since)
+    wanted = _verdict(verdict)
     with Store.open(root=root) as store:
-        runs = list_runs(store, root, kind=kind, verdict=verdict, since=cutoff, limit=limit)
+        runs = list_runs(store, root, kind=kind, verdict=wanted, since=cutoff, limit=limit)
         budget = remaining(store, load_config(root))
     if fmt == "json":
         sys.stdout.write(json.dumps({"runs": runs, "budget": budget.model_dump()}, indent=2) + "\n")
@@ -68,12 +79,12 @@ def history(
         sys.stdout.write("no runs recorded" + (" match" if kind or verdict or since else " yet") + "\n")
     for run in runs:
         cost = f"${run['cost_usd']:.4f}" if run["cost_usd"] is not None else "-"
-        sys.stdout.write(
+        sys.stdout.write(printable(
             f"{run['run_id']}  {run['end_time'] or run['start_time']}  {run['kind']:<7}  {run['overall_verdict']:<10}  "
             f"tasks {run['tasks']} (approved {run['approvals']}, rejected {run['rejections']})  "
-            f"commits {run['commits']}  cost {cost}\n")
+            f"commits {run['commits']}  cost {cost}") + "\n")
         if not run["matches_record"]:
-            sys.stdout.write(f"  {NOT_MATCHING}: {run['mismatch'][0]}\n")
+            sys.stdout.write(printable(f"  {NOT_MATCHING}: {run['mismatch'][0]}") + "\n")
     sys.stdout.write(f"LLM budget (UTC day {budget.day}):\n")
     for line in budget.lines():
         sys.stdout.write(f"  {line}\n")
@@ -131,7 +142,9 @@ def show(run_id: str = typer.Argument(..., help="A run id or a unique prefix of 
         out.append(f"  evidence {item['kind']:<5} {item['path']}  sha256 {item['sha256'][:16]}{state}")
     for row in usage:
         out.append(f"  llm {row['provider']}/{row['model']} {row['outcome']} cost {row['cost_usd']}")
-    sys.stdout.write("\n".join(out) + "\n")
+    from truthplane.cli.render import printable  # names and reasons come from the repository and its tools
+
+    sys.stdout.write("\n".join(printable(line) for line in out) + "\n")
     return 0
 
 

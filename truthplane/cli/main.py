@@ -75,7 +75,9 @@ def _crash_log(exc: BaseException) -> Path | None:
 
 
 def _error(message: str) -> None:
-    sys.stderr.write(f"truthplane: error: {message}\n")
+    from truthplane.cli.render import printable  # a file name in a message cannot forge a line of its own
+
+    sys.stderr.write(f"truthplane: error: {printable(message)}\n")
 
 
 def run(argv: list[str] | None = None) -> int:

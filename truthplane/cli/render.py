@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 import threading
 from pathlib import Path
@@ -20,6 +21,29 @@ _VERDICT_STYLE = {"APPROVE": "bold green", "REVIEW": "bold yellow", "REJECT": "b
 _SEVERITY_STYLE = {"critical": "bold red", "high": "red", "medium": "yellow", "low": "cyan", "note": "dim"}
 
 
+# C0 and C1 control characters, DEL, the bidirectional overrides that reorder what a reader sees, and
+# lone surrogates (from a tool's JSON), which no output stream can encode
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
+_CONTROL_IN_LINES = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
+_NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def _escaped(match: re.Match[str]) -> str:
+    char = match.group()
+    return _NAMED.get(char) or (f"\\x{ord(char):02x}" if ord(char) < 0x100 else f"\\u{ord(char):04x}")
+
+
+def printable(text: object) -> str:
+    """`text` on one line, every control character shown as an escape: a file name or a tool's message
+    cannot start a new line (forging a verdict), move the cursor, clear the screen or reorder the text."""
+    return _CONTROL.sub(_escaped, str(text))
+
+
+def printable_lines(text: str) -> str:
+    """Like printable(), but keeping newlines and tabs: for multi-line text such as a diff."""
+    return _CONTROL_IN_LINES.sub(_escaped, text)
+
+
 def fancy(stream: Any) -> bool:
     """Colour and live displays: a real terminal, NO_COLOR unset, not a dumb terminal."""
     return (
@@ -31,15 +55,15 @@ def fancy(stream: Any) -> bool:
 def _location(f: Finding) -> str:
     if not f.path:
         return "(repository)"
-    return f"{f.path}:{f.start_line}" if f.start_line else f.path
+    return printable(f"{f.path}:{f.start_line}" if f.start_line else f.path)
 
 
 def _run_line(run: VerifierRun) -> str:
     if run.status.value != "ok":
-        return f"{run.name}: {run.status.value.upper()} — {run.error}"
+        return printable(f"{run.name}: {run.status.value.upper()} — {run.error}")
     cached = f", {run.cached_files} file(s) from cache" if run.cached_files else ""
     name = f"{run.name} {run.version}" if run.version else run.name  # a build command has no version
-    return f"{name}: {run.count} finding(s) in {run.duration_s:.2f}s{cached}"
+    return printable(f"{name}: {run.count} finding(s) in {run.duration_s:.2f}s{cached}")
 
 
 class Progress:
@@ -73,6 +97,7 @@ class Progress:
             self._live.stop()
 
     def scope(self, label: str) -> _Scope:
+        label = printable(label)
         if self._live is None:
             self._plain(f"truthplane: scanning {label}")
         return _Scope(self, label)
@@ -87,7 +112,7 @@ class Progress:
             from rich.markup import escape  # only on a terminal: plain lines never pay for rich
 
             with self._lock:
-                self._tasks[label, name] = self._live.add_task(escape(f"[{label}] {name}"), total=1)
+                self._tasks[label, name] = self._live.add_task(escape(printable(f"[{label}] {name}")), total=1)
 
     def _finished(self, label: str, run: VerifierRun) -> None:
         line = _run_line(run)
@@ -118,6 +143,21 @@ class _Scope:
 # ---- documents -------------------------------------------------------------------------------
 
 
+def write_document(path: Path, data: str | bytes, *, append: bool = False) -> None:
+    """Write an output file (--output, --sarif-out, --summary-out) atomically; a place that cannot take it
+    (a directory, /proc, a read-only disk) is a one-line usage error naming it."""
+    from truthplane.errors import UsageError
+    from truthplane.fsutil import atomic_write
+
+    try:
+        if append and path.is_file():
+            previous = path.read_bytes()
+            data = previous + (data.encode("utf-8") if isinstance(data, str) else data)
+        atomic_write(path, data)
+    except OSError as exc:
+        raise UsageError(f"cannot write {path}: {exc.strerror or exc}") from None
+
+
 def gate_json(result: GateResult) -> bytes:
     # bytes straight from pydantic-core: a large repository's document runs to megabytes, and decoding it
     # into a str only to encode it again on the way out costs a gate tens of milliseconds
@@ -134,21 +174,21 @@ def gate_markdown(result: GateResult, *, limit: int = 50) -> str:
     mark = _VERDICT_MARK[result.verdict.value]
     lines = [f"## {mark} truthplane: {result.verdict.value}", ""]
     if result.base or result.head:
-        lines += [f"Compared `{result.head or 'working tree'}` with `{result.base}`.", ""]
-    lines += [f"- {reason}" for reason in result.reasons] + [""]
+        lines += [f"Compared `{_md(result.head or 'working tree')}` with `{_md(result.base or '')}`.", ""]
+    lines += [f"- {_md(reason, limit=None)}" for reason in result.reasons] + [""]
     lines += [
         f"**{len(result.new)} new**, **{len(result.fixed)} fixed**, {len(result.unchanged)} unchanged.", "",
         "| verifier | version | status | findings | time |", "|---|---|---|---|---|",
     ]
     for run in result.verifiers:
         status = "ok" if run.status.value == "ok" else f"**{run.status.value}**: {_md(run.error or '')}"
-        lines.append(f"| {run.name} | {run.version or '—'} | {status} | {run.count} | {run.duration_s:.2f}s |")
+        lines.append(f"| {_md(run.name)} | {_md(run.version or '—')} | {status} | {run.count} | {run.duration_s:.2f}s |")
     for title, findings in (("New findings", result.new), ("Fixed findings", result.fixed)):
         if not findings:
             continue
         lines += ["", f"### {title}", "", "| severity | where | rule | message |", "|---|---|---|---|"]
         for f in findings[:limit]:
-            lines.append(f"| {f.severity.value} | `{_md(_location(f))}` | {f.verifier} `{_md(f.rule_id)}` | {_md(f.message)} |")
+            lines.append(f"| {f.severity.value} | `{_md(_location(f))}` | {_md(f.verifier)} `{_md(f.rule_id)}` | {_md(f.message)} |")
         if len(findings) > limit:
             lines.append(f"| | | | … and {len(findings) - limit} more |")
     return "\n".join(lines) + "\n"
@@ -158,7 +198,7 @@ def unverified_markdown(reason: str, base: str, head: str | None) -> str:
     """The summary of a gate that could not judge at all (no base, no merge-base, a broken configuration)."""
     mark = _VERDICT_MARK["UNVERIFIED"]
     return (f"## {mark} truthplane: UNVERIFIED\n\nCould not compare `{_md(head or 'the working tree')}` with "
-            f"`{_md(base)}`:\n\n- {reason.replace(chr(10), ' ')}\n")
+            f"`{_md(base)}`:\n\n- {_md(reason, None)}\n")
 
 
 def unverified_sarif(reason: str) -> str:
@@ -170,8 +210,9 @@ def unverified_sarif(reason: str) -> str:
     return json.dumps(sarif_log([run_for("truthplane", [], run_info=failed)]), indent=2) + "\n"
 
 
-def _md(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")[:300]
+def _md(text: str, limit: int | None = 300) -> str:
+    """One table cell or list item: a newline would end the row, a control character reach the terminal."""
+    return printable(text.replace("|", "\\|").replace("\n", " "))[:limit]
 
 
 def _finding_lines(console: Any, title: str, findings: list[Finding], style_on: bool, limit: int = 50) -> None:
@@ -186,7 +227,8 @@ def _finding_lines(console: Any, title: str, findings: list[Finding], style_on: 
         sev = f.severity.value
         sev_text = f"[{_SEVERITY_STYLE[sev]}]{sev:>8}[/]" if style_on else f"{sev:>8}"
         console.print(
-            f"  {sev_text}  {escape(_location(f))}  {escape(f.verifier)} {escape(f.rule_id)}: {escape(f.message)}",
+            f"  {sev_text}  {escape(_location(f))}  {escape(printable(f.verifier))} {escape(printable(f.rule_id))}: "
+            f"{escape(printable(f.message))}",
             highlight=False, soft_wrap=True,
         )
     if len(ordered) > limit:
@@ -206,7 +248,7 @@ def print_gate_text(result: GateResult, stream: TextIO, *, show_unchanged: bool 
     head = f"[{_VERDICT_STYLE[verdict]}]{verdict}[/]" if on else verdict
     console.print(f"truthplane: {head}  ({len(result.new)} new, {len(result.fixed)} fixed, {len(result.unchanged)} unchanged)")
     for reason in result.reasons:
-        console.print(f"  - {reason}", markup=False)
+        console.print(f"  - {printable(reason)}", markup=False)
     _finding_lines(console, "New", result.new, on)
     _finding_lines(console, "Fixed", result.fixed, on)
     if show_unchanged:
@@ -227,7 +269,7 @@ def print_scan_text(scan: Scan, stream: TextIO, *, saved: list[Path] | None = No
     if failed:
         console.print(f"\n{len(failed)} verifier(s) could not run: this scan is not complete evidence.", markup=False)
     for path in saved or []:
-        console.print(f"wrote {path}", markup=False)
+        console.print(f"wrote {printable(path)}", markup=False)
 
 
 def scan_markdown(scan: Scan) -> str:

@@ -32,7 +32,20 @@ def _options(root: Path, config_path: Path | None, verifiers: list[str] | None, 
 
     config = load_config(root, config_path)
     check_selection(config, verifiers)
-    return config, ScanOptions(only=verifiers or None, cache_dir=cache_dir, use_cache=not no_cache)
+    return config, ScanOptions(only=verifiers or None, cache_dir=_cache_dir(cache_dir), use_cache=not no_cache)
+
+
+def _cache_dir(path: Path | None) -> Path | None:
+    """--cache-dir as the configuration's cache_dir is checked: a directory, or a place one can be made."""
+    if path is not None:
+        from truthplane.config import check_cache_dir
+        from truthplane.errors import UsageError
+
+        try:
+            check_cache_dir(path)
+        except ValueError as exc:
+            raise UsageError(f"--cache-dir: {exc}") from None
+    return path
 
 
 def _recover(path: Path) -> None:
@@ -57,9 +70,9 @@ def _emit(text: str | bytes, output: Path | None) -> None:
             sys.stdout.write(text)
             sys.stdout.flush()
     else:
-        from truthplane.fsutil import atomic_write
+        from truthplane.cli.render import write_document
 
-        atomic_write(output, text)
+        write_document(output, text)
 
 
 def _emit_gate(result, fmt: Format, output: Path | None) -> int:  # noqa: ANN001
@@ -161,7 +174,7 @@ def gate(
 
     try:
         _recover(path)
-        plans = None if no_cache else LaunchPlans(cache_dir or default_cache_dir(), config_path, tuple(verifier or ()) or None)
+        plans = None if no_cache else LaunchPlans(_cache_dir(cache_dir) or default_cache_dir(), config_path, tuple(verifier or ()) or None)
         # git lists both states while the rest is imported and the configuration read, and the tools start on
         # the changed files as soon as git has said which they are
         with gate_calls_ahead(path, base, head, plans):
@@ -178,26 +191,27 @@ def gate(
 
         try:
             _ci_files(sarif_out, summary_out, render.unverified_sarif(str(exc)), render.unverified_markdown(str(exc), base, head))
-        except OSError as write_error:  # the gate's own error is the one to report
-            sys.stderr.write(f"truthplane: could not write the CI files: {write_error}\n")
+        except TruthplaneError as write_error:  # the gate's own error is the one to report
+            sys.stderr.write(f"truthplane: could not write the CI files: {render.printable(str(write_error))}\n")
         raise
     _ci_files(sarif_out, summary_out, render.gate_sarif(result), render.gate_markdown(result))
     return _emit_gate(result, fmt, output)
 
 
 def _say(note: str) -> None:
-    sys.stderr.write(f"truthplane: {note}\n")
+    from truthplane.cli.render import printable
+
+    sys.stderr.write(f"truthplane: {printable(note)}\n")
 
 
 def _ci_files(sarif_out: Path | None, summary_out: Path | None, sarif: str, summary: str) -> None:
-    from truthplane.fsutil import atomic_write
+    from truthplane.cli import render
 
     if sarif_out is not None:
-        atomic_write(sarif_out, sarif)
+        render.write_document(sarif_out, sarif)
     if summary_out is not None:
-        existing = summary_out.read_text(encoding="utf-8") if summary_out.is_file() else ""
         # $GITHUB_STEP_SUMMARY may already hold other steps' summaries: add to it
-        atomic_write(summary_out, existing + summary)
+        render.write_document(summary_out, summary, append=True)
 
 
 def register(app: typer.Typer) -> None:

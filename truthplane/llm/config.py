@@ -46,7 +46,7 @@ DEFAULT_CHAIN = ["groq", "gemini", "deepseek"]
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class PriceConfig(_Strict):

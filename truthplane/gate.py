@@ -8,11 +8,12 @@
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Mapping
 
 from truthplane.config import GateConfig
 from truthplane.fingerprint import match
-from truthplane.models import Diff, GateResult, Scan, ToolStatus, Verdict
+from truthplane.models import Diff, Finding, GateResult, Scan, ToolStatus, Verdict
 
 
 def compare(before: Scan, after: Scan, renames: Mapping[str, str] | None = None) -> tuple[Diff, list[str]]:
@@ -43,7 +44,41 @@ def compare(before: Scan, after: Scan, renames: Mapping[str, str] | None = None)
         after_files=set(after.files) or None,
         same_files=[p for p, blob in after.files.items() if before.files.get(p) == blob] if before.files else None,
     )
-    return diff, problems
+    return _pair_by_location(diff), problems
+
+
+def _same_rule(one: str, other: str) -> bool:
+    # semgrep prefixes a rule's id with the directories of the rule file it was given
+    return one == other or one.endswith("." + other) or other.endswith("." + one)
+
+
+def _pair_by_location(diff: Diff) -> Diff:
+    """A foreign tool's SARIF log carries no context of the flagged code: its findings are the same as another
+    scan's when verifier, rule, file and line agree. Only a finding without a context hash pairs this way."""
+    fixed_at: dict[tuple[str, str, int], list[Finding]] = defaultdict(list)
+    for finding in diff.fixed:
+        if finding.start_line:
+            fixed_at[(finding.verifier, finding.path, finding.start_line)].append(finding)
+    if not fixed_at:
+        return diff
+    paired_fixed: set[int] = set()
+    still_new: list[Finding] = []
+    unchanged = list(diff.unchanged)
+    for finding in diff.new:
+        candidates = fixed_at.get((finding.verifier, finding.path, finding.start_line or 0), [])
+        partner = next((
+            old for old in candidates
+            if id(old) not in paired_fixed and (not old.context_hash or not finding.context_hash)
+            and _same_rule(old.rule_id, finding.rule_id)
+        ), None)
+        if partner is None:
+            still_new.append(finding)
+        else:
+            paired_fixed.add(id(partner))
+            unchanged.append(finding)
+    if not paired_fixed:
+        return diff
+    return Diff(new=still_new, fixed=[f for f in diff.fixed if id(f) not in paired_fixed], unchanged=unchanged)
 
 
 def judge(diff: Diff, problems: list[str], policy: GateConfig) -> tuple[Verdict, list[str]]:

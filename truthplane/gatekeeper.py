@@ -84,7 +84,8 @@ class Gatekeeper:
         from truthplane.results import load_scan
 
         earlier, later = self._inside(before, "before"), self._inside(after, "after")
-        result = evaluate(load_scan(earlier), load_scan(later), self._config(self.root).gate, base=before, head=after)
+        result = evaluate(load_scan(earlier, self.root), load_scan(later, self.root), self._config(self.root).gate,
+                          base=before, head=after)
         return judged(result)
 
     def summarize(self, alerts: str) -> dict[str, Any]:

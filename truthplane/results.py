@@ -61,8 +61,10 @@ def latest_baseline(root: Path) -> Path:
     return max(candidates)[2]
 
 
-def load_scan(path: Path) -> Scan:
-    """A truthplane baseline, or any tool's SARIF 2.1.0 log, as a Scan."""
+def load_scan(path: Path, root: Path | None = None) -> Scan:
+    """A truthplane baseline, or any tool's SARIF 2.1.0 log, as a Scan.
+
+    A SARIF log's absolute file URIs under `root` (ruff writes them) become repo-relative paths."""
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
@@ -78,10 +80,10 @@ def load_scan(path: Path) -> Scan:
     except json.JSONDecodeError as exc:
         what = "truncated" if exc.pos >= len(raw.rstrip()) else "not valid JSON"
         raise InputError(f"{path} is {what} (line {exc.lineno}, column {exc.colno}): rescan to recreate it") from None
-    return scan_from_data(data, str(path))
+    return scan_from_data(data, str(path), root)
 
 
-def scan_from_data(data: object, where: str) -> Scan:
+def scan_from_data(data: object, where: str, root: Path | None = None) -> Scan:
     if isinstance(data, dict) and data.get("tool") == "truthplane":
         try:
             return Scan.model_validate(data)
@@ -90,7 +92,7 @@ def scan_from_data(data: object, where: str) -> Scan:
             loc = ".".join(str(p) for p in first["loc"])
             raise InputError(f"{where} is not a valid truthplane baseline: {loc}: {first['msg']}") from None
     if isinstance(data, dict) and "runs" in data:
-        findings = findings_from_sarif(data)
+        findings = findings_from_sarif(data, root=root)
         runs = verifier_runs_from_sarif(data)
         counts: dict[str, int] = {}
         for finding in findings:

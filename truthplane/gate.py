@@ -2,14 +2,15 @@
 
 - a verifier that did not run successfully on both sides: UNVERIFIED (exit 4) — no evidence, no approval;
 - a new finding at or above gate.fail_on, or more than gate.max_new new findings: REJECT;
-- a new finding at or above gate.review_on: REVIEW;
+- a new finding at or above gate.review_on, a suppression the change adds, findings its configuration
+  change silences: REVIEW;
 - otherwise APPROVE (new findings below review_on are listed, not counted against the change).
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from truthplane.config import GateConfig
 from truthplane.fingerprint import match
@@ -35,16 +36,35 @@ def compare(before: Scan, after: Scan, renames: Mapping[str, str] | None = None)
         if not any(r.name == run.name for r in after.verifiers):
             problems.append(f"{run.name} ran on the base but not now: its findings cannot be judged")
     comparable = ok_before & ok_after
+    # the head's suppressed results take part in matching, so a finding the change suppresses is not "fixed"
     diff = match(
         [f for f in before.findings if f.verifier in comparable],
-        [f for f in after.findings if f.verifier in comparable],
+        [f for f in after.findings + after.suppressed if f.verifier in comparable],
         renames,
         # SARIF inputs carry no file list: the paths seen among findings stand in
         before_files=set(before.files) or None,
         after_files=set(after.files) or None,
         same_files=[p for p, blob in after.files.items() if before.files.get(p) == blob] if before.files else None,
     )
-    return _pair_by_location(diff), problems
+    diff = _pair_by_location(diff)
+    if after.suppressed:
+        diff = _suppressed_is_not_fixed(diff, renames or {})
+    return diff, problems
+
+
+def _suppressed_is_not_fixed(diff: Diff, renames: Mapping[str, str]) -> Diff:
+    """The head's suppressed results leave the lists; one the change suppressed takes its base finding along
+    (a comment on the flagged line changes its text): same verifier, rule and file, the nearest line."""
+    fixed = list(diff.fixed)
+    for finding in diff.new:
+        if not finding.suppressed:
+            continue
+        same = [old for old in fixed if (old.verifier, old.rule_id, renames.get(old.path, old.path))
+                == (finding.verifier, finding.rule_id, finding.path)]
+        if same:
+            fixed.remove(min(same, key=lambda old: abs((old.start_line or 0) - (finding.start_line or 0))))
+    return Diff(new=[f for f in diff.new if not f.suppressed], fixed=fixed,
+                unchanged=[f for f in diff.unchanged if not f.suppressed])
 
 
 def _same_rule(one: str, other: str) -> bool:
@@ -81,7 +101,11 @@ def _pair_by_location(diff: Diff) -> Diff:
     return Diff(new=still_new, fixed=[f for f in diff.fixed if id(f) not in paired_fixed], unchanged=unchanged)
 
 
-def judge(diff: Diff, problems: list[str], policy: GateConfig) -> tuple[Verdict, list[str]]:
+def judge(
+    diff: Diff, problems: list[str], policy: GateConfig, review: Sequence[str] = (),
+) -> tuple[Verdict, list[str]]:
+    """`review` names what the change did besides its findings (a suppression it adds, findings its
+    configuration silences): each one makes the verdict REVIEW at least."""
     reasons = list(problems)
     blocking = [f for f in diff.new if f.severity.at_least(policy.fail_on)]
     reviewable = [f for f in diff.new if f.severity.at_least(policy.review_on) and f not in blocking]
@@ -95,7 +119,7 @@ def judge(diff: Diff, problems: list[str], policy: GateConfig) -> tuple[Verdict,
         verdict = Verdict.UNVERIFIED
     elif blocking or (policy.max_new is not None and len(diff.new) > policy.max_new):
         verdict = Verdict.REJECT
-    elif reviewable:
+    elif reviewable or review:
         verdict = Verdict.REVIEW
     else:
         verdict = Verdict.APPROVE
@@ -103,6 +127,7 @@ def judge(diff: Diff, problems: list[str], policy: GateConfig) -> tuple[Verdict,
         reasons.append(
             f"no new findings at or above {policy.review_on.value}" + (f" ({below} below it)" if below else "")
         )
+    reasons += review
     if diff.fixed:
         reasons.append(f"{len(diff.fixed)} finding(s) fixed")
     return verdict, reasons
@@ -116,10 +141,11 @@ def evaluate(
     *,
     base: str | None = None,
     head: str | None = None,
+    review: Sequence[str] = (),
 ) -> GateResult:
     diff, problems = compare(before, after, renames)
-    verdict, reasons = judge(diff, problems, policy)
+    verdict, reasons = judge(diff, problems, policy, review)
     return GateResult(
         verdict=verdict, reasons=reasons, new=diff.new, fixed=diff.fixed, unchanged=diff.unchanged,
-        verifiers=after.verifiers, base=base, head=head,
+        suppressed=after.suppressed, verifiers=after.verifiers, base=base, head=head,
     )

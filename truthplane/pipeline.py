@@ -9,6 +9,7 @@ from typing import Protocol
 
 from truthplane._ahead import LaunchPlans
 from truthplane.cache import ResultCache, default_cache_dir
+from truthplane.changes import changed_contents, suppression_reasons
 from truthplane.config import Config
 from truthplane.errors import GitError
 from truthplane.gate import evaluate
@@ -104,7 +105,7 @@ def gate(
     # listing both trees and finding renames need not wait for each other, nor the verifiers' modules
     # for them (run from the CLI, git has been at the listings since the gate started: gate_calls_ahead)
     excluded = Excluder(config.all_excludes())
-    with ThreadPoolExecutor(max_workers=5, thread_name_prefix="gate") as pool:
+    with ThreadPoolExecutor(max_workers=6, thread_name_prefix="gate") as pool:
         pool.submit(preload_verifiers, config, options.only)
         base_listed = pool.submit(commit_source, repo, merge_base, config)
         renames_found: Future[dict[str, str]] | None
@@ -142,10 +143,12 @@ def gate(
 
         after_future = pool.submit(scanned_head, "head" if head_ref else "working tree")
         before_future = pool.submit(scanned_base, f"base {merge_base[:12]}")
+        changed = pool.submit(changed_contents, repo, base_source, head_source, None if head_ref else root)
         before, after = before_future.result(), after_future.result()
         renames = renames_found.result() if renames_found is not None else {}
+        review = suppression_reasons(changed.result())
     cache = options.cache(config)
     if plans is not None and head_ref is None and cache is not None:
         plans.keep(root, launch_entries(head_verifiers, head_source), config.all_excludes(), cache.path)
     base_label = f"merge-base of {base_ref} ({merge_base[:12]})"
-    return evaluate(before, after, config.gate, renames, base=base_label, head=head_label)
+    return evaluate(before, after, config.gate, renames, base=base_label, head=head_label, review=review)

@@ -40,7 +40,7 @@ def save_baseline(root: Path, scan: Scan) -> tuple[Path, list[Path]]:
 def write_sarif_per_verifier(directory: Path, scan: Scan) -> list[Path]:
     paths = []
     for run in scan.verifiers:
-        findings = [f for f in scan.findings if f.verifier == run.name]
+        findings = [f for f in scan.findings + scan.suppressed if f.verifier == run.name]
         log = sarif_log([run_for(run.name, findings, version=run.version, run_info=run)])
         path = directory / f"{run.name}.sarif"
         atomic_write(path, json.dumps(log, indent=2) + "\n")
@@ -92,14 +92,16 @@ def scan_from_data(data: object, where: str, root: Path | None = None) -> Scan:
             loc = ".".join(str(p) for p in first["loc"])
             raise InputError(f"{where} is not a valid truthplane baseline: {loc}: {first['msg']}") from None
     if isinstance(data, dict) and "runs" in data:
-        findings = findings_from_sarif(data, root=root)
+        results = findings_from_sarif(data, root=root)
+        findings = [f for f in results if not f.suppressed]
         runs = verifier_runs_from_sarif(data)
         counts: dict[str, int] = {}
         for finding in findings:
             counts[finding.verifier] = counts.get(finding.verifier, 0) + 1
-        runs = [r.model_copy(update={"count": counts.get(r.name, 0)}) for r in runs]
+        runs = [r.model_copy(update={"count": counts.get(r.name, 0)}) for r in _merge_runs(runs)]
         created = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        return Scan(created_at=created, verifiers=_merge_runs(runs), findings=findings)
+        return Scan(created_at=created, verifiers=runs, findings=findings,
+                    suppressed=[f for f in results if f.suppressed])
     raise InputError(f"{where} is neither a truthplane baseline nor a SARIF log")
 
 

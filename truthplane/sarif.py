@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from pathlib import Path, PurePosixPath
-from typing import Any, cast
+from typing import Any, Literal, cast
 from urllib.parse import quote, unquote, urlparse
 
 from truthplane import __version__
@@ -83,6 +83,8 @@ def _result(finding: Finding, rule_index: int, baseline_state: str | None) -> di
         result["properties"]["truthplane/identity"] = finding.identity
     if finding.tool_severity:
         result["properties"]["truthplane/tool-severity"] = finding.tool_severity
+    if finding.suppressed:
+        result["suppressions"] = [{"kind": finding.suppressed}]
     if baseline_state:
         result["baselineState"] = baseline_state
     return result
@@ -148,15 +150,17 @@ def sarif_log(runs: list[dict[str, Any]]) -> dict[str, Any]:
 
 def diff_log(
     new: list[Finding], unchanged: list[Finding], fixed: list[Finding], verifiers: list[VerifierRun],
-    *, include_absent: bool = False,
+    *, include_absent: bool = False, suppressed: list[Finding] | None = None,
 ) -> dict[str, Any]:
-    """A log for code scanning upload: new and unchanged results with baselineState.
+    """A log for code scanning upload: new and unchanged results with baselineState, and the suppressed ones
+    with their suppressions (code scanning shows those as dismissed).
 
     Fixed findings are left out unless asked for: GitHub code scanning ignores baselineState and
     would open an alert for an 'absent' result.
     """
     by_verifier: dict[str, list[tuple[Finding, str]]] = {v.name: [] for v in verifiers}
     groups = [(new, "new"), (unchanged, "unchanged")] + ([(fixed, "absent")] if include_absent else [])
+    groups.append((suppressed or [], ""))
     for findings, state in groups:
         for finding in findings:
             by_verifier.setdefault(finding.verifier, []).append((finding, state))
@@ -166,7 +170,7 @@ def diff_log(
         ordered = sorted(pairs, key=lambda p: (p[0].path, p[0].start_line or 0, p[0].rule_id))
         runs.append(run_for(
             name, [f for f, _ in ordered], version=info[name].version if name in info else None,
-            states={id(f): s for f, s in ordered}, run_info=info.get(name),
+            states={id(f): s for f, s in ordered if s}, run_info=info.get(name),
         ))
     return sarif_log(runs)
 
@@ -233,6 +237,16 @@ def _text(value: Any) -> str:
     return value if isinstance(value, str) else ""
 
 
+def _suppression(value: Any) -> Literal["inSource", "external"] | None:
+    """The kind of the first suppression in force; one a reviewer rejected suppresses nothing."""
+    if not isinstance(value, list):
+        return None
+    for suppression in value:
+        if isinstance(suppression, dict) and suppression.get("status") != "rejected":
+            return "external" if suppression.get("kind") == "external" else "inSource"
+    return None
+
+
 def _verifier_name(run: dict[str, Any], driver: dict[str, Any]) -> str:
     """truthplane's own runs name their verifier in automationDetails; other tools by their driver's name."""
     details = run.get("automationDetails")
@@ -291,6 +305,7 @@ def _findings_of_run(run: dict[str, Any], index: int, verifier: str | None, root
         _expect(partial, dict, f"{where}.partialFingerprints")
         props = result.get("properties") if isinstance(result.get("properties"), dict) else {}
         own = result.get("fingerprints") if isinstance(result.get("fingerprints"), dict) else {}
+        suppressed = _suppression(result.get("suppressions"))
         start_line = _int_or_none(region.get("startLine"))
         findings.append(Finding(
             verifier=name,
@@ -307,6 +322,7 @@ def _findings_of_run(run: dict[str, Any], index: int, verifier: str | None, root
             fingerprint=_text(own.get(_FINGERPRINT)) or _text(partial.get(_FINGERPRINT)),
             context_hash=_text(props.get(_CONTEXT_PROPERTY)),
             symbol=_text(props.get(_SYMBOL_PROPERTY)),
+            suppressed=suppressed,
             tool_severity=result.get("level") if isinstance(result.get("level"), str) else None,
             help_uri=(rule or {}).get("helpUri") if isinstance((rule or {}).get("helpUri"), str) else None,
         ))

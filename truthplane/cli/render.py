@@ -127,7 +127,8 @@ def gate_json(result: GateResult) -> bytes:
 def gate_sarif(result: GateResult) -> str:
     from truthplane.sarif import diff_log
 
-    return json.dumps(diff_log(result.new, result.unchanged, result.fixed, result.verifiers), indent=2) + "\n"
+    log = diff_log(result.new, result.unchanged, result.fixed, result.verifiers, suppressed=result.suppressed)
+    return json.dumps(log, indent=2) + "\n"
 
 
 def gate_markdown(result: GateResult, *, limit: int = 50) -> str:
@@ -143,6 +144,9 @@ def gate_markdown(result: GateResult, *, limit: int = 50) -> str:
     for run in result.verifiers:
         status = "ok" if run.status.value == "ok" else f"**{run.status.value}**: {_md(run.error or '')}"
         lines.append(f"| {run.name} | {run.version or '—'} | {status} | {run.count} | {run.duration_s:.2f}s |")
+    if result.suppressed:
+        lines += ["", f"{len(result.suppressed)} result(s) suppressed in source or by the tool are not counted "
+                  "(`--format json` lists them under `suppressed`)."]
     for title, findings in (("New findings", result.new), ("Fixed findings", result.fixed)):
         if not findings:
             continue
@@ -191,6 +195,8 @@ def print_gate_text(result: GateResult, stream: TextIO, *, show_unchanged: bool 
     console.print(f"truthplane: {head}  ({len(result.new)} new, {len(result.fixed)} fixed, {len(result.unchanged)} unchanged)")
     for reason in result.reasons:
         console.print(f"  - {reason}", markup=False)
+    if result.suppressed:
+        console.print(f"  {len(result.suppressed)} suppressed result(s) not counted (--format json lists them)", markup=False)
     _finding_lines(console, "New", result.new, on)
     _finding_lines(console, "Fixed", result.fixed, on)
     if show_unchanged:
@@ -229,7 +235,7 @@ def scan_sarif(scan: Scan) -> str:
     from truthplane.sarif import run_for, sarif_log
 
     runs = [
-        run_for(r.name, [f for f in scan.findings if f.verifier == r.name], version=r.version, run_info=r)
+        run_for(r.name, [f for f in scan.findings + scan.suppressed if f.verifier == r.name], version=r.version, run_info=r)
         for r in scan.verifiers
     ]
     return json.dumps(sarif_log(runs), indent=2) + "\n"

@@ -1,14 +1,20 @@
 """What a gate reads of the change itself, besides the findings: the changed files' contents on both sides,
-and the suppressions the change adds to them (truthplane.suppressions)."""
+the suppressions the change adds to them (truthplane.suppressions), and the verifiers whose configuration
+files it changes, with a tree of the head's code under the base's configuration to tell their effect apart."""
 
 from __future__ import annotations
 
+import shutil
 import subprocess
+import tomllib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from truthplane.errors import GitError
 from truthplane.sources import Source
 from truthplane.suppressions import added_suppressions
+from truthplane.verifiers.interface import Verifier
 from truthplane.workspace import Repo
 
 MAX_READ_BYTES = 4 * 1024 * 1024  # a larger file is data, not code someone annotates
@@ -76,3 +82,75 @@ def changed_contents(repo: Repo, base: Source, head: Source, worktree: Path | No
 def suppression_reasons(changed: list[tuple[str, str | None, str]]) -> list[str]:
     """One reason per suppression the change adds, naming file and line."""
     return [reason for path, before, after in changed for reason in added_suppressions(path, before, after)]
+
+
+def config_changes(verifiers: list[Verifier], base: Source, head: Source) -> dict[str, list[str]]:
+    """Verifier name -> the files configuring it (its `config_files`) whose content the change alters."""
+    changed: dict[str, list[str]] = {}
+    for verifier in verifiers:
+        names = frozenset(verifier.configured_by())
+        before, after = set(base.named(names)), set(head.named(names))
+        if before != after:
+            changed[verifier.instance_name] = sorted({path for path, _ in before ^ after})
+    return changed
+
+
+def with_base_config(repo: Repo, base: Source, head: Source, config_paths: set[str], worktree: Path | None) -> Source:
+    """The head's files with the base's version of `config_paths`: what the head's code gives under the
+    configuration it came from. Built in a temporary directory from the base's tree and the head's changes."""
+    files = {p: b for p, b in head.files.items() if p not in config_paths}
+    files.update({p: base.files[p] for p in config_paths if p in base.files})
+    to_write = sorted(p for p, b in files.items() if base.files.get(p) != b)
+    to_remove = sorted(p for p in base.files if p not in files)
+    base_commit = base.commit
+    if base_commit is None:
+        raise GitError("the base of a gate is a commit")
+
+    @contextmanager
+    def tree() -> Iterator[Path]:
+        contents = {} if worktree is not None else read_blobs(repo, [files[p] for p in to_write])
+        with repo.exported(base_commit) as directory:
+            for path in to_remove:
+                (directory / path).unlink(missing_ok=True)
+            for path in to_write:
+                target = directory / path
+                target.parent.mkdir(parents=True, exist_ok=True)
+                if worktree is not None:
+                    shutil.copyfile(worktree / path, target, follow_symlinks=False)
+                else:
+                    target.write_bytes(contents.get(files[path], b""))
+            yield directory
+
+    return Source(dict(sorted(files.items())), tree, label="head with the base's configuration", commit=head.commit)
+
+
+_GATE_SETTINGS = ("exclude", "severity", "verifiers")
+
+
+def _truthplane_settings(path: str, text: str | None) -> dict[str, object] | None:
+    """The settings of truthplane.toml or pyproject's [tool.truthplane] that decide what is judged."""
+    if text is None:
+        return {}
+    try:
+        raw: object = tomllib.loads(text)
+    except tomllib.TOMLDecodeError:
+        return None
+    if path == "pyproject.toml":
+        raw = raw.get("tool", {}).get("truthplane", {}) if isinstance(raw, dict) else {}
+    return {key: raw.get(key) for key in _GATE_SETTINGS if key in raw} if isinstance(raw, dict) else {}
+
+
+def gate_settings_reasons(changed: list[tuple[str, str | None, str]]) -> list[str]:
+    """A change to what truthplane itself excludes, re-rates or runs decides the verdict on both sides, so
+    its effect shows in no list of findings: it is named instead."""
+    reasons = []
+    for path, before, after in changed:
+        if path not in ("truthplane.toml", "pyproject.toml"):
+            continue
+        old, new = _truthplane_settings(path, before), _truthplane_settings(path, after)
+        if old is None or new is None:
+            continue
+        for key in _GATE_SETTINGS:
+            if old.get(key) != new.get(key):
+                reasons.append(f"changes truthplane's `{key}` in {path}: the gate judged both sides with the new value")
+    return reasons

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 
 from truthplane.config import GateConfig
 from truthplane.fingerprint import match
@@ -133,6 +134,55 @@ def judge(
     return verdict, reasons
 
 
+@dataclass(frozen=True)
+class ConfigChange:
+    """The head's code scanned again under the base's configuration, for the verifiers whose configuration
+    files (`files`: verifier -> changed paths) the change alters."""
+
+    files: Mapping[str, list[str]]
+    head_with_base_config: Scan
+
+
+@dataclass
+class _ConfigEffects:
+    diff: Diff
+    silenced: list[Finding] = field(default_factory=list)
+    added: list[Finding] = field(default_factory=list)
+    review: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+
+def _config_effects(diff: Diff, after: Scan, change: ConfigChange, renames: Mapping[str, str]) -> _ConfigEffects:
+    """Split what the configuration did from what the code did: findings the base's configuration reports on
+    the head's code and the head's does not are silenced (not fixed); the reverse appeared (not new)."""
+    effects = _ConfigEffects(diff)
+    alternative = change.head_with_base_config
+    runs = {r.name: r for r in alternative.verifiers}
+    for name, paths in sorted(change.files.items()):
+        run = runs.get(name)
+        if run is None or run.status != ToolStatus.OK:
+            effects.problems.append(
+                f"{name} could not scan the head with the base's configuration, so what the change to "
+                f"{', '.join(paths)} silences is unknown: {run.error if run else 'it did not run'}")
+            continue
+        same_code = match([f for f in alternative.findings if f.verifier == name],
+                          [f for f in after.findings if f.verifier == name], same_files=list(after.files) or None)
+        where = ", ".join(paths)
+        if same_code.fixed:
+            effects.silenced += same_code.fixed
+            effects.review.append(
+                f"{len(same_code.fixed)} {name} finding(s) silenced by a configuration change in {where}")
+        if same_code.new:
+            effects.added += same_code.new
+            effects.notes.append(
+                f"{len(same_code.new)} {name} finding(s) appeared because of a configuration change in {where}")
+    appeared = {id(f) for f in effects.added}
+    still_fixed = match(diff.fixed, effects.silenced, renames).fixed  # a base finding the code still has is not fixed
+    effects.diff = Diff(new=[f for f in diff.new if id(f) not in appeared], fixed=still_fixed, unchanged=diff.unchanged)
+    return effects
+
+
 def evaluate(
     before: Scan,
     after: Scan,
@@ -142,10 +192,15 @@ def evaluate(
     base: str | None = None,
     head: str | None = None,
     review: Sequence[str] = (),
+    config_change: ConfigChange | None = None,
 ) -> GateResult:
     diff, problems = compare(before, after, renames)
-    verdict, reasons = judge(diff, problems, policy, review)
+    effects = _ConfigEffects(diff)
+    if config_change is not None and config_change.files:
+        effects = _config_effects(diff, after, config_change, renames or {})
+    verdict, reasons = judge(effects.diff, problems + effects.problems, policy, [*review, *effects.review])
     return GateResult(
-        verdict=verdict, reasons=reasons, new=diff.new, fixed=diff.fixed, unchanged=diff.unchanged,
-        suppressed=after.suppressed, verifiers=after.verifiers, base=base, head=head,
+        verdict=verdict, reasons=reasons + effects.notes, new=effects.diff.new, fixed=effects.diff.fixed,
+        unchanged=effects.diff.unchanged, suppressed=after.suppressed, silenced_by_config=effects.silenced,
+        added_by_config=effects.added, verifiers=after.verifiers, base=base, head=head,
     )

@@ -138,6 +138,12 @@ class GateResult(BaseModel):
     fixed: list[Finding] = Field(default_factory=list)
     unchanged: list[Finding] = Field(default_factory=list)
     suppressed: list[Finding] = Field(default_factory=list, description="the head's results the tools report suppressed")
+    silenced_by_config: list[Finding] = Field(
+        default_factory=list, description="findings the change's configuration no longer reports (the code still has them)",
+    )
+    added_by_config: list[Finding] = Field(
+        default_factory=list, description="findings reported only because the change's configuration asks for them",
+    )
     verifiers: list[VerifierRun] = Field(default_factory=list)
     base: str | None = Field(default=None, description="what was compared against: a baseline file, a commit")
     head: str | None = None

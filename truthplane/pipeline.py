@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Protocol
 
 from truthplane._ahead import LaunchPlans
 from truthplane.cache import ResultCache, default_cache_dir
-from truthplane.changes import changed_contents, suppression_reasons
+from truthplane.changes import (
+    changed_contents,
+    config_changes,
+    gate_settings_reasons,
+    suppression_reasons,
+    with_base_config,
+)
 from truthplane.config import Config
 from truthplane.errors import GitError
-from truthplane.gate import evaluate
+from truthplane.gate import ConfigChange, evaluate
 from truthplane.models import GateResult, Scan
 from truthplane.registry import create_verifiers, preload_verifiers
 from truthplane.results import latest_baseline, load_scan
@@ -146,9 +152,29 @@ def gate(
         changed = pool.submit(changed_contents, repo, base_source, head_source, None if head_ref else root)
         before, after = before_future.result(), after_future.result()
         renames = renames_found.result() if renames_found is not None else {}
-        review = suppression_reasons(changed.result())
+        review = suppression_reasons(changed.result()) + gate_settings_reasons(changed.result())
+        config_change = _under_base_config(
+            repo, base_source, head_source, head_verifiers, config, options, progress, None if head_ref else root,
+        )
     cache = options.cache(config)
     if plans is not None and head_ref is None and cache is not None:
         plans.keep(root, launch_entries(head_verifiers, head_source), config.all_excludes(), cache.path)
     base_label = f"merge-base of {base_ref} ({merge_base[:12]})"
-    return evaluate(before, after, config.gate, renames, base=base_label, head=head_label, review=review)
+    return evaluate(before, after, config.gate, renames, base=base_label, head=head_label, review=review,
+                    config_change=config_change)
+
+
+def _under_base_config(
+    repo: Repo, base: Source, head: Source, verifiers: list[Verifier], config: Config, options: ScanOptions,
+    progress: ProgressDisplay | None, worktree: Path | None,
+) -> ConfigChange | None:
+    """When the change alters files that configure some verifiers, those verifiers scan the head's code again
+    under the base's configuration (mostly cache hits: only the changed files are new to them)."""
+    changed = config_changes(verifiers, base, head)
+    if not changed:
+        return None
+    paths = {path for changed_paths in changed.values() for path in changed_paths}
+    source = with_base_config(repo, base, head, paths, worktree)
+    label = "head with the base's configuration"
+    scan = run_scan(source, config, replace(options, only=sorted(changed)), progress.scope(label) if progress else None)
+    return ConfigChange(changed, scan)

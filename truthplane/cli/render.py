@@ -127,7 +127,10 @@ def gate_json(result: GateResult) -> bytes:
 def gate_sarif(result: GateResult) -> str:
     from truthplane.sarif import diff_log
 
-    log = diff_log(result.new, result.unchanged, result.fixed, result.verifiers, suppressed=result.suppressed)
+    # a finding the configuration silences is, to code scanning, dismissed by something outside the source
+    silenced = [f.model_copy(update={"suppressed": "external"}) for f in result.silenced_by_config]
+    log = diff_log(result.new + result.added_by_config, result.unchanged, result.fixed, result.verifiers,
+                   suppressed=result.suppressed + silenced)
     return json.dumps(log, indent=2) + "\n"
 
 
@@ -138,7 +141,9 @@ def gate_markdown(result: GateResult, *, limit: int = 50) -> str:
         lines += [f"Compared `{result.head or 'working tree'}` with `{result.base}`.", ""]
     lines += [f"- {reason}" for reason in result.reasons] + [""]
     lines += [
-        f"**{len(result.new)} new**, **{len(result.fixed)} fixed**, {len(result.unchanged)} unchanged.", "",
+        f"**{len(result.new)} new**, **{len(result.fixed)} fixed**, {len(result.unchanged)} unchanged"
+        + (f", **{len(result.silenced_by_config)} silenced by configuration**" if result.silenced_by_config else "")
+        + ".", "",
         "| verifier | version | status | findings | time |", "|---|---|---|---|---|",
     ]
     for run in result.verifiers:
@@ -147,7 +152,12 @@ def gate_markdown(result: GateResult, *, limit: int = 50) -> str:
     if result.suppressed:
         lines += ["", f"{len(result.suppressed)} result(s) suppressed in source or by the tool are not counted "
                   "(`--format json` lists them under `suppressed`)."]
-    for title, findings in (("New findings", result.new), ("Fixed findings", result.fixed)):
+    sections = (
+        ("New findings", result.new), ("Fixed findings", result.fixed),
+        ("Silenced by a configuration change", result.silenced_by_config),
+        ("Appeared because of a configuration change", result.added_by_config),
+    )
+    for title, findings in sections:
         if not findings:
             continue
         lines += ["", f"### {title}", "", "| severity | where | rule | message |", "|---|---|---|---|"]
@@ -192,13 +202,17 @@ def print_gate_text(result: GateResult, stream: TextIO, *, show_unchanged: bool 
     console, on = _console(stream)
     verdict = result.verdict.value
     head = f"[{_VERDICT_STYLE[verdict]}]{verdict}[/]" if on else verdict
-    console.print(f"truthplane: {head}  ({len(result.new)} new, {len(result.fixed)} fixed, {len(result.unchanged)} unchanged)")
+    silenced = f", {len(result.silenced_by_config)} silenced by configuration" if result.silenced_by_config else ""
+    console.print(f"truthplane: {head}  ({len(result.new)} new, {len(result.fixed)} fixed, "
+                  f"{len(result.unchanged)} unchanged{silenced})")
     for reason in result.reasons:
         console.print(f"  - {reason}", markup=False)
     if result.suppressed:
         console.print(f"  {len(result.suppressed)} suppressed result(s) not counted (--format json lists them)", markup=False)
     _finding_lines(console, "New", result.new, on)
     _finding_lines(console, "Fixed", result.fixed, on)
+    _finding_lines(console, "Silenced by a configuration change", result.silenced_by_config, on)
+    _finding_lines(console, "Appeared because of a configuration change", result.added_by_config, on)
     if show_unchanged:
         _finding_lines(console, "Unchanged", result.unchanged, on)
 

@@ -51,6 +51,13 @@ class Verifier(ABC):
     suffixes: ClassVar[tuple[str, ...]] = (".py",)
     #: repository files whose content changes the tool's results (part of the cache key)
     config_files: ClassVar[tuple[str, ...]] = ()
+    #: the files among those that configure what the tool reports (rules, excludes), as opposed to what it
+    #: checks (a lockfile for an audit): a gate tells apart what a change to them silences; None: config_files
+    settings_files: ClassVar[tuple[str, ...] | None] = None
+
+    def configured_by(self) -> tuple[str, ...]:
+        """The names of the files that configure what this verifier reports."""
+        return self.config_files if self.settings_files is None else self.settings_files
 
     def __init__(self, instance_name: str, options: VerifierConfig, context: VerifierContext) -> None:
         self.instance_name = instance_name

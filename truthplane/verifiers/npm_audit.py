@@ -97,6 +97,7 @@ class NpmAuditVerifier(Verifier):
     file_local = False
     suffixes = ()
     config_files = ("package.json", *LOCKFILES, ".npmrc")
+    settings_files = ()  # the lockfile is what it checks, not how
 
     def available(self) -> ToolInfo:
         return cached_tool_info(self.instance_name, ["npm", "--version"], install_hint=INSTALL_HINT)

@@ -137,6 +137,7 @@ class PipAuditVerifier(Verifier):
     file_local = False
     suffixes = ()
     config_files = ("pyproject.toml",)
+    settings_files = ()  # the requirements are what it checks, not how
 
     def available(self) -> ToolInfo:
         return cached_tool_info(self.instance_name, ["pip-audit", "--version"], install_hint=INSTALL_HINT)

@@ -42,12 +42,14 @@ class TscVerifier(NodeTool, Verifier):
     tree_cacheable = True
     suffixes = (*JS_SUFFIXES, ".json")
     config_files: ClassVar[tuple[str, ...]] = ("tsconfig.json", "package.json", "package-lock.json")
+    settings_files: ClassVar[tuple[str, ...] | None] = ("tsconfig.json",)
 
     def __init__(self, instance_name: str, options: VerifierConfig, context: VerifierContext) -> None:
         super().__init__(instance_name, options, context)
         if options.project:
             # a tsconfig under another name is part of the cache key too
             self.config_files = (*type(self).config_files, PurePosixPath(options.project).name)  # type: ignore[misc]
+            self.settings_files = ("tsconfig.json", PurePosixPath(options.project).name)  # type: ignore[misc]
 
     @property
     def project(self) -> str:

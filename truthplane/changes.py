@@ -56,27 +56,52 @@ def _text(content: bytes | None) -> str | None:
         return None
 
 
+def _texts(repo: Repo, base: Source, head: Source, worktree: Path | None,
+           paths: list[str]) -> dict[str, tuple[str | None, str | None]]:
+    """path -> (base text, head text) for `paths`; None for a side without the file, or not text there."""
+    blobs = [base.files[p] for p in paths if p in base.files]
+    if worktree is None:
+        blobs += [head.files[p] for p in paths if p in head.files]
+    contents = read_blobs(repo, blobs)
+    texts = {}
+    for path in paths:
+        after: str | None = None
+        if path in head.files:
+            if worktree is None:
+                after = _text(contents.get(head.files[path]))
+            else:
+                full = worktree / path
+                try:
+                    after = None if full.is_symlink() else _text(full.read_bytes())
+                except OSError:
+                    after = None
+        before = _text(contents.get(base.files[path])) if path in base.files else None
+        texts[path] = (before, after)
+    return texts
+
+
 def changed_contents(repo: Repo, base: Source, head: Source, worktree: Path | None) -> list[tuple[str, str | None, str]]:
     """(path, base text or None for a new file, head text) of each changed text file. `worktree` is where the
     head's files are when the head is the working tree (its changed files are not in git's objects)."""
-    paths = changed_paths(base, head)
-    blobs = [base.files[p] for p in paths if p in base.files]
-    if worktree is None:
-        blobs += [head.files[p] for p in paths]
-    contents = read_blobs(repo, blobs)
-    changed = []
-    for path in paths:
-        if worktree is None:
-            after = _text(contents.get(head.files[path]))
-        else:
-            full = worktree / path
-            try:
-                after = None if full.is_symlink() else _text(full.read_bytes())
-            except OSError:
-                after = None
-        if after is not None:
-            changed.append((path, _text(contents.get(base.files.get(path, ""))), after))
-    return changed
+    texts = _texts(repo, base, head, worktree, changed_paths(base, head))
+    return [(path, before, after) for path, (before, after) in texts.items() if after is not None]
+
+
+def unchanged_audits(repo: Repo, verifiers: list[Verifier], base: Source, head: Source,
+                     worktree: Path | None) -> dict[str, list[str]]:
+    """The audits (Verifier.dependency_files) whose dependency declarations the change leaves as they were,
+    with the files they read: a gate need not run them."""
+    unchanged = {}
+    for verifier in verifiers:
+        declaring = verifier.dependency_files(sorted(set(base.files) | set(head.files)))
+        if declaring is None:
+            continue
+        touched = [p for p in declaring if base.files.get(p) != head.files.get(p)]
+        texts = _texts(repo, base, head, worktree, touched) if touched else {}
+        if all(verifier.dependency_state(p, before) == verifier.dependency_state(p, after)
+               for p, (before, after) in texts.items()):
+            unchanged[verifier.instance_name] = declaring
+    return unchanged
 
 
 def suppression_reasons(changed: list[tuple[str, str | None, str]]) -> list[str]:

@@ -193,14 +193,17 @@ def evaluate(
     head: str | None = None,
     review: Sequence[str] = (),
     config_change: ConfigChange | None = None,
+    notes: Sequence[str] = (),
 ) -> GateResult:
+    """`review`: what holds the change for REVIEW besides its findings; `notes`: what the reasons should
+    say without bearing on the verdict."""
     diff, problems = compare(before, after, renames)
     effects = _ConfigEffects(diff)
     if config_change is not None and config_change.files:
         effects = _config_effects(diff, after, config_change, renames or {})
     verdict, reasons = judge(effects.diff, problems + effects.problems, policy, [*review, *effects.review])
     return GateResult(
-        verdict=verdict, reasons=reasons + effects.notes, new=effects.diff.new, fixed=effects.diff.fixed,
+        verdict=verdict, reasons=[*reasons, *effects.notes, *notes], new=effects.diff.new, fixed=effects.diff.fixed,
         unchanged=effects.diff.unchanged, suppressed=after.suppressed, silenced_by_config=effects.silenced,
         added_by_config=effects.added, verifiers=after.verifiers, base=base, head=head,
     )

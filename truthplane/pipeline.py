@@ -14,6 +14,7 @@ from truthplane.changes import (
     config_changes,
     gate_settings_reasons,
     suppression_reasons,
+    unchanged_audits,
     with_base_config,
 )
 from truthplane.config import Config
@@ -111,7 +112,7 @@ def gate(
     # listing both trees and finding renames need not wait for each other, nor the verifiers' modules
     # for them (run from the CLI, git has been at the listings since the gate started: gate_calls_ahead)
     excluded = Excluder(config.all_excludes())
-    with ThreadPoolExecutor(max_workers=6, thread_name_prefix="gate") as pool:
+    with ThreadPoolExecutor(max_workers=7, thread_name_prefix="gate") as pool:
         pool.submit(preload_verifiers, config, options.only)
         base_listed = pool.submit(commit_source, repo, merge_base, config)
         renames_found: Future[dict[str, str]] | None
@@ -130,10 +131,19 @@ def gate(
             head_label = "working tree" + (" (with uncommitted changes)" if dirty else f" ({head_commit[:12]})")
         # the head takes the base's findings for every file it has unchanged: only the change is scanned
         shared = Reference(base_source.files)
+        worktree = None if head_ref else root
+        # an audit of dependencies the change leaves as they were runs on neither side
+        skipped = pool.submit(lambda: unchanged_audits(
+            repo, create_verifiers(config, options.context(config), options.only), base_source, head_source, worktree))
+
+        def gated_verifiers() -> list[Verifier]:
+            made = create_verifiers(config, options.context(config), options.only)
+            return [v for v in made if v.instance_name not in skipped.result()]
 
         def scanned_base(label: str) -> Scan:
             try:
-                return run_scan(base_source, config, options, progress.scope(label) if progress else None, share=shared)
+                return run_scan(base_source, config, options, progress.scope(label) if progress else None, share=shared,
+                                verifiers=gated_verifiers())
             finally:
                 shared.release_all()  # whatever happened, the head never waits for a base that is not coming
 
@@ -141,7 +151,7 @@ def gate(
 
         def scanned_head(label: str) -> Scan:
             try:
-                head_verifiers.extend(create_verifiers(config, options.context(config), options.only))
+                head_verifiers.extend(gated_verifiers())
                 return run_scan(head_source, config, options, progress.scope(label) if progress else None,
                                 reference=shared, verifiers=head_verifiers)
             finally:
@@ -149,19 +159,20 @@ def gate(
 
         after_future = pool.submit(scanned_head, "head" if head_ref else "working tree")
         before_future = pool.submit(scanned_base, f"base {merge_base[:12]}")
-        changed = pool.submit(changed_contents, repo, base_source, head_source, None if head_ref else root)
+        changed = pool.submit(changed_contents, repo, base_source, head_source, worktree)
         before, after = before_future.result(), after_future.result()
         renames = renames_found.result() if renames_found is not None else {}
         review = suppression_reasons(changed.result()) + gate_settings_reasons(changed.result())
-        config_change = _under_base_config(
-            repo, base_source, head_source, head_verifiers, config, options, progress, None if head_ref else root,
-        )
+        notes = [f"{name} not run: the change leaves the dependencies declared in {', '.join(files) or 'no file'} "
+                 "as they were" for name, files in skipped.result().items()]
+        config_change = _under_base_config(repo, base_source, head_source, head_verifiers, config, options, progress,
+                                           worktree)
     cache = options.cache(config)
     if plans is not None and head_ref is None and cache is not None:
         plans.keep(root, launch_entries(head_verifiers, head_source), config.all_excludes(), cache.path)
     base_label = f"merge-base of {base_ref} ({merge_base[:12]})"
     return evaluate(before, after, config.gate, renames, base=base_label, head=head_label, review=review,
-                    config_change=config_change)
+                    config_change=config_change, notes=notes)
 
 
 def _under_base_config(

@@ -11,6 +11,7 @@ import os
 import subprocess
 import threading
 from abc import ABC, abstractmethod
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
@@ -54,6 +55,16 @@ class Verifier(ABC):
     #: the files among those that configure what the tool reports (rules, excludes), as opposed to what it
     #: checks (a lockfile for an audit): a gate tells apart what a change to them silences; None: config_files
     settings_files: ClassVar[tuple[str, ...] | None] = None
+
+    def dependency_files(self, paths: Iterable[str]) -> list[str] | None:
+        """For an audit of declared dependencies: which of `paths` declare them. A gate runs an audit only
+        when the change alters what they declare (an unchanged lockfile cannot bring an advisory).
+        None: not an audit, it always runs."""
+        return None
+
+    def dependency_state(self, path: str, text: str | None) -> object:
+        """What a dependency file declares, for telling a real change from an unrelated edit of the file."""
+        return text
 
     def configured_by(self) -> tuple[str, ...]:
         """The names of the files that configure what this verifier reports."""

@@ -161,11 +161,15 @@ def gate_markdown(result: GateResult, *, limit: int = 50) -> str:
         if not findings:
             continue
         lines += ["", f"### {title}", "", "| severity | where | rule | message |", "|---|---|---|---|"]
-        for f in findings[:limit]:
+        for f in _most_severe_first(findings)[:limit]:
             lines.append(f"| {f.severity.value} | `{_md(_location(f))}` | {f.verifier} `{_md(f.rule_id)}` | {_md(f.message)} |")
         if len(findings) > limit:
             lines.append(f"| | | | … and {len(findings) - limit} more |")
     return "\n".join(lines) + "\n"
+
+
+def _most_severe_first(findings: list[Finding]) -> list[Finding]:
+    return sorted(findings, key=lambda f: (-f.severity.rank, f.path, f.start_line or 0, f.rule_id))
 
 
 def _md(text: str) -> str:
@@ -178,7 +182,7 @@ def _finding_lines(console: Any, title: str, findings: list[Finding], style_on: 
 
     if not findings:
         return
-    ordered = sorted(findings, key=lambda f: (-f.severity.rank, f.path, f.start_line or 0))
+    ordered = _most_severe_first(findings)
     console.print(f"\n{title} ({len(findings)}):")
     for f in ordered[:limit]:
         sev = f.severity.value

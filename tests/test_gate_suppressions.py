@@ -94,6 +94,9 @@ def test_a_python_change_that_adds_nosec_and_noqa_is_held_for_review(make_repo, 
     added = [r for r in gated["reasons"] if r.startswith("adds ")]
     assert added == ["adds `# noqa` at app/new.py:1", "adds `# nosec` at app/tool.py:5"]
     assert gated["verdict"] == "REVIEW" and code == 3
+    # bandit drops what `# nosec` silences; the code still has it: suppressed, not fixed
+    assert gated["fixed"] == []
+    assert ("B602", "app/tool.py", 5) in keyed(gated["suppressed"])
 
 
 def test_added_suppressions_reads_directives_in_comments_only() -> None:

@@ -7,13 +7,14 @@ from __future__ import annotations
 import shutil
 import subprocess
 import tomllib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from truthplane.errors import GitError
 from truthplane.sources import Source
-from truthplane.suppressions import added_suppressions
+from truthplane.models import Finding
+from truthplane.suppressions import added_directives, added_suppressions, normal_code, silenced_code
 from truthplane.verifiers.interface import Verifier
 from truthplane.workspace import Repo
 
@@ -104,19 +105,43 @@ def unchanged_audits(repo: Repo, verifiers: list[Verifier], base: Source, head: 
     return unchanged
 
 
+def suppressed_by_change(changed: list[tuple[str, str | None, str]]) -> Callable[[Finding], bool]:
+    """Whether a base finding's flagged line is one the change put a suppression directive on: then the tool
+    (ruff, bandit, semgrep report no such results at all) no longer reports it, but the code still has it."""
+    silenced: dict[str, tuple[list[str], set[str]]] = {}
+    for path, before, after in changed:
+        lines = [number for _, number in added_directives(path, before, after)]
+        if lines and before is not None:
+            silenced[path] = (before.splitlines(), silenced_code(path, after, lines))
+
+    def is_silenced(finding: Finding) -> bool:
+        base_lines, codes = silenced.get(finding.path, ([], set()))
+        line = finding.start_line or 0
+        suffix = PurePosixPath(finding.path).suffix
+        return 0 < line <= len(base_lines) and normal_code(base_lines[line - 1], suffix) in codes
+
+    return is_silenced
+
+
 def suppression_reasons(changed: list[tuple[str, str | None, str]]) -> list[str]:
     """One reason per suppression the change adds, naming file and line."""
     return [reason for path, before, after in changed for reason in added_suppressions(path, before, after)]
 
 
-def config_changes(verifiers: list[Verifier], base: Source, head: Source) -> dict[str, list[str]]:
-    """Verifier name -> the files configuring it (its `config_files`) whose content the change alters."""
+def config_changes(repo: Repo, verifiers: list[Verifier], base: Source, head: Source,
+                   worktree: Path | None) -> dict[str, list[str]]:
+    """Verifier name -> the files configuring it (Verifier.configured_by) whose settings the change alters."""
     changed: dict[str, list[str]] = {}
     for verifier in verifiers:
         names = frozenset(verifier.configured_by())
         before, after = set(base.named(names)), set(head.named(names))
-        if before != after:
-            changed[verifier.instance_name] = sorted({path for path, _ in before ^ after})
+        touched = sorted({path for path, _ in before ^ after})
+        texts = _texts(repo, base, head, worktree, touched) if touched else {}
+        # a file that is text on neither side (binary, huge) cannot be read for settings: changed is changed
+        altered = [p for p, (old, new) in texts.items() if (old is None and new is None)
+                   or verifier.settings_state(p, old) != verifier.settings_state(p, new)]
+        if altered:
+            changed[verifier.instance_name] = altered
     return changed
 
 

@@ -10,7 +10,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from truthplane.config import GateConfig
@@ -194,6 +194,7 @@ def evaluate(
     review: Sequence[str] = (),
     config_change: ConfigChange | None = None,
     notes: Sequence[str] = (),
+    suppressed_by_change: Callable[[Finding], bool] | None = None,
 ) -> GateResult:
     """`review`: what holds the change for REVIEW besides its findings; `notes`: what the reasons should
     say without bearing on the verdict."""
@@ -201,9 +202,17 @@ def evaluate(
     effects = _ConfigEffects(diff)
     if config_change is not None and config_change.files:
         effects = _config_effects(diff, after, config_change, renames or {})
+    suppressed = list(after.suppressed)
+    if suppressed_by_change is not None:
+        # a tool that drops what a directive silences reports it gone: it is suppressed, not fixed
+        silenced = [f for f in effects.diff.fixed if suppressed_by_change(f)]
+        if silenced:
+            suppressed += [f.model_copy(update={"suppressed": "inSource"}) for f in silenced]
+            effects.diff = Diff(new=effects.diff.new, unchanged=effects.diff.unchanged,
+                                fixed=[f for f in effects.diff.fixed if not suppressed_by_change(f)])
     verdict, reasons = judge(effects.diff, problems + effects.problems, policy, [*review, *effects.review])
     return GateResult(
         verdict=verdict, reasons=[*reasons, *effects.notes, *notes], new=effects.diff.new, fixed=effects.diff.fixed,
-        unchanged=effects.diff.unchanged, suppressed=after.suppressed, silenced_by_config=effects.silenced,
+        unchanged=effects.diff.unchanged, suppressed=suppressed, silenced_by_config=effects.silenced,
         added_by_config=effects.added, verifiers=after.verifiers, base=base, head=head,
     )

@@ -13,6 +13,7 @@ from truthplane.changes import (
     changed_contents,
     config_changes,
     gate_settings_reasons,
+    suppressed_by_change,
     suppression_reasons,
     unchanged_audits,
     with_base_config,
@@ -162,7 +163,8 @@ def gate(
         changed = pool.submit(changed_contents, repo, base_source, head_source, worktree)
         before, after = before_future.result(), after_future.result()
         renames = renames_found.result() if renames_found is not None else {}
-        review = suppression_reasons(changed.result()) + gate_settings_reasons(changed.result())
+        changed_texts = changed.result()
+        review = suppression_reasons(changed_texts) + gate_settings_reasons(changed_texts)
         notes = [f"{name} not run: the change leaves the dependencies declared in {', '.join(files) or 'no file'} "
                  "as they were" for name, files in skipped.result().items()]
         config_change = _under_base_config(repo, base_source, head_source, head_verifiers, config, options, progress,
@@ -172,7 +174,7 @@ def gate(
         plans.keep(root, launch_entries(head_verifiers, head_source), config.all_excludes(), cache.path)
     base_label = f"merge-base of {base_ref} ({merge_base[:12]})"
     return evaluate(before, after, config.gate, renames, base=base_label, head=head_label, review=review,
-                    config_change=config_change, notes=notes)
+                    config_change=config_change, notes=notes, suppressed_by_change=suppressed_by_change(changed_texts))
 
 
 def _under_base_config(
@@ -181,7 +183,7 @@ def _under_base_config(
 ) -> ConfigChange | None:
     """When the change alters files that configure some verifiers, those verifiers scan the head's code again
     under the base's configuration (mostly cache hits: only the changed files are new to them)."""
-    changed = config_changes(verifiers, base, head)
+    changed = config_changes(repo, verifiers, base, head, worktree)
     if not changed:
         return None
     paths = {path for changed_paths in changed.values() for path in changed_paths}

@@ -75,12 +75,12 @@ def _per_file_ignores(path: str, text: str | None) -> set[tuple[str, str]]:
     return pairs
 
 
-def added_suppressions(path: str, before: str | None, after: str) -> list[str]:
-    """`adds X at path:line` for each suppression the change adds to this file (`before` None: a new file)."""
+def added_directives(path: str, before: str | None, after: str) -> list[tuple[str, int]]:
+    """(label, line) of each suppression directive the change adds to this file (`before` None: a new file)."""
     suffix = PurePosixPath(path).suffix
     if suffix in DOC_SUFFIXES:
         return []
-    reasons = []
+    added = []
     old = _directives(before, suffix) if before else {}
     for label, lines in _directives(after, suffix).items():
         excess = len(lines) - len(old.get(label, []))
@@ -93,7 +93,32 @@ def added_suppressions(path: str, before: str | None, after: str) -> list[str]:
                 kept[text] -= 1
             else:
                 fresh.append(number)
-        reasons += [f"adds `{label}` at {path}:{number}" for number in fresh[:excess]]
+        added += [(label, number) for number in fresh[:excess]]
+    return sorted(added, key=lambda item: item[1])
+
+
+def silenced_code(path: str, after: str, lines: list[int]) -> set[str]:
+    """The code (without spaces and comments) that directives on these lines of the head silence: their own
+    line's, or for a directive alone on its line (`// eslint-disable-next-line`, `// @ts-ignore`) the next's."""
+    suffix = PurePosixPath(path).suffix
+    text = after.splitlines()
+    codes = set()
+    for number in lines:
+        for line in text[number - 1:number + 1]:
+            code = normal_code(line, suffix)
+            if code:
+                codes.add(code)
+                break
+    return codes
+
+
+def normal_code(line: str, suffix: str) -> str:
+    return re.sub(r"\s+", "", code_part(line, suffix)[0])
+
+
+def added_suppressions(path: str, before: str | None, after: str) -> list[str]:
+    """`adds X at path:line` for each suppression the change adds to this file (`before` None: a new file)."""
+    reasons = [f"adds `{label}` at {path}:{number}" for label, number in added_directives(path, before, after)]
     for glob, rule in sorted(_per_file_ignores(path, after) - _per_file_ignores(path, before)):
         reasons.append(f"adds a per-file ignore of {rule} for {glob!r} in {path}")
     return reasons

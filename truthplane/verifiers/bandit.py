@@ -107,6 +107,7 @@ class BanditVerifier(Verifier):
     file_local = True
     suffixes = (".py",)
     config_files = (".bandit", "pyproject.toml")
+    pyproject_keys = ("tool.bandit",)
 
     def available(self) -> ToolInfo:
         return cached_tool_info(self.instance_name, ["bandit", "--version"], install_hint=INSTALL_HINT)

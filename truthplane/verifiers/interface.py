@@ -66,9 +66,30 @@ class Verifier(ABC):
         """What a dependency file declares, for telling a real change from an unrelated edit of the file."""
         return text
 
+    #: where in pyproject.toml its settings live (dotted keys): an edit elsewhere in the file changes nothing
+    pyproject_keys: ClassVar[tuple[str, ...]] = ()
+
     def configured_by(self) -> tuple[str, ...]:
         """The names of the files that configure what this verifier reports."""
         return self.config_files if self.settings_files is None else self.settings_files
+
+    def settings_state(self, path: str, text: str | None) -> object:
+        """What a configuring file sets for this verifier, for telling a real change from an unrelated edit."""
+        if text is None or not self.pyproject_keys or path.rsplit("/", 1)[-1] != "pyproject.toml":
+            return text
+        import tomllib
+
+        try:
+            document: object = tomllib.loads(text)
+        except tomllib.TOMLDecodeError:
+            return text
+        state = []
+        for dotted in self.pyproject_keys:
+            value = document
+            for key in dotted.split("."):
+                value = value.get(key) if isinstance(value, dict) else None
+            state.append(value)
+        return state
 
     def __init__(self, instance_name: str, options: VerifierConfig, context: VerifierContext) -> None:
         self.instance_name = instance_name

@@ -88,6 +88,7 @@ class RuffVerifier(Verifier):
     file_local = True
     suffixes = (".py", ".pyi")
     config_files = ("pyproject.toml", "ruff.toml", ".ruff.toml")
+    pyproject_keys = ("tool.ruff", "project.requires-python")  # ruff infers its target version from the latter
 
     def available(self) -> ToolInfo:
         return cached_tool_info(self.instance_name, ["ruff", "--version"], install_hint=INSTALL_HINT)

@@ -12,8 +12,8 @@ from contextlib import contextmanager
 from pathlib import Path, PurePosixPath
 
 from truthplane.errors import GitError
-from truthplane.sources import Source
 from truthplane.models import Finding
+from truthplane.sources import Source
 from truthplane.suppressions import added_directives, added_suppressions, normal_code, silenced_code
 from truthplane.verifiers.interface import Verifier
 from truthplane.workspace import Repo

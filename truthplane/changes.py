@@ -9,6 +9,7 @@ import subprocess
 import tomllib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from truthplane.errors import GitError
@@ -204,3 +205,23 @@ def gate_settings_reasons(changed: list[tuple[str, str | None, str]]) -> list[st
             if old.get(key) != new.get(key):
                 reasons.append(f"changes truthplane's `{key}` in {path}: the gate judged both sides with the new value")
     return reasons
+
+
+@dataclass(frozen=True)
+class ChangeReview:
+    """What the change does besides its findings: `reasons` that hold it for REVIEW (suppressions added,
+    truthplane's own settings changed), which base findings it put under a directive, and which verifiers'
+    configuring files it alters (verifier -> files)."""
+
+    reasons: list[str]
+    suppressed: Callable[[Finding], bool]
+    config: dict[str, list[str]]
+
+
+def review_change(repo: Repo, verifiers: list[Verifier], base: Source, head: Source,
+                  worktree: Path | None) -> ChangeReview:
+    changed = changed_contents(repo, base, head, worktree)
+    return ChangeReview(
+        suppression_reasons(changed) + gate_settings_reasons(changed), suppressed_by_change(changed),
+        config_changes(repo, verifiers, base, head, worktree),
+    )

@@ -9,15 +9,7 @@ from typing import Protocol
 
 from truthplane._ahead import LaunchPlans
 from truthplane.cache import ResultCache, default_cache_dir
-from truthplane.changes import (
-    changed_contents,
-    config_changes,
-    gate_settings_reasons,
-    suppressed_by_change,
-    suppression_reasons,
-    unchanged_audits,
-    with_base_config,
-)
+from truthplane.changes import review_change, unchanged_audits, with_base_config
 from truthplane.config import Config
 from truthplane.errors import GitError
 from truthplane.gate import ConfigChange, evaluate
@@ -137,6 +129,10 @@ def gate(
         skipped = pool.submit(lambda: unchanged_audits(
             repo, create_verifiers(config, options.context(config), options.only), base_source, head_source, worktree))
 
+        # what the change does besides its findings, read while the tools run
+        reviewed = pool.submit(lambda: review_change(
+            repo, create_verifiers(config, options.context(config), options.only), base_source, head_source, worktree))
+
         def gated_verifiers() -> list[Verifier]:
             made = create_verifiers(config, options.context(config), options.only)
             return [v for v in made if v.instance_name not in skipped.result()]
@@ -160,30 +156,27 @@ def gate(
 
         after_future = pool.submit(scanned_head, "head" if head_ref else "working tree")
         before_future = pool.submit(scanned_base, f"base {merge_base[:12]}")
-        changed = pool.submit(changed_contents, repo, base_source, head_source, worktree)
         before, after = before_future.result(), after_future.result()
         renames = renames_found.result() if renames_found is not None else {}
-        changed_texts = changed.result()
-        review = suppression_reasons(changed_texts) + gate_settings_reasons(changed_texts)
+        review = reviewed.result()
         notes = [f"{name} not run: the change leaves the dependencies declared in {', '.join(files) or 'no file'} "
                  "as they were" for name, files in skipped.result().items()]
-        config_change = _under_base_config(repo, base_source, head_source, head_verifiers, config, options, progress,
+        config_change = _under_base_config(repo, base_source, head_source, review.config, config, options, progress,
                                            worktree)
     cache = options.cache(config)
     if plans is not None and head_ref is None and cache is not None:
         plans.keep(root, launch_entries(head_verifiers, head_source), config.all_excludes(), cache.path)
     base_label = f"merge-base of {base_ref} ({merge_base[:12]})"
-    return evaluate(before, after, config.gate, renames, base=base_label, head=head_label, review=review,
-                    config_change=config_change, notes=notes, suppressed_by_change=suppressed_by_change(changed_texts))
+    return evaluate(before, after, config.gate, renames, base=base_label, head=head_label, review=review.reasons,
+                    config_change=config_change, notes=notes, suppressed_by_change=review.suppressed)
 
 
 def _under_base_config(
-    repo: Repo, base: Source, head: Source, verifiers: list[Verifier], config: Config, options: ScanOptions,
+    repo: Repo, base: Source, head: Source, changed: dict[str, list[str]], config: Config, options: ScanOptions,
     progress: ProgressDisplay | None, worktree: Path | None,
 ) -> ConfigChange | None:
     """When the change alters files that configure some verifiers, those verifiers scan the head's code again
     under the base's configuration (mostly cache hits: only the changed files are new to them)."""
-    changed = config_changes(repo, verifiers, base, head, worktree)
     if not changed:
         return None
     paths = {path for changed_paths in changed.values() for path in changed_paths}

@@ -9,6 +9,7 @@ already carried one is not a new suppression.
 
 from __future__ import annotations
 
+import functools
 import re
 import tomllib
 from collections import Counter
@@ -39,10 +40,16 @@ _RUFF_CONFIGS = {"pyproject.toml": ("tool", "ruff"), "ruff.toml": (), ".ruff.tom
 _PER_FILE_KEYS = ("per-file-ignores", "extend-per-file-ignores")
 
 
+# a line that mentions none of these carries no directive: most lines never reach the comment parser
+_MENTIONS = re.compile(r"noqa|nosec|nosem|type\s*:|pyright|mypy|pylint|pragma|eslint-disable|@ts-", re.IGNORECASE)
+
+
 def _directives(text: str, suffix: str) -> dict[str, list[tuple[int, str]]]:
     """label -> (line number, the line without spaces) of every line whose comment carries it."""
     found: dict[str, list[tuple[int, str]]] = {}
     for number, line in enumerate(text.splitlines(), 1):
+        if not _MENTIONS.search(line):
+            continue
         comment = code_part(line, suffix)[1]
         if not comment:
             continue
@@ -75,6 +82,7 @@ def _per_file_ignores(path: str, text: str | None) -> set[tuple[str, str]]:
     return pairs
 
 
+@functools.lru_cache(maxsize=256)  # a gate asks once for its reasons and once for what became suppressed
 def added_directives(path: str, before: str | None, after: str) -> list[tuple[str, int]]:
     """(label, line) of each suppression directive the change adds to this file (`before` None: a new file)."""
     suffix = PurePosixPath(path).suffix

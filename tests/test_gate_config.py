@@ -92,6 +92,11 @@ def test_a_new_dot_bandit_that_skips_a_test_is_named(repo: Path, capsys) -> None
     assert result["fixed"] == []
     assert "1 bandit finding(s) silenced by a configuration change in .bandit" in result["reasons"]
     assert result["verdict"] == "REVIEW" and code == 3
+    # the same judged as a commit (--head), from a checkout of main: the head's files come from git
+    git(repo, "checkout", "-q", "main")
+    code, by_commit = gate(capsys, repo, "--head", "skip")
+    assert keyed(by_commit["silenced_by_config"]) == keyed(result["silenced_by_config"])
+    assert by_commit["fixed"] == [] and code == 3
 
 
 def test_an_unrelated_pyproject_edit_changes_nothing(repo: Path, capsys) -> None:

@@ -97,6 +97,13 @@ def test_a_python_change_that_adds_nosec_and_noqa_is_held_for_review(make_repo, 
     # bandit drops what `# nosec` silences; the code still has it: suppressed, not fixed
     assert gated["fixed"] == []
     assert ("B602", "app/tool.py", 5) in keyed(gated["suppressed"])
+    # the same change committed and judged as a commit: the contents come from git's objects
+    git(root, "add", "-A")
+    git(root, "commit", "-qm", "quiet")
+    git(root, "checkout", "-q", "main")
+    code, by_commit = cli(capsys, "gate", str(root), "--base", "main", "--head", "quiet", "--format", "json")
+    assert [r for r in by_commit["reasons"] if r.startswith("adds ")] == added
+    assert by_commit["fixed"] == [] and code == 3
 
 
 def test_added_suppressions_reads_directives_in_comments_only() -> None:

@@ -106,11 +106,15 @@ def test_an_unrelated_pyproject_edit_changes_nothing(repo: Path, capsys) -> None
     assert result["verdict"] == "APPROVE" and code == 0
 
 
-def test_a_truthplane_exclude_added_by_the_change_is_named(repo: Path, capsys) -> None:
+def test_what_truthplanes_own_exclude_and_verifiers_silence_is_counted(repo: Path, capsys, tmp_path: Path) -> None:
     git(repo, "checkout", "-qb", "exclude")
-    (repo / "truthplane.toml").write_text('verifiers = ["ruff", "bandit"]\nexclude = ["legacy"]\n')
-    git(repo, "commit", "-qam", "exclude legacy")
+    (repo / "truthplane.toml").write_text('verifiers = ["ruff"]\nexclude = ["legacy"]\n\n[severity]\nS602 = "note"\n')
+    git(repo, "commit", "-qam", "exclude legacy, drop bandit, rate S602 down")
     code, result = gate(capsys, repo)
-    assert ("changes truthplane's `exclude` in truthplane.toml: the gate judged both sides with the new value"
-            in result["reasons"])
+    silenced = keyed(result["silenced_by_config"])
+    assert ("ruff", "S301", "legacy/old.py", 5) in silenced  # excluded now
+    assert {("bandit", "B602", "app/a.py", 5), ("bandit", "B301", "legacy/old.py", 5)} <= silenced  # not run now
+    assert result["fixed"] == [] and result["new"] == []
+    assert "1 ruff finding(s) silenced by a configuration change in truthplane.toml" in result["reasons"]
+    assert any(r.startswith("changes truthplane's `severity` in truthplane.toml") for r in result["reasons"])
     assert result["verdict"] == "REVIEW" and code == 3

@@ -12,7 +12,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from truthplane.errors import GitError
+from truthplane.config import Config, parse_config
+from truthplane.errors import ConfigError, GitError
 from truthplane.models import Finding
 from truthplane.sources import Source
 from truthplane.suppressions import added_directives, added_suppressions, normal_code, silenced_code
@@ -191,20 +192,41 @@ def _truthplane_settings(path: str, text: str | None) -> dict[str, object] | Non
     return {key: raw.get(key) for key in _GATE_SETTINGS if key in raw} if isinstance(raw, dict) else {}
 
 
-def gate_settings_reasons(changed: list[tuple[str, str | None, str]]) -> list[str]:
-    """A change to what truthplane itself excludes, re-rates or runs decides the verdict on both sides, so
-    its effect shows in no list of findings: it is named instead."""
-    reasons = []
-    for path, before, after in changed:
+def _settings_changes(changed: list[tuple[str, str | None, str]]) -> list[tuple[str, dict[str, object], list[str]]]:
+    """(file, the base's settings, the keys the change alters) for truthplane.toml, then [tool.truthplane]."""
+    found = []
+    for path, before, after in sorted(changed, key=lambda item: item[0] != "truthplane.toml"):
         if path not in ("truthplane.toml", "pyproject.toml"):
             continue
         old, new = _truthplane_settings(path, before), _truthplane_settings(path, after)
         if old is None or new is None:
             continue
-        for key in _GATE_SETTINGS:
-            if old.get(key) != new.get(key):
-                reasons.append(f"changes truthplane's `{key}` in {path}: the gate judged both sides with the new value")
-    return reasons
+        keys = [key for key in _GATE_SETTINGS if old.get(key) != new.get(key)]
+        if keys:
+            found.append((path, old, keys))
+    return found
+
+
+def gate_settings_reasons(changed: list[tuple[str, str | None, str]]) -> list[str]:
+    """A change to how truthplane rates findings re-rates both sides alike, so no list shows it: it is named.
+    (What a change to `exclude` or `verifiers` silences is counted: base_settings.)"""
+    return [f"changes truthplane's `severity` in {path}: the gate rated both sides with the new ratings"
+            for path, _, keys in _settings_changes(changed) if "severity" in keys]
+
+
+def base_settings(changed: list[tuple[str, str | None, str]], config: Config) -> tuple[Config, str] | None:
+    """`config` with the base's `exclude` and `verifiers` where the change alters them, and the file that
+    says so; None when it alters neither (or the base's settings do not validate)."""
+    for path, old, keys in _settings_changes(changed):
+        keys = [key for key in keys if key != "severity"]
+        if not keys:
+            continue
+        try:
+            parsed = parse_config(dict(old), f"the base's {path}")
+        except ConfigError:
+            return None
+        return config.model_copy(update={key: getattr(parsed, key) for key in keys}), path
+    return None
 
 
 @dataclass(frozen=True)
@@ -216,12 +238,13 @@ class ChangeReview:
     reasons: list[str]
     suppressed: Callable[[Finding], bool]
     config: dict[str, list[str]]
+    settings: tuple[Config, str] | None = None  # the base's own exclude/verifiers, where the change alters them
 
 
 def review_change(repo: Repo, verifiers: list[Verifier], base: Source, head: Source,
-                  worktree: Path | None) -> ChangeReview:
+                  worktree: Path | None, config: Config) -> ChangeReview:
     changed = changed_contents(repo, base, head, worktree)
     return ChangeReview(
         suppression_reasons(changed) + gate_settings_reasons(changed), suppressed_by_change(changed),
-        config_changes(repo, verifiers, base, head, worktree),
+        config_changes(repo, verifiers, base, head, worktree), base_settings(changed, config),
     )

@@ -141,6 +141,7 @@ class ConfigChange:
 
     files: Mapping[str, list[str]]
     head_with_base_config: Scan
+    rescanned: frozenset[str] = frozenset()  # the verifiers the base's configuration runs at all
 
 
 @dataclass
@@ -161,7 +162,9 @@ def _config_effects(diff: Diff, after: Scan, change: ConfigChange, renames: Mapp
     runs = {r.name: r for r in alternative.verifiers}
     for name, paths in sorted(change.files.items()):
         run = runs.get(name)
-        if run is None or run.status != ToolStatus.OK:
+        if name not in change.rescanned:
+            pass  # the base's settings run no such verifier: all it reports came with the change
+        elif run is None or run.status != ToolStatus.OK:
             effects.problems.append(
                 f"{name} could not scan the head with the base's configuration, so what the change to "
                 f"{', '.join(paths)} silences is unknown: {run.error if run else 'it did not run'}")

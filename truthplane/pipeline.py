@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol
 
 from truthplane._ahead import LaunchPlans
 from truthplane.cache import ResultCache, default_cache_dir
-from truthplane.changes import review_change, unchanged_audits, with_base_config
+from truthplane.changes import ChangeReview, review_change, unchanged_audits, with_base_config
 from truthplane.config import Config
 from truthplane.errors import GitError
 from truthplane.gate import ConfigChange, evaluate
@@ -131,7 +132,8 @@ def gate(
 
         # what the change does besides its findings, read while the tools run
         reviewed = pool.submit(lambda: review_change(
-            repo, create_verifiers(config, options.context(config), options.only), base_source, head_source, worktree))
+            repo, create_verifiers(config, options.context(config), options.only), base_source, head_source, worktree,
+            config))
 
         def gated_verifiers() -> list[Verifier]:
             made = create_verifiers(config, options.context(config), options.only)
@@ -161,8 +163,9 @@ def gate(
         review = reviewed.result()
         notes = [f"{name} not run: the change leaves the dependencies declared in {', '.join(files) or 'no file'} "
                  "as they were" for name, files in skipped.result().items()]
-        config_change = _under_base_config(repo, base_source, head_source, review.config, config, options, progress,
-                                           worktree)
+        config_change = _under_base_config(
+            repo, (merge_base, base_source), (head_commit if head_ref else None, head_source), review, config, options,
+            progress, worktree)
     cache = options.cache(config)
     if plans is not None and head_ref is None and cache is not None:
         plans.keep(root, launch_entries(head_verifiers, head_source), config.all_excludes(), cache.path)
@@ -172,15 +175,33 @@ def gate(
 
 
 def _under_base_config(
-    repo: Repo, base: Source, head: Source, changed: dict[str, list[str]], config: Config, options: ScanOptions,
-    progress: ProgressDisplay | None, worktree: Path | None,
+    repo: Repo, base: tuple[str, Source], head: tuple[str | None, Source], review: ChangeReview, config: Config,
+    options: ScanOptions, progress: ProgressDisplay | None, worktree: Path | None,
 ) -> ConfigChange | None:
-    """When the change alters files that configure some verifiers, those verifiers scan the head's code again
-    under the base's configuration (mostly cache hits: only the changed files are new to them)."""
-    if not changed:
+    """When the change alters files that configure some verifiers, or truthplane's own `exclude`/`verifiers`, the
+    head's code is scanned again under the base's configuration (mostly cache hits: only what changed is new)."""
+    changed = dict(review.config)
+    if not changed and review.settings is None:
         return None
-    paths = {path for changed_paths in changed.values() for path in changed_paths}
-    source = with_base_config(repo, base, head, paths, worktree)
+    (base_commit, base_source), (head_commit, head_source) = base, head
+    tool_files = {path for paths in changed.values() for path in paths}
+    scan_config = config
+    if review.settings is not None:
+        scan_config, where = review.settings
+        # both listings again, under the base's excludes: what the head's excludes dropped comes back
+        base_source = commit_source(repo, base_commit, scan_config)
+        if head_commit is not None:
+            head_source = commit_source(repo, head_commit, scan_config)
+        else:
+            changes, dirty = repo.changes_since(base_commit, Excluder(scan_config.all_excludes()))
+            head_source = worktree_over(base_source, repo.root, changes, commit=head_source.commit, dirty=dirty)
+        selected = options.only or sorted({*scan_config.verifiers, *config.verifiers})
+        changed = {name: sorted({*changed.get(name, []), where}) for name in selected}
+    only = [name for name in sorted(changed) if name in scan_config.verifiers]
+    source = with_base_config(repo, base_source, head_source, tool_files, worktree)
     label = "head with the base's configuration"
-    scan = run_scan(source, config, replace(options, only=sorted(changed)), progress.scope(label) if progress else None)
-    return ConfigChange(changed, scan)
+    if only:
+        rescan = run_scan(source, scan_config, replace(options, only=only), progress.scope(label) if progress else None)
+    else:  # the base ran none of them: everything the head's verifiers report came with the change's settings
+        rescan = Scan(created_at=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"), commit=head_source.commit)
+    return ConfigChange(changed, rescan, frozenset(only))

@@ -118,3 +118,15 @@ def test_what_truthplanes_own_exclude_and_verifiers_silence_is_counted(repo: Pat
     assert "1 ruff finding(s) silenced by a configuration change in truthplane.toml" in result["reasons"]
     assert any(r.startswith("changes truthplane's `severity` in truthplane.toml") for r in result["reasons"])
     assert result["verdict"] == "REVIEW" and code == 3
+
+
+def test_a_verifier_the_change_turns_on_brings_its_findings_through_the_configuration(repo: Path, capsys) -> None:
+    git(repo, "checkout", "-qb", "more")
+    (repo / "truthplane.toml").write_text('verifiers = ["ruff", "bandit", "semgrep"]\n')
+    git(repo, "commit", "-qam", "semgrep too")
+    code, result = gate(capsys, repo)
+    added = keyed(result["added_by_config"])
+    assert added and {verifier for verifier, *_ in added} == {"semgrep"}
+    # listed once: not also unchanged, not new
+    assert not any(f["verifier"] == "semgrep" for f in result["unchanged"] + result["new"])
+    assert result["verdict"] == "APPROVE" and code == 0

@@ -182,7 +182,8 @@ def _config_effects(diff: Diff, after: Scan, change: ConfigChange, renames: Mapp
                 f"{len(same_code.new)} {name} finding(s) appeared because of a configuration change in {where}")
     appeared = {id(f) for f in effects.added}
     still_fixed = match(diff.fixed, effects.silenced, renames).fixed  # a base finding the code still has is not fixed
-    effects.diff = Diff(new=[f for f in diff.new if id(f) not in appeared], fixed=still_fixed, unchanged=diff.unchanged)
+    effects.diff = Diff(new=[f for f in diff.new if id(f) not in appeared], fixed=still_fixed,
+                        unchanged=[f for f in diff.unchanged if id(f) not in appeared])
     return effects
 
 

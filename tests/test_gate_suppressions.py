@@ -28,6 +28,7 @@ APP = (
     "}\n"
 )
 APP_SUPPRESSED = APP.replace('  if (name == "admin") {\n', '  if (name == "admin") { // eslint-disable-line eqeqeq\n')
+APP_FIXED = APP.replace('  if (name == "admin") {\n', '  if (name === "admin") {\n')
 RISKY = "import subprocess\n\n\ndef run(cmd):\n    return subprocess.call(cmd, shell=True)\n"
 
 
@@ -75,6 +76,16 @@ def test_eslint_suppressed_lines_are_listed_not_counted_and_a_new_one_is_named(
     log = json.loads(sarif_out.read_text())
     validate_sarif(log)
     assert sum(1 for r in log["runs"][0]["results"] if r.get("suppressions")) == 2
+
+    # a real fix beside a suppression the base already had is a fix
+    git(root, "checkout", "-q", "main")
+    git(root, "checkout", "-qb", "fixed")
+    (root / "src/app.ts").write_text(APP_FIXED)
+    code, gated = cli(capsys, "gate", str(root), "--base", "main", "--format", "json")
+    assert keyed(gated["fixed"]) == {("eqeqeq", "src/app.ts", 7)}
+    assert keyed(gated["suppressed"]) == {("eqeqeq", "src/app.ts", 4)}
+    assert not [r for r in gated["reasons"] if r.startswith("adds ")]
+    assert gated["verdict"] == "APPROVE" and code == 0
 
 
 @pytest.mark.tool("ruff")

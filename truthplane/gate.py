@@ -37,10 +37,15 @@ def compare(before: Scan, after: Scan, renames: Mapping[str, str] | None = None)
         if not any(r.name == run.name for r in after.verifiers):
             problems.append(f"{run.name} ran on the base but not now: its findings cannot be judged")
     comparable = ok_before & ok_after
-    # the head's suppressed results take part in matching, so a finding the change suppresses is not "fixed"
+    # the head's newly suppressed results take part in matching, so a finding the change suppresses is not
+    # "fixed"; those suppressed on the base already stay out of it
+    newly_suppressed = match(
+        [f for f in before.suppressed if f.verifier in comparable],
+        [f for f in after.suppressed if f.verifier in comparable], renames,
+    ).new if after.suppressed else []
     diff = match(
         [f for f in before.findings if f.verifier in comparable],
-        [f for f in after.findings + after.suppressed if f.verifier in comparable],
+        [f for f in after.findings + newly_suppressed if f.verifier in comparable],
         renames,
         # SARIF inputs carry no file list: the paths seen among findings stand in
         before_files=set(before.files) or None,
@@ -48,7 +53,7 @@ def compare(before: Scan, after: Scan, renames: Mapping[str, str] | None = None)
         same_files=[p for p, blob in after.files.items() if before.files.get(p) == blob] if before.files else None,
     )
     diff = _pair_by_location(diff)
-    if after.suppressed:
+    if newly_suppressed:
         diff = _suppressed_is_not_fixed(diff, renames or {})
     return diff, problems
 

@@ -166,3 +166,13 @@ def test_a_suppressed_result_of_any_tool_is_listed_not_counted() -> None:
     validate_sarif(written)
     again = scan_from_data(json.loads(json.dumps(written)), "again.sarif")
     assert [(f.start_line, f.suppressed) for f in again.suppressed] == [(2, "inSource"), (3, "external")]
+
+
+def test_several_runs_of_one_tool_count_each_result_once() -> None:
+    def run(rule: str, lines: list[int]) -> dict:
+        return {"tool": {"driver": {"name": "CodeQL"}}, "results": [
+            {"ruleId": rule, "message": {"text": "m"}, "locations": [{"physicalLocation": {
+                "artifactLocation": {"uri": "a.py"}, "region": {"startLine": line}}}]} for line in lines]}
+
+    scan = scan_from_data({"version": "2.1.0", "runs": [run("A", [1, 2]), run("B", [3])]}, "codeql.sarif")
+    assert [(r.name, r.count) for r in scan.verifiers] == [("codeql", 3)]

@@ -110,7 +110,7 @@ def test_default_scan_baseline_change_and_gate(repo: Path, capsys: pytest.Captur
     assert keyed(result["new"]) == {("tsc", "TS2322", "src/main.ts", 5)}
     assert keyed(result["fixed"]) == {("eslint", "prefer-const", "src/app.ts", 2)}
     assert keyed(result["unchanged"]) == STAYING
-    assert result["verdict"] == "REVIEW" and code == 3  # a new medium finding
+    assert result["verdict"] == "REJECT" and code == 1  # a new type error: the project no longer compiles
 
     git(repo, "checkout", "-q", "-b", "feature")
     git(repo, "add", "-A")
@@ -119,8 +119,10 @@ def test_default_scan_baseline_change_and_gate(repo: Path, capsys: pytest.Captur
     code, gated = cli(capsys, "gate", str(repo), "--base", "main", "--format", "json", "--sarif-out", str(sarif_out))
     assert keyed(gated["new"]) == {("tsc", "TS2322", "src/main.ts", 5)}
     assert keyed(gated["fixed"]) == {("eslint", "prefer-const", "src/app.ts", 2)}
-    assert keyed(gated["unchanged"]) == STAYING
-    assert gated["verdict"] == "REVIEW" and code == 3
+    # the lockfile is as it was: the gate does not audit it again
+    assert keyed(gated["unchanged"]) == STAYING - AUDIT
+    assert "npm-audit" not in [v["name"] for v in gated["verifiers"]]
+    assert gated["verdict"] == "REJECT" and code == 1
     renamed = [f for f in gated["unchanged"] if f["path"] == "src/helpers.ts"]
     before = {f["fingerprint"] for f in baseline["findings"] if f["path"] == "src/util.ts"}
     assert {f["fingerprint"] for f in renamed} == before  # the renamed file's findings kept their identity
@@ -135,7 +137,7 @@ def test_default_scan_baseline_change_and_gate(repo: Path, capsys: pytest.Captur
     assert all(v["status"] == "ok" for v in fresh["verifiers"]), fresh["verifiers"]
     assert (keyed(fresh["new"]), keyed(fresh["fixed"]), keyed(fresh["unchanged"])) == (
         keyed(gated["new"]), keyed(gated["fixed"]), keyed(gated["unchanged"]))
-    assert code == 3
+    assert code == 1
 
 
 def test_max_warnings_zero_turns_a_new_warning_into_a_rejection(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -148,15 +150,34 @@ def test_max_warnings_zero_turns_a_new_warning_into_a_rejection(repo: Path, caps
     assert result["new"][0]["severity"] == "high" and result["verdict"] == "REJECT" and code == 1
 
 
-def test_unreachable_registry_makes_the_gate_unverified(
+def test_an_unreachable_registry_makes_only_a_dependency_change_unverified(
     repo: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     git(repo, "checkout", "-q", "-b", "feature")
     monkeypatch.setenv("npm_config_registry", "http://127.0.0.1:9/")
+    # an unchanged lockfile cannot bring an advisory: the audit does not run, the registry is not asked
+    (repo / "src/app.ts").write_text(APP.replace("let greeting", "const greeting"))
+    package = json.loads((repo / "package.json").read_text())
+    package["scripts"]["lint"] = "eslint ."  # an edit of package.json that declares no dependency
+    (repo / "package.json").write_text(json.dumps(package, indent=2) + "\n")
+    code, result = cli(capsys, "gate", str(repo), "--base", "main", "--format", "json")
+    assert "npm-audit" not in [v["name"] for v in result["verifiers"]]
+    assert any(r.startswith("npm-audit not run: the change leaves the dependencies declared in package-lock.json, package.json") for r in result["reasons"]), result["reasons"]
+    assert result["verdict"] == "APPROVE" and code == 0
+
+    lock = json.loads((repo / "package-lock.json").read_text())
+    lock["packages"]["node_modules/minimist"]["version"] = "0.0.9"
+    (repo / "package-lock.json").write_text(json.dumps(lock, indent=2) + "\n")
     code, result = cli(capsys, "gate", str(repo), "--base", "main", "--verifier", "npm-audit", "--format", "json")
     assert code == 4 and result["verdict"] == "UNVERIFIED"
     (run_,) = result["verifiers"]
     assert run_["status"] == "failed" and "ECONNREFUSED" in run_["error"]
+
+
+def test_a_scan_still_audits(repo: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("npm_config_registry", "http://127.0.0.1:9/")
+    code, result = cli(capsys, "scan", str(repo), "--baseline", "--verifier", "npm-audit", "--format", "json")
+    assert code == 4 and result["verifiers"][0]["status"] == "failed"
 
 
 def test_detection_leaves_python_repositories_and_explicit_lists_alone(make_repo) -> None:

@@ -143,3 +143,36 @@ def test_random_json_parses_or_raises_our_error(document: object) -> None:
         scan_from_data(document, "input")
     except InputError:
         pass
+
+
+def test_a_suppressed_result_of_any_tool_is_listed_not_counted() -> None:
+    def result(line: int, suppressions: list | None = None) -> dict:
+        found = {"ruleId": "R1", "message": {"text": "m"}, "locations": [{"physicalLocation": {
+            "artifactLocation": {"uri": "a.py"}, "region": {"startLine": line}}}]}
+        if suppressions is not None:
+            found["suppressions"] = suppressions
+        return found
+
+    log = {"version": "2.1.0", "runs": [{"tool": {"driver": {"name": "mylint"}}, "results": [
+        result(1), result(2, [{"kind": "inSource"}]), result(3, [{"kind": "external", "status": "accepted"}]),
+        result(4, [{"kind": "inSource", "status": "rejected"}]),  # a reviewer turned the suppression down
+    ]}]}
+    scan = scan_from_data(log, "log.sarif")
+    assert [f.start_line for f in scan.findings] == [1, 4]
+    assert [(f.start_line, f.suppressed) for f in scan.suppressed] == [(2, "inSource"), (3, "external")]
+    assert scan.verifiers[0].count == 2
+    # truthplane's own SARIF keeps the suppression, and reads back the same
+    written = sarif_log([run_for("mylint", scan.findings + scan.suppressed)])
+    validate_sarif(written)
+    again = scan_from_data(json.loads(json.dumps(written)), "again.sarif")
+    assert [(f.start_line, f.suppressed) for f in again.suppressed] == [(2, "inSource"), (3, "external")]
+
+
+def test_several_runs_of_one_tool_count_each_result_once() -> None:
+    def run(rule: str, lines: list[int]) -> dict:
+        return {"tool": {"driver": {"name": "CodeQL"}}, "results": [
+            {"ruleId": rule, "message": {"text": "m"}, "locations": [{"physicalLocation": {
+                "artifactLocation": {"uri": "a.py"}, "region": {"startLine": line}}}]} for line in lines]}
+
+    scan = scan_from_data({"version": "2.1.0", "runs": [run("A", [1, 2]), run("B", [3])]}, "codeql.sarif")
+    assert [(r.name, r.count) for r in scan.verifiers] == [("codeql", 3)]

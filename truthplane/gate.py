@@ -2,17 +2,20 @@
 
 - a verifier that did not run successfully on both sides: UNVERIFIED (exit 4) — no evidence, no approval;
 - a new finding at or above gate.fail_on, or more than gate.max_new new findings: REJECT;
-- a new finding at or above gate.review_on: REVIEW;
+- a new finding at or above gate.review_on, a suppression the change adds, findings its configuration
+  change silences: REVIEW;
 - otherwise APPROVE (new findings below review_on are listed, not counted against the change).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections import defaultdict
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 
 from truthplane.config import GateConfig
 from truthplane.fingerprint import match
-from truthplane.models import Diff, GateResult, Scan, ToolStatus, Verdict
+from truthplane.models import Diff, Finding, GateResult, Scan, ToolStatus, Verdict
 
 
 def compare(before: Scan, after: Scan, renames: Mapping[str, str] | None = None) -> tuple[Diff, list[str]]:
@@ -34,19 +37,81 @@ def compare(before: Scan, after: Scan, renames: Mapping[str, str] | None = None)
         if not any(r.name == run.name for r in after.verifiers):
             problems.append(f"{run.name} ran on the base but not now: its findings cannot be judged")
     comparable = ok_before & ok_after
+    # the head's newly suppressed results take part in matching, so a finding the change suppresses is not
+    # "fixed"; those suppressed on the base already stay out of it
+    newly_suppressed = match(
+        [f for f in before.suppressed if f.verifier in comparable],
+        [f for f in after.suppressed if f.verifier in comparable], renames,
+    ).new if after.suppressed else []
     diff = match(
         [f for f in before.findings if f.verifier in comparable],
-        [f for f in after.findings if f.verifier in comparable],
+        [f for f in after.findings + newly_suppressed if f.verifier in comparable],
         renames,
         # SARIF inputs carry no file list: the paths seen among findings stand in
         before_files=set(before.files) or None,
         after_files=set(after.files) or None,
         same_files=[p for p, blob in after.files.items() if before.files.get(p) == blob] if before.files else None,
     )
+    diff = _pair_by_location(diff)
+    if newly_suppressed:
+        diff = _suppressed_is_not_fixed(diff, renames or {})
     return diff, problems
 
 
-def judge(diff: Diff, problems: list[str], policy: GateConfig) -> tuple[Verdict, list[str]]:
+def _suppressed_is_not_fixed(diff: Diff, renames: Mapping[str, str]) -> Diff:
+    """The head's suppressed results leave the lists; one the change suppressed takes its base finding along
+    (a comment on the flagged line changes its text): same verifier, rule and file, the nearest line."""
+    fixed = list(diff.fixed)
+    for finding in diff.new:
+        if not finding.suppressed:
+            continue
+        same = [old for old in fixed if (old.verifier, old.rule_id, renames.get(old.path, old.path))
+                == (finding.verifier, finding.rule_id, finding.path)]
+        if same:
+            fixed.remove(min(same, key=lambda old: abs((old.start_line or 0) - (finding.start_line or 0))))
+    return Diff(new=[f for f in diff.new if not f.suppressed], fixed=fixed,
+                unchanged=[f for f in diff.unchanged if not f.suppressed])
+
+
+def _same_rule(one: str, other: str) -> bool:
+    # semgrep prefixes a rule's id with the directories of the rule file it was given
+    return one == other or one.endswith("." + other) or other.endswith("." + one)
+
+
+def _pair_by_location(diff: Diff) -> Diff:
+    """A foreign tool's SARIF log carries no context of the flagged code: its findings are the same as another
+    scan's when verifier, rule, file and line agree. Only a finding without a context hash pairs this way."""
+    fixed_at: dict[tuple[str, str, int], list[Finding]] = defaultdict(list)
+    for finding in diff.fixed:
+        if finding.start_line:
+            fixed_at[(finding.verifier, finding.path, finding.start_line)].append(finding)
+    if not fixed_at:
+        return diff
+    paired_fixed: set[int] = set()
+    still_new: list[Finding] = []
+    unchanged = list(diff.unchanged)
+    for finding in diff.new:
+        candidates = fixed_at.get((finding.verifier, finding.path, finding.start_line or 0), [])
+        partner = next((
+            old for old in candidates
+            if id(old) not in paired_fixed and (not old.context_hash or not finding.context_hash)
+            and _same_rule(old.rule_id, finding.rule_id)
+        ), None)
+        if partner is None:
+            still_new.append(finding)
+        else:
+            paired_fixed.add(id(partner))
+            unchanged.append(finding)
+    if not paired_fixed:
+        return diff
+    return Diff(new=still_new, fixed=[f for f in diff.fixed if id(f) not in paired_fixed], unchanged=unchanged)
+
+
+def judge(
+    diff: Diff, problems: list[str], policy: GateConfig, review: Sequence[str] = (),
+) -> tuple[Verdict, list[str]]:
+    """`review` names what the change did besides its findings (a suppression it adds, findings its
+    configuration silences): each one makes the verdict REVIEW at least."""
     reasons = list(problems)
     blocking = [f for f in diff.new if f.severity.at_least(policy.fail_on)]
     reviewable = [f for f in diff.new if f.severity.at_least(policy.review_on) and f not in blocking]
@@ -60,7 +125,7 @@ def judge(diff: Diff, problems: list[str], policy: GateConfig) -> tuple[Verdict,
         verdict = Verdict.UNVERIFIED
     elif blocking or (policy.max_new is not None and len(diff.new) > policy.max_new):
         verdict = Verdict.REJECT
-    elif reviewable:
+    elif reviewable or review:
         verdict = Verdict.REVIEW
     else:
         verdict = Verdict.APPROVE
@@ -68,9 +133,63 @@ def judge(diff: Diff, problems: list[str], policy: GateConfig) -> tuple[Verdict,
         reasons.append(
             f"no new findings at or above {policy.review_on.value}" + (f" ({below} below it)" if below else "")
         )
+    reasons += review
     if diff.fixed:
         reasons.append(f"{len(diff.fixed)} finding(s) fixed")
     return verdict, reasons
+
+
+@dataclass(frozen=True)
+class ConfigChange:
+    """The head's code scanned again under the base's configuration, for the verifiers whose configuration
+    files (`files`: verifier -> changed paths) the change alters."""
+
+    files: Mapping[str, list[str]]
+    head_with_base_config: Scan
+    rescanned: frozenset[str] = frozenset()  # the verifiers the base's configuration runs at all
+
+
+@dataclass
+class _ConfigEffects:
+    diff: Diff
+    silenced: list[Finding] = field(default_factory=list)
+    added: list[Finding] = field(default_factory=list)
+    review: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+
+def _config_effects(diff: Diff, after: Scan, change: ConfigChange, renames: Mapping[str, str]) -> _ConfigEffects:
+    """Split what the configuration did from what the code did: findings the base's configuration reports on
+    the head's code and the head's does not are silenced (not fixed); the reverse appeared (not new)."""
+    effects = _ConfigEffects(diff)
+    alternative = change.head_with_base_config
+    runs = {r.name: r for r in alternative.verifiers}
+    for name, paths in sorted(change.files.items()):
+        run = runs.get(name)
+        if name not in change.rescanned:
+            pass  # the base's settings run no such verifier: all it reports came with the change
+        elif run is None or run.status != ToolStatus.OK:
+            effects.problems.append(
+                f"{name} could not scan the head with the base's configuration, so what the change to "
+                f"{', '.join(paths)} silences is unknown: {run.error if run else 'it did not run'}")
+            continue
+        same_code = match([f for f in alternative.findings if f.verifier == name],
+                          [f for f in after.findings if f.verifier == name], same_files=list(after.files) or None)
+        where = ", ".join(paths)
+        if same_code.fixed:
+            effects.silenced += same_code.fixed
+            effects.review.append(
+                f"{len(same_code.fixed)} {name} finding(s) silenced by a configuration change in {where}")
+        if same_code.new:
+            effects.added += same_code.new
+            effects.notes.append(
+                f"{len(same_code.new)} {name} finding(s) appeared because of a configuration change in {where}")
+    appeared = {id(f) for f in effects.added}
+    still_fixed = match(diff.fixed, effects.silenced, renames).fixed  # a base finding the code still has is not fixed
+    effects.diff = Diff(new=[f for f in diff.new if id(f) not in appeared], fixed=still_fixed,
+                        unchanged=[f for f in diff.unchanged if id(f) not in appeared])
+    return effects
 
 
 def evaluate(
@@ -81,10 +200,28 @@ def evaluate(
     *,
     base: str | None = None,
     head: str | None = None,
+    review: Sequence[str] = (),
+    config_change: ConfigChange | None = None,
+    notes: Sequence[str] = (),
+    suppressed_by_change: Callable[[Finding], bool] | None = None,
 ) -> GateResult:
+    """`review`: what holds the change for REVIEW besides its findings; `notes`: what the reasons should
+    say without bearing on the verdict."""
     diff, problems = compare(before, after, renames)
-    verdict, reasons = judge(diff, problems, policy)
+    effects = _ConfigEffects(diff)
+    if config_change is not None and config_change.files:
+        effects = _config_effects(diff, after, config_change, renames or {})
+    suppressed = list(after.suppressed)
+    if suppressed_by_change is not None:
+        # a tool that drops what a directive silences reports it gone: it is suppressed, not fixed
+        silenced = [f for f in effects.diff.fixed if suppressed_by_change(f)]
+        if silenced:
+            suppressed += [f.model_copy(update={"suppressed": "inSource"}) for f in silenced]
+            effects.diff = Diff(new=effects.diff.new, unchanged=effects.diff.unchanged,
+                                fixed=[f for f in effects.diff.fixed if not suppressed_by_change(f)])
+    verdict, reasons = judge(effects.diff, problems + effects.problems, policy, [*review, *effects.review])
     return GateResult(
-        verdict=verdict, reasons=reasons, new=diff.new, fixed=diff.fixed, unchanged=diff.unchanged,
-        verifiers=after.verifiers, base=base, head=head,
+        verdict=verdict, reasons=[*reasons, *effects.notes, *notes], new=effects.diff.new, fixed=effects.diff.fixed,
+        unchanged=effects.diff.unchanged, suppressed=suppressed, silenced_by_config=effects.silenced,
+        added_by_config=effects.added, verifiers=after.verifiers, base=base, head=head,
     )

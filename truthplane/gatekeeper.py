@@ -120,7 +120,8 @@ class Gatekeeper:
 
         check_page(limit, offset)
         earlier, later = self._inside(before, "before"), self._inside(after, "after")
-        result = evaluate(load_scan(earlier), load_scan(later), self._config(self.root).gate, base=before, head=after)
+        result = evaluate(load_scan(earlier, self.root), load_scan(later, self.root), self._config(self.root).gate,
+                          base=before, head=after)
         return judged(result, limit, offset)
 
     def summarize(self, alerts: str, limit: int = DEFAULT_LIMIT, offset: int = 0) -> dict[str, Any]:

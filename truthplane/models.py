@@ -52,6 +52,9 @@ class Finding(BaseModel):
     partial_fingerprints: dict[str, str] = Field(default_factory=dict)
     help_uri: str | None = None
     tool_severity: str | None = Field(default=None, description="the severity as the tool itself said it")
+    suppressed: Literal["inSource", "external"] | None = Field(
+        default=None, description="the tool reported it suppressed (SARIF suppression kind): listed, not a finding",
+    )
 
 
 class ToolStatus(str, Enum):
@@ -103,6 +106,7 @@ class Scan(BaseModel):
     dirty: bool = False
     verifiers: list[VerifierRun] = Field(default_factory=list)
     findings: list[Finding] = Field(default_factory=list)
+    suppressed: list[Finding] = Field(default_factory=list, description="results the tools report suppressed")
     files: dict[str, str] = Field(default_factory=dict, description="repo-relative path -> sha256 of the scanned content")
 
 
@@ -133,6 +137,13 @@ class GateResult(BaseModel):
     new: list[Finding] = Field(default_factory=list)
     fixed: list[Finding] = Field(default_factory=list)
     unchanged: list[Finding] = Field(default_factory=list)
+    suppressed: list[Finding] = Field(default_factory=list, description="the head's results the tools report suppressed")
+    silenced_by_config: list[Finding] = Field(
+        default_factory=list, description="findings the change's configuration no longer reports (the code still has them)",
+    )
+    added_by_config: list[Finding] = Field(
+        default_factory=list, description="findings reported only because the change's configuration asks for them",
+    )
     verifiers: list[VerifierRun] = Field(default_factory=list)
     base: str | None = Field(default=None, description="what was compared against: a baseline file, a commit")
     head: str | None = None

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol
 
@@ -11,9 +12,10 @@ from truthplane._ahead import LaunchPlans
 from truthplane._deepen import Note, resolve_base
 from truthplane._deepen import merge_base as find_merge_base
 from truthplane.cache import ResultCache, default_cache_dir
+from truthplane.changes import ChangeReview, review_change, unchanged_audits, with_base_config
 from truthplane.config import Config
 from truthplane.errors import GitError
-from truthplane.gate import evaluate
+from truthplane.gate import ConfigChange, evaluate
 from truthplane.models import GateResult, Scan
 from truthplane.registry import create_verifiers, preload_verifiers
 from truthplane.results import latest_baseline, load_scan
@@ -107,7 +109,7 @@ def gate(
     # listing both trees and finding renames need not wait for each other, nor the verifiers' modules
     # for them (run from the CLI, git has been at the listings since the gate started: gate_calls_ahead)
     excluded = Excluder(config.all_excludes())
-    with ThreadPoolExecutor(max_workers=5, thread_name_prefix="gate") as pool:
+    with ThreadPoolExecutor(max_workers=7, thread_name_prefix="gate") as pool:
         pool.submit(preload_verifiers, config, options.only)
         base_listed = pool.submit(commit_source, repo, merge_base, config)
         renames_found: Future[dict[str, str]] | None
@@ -126,10 +128,24 @@ def gate(
             head_label = "working tree" + (" (with uncommitted changes)" if dirty else f" ({head_commit[:12]})")
         # the head takes the base's findings for every file it has unchanged: only the change is scanned
         shared = Reference(base_source.files)
+        worktree = None if head_ref else root
+        # an audit of dependencies the change leaves as they were runs on neither side
+        skipped = pool.submit(lambda: unchanged_audits(
+            repo, create_verifiers(config, options.context(config), options.only), base_source, head_source, worktree))
+
+        # what the change does besides its findings, read while the tools run
+        reviewed = pool.submit(lambda: review_change(
+            repo, create_verifiers(config, options.context(config), options.only), base_source, head_source, worktree,
+            config))
+
+        def gated_verifiers() -> list[Verifier]:
+            made = create_verifiers(config, options.context(config), options.only)
+            return [v for v in made if v.instance_name not in skipped.result()]
 
         def scanned_base(label: str) -> Scan:
             try:
-                return run_scan(base_source, config, options, progress.scope(label) if progress else None, share=shared)
+                return run_scan(base_source, config, options, progress.scope(label) if progress else None, share=shared,
+                                verifiers=gated_verifiers())
             finally:
                 shared.release_all()  # whatever happened, the head never waits for a base that is not coming
 
@@ -137,7 +153,7 @@ def gate(
 
         def scanned_head(label: str) -> Scan:
             try:
-                head_verifiers.extend(create_verifiers(config, options.context(config), options.only))
+                head_verifiers.extend(gated_verifiers())
                 return run_scan(head_source, config, options, progress.scope(label) if progress else None,
                                 reference=shared, verifiers=head_verifiers)
             finally:
@@ -147,8 +163,48 @@ def gate(
         before_future = pool.submit(scanned_base, f"base {merge_base[:12]}")
         before, after = before_future.result(), after_future.result()
         renames = renames_found.result() if renames_found is not None else {}
+        review = reviewed.result()
+        notes = [f"{name} not run: the change leaves the dependencies declared in {', '.join(files) or 'no file'} "
+                 "as they were" for name, files in skipped.result().items()]
+        config_change = _under_base_config(
+            repo, (merge_base, base_source), (head_commit if head_ref else None, head_source), review, config, options,
+            progress, worktree)
     cache = options.cache(config)
     if plans is not None and head_ref is None and cache is not None:
         plans.keep(root, launch_entries(head_verifiers, head_source), config.all_excludes(), cache.path)
     base_label = f"merge-base of {base_ref} ({merge_base[:12]})"
-    return evaluate(before, after, config.gate, renames, base=base_label, head=head_label)
+    return evaluate(before, after, config.gate, renames, base=base_label, head=head_label, review=review.reasons,
+                    config_change=config_change, notes=notes, suppressed_by_change=review.suppressed)
+
+
+def _under_base_config(
+    repo: Repo, base: tuple[str, Source], head: tuple[str | None, Source], review: ChangeReview, config: Config,
+    options: ScanOptions, progress: ProgressDisplay | None, worktree: Path | None,
+) -> ConfigChange | None:
+    """When the change alters files that configure some verifiers, or truthplane's own `exclude`/`verifiers`, the
+    head's code is scanned again under the base's configuration (mostly cache hits: only what changed is new)."""
+    changed = dict(review.config)
+    if not changed and review.settings is None:
+        return None
+    (base_commit, base_source), (head_commit, head_source) = base, head
+    tool_files = {path for paths in changed.values() for path in paths}
+    scan_config = config
+    if review.settings is not None:
+        scan_config, where = review.settings
+        # both listings again, under the base's excludes: what the head's excludes dropped comes back
+        base_source = commit_source(repo, base_commit, scan_config)
+        if head_commit is not None:
+            head_source = commit_source(repo, head_commit, scan_config)
+        else:
+            changes, dirty = repo.changes_since(base_commit, Excluder(scan_config.all_excludes()))
+            head_source = worktree_over(base_source, repo.root, changes, commit=head_source.commit, dirty=dirty)
+        selected = options.only or sorted({*scan_config.verifiers, *config.verifiers})
+        changed = {name: sorted({*changed.get(name, []), where}) for name in selected}
+    only = [name for name in sorted(changed) if name in scan_config.verifiers]
+    source = with_base_config(repo, base_source, head_source, tool_files, worktree)
+    label = "head with the base's configuration"
+    if only:
+        rescan = run_scan(source, scan_config, replace(options, only=only), progress.scope(label) if progress else None)
+    else:  # the base ran none of them: everything the head's verifiers report came with the change's settings
+        rescan = Scan(created_at=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"), commit=head_source.commit)
+    return ConfigChange(changed, rescan, frozenset(only))

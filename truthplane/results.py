@@ -40,7 +40,7 @@ def save_baseline(root: Path, scan: Scan) -> tuple[Path, list[Path]]:
 def write_sarif_per_verifier(directory: Path, scan: Scan) -> list[Path]:
     paths = []
     for run in scan.verifiers:
-        findings = [f for f in scan.findings if f.verifier == run.name]
+        findings = [f for f in scan.findings + scan.suppressed if f.verifier == run.name]
         log = sarif_log([run_for(run.name, findings, version=run.version, run_info=run)])
         path = directory / f"{run.name}.sarif"
         atomic_write(path, json.dumps(log, indent=2) + "\n")
@@ -61,11 +61,12 @@ def latest_baseline(root: Path) -> Path:
     return max(candidates)[2]
 
 
-def load_scan(path: Path) -> Scan:
+def load_scan(path: Path, root: Path | None = None) -> Scan:
     """A truthplane baseline, or any tool's SARIF 2.1.0 log, as a Scan.
 
     The one reading function for every command and the MCP server: a regular file of bounded size, whose
-    every defect (not JSON, nested too deeply, wrong shape, a newer schema) is an InputError naming it.
+    every defect (not JSON, nested too deeply, wrong shape, a newer schema) is an InputError naming it. A SARIF
+    log's absolute file URIs under `root` (ruff writes them) become repo-relative paths.
     """
     raw = read_regular_file(path, MAX_INPUT_BYTES, InputError)
     try:
@@ -82,7 +83,7 @@ def load_scan(path: Path) -> Scan:
     try:
         if _LONE_SURROGATE.search(raw):
             data = _replace_lone_surrogates(data)
-        return scan_from_data(data, str(path))
+        return scan_from_data(data, str(path), root)
     except RecursionError:
         raise InputError(f"{path} is nested too deeply to be a baseline or SARIF file") from None
 
@@ -102,7 +103,7 @@ def _replace_lone_surrogates(data: object) -> object:
     return data
 
 
-def scan_from_data(data: object, where: str) -> Scan:
+def scan_from_data(data: object, where: str, root: Path | None = None) -> Scan:
     if isinstance(data, dict) and data.get("tool") == "truthplane":
         version = data.get("schema_version", SCHEMA_VERSION)
         if version != SCHEMA_VERSION or isinstance(version, bool):
@@ -118,16 +119,18 @@ def scan_from_data(data: object, where: str) -> Scan:
             raise InputError(f"{where} is not a valid truthplane baseline: {loc}: {first['msg']}") from None
     if isinstance(data, dict) and "runs" in data:
         try:
-            findings = findings_from_sarif(data)
+            results = findings_from_sarif(data, root=root)
             runs = verifier_runs_from_sarif(data)
         except InputError as exc:
             raise InputError(f"{where}: {exc}") from None
+        findings = [f for f in results if not f.suppressed]
         counts: dict[str, int] = {}
         for finding in findings:
             counts[finding.verifier] = counts.get(finding.verifier, 0) + 1
-        runs = [r.model_copy(update={"count": counts.get(r.name, 0)}) for r in runs]
+        runs = [r.model_copy(update={"count": counts.get(r.name, 0)}) for r in _merge_runs(runs)]
         created = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        return Scan(created_at=created, verifiers=_merge_runs(runs), findings=findings)
+        return Scan(created_at=created, verifiers=runs, findings=findings,
+                    suppressed=[f for f in results if f.suppressed])
     raise InputError(f"{where} is neither a truthplane baseline nor a SARIF log")
 
 

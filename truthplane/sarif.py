@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from pathlib import Path, PurePosixPath
-from typing import Any, cast
+from typing import Any, Literal, cast
 from urllib.parse import quote, unquote, urlparse
 
 from truthplane import __version__
@@ -35,6 +35,13 @@ _SECURITY_SEVERITY = {
     Severity.NOTE: "0.0",
 }
 _FOREIGN_LEVEL = {"error": Severity.HIGH, "warning": Severity.MEDIUM, "note": Severity.LOW, "none": Severity.NOTE}
+# tools whose SARIF driver name is not the verifier's name
+_DRIVER_NAMES = {"semgrep oss": "semgrep", "semgrep pro": "semgrep", "semgrep pro engine": "semgrep"}
+_AUTOMATION_PREFIX = "truthplane/"
+# what truthplane's own results carry besides the fingerprints, so reading them back loses no identity
+_CONTEXT_PROPERTY = "truthplane/context-hash"
+_SYMBOL_PROPERTY = "truthplane/symbol"
+_FINGERPRINT = "truthplane/v1"
 
 
 # ---- writing ---------------------------------------------------------------------------------
@@ -67,11 +74,17 @@ def _result(finding: Finding, rule_index: int, baseline_state: str | None) -> di
     if finding.partial_fingerprints:
         result["partialFingerprints"] = dict(sorted(finding.partial_fingerprints.items()))
     if finding.fingerprint:
-        result["fingerprints"] = {"truthplane/v1": finding.fingerprint}
+        result["fingerprints"] = {_FINGERPRINT: finding.fingerprint}
+    if finding.context_hash:
+        result["properties"][_CONTEXT_PROPERTY] = finding.context_hash
+    if finding.symbol:
+        result["properties"][_SYMBOL_PROPERTY] = finding.symbol
     if finding.identity:
         result["properties"]["truthplane/identity"] = finding.identity
     if finding.tool_severity:
         result["properties"]["truthplane/tool-severity"] = finding.tool_severity
+    if finding.suppressed:
+        result["suppressions"] = [{"kind": finding.suppressed}]
     if baseline_state:
         result["baselineState"] = baseline_state
     return result
@@ -115,7 +128,7 @@ def run_for(
         driver["version"] = version
     run: dict[str, Any] = {
         "tool": {"driver": driver},
-        "automationDetails": {"id": f"truthplane/{verifier}/"},
+        "automationDetails": {"id": f"{_AUTOMATION_PREFIX}{verifier}/"},
         "originalUriBaseIds": {SRCROOT: {"description": {"text": "the repository root"}}},
         "results": results,
         "properties": {"truthplane/version": __version__},
@@ -137,15 +150,17 @@ def sarif_log(runs: list[dict[str, Any]]) -> dict[str, Any]:
 
 def diff_log(
     new: list[Finding], unchanged: list[Finding], fixed: list[Finding], verifiers: list[VerifierRun],
-    *, include_absent: bool = False,
+    *, include_absent: bool = False, suppressed: list[Finding] | None = None,
 ) -> dict[str, Any]:
-    """A log for code scanning upload: new and unchanged results with baselineState.
+    """A log for code scanning upload: new and unchanged results with baselineState, and the suppressed ones
+    with their suppressions (code scanning shows those as dismissed).
 
     Fixed findings are left out unless asked for: GitHub code scanning ignores baselineState and
     would open an alert for an 'absent' result.
     """
     by_verifier: dict[str, list[tuple[Finding, str]]] = {v.name: [] for v in verifiers}
     groups = [(new, "new"), (unchanged, "unchanged")] + ([(fixed, "absent")] if include_absent else [])
+    groups.append((suppressed or [], ""))
     for findings, state in groups:
         for finding in findings:
             by_verifier.setdefault(finding.verifier, []).append((finding, state))
@@ -155,7 +170,7 @@ def diff_log(
         ordered = sorted(pairs, key=lambda p: (p[0].path, p[0].start_line or 0, p[0].rule_id))
         runs.append(run_for(
             name, [f for f, _ in ordered], version=info[name].version if name in info else None,
-            states={id(f): s for f, s in ordered}, run_info=info.get(name),
+            states={id(f): s for f, s in ordered if s}, run_info=info.get(name),
         ))
     return sarif_log(runs)
 
@@ -225,6 +240,32 @@ def _severity(result: dict[str, Any], rule: dict[str, Any] | None) -> Severity:
     return _FOREIGN_LEVEL.get(level if isinstance(level, str) else "warning", Severity.MEDIUM)
 
 
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def _suppression(value: Any) -> Literal["inSource", "external"] | None:
+    """The kind of the first suppression in force; one a reviewer rejected suppresses nothing."""
+    if not isinstance(value, list):
+        return None
+    for suppression in value:
+        if isinstance(suppression, dict) and suppression.get("status") != "rejected":
+            return "external" if suppression.get("kind") == "external" else "inSource"
+    return None
+
+
+def _verifier_name(run: dict[str, Any], driver: dict[str, Any]) -> str:
+    """truthplane's own runs name their verifier in automationDetails; other tools by their driver's name."""
+    details = run.get("automationDetails")
+    run_id = details.get("id") if isinstance(details, dict) else None
+    if isinstance(run_id, str) and run_id.startswith(_AUTOMATION_PREFIX) and run_id.endswith("/"):
+        own = run_id[len(_AUTOMATION_PREFIX):-1]
+        if own and "/" not in own:
+            return own
+    name = str(driver.get("name") or "sarif").lower()
+    return _DRIVER_NAMES.get(name, name)
+
+
 def _int_or_none(value: Any) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
 
@@ -232,7 +273,7 @@ def _int_or_none(value: Any) -> int | None:
 def _findings_of_run(run: dict[str, Any], index: int, verifier: str | None, root: Path | None) -> list[Finding]:
     tool = _expect(run.get("tool"), dict, f"runs[{index}].tool")
     driver = _expect(tool.get("driver"), dict, f"runs[{index}].tool.driver")
-    name = verifier or str(driver.get("name") or "sarif").lower()
+    name = verifier or _verifier_name(run, driver)
     rules = driver.get("rules") or []
     _expect(rules, list, f"runs[{index}].tool.driver.rules")
     base_ids = run.get("originalUriBaseIds") or {}
@@ -273,6 +314,8 @@ def _findings_of_run(run: dict[str, Any], index: int, verifier: str | None, root
         partial = result.get("partialFingerprints") or {}
         _expect(partial, dict, f"{where}.partialFingerprints")
         props = result.get("properties") if isinstance(result.get("properties"), dict) else {}
+        own = result.get("fingerprints") if isinstance(result.get("fingerprints"), dict) else {}
+        suppressed = _suppression(result.get("suppressions"))
         start_line = _int_or_none(region.get("startLine"))
         findings.append(Finding(
             verifier=name,
@@ -286,6 +329,10 @@ def _findings_of_run(run: dict[str, Any], index: int, verifier: str | None, root
             end_column=_int_or_none(region.get("endColumn")),
             partial_fingerprints={str(k): str(v) for k, v in partial.items() if isinstance(v, (str, int))},
             identity=str(props.get("truthplane/identity", "")),
+            fingerprint=_text(own.get(_FINGERPRINT)) or _text(partial.get(_FINGERPRINT)),
+            context_hash=_text(props.get(_CONTEXT_PROPERTY)),
+            symbol=_text(props.get(_SYMBOL_PROPERTY)),
+            suppressed=suppressed,
             tool_severity=result.get("level") if isinstance(result.get("level"), str) else None,
             help_uri=(rule or {}).get("helpUri") if isinstance((rule or {}).get("helpUri"), str) else None,
         ))
@@ -317,7 +364,7 @@ def verifier_runs_from_sarif(log: dict[str, Any]) -> list[VerifierRun]:
         invocations = _expect(run.get("invocations") or [{}], list, f"runs[{index}].invocations")
         ok = all(isinstance(i, dict) and i.get("executionSuccessful", True) is not False for i in invocations)
         runs.append(VerifierRun(
-            name=str(driver.get("name") or "sarif").lower(),
+            name=_verifier_name(run, driver),
             version=driver.get("version") if isinstance(driver.get("version"), str) else None,
             status=ToolStatus.OK if ok else ToolStatus.FAILED,
             count=len(_expect(run.get("results") or [], list, f"runs[{index}].results")),

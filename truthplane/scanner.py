@@ -312,7 +312,7 @@ def _run_verifier(
             duration_s=round(time.monotonic() - started, 3),
         ), []
     run = VerifierRun(
-        name=name, version=info.version, status=ToolStatus.OK, count=len(findings),
+        name=name, version=info.version, status=ToolStatus.OK, count=sum(1 for f in findings if not f.suppressed),
         duration_s=round(time.monotonic() - started, 3),
         cached_files=job.cached_files, scanned_files=job.scanned_files,
     )
@@ -361,7 +361,8 @@ def scan(
         commit=source.commit,
         dirty=source.dirty,
         verifiers=runs,
-        findings=findings,
+        findings=[f for f in findings if not f.suppressed],
+        suppressed=[f for f in findings if f.suppressed],
         files=dict(sorted(source.files.items())),
     )
 

@@ -18,25 +18,11 @@ from pathlib import Path, PurePosixPath
 
 from truthplane.candidates import DEV_NULL, FilePatch, Hunk, HunkLine, code_part, parse_diff, strip_level
 from truthplane.errors import UsageError
+from truthplane.suppressions import DOC_SUFFIXES as _DOC_SUFFIXES
+from truthplane.suppressions import SUPPRESSIONS as _SUPPRESSIONS
 
 TAMPER_CATEGORIES = frozenset({"suppressions", "tests", "config"})
 
-# label -> pattern, matched against a line's comment part
-_SUPPRESSIONS: dict[str, re.Pattern[str]] = {
-    "# noqa": re.compile(r"#\s*noqa\b", re.IGNORECASE),
-    "# ruff: noqa": re.compile(r"#\s*(ruff|flake8)\s*:\s*noqa\b", re.IGNORECASE),
-    "# nosec": re.compile(r"#\s*nosec\b", re.IGNORECASE),
-    "# type: ignore": re.compile(r"#\s*type\s*:\s*ignore\b"),
-    "# pyright: ignore": re.compile(r"#\s*pyright\s*:\s*(ignore|basic)\b"),
-    "# mypy: ignore-errors": re.compile(r"#\s*mypy\s*:\s*ignore-errors\b"),
-    "# pylint: disable": re.compile(r"#\s*pylint\s*:\s*disable\b"),
-    "# pragma: no cover": re.compile(r"#\s*pragma\s*:\s*no\s*cover\b", re.IGNORECASE),
-    "nosemgrep": re.compile(r"(#|//|/\*)\s*nosem(grep)?\b"),
-    "eslint-disable": re.compile(r"(//|/\*)\s*eslint-disable"),
-    "@ts-ignore": re.compile(r"(//|/\*)\s*@ts-ignore\b"),
-    "@ts-nocheck": re.compile(r"(//|/\*)\s*@ts-nocheck\b"),
-    "@ts-expect-error": re.compile(r"(//|/\*)\s*@ts-expect-error\b"),
-}
 # label -> pattern, matched against a line's code part
 _PY_SKIPS: dict[str, re.Pattern[str]] = {
     "@pytest.mark.skip": re.compile(r"@\s*pytest\.mark\.skip\b"),
@@ -59,8 +45,6 @@ _PY_ASSERT = re.compile(r"^\s*(assert\b|self\.assert\w*\s*\(|self\.fail\s*\(|pyt
 _JS_ASSERT = re.compile(r"^\s*(expect\s*\(|assert\b|assert\.)")
 _DEF = re.compile(r"^\s*(?:async\s+)?def\s+(\w+)\s*\(")
 _JS_SUFFIXES = (".js", ".jsx", ".ts", ".tsx", ".mjs", ".cjs")
-# prose files: a Markdown heading that reads like a noqa comment silences nothing
-_DOC_SUFFIXES = (".md", ".rst", ".txt", ".adoc")
 
 _CONFIG_NAMES = frozenset({
     "ruff.toml", ".ruff.toml", ".bandit", "mypy.ini", ".mypy.ini", "setup.cfg", "tox.ini", "pytest.ini",

@@ -101,3 +101,21 @@ def test_unknown_rule_in_args_is_an_error(tree: Callable[[dict[str, str]], Path]
 )
 def test_severity_mapping(code: str, severity: Severity) -> None:
     assert ruff_severity(code) is severity
+
+
+TEST_MODULE = 'def test_login(client):\n    password = "hunter2"\n    assert client.login(password)\n'
+SELECT_S = '[tool.ruff.lint]\nselect = ["S"]\n'
+
+
+def test_asserts_in_tests_are_no_findings_by_default(tree: Callable[[dict[str, str]], Path]) -> None:
+    root = tree({"pyproject.toml": SELECT_S, "tests/test_login.py": TEST_MODULE, "pkg/conftest.py": TEST_MODULE,
+                 "pkg/login.py": TEST_MODULE})
+    found = located(build_verifier("ruff").scan(root).findings)
+    assert found == {("S105", "pkg/login.py", 2), ("S101", "pkg/login.py", 3)}
+
+
+def test_the_repositorys_own_per_file_ignores_win(tree: Callable[[dict[str, str]], Path]) -> None:
+    config = SELECT_S + '[tool.ruff.lint.per-file-ignores]\n"tests/*" = ["S105"]\n'
+    root = tree({"pyproject.toml": config, "tests/test_login.py": TEST_MODULE})
+    found = located(build_verifier("ruff").scan(root).findings)
+    assert found == {("S101", "tests/test_login.py", 3)}

@@ -167,7 +167,11 @@ def gate_json(result: GateResult) -> bytes:
 def gate_sarif(result: GateResult) -> str:
     from truthplane.sarif import diff_log
 
-    return json.dumps(diff_log(result.new, result.unchanged, result.fixed, result.verifiers), indent=2) + "\n"
+    # a finding the configuration silences is, to code scanning, dismissed by something outside the source
+    silenced = [f.model_copy(update={"suppressed": "external"}) for f in result.silenced_by_config]
+    log = diff_log(result.new + result.added_by_config, result.unchanged, result.fixed, result.verifiers,
+                   suppressed=result.suppressed + silenced)
+    return json.dumps(log, indent=2) + "\n"
 
 
 def gate_markdown(result: GateResult, *, limit: int = 50) -> str:
@@ -177,17 +181,27 @@ def gate_markdown(result: GateResult, *, limit: int = 50) -> str:
         lines += [f"Compared `{_md(result.head or 'working tree')}` with `{_md(result.base or '')}`.", ""]
     lines += [f"- {_md(reason, limit=None)}" for reason in result.reasons] + [""]
     lines += [
-        f"**{len(result.new)} new**, **{len(result.fixed)} fixed**, {len(result.unchanged)} unchanged.", "",
+        f"**{len(result.new)} new**, **{len(result.fixed)} fixed**, {len(result.unchanged)} unchanged"
+        + (f", **{len(result.silenced_by_config)} silenced by configuration**" if result.silenced_by_config else "")
+        + ".", "",
         "| verifier | version | status | findings | time |", "|---|---|---|---|---|",
     ]
     for run in result.verifiers:
         status = "ok" if run.status.value == "ok" else f"**{run.status.value}**: {_md(run.error or '')}"
         lines.append(f"| {_md(run.name)} | {_md(run.version or '—')} | {status} | {run.count} | {run.duration_s:.2f}s |")
-    for title, findings in (("New findings", result.new), ("Fixed findings", result.fixed)):
+    if result.suppressed:
+        lines += ["", f"{len(result.suppressed)} result(s) suppressed in source or by the tool are not counted "
+                  "(`--format json` lists them under `suppressed`)."]
+    sections = (
+        ("New findings", result.new), ("Fixed findings", result.fixed),
+        ("Silenced by a configuration change", result.silenced_by_config),
+        ("Appeared because of a configuration change", result.added_by_config),
+    )
+    for title, findings in sections:
         if not findings:
             continue
         lines += ["", f"### {title}", "", "| severity | where | rule | message |", "|---|---|---|---|"]
-        for f in findings[:limit]:
+        for f in _most_severe_first(findings)[:limit]:
             lines.append(f"| {f.severity.value} | `{_md(_location(f))}` | {_md(f.verifier)} `{_md(f.rule_id)}` | {_md(f.message)} |")
         if len(findings) > limit:
             lines.append(f"| | | | … and {len(findings) - limit} more |")
@@ -210,6 +224,10 @@ def unverified_sarif(reason: str) -> str:
     return json.dumps(sarif_log([run_for("truthplane", [], run_info=failed)]), indent=2) + "\n"
 
 
+def _most_severe_first(findings: list[Finding]) -> list[Finding]:
+    return sorted(findings, key=lambda f: (-f.severity.rank, f.path, f.start_line or 0, f.rule_id))
+
+
 def _md(text: str, limit: int | None = 300) -> str:
     """One table cell or list item: a newline would end the row, a control character reach the terminal."""
     return printable(text.replace("|", "\\|").replace("\n", " "))[:limit]
@@ -221,7 +239,7 @@ def _finding_lines(console: Any, title: str, findings: list[Finding], style_on: 
 
     if not findings:
         return
-    ordered = sorted(findings, key=lambda f: (-f.severity.rank, f.path, f.start_line or 0))
+    ordered = _most_severe_first(findings)
     console.print(f"\n{title} ({len(findings)}):")
     for f in ordered[:limit]:
         sev = f.severity.value
@@ -246,11 +264,17 @@ def print_gate_text(result: GateResult, stream: TextIO, *, show_unchanged: bool 
     console, on = _console(stream)
     verdict = result.verdict.value
     head = f"[{_VERDICT_STYLE[verdict]}]{verdict}[/]" if on else verdict
-    console.print(f"truthplane: {head}  ({len(result.new)} new, {len(result.fixed)} fixed, {len(result.unchanged)} unchanged)")
+    silenced = f", {len(result.silenced_by_config)} silenced by configuration" if result.silenced_by_config else ""
+    console.print(f"truthplane: {head}  ({len(result.new)} new, {len(result.fixed)} fixed, "
+                  f"{len(result.unchanged)} unchanged{silenced})")
     for reason in result.reasons:
         console.print(f"  - {printable(reason)}", markup=False)
+    if result.suppressed:
+        console.print(f"  {len(result.suppressed)} suppressed result(s) not counted (--format json lists them)", markup=False)
     _finding_lines(console, "New", result.new, on)
     _finding_lines(console, "Fixed", result.fixed, on)
+    _finding_lines(console, "Silenced by a configuration change", result.silenced_by_config, on)
+    _finding_lines(console, "Appeared because of a configuration change", result.added_by_config, on)
     if show_unchanged:
         _finding_lines(console, "Unchanged", result.unchanged, on)
 
@@ -287,7 +311,7 @@ def scan_sarif(scan: Scan) -> str:
     from truthplane.sarif import run_for, sarif_log
 
     runs = [
-        run_for(r.name, [f for f in scan.findings if f.verifier == r.name], version=r.version, run_info=r)
+        run_for(r.name, [f for f in scan.findings + scan.suppressed if f.verifier == r.name], version=r.version, run_info=r)
         for r in scan.verifiers
     ]
     return json.dumps(sarif_log(runs), indent=2) + "\n"

@@ -148,7 +148,8 @@ def diff(
     from truthplane.results import load_scan
 
     config = load_config(Path("."), config_path)
-    result = evaluate(load_scan(before), load_scan(after), config.gate, base=str(before), head=str(after))
+    here = Path.cwd()  # a log's absolute file URIs (ruff's) are read relative to where the command runs
+    result = evaluate(load_scan(before, here), load_scan(after, here), config.gate, base=str(before), head=str(after))
     return _emit_gate(result, fmt, output)
 
 

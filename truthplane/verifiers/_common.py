@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from truthplane.errors import VerifierError
-from truthplane.models import ScanResult, Severity, ToolInfo
+from truthplane.models import Finding, ScanResult, Severity, ToolInfo
 from truthplane.verifiers._commands import (
     select_files as select_files,  # shared with the commands spelled ahead
 )
@@ -82,6 +82,30 @@ def cached_tool_info(verifier: str, command: list[str], *, install_hint: str) ->
         if info.version:
             _TOOL_INFO[key] = info
     return info.model_copy(update={"name": verifier})
+
+
+# rules whose findings are expected in tests (assert is how pytest checks; fixtures name passwords; test
+# clients call without timeouts): no findings in test files unless the repository configures the tool itself
+TEST_FILE_RULES = {
+    "bandit": frozenset({"B101", "B105", "B106", "B107", "B113"}),
+    "ruff": frozenset({"S101", "S105", "S106", "S107", "S113"}),
+}
+# a version of these defaults, for the cache key: changing them must not leave stale cached findings
+TEST_FILE_DEFAULTS = "test-files-1:" + ";".join(f"{k}={','.join(sorted(v))}" for k, v in sorted(TEST_FILE_RULES.items()))
+
+
+def is_test_file(path: str) -> bool:
+    """tests/ anywhere in the path, test_*.py, *_test.py, conftest.py: where pytest looks for tests."""
+    parts = path.split("/")
+    name = parts[-1]
+    return (
+        "tests" in parts[:-1] or name == "conftest.py"
+        or (name.startswith("test_") and name.endswith(".py")) or name.endswith("_test.py")
+    )
+
+
+def drop_test_file_rules(findings: list[Finding], rules: frozenset[str]) -> list[Finding]:
+    return [f for f in findings if not (f.rule_id in rules and is_test_file(f.path))]
 
 
 def empty_result(verifier: str, version: str | None) -> ScanResult:

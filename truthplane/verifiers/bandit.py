@@ -21,8 +21,11 @@ from truthplane.errors import VerifierError
 from truthplane.models import Finding, ScanResult, Severity, ToolInfo
 from truthplane.verifiers._commands import Recipe
 from truthplane.verifiers._common import (
+    TEST_FILE_DEFAULTS,
+    TEST_FILE_RULES,
     ToolRecord,
     cached_tool_info,
+    drop_test_file_rules,
     empty_result,
     one_line,
     parse_json,
@@ -104,9 +107,13 @@ class BanditVerifier(Verifier):
     file_local = True
     suffixes = (".py",)
     config_files = (".bandit", "pyproject.toml")
+    pyproject_keys = ("tool.bandit",)
 
     def available(self) -> ToolInfo:
         return cached_tool_info(self.instance_name, ["bandit", "--version"], install_hint=INSTALL_HINT)
+
+    def config_fingerprint(self) -> str:
+        return super().config_fingerprint() + TEST_FILE_DEFAULTS
 
     def recipe(self, target: Path) -> Recipe:
         return Recipe("bandit", {"config_args": config_arguments(target), "args": list(self.options.args)})
@@ -123,6 +130,8 @@ class BanditVerifier(Verifier):
             self.instance_name, command.argv, cwd=target, timeout_s=self.timeout_s, ok_exit_codes=(0, 1)
         )
         findings = self.parse(target, output)
+        if not config_arguments(target):  # the repository's own bandit configuration decides for itself
+            findings = drop_test_file_rules(findings, TEST_FILE_RULES["bandit"])
         return ScanResult(
             verifier=self.instance_name,
             version=version,

@@ -77,6 +77,7 @@ class EslintVerifier(NodeTool, Verifier):
     file_local = True  # unless the config is type-aware: see available()
     suffixes = JS_SUFFIXES
     config_files = (*ESLINT_CONFIGS, "package.json", "package-lock.json", ".eslintignore")
+    settings_files = (*ESLINT_CONFIGS, ".eslintignore")
 
     def _tools(self, target: Path | None) -> tuple[str | None, Path | None]:
         executable = self.node_tool("eslint", target)

@@ -11,6 +11,7 @@ import os
 import subprocess
 import threading
 from abc import ABC, abstractmethod
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
@@ -51,6 +52,44 @@ class Verifier(ABC):
     suffixes: ClassVar[tuple[str, ...]] = (".py",)
     #: repository files whose content changes the tool's results (part of the cache key)
     config_files: ClassVar[tuple[str, ...]] = ()
+    #: the files among those that configure what the tool reports (rules, excludes), as opposed to what it
+    #: checks (a lockfile for an audit): a gate tells apart what a change to them silences; None: config_files
+    settings_files: ClassVar[tuple[str, ...] | None] = None
+
+    def dependency_files(self, paths: Iterable[str]) -> list[str] | None:
+        """For an audit of declared dependencies: which of `paths` declare them. A gate runs an audit only
+        when the change alters what they declare (an unchanged lockfile cannot bring an advisory).
+        None: not an audit, it always runs."""
+        return None
+
+    def dependency_state(self, path: str, text: str | None) -> object:
+        """What a dependency file declares, for telling a real change from an unrelated edit of the file."""
+        return text
+
+    #: where in pyproject.toml its settings live (dotted keys): an edit elsewhere in the file changes nothing
+    pyproject_keys: ClassVar[tuple[str, ...]] = ()
+
+    def configured_by(self) -> tuple[str, ...]:
+        """The names of the files that configure what this verifier reports."""
+        return self.config_files if self.settings_files is None else self.settings_files
+
+    def settings_state(self, path: str, text: str | None) -> object:
+        """What a configuring file sets for this verifier, for telling a real change from an unrelated edit."""
+        if text is None or not self.pyproject_keys or path.rsplit("/", 1)[-1] != "pyproject.toml":
+            return text
+        import tomllib
+
+        try:
+            document: object = tomllib.loads(text)
+        except tomllib.TOMLDecodeError:
+            return text
+        state = []
+        for dotted in self.pyproject_keys:
+            value = document
+            for key in dotted.split("."):
+                value = value.get(key) if isinstance(value, dict) else None
+            state.append(value)
+        return state
 
     def __init__(self, instance_name: str, options: VerifierConfig, context: VerifierContext) -> None:
         self.instance_name = instance_name

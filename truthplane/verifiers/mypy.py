@@ -106,6 +106,7 @@ class MypyVerifier(Verifier):
     tree_cacheable = True
     suffixes = (".py", ".pyi")
     config_files = CONFIG_FILES
+    pyproject_keys = ("tool.mypy", "project.requires-python")
 
     def available(self) -> ToolInfo:
         return cached_tool_info(self.instance_name, ["mypy", "--version"], install_hint=INSTALL_HINT)

@@ -15,8 +15,10 @@ is could-not-run, never "no vulnerabilities".
 
 from __future__ import annotations
 
+import json
 import re
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +31,9 @@ from truthplane.verifiers._node import LOCKFILES
 from truthplane.verifiers.interface import ToolOutput, Verifier, run_tool
 
 INSTALL_HINT = "install Node.js and npm (apt-get install npm), or drop npm-audit from verifiers in truthplane.toml"
+# the repository's own manifest and lockfile (at its top, where the audit runs) and what in package.json declares
+_DEPENDENCY_FILES = ("package.json", *LOCKFILES, ".npmrc")
+_DECLARING = ("dependencies", "devDependencies", "optionalDependencies", "peerDependencies", "overrides")
 _GHSA = re.compile(r"GHSA(-[23456789cfghjmpqrvwx]{4}){3}")
 _SEVERITY = {
     "critical": Severity.CRITICAL,
@@ -97,6 +102,19 @@ class NpmAuditVerifier(Verifier):
     file_local = False
     suffixes = ()
     config_files = ("package.json", *LOCKFILES, ".npmrc")
+    settings_files = ()  # the lockfile is what it checks, not how
+
+    def dependency_files(self, paths: Iterable[str]) -> list[str]:
+        return sorted(p for p in paths if p in _DEPENDENCY_FILES)
+
+    def dependency_state(self, path: str, text: str | None) -> object:
+        if path != "package.json" or text is None:
+            return text  # a lockfile, or .npmrc (which registry answers): the whole file
+        try:
+            manifest = json.loads(text)
+        except ValueError:
+            return text
+        return {k: manifest.get(k) for k in _DECLARING} if isinstance(manifest, dict) else text
 
     def available(self) -> ToolInfo:
         return cached_tool_info(self.instance_name, ["npm", "--version"], install_hint=INSTALL_HINT)

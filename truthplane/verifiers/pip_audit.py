@@ -16,6 +16,7 @@ import re
 import tempfile
 import time
 import tomllib
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,6 +29,8 @@ from truthplane.verifiers._common import ToolRecord, cached_tool_info, one_line,
 from truthplane.verifiers.interface import ToolOutput, Verifier, run_tool
 
 INSTALL_HINT = "pip install pip-audit, or drop it from verifiers in truthplane.toml"
+# what find_sources audits: requirements*.txt at the top and requirements/*.txt
+_REQUIREMENTS = re.compile(r"requirements[^/]*\.txt|requirements/[^/]+\.txt")
 _NAME = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
 _PINNED = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(\[[^\]]*\])?\s*===?\s*[^\s;,*]+\s*(;[^#]*)?$")
 _NETWORK = re.compile(
@@ -138,6 +141,19 @@ class PipAuditVerifier(Verifier):
     file_local = False
     suffixes = ()
     config_files = ("pyproject.toml",)
+    settings_files = ()  # the requirements are what it checks, not how
+
+    def dependency_files(self, paths: Iterable[str]) -> list[str]:
+        return sorted(p for p in paths if p == "pyproject.toml" or _REQUIREMENTS.fullmatch(p))
+
+    def dependency_state(self, path: str, text: str | None) -> object:
+        if path != "pyproject.toml" or text is None:
+            return text
+        try:
+            project = tomllib.loads(text).get("project", {})
+        except tomllib.TOMLDecodeError:
+            return text
+        return (project.get("dependencies"), project.get("optional-dependencies")) if isinstance(project, dict) else text
 
     def available(self) -> ToolInfo:
         return cached_tool_info(self.instance_name, ["pip-audit", "--version"], install_hint=INSTALL_HINT)

@@ -53,6 +53,7 @@ class PytestVerifier(Verifier):
     file_local = False
     suffixes = ()
     config_files = ("pytest.ini", ".pytest.ini", "pyproject.toml", "tox.ini", "setup.cfg", "conftest.py")
+    settings_files = ()  # running the tests a second time under the base's settings costs a whole test run
 
     def available(self) -> ToolInfo:
         # the interpreter the local executor puts first on the job's PATH

@@ -8,14 +8,19 @@ Severity: syntax errors high; pyflakes (F), E9 and flake8-bandit (S) medium; eve
 from __future__ import annotations
 
 import time
+import tomllib
 from pathlib import Path
+from typing import Any
 
 from truthplane.errors import VerifierError
 from truthplane.models import Finding, ScanResult, Severity, ToolInfo
 from truthplane.verifiers._commands import Recipe
 from truthplane.verifiers._common import (
+    TEST_FILE_DEFAULTS,
+    TEST_FILE_RULES,
     ToolRecord,
     cached_tool_info,
+    drop_test_file_rules,
     empty_result,
     one_line,
     parse_json,
@@ -57,15 +62,39 @@ def ruff_severity(code: str) -> Severity:
     return Severity.LOW
 
 
+def sets_per_file_ignores(target: Path) -> bool:
+    """Whether the repository's top-level ruff configuration has per-file-ignores of its own."""
+    for name, table_path in (("ruff.toml", ()), (".ruff.toml", ()), ("pyproject.toml", ("tool", "ruff"))):
+        path = target / name
+        if not path.is_file():
+            continue
+        try:
+            table: Any = tomllib.loads(path.read_text(encoding="utf-8", errors="replace"))
+        except tomllib.TOMLDecodeError:
+            continue  # ruff reports a broken file in its own words
+        for key in table_path:
+            table = table.get(key, {}) if isinstance(table, dict) else {}
+        if not isinstance(table, dict):
+            continue
+        lint = table.get("lint") if isinstance(table.get("lint"), dict) else {}
+        if any(key in section for section in (table, lint) for key in ("per-file-ignores", "extend-per-file-ignores")):
+            return True
+    return False
+
+
 class RuffVerifier(Verifier):
     name = "ruff"
     incremental = True
     file_local = True
     suffixes = (".py", ".pyi")
     config_files = ("pyproject.toml", "ruff.toml", ".ruff.toml")
+    pyproject_keys = ("tool.ruff", "project.requires-python")  # ruff infers its target version from the latter
 
     def available(self) -> ToolInfo:
         return cached_tool_info(self.instance_name, ["ruff", "--version"], install_hint=INSTALL_HINT)
+
+    def config_fingerprint(self) -> str:
+        return super().config_fingerprint() + TEST_FILE_DEFAULTS
 
     def recipe(self, target: Path) -> Recipe:
         return Recipe("ruff", {"args": list(self.options.args)})
@@ -82,6 +111,8 @@ class RuffVerifier(Verifier):
             self.instance_name, command.argv, cwd=target, timeout_s=self.timeout_s, ok_exit_codes=(0, 1)
         )
         findings = self.parse(target, output)
+        if not sets_per_file_ignores(target):  # the repository has said which rules apply to which files
+            findings = drop_test_file_rules(findings, TEST_FILE_RULES["ruff"])
         return ScanResult(
             verifier=self.instance_name,
             version=version,

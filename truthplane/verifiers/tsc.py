@@ -5,7 +5,8 @@ tsc is taken from the repository's node_modules first, then PATH. Results depend
 program, so they are cached by the hash of every TS/JS file and the configs, never per file.
 
 Diagnostics `file(line,col): error TSxxxx: message` (indented lines that follow continue the message)
-become findings with rule id TSxxxx, severity medium. Exit codes: 0 clean; 1 and 2 diagnostics
+become findings with rule id TSxxxx: an error is high (the project no longer compiles, so a new one
+rejects), a warning or suggestion low; `[severity]` in truthplane.toml re-rates them. Exit codes: 0 clean; 1 and 2 diagnostics
 (1 when nothing would be emitted). An error that names no file and concerns the configuration
 (TS5xxx, TS6xxx: unknown option, missing tsconfig, no inputs) is could-not-run; other file-less
 errors are findings on the tsconfig.
@@ -42,12 +43,14 @@ class TscVerifier(NodeTool, Verifier):
     tree_cacheable = True
     suffixes = (*JS_SUFFIXES, ".json")
     config_files: ClassVar[tuple[str, ...]] = ("tsconfig.json", "package.json", "package-lock.json")
+    settings_files: ClassVar[tuple[str, ...] | None] = ("tsconfig.json",)
 
     def __init__(self, instance_name: str, options: VerifierConfig, context: VerifierContext) -> None:
         super().__init__(instance_name, options, context)
         if options.project:
             # a tsconfig under another name is part of the cache key too
             self.config_files = (*type(self).config_files, PurePosixPath(options.project).name)  # type: ignore[misc]
+            self.settings_files = ("tsconfig.json", PurePosixPath(options.project).name)  # type: ignore[misc]
 
     @property
     def project(self) -> str:
@@ -121,7 +124,7 @@ class TscVerifier(NodeTool, Verifier):
         return Finding(
             verifier=self.instance_name,
             rule_id=item["code"],
-            severity=Severity.MEDIUM if item["level"] == "error" else Severity.LOW,
+            severity=Severity.HIGH if item["level"] == "error" else Severity.LOW,
             tool_severity=item["level"],
             message=one_line(message),
             path=repo_path(target, item["file"]) if item.get("file") else "",

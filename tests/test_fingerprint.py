@@ -160,11 +160,44 @@ def test_several_unreported_moves_pair_each_file_with_its_own_copy() -> None:
     assert {f.path for f in result.unchanged if f.symbol == "second"} == {"y/two.py"}
 
 
-def test_content_fallback_does_not_pair_files_that_still_exist() -> None:
+def test_code_moved_out_of_a_file_that_still_exists_is_unchanged() -> None:
     before = {"a.py": BASE, "b.py": "X = 1\n"}
     after = {"a.py": "X = 1\n", "b.py": "X = 1\n", "c.py": BASE}
     result = diff(before, after, before_files=set(before), after_files=set(after))
+    assert counts(result) == (0, 0, 1)
+    assert result.unchanged[0].path == "c.py"
+
+
+def test_code_moved_between_files_pairs_by_symbol_before_code() -> None:
+    body = "def {name}(s):\n    return eval(s)\n\n\n"
+    before = {"a.py": body.format(name="one") + body.format(name="two"), "b.py": "X = 1\n"}
+    after = {"a.py": body.format(name="one"), "b.py": "X = 1\n\n\n" + body.format(name="two")}
+    result = diff(before, after, same_files=[])
+    assert counts(result) == (0, 0, 2)
+    assert {(f.path, f.symbol) for f in result.unchanged} == {("a.py", "one"), ("b.py", "two")}
+
+
+def test_copied_code_is_one_new_finding_and_the_original_stays() -> None:
+    before = {"a.py": BASE, "b.py": "X = 1\n"}
+    after = {"a.py": BASE, "b.py": "X = 1\n\n\n" + BASE}
+    result = diff(before, after, same_files=["a.py"])
+    assert counts(result) == (1, 0, 1)
+    assert result.new[0].path == "b.py" and result.unchanged[0].path == "a.py"
+
+
+def test_a_finding_fixed_in_an_unchanged_file_never_pairs_with_one_elsewhere() -> None:
+    before = [finding("lib.py", 3, context_hash="same-code", symbol="f")]
+    after = [finding("app.py", 9, context_hash="same-code", symbol="f")]
+    both = {"lib.py", "app.py"}
+    result = match(before, after, before_files=both, after_files=both, same_files=["lib.py"])
     assert counts(result) == (1, 1, 0)
+
+
+def test_findings_known_only_by_their_message_never_pair_across_files() -> None:
+    before = [finding("a.c", 3, message="value is never read")]
+    after = [finding("b.c", 7, message="value is never read")]
+    both = {"a.c", "b.c"}
+    assert counts(match(before, after, before_files=both, after_files=both)) == (1, 1, 0)
 
 
 def test_function_moved_within_the_file_keeps_identity() -> None:

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from tests.conftest import git
+from truthplane.cli.main import run
 from truthplane.fingerprint import annotate, match
 from truthplane.models import Diff, Finding, Severity
 
@@ -88,3 +93,122 @@ def test_an_edited_call_in_a_renamed_file_is_new(make_repo: Callable[..., Path])
     result, _ = diff_commits(repo, base, commit_all(repo, "move and widen the scope"))
     assert (len(result.new), len(result.fixed), len(result.unchanged)) == (1, 1, 5)
     assert result.new[0].symbol == result.fixed[0].symbol == "handler_3"
+
+
+# ---- moves across files, through `truthplane gate` with the real analysers -----------------------
+
+UTILS = '''import hashlib
+import pickle
+import subprocess
+
+
+def run_shell(command):
+    return subprocess.call(command, shell=True)
+
+
+def checksum(data):
+    return hashlib.md5(data).hexdigest()
+
+
+def load_blob(blob):
+    return pickle.loads(blob)
+
+
+def evaluate(expression):
+    return eval(expression)
+
+
+class Cache:
+    def restore(self, blob):
+        return pickle.loads(blob)
+
+    def digest(self, data):
+        return hashlib.md5(data).hexdigest()
+'''
+
+
+def gate_json(repo: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    monkeypatch.setenv("TRUTHPLANE_CACHE_DIR", str(repo.parent / "cache"))
+    code = run(["gate", str(repo), "--base", "main", "--verifier", "ruff", "--verifier", "bandit", "--format", "json"])
+    out, err = capsys.readouterr()
+    document = json.loads(out)
+    assert code == document_exit(document), err
+    return document
+
+
+def document_exit(document: dict[str, Any]) -> int:
+    return {"APPROVE": 0, "REJECT": 1, "REVIEW": 3, "UNVERIFIED": 4}[document["verdict"]]
+
+
+def on_branch(repo: Path, files: dict[str, str | None]) -> None:
+    git(repo, "checkout", "-qb", "change")
+    for rel, text in files.items():
+        if text is None:
+            git(repo, "rm", "-q", rel)
+        else:
+            (repo / rel).parent.mkdir(parents=True, exist_ok=True)
+            (repo / rel).write_text(text)
+    commit_all(repo, "move code")
+
+
+def rule_paths(findings: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    return sorted((f["rule_id"], f["path"]) for f in findings)
+
+
+def part(text: str, start: str, end: str | None = None) -> str:
+    """The lines of `text` from the one starting with `start` up to (not including) the one starting with `end`."""
+    begin = text.index(start)
+    return text[begin : text.index(end, begin) if end else len(text)]
+
+
+
+
+@pytest.mark.tool("ruff")
+@pytest.mark.tool("bandit")
+def test_a_module_split_into_two_new_files_is_unchanged(make_repo, capsys, monkeypatch) -> None:
+    repo = make_repo({"app/utils.py": UTILS, "app/__init__.py": ""})
+    first = "import hashlib\nimport subprocess\n\n\n" + part(UTILS, "def run_shell", "def load_blob")
+    second = "import hashlib\nimport pickle\n\n\n" + part(UTILS, "def load_blob")
+    on_branch(repo, {"app/utils.py": None, "app/shell.py": first, "app/blobs.py": second})
+    doc = gate_json(repo, capsys, monkeypatch)
+    assert (doc["new"], doc["fixed"]) == ([], []), doc["reasons"]
+    assert len(doc["unchanged"]) >= 7 and {f["path"] for f in doc["unchanged"]} >= {"app/shell.py", "app/blobs.py"}
+    assert doc["verdict"] == "APPROVE"
+
+
+@pytest.mark.tool("ruff")
+@pytest.mark.tool("bandit")
+def test_a_function_extracted_into_a_new_module_is_unchanged(make_repo, capsys, monkeypatch) -> None:
+    repo = make_repo({"app/utils.py": UTILS, "app/__init__.py": ""})
+    extracted = part(UTILS, "def evaluate", "class Cache")
+    rest = UTILS.replace(extracted, "").replace("import subprocess\n", "import subprocess\n\nfrom app.calc import evaluate\n")
+    on_branch(repo, {"app/utils.py": rest + "\n\n__all__ = ['evaluate']\n", "app/calc.py": "\n\n" + extracted})
+    doc = gate_json(repo, capsys, monkeypatch)
+    assert (doc["new"], doc["fixed"]) == ([], []), doc["reasons"]
+    assert ("B307", "app/calc.py") in rule_paths(doc["unchanged"])
+
+
+@pytest.mark.tool("ruff")
+@pytest.mark.tool("bandit")
+def test_a_class_moved_into_an_existing_module_is_unchanged(make_repo, capsys, monkeypatch) -> None:
+    storage = "\n\ndef save(value):\n    return json.dumps(value)\n"
+    repo = make_repo({"app/utils.py": UTILS, "app/storage.py": "import json\n" + storage, "app/__init__.py": ""})
+    moved = part(UTILS, "class Cache")
+    on_branch(repo, {"app/utils.py": UTILS.replace(moved, "").rstrip() + "\n",
+                     "app/storage.py": "import hashlib\nimport json\nimport pickle\n" + storage + "\n\n" + moved})
+    doc = gate_json(repo, capsys, monkeypatch)
+    # utils.py still loads pickles, so the import storage.py gains is a second one: new, the only new
+    assert rule_paths(doc["new"]) == [("B403", "app/storage.py")] and doc["fixed"] == []
+    assert {("B301", "app/storage.py"), ("B324", "app/storage.py")} <= set(rule_paths(doc["unchanged"]))
+
+
+@pytest.mark.tool("ruff")
+@pytest.mark.tool("bandit")
+def test_copied_code_gives_exactly_the_copied_findings_as_new(make_repo, capsys, monkeypatch) -> None:
+    repo = make_repo({"app/utils.py": UTILS, "app/calc.py": "VALUE = 1\n", "app/__init__.py": ""})
+    copied = part(UTILS, "def evaluate", "class Cache")
+    on_branch(repo, {"app/calc.py": "VALUE = 1\n\n\n" + copied})
+    doc = gate_json(repo, capsys, monkeypatch)
+    assert doc["fixed"] == []
+    assert rule_paths(doc["new"]) == [("B307", "app/calc.py")]
+    assert ("B307", "app/utils.py") in rule_paths(doc["unchanged"])

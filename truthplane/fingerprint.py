@@ -278,11 +278,14 @@ def match(
 
     Each pass sees only what the earlier ones left: (1) the tool's identity; (2) path after renames +
     fingerprint (rule, symbol, context); (3) path + context, for code moved between functions; (4) files
-    that vanished paired with files that appeared by shared fingerprints, for moves git did not report.
+    that vanished paired with files that appeared by shared fingerprints, for moves git did not report;
+    (5) across the files the change touched, fingerprint then context alone, for code moved to a file that
+    already existed or still exists (only what the in-file passes left over: a copy stays new).
     Nothing looser: a finding whose flagged code was edited is new, and the old one fixed.
     """
     renames = dict(renames or {})
     settled: list[Finding] = []
+    same: set[str] = set()
     if same_files is not None:
         same = set(same_files) - set(renames) - set(renames.values())
         before, after, settled = _settle_alike(before, after, same)
@@ -346,6 +349,18 @@ def match(
         run(by_fingerprint(paired), by_fingerprint(here))
         run(by_context(paired), by_context(here))
 
+    if todo_before and todo_after:
+        # code moved between files that both stay (a function extracted, a class moved, tests split): the same
+        # rule on the same flagged code, the symbol first; a copy leaves nothing unmatched at its origin
+        def movable(f: Finding) -> bool:
+            return not f.identity and f.path not in same and _from_code(f)
+
+        def anywhere(f: Finding) -> str:
+            return ""
+
+        run(_only(movable, by_fingerprint(anywhere)), _only(movable, by_fingerprint(anywhere)))
+        run(_only(movable, by_context(anywhere)), _only(movable, by_context(anywhere)))
+
     matched_set = set(matched)
     unchanged = [f for j, f in enumerate(new) if j in matched_set]
     return Diff(
@@ -353,6 +368,15 @@ def match(
         fixed=[old[i] for i in todo_before],
         unchanged=sorted(settled + unchanged, key=_order) if settled else unchanged,
     )
+
+
+def _only(keep: Callable[[Finding], bool], key: Callable[[Finding], Key | None]) -> Callable[[Finding], Key | None]:
+    return lambda f: key(f) if keep(f) else None
+
+
+def _from_code(finding: Finding) -> bool:
+    """Whether the finding's context stands for its flagged code, not merely its message."""
+    return _match_context(finding) != _sha256("message", finding.message)
 
 
 def _settle_alike(

@@ -123,6 +123,58 @@ def test_black_wrapping_a_tuple_value_keeps_identity_but_regrouping_does_not() -
     assert counts(diff({"a.py": regrouped}, {"a.py": nested})) == (1, 1, 0)
 
 
+def scan_at_columns(text: str, needle: str = "eval(", rule: str = "S307") -> list[Finding]:
+    """Like scan(), with the columns a real analyser gives: one finding per occurrence of `needle`."""
+    found = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        column = line.find(needle)
+        while column >= 0:
+            found.append(finding("a.py", number, rule, start_column=column + 1, end_column=column + len(needle) + 1))
+            column = line.find(needle, column + 1)
+    return annotate(found, {"a.py": text.encode()}.get)
+
+
+def diff_at_columns(before: str, after: str, needle: str = "eval(") -> Diff:
+    return match(scan_at_columns(before, needle), scan_at_columns(after, needle))
+
+
+@pytest.mark.parametrize("before, after", [
+    ('assert isinstance(x, int) and eval(x), "bad"\n', 'assert (\n    isinstance(x, int) and eval(x)\n), "bad"\n'),
+    ('assert ok, "bad %s" % eval(x)\n', 'assert ok, (\n    "bad %s" % eval(x)\n)\n'),
+    ("show(value=lambda v: '=' + eval(v), other=1)\n", "show(\n    value=lambda v: (\n        '=' + eval(v)\n    ),\n    other=1,\n)\n"),
+    ("table = {key: a or eval(b)}\n", "table = {\n    key: (a or eval(b))\n}\n"),
+    ("if ready and eval(x):\n    pass\n", "if (\n    ready and eval(x)\n):\n    pass\n"),
+])
+def test_redundant_grouping_parentheses_a_formatter_adds_keep_identity(before: str, after: str) -> None:
+    assert counts(diff_at_columns(before, after)) == (0, 0, 1)
+
+
+@pytest.mark.parametrize("before, after", [
+    ("x = (a + b) * eval(c)\n", "x = a + b * eval(c)\n"),
+    ("ok = not (a and eval(b))\n", "ok = not a and eval(b)\n"),
+    ("x = (a or eval(b)).real\n", "x = a or eval(b).real\n"),
+    ("x = f((eval(a), b))\n", "x = f(eval(a), b)\n"),
+])
+def test_parentheses_that_change_the_meaning_are_kept(before: str, after: str) -> None:
+    assert counts(diff_at_columns(before, after)) == (1, 1, 0)
+
+
+def test_findings_sharing_a_line_keep_identity_when_a_formatter_splits_it() -> None:
+    before = "def f(blob, code):\n    data = eval(blob); run(eval(code))\n    if data: return eval(data)\n"
+    after = "def f(blob, code):\n    data = eval(blob)\n    run(eval(code))\n    if data:\n        return eval(data)\n"
+    result = diff_at_columns(before, after)
+    assert counts(result) == (0, 0, 3)
+    assert [f.start_line for f in result.unchanged] == [2, 3, 5]
+
+
+def test_of_statements_sharing_a_line_only_the_flagged_one_is_its_identity() -> None:
+    before = "def f(blob, code):\n    data = eval(blob); run(code)\n"
+    after = "def f(blob, code):\n    data = eval(blob); run(code, timeout=1)\n"
+    assert counts(diff_at_columns(before, after)) == (0, 0, 1)
+    edited = "def f(blob, code):\n    data = eval(blob, {}); run(code)\n"
+    assert counts(diff_at_columns(before, edited)) == (1, 1, 0)
+
+
 def test_quote_style_and_implicit_concatenation_keep_identity() -> None:
     before = "value = eval('1 + ' 'x', {\"a\": f'{k}'})\n"
     after = "value = eval(\"1 + x\", {'a': f\"{k}\"})\n"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -212,3 +213,39 @@ def test_copied_code_gives_exactly_the_copied_findings_as_new(make_repo, capsys,
     assert doc["fixed"] == []
     assert rule_paths(doc["new"]) == [("B307", "app/calc.py")]
     assert ("B307", "app/utils.py") in rule_paths(doc["unchanged"])
+
+
+# ---- reformatting, through `truthplane gate` with the real analysers and the real formatter ------
+
+CROWDED = '''import pickle
+import subprocess
+
+
+def check(lineno, category, blob):
+    assert isinstance(lineno, int) and lineno >= 0, "lineno must be an int >= 0"
+    data = pickle.loads(blob); subprocess.call(data, shell=True)
+    if blob: return eval(blob)
+    return render(formatvalue=lambda value: "=" + repr(eval(value)), category=category)
+
+
+def render(**kwargs):
+    return kwargs
+'''
+
+
+@pytest.mark.tool("ruff")
+@pytest.mark.tool("bandit")
+def test_ruff_format_at_a_short_line_length_keeps_every_finding(make_repo, capsys, monkeypatch) -> None:
+    repo = make_repo({"app/check.py": CROWDED})
+    git(repo, "checkout", "-qb", "change")
+    subprocess.run(["ruff", "format", "--isolated", "--line-length", "50", "app/check.py"], cwd=repo, check=True,
+                   capture_output=True)
+    assert "assert (\n" in (repo / "app/check.py").read_text()  # the formatter did split the lines
+    commit_all(repo, "ruff format")
+    doc = gate_json(repo, capsys, monkeypatch)
+    assert doc["new"] == [], doc["reasons"]
+    # what the formatter really fixed: statements no longer share a line
+    assert {f["rule_id"] for f in doc["fixed"]} <= {"E701", "E702"}
+    kept = rule_paths(doc["unchanged"])
+    assert {("B101", "app/check.py"), ("B301", "app/check.py"), ("B602", "app/check.py")} <= set(kept)
+    assert kept.count(("B307", "app/check.py")) == 2

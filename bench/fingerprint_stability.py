@@ -16,13 +16,22 @@ each mutation to every module and diffs the findings of the two states:
   rename-git      the file renamed, the rename given (as git's rename detection reports it)
   rename-nogit    the file renamed, nothing said about it
   combined        insert-top, reindent, rewrap and parenthesise, then rename-nogit, all at once
-  edit            up to 3 flagged calls really edited (an argument added): these SHOULD be new + fixed
+  edit            up to 3 flagged calls really edited (an argument added): these SHOULD be reported changed
+                  (new, or updated: still flagged on the edited line)
+  move-function   a top-level function holding findings moved to the end of another module
+  split-module    the module split in two new modules at a top-level definition
+  move-class      a class holding findings moved into a new module, the old one staying
+  copy-function   a function holding findings copied into another module: the copies SHOULD be new
+  black-N, ruff-format-N   the module run through black / ruff format at line length N (50, 60, 88, 120);
+                  black-60-no-magic-comma without the magic trailing comma, ruff-single-quotes with
+                  quote-style 'single' (the other formatters turn quotes double)
 
 false-new / false-fixed: reported though the flagged code did not change; missed-new: an edited
-finding reported as unchanged. The GitHub-style matcher keys on rule + path + primaryLocationLineHash
+or copied finding reported as unchanged. The GitHub-style matcher keys on rule + path + primaryLocationLineHash
 (with its occurrence), computed by truthplane.fingerprint.github_line_hashes, which reproduces
 codeql-action's fingerprints.ts. Target for truthplane: zero false-new and zero false-fixed.
 
+    pip install -e '.[bench]'   # black, for the formatter kinds; ruff comes with the test extra
     python bench/fingerprint_stability.py [--modules 36] [--seed 20261123]
 """
 
@@ -486,8 +495,10 @@ def run_module(path: str, text: str, seed: int, tallies: dict[str, Tally]) -> in
         edited = sum(is_edited(f, after_texts[f.path].split("\n")) for f in after_findings)
         tally.modules += 1
         tally.findings += len(before)
-        score(tally.counts, "truthplane", diff.new, diff.fixed, mutation.edited_before, edited, after_texts,
-              mutation.copied)
+        # an edited call is still reported on its edited line: updated, which tells the change apart as new does
+        score(tally.counts, "truthplane", diff.new + diff.updated, diff.fixed, mutation.edited_before, edited,
+              after_texts, mutation.copied)
+        tally.counts["truthplane updated"] += len(diff.updated)
         gh_new, gh_fixed = github_style(before, after)
         score(tally.counts, "github", gh_new, gh_fixed, mutation.edited_before, edited, after_texts, mutation.copied)
         tally.counts["edited"] += edited + mutation.copied
@@ -520,16 +531,17 @@ def main() -> int:
         total.counts.update(tally.counts)
     print(f"fingerprint stability: {len(modules)} stdlib modules (Python {sys.version.split()[0]}, seed {args.seed}), "
           f"{per_state} findings per state")
-    header = f"{'mutation':<15} {'modules':>7} {'findings':>8} {'edited':>6} |" \
-             f" {'truthplane: false-new':>21} {'false-fixed':>11} {'missed-new':>10} |" \
+    header = f"{'mutation':<23} {'modules':>7} {'findings':>8} {'edited':>6} |" \
+             f" {'truthplane: false-new':>21} {'false-fixed':>11} {'missed-new':>10} {'updated':>7} |" \
              f" {'github-style: false-new':>23} {'false-fixed':>11} {'missed-new':>10}"
     print(header)
     print("-" * len(header))
     for name, tally in [*tallies.items(), ("overall", total)]:
         c = tally.counts
         modules_cell = str(tally.modules) if name != "overall" else ""
-        print(f"{name:<15} {modules_cell:>7} {tally.findings:>8} {c['edited']:>6} |"
-              f" {c['truthplane false-new']:>21} {c['truthplane false-fixed']:>11} {c['truthplane missed-new']:>10} |"
+        print(f"{name:<23} {modules_cell:>7} {tally.findings:>8} {c['edited']:>6} |"
+              f" {c['truthplane false-new']:>21} {c['truthplane false-fixed']:>11} {c['truthplane missed-new']:>10}"
+              f" {c['truthplane updated']:>7} |"
               f" {c['github false-new']:>23} {c['github false-fixed']:>11} {c['github missed-new']:>10}")
     skipped = sum(t.skipped for t in tallies.values())
     if skipped:

@@ -33,7 +33,8 @@ def diff(before: dict[str, str], after: dict[str, str], **kwargs: object) -> Dif
 
 
 def counts(result: Diff) -> tuple[int, int, int]:
-    return len(result.new), len(result.fixed), len(result.unchanged)
+    """(new, fixed, unchanged) identities: an updated finding is one that went and one that came."""
+    return len(result.new) + len(result.updated), len(result.fixed) + len(result.updated), len(result.unchanged)
 
 
 def src(text: str) -> str:
@@ -296,11 +297,10 @@ def test_one_of_two_identical_findings_removed_is_exactly_one_fixed() -> None:
     assert counts(diff({"a.py": two}, {"a.py": "def f(x):\n    eval(x)\n"})) == (0, 1, 1)
 
 
-def test_the_removed_one_of_identical_findings_is_the_one_reported_fixed() -> None:
+def test_the_edited_one_of_identical_findings_is_the_one_reported_updated() -> None:
     before = "def f(x):\n    eval(x)\n    y = 1\n    eval(x)\n"
     result = diff({"a.py": before}, {"a.py": before.replace("eval(x)", "eval(z)", 1)})
-    assert [f.start_line for f in result.fixed] == [2]
-    assert [f.start_line for f in result.new] == [2]
+    assert [f.start_line for f in result.updated] == [2] and result.fixed == result.new == []
     assert [f.start_line for f in result.unchanged] == [4]
 
 
@@ -317,11 +317,68 @@ def test_identical_findings_follow_the_line_shift_of_their_neighbours() -> None:
     assert result.fixed[0].start_line == 29
 
 
-def test_editing_the_flagged_expression_is_new_and_fixed() -> None:
+def test_editing_the_flagged_expression_is_updated_not_new_and_fixed() -> None:
     after = BASE.replace("eval(data)", "eval(data.strip())")
     result = diff({"a.py": BASE}, {"a.py": after})
-    assert counts(result) == (1, 1, 0)
-    assert result.new[0].start_line == result.fixed[0].start_line == 5
+    assert (result.new, result.fixed, result.unchanged) == ([], [], [])
+    assert [f.start_line for f in result.updated] == [5]
+
+
+COMBINATIONS = src('''
+    def binomial(n, r):
+        total = 0
+        for k in range(0, r):
+            total += eval(f"comb({n}, {k})")
+        return total
+
+
+    def other(n):
+        return eval(str(n))
+''')
+
+
+def test_a_one_token_fix_on_a_flagged_line_is_updated_while_lines_move_around_it() -> None:
+    fixed = COMBINATIONS.replace("range(0, r)", "range(0, r + 1)").replace("def binomial", "# r is inclusive\ndef binomial")
+    before = annotate([finding("a.py", 3, "PIE808"), finding("a.py", 4), finding("a.py", 9)], {"a.py": COMBINATIONS.encode()}.get)
+    after = annotate([finding("a.py", 4, "PIE808"), finding("a.py", 5), finding("a.py", 10)], {"a.py": fixed.encode()}.get)
+    result = match(before, after)
+    assert (result.new, result.fixed) == ([], [])
+    assert [(f.rule_id, f.start_line) for f in result.updated] == [("PIE808", 4)]
+    assert len(result.unchanged) == 2
+
+
+def test_an_edited_line_is_updated_by_the_code_around_it_when_no_other_finding_stayed() -> None:
+    lone = "import os\n\n\n" + COMBINATIONS.split("\n\n\n")[0] + "\n"
+    edited = lone.replace("import os\n\n\n", "").replace('eval(f"comb({n}, {k})")', 'eval(f"comb({n}, {k + 1})")')
+    result = diff({"a.py": lone}, {"a.py": edited})
+    assert [(f.start_line, f.symbol) for f in result.updated] == [(4, "binomial")]
+    assert (result.new, result.fixed, result.unchanged) == ([], [], [])
+    # the code around it rewritten too: nothing says it is the same line
+    rewritten = edited.replace("range(0, r)", "range(r)").replace("return total", "return -total")
+    assert counts(diff({"a.py": lone}, {"a.py": rewritten})) == (1, 1, 0)
+    assert diff({"a.py": lone}, {"a.py": rewritten}).updated == []
+
+
+def test_a_finding_on_a_line_that_had_none_is_new_even_next_to_an_edit() -> None:
+    after = COMBINATIONS.replace("total = 0", "total = eval('0')")
+    result = diff({"a.py": COMBINATIONS}, {"a.py": after})
+    assert [f.start_line for f in result.new] == [2] and result.updated == [] and len(result.unchanged) == 2
+
+
+def test_an_edit_that_moves_the_rule_to_another_symbol_or_line_is_new_and_fixed() -> None:
+    before = [finding("a.py", 4, symbol="f", context_hash="old code")]
+    elsewhere = [finding("a.py", 7, symbol="f", context_hash="new code")]
+    other_symbol = [finding("a.py", 4, symbol="g", context_hash="new code")]
+    for after in (elsewhere, other_symbol):
+        result = match(before, after)
+        assert (len(result.new), len(result.fixed), result.updated) == (1, 1, [])
+
+
+def test_two_findings_edited_on_one_line_pair_one_to_one() -> None:
+    before = [finding("a.py", 4, context_hash="a"), finding("a.py", 4, context_hash="a")]
+    after = [finding("a.py", 4, context_hash="b"), finding("a.py", 4, context_hash="b"), finding("a.py", 4, context_hash="b")]
+    result = match(before, after)
+    assert (len(result.updated), len(result.new), result.fixed) == (2, 1, [])
 
 
 def test_brand_new_finding_is_new_and_removed_code_is_fixed() -> None:

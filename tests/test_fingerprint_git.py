@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import git
+from tests.test_sarif import validate_sarif
 from truthplane.cli.main import run
 from truthplane.fingerprint import annotate, match
 from truthplane.models import Diff, Finding, Severity
@@ -86,14 +87,14 @@ def test_move_too_reformatted_for_git_is_still_matched_by_content(make_repo: Cal
     assert (len(result.new), len(result.fixed), len(result.unchanged)) == (0, 0, 6)
 
 
-def test_an_edited_call_in_a_renamed_file_is_new(make_repo: Callable[..., Path]) -> None:
+def test_an_edited_call_in_a_renamed_file_is_updated(make_repo: Callable[..., Path]) -> None:
     repo = make_repo({"app/handlers.py": MODULE})
     base = git(repo, "rev-parse", "HEAD")
     git(repo, "mv", "app/handlers.py", "app/views.py")
     (repo / "app/views.py").write_text(MODULE.replace("'n': 3}", "'n': 3, 'os': __import__('os')}"))
     result, _ = diff_commits(repo, base, commit_all(repo, "move and widen the scope"))
-    assert (len(result.new), len(result.fixed), len(result.unchanged)) == (1, 1, 5)
-    assert result.new[0].symbol == result.fixed[0].symbol == "handler_3"
+    assert (len(result.new), len(result.fixed), len(result.unchanged)) == (0, 0, 5)
+    assert [f.symbol for f in result.updated] == ["handler_3"]
 
 
 # ---- moves across files, through `truthplane gate` with the real analysers -----------------------
@@ -249,3 +250,59 @@ def test_ruff_format_at_a_short_line_length_keeps_every_finding(make_repo, capsy
     kept = rule_paths(doc["unchanged"])
     assert {("B101", "app/check.py"), ("B301", "app/check.py"), ("B602", "app/check.py")} <= set(kept)
     assert kept.count(("B307", "app/check.py")) == 2
+
+
+# ---- a finding on a line the change edited: updated, in every format ------------------------------
+
+BINOMIAL = '''import subprocess
+
+
+def binomial(n, r):
+    total = 0
+    for k in range(0, r):
+        total += subprocess.call(f"comb {n} {k}", shell=True)
+    return total
+'''
+
+
+@pytest.mark.tool("ruff")
+@pytest.mark.tool("bandit")
+def test_a_one_token_fix_on_a_flagged_line_is_updated_in_every_format(make_repo, capsys, monkeypatch, tmp_path) -> None:
+    repo = make_repo({"pyproject.toml": '[tool.ruff.lint]\nextend-select = ["PIE808"]\n', "comb.py": BINOMIAL})
+    on_branch(repo, {"comb.py": BINOMIAL.replace("range(0, r)", "range(0, r + 1)")})
+    doc = gate_json(repo, capsys, monkeypatch)
+    assert doc["verdict"] == "APPROVE", doc["reasons"]
+    assert (doc["new"], doc["fixed"]) == ([], [])
+    assert [(f["rule_id"], f["start_line"]) for f in doc["updated"]] == [("PIE808", 6)]
+
+    sarif_out, summary_out = tmp_path / "gate.sarif", tmp_path / "summary.md"
+    code = run(["gate", str(repo), "--base", "main", "--verifier", "ruff", "--verifier", "bandit",
+                "--sarif-out", str(sarif_out), "--summary-out", str(summary_out)])
+    text = capsys.readouterr().out
+    assert code == 0
+    assert "1 updated" in text and "Updated, on lines the change edited (1):" in text and "comb.py:6" in text
+    log = json.loads(sarif_out.read_text())
+    validate_sarif(log)
+    states = {(r["ruleId"], r["baselineState"]) for run_ in log["runs"] for r in run_["results"]}
+    assert ("PIE808", "updated") in states and all(state != "new" for _, state in states)
+    summary = summary_out.read_text()
+    assert "1 updated" in summary and "### Updated findings" in summary and "`comb.py:6`" in summary
+
+
+@pytest.mark.tool("ruff")
+@pytest.mark.tool("bandit")
+def test_an_edit_of_a_high_severity_flagged_line_is_review_and_a_new_one_beside_it_rejects(
+    make_repo, capsys, monkeypatch,
+) -> None:
+    repo = make_repo({"comb.py": BINOMIAL})
+    edited = BINOMIAL.replace('f"comb {n} {k}"', 'f"comb -v {n} {k}"')
+    on_branch(repo, {"comb.py": edited})
+    doc = gate_json(repo, capsys, monkeypatch)
+    assert doc["verdict"] == "REVIEW" and doc["new"] == [], doc["reasons"]
+    assert [f["rule_id"] for f in doc["updated"]] == ["B602"]
+    git(repo, "checkout", "-q", "main")
+    git(repo, "branch", "-qD", "change")
+    added = edited.replace("    return total", '    subprocess.call(str(n), shell=True)\n    return total')
+    on_branch(repo, {"comb.py": added})
+    doc = gate_json(repo, capsys, monkeypatch)
+    assert doc["verdict"] == "REJECT" and {f["start_line"] for f in doc["new"]} == {8}

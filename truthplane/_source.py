@@ -1,4 +1,4 @@
-"""Reading source for fingerprints: logical lines, normalised tokens, enclosing symbols, GitHub's line hash.
+"""Reading source for fingerprints: logical lines, normalised tokens, enclosing symbols, neighbouring lines.
 
 Everything here is a pure function of the bytes it is given; `truthplane.fingerprint` decides what to
 hash and how findings are paired.
@@ -10,12 +10,10 @@ import ast
 import functools
 import io
 import keyword
-import operator
 import re
 import sys
 import tokenize
 import warnings
-from array import array
 from dataclasses import dataclass, field
 
 PYTHON_SUFFIXES = (".py", ".pyi")
@@ -101,12 +99,12 @@ def load(path: str, content: bytes) -> SourceFile:
 
 # a parse is shared by the verifiers of a scan that annotate the same content (each reads a gate's changed files
 # in turn); only files of ordinary size are kept, a few at a time, so a large generated file is never held
-_SHARED_BYTES = 256 * 1024
+SHARED_BYTES = 256 * 1024
 
 
 def load_shared(path: str, content: bytes) -> SourceFile:
     """`load`, remembered for the last few files of ordinary size; the result is read-only."""
-    return _load_remembered(path, content) if len(content) <= _SHARED_BYTES else load(path, content)
+    return _load_remembered(path, content) if len(content) <= SHARED_BYTES else load(path, content)
 
 
 @functools.lru_cache(maxsize=16)
@@ -412,49 +410,23 @@ def text_context(lines: list[str], start: int, end: int) -> str:
     return ""
 
 
-# ---- GitHub code scanning's primaryLocationLineHash ---------------------------------------------
-
-_GH_BLOCK_SIZE = 100
-_GH_MASK = (1 << 64) - 1
-_GH_EOF = 65535
-# 37^(99-j) mod 2^64: the weight of the j-th character of a line's 100-character window
-_GH_WEIGHTS = [pow(37, _GH_BLOCK_SIZE - 1 - j, 1 << 64) for j in range(_GH_BLOCK_SIZE)]
-
-
-def github_line_hashes(content: bytes) -> list[str]:
-    """The rolling hash codeql-action's fingerprints.ts gives each line, without the ':N' occurrence.
-
-    It hashes the 100 UTF-16 code units starting at the line, after dropping spaces and tabs and
-    turning CR LF and CR into LF, with 65535 marking the end of the file and zeros after it.
-    """
-    text = content.decode("utf-8", errors="replace")
-    text = text.replace("\r\n", "\n").replace("\r", "\n").replace(" ", "").replace("\t", "")
-    units = array("H")
-    units.frombytes(text.encode("utf-16-le", errors="surrogatepass"))
-    if sys.byteorder == "big":
-        units.byteswap()
-    stream = [*units, _GH_EOF, *([0] * _GH_BLOCK_SIZE)]
-    starts = [0, *(i + 1 for i, unit in enumerate(units) if unit == 10)]
-    return [
-        format(sum(map(operator.mul, _GH_WEIGHTS, stream[p : p + _GH_BLOCK_SIZE])) & _GH_MASK, "x")
-        for p in starts
-    ]
+def neighbours(source: SourceFile, python: bool, start: int, end: int) -> tuple[str, str]:
+    """The code just above and just below the flagged lines (normalised like a context): what an edit of
+    the flagged line itself leaves as it was."""
+    if python and start in source.line_to_logical and start not in source.in_string:
+        logical = source.logical
+        index = source.line_to_logical[start]
+        above = index - 1
+        while above >= 0 and logical[above].last >= start:
+            above -= 1
+        below = index
+        while below < len(logical) and logical[below].first <= end:
+            below += 1
+        return _spelled(logical, above), _spelled(logical, below)
+    squeezed_above = (_WHITESPACE.sub("", line) for line in reversed(source.lines[: max(start - 1, 0)]))
+    squeezed_below = (_WHITESPACE.sub("", line) for line in source.lines[end:])
+    return next((s for s in squeezed_above if s), ""), next((s for s in squeezed_below if s), "")
 
 
-def numbered_github_hashes(content: bytes) -> tuple[str, ...]:
-    """Per line, GitHub's hash with its 1-based occurrence among the file's lines (remembered like load_shared)."""
-    return _numbered_remembered(content) if len(content) <= _SHARED_BYTES else _numbered(content)
-
-
-@functools.lru_cache(maxsize=16)
-def _numbered_remembered(content: bytes) -> tuple[str, ...]:
-    return _numbered(content)
-
-
-def _numbered(content: bytes) -> tuple[str, ...]:
-    seen: dict[str, int] = {}
-    numbered = []
-    for value in github_line_hashes(content):
-        seen[value] = seen.get(value, 0) + 1
-        numbered.append(f"{value}:{seen[value]}")
-    return tuple(numbered)
+def _spelled(logical: list[LogicalLine], index: int) -> str:
+    return "\x1f".join(tok.text for tok in logical[index].tokens) if 0 <= index < len(logical) else ""

@@ -15,13 +15,15 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from truthplane import _source
-from truthplane._source import github_line_hashes
+from truthplane._github_hash import github_line_hashes, numbered_github_hashes
 from truthplane.models import Diff, Finding
 
-__all__ = ["FINGERPRINT_KEY", "GITHUB_KEY", "annotate", "github_line_hashes", "match"]
+__all__ = ["FINGERPRINT_KEY", "GITHUB_KEY", "NEIGHBOURS_KEY", "annotate", "github_line_hashes", "match"]
 
 FINGERPRINT_KEY = "truthplane/v1"
 GITHUB_KEY = "primaryLocationLineHash"
+# hashes of the code just above and below the flagged lines: tells an edited line from a moved one
+NEIGHBOURS_KEY = "truthplane/neighbours/v1"
 _FINGERPRINT_LENGTH = 32
 # beyond this many candidate pairs in one key group, identical findings pair in line order
 _MAX_ALIGNMENT = 250_000
@@ -70,7 +72,7 @@ class _Files:
     def github(self, path: str) -> tuple[str, ...] | None:
         """Per line, GitHub's hash with its 1-based occurrence among the file's lines."""
         content = self.content(path)
-        return None if content is None else _source.numbered_github_hashes(content)
+        return None if content is None else numbered_github_hashes(content)
 
 
 def _context_without_source(finding: Finding) -> tuple[str, str | None]:
@@ -140,6 +142,11 @@ def annotate(findings: Sequence[Finding], read_source: Callable[[str], bytes | N
         github = files.github(finding.path) if start else None
         if github is not None and start <= len(github):
             partials[GITHUB_KEY] = github[start - 1]
+        source = files.source(finding.path) if start else None
+        if source is not None:
+            end = max(_line(finding.end_line), start)
+            above, below = _source.neighbours(source, _source.is_python(finding.path), start, end)
+            partials[NEIGHBOURS_KEY] = f"{_sha256(above)[:16]}:{_sha256(below)[:16]}"
         annotated.append(finding.model_copy(update={
             "context_hash": context,
             "symbol": symbol,
@@ -281,7 +288,8 @@ def match(
     that vanished paired with files that appeared by shared fingerprints, for moves git did not report;
     (5) across the files the change touched, fingerprint then context alone, for code moved to a file that
     already existed or still exists (only what the in-file passes left over: a copy stays new).
-    Nothing looser: a finding whose flagged code was edited is new, and the old one fixed.
+    A finding whose flagged code was edited is new, and the old one fixed, except one left over on a line
+    the change edited with the same rule in the same symbol on both sides: updated (see _edited_in_place).
     """
     renames = dict(renames or {})
     settled: list[Finding] = []
@@ -294,6 +302,7 @@ def match(
     todo_before = list(range(len(old)))
     todo_after = list(range(len(new)))
     matched: list[int] = []
+    shifts: dict[str, list[tuple[int, int]]] = defaultdict(list)  # per file kept in place: (old line, new line)
 
     def moved(finding: Finding) -> str:
         return renames.get(finding.path, finding.path)
@@ -301,6 +310,9 @@ def match(
     def run(key_before: Callable[[Finding], Key | None], key_after: Callable[[Finding], Key | None]) -> None:
         nonlocal todo_before, todo_after
         pairs = _pair(old, new, todo_before, todo_after, key_before, key_after)
+        for i, j in pairs:
+            if moved(old[i]) == new[j].path:
+                shifts[new[j].path].append((_line(old[i].start_line), _line(new[j].start_line)))
         done_before = {i for i, _ in pairs}
         done_after = {j for _, j in pairs}
         matched.extend(done_after)
@@ -361,13 +373,64 @@ def match(
         run(_only(movable, by_fingerprint(anywhere)), _only(movable, by_fingerprint(anywhere)))
         run(_only(movable, by_context(anywhere)), _only(movable, by_context(anywhere)))
 
+    updated = _edited_in_place(old, new, todo_before, todo_after, shifts, moved) if todo_before and todo_after else []
+    gone_before = {i for i, _ in updated}
+    updated_after = {j for _, j in updated}
     matched_set = set(matched)
     unchanged = [f for j, f in enumerate(new) if j in matched_set]
     return Diff(
-        new=[new[j] for j in todo_after],
-        fixed=[old[i] for i in todo_before],
+        new=[new[j] for j in todo_after if j not in updated_after],
+        fixed=[old[i] for i in todo_before if i not in gone_before],
         unchanged=sorted(settled + unchanged, key=_order) if settled else unchanged,
+        updated=[new[j] for j in sorted(updated_after)],
     )
+
+
+def _edited_in_place(
+    old: list[Finding], new: list[Finding], todo_before: list[int], todo_after: list[int],
+    shifts: Mapping[str, list[tuple[int, int]]], moved: Callable[[Finding], str],
+) -> list[tuple[int, int]]:
+    """Pairs (old, new) of one rule in one symbol where the change edited the old finding's line.
+
+    Two stored baselines carry no code, so "edited" is read from the findings: the flagged code differs
+    (else an earlier pass had paired them), and the new finding sits where the old one sat: the code just
+    above and just below it is what it was (annotate keeps their hashes in the partial fingerprints), or
+    the old line, carried by the shift of the nearest finding kept in place above or below it in the same
+    file, is the new finding's line. One to one, in line order.
+    """
+    olds: dict[Key, list[int]] = defaultdict(list)
+    for i in todo_before:
+        f = old[i]
+        if not f.identity and _line(f.start_line):
+            olds[(f.verifier, f.rule_id, moved(f), f.symbol)].append(i)
+    ordered = {path: sorted(pairs) for path, pairs in shifts.items()}
+    pairs: list[tuple[int, int]] = []
+    taken: set[int] = set()
+    for j in todo_after:
+        f = new[j]
+        for i in olds.get((f.verifier, f.rule_id, f.path, f.symbol), []):
+            if i not in taken and _edited(old[i], f, ordered.get(f.path, [])):
+                pairs.append((i, j))
+                taken.add(i)
+                break
+    return pairs
+
+
+def _edited(before: Finding, after: Finding, shifts: list[tuple[int, int]]) -> bool:
+    """Whether `after` sits on the line `before` sat on, by the code around it or the findings kept around it."""
+    line, now = _line(before.start_line), _line(after.start_line)
+    k = bisect.bisect_right(shifts, (line, sys.maxsize))
+    carried = sorted({line + new - old for old, new in shifts[max(k - 1, 0) : k + 1]}) or [line]
+    if now in carried:
+        return True
+    old_around = before.partial_fingerprints.get(NEIGHBOURS_KEY, "").split(":")
+    new_around = after.partial_fingerprints.get(NEIGHBOURS_KEY, "").split(":")
+    if len(old_around) != 2 or len(new_around) != 2:
+        return False
+    kept = [a == b for a, b in zip(old_around, new_around)]
+    # both neighbours as they were: the line between them was rewritten; one of them: only near the line carried
+    within = not shifts or carried[0] <= now <= carried[-1]
+    return all(kept) or (any(kept) and within)
 
 
 def _only(keep: Callable[[Finding], bool], key: Callable[[Finding], Key | None]) -> Callable[[Finding], Key | None]:

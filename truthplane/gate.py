@@ -2,8 +2,10 @@
 
 - a verifier that did not run successfully on both sides: UNVERIFIED (exit 4) — no evidence, no approval;
 - a new finding at or above gate.fail_on, or more than gate.max_new new findings: REJECT;
-- a new finding at or above gate.review_on: REVIEW;
-- otherwise APPROVE (new findings below review_on are listed, not counted against the change).
+- a new finding at or above gate.review_on, or an updated one (still reported on a line the change
+  edited) at or above gate.fail_on: REVIEW;
+- otherwise APPROVE (new findings below review_on and updated ones below fail_on are listed, not counted
+  against the change).
 """
 
 from __future__ import annotations
@@ -56,11 +58,17 @@ def judge(diff: Diff, problems: list[str], policy: GateConfig) -> tuple[Verdict,
         reasons.append(f"{len(diff.new)} new findings, more than the {policy.max_new} allowed")
     if reviewable:
         reasons.append(f"{len(reviewable)} new finding(s) at or above {policy.review_on.value} need review")
+    # an edit of a flagged line is not a new problem, but one at fail_on deserves a look
+    updated_severe = [f for f in diff.updated if f.severity.at_least(policy.fail_on)]
+    if updated_severe:
+        reasons.append(
+            f"{len(updated_severe)} updated finding(s) at or above {policy.fail_on.value} on lines the change edited need review"
+        )
     if problems:
         verdict = Verdict.UNVERIFIED
     elif blocking or (policy.max_new is not None and len(diff.new) > policy.max_new):
         verdict = Verdict.REJECT
-    elif reviewable:
+    elif reviewable or updated_severe:
         verdict = Verdict.REVIEW
     else:
         verdict = Verdict.APPROVE
@@ -68,6 +76,8 @@ def judge(diff: Diff, problems: list[str], policy: GateConfig) -> tuple[Verdict,
         reasons.append(
             f"no new findings at or above {policy.review_on.value}" + (f" ({below} below it)" if below else "")
         )
+    if len(diff.updated) > len(updated_severe):
+        reasons.append(f"{len(diff.updated) - len(updated_severe)} finding(s) updated: still reported on lines the change edited")
     if diff.fixed:
         reasons.append(f"{len(diff.fixed)} finding(s) fixed")
     return verdict, reasons
@@ -86,5 +96,5 @@ def evaluate(
     verdict, reasons = judge(diff, problems, policy)
     return GateResult(
         verdict=verdict, reasons=reasons, new=diff.new, fixed=diff.fixed, unchanged=diff.unchanged,
-        verifiers=after.verifiers, base=base, head=head,
+        updated=diff.updated, verifiers=after.verifiers, base=base, head=head,
     )

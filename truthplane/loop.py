@@ -209,7 +209,13 @@ class Loop:
             repro.before_rc = base.repro_before
         diff, problems = compare(base.scan, after)
         result.new, result.fixed, result.tests, result.repro = diff.new, diff.fixed, tests, repro
+        result.updated = diff.updated
         result.verdict, result.reasons = self._judge(base, diff.new, diff.fixed, problems, tampering, tests, repro)
+        severe = [f for f in diff.updated if f.severity.at_least(self.config.gate.fail_on)]
+        if severe and result.verdict is Verdict.APPROVE:  # as in the gate: an edited line never rejects by itself
+            result.verdict = Verdict.REVIEW
+            result.reasons.insert(0, f"{len(severe)} updated finding(s) at or above {self.config.gate.fail_on.value} "
+                                     "on lines the patch edited need review")
         result.duration_s = round(time.monotonic() - started, 3)
         return result
 

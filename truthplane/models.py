@@ -117,12 +117,18 @@ class Verdict(str, Enum):
         return {"APPROVE": 0, "REJECT": 1, "REVIEW": 3, "UNVERIFIED": 4}[self.value]
 
 
+UPDATED_DESCRIPTION = (
+    "findings still reported on a line the change edited (same rule, same symbol): neither new nor fixed"
+)
+
+
 class Diff(BaseModel):
     """Findings of two states matched by identity."""
 
     new: list[Finding] = Field(default_factory=list)
     fixed: list[Finding] = Field(default_factory=list)
     unchanged: list[Finding] = Field(default_factory=list)
+    updated: list[Finding] = Field(default_factory=list, description=UPDATED_DESCRIPTION)
 
 
 class GateResult(BaseModel):
@@ -133,6 +139,7 @@ class GateResult(BaseModel):
     new: list[Finding] = Field(default_factory=list)
     fixed: list[Finding] = Field(default_factory=list)
     unchanged: list[Finding] = Field(default_factory=list)
+    updated: list[Finding] = Field(default_factory=list, description=UPDATED_DESCRIPTION)
     verifiers: list[VerifierRun] = Field(default_factory=list)
     base: str | None = Field(default=None, description="what was compared against: a baseline file, a commit")
     head: str | None = None

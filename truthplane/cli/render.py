@@ -127,7 +127,8 @@ def gate_json(result: GateResult) -> bytes:
 def gate_sarif(result: GateResult) -> str:
     from truthplane.sarif import diff_log
 
-    return json.dumps(diff_log(result.new, result.unchanged, result.fixed, result.verifiers), indent=2) + "\n"
+    log = diff_log(result.new, result.unchanged, result.fixed, result.verifiers, updated=result.updated)
+    return json.dumps(log, indent=2) + "\n"
 
 
 def gate_markdown(result: GateResult, *, limit: int = 50) -> str:
@@ -137,13 +138,15 @@ def gate_markdown(result: GateResult, *, limit: int = 50) -> str:
         lines += [f"Compared `{result.head or 'working tree'}` with `{result.base}`.", ""]
     lines += [f"- {reason}" for reason in result.reasons] + [""]
     lines += [
-        f"**{len(result.new)} new**, **{len(result.fixed)} fixed**, {len(result.unchanged)} unchanged.", "",
+        f"**{len(result.new)} new**, **{len(result.fixed)} fixed**, {_updated(result)}{len(result.unchanged)} unchanged.", "",
         "| verifier | version | status | findings | time |", "|---|---|---|---|---|",
     ]
     for run in result.verifiers:
         status = "ok" if run.status.value == "ok" else f"**{run.status.value}**: {_md(run.error or '')}"
         lines.append(f"| {run.name} | {run.version or '—'} | {status} | {run.count} | {run.duration_s:.2f}s |")
-    for title, findings in (("New findings", result.new), ("Fixed findings", result.fixed)):
+    sections = (("New findings", result.new), ("Updated findings (on lines the change edited)", result.updated),
+                ("Fixed findings", result.fixed))
+    for title, findings in sections:
         if not findings:
             continue
         lines += ["", f"### {title}", "", "| severity | where | rule | message |", "|---|---|---|---|"]
@@ -152,6 +155,10 @@ def gate_markdown(result: GateResult, *, limit: int = 50) -> str:
         if len(findings) > limit:
             lines.append(f"| | | | … and {len(findings) - limit} more |")
     return "\n".join(lines) + "\n"
+
+
+def _updated(result: GateResult) -> str:
+    return f"{len(result.updated)} updated, " if result.updated else ""
 
 
 def _md(text: str) -> str:
@@ -188,10 +195,12 @@ def print_gate_text(result: GateResult, stream: TextIO, *, show_unchanged: bool 
     console, on = _console(stream)
     verdict = result.verdict.value
     head = f"[{_VERDICT_STYLE[verdict]}]{verdict}[/]" if on else verdict
-    console.print(f"truthplane: {head}  ({len(result.new)} new, {len(result.fixed)} fixed, {len(result.unchanged)} unchanged)")
+    console.print(f"truthplane: {head}  ({len(result.new)} new, {len(result.fixed)} fixed, {_updated(result)}"
+                  f"{len(result.unchanged)} unchanged)")
     for reason in result.reasons:
         console.print(f"  - {reason}", markup=False)
     _finding_lines(console, "New", result.new, on)
+    _finding_lines(console, "Updated, on lines the change edited", result.updated, on)
     _finding_lines(console, "Fixed", result.fixed, on)
     if show_unchanged:
         _finding_lines(console, "Unchanged", result.unchanged, on)

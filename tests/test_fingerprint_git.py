@@ -306,3 +306,23 @@ def test_an_edit_of_a_high_severity_flagged_line_is_review_and_a_new_one_beside_
     on_branch(repo, {"comb.py": added})
     doc = gate_json(repo, capsys, monkeypatch)
     assert doc["verdict"] == "REJECT" and {f["start_line"] for f in doc["new"]} == {8}
+
+
+TEST_MODULE = "import random\n\n\n" + "".join(
+    f"def test_case_{i}():\n    token = 'secret-{i}'\n    value = random.random() + {i}\n    check(value, token=token)\n\n\n"
+    for i in range(6)
+) + "def check(value, token):\n    return value, token\n"
+
+
+@pytest.mark.tool("ruff")
+@pytest.mark.tool("bandit")
+def test_tests_split_out_of_a_module_that_stays_are_unchanged(make_repo, capsys, monkeypatch) -> None:
+    repo = make_repo({"tests/test_api.py": TEST_MODULE})
+    moved = part(TEST_MODULE, "def test_case_3", "def check")
+    helper = "def check(value, token):\n    return value, token\n"
+    out = "import random\n\nfrom tests.test_api import check\n\n\n" + moved.rstrip() + "\n"
+    on_branch(repo, {"tests/test_api.py": TEST_MODULE.replace(moved, ""), "tests/test_api_more.py": out})
+    doc = gate_json(repo, capsys, monkeypatch)
+    assert (doc["new"], doc["fixed"], doc["updated"]) == ([], [], []), doc["reasons"]
+    assert rule_paths(doc["unchanged"]).count(("B311", "tests/test_api_more.py")) == 3
+    assert helper in (repo / "tests/test_api.py").read_text()

@@ -423,8 +423,9 @@ def neighbours(source: SourceFile, python: bool, start: int, end: int) -> tuple[
         while below < len(logical) and logical[below].first <= end:
             below += 1
         return _spelled(logical, above), _spelled(logical, below)
-    squeezed_above = (_WHITESPACE.sub("", line) for line in reversed(source.lines[: max(start - 1, 0)]))
-    squeezed_below = (_WHITESPACE.sub("", line) for line in source.lines[end:])
+    lines = source.lines
+    squeezed_above = (_WHITESPACE.sub("", lines[i]) for i in range(min(start, len(lines) + 1) - 2, -1, -1))
+    squeezed_below = (_WHITESPACE.sub("", lines[i]) for i in range(end, len(lines)))
     return next((s for s in squeezed_above if s), ""), next((s for s in squeezed_below if s), "")
 
 

@@ -326,3 +326,26 @@ def test_tests_split_out_of_a_module_that_stays_are_unchanged(make_repo, capsys,
     assert (doc["new"], doc["fixed"], doc["updated"]) == ([], [], []), doc["reasons"]
     assert rule_paths(doc["unchanged"]).count(("B311", "tests/test_api_more.py")) == 3
     assert helper in (repo / "tests/test_api.py").read_text()
+
+
+@pytest.mark.tool("ruff")
+def test_two_stored_baselines_diff_an_edited_flagged_line_as_updated_without_the_code(
+    make_repo, capsys, monkeypatch, tmp_path,
+) -> None:
+    monkeypatch.setenv("TRUTHPLANE_CACHE_DIR", str(tmp_path / "cache"))
+    repo = make_repo({"pyproject.toml": '[tool.ruff.lint]\nextend-select = ["PIE808"]\n',
+                      "comb.py": BINOMIAL.replace("shell=True", "shell=False")})
+    stored = []
+    for name, text in (("before", None), ("after", BINOMIAL.replace("range(0, r)", "range(0, r + 1)"))):
+        if text is not None:
+            (repo / "comb.py").write_text('"""Counting."""\n' + text.replace("shell=True", "shell=False"))
+        assert run(["scan", str(repo), "--baseline", "--verifier", "ruff"]) in (0, 1, 3)
+        written = sorted((repo / ".truth-plane-results").glob("baseline_*.json"))[-1]
+        stored.append(written.rename(tmp_path / f"{name}.json"))
+    capsys.readouterr()
+    (repo / "comb.py").unlink()  # the diff has only the two documents
+    code = run(["diff", str(stored[0]), str(stored[1]), "--format", "json"])
+    doc = json.loads(capsys.readouterr().out)
+    assert code == 0, doc["reasons"]
+    assert [(f["rule_id"], f["start_line"]) for f in doc["updated"]] == [("PIE808", 7)]
+    assert (doc["new"], doc["fixed"]) == ([], [])

@@ -230,6 +230,15 @@ def test_code_moved_between_files_pairs_by_symbol_before_code() -> None:
     assert {(f.path, f.symbol) for f in result.unchanged} == {("a.py", "one"), ("b.py", "two")}
 
 
+def test_of_two_places_code_may_have_moved_to_the_one_with_the_same_surroundings_wins() -> None:
+    moved = "def renamed(s):\n    s = s.strip()\n    return eval(s)\n"
+    similar = "\n\n\n\n\ndef other(s):\n    s = s.lower()\n    return eval(s)\n"
+    before = {"a.py": "\n\n\n\n\ndef original(s):\n    s = s.strip()\n    return eval(s)\n", "b.py": "", "c.py": ""}
+    result = diff(before, {"a.py": "", "b.py": moved, "c.py": similar}, same_files=[])
+    assert counts(result) == (1, 0, 1)
+    assert [f.path for f in result.new] == ["c.py"] and [f.path for f in result.unchanged] == ["b.py"]
+
+
 def test_copied_code_is_one_new_finding_and_the_original_stays() -> None:
     before = {"a.py": BASE, "b.py": "X = 1\n"}
     after = {"a.py": BASE, "b.py": "X = 1\n\n\n" + BASE}

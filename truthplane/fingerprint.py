@@ -187,7 +187,8 @@ def match(
     Each pass sees only what the earlier ones left: (1) the tool's identity; (2) path after renames +
     fingerprint (rule, symbol, context); (3) path + context, for code moved between functions; (4) files
     that vanished paired with files that appeared by shared fingerprints, for moves git did not report;
-    (5) across the files the change touched, fingerprint then context alone, for code moved to a file that
+    (5) across the files the change touched, fingerprint, then context + the code around it, then context
+    alone, for code moved to a file that
     already existed or still exists (only what the in-file passes left over: a copy stays new).
     A finding whose flagged code was edited is new, and the old one fixed, except one left over on a line
     the change edited with the same rule in the same symbol on both sides: updated (see _pairing.edited_in_place).
@@ -264,14 +265,20 @@ def match(
 
     if todo_before and todo_after:
         # code moved between files that both stay (a function extracted, a class moved, tests split): the same
-        # rule on the same flagged code, the symbol first; a copy leaves nothing unmatched at its origin
+        # rule on the same flagged code, the symbol first, then the code around it; a copy leaves nothing
+        # unmatched at its origin
         def movable(f: Finding) -> bool:
             return not f.identity and f.path not in same and _from_code(f)
 
         def anywhere(f: Finding) -> str:
             return ""
 
+        def by_surroundings(f: Finding) -> Key | None:
+            around = f.partial_fingerprints.get(NEIGHBOURS_KEY)
+            return None if around is None else (f.verifier, f.rule_id, _match_context(f), around)
+
         run(_only(movable, by_fingerprint(anywhere)), _only(movable, by_fingerprint(anywhere)))
+        run(_only(movable, by_surroundings), _only(movable, by_surroundings))
         run(_only(movable, by_context(anywhere)), _only(movable, by_context(anywhere)))
 
     updated = edited_in_place(old, new, todo_before, todo_after, shifts, moved) if todo_before and todo_after else []

@@ -136,17 +136,28 @@ def edited_in_place(
     the old line, carried by the shift of the nearest finding kept in place above or below it in the same
     file, is the new finding's line. One to one, in line order.
     """
-    olds: dict[Key, list[int]] = defaultdict(list)
+    ordered = {path: sorted(pairs) for path, pairs in shifts.items()}
+    # each old finding filed under the lines it could be on now and the code around it: a new finding looks
+    # only at the few that could have been on its line, however many findings a file has left over
+    places: dict[tuple[str, ...], list[int]] = defaultdict(list)
     for i in todo_before:
         f = old[i]
-        if not f.identity and line_number(f.start_line):
-            olds[(f.verifier, f.rule_id, moved(f), f.symbol)].append(i)
-    ordered = {path: sorted(pairs) for path, pairs in shifts.items()}
+        if f.identity or not line_number(f.start_line):
+            continue
+        key = (f.verifier, f.rule_id, moved(f), f.symbol)
+        for line in _carried(line_number(f.start_line), ordered.get(moved(f), [])):
+            places[(*key, "line", str(line))].append(i)
+        for side, around in zip(("above", "below"), _around(f)):
+            places[(*key, side, around)].append(i)
     pairs: list[tuple[int, int]] = []
     taken: set[int] = set()
     for j in todo_after:
         f = new[j]
-        for i in olds.get((f.verifier, f.rule_id, f.path, f.symbol), []):
+        key = (f.verifier, f.rule_id, f.path, f.symbol)
+        near = places.get((*key, "line", str(line_number(f.start_line))), [])
+        candidates = sorted({*near, *(i for side, around in zip(("above", "below"), _around(f))
+                                      for i in places.get((*key, side, around), []))})
+        for i in candidates:
             if i not in taken and _edited(old[i], f, ordered.get(f.path, [])):
                 pairs.append((i, j))
                 taken.add(i)
@@ -154,16 +165,26 @@ def edited_in_place(
     return pairs
 
 
+def _carried(line: int, shifts: list[tuple[int, int]]) -> list[int]:
+    """Where an old line is now, by the shifts of the findings kept nearest above and below it."""
+    k = bisect.bisect_right(shifts, (line, sys.maxsize))
+    return sorted({line + new - old for old, new in shifts[max(k - 1, 0) : k + 1]}) or [line]
+
+
+def _around(finding: Finding) -> list[str]:
+    """The hashes of the code above and below the finding, or none when annotate did not see its code."""
+    around = finding.partial_fingerprints.get(NEIGHBOURS_KEY, "").split(":")
+    return around if len(around) == 2 else []
+
+
 def _edited(before: Finding, after: Finding, shifts: list[tuple[int, int]]) -> bool:
     """Whether `after` sits on the line `before` sat on, by the code around it or the findings kept around it."""
-    line, now = line_number(before.start_line), line_number(after.start_line)
-    k = bisect.bisect_right(shifts, (line, sys.maxsize))
-    carried = sorted({line + new - old for old, new in shifts[max(k - 1, 0) : k + 1]}) or [line]
+    now = line_number(after.start_line)
+    carried = _carried(line_number(before.start_line), shifts)
     if now in carried:
         return True
-    old_around = before.partial_fingerprints.get(NEIGHBOURS_KEY, "").split(":")
-    new_around = after.partial_fingerprints.get(NEIGHBOURS_KEY, "").split(":")
-    if len(old_around) != 2 or len(new_around) != 2:
+    old_around, new_around = _around(before), _around(after)
+    if not old_around or not new_around:
         return False
     kept = [a == b for a, b in zip(old_around, new_around)]
     # both neighbours as they were: the line between them was rewritten; one of them: only near the line carried

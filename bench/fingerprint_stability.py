@@ -16,13 +16,22 @@ each mutation to every module and diffs the findings of the two states:
   rename-git      the file renamed, the rename given (as git's rename detection reports it)
   rename-nogit    the file renamed, nothing said about it
   combined        insert-top, reindent, rewrap and parenthesise, then rename-nogit, all at once
-  edit            up to 3 flagged calls really edited (an argument added): these SHOULD be new + fixed
+  edit            up to 3 flagged calls really edited (an argument added): these SHOULD be reported changed
+                  (new, or updated: still flagged on the edited line)
+  move-function   a top-level function holding findings moved to the end of another module
+  split-module    the module split in two new modules at a top-level definition
+  move-class      a class holding findings moved into a new module, the old one staying
+  copy-function   a function holding findings copied into another module: the copies SHOULD be new
+  black-N, ruff-format-N   the module run through black / ruff format at line length N (50, 60, 88, 120);
+                  black-60-no-magic-comma without the magic trailing comma, ruff-single-quotes with
+                  quote-style 'single' (the other formatters turn quotes double)
 
 false-new / false-fixed: reported though the flagged code did not change; missed-new: an edited
-finding reported as unchanged. The GitHub-style matcher keys on rule + path + primaryLocationLineHash
+or copied finding reported as unchanged. The GitHub-style matcher keys on rule + path + primaryLocationLineHash
 (with its occurrence), computed by truthplane.fingerprint.github_line_hashes, which reproduces
 codeql-action's fingerprints.ts. Target for truthplane: zero false-new and zero false-fixed.
 
+    pip install -e '.[bench]'   # black, for the formatter kinds; ruff comes with the test extra
     python bench/fingerprint_stability.py [--modules 36] [--seed 20261123]
 """
 
@@ -33,11 +42,13 @@ import ast
 import io
 import itertools
 import random
+import subprocess
 import sys
 import sysconfig
 import time
 import tokenize
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -57,6 +68,9 @@ class Mutation:
     renames: dict[str, str] | None = None
     files_known: bool = False
     edited_before: set[tuple[int, int]] = field(default_factory=set)
+    other_before: str | None = None  # a second module of the before state (OTHER_PATH), for moves between files
+    others_after: dict[str, str] = field(default_factory=dict)  # more modules of the after state
+    copied: int = 0  # findings a copy added: these SHOULD be new
 
 
 @dataclass
@@ -304,11 +318,114 @@ def edit(path: str, text: str, tree: ast.Module, rng: random.Random) -> Mutation
     return Mutation(apply_edits(text, edits), path, edited_before=before)
 
 
+# ---- moves between files ----------------------------------------------------------------------
+
+OTHER_PATH = "lib/_bench_other.py"
+OTHER_TEXT = "import os\n\n\ndef _bench_other(path):\n    return os.path.join(path, 'x')\n"
+
+
+def definitions(tree: ast.Module, kinds: tuple[type, ...]) -> list[tuple[int, int]]:
+    return [(min([n.lineno, *(d.lineno for d in n.decorator_list)]), n.end_lineno or n.lineno)
+            for n in tree.body if isinstance(n, kinds)]
+
+
+def cut(text: str, block: tuple[int, int]) -> tuple[str, str]:
+    """(the text without the block, the block's own lines)."""
+    lines = text.split("\n")
+    first, last = block
+    return "\n".join(lines[: first - 1] + lines[last:]), "\n".join(lines[first - 1 : last])
+
+
+def flagged_in(tree: ast.Module) -> set[int]:
+    return {c.lineno for c, _ in flagged_calls(tree)}
+
+
+def move_function(path: str, text: str, tree: ast.Module, rng: random.Random) -> Mutation | None:
+    """A top-level function holding findings moved to the end of another module that exists on both sides."""
+    held = [b for b in definitions(tree, (ast.FunctionDef, ast.AsyncFunctionDef)) if holds_findings(b, flagged_in(tree))]
+    if not held:
+        return None
+    rest, block = cut(text, rng.choice(held))
+    return Mutation(rest, path, files_known=True, other_before=OTHER_TEXT,
+                    others_after={OTHER_PATH: OTHER_TEXT + "\n\n" + block + "\n"})
+
+
+def move_class(path: str, text: str, tree: ast.Module, rng: random.Random) -> Mutation | None:
+    """A class holding findings moved into a new module, the old one staying."""
+    held = [b for b in definitions(tree, (ast.ClassDef,)) if holds_findings(b, flagged_in(tree))]
+    if not held:
+        return None
+    rest, block = cut(text, rng.choice(held))
+    return Mutation(rest, path, files_known=True, others_after={"lib/_bench_moved_class.py": block + "\n"})
+
+
+def split_module(path: str, text: str, tree: ast.Module, rng: random.Random) -> Mutation | None:
+    """The module split in two new ones at a top-level definition: its first half and its second half."""
+    blocks = top_level_blocks(tree)
+    if len(blocks) < 2:
+        return None
+    at = blocks[len(blocks) // 2][0]
+    lines = text.split("\n")
+    first, second = "\n".join(lines[: at - 1]), "\n".join(lines[at - 1 :])
+    stem = path.removesuffix(".py")
+    return Mutation(first, f"{stem}_part1.py", files_known=True, others_after={f"{stem}_part2.py": second})
+
+
+def copy_function(path: str, text: str, tree: ast.Module, rng: random.Random) -> Mutation | None:
+    """A top-level function holding findings copied into another module, the original staying: the copy is new."""
+    held = [b for b in definitions(tree, (ast.FunctionDef, ast.AsyncFunctionDef)) if holds_findings(b, flagged_in(tree))]
+    if not held:
+        return None
+    block = rng.choice(held)
+    _, lines = cut(text, block)
+    copied = sum(block[0] <= line <= block[1] for line in [c.lineno for c, _ in flagged_calls(tree)])
+    return Mutation(text, path, files_known=True, other_before=OTHER_TEXT,
+                    others_after={OTHER_PATH: OTHER_TEXT + "\n\n" + lines + "\n"}, copied=copied)
+
+
+# ---- formatters --------------------------------------------------------------------------------
+
+
+Mutate = Callable[[str, str, ast.Module, random.Random], "Mutation | None"]
+
+
+def black_format(length: int, magic_trailing_comma: bool = True) -> Mutate:
+    def run_black(path: str, text: str, tree: ast.Module, rng: random.Random) -> Mutation | None:
+        import black  # the bench extra: pip install black
+
+        mode = black.Mode(line_length=length, magic_trailing_comma=magic_trailing_comma)
+        try:
+            result = black.format_str(text, mode=mode)
+        except black.InvalidInput:
+            return None
+        return Mutation(result, path) if result != text else None
+
+    return run_black
+
+
+def ruff_format(length: int, *extra: str) -> Mutate:
+    def run_ruff(path: str, text: str, tree: ast.Module, rng: random.Random) -> Mutation | None:
+        command = ["ruff", "format", "--isolated", "--line-length", str(length), *extra, "--stdin-filename", path, "-"]
+        proc = subprocess.run(command, input=text, capture_output=True, text=True, timeout=120)
+        return Mutation(proc.stdout, path) if proc.returncode == 0 and proc.stdout != text else None
+
+    return run_ruff
+
+
+FORMATTERS = {
+    **{f"black-{n}": black_format(n) for n in (50, 60, 88, 120)},
+    "black-60-no-magic-comma": black_format(60, magic_trailing_comma=False),
+    **{f"ruff-format-{n}": ruff_format(n) for n in (50, 60, 88, 120)},
+    "ruff-single-quotes": ruff_format(88, "--config", "format.quote-style='single'"),
+}
+
 MUTATIONS = {
     "insert-top": insert_top, "insert-code": insert_code, "delete-above": delete_above,
     "reindent": reindent, "rewrap": rewrap, "swap-functions": swap_functions,
     "parenthesise": parenthesise, "into-class": into_class, "rename-git": rename_git,
     "rename-nogit": rename_nogit, "combined": combined, "edit": edit,
+    "move-function": move_function, "split-module": split_module, "move-class": move_class,
+    "copy-function": copy_function, **FORMATTERS,
 }
 
 
@@ -342,11 +459,13 @@ def is_edited(finding: Finding, lines_after: list[str]) -> bool:
 
 
 def score(counts: Counter[str], side: str, new: list[Finding], fixed: list[Finding],
-          edited_before: set[tuple[int, int]], edited_after: int, lines_after: list[str]) -> None:
-    true_new = sum(is_edited(f, lines_after) for f in new)
-    counts[f"{side} false-new"] += len(new) - true_new
+          edited_before: set[tuple[int, int]], edited_after: int, texts_after: dict[str, str], copied: int) -> None:
+    """A copy's findings are expected new: as many new findings in the copy's module as were copied."""
+    true_new = sum(is_edited(f, texts_after[f.path].split("\n")) for f in new)
+    in_copy = min(copied, sum(f.path == OTHER_PATH for f in new)) if copied else 0
+    counts[f"{side} false-new"] += len(new) - true_new - in_copy
     counts[f"{side} false-fixed"] += sum((f.start_line, f.start_column) not in edited_before for f in fixed)
-    counts[f"{side} missed-new"] += edited_after - true_new
+    counts[f"{side} missed-new"] += edited_after - true_new + copied - in_copy
 
 
 def run_module(path: str, text: str, seed: int, tallies: dict[str, Tally]) -> int:
@@ -358,24 +477,31 @@ def run_module(path: str, text: str, seed: int, tallies: dict[str, Tally]) -> in
         mutation = mutate(path, text, tree, random.Random(f"{seed}:{path}:{name}"))
         if mutation is None:
             continue
+        after_texts = {mutation.path: mutation.text, **mutation.others_after}
         try:
-            after_findings = analyse(mutation.path, mutation.text)
+            after_findings = [f for rel, body in after_texts.items() for f in analyse(rel, body)]
         except SyntaxError:
             tally.skipped += 1
             continue
-        if len(after_findings) != len(before_findings):
+        if len(after_findings) != len(before_findings) + mutation.copied:
             sys.exit(f"bench: {name} changed the number of findings in {path}: the mutation is broken")
-        after = annotate(after_findings, {mutation.path: mutation.text.encode()}.get)
-        files = {"before_files": {path}, "after_files": {mutation.path}} if mutation.files_known else {}
-        diff = match(before, after, mutation.renames, **files)
-        lines_after = mutation.text.split("\n")
-        edited = sum(is_edited(f, lines_after) for f in after_findings)
+        after_sources = {rel: body.encode() for rel, body in after_texts.items()}
+        after = annotate(after_findings, after_sources.get)
+        before_paths = {path} | ({OTHER_PATH} if mutation.other_before is not None else set())
+        files = {"before_files": before_paths, "after_files": set(after_texts)} if mutation.files_known else {}
+        # what a gate knows: the files whose content did not change (none here, but the other module's may)
+        same = [OTHER_PATH] if after_texts.get(OTHER_PATH) == mutation.other_before else []
+        diff = match(before, after, mutation.renames, same_files=same, **files)
+        edited = sum(is_edited(f, after_texts[f.path].split("\n")) for f in after_findings)
         tally.modules += 1
         tally.findings += len(before)
-        score(tally.counts, "truthplane", diff.new, diff.fixed, mutation.edited_before, edited, lines_after)
+        # an edited call is still reported on its edited line: updated, which tells the change apart as new does
+        score(tally.counts, "truthplane", diff.new + diff.updated, diff.fixed, mutation.edited_before, edited,
+              after_texts, mutation.copied)
+        tally.counts["truthplane updated"] += len(diff.updated)
         gh_new, gh_fixed = github_style(before, after)
-        score(tally.counts, "github", gh_new, gh_fixed, mutation.edited_before, edited, lines_after)
-        tally.counts["edited"] += edited
+        score(tally.counts, "github", gh_new, gh_fixed, mutation.edited_before, edited, after_texts, mutation.copied)
+        tally.counts["edited"] += edited + mutation.copied
     return len(before)
 
 
@@ -405,16 +531,17 @@ def main() -> int:
         total.counts.update(tally.counts)
     print(f"fingerprint stability: {len(modules)} stdlib modules (Python {sys.version.split()[0]}, seed {args.seed}), "
           f"{per_state} findings per state")
-    header = f"{'mutation':<15} {'modules':>7} {'findings':>8} {'edited':>6} |" \
-             f" {'truthplane: false-new':>21} {'false-fixed':>11} {'missed-new':>10} |" \
+    header = f"{'mutation':<23} {'modules':>7} {'findings':>8} {'edited':>6} |" \
+             f" {'truthplane: false-new':>21} {'false-fixed':>11} {'missed-new':>10} {'updated':>7} |" \
              f" {'github-style: false-new':>23} {'false-fixed':>11} {'missed-new':>10}"
     print(header)
     print("-" * len(header))
     for name, tally in [*tallies.items(), ("overall", total)]:
         c = tally.counts
         modules_cell = str(tally.modules) if name != "overall" else ""
-        print(f"{name:<15} {modules_cell:>7} {tally.findings:>8} {c['edited']:>6} |"
-              f" {c['truthplane false-new']:>21} {c['truthplane false-fixed']:>11} {c['truthplane missed-new']:>10} |"
+        print(f"{name:<23} {modules_cell:>7} {tally.findings:>8} {c['edited']:>6} |"
+              f" {c['truthplane false-new']:>21} {c['truthplane false-fixed']:>11} {c['truthplane missed-new']:>10}"
+              f" {c['truthplane updated']:>7} |"
               f" {c['github false-new']:>23} {c['github false-fixed']:>11} {c['github missed-new']:>10}")
     skipped = sum(t.skipped for t in tallies.values())
     if skipped:

@@ -33,7 +33,8 @@ def diff(before: dict[str, str], after: dict[str, str], **kwargs: object) -> Dif
 
 
 def counts(result: Diff) -> tuple[int, int, int]:
-    return len(result.new), len(result.fixed), len(result.unchanged)
+    """(new, fixed, unchanged) identities: an updated finding is one that went and one that came."""
+    return len(result.new) + len(result.updated), len(result.fixed) + len(result.updated), len(result.unchanged)
 
 
 def src(text: str) -> str:
@@ -123,6 +124,58 @@ def test_black_wrapping_a_tuple_value_keeps_identity_but_regrouping_does_not() -
     assert counts(diff({"a.py": regrouped}, {"a.py": nested})) == (1, 1, 0)
 
 
+def scan_at_columns(text: str, needle: str = "eval(", rule: str = "S307") -> list[Finding]:
+    """Like scan(), with the columns a real analyser gives: one finding per occurrence of `needle`."""
+    found = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        column = line.find(needle)
+        while column >= 0:
+            found.append(finding("a.py", number, rule, start_column=column + 1, end_column=column + len(needle) + 1))
+            column = line.find(needle, column + 1)
+    return annotate(found, {"a.py": text.encode()}.get)
+
+
+def diff_at_columns(before: str, after: str, needle: str = "eval(") -> Diff:
+    return match(scan_at_columns(before, needle), scan_at_columns(after, needle))
+
+
+@pytest.mark.parametrize("before, after", [
+    ('assert isinstance(x, int) and eval(x), "bad"\n', 'assert (\n    isinstance(x, int) and eval(x)\n), "bad"\n'),
+    ('assert ok, "bad %s" % eval(x)\n', 'assert ok, (\n    "bad %s" % eval(x)\n)\n'),
+    ("show(value=lambda v: '=' + eval(v), other=1)\n", "show(\n    value=lambda v: (\n        '=' + eval(v)\n    ),\n    other=1,\n)\n"),
+    ("table = {key: a or eval(b)}\n", "table = {\n    key: (a or eval(b))\n}\n"),
+    ("if ready and eval(x):\n    pass\n", "if (\n    ready and eval(x)\n):\n    pass\n"),
+])
+def test_redundant_grouping_parentheses_a_formatter_adds_keep_identity(before: str, after: str) -> None:
+    assert counts(diff_at_columns(before, after)) == (0, 0, 1)
+
+
+@pytest.mark.parametrize("before, after", [
+    ("x = (a + b) * eval(c)\n", "x = a + b * eval(c)\n"),
+    ("ok = not (a and eval(b))\n", "ok = not a and eval(b)\n"),
+    ("x = (a or eval(b)).real\n", "x = a or eval(b).real\n"),
+    ("x = f((eval(a), b))\n", "x = f(eval(a), b)\n"),
+])
+def test_parentheses_that_change_the_meaning_are_kept(before: str, after: str) -> None:
+    assert counts(diff_at_columns(before, after)) == (1, 1, 0)
+
+
+def test_findings_sharing_a_line_keep_identity_when_a_formatter_splits_it() -> None:
+    before = "def f(blob, code):\n    data = eval(blob); run(eval(code))\n    if data: return eval(data)\n"
+    after = "def f(blob, code):\n    data = eval(blob)\n    run(eval(code))\n    if data:\n        return eval(data)\n"
+    result = diff_at_columns(before, after)
+    assert counts(result) == (0, 0, 3)
+    assert [f.start_line for f in result.unchanged] == [2, 3, 5]
+
+
+def test_of_statements_sharing_a_line_only_the_flagged_one_is_its_identity() -> None:
+    before = "def f(blob, code):\n    data = eval(blob); run(code)\n"
+    after = "def f(blob, code):\n    data = eval(blob); run(code, timeout=1)\n"
+    assert counts(diff_at_columns(before, after)) == (0, 0, 1)
+    edited = "def f(blob, code):\n    data = eval(blob, {}); run(code)\n"
+    assert counts(diff_at_columns(before, edited)) == (1, 1, 0)
+
+
 def test_quote_style_and_implicit_concatenation_keep_identity() -> None:
     before = "value = eval('1 + ' 'x', {\"a\": f'{k}'})\n"
     after = "value = eval(\"1 + x\", {'a': f\"{k}\"})\n"
@@ -160,11 +213,53 @@ def test_several_unreported_moves_pair_each_file_with_its_own_copy() -> None:
     assert {f.path for f in result.unchanged if f.symbol == "second"} == {"y/two.py"}
 
 
-def test_content_fallback_does_not_pair_files_that_still_exist() -> None:
+def test_code_moved_out_of_a_file_that_still_exists_is_unchanged() -> None:
     before = {"a.py": BASE, "b.py": "X = 1\n"}
     after = {"a.py": "X = 1\n", "b.py": "X = 1\n", "c.py": BASE}
     result = diff(before, after, before_files=set(before), after_files=set(after))
+    assert counts(result) == (0, 0, 1)
+    assert result.unchanged[0].path == "c.py"
+
+
+def test_code_moved_between_files_pairs_by_symbol_before_code() -> None:
+    body = "def {name}(s):\n    return eval(s)\n\n\n"
+    before = {"a.py": body.format(name="one") + body.format(name="two"), "b.py": "X = 1\n"}
+    after = {"a.py": body.format(name="one"), "b.py": "X = 1\n\n\n" + body.format(name="two")}
+    result = diff(before, after, same_files=[])
+    assert counts(result) == (0, 0, 2)
+    assert {(f.path, f.symbol) for f in result.unchanged} == {("a.py", "one"), ("b.py", "two")}
+
+
+def test_of_two_places_code_may_have_moved_to_the_one_with_the_same_surroundings_wins() -> None:
+    moved = "def renamed(s):\n    s = s.strip()\n    return eval(s)\n"
+    similar = "\n\n\n\n\ndef other(s):\n    s = s.lower()\n    return eval(s)\n"
+    before = {"a.py": "\n\n\n\n\ndef original(s):\n    s = s.strip()\n    return eval(s)\n", "b.py": "", "c.py": ""}
+    result = diff(before, {"a.py": "", "b.py": moved, "c.py": similar}, same_files=[])
+    assert counts(result) == (1, 0, 1)
+    assert [f.path for f in result.new] == ["c.py"] and [f.path for f in result.unchanged] == ["b.py"]
+
+
+def test_copied_code_is_one_new_finding_and_the_original_stays() -> None:
+    before = {"a.py": BASE, "b.py": "X = 1\n"}
+    after = {"a.py": BASE, "b.py": "X = 1\n\n\n" + BASE}
+    result = diff(before, after, same_files=["a.py"])
+    assert counts(result) == (1, 0, 1)
+    assert result.new[0].path == "b.py" and result.unchanged[0].path == "a.py"
+
+
+def test_a_finding_fixed_in_an_unchanged_file_never_pairs_with_one_elsewhere() -> None:
+    before = [finding("lib.py", 3, context_hash="same-code", symbol="f")]
+    after = [finding("app.py", 9, context_hash="same-code", symbol="f")]
+    both = {"lib.py", "app.py"}
+    result = match(before, after, before_files=both, after_files=both, same_files=["lib.py"])
     assert counts(result) == (1, 1, 0)
+
+
+def test_findings_known_only_by_their_message_never_pair_across_files() -> None:
+    before = [finding("a.c", 3, message="value is never read")]
+    after = [finding("b.c", 7, message="value is never read")]
+    both = {"a.c", "b.c"}
+    assert counts(match(before, after, before_files=both, after_files=both)) == (1, 1, 0)
 
 
 def test_function_moved_within_the_file_keeps_identity() -> None:
@@ -211,11 +306,10 @@ def test_one_of_two_identical_findings_removed_is_exactly_one_fixed() -> None:
     assert counts(diff({"a.py": two}, {"a.py": "def f(x):\n    eval(x)\n"})) == (0, 1, 1)
 
 
-def test_the_removed_one_of_identical_findings_is_the_one_reported_fixed() -> None:
+def test_the_edited_one_of_identical_findings_is_the_one_reported_updated() -> None:
     before = "def f(x):\n    eval(x)\n    y = 1\n    eval(x)\n"
     result = diff({"a.py": before}, {"a.py": before.replace("eval(x)", "eval(z)", 1)})
-    assert [f.start_line for f in result.fixed] == [2]
-    assert [f.start_line for f in result.new] == [2]
+    assert [f.start_line for f in result.updated] == [2] and result.fixed == result.new == []
     assert [f.start_line for f in result.unchanged] == [4]
 
 
@@ -232,11 +326,68 @@ def test_identical_findings_follow_the_line_shift_of_their_neighbours() -> None:
     assert result.fixed[0].start_line == 29
 
 
-def test_editing_the_flagged_expression_is_new_and_fixed() -> None:
+def test_editing_the_flagged_expression_is_updated_not_new_and_fixed() -> None:
     after = BASE.replace("eval(data)", "eval(data.strip())")
     result = diff({"a.py": BASE}, {"a.py": after})
-    assert counts(result) == (1, 1, 0)
-    assert result.new[0].start_line == result.fixed[0].start_line == 5
+    assert (result.new, result.fixed, result.unchanged) == ([], [], [])
+    assert [f.start_line for f in result.updated] == [5]
+
+
+COMBINATIONS = src('''
+    def binomial(n, r):
+        total = 0
+        for k in range(0, r):
+            total += eval(f"comb({n}, {k})")
+        return total
+
+
+    def other(n):
+        return eval(str(n))
+''')
+
+
+def test_a_one_token_fix_on_a_flagged_line_is_updated_while_lines_move_around_it() -> None:
+    fixed = COMBINATIONS.replace("range(0, r)", "range(0, r + 1)").replace("def binomial", "# r is inclusive\ndef binomial")
+    before = annotate([finding("a.py", 3, "PIE808"), finding("a.py", 4), finding("a.py", 9)], {"a.py": COMBINATIONS.encode()}.get)
+    after = annotate([finding("a.py", 4, "PIE808"), finding("a.py", 5), finding("a.py", 10)], {"a.py": fixed.encode()}.get)
+    result = match(before, after)
+    assert (result.new, result.fixed) == ([], [])
+    assert [(f.rule_id, f.start_line) for f in result.updated] == [("PIE808", 4)]
+    assert len(result.unchanged) == 2
+
+
+def test_an_edited_line_is_updated_by_the_code_around_it_when_no_other_finding_stayed() -> None:
+    lone = "import os\n\n\n" + COMBINATIONS.split("\n\n\n")[0] + "\n"
+    edited = lone.replace("import os\n\n\n", "").replace('eval(f"comb({n}, {k})")', 'eval(f"comb({n}, {k + 1})")')
+    result = diff({"a.py": lone}, {"a.py": edited})
+    assert [(f.start_line, f.symbol) for f in result.updated] == [(4, "binomial")]
+    assert (result.new, result.fixed, result.unchanged) == ([], [], [])
+    # the code around it rewritten too: nothing says it is the same line
+    rewritten = edited.replace("range(0, r)", "range(r)").replace("return total", "return -total")
+    assert counts(diff({"a.py": lone}, {"a.py": rewritten})) == (1, 1, 0)
+    assert diff({"a.py": lone}, {"a.py": rewritten}).updated == []
+
+
+def test_a_finding_on_a_line_that_had_none_is_new_even_next_to_an_edit() -> None:
+    after = COMBINATIONS.replace("total = 0", "total = eval('0')")
+    result = diff({"a.py": COMBINATIONS}, {"a.py": after})
+    assert [f.start_line for f in result.new] == [2] and result.updated == [] and len(result.unchanged) == 2
+
+
+def test_an_edit_that_moves_the_rule_to_another_symbol_or_line_is_new_and_fixed() -> None:
+    before = [finding("a.py", 4, symbol="f", context_hash="old code")]
+    elsewhere = [finding("a.py", 7, symbol="f", context_hash="new code")]
+    other_symbol = [finding("a.py", 4, symbol="g", context_hash="new code")]
+    for after in (elsewhere, other_symbol):
+        result = match(before, after)
+        assert (len(result.new), len(result.fixed), result.updated) == (1, 1, [])
+
+
+def test_two_findings_edited_on_one_line_pair_one_to_one() -> None:
+    before = [finding("a.py", 4, context_hash="a"), finding("a.py", 4, context_hash="a")]
+    after = [finding("a.py", 4, context_hash="b"), finding("a.py", 4, context_hash="b"), finding("a.py", 4, context_hash="b")]
+    result = match(before, after)
+    assert (len(result.updated), len(result.new), result.fixed) == (2, 1, [])
 
 
 def test_brand_new_finding_is_new_and_removed_code_is_fixed() -> None:

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from truthplane.config import GateConfig
 from truthplane.gate import evaluate
-from truthplane.models import Finding, Scan, Severity, ToolStatus, Verdict, VerifierRun
+from truthplane.models import Diff, Finding, GateResult, Scan, Severity, ToolStatus, Verdict, VerifierRun
 
 
 def f(rule: str, severity: Severity = Severity.HIGH, line: int = 1, verifier: str = "ruff") -> Finding:
@@ -61,3 +61,39 @@ def test_missing_verifier_now() -> None:
     result = evaluate(before, scan(f("A")), GateConfig())
     assert result.verdict is Verdict.UNVERIFIED
     assert any("bandit ran on the base but not now" in r for r in result.reasons)
+
+
+def edited(rule: str, severity: Severity, line: int, code: str) -> Finding:
+    return Finding(verifier="ruff", rule_id=rule, severity=severity, message=rule, path="a.py",
+                   start_line=line, end_line=line, context_hash=code, symbol="binomial")
+
+
+def test_a_finding_on_an_edited_line_is_updated_and_never_rejects_by_itself() -> None:
+    before = scan(edited("PIE808", Severity.MEDIUM, 3, "range(0, r)"), f("A", line=9))
+    after = scan(edited("PIE808", Severity.MEDIUM, 3, "range(0, r + 1)"), f("A", line=9))
+    result = evaluate(before, after, GateConfig())
+    assert result.verdict is Verdict.APPROVE
+    assert [x.rule_id for x in result.updated] == ["PIE808"] and result.new == result.fixed == []
+    assert any("1 finding(s) updated" in r for r in result.reasons)
+
+
+def test_an_updated_finding_at_fail_on_makes_review_not_reject() -> None:
+    before = scan(edited("S602", Severity.HIGH, 3, "call(cmd, shell=True)"))
+    after = scan(edited("S602", Severity.HIGH, 3, "call(cmd + ['-v'], shell=True)"))
+    result = evaluate(before, after, GateConfig())
+    assert result.verdict is Verdict.REVIEW and len(result.updated) == 1
+    assert any("1 updated finding(s) at or above high" in r for r in result.reasons)
+    assert evaluate(before, after, GateConfig(fail_on=Severity.CRITICAL)).verdict is Verdict.APPROVE
+
+
+def test_a_finding_on_a_line_that_had_none_is_still_new() -> None:
+    before = scan(f("A", line=9))
+    after = scan(edited("S602", Severity.HIGH, 3, "call(cmd, shell=True)"), f("A", line=9))
+    result = evaluate(before, after, GateConfig())
+    assert result.verdict is Verdict.REJECT and result.updated == [] and len(result.new) == 1
+
+
+def test_documents_written_before_updated_existed_still_load() -> None:
+    old = '{"verdict": "APPROVE", "new": [], "fixed": [], "unchanged": [], "verifiers": []}'
+    assert GateResult.model_validate_json(old).updated == []
+    assert Diff.model_validate_json('{"new": [], "fixed": [], "unchanged": []}').updated == []

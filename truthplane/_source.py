@@ -1,4 +1,4 @@
-"""Reading source for fingerprints: logical lines, normalised tokens, enclosing symbols, GitHub's line hash.
+"""Reading source for fingerprints: logical lines, normalised tokens, enclosing symbols, neighbouring lines.
 
 Everything here is a pure function of the bytes it is given; `truthplane.fingerprint` decides what to
 hash and how findings are paired.
@@ -10,12 +10,10 @@ import ast
 import functools
 import io
 import keyword
-import operator
 import re
 import sys
 import tokenize
 import warnings
-from array import array
 from dataclasses import dataclass, field
 
 PYTHON_SUFFIXES = (".py", ".pyi")
@@ -33,6 +31,11 @@ _DROPPED = {
 _FSTRING_START = getattr(tokenize, "FSTRING_START", -1)  # Python 3.12+ splits f-strings into tokens
 _FSTRING_END = getattr(tokenize, "FSTRING_END", -2)
 _CLOSERS = {")", "]", "}"}
+# a grouping holding these cannot lose its parentheses: a generator, a yield, a walrus
+_NEEDS_PARENS = ("for", "yield", ":=")
+_SLOT_OPENERS = {"(", "[", "{", ",", ":", "assert", "return", "if", "elif", "while", "del"}
+_SLOT_CLOSERS = {",", ":", ")", "]", "}", "="}
+_COMPOUND = {"if", "elif", "else", "for", "while", "with", "try", "except", "finally", "def", "class", "async", "match", "case"}
 
 
 @dataclass(frozen=True)
@@ -96,12 +99,12 @@ def load(path: str, content: bytes) -> SourceFile:
 
 # a parse is shared by the verifiers of a scan that annotate the same content (each reads a gate's changed files
 # in turn); only files of ordinary size are kept, a few at a time, so a large generated file is never held
-_SHARED_BYTES = 256 * 1024
+SHARED_BYTES = 256 * 1024
 
 
 def load_shared(path: str, content: bytes) -> SourceFile:
     """`load`, remembered for the last few files of ordinary size; the result is read-only."""
-    return _load_remembered(path, content) if len(content) <= _SHARED_BYTES else load(path, content)
+    return _load_remembered(path, content) if len(content) <= SHARED_BYTES else load(path, content)
 
 
 @functools.lru_cache(maxsize=16)
@@ -130,11 +133,43 @@ def _read_logical_lines(source: SourceFile, text: str) -> None:
 
 
 def _close_logical_line(source: SourceFile, raw: list[tokenize.TokenInfo], lines: list[str]) -> None:
-    first, last = raw[0].start[0], raw[-1].end[0]
-    index = len(source.logical)
-    source.logical.append(LogicalLine(first, last, tuple(normalise_tokens(raw, lines))))
-    for line in range(first, last + 1):
-        source.line_to_logical.setdefault(line, index)
+    """One entry per simple statement: `a; b` and `if x: y` are what a formatter puts on separate lines."""
+    for statement in _statements(raw):
+        first, last = statement[0].start[0], statement[-1].end[0]
+        index = len(source.logical)
+        source.logical.append(LogicalLine(first, last, tuple(normalise_tokens(statement, lines))))
+        for line in range(first, last + 1):
+            source.line_to_logical.setdefault(line, index)
+
+
+def _statements(raw: list[tokenize.TokenInfo]) -> list[list[tokenize.TokenInfo]]:
+    """The logical line cut after each top-level `;` and after a compound statement's header colon."""
+    if raw[0].string not in _COMPOUND and not any(tok.string == ";" for tok in raw):
+        return [raw]  # nearly every line
+    parts: list[list[tokenize.TokenInfo]] = []
+    current: list[tokenize.TokenInfo] = []
+    depth = 0
+    lambdas = 0  # a top-level lambda's own colon is not the header's
+    for tok in raw:
+        text = tok.string if tok.type == tokenize.OP else ""
+        depth += (text in ("(", "[", "{")) - (text in _CLOSERS)
+        if tok.type == tokenize.NAME and tok.string == "lambda" and depth == 0:
+            lambdas += 1
+        if depth == 0 and text == ";":
+            if current:
+                parts.append(current)
+            current, lambdas = [], 0
+            continue
+        current.append(tok)
+        if depth == 0 and text == ":" and current[0].string in _COMPOUND:
+            if lambdas:
+                lambdas -= 1
+            else:
+                parts.append(current)
+                current, lambdas = [], 0
+    if current:
+        parts.append(current)
+    return parts
 
 
 def normalise_tokens(raw: list[tokenize.TokenInfo], lines: list[str]) -> list[Token]:
@@ -212,26 +247,37 @@ def _canonical_number(spelling: str) -> str:
 
 
 def _drop_wrapping_parens(tokens: list[Token]) -> list[Token]:
-    """Drop grouping parentheses that wrap the rest of a statement: formatters add them to split long lines."""
-    changed = True
-    while changed:
-        changed = False
-        for i, tok in enumerate(tokens):
-            if tok.text != "(" or _is_call_position(tokens, i):
-                continue
-            close = _matching_close(tokens, i)
-            if close is None or close == i + 1:
-                continue
-            tail = [t.text for t in tokens[close + 1 :]]
-            if tail not in ([], [":"]) or _has_top_level(tokens, i, close, "for"):
-                continue
-            # `x = (a, b)` is `x = a, b`, but `f, (a, b)` is not `f, a, b`
-            if _has_top_level(tokens, i, close, ",") and (i == 0 or not _takes_bare_tuple(tokens[i - 1].text)):
-                continue
+    """Drop grouping parentheses a formatter may add or take away: around the rest of a statement, or
+    around a whole operand of one (`assert (a and b), msg`). Dropping inner ones never changes the verdict
+    on outer ones already passed, so one pass from the left, staying in place after a drop, finds them all."""
+    i = 0
+    while i < len(tokens):
+        close = _redundant_group(tokens, i)
+        if close is None:
+            i += 1
+        else:
             tokens = tokens[:i] + tokens[i + 1 : close] + tokens[close + 1 :]
-            changed = True
-            break
     return tokens
+
+
+def _redundant_group(tokens: list[Token], i: int) -> int | None:
+    """The index of the `)` closing a redundant grouping that opens at i, else None."""
+    if tokens[i].text != "(" or _is_call_position(tokens, i):
+        return None
+    close = _matching_close(tokens, i)
+    if close is None or close == i + 1:
+        return None
+    wraps_the_rest = close + 1 == len(tokens) or (close + 2 == len(tokens) and tokens[-1].text == ":")
+    if not _fills_a_slot(tokens, i, close, wraps_the_rest):
+        return None
+    inside = _top_level(tokens, i, close)
+    # around the rest of a statement only a generator keeps its parentheses: `x = (yield)` is `x = yield`
+    if "for" in inside or (not wraps_the_rest and not inside.isdisjoint(_NEEDS_PARENS)):
+        return None
+    # `x = (a, b)` is `x = a, b`, but `f, (a, b)` is not `f, a, b`
+    if "," in inside and not (wraps_the_rest and i > 0 and _takes_bare_tuple(tokens[i - 1].text)):
+        return None
+    return close
 
 
 def _is_call_position(tokens: list[Token], i: int) -> bool:
@@ -253,19 +299,34 @@ def _matching_close(tokens: list[Token], i: int) -> int | None:
     return None
 
 
-def _has_top_level(tokens: list[Token], open_index: int, close_index: int, text: str) -> bool:
+def _top_level(tokens: list[Token], open_index: int, close_index: int) -> set[str]:
+    """The spellings found directly inside the brackets, not nested deeper."""
+    found = set()
     depth = 0
     for tok in tokens[open_index + 1 : close_index]:
         depth += (tok.text in ("(", "[", "{")) - (tok.text in _CLOSERS)
-        if depth == 0 and tok.text == text:
-            return True
-    return False
+        if depth == 0:
+            found.add(tok.text)
+    return found
+
+
+def _fills_a_slot(tokens: list[Token], open_index: int, close_index: int, wraps_the_rest: bool) -> bool:
+    """Parentheses that hold a whole operand of a statement or an item of a list (`assert (a and b), msg`,
+    `f(x=(a or b))`, `{k: (a + b)}`): without them the expression means the same. `not (a or b)` is no such."""
+    before = tokens[open_index - 1].text if open_index else ""
+    opens = not before or before in _SLOT_OPENERS or _is_assignment(before)
+    if wraps_the_rest:
+        return opens or before in ("yield", "in")  # `for x in (a or b):`
+    return opens and tokens[close_index + 1].text in _SLOT_CLOSERS
+
+
+def _is_assignment(text: str) -> bool:
+    return text.endswith("=") and text not in ("==", "!=", "<=", ">=")
 
 
 def _takes_bare_tuple(text: str) -> bool:
     """After these a parenthesised tuple means the same without its parentheses."""
-    is_assignment = text.endswith("=") and text not in ("==", "!=", "<=", ">=")
-    return is_assignment or text in ("return", "yield", "in", "del")
+    return _is_assignment(text) or text in ("return", "yield", "in", "del")
 
 
 # ---- Python: enclosing symbols ------------------------------------------------------------------
@@ -309,11 +370,16 @@ def python_context(
     if start in source.in_string or start not in source.line_to_logical:
         return None
     index = source.line_to_logical[start]
-    chosen = [source.logical[index]]
-    for following in source.logical[index + 1 : index + MAX_CONTEXT_LINES]:
-        if following.first > end:
+    span_start = (start, start_column - 1 if start_column else 0)
+    span_end = (end, end_column - 1 if end_column and end_column > 1 else sys.maxsize)
+    chosen: list[LogicalLine] = []
+    for logical in source.logical[index:]:
+        if logical.first > end or len(chosen) == MAX_CONTEXT_LINES:
             break
-        chosen.append(following)
+        # of statements sharing a line, those the finding's columns cover (all of them without columns)
+        if not logical.tokens or (logical.tokens[-1].end > span_start and logical.tokens[0].start < span_end):
+            chosen.append(logical)
+    chosen = chosen or [source.logical[index]]
     tokens = [tok for logical in chosen for tok in logical.tokens]
     if len(tokens) > LONG_STATEMENT_TOKENS:
         tokens = _flagged_span(tokens, start, end, start_column, end_column) or tokens
@@ -344,49 +410,24 @@ def text_context(lines: list[str], start: int, end: int) -> str:
     return ""
 
 
-# ---- GitHub code scanning's primaryLocationLineHash ---------------------------------------------
-
-_GH_BLOCK_SIZE = 100
-_GH_MASK = (1 << 64) - 1
-_GH_EOF = 65535
-# 37^(99-j) mod 2^64: the weight of the j-th character of a line's 100-character window
-_GH_WEIGHTS = [pow(37, _GH_BLOCK_SIZE - 1 - j, 1 << 64) for j in range(_GH_BLOCK_SIZE)]
-
-
-def github_line_hashes(content: bytes) -> list[str]:
-    """The rolling hash codeql-action's fingerprints.ts gives each line, without the ':N' occurrence.
-
-    It hashes the 100 UTF-16 code units starting at the line, after dropping spaces and tabs and
-    turning CR LF and CR into LF, with 65535 marking the end of the file and zeros after it.
-    """
-    text = content.decode("utf-8", errors="replace")
-    text = text.replace("\r\n", "\n").replace("\r", "\n").replace(" ", "").replace("\t", "")
-    units = array("H")
-    units.frombytes(text.encode("utf-16-le", errors="surrogatepass"))
-    if sys.byteorder == "big":
-        units.byteswap()
-    stream = [*units, _GH_EOF, *([0] * _GH_BLOCK_SIZE)]
-    starts = [0, *(i + 1 for i, unit in enumerate(units) if unit == 10)]
-    return [
-        format(sum(map(operator.mul, _GH_WEIGHTS, stream[p : p + _GH_BLOCK_SIZE])) & _GH_MASK, "x")
-        for p in starts
-    ]
+def neighbours(source: SourceFile, python: bool, start: int, end: int) -> tuple[str, str]:
+    """The code just above and just below the flagged lines (normalised like a context): what an edit of
+    the flagged line itself leaves as it was."""
+    if python and start in source.line_to_logical and start not in source.in_string:
+        logical = source.logical
+        index = source.line_to_logical[start]
+        above = index - 1
+        while above >= 0 and logical[above].last >= start:
+            above -= 1
+        below = index
+        while below < len(logical) and logical[below].first <= end:
+            below += 1
+        return _spelled(logical, above), _spelled(logical, below)
+    lines = source.lines
+    squeezed_above = (_WHITESPACE.sub("", lines[i]) for i in range(min(start, len(lines) + 1) - 2, -1, -1))
+    squeezed_below = (_WHITESPACE.sub("", lines[i]) for i in range(end, len(lines)))
+    return next((s for s in squeezed_above if s), ""), next((s for s in squeezed_below if s), "")
 
 
-def numbered_github_hashes(content: bytes) -> tuple[str, ...]:
-    """Per line, GitHub's hash with its 1-based occurrence among the file's lines (remembered like load_shared)."""
-    return _numbered_remembered(content) if len(content) <= _SHARED_BYTES else _numbered(content)
-
-
-@functools.lru_cache(maxsize=16)
-def _numbered_remembered(content: bytes) -> tuple[str, ...]:
-    return _numbered(content)
-
-
-def _numbered(content: bytes) -> tuple[str, ...]:
-    seen: dict[str, int] = {}
-    numbered = []
-    for value in github_line_hashes(content):
-        seen[value] = seen.get(value, 0) + 1
-        numbered.append(f"{value}:{seen[value]}")
-    return tuple(numbered)
+def _spelled(logical: list[LogicalLine], index: int) -> str:
+    return "\x1f".join(tok.text for tok in logical[index].tokens) if 0 <= index < len(logical) else ""

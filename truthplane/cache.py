@@ -67,7 +67,7 @@ class ResultCache:
     checksum does not match, or a database that cannot be read, is discarded and recomputed.
     """
 
-    VERSION = "2"  # findings carry whether the tool reported them suppressed
+    VERSION = "3"  # part of every key: bumped when stored findings would differ (fingerprints' normalisation, suppression)
     _CHUNK = 500  # SQLite's bound-parameter limit is far above this on every build
     _DECODE_CHUNK = 200  # findings per JSON line of a stored entry
 

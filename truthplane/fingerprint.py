@@ -3,44 +3,44 @@
 `annotate` gives every finding a context hash (what the flagged code *is*, not where it is), the
 enclosing symbol, a path-free fingerprint and SARIF partial fingerprints. `match` pairs the findings
 of two states in a cascade of ever looser keys, counting per key, so moves, renames and reformatting
-keep a finding's identity while an edit of the flagged code makes it new.
+keep a finding's identity while an edit of the flagged code makes it new (or updated, when it is still
+reported on the edited line).
 """
 
 from __future__ import annotations
 
-import bisect
 import hashlib
-import sys
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from truthplane import _source
-from truthplane._source import github_line_hashes
+from truthplane._github_hash import github_line_hashes, numbered_github_hashes
+from truthplane._pairing import (
+    NEIGHBOURS_KEY,
+    Key,
+    edited_in_place,
+    line_number,
+    pair_by_key,
+    pair_files,
+    settle_alike,
+)
 from truthplane.models import Diff, Finding
 
-__all__ = ["FINGERPRINT_KEY", "GITHUB_KEY", "annotate", "github_line_hashes", "match"]
+__all__ = ["FINGERPRINT_KEY", "GITHUB_KEY", "NEIGHBOURS_KEY", "annotate", "github_line_hashes", "match"]
 
 FINGERPRINT_KEY = "truthplane/v1"
 GITHUB_KEY = "primaryLocationLineHash"
 _FINGERPRINT_LENGTH = 32
-# beyond this many candidate pairs in one key group, identical findings pair in line order
-_MAX_ALIGNMENT = 250_000
-
-Key = tuple[str, ...]
 
 
 def _sha256(*parts: str) -> str:
     return hashlib.sha256("\x1e".join(parts).encode("utf-8", errors="surrogatepass")).hexdigest()
 
 
-def _line(value: int | None) -> int:
-    return value if value is not None and value > 0 else 0
-
-
 def _order(finding: Finding) -> tuple[object, ...]:
     return (
-        finding.path, _line(finding.start_line), finding.start_column or 0, finding.rule_id,
-        finding.verifier, _line(finding.end_line), finding.end_column or 0, finding.message, finding.identity,
+        finding.path, line_number(finding.start_line), finding.start_column or 0, finding.rule_id,
+        finding.verifier, line_number(finding.end_line), finding.end_column or 0, finding.message, finding.identity,
     )
 
 
@@ -70,7 +70,7 @@ class _Files:
     def github(self, path: str) -> tuple[str, ...] | None:
         """Per line, GitHub's hash with its 1-based occurrence among the file's lines."""
         content = self.content(path)
-        return None if content is None else _source.numbered_github_hashes(content)
+        return None if content is None else numbered_github_hashes(content)
 
 
 def _context_without_source(finding: Finding) -> tuple[str, str | None]:
@@ -91,12 +91,12 @@ def _context_without_source(finding: Finding) -> tuple[str, str | None]:
 
 def _context(finding: Finding, files: _Files) -> tuple[str, str, str | None]:
     """(context_hash, symbol, known fingerprint base) of one finding."""
-    start = _line(finding.start_line)
+    start = line_number(finding.start_line)
     source = files.source(finding.path)
     if source is None or start == 0:
         context, known = _context_without_source(finding)
         return context, finding.symbol if source is None else "", known
-    end = max(_line(finding.end_line), start)
+    end = max(line_number(finding.end_line), start)
     symbol = source.symbol_at(start)
     tokens = None
     if _source.is_python(finding.path):
@@ -136,10 +136,15 @@ def annotate(findings: Sequence[Finding], read_source: Callable[[str], bytes | N
     for index, finding in enumerate(findings):
         context, symbol, base = computed[index]
         partials = {**finding.partial_fingerprints, FINGERPRINT_KEY: base}
-        start = _line(finding.start_line)
+        start = line_number(finding.start_line)
         github = files.github(finding.path) if start else None
         if github is not None and start <= len(github):
             partials[GITHUB_KEY] = github[start - 1]
+        source = files.source(finding.path) if start else None
+        if source is not None:
+            end = max(line_number(finding.end_line), start)
+            above, below = _source.neighbours(source, _source.is_python(finding.path), start, end)
+            partials[NEIGHBOURS_KEY] = f"{_sha256(above)[:16]}:{_sha256(below)[:16]}"
         annotated.append(finding.model_copy(update={
             "context_hash": context,
             "symbol": symbol,
@@ -163,103 +168,6 @@ def _match_context(finding: Finding) -> str:
     return finding.context_hash or _context_without_source(finding)[0]
 
 
-def _pair(
-    before: list[Finding], after: list[Finding], todo_before: list[int], todo_after: list[int],
-    key_before: Callable[[Finding], Key | None], key_after: Callable[[Finding], Key | None],
-) -> list[tuple[int, int]]:
-    """Pair by equal key, counting per key: never a set comparison.
-
-    A key with as many findings on both sides pairs them in (path, line) order. Where the counts
-    differ, the pairing that best follows the line shifts of the other pairs in the same files wins,
-    so the finding reported new (or fixed) is the one that was really added (or removed).
-    """
-    olds: dict[Key, list[int]] = defaultdict(list)
-    news: dict[Key, list[int]] = defaultdict(list)
-    for i in todo_before:
-        key = key_before(before[i])
-        if key is not None:
-            olds[key].append(i)
-    for j in todo_after:
-        key = key_after(after[j])
-        if key is not None and key in olds:
-            news[key].append(j)
-    pairs: list[tuple[int, int]] = []
-    uneven = []
-    for key, new_side in news.items():
-        if len(olds[key]) == len(new_side):
-            pairs.extend(zip(olds[key], new_side))
-        else:
-            uneven.append((olds[key], new_side))
-    if not uneven:
-        return pairs
-    anchors: dict[tuple[str, str], list[tuple[int, int]]] = defaultdict(list)
-    for i, j in pairs:
-        anchors[(before[i].path, after[j].path)].append((_line(before[i].start_line), _line(after[j].start_line)))
-    for shifts in anchors.values():
-        shifts.sort()
-
-    def cost(i: int, j: int) -> int:
-        line = _line(before[i].start_line)
-        shifts = anchors.get((before[i].path, after[j].path), [])
-        k = bisect.bisect_right(shifts, (line, sys.maxsize)) - 1
-        shift = shifts[k][1] - shifts[k][0] if k >= 0 else shifts[0][1] - shifts[0][0] if shifts else 0
-        return abs(_line(after[j].start_line) - line - shift)
-
-    for old_side, new_side in uneven:
-        pairs.extend(_align(old_side, new_side, cost))
-    return pairs
-
-
-def _align(olds: list[int], news: list[int], cost: Callable[[int, int], int]) -> list[tuple[int, int]]:
-    """The order-preserving pairing of min(len) findings with the least total line displacement."""
-    if len(olds) * len(news) > _MAX_ALIGNMENT:
-        return list(zip(olds, news))
-    flip = len(olds) > len(news)
-    short, long = (news, olds) if flip else (olds, news)
-
-    def weight(a: int, b: int) -> int:
-        return cost(long[b], short[a]) if flip else cost(short[a], long[b])
-
-    m, n = len(short), len(long)
-    inf = sys.maxsize
-    table = [[0] * (n + 1)] + [[inf] * (n + 1) for _ in range(m)]
-    for a in range(1, m + 1):
-        for b in range(a, n + 1):
-            table[a][b] = min(table[a][b - 1], table[a - 1][b - 1] + weight(a - 1, b - 1))
-    pairs = []
-    a, b = m, n
-    while a > 0:
-        if b > a and table[a][b] == table[a][b - 1]:
-            b -= 1
-            continue
-        pairs.append((long[b - 1], short[a - 1]) if flip else (short[a - 1], long[b - 1]))
-        a, b = a - 1, b - 1
-    return pairs[::-1]
-
-
-def _file_pairs(gone: Mapping[str, list[Finding]], appeared: Mapping[str, list[Finding]]) -> dict[str, str]:
-    """Vanished file -> appeared file, best pairs first by the number of findings they have in common."""
-    def keys(findings: list[Finding]) -> Counter[Key]:
-        return Counter((f.verifier, f.rule_id, f.symbol, _match_context(f)) for f in findings)
-
-    holders: dict[Key, list[tuple[str, int]]] = defaultdict(list)
-    for path, findings in appeared.items():
-        for key, count in keys(findings).items():
-            holders[key].append((path, count))
-    shared: Counter[tuple[str, str]] = Counter()
-    for gone_path, findings in gone.items():
-        for key, count in keys(findings).items():
-            for appeared_path, other in holders.get(key, []):
-                shared[(gone_path, appeared_path)] += min(count, other)
-    pairs: dict[str, str] = {}
-    taken: set[str] = set()
-    for (gone_path, appeared_path), _ in sorted(shared.items(), key=lambda item: (-item[1], item[0])):
-        if gone_path not in pairs and appeared_path not in taken:
-            pairs[gone_path] = appeared_path
-            taken.add(appeared_path)
-    return pairs
-
-
 def match(
     before: Sequence[Finding],
     after: Sequence[Finding],
@@ -278,26 +186,35 @@ def match(
 
     Each pass sees only what the earlier ones left: (1) the tool's identity; (2) path after renames +
     fingerprint (rule, symbol, context); (3) path + context, for code moved between functions; (4) files
-    that vanished paired with files that appeared by shared fingerprints, for moves git did not report.
-    Nothing looser: a finding whose flagged code was edited is new, and the old one fixed.
+    that vanished paired with files that appeared by shared fingerprints, for moves git did not report;
+    (5) across the files the change touched, fingerprint, then context + the code around it, then context
+    alone, for code moved to a file that
+    already existed or still exists (only what the in-file passes left over: a copy stays new).
+    A finding whose flagged code was edited is new, and the old one fixed, except one left over on a line
+    the change edited with the same rule in the same symbol on both sides: updated (see _pairing.edited_in_place).
     """
     renames = dict(renames or {})
     settled: list[Finding] = []
+    same: set[str] = set()
     if same_files is not None:
         same = set(same_files) - set(renames) - set(renames.values())
-        before, after, settled = _settle_alike(before, after, same)
+        before, after, settled = settle_alike(before, after, same)
     old = sorted(before, key=_order)
     new = sorted(after, key=_order)
     todo_before = list(range(len(old)))
     todo_after = list(range(len(new)))
     matched: list[int] = []
+    shifts: dict[str, list[tuple[int, int]]] = defaultdict(list)  # per file kept in place: (old line, new line)
 
     def moved(finding: Finding) -> str:
         return renames.get(finding.path, finding.path)
 
     def run(key_before: Callable[[Finding], Key | None], key_after: Callable[[Finding], Key | None]) -> None:
         nonlocal todo_before, todo_after
-        pairs = _pair(old, new, todo_before, todo_after, key_before, key_after)
+        pairs = pair_by_key(old, new, todo_before, todo_after, key_before, key_after)
+        for i, j in pairs:
+            if moved(old[i]) == new[j].path:
+                shifts[new[j].path].append((line_number(old[i].start_line), line_number(new[j].start_line)))
         done_before = {i for i, _ in pairs}
         done_after = {j for _, j in pairs}
         matched.extend(done_after)
@@ -338,7 +255,7 @@ def match(
     for j in todo_after:
         if not new[j].identity and new[j].path not in before_paths:
             appeared[new[j].path].append(new[j])
-    file_pairs = _file_pairs(gone, appeared)
+    file_pairs = pair_files(gone, appeared, _match_context)
     if file_pairs:
         def paired(f: Finding) -> str:
             return file_pairs.get(moved(f), moved(f))
@@ -346,38 +263,43 @@ def match(
         run(by_fingerprint(paired), by_fingerprint(here))
         run(by_context(paired), by_context(here))
 
+    if todo_before and todo_after:
+        # code moved between files that both stay (a function extracted, a class moved, tests split): the same
+        # rule on the same flagged code, the symbol first, then the code around it; a copy leaves nothing
+        # unmatched at its origin
+        def movable(f: Finding) -> bool:
+            return not f.identity and f.path not in same and _from_code(f)
+
+        def anywhere(f: Finding) -> str:
+            return ""
+
+        def by_surroundings(f: Finding) -> Key | None:
+            around = f.partial_fingerprints.get(NEIGHBOURS_KEY)
+            return None if around is None else (f.verifier, f.rule_id, _match_context(f), around)
+
+        run(_only(movable, by_fingerprint(anywhere)), _only(movable, by_fingerprint(anywhere)))
+        run(_only(movable, by_surroundings), _only(movable, by_surroundings))
+        run(_only(movable, by_context(anywhere)), _only(movable, by_context(anywhere)))
+
+    updated = edited_in_place(old, new, todo_before, todo_after, shifts, moved) if todo_before and todo_after else []
+    gone_before = {i for i, _ in updated}
+    updated_after = {j for _, j in updated}
     matched_set = set(matched)
     unchanged = [f for j, f in enumerate(new) if j in matched_set]
     return Diff(
-        new=[new[j] for j in todo_after],
-        fixed=[old[i] for i in todo_before],
+        new=[new[j] for j in todo_after if j not in updated_after],
+        fixed=[old[i] for i in todo_before if i not in gone_before],
         unchanged=sorted(settled + unchanged, key=_order) if settled else unchanged,
+        updated=[new[j] for j in sorted(updated_after)],
     )
 
 
-def _settle_alike(
-    before: Sequence[Finding], after: Sequence[Finding], same: set[str],
-) -> tuple[list[Finding], list[Finding], list[Finding]]:
-    """Files in `same` (the same content on both sides) whose findings are alike on both sides, finding for
-    finding, are unchanged as they stand: what the first pass would pair anyway, without sorting and keying
-    the bulk of a gate. Returns what is left to match on each side, and the settled findings."""
-    rest_before: list[Finding] = []
-    rest_after: list[Finding] = []
-    olds: dict[str, list[Finding]] = defaultdict(list)
-    news: dict[str, list[Finding]] = defaultdict(list)
-    for finding in before:
-        (olds[finding.path] if finding.path in same else rest_before).append(finding)
-    for finding in after:
-        (news[finding.path] if finding.path in same else rest_after).append(finding)
-    settled: list[Finding] = []
-    for path, old_side in olds.items():
-        new_side = news.pop(path, [])
-        # usually the very same objects: the head took them from the base's scan
-        if len(old_side) == len(new_side) and all(a is b or a == b for a, b in zip(old_side, new_side)):
-            settled.extend(new_side)
-        else:
-            rest_before.extend(old_side)
-            rest_after.extend(new_side)
-    for new_side in news.values():
-        rest_after.extend(new_side)
-    return rest_before, rest_after, settled
+def _only(keep: Callable[[Finding], bool], key: Callable[[Finding], Key | None]) -> Callable[[Finding], Key | None]:
+    return lambda f: key(f) if keep(f) else None
+
+
+def _from_code(finding: Finding) -> bool:
+    """Whether the finding's context stands for its flagged code, not merely its message."""
+    return _match_context(finding) != _sha256("message", finding.message)
+
+

@@ -10,7 +10,7 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from truthplane.jobs import PreflightFinding
-from truthplane.models import Finding, Verdict
+from truthplane.models import UPDATED_DESCRIPTION, Finding, Verdict
 
 
 class Candidate(BaseModel):
@@ -51,6 +51,7 @@ class CandidateResult(BaseModel):
     reasons: list[str] = Field(default_factory=list)
     new: list[Finding] = Field(default_factory=list)
     fixed: list[Finding] = Field(default_factory=list)
+    updated: list[Finding] = Field(default_factory=list, description=UPDATED_DESCRIPTION)
     tests: RunCheck | None = None
     repro: RunCheck | None = None
     duration_s: float = 0.0

@@ -2,9 +2,10 @@
 
 - a verifier that did not run successfully on both sides: UNVERIFIED (exit 4) — no evidence, no approval;
 - a new finding at or above gate.fail_on, or more than gate.max_new new findings: REJECT;
-- a new finding at or above gate.review_on, a suppression the change adds, findings its configuration
-  change silences: REVIEW;
-- otherwise APPROVE (new findings below review_on are listed, not counted against the change).
+- a new finding at or above gate.review_on, an updated one (still reported on a line the change edited)
+  at or above gate.fail_on, a suppression the change adds, findings its configuration change silences: REVIEW;
+- otherwise APPROVE (new findings below review_on and updated ones below fail_on are listed, not counted
+  against the change).
 """
 
 from __future__ import annotations
@@ -69,8 +70,11 @@ def _suppressed_is_not_fixed(diff: Diff, renames: Mapping[str, str]) -> Diff:
                 == (finding.verifier, finding.rule_id, finding.path)]
         if same:
             fixed.remove(min(same, key=lambda old: abs((old.start_line or 0) - (finding.start_line or 0))))
-    return Diff(new=[f for f in diff.new if not f.suppressed], fixed=fixed,
-                unchanged=[f for f in diff.unchanged if not f.suppressed])
+    return diff.model_copy(update={
+        "new": [f for f in diff.new if not f.suppressed], "fixed": fixed,
+        "unchanged": [f for f in diff.unchanged if not f.suppressed],
+        "updated": [f for f in diff.updated if not f.suppressed],
+    })
 
 
 def _same_rule(one: str, other: str) -> bool:
@@ -104,7 +108,9 @@ def _pair_by_location(diff: Diff) -> Diff:
             unchanged.append(finding)
     if not paired_fixed:
         return diff
-    return Diff(new=still_new, fixed=[f for f in diff.fixed if id(f) not in paired_fixed], unchanged=unchanged)
+    return diff.model_copy(update={
+        "new": still_new, "fixed": [f for f in diff.fixed if id(f) not in paired_fixed], "unchanged": unchanged,
+    })
 
 
 def judge(
@@ -121,11 +127,17 @@ def judge(
         reasons.append(f"{len(diff.new)} new findings, more than the {policy.max_new} allowed")
     if reviewable:
         reasons.append(f"{len(reviewable)} new finding(s) at or above {policy.review_on.value} need review")
+    # an edit of a flagged line is not a new problem, but one at fail_on deserves a look
+    updated_severe = [f for f in diff.updated if f.severity.at_least(policy.fail_on)]
+    if updated_severe:
+        reasons.append(
+            f"{len(updated_severe)} updated finding(s) at or above {policy.fail_on.value} on lines the change edited need review"
+        )
     if problems:
         verdict = Verdict.UNVERIFIED
     elif blocking or (policy.max_new is not None and len(diff.new) > policy.max_new):
         verdict = Verdict.REJECT
-    elif reviewable or review:
+    elif reviewable or updated_severe or review:
         verdict = Verdict.REVIEW
     else:
         verdict = Verdict.APPROVE
@@ -133,6 +145,8 @@ def judge(
         reasons.append(
             f"no new findings at or above {policy.review_on.value}" + (f" ({below} below it)" if below else "")
         )
+    if len(diff.updated) > len(updated_severe):
+        reasons.append(f"{len(diff.updated) - len(updated_severe)} finding(s) updated: still reported on lines the change edited")
     reasons += review
     if diff.fixed:
         reasons.append(f"{len(diff.fixed)} finding(s) fixed")
@@ -187,8 +201,11 @@ def _config_effects(diff: Diff, after: Scan, change: ConfigChange, renames: Mapp
                 f"{len(same_code.new)} {name} finding(s) appeared because of a configuration change in {where}")
     appeared = {id(f) for f in effects.added}
     still_fixed = match(diff.fixed, effects.silenced, renames).fixed  # a base finding the code still has is not fixed
-    effects.diff = Diff(new=[f for f in diff.new if id(f) not in appeared], fixed=still_fixed,
-                        unchanged=[f for f in diff.unchanged if id(f) not in appeared])
+    effects.diff = diff.model_copy(update={
+        "new": [f for f in diff.new if id(f) not in appeared], "fixed": still_fixed,
+        "unchanged": [f for f in diff.unchanged if id(f) not in appeared],
+        "updated": [f for f in diff.updated if id(f) not in appeared],
+    })
     return effects
 
 
@@ -217,11 +234,12 @@ def evaluate(
         silenced = [f for f in effects.diff.fixed if suppressed_by_change(f)]
         if silenced:
             suppressed += [f.model_copy(update={"suppressed": "inSource"}) for f in silenced]
-            effects.diff = Diff(new=effects.diff.new, unchanged=effects.diff.unchanged,
-                                fixed=[f for f in effects.diff.fixed if not suppressed_by_change(f)])
+            effects.diff = effects.diff.model_copy(
+                update={"fixed": [f for f in effects.diff.fixed if not suppressed_by_change(f)]})
     verdict, reasons = judge(effects.diff, problems + effects.problems, policy, [*review, *effects.review])
     return GateResult(
         verdict=verdict, reasons=[*reasons, *effects.notes, *notes], new=effects.diff.new, fixed=effects.diff.fixed,
-        unchanged=effects.diff.unchanged, suppressed=suppressed, silenced_by_config=effects.silenced,
-        added_by_config=effects.added, verifiers=after.verifiers, base=base, head=head,
+        unchanged=effects.diff.unchanged, updated=effects.diff.updated, suppressed=suppressed,
+        silenced_by_config=effects.silenced, added_by_config=effects.added, verifiers=after.verifiers, base=base,
+        head=head,
     )

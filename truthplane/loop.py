@@ -230,8 +230,14 @@ class Loop:
                 tests.before_output_tail = base.tests_output
         diff, problems = compare(base.scan, after)
         result.new, result.fixed, result.tests, result.repro = diff.new, diff.fixed, tests, repro
+        result.updated = diff.updated
         result.flags = await asyncio.to_thread(hack_flags, base.snapshot, directory, touched)
         result.verdict, result.reasons = judge(self.request, self.config.gate, base, result, problems, tampering)
+        severe = [f for f in diff.updated if f.severity.at_least(self.config.gate.fail_on)]
+        if severe and result.verdict is Verdict.APPROVE:  # as in the gate: an edited line never rejects by itself
+            result.verdict = Verdict.REVIEW
+            result.reasons.insert(0, f"{len(severe)} updated finding(s) at or above {self.config.gate.fail_on.value} "
+                                     "on lines the patch edited need review")
         result.duration_s = round(time.monotonic() - started, 3)
         return result
 

@@ -121,12 +121,18 @@ class Verdict(str, Enum):
         return {"APPROVE": 0, "REJECT": 1, "REVIEW": 3, "UNVERIFIED": 4}[self.value]
 
 
+UPDATED_DESCRIPTION = (
+    "findings still reported on a line the change edited (same rule, same symbol): neither new nor fixed"
+)
+
+
 class Diff(BaseModel):
     """Findings of two states matched by identity."""
 
     new: list[Finding] = Field(default_factory=list)
     fixed: list[Finding] = Field(default_factory=list)
     unchanged: list[Finding] = Field(default_factory=list)
+    updated: list[Finding] = Field(default_factory=list, description=UPDATED_DESCRIPTION)
 
 
 class GateResult(BaseModel):
@@ -137,6 +143,7 @@ class GateResult(BaseModel):
     new: list[Finding] = Field(default_factory=list)
     fixed: list[Finding] = Field(default_factory=list)
     unchanged: list[Finding] = Field(default_factory=list)
+    updated: list[Finding] = Field(default_factory=list, description=UPDATED_DESCRIPTION)
     suppressed: list[Finding] = Field(default_factory=list, description="the head's results the tools report suppressed")
     silenced_by_config: list[Finding] = Field(
         default_factory=list, description="findings the change's configuration no longer reports (the code still has them)",

@@ -7,7 +7,7 @@ malformed input is an InputError, never anything else.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path, PurePosixPath
 from typing import Any, Literal, cast
 from urllib.parse import quote, unquote, urlparse
@@ -150,16 +150,17 @@ def sarif_log(runs: list[dict[str, Any]]) -> dict[str, Any]:
 
 def diff_log(
     new: list[Finding], unchanged: list[Finding], fixed: list[Finding], verifiers: list[VerifierRun],
-    *, include_absent: bool = False, suppressed: list[Finding] | None = None,
+    *, include_absent: bool = False, suppressed: list[Finding] | None = None, updated: Sequence[Finding] = (),
 ) -> dict[str, Any]:
-    """A log for code scanning upload: new and unchanged results with baselineState, and the suppressed ones
-    with their suppressions (code scanning shows those as dismissed).
+    """A log for code scanning upload: new, updated and unchanged results with baselineState, and the
+    suppressed ones with their suppressions (code scanning shows those as dismissed).
 
     Fixed findings are left out unless asked for: GitHub code scanning ignores baselineState and
     would open an alert for an 'absent' result.
     """
     by_verifier: dict[str, list[tuple[Finding, str]]] = {v.name: [] for v in verifiers}
-    groups = [(new, "new"), (unchanged, "unchanged")] + ([(fixed, "absent")] if include_absent else [])
+    groups: list[tuple[Sequence[Finding], str]] = [(new, "new"), (updated, "updated"), (unchanged, "unchanged")]
+    groups += [(fixed, "absent")] if include_absent else []
     groups.append((suppressed or [], ""))
     for findings, state in groups:
         for finding in findings:

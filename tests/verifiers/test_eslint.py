@@ -179,7 +179,8 @@ def test_eslint_sarif_round_trips_with_fingerprints(project: Path) -> None:
         (f.rule_id, f.path, f.start_line, f.severity) for f in annotated
     ]
     assert [f.partial_fingerprints for f in back] == [f.partial_fingerprints for f in annotated]
-    assert all(set(f.partial_fingerprints) == {"truthplane/v1", "primaryLocationLineHash"} for f in back)
+    assert all(set(f.partial_fingerprints) == {"truthplane/v1", "primaryLocationLineHash", "truthplane/neighbours/v1"}
+               for f in back)
     again = annotate(back, lambda rel: (project / rel).read_bytes())
     assert [f.fingerprint for f in again] == [f.fingerprint for f in annotated]
 

@@ -170,7 +170,7 @@ def gate_sarif(result: GateResult) -> str:
     # a finding the configuration silences is, to code scanning, dismissed by something outside the source
     silenced = [f.model_copy(update={"suppressed": "external"}) for f in result.silenced_by_config]
     log = diff_log(result.new + result.added_by_config, result.unchanged, result.fixed, result.verifiers,
-                   suppressed=result.suppressed + silenced)
+                   suppressed=result.suppressed + silenced, updated=result.updated)
     return json.dumps(log, indent=2) + "\n"
 
 
@@ -181,7 +181,7 @@ def gate_markdown(result: GateResult, *, limit: int = 50) -> str:
         lines += [f"Compared `{_md(result.head or 'working tree')}` with `{_md(result.base or '')}`.", ""]
     lines += [f"- {_md(reason, limit=None)}" for reason in result.reasons] + [""]
     lines += [
-        f"**{len(result.new)} new**, **{len(result.fixed)} fixed**, {len(result.unchanged)} unchanged"
+        f"**{len(result.new)} new**, **{len(result.fixed)} fixed**, {_updated(result)}{len(result.unchanged)} unchanged"
         + (f", **{len(result.silenced_by_config)} silenced by configuration**" if result.silenced_by_config else "")
         + ".", "",
         "| verifier | version | status | findings | time |", "|---|---|---|---|---|",
@@ -193,7 +193,8 @@ def gate_markdown(result: GateResult, *, limit: int = 50) -> str:
         lines += ["", f"{len(result.suppressed)} result(s) suppressed in source or by the tool are not counted "
                   "(`--format json` lists them under `suppressed`)."]
     sections = (
-        ("New findings", result.new), ("Fixed findings", result.fixed),
+        ("New findings", result.new), ("Updated findings (on lines the change edited)", result.updated),
+        ("Fixed findings", result.fixed),
         ("Silenced by a configuration change", result.silenced_by_config),
         ("Appeared because of a configuration change", result.added_by_config),
     )
@@ -226,6 +227,10 @@ def unverified_sarif(reason: str) -> str:
 
 def _most_severe_first(findings: list[Finding]) -> list[Finding]:
     return sorted(findings, key=lambda f: (-f.severity.rank, f.path, f.start_line or 0, f.rule_id))
+
+
+def _updated(result: GateResult) -> str:
+    return f"{len(result.updated)} updated, " if result.updated else ""
 
 
 def _md(text: str, limit: int | None = 300) -> str:
@@ -265,13 +270,14 @@ def print_gate_text(result: GateResult, stream: TextIO, *, show_unchanged: bool 
     verdict = result.verdict.value
     head = f"[{_VERDICT_STYLE[verdict]}]{verdict}[/]" if on else verdict
     silenced = f", {len(result.silenced_by_config)} silenced by configuration" if result.silenced_by_config else ""
-    console.print(f"truthplane: {head}  ({len(result.new)} new, {len(result.fixed)} fixed, "
+    console.print(f"truthplane: {head}  ({len(result.new)} new, {len(result.fixed)} fixed, {_updated(result)}"
                   f"{len(result.unchanged)} unchanged{silenced})")
     for reason in result.reasons:
         console.print(f"  - {printable(reason)}", markup=False)
     if result.suppressed:
         console.print(f"  {len(result.suppressed)} suppressed result(s) not counted (--format json lists them)", markup=False)
     _finding_lines(console, "New", result.new, on)
+    _finding_lines(console, "Updated, on lines the change edited", result.updated, on)
     _finding_lines(console, "Fixed", result.fixed, on)
     _finding_lines(console, "Silenced by a configuration change", result.silenced_by_config, on)
     _finding_lines(console, "Appeared because of a configuration change", result.added_by_config, on)

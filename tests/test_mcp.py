@@ -155,7 +155,8 @@ def test_answers_are_small_pages_most_severe_first(make_repo, tmp_path: Path) ->
     assert not (root / ".truth-plane-results").exists()
 
     gate, last = payload(results[2]), payload(results[3])
-    assert gate["counts"] == {"new": 47, "fixed": 1, "unchanged": 1} and len(gate["new"]) == 5 and gate["next_offset"] == 5
+    assert gate["counts"] == {"new": 47, "fixed": 1, "updated": 0, "unchanged": 1, "suppressed": 0,
+                              "silenced_by_config": 0} and len(gate["new"]) == 5 and gate["next_offset"] == 5
     assert gate["new"][0]["rule_id"] == "B602" and len(results[2].content[0].text) < 4_000
     assert len(last["new"]) == 2 and last["next_offset"] is None
     assert results[4].isError and "1 to 200" in results[4].content[0].text

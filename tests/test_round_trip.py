@@ -112,5 +112,6 @@ def test_diff_alerts_pairs_a_baseline_with_its_sarif(three_formats) -> None:
     keeper = Gatekeeper(root)
     for before, after in itertools.permutations(formats.values(), 2):
         answer = keeper.diff_alerts(str(before.relative_to(root)), str(after.relative_to(root)))
-        assert answer["counts"] == {"new": 0, "fixed": 0, "unchanged": total}, (before.name, after.name)
+        assert answer["counts"] == {"new": 0, "fixed": 0, "updated": 0, "unchanged": total, "suppressed": 0,
+                                    "silenced_by_config": 0}, (before.name, after.name)
         assert answer["verdict"] == "APPROVE"

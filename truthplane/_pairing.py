@@ -142,7 +142,8 @@ def edited_in_place(
     places: dict[tuple[str, ...], list[int]] = defaultdict(list)
     for i in todo_before:
         f = old[i]
-        if f.identity or not line_number(f.start_line):
+        # a finding read without its code (another tool's SARIF) cannot tell an edited line from a new one
+        if f.identity or not f.context_hash or not line_number(f.start_line):
             continue
         key = (f.verifier, f.rule_id, moved(f), f.symbol)
         for line in _carried(line_number(f.start_line), ordered.get(moved(f), [])):
@@ -153,6 +154,8 @@ def edited_in_place(
     taken: set[int] = set()
     for j in todo_after:
         f = new[j]
+        if not f.context_hash:
+            continue
         key = (f.verifier, f.rule_id, f.path, f.symbol)
         near = places.get((*key, "line", str(line_number(f.start_line))), [])
         candidates = sorted({*near, *(i for side, around in zip(("above", "below"), _around(f))

@@ -62,6 +62,9 @@ def fix_record(run: FixRun, *, applied: bool, commit: str | None) -> dict[str, A
             "verification": {
                 "new": [_finding(f) for f in result.new],
                 "fixed": [_finding(f) for f in result.fixed],
+                "updated": [_finding(f) for f in result.updated],
+                "remaining": [_finding(f) for f in result.remaining],
+                "flags": list(result.flags),
                 "tests": result.tests.model_dump() if result.tests else None,
                 "reproduction": result.repro.model_dump() if result.repro else None,
                 "duration_s": result.duration_s,

@@ -194,8 +194,8 @@ def summary(findings: list[Finding], limit: int = DEFAULT_LIMIT, offset: int = 0
 
 
 def judged(result: GateResult, limit: int = DEFAULT_LIMIT, offset: int = 0) -> dict[str, Any]:
-    """The verdict, its reasons and the counts; one page of the new and of the fixed findings, the most severe
-    first. Unchanged findings are only counted: they are not what the change did."""
+    """The verdict, its reasons and the counts; one page of the new, updated, fixed and silenced findings, the
+    most severe first. Unchanged and suppressed findings are only counted: they are not what the change did."""
     check_page(limit, offset)
     return {
         "verdict": result.verdict.value,
@@ -203,10 +203,15 @@ def judged(result: GateResult, limit: int = DEFAULT_LIMIT, offset: int = 0) -> d
         "reasons": result.reasons,
         "base": result.base,
         "head": result.head,
-        "counts": {"new": len(result.new), "fixed": len(result.fixed), "unchanged": len(result.unchanged)},
+        "counts": {"new": len(result.new), "fixed": len(result.fixed), "updated": len(result.updated),
+                   "unchanged": len(result.unchanged), "suppressed": len(result.suppressed),
+                   "silenced_by_config": len(result.silenced_by_config)},
         "new": [_finding(f) for f in _most_severe_first(result.new)[offset:offset + limit]],
+        "updated": [_finding(f) for f in _most_severe_first(result.updated)[offset:offset + limit]],
         "fixed": [_finding(f) for f in _most_severe_first(result.fixed)[offset:offset + limit]],
-        **_page(max(len(result.new), len(result.fixed)), limit, offset),
+        "silenced_by_config": [_finding(f) for f in _most_severe_first(result.silenced_by_config)[offset:offset + limit]],
+        **_page(max(len(result.new), len(result.updated), len(result.fixed), len(result.silenced_by_config)),
+                limit, offset),
         "verifiers": [{"name": r.name, "version": r.version, "status": r.status.value, "count": r.count,
                        "error": r.error} for r in result.verifiers],
     }

@@ -46,8 +46,8 @@ GIT_ENV = {"GIT_AUTHOR_NAME": "bench", "GIT_AUTHOR_EMAIL": "bench@localhost", "G
 # (pattern, replacement) tried in order on each line the real fix adds
 MUTATIONS = [(r" \+ ", " - "), (r" - ", " + "), (r" <= ", " < "), (r" <= ", " >= "), (r" < ", " <= "), (r" >= ", " > "), (r" > ", " >= "),
              (r" == ", " != "), (r" != ", " == "), (r"\band\b", "or"), (r"\bor\b", "and"), (r"\bTrue\b", "False"),
-             (r"\bFalse\b", "True"), (r"\b(\d+)\b", None), (r"\b(x|y|z|a|b|n|lo|hi)\b", None)]
-MAX_MUTANTS = 12  # test runs spent looking for a wrong fix, per program
+             (r"\bFalse\b", "True"), (r"\[\]", "[None]"), (r"\b(\d+)\b", None), (r"\b(x|y|z|a|b|n|lo|hi)\b", None)]
+MAX_MUTANTS = 16  # test runs spent looking for a wrong fix, per program
 CONFIG = 'verifiers = ["ruff"]\n'
 
 
@@ -107,34 +107,50 @@ def _code(source: str) -> str | None:
     return ast.dump(tree)
 
 
+def _operator_mutants(line: str) -> list[str]:
+    out = []
+    for pattern, replacement in MUTATIONS:
+        for match in re.finditer(pattern, line):
+            if replacement is None and match.group(1).isdigit():
+                new = str(int(match.group(1)) + 1)
+            elif replacement is None:
+                new = {"x": "z", "y": "x", "z": "y", "a": "b", "b": "a", "n": "n + 1", "lo": "hi", "hi": "lo"}[match.group(1)]
+            else:
+                new = replacement
+            out.append(line[:match.start()] + new + line[match.end():])
+    return out
+
+
+def _name_mutants(line: str, names: list[str]) -> list[str]:
+    """The line with one variable swapped for another: those of the same line first, then the program's."""
+    matches = [m for m in re.finditer(r"\b[A-Za-z_]\w*\b", line) if m.group() in names]
+    near = list(dict.fromkeys(m.group() for m in matches))
+    return [line[:m.start()] + other + line[m.end():] for m in matches
+            for other in near + [n for n in names if n not in near] if other != m.group()]
+
+
 def wrong_fix(work: Path, program: Program) -> str | None:
-    """The first simple mutation of a line the real fix adds that the tests catch."""
+    """The first simple mutation of a line the real fix adds that the tests catch: an operator or constant
+    changed, else a variable swapped for another."""
     before = program.buggy.splitlines(True)
     after = program.fixed.splitlines(True)
     added = [j for tag, _, _, j1, j2 in difflib.SequenceMatcher(None, before, after).get_opcodes()
              if tag in ("replace", "insert") for j in range(j1, j2)]
+    names = list(dict.fromkeys(n.id for n in ast.walk(ast.parse(program.fixed)) if isinstance(n, ast.Name)))
+    mutants = [(i, m) for i in added for m in _operator_mutants(after[i])]
+    mutants += [(i, m) for i in added for m in _name_mutants(after[i], names)]
     tried = 0
-    fixed_code = _code(program.fixed)
-    for index in added:
-        line = after[index]
-        for pattern, replacement in MUTATIONS:
-            for match in re.finditer(pattern, line):
-                if replacement is None and match.group(1).isdigit():
-                    new = str(int(match.group(1)) + 1)
-                elif replacement is None:
-                    new = {"x": "z", "y": "x", "z": "y", "a": "b", "b": "a", "n": "n + 1", "lo": "hi", "hi": "lo"}[match.group(1)]
-                else:
-                    new = replacement
-                mutated = line[:match.start()] + new + line[match.end():]
-                source = "".join(after[:index] + [mutated] + after[index + 1:])
-                code = _code(source)
-                if code is None or code in (fixed_code, _code(program.buggy)):
-                    continue  # a syntax error, a docstring's word, or the bug itself: not a wrong fix
-                if tried >= MAX_MUTANTS:
-                    return None
-                tried += 1
-                if not tests_pass(work, program, source):
-                    return source
+    excluded = (_code(program.fixed), _code(program.buggy))
+    for index, mutated in mutants:
+        source = "".join(after[:index] + [mutated] + after[index + 1:])
+        code = _code(source)
+        if code is None or code in excluded:
+            continue  # a syntax error, a docstring's word, or the bug itself: not a wrong fix
+        if tried >= MAX_MUTANTS:
+            return None
+        tried += 1
+        if not tests_pass(work, program, source):
+            return source
     return None
 
 

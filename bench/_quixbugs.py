@@ -65,7 +65,10 @@ def _program(root: Path, name: str, buggy: str, fixed: str, tests: str) -> Progr
                    repro=repro, support=support, suite="QuixBugs")
 
 
-def checkout(source: str, only: set[str] | None = None) -> tuple[list[Program], dict[str, str]]:
-    """Fetch QuixBugs from SOURCE into a temporary directory (removed again) and load its programs."""
+def checkout(source: str, only: set[str] | None = None) -> tuple[list[Program], dict[str, str], str]:
+    """Fetch QuixBugs from SOURCE into a temporary directory (removed again): its programs, those left out, its commit."""
     with tempfile.TemporaryDirectory(prefix="quixbugs-") as tmp:
-        return load(fetch(source, Path(tmp) / "QuixBugs"), only)
+        root = fetch(source, Path(tmp) / "QuixBugs")
+        head = subprocess.run(["git", "-C", str(root), "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                              check=False).stdout.strip()
+        return *load(root, only), head or "a checkout outside git"

@@ -230,8 +230,9 @@ def load_programs(args: argparse.Namespace) -> tuple[list[Program], dict[str, st
     programs = [Program(name, *texts) for name, texts in PROGRAMS.items() if not only or name in only]
     left_out: dict[str, str] = {}
     if args.quixbugs:
-        quixbugs, left_out = _quixbugs.checkout(args.quixbugs, only)
+        quixbugs, left_out, head = _quixbugs.checkout(args.quixbugs, only)
         programs += quixbugs
+        print(f"QuixBugs at {head}: {len(quixbugs)} programs", flush=True)
     for folder in sorted(args.programs.iterdir()) if args.programs else []:
         if (folder / "buggy.py").is_file() and (not only or folder.name in only):
             programs.append(Program(folder.name, (folder / "buggy.py").read_text(), (folder / "fixed.py").read_text(),

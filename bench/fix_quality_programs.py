@@ -2,6 +2,33 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
+REPRO = "python -m pytest -q -p no:cacheprovider tests"
+
+
+@dataclass
+class Program:
+    """A small bug: the buggy file, its correct version and its tests, and where they sit in the repository."""
+
+    name: str
+    buggy: str
+    fixed: str
+    tests: str
+    target: str = ""  # the buggy file's path; NAME.py unless given
+    test_path: str = ""  # the tests' path; tests/test_NAME.py unless given
+    repro: str = REPRO  # the reproduction: fails while the bug is present
+    support: dict[str, str] = field(default_factory=dict)  # more files the tests need (data, helpers, conftest.py)
+    suite: str = "own"  # where the program comes from
+
+    def __post_init__(self) -> None:
+        self.target = self.target or f"{self.name}.py"
+        self.test_path = self.test_path or f"tests/test_{self.name}.py"
+
+    def files(self, source: str | None = None) -> dict[str, str]:
+        """The repository's files, with `source` (default the buggy one) as the program."""
+        return {self.target: self.buggy if source is None else source, self.test_path: self.tests, **self.support}
+
 CALC = '''"""A calculator of `a+b`, `a-b`, `a*b` and `a/b` for integers a and b."""
 
 

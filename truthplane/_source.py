@@ -16,6 +16,8 @@ import tokenize
 import warnings
 from dataclasses import dataclass, field
 
+from truthplane import pyparse
+
 PYTHON_SUFFIXES = (".py", ".pyi")
 # a finding spanning a whole block is identified by its first few (logical) lines, not by the whole body
 MAX_CONTEXT_LINES = 4
@@ -221,7 +223,7 @@ def _canonical_string(parts: list[str]) -> str:
     if all(value is not None for value in plain):
         return repr("".join(value for value in plain if value is not None))
     try:
-        node = ast.parse("(" + " ".join(parts) + "\n)", mode="eval").body
+        node = pyparse.parse("(" + " ".join(parts) + "\n)", mode="eval").body
     except (SyntaxError, ValueError, MemoryError, RecursionError):
         return " ".join(parts)
     if isinstance(node, ast.Constant):
@@ -336,7 +338,7 @@ def _symbols(text: str, line_count: int) -> list[str]:
     """The qualified name of the innermost def/class around each line ('' at module level)."""
     names = [""] * line_count
     try:
-        tree = ast.parse(text)
+        tree = pyparse.parse(text)
     except (SyntaxError, ValueError, MemoryError, RecursionError):
         return names
     spans: list[tuple[int, int, str]] = []

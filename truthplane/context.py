@@ -20,6 +20,7 @@ from pathlib import Path, PurePosixPath
 
 from pydantic import BaseModel, Field
 
+from truthplane import pyparse
 from truthplane.errors import UsageError
 from truthplane.models import Finding
 
@@ -239,7 +240,7 @@ def _relative(root: Path, path: Path) -> str:
 
 def _parse(source: str) -> ast.Module | None:
     try:
-        return ast.parse(source)
+        return pyparse.parse(source)
     except (SyntaxError, ValueError, MemoryError, RecursionError):
         return None
 

@@ -25,6 +25,7 @@ import difflib
 import functools
 from pathlib import Path, PurePosixPath
 
+from truthplane import pyparse
 from truthplane.tamper import is_test_file
 
 _CONSTANT_DUNDERS = frozenset({"__eq__", "__ne__", "__hash__", "__bool__", "__lt__", "__le__", "__gt__", "__ge__",
@@ -51,7 +52,7 @@ def _parse(text: str | None) -> ast.Module | None:
     if text is None:
         return None
     try:
-        return ast.parse(text)
+        return pyparse.parse(text)
     except (SyntaxError, ValueError, RecursionError):
         return None
 

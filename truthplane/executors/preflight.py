@@ -13,6 +13,7 @@ from pathlib import Path, PurePosixPath
 
 from pydantic import BaseModel, Field
 
+from truthplane import pyparse
 from truthplane.jobs import Job, PreflightFinding
 from truthplane.models import Severity
 
@@ -157,7 +158,7 @@ class _Checker(ast.NodeVisitor):
 def preflight_source(source: str | bytes, path: str = "<string>") -> list[PreflightFinding]:
     """Findings for one Python source; raises SyntaxError if it does not parse."""
     checker = _Checker(path)
-    checker.visit(ast.parse(source, filename=path))
+    checker.visit(pyparse.parse(source, filename=path))
     return sorted(checker.findings, key=lambda f: (f.line, f.column, f.rule))
 
 

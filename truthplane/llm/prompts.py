@@ -7,13 +7,13 @@ that asks for code says the tamper rules plainly: no suppressions, no deleted or
 
 from __future__ import annotations
 
-import ast
 from dataclasses import dataclass
 from enum import Enum
 from typing import Generic
 
 from pydantic import BaseModel, Field, field_validator
 
+from truthplane import pyparse
 from truthplane.context import Context
 from truthplane.llm.interface import Message, T
 
@@ -65,7 +65,7 @@ class ReproductionScript(BaseModel):
     @classmethod
     def _compiles(cls, value: str) -> str:
         try:
-            ast.parse(value)
+            pyparse.parse(value)
         except SyntaxError as exc:
             raise ValueError(f"the script is not valid Python: {exc.msg} (line {exc.lineno})") from None
         return value

@@ -97,6 +97,7 @@ def _load(run_id: str) -> tuple[Path, dict[str, Any], dict[str, Any], list[dict[
 
     from truthplane.errors import InputError
     from truthplane.history import checked, evidence_rows, find_root, find_run
+    from truthplane.inputs import MAX_INPUT_BYTES, read_regular_file
     from truthplane.store import Store
 
     root = find_root(Path.cwd())
@@ -104,9 +105,9 @@ def _load(run_id: str) -> tuple[Path, dict[str, Any], dict[str, Any], list[dict[
         run = checked(store, root, find_run(store, run_id))
         evidence = evidence_rows(store, run["run_id"])
         usage = [asdict(row) for row in store.usage_rows(run_id=run["run_id"])]
-    try:
-        record = json.loads((root / run["path"]).read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
+    try:  # the record's path comes from the history: a FIFO there is refused, not read forever
+        record = json.loads(read_regular_file(root / run["path"], MAX_INPUT_BYTES, InputError).decode("utf-8"))
+    except ValueError as exc:
         raise InputError(f"the record of run {run['run_id']} ({run['path']}) cannot be read: {exc}; "
                          "`truthplane verify` says what happened to it") from None
     return root, run, record, evidence, usage

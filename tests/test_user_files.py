@@ -70,3 +70,17 @@ def test_show_refuses_a_record_replaced_by_a_fifo(make_repo, env) -> None:
                    (RUN_ID, f"{RESULTS_DIR}/{record.name}", "0" * 64, "0" * 64))
     proc = truthplane(root, env, "show", RUN_ID)
     one_line(proc, 4, record.name, "not a regular file")
+
+
+@pytest.mark.parametrize("planted", ["execution_20260101_000000.json", "ledger-head.json"])
+def test_verify_reports_a_fifo_planted_in_the_results_directory(make_repo, env, planted: str) -> None:
+    root = make_repo({"a.py": "x = 1\n"})
+    results = root / RESULTS_DIR
+    results.mkdir()
+    (results / "execution_20250101_000000.json").write_text("not a record")
+    os.mkfifo(results / planted)
+    proc = truthplane(root, env, "verify")
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "FAIL: .truth-plane-results/execution_20250101_000000.json: file: not a readable JSON record" in proc.stdout
+    if planted.startswith("execution_"):
+        assert f"FAIL: .truth-plane-results/{planted}: file: not a regular file" in proc.stdout, proc.stdout

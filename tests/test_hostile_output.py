@@ -5,6 +5,7 @@ characters escaped, so it cannot forge a verdict line, clear the screen or reord
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -74,3 +75,17 @@ def test_exec_escapes_the_file_names_of_its_own_lines(tmp_path: Path) -> None:
     assert_escaped(proc.stderr)
     assert f"truthplane: preflight: {SHOWN}.py:1: imports socket" in proc.stderr, proc.stderr
 
+
+
+def test_gc_escapes_a_planted_log_name(make_repo, capsys, monkeypatch) -> None:
+    root = make_repo({"a.py": "x = 1\n"})
+    logs = root / RESULTS_DIR / "logs"
+    logs.mkdir(parents=True)
+    planted = logs / f"{FORGED}.log"
+    planted.write_text("old output\n")
+    os.utime(planted, (1_000_000_000, 1_000_000_000))
+    monkeypatch.chdir(root)
+    assert run(["gc", "--older-than", "1h", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert_escaped(out)
+    assert f"would remove .truth-plane-results/logs/{SHOWN}.log" in out, out

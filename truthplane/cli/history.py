@@ -87,7 +87,7 @@ def history(
             sys.stdout.write(printable(f"  {NOT_MATCHING}: {run['mismatch'][0]}") + "\n")
     sys.stdout.write(f"LLM budget (UTC day {budget.day}):\n")
     for line in budget.lines():
-        sys.stdout.write(f"  {line}\n")
+        sys.stdout.write(printable(f"  {line}") + "\n")
     return 0
 
 
@@ -169,17 +169,18 @@ def gc(
 ) -> int:
     """Remove old logs (full diffs, outputs); records, hashes and the chain stay verifiable. Also removes
     the temp dirs and job cgroups of runs that were killed before they could clean up."""
+    from truthplane.cli.render import printable  # the paths come from records anyone can write
     from truthplane.executors.local import sweep_leftovers
     from truthplane.history import find_root, parse_age
     from truthplane.history import gc as collect
 
     if not dry_run:
         for leftover in sweep_leftovers():
-            sys.stdout.write(f"removed {leftover}, left by a run that was killed\n")
+            sys.stdout.write(printable(f"removed {leftover}, left by a run that was killed") + "\n")
     result = collect(find_root(Path.cwd()), parse_age(older_than), dry_run=dry_run)
     verb = "would remove" if dry_run else "removed"
     for path, size in result.removed:
-        sys.stdout.write(f"{verb} {path} ({size} bytes)\n")
+        sys.stdout.write(printable(f"{verb} {path} ({size} bytes)") + "\n")
     sys.stdout.write(f"{verb} {len(result.removed)} file(s), {result.bytes} bytes; records and hashes kept\n")
     return 0
 

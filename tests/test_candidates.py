@@ -241,7 +241,7 @@ def test_patch_file_candidates(repo: Path, tmp_path: Path, monkeypatch: pytest.M
 def test_patch_file_problems_are_usage_errors(tmp_path: Path) -> None:
     (tmp_path / "latin.diff").write_bytes(b"--- a/x\n+++ b/x\n@@ -1 +1 @@\n-\xe9\n+e\n")
     (tmp_path / "empty.diff").write_text("\n")
-    for name, message in [("missing.diff", "cannot read"), ("latin.diff", "not UTF-8"), ("empty.diff", "empty")]:
+    for name, message in [("missing.diff", "candidate patch .*no such file"), ("latin.diff", "not UTF-8"), ("empty.diff", "empty")]:
         with pytest.raises(PatchFileError, match=message) as caught:
             patch_file_candidates([tmp_path / name])
         assert caught.value.exit_code == ExitCode.USAGE

@@ -132,3 +132,28 @@ def test_the_digest_changes_with_what_the_task_asks(repo: Path) -> None:
     first = load_tasks(repo).by_id()["notes"].digest()
     write(repo, GOOD.replace("echo done", "echo finished"))
     assert load_tasks(repo).by_id()["notes"].digest() != first
+
+
+@pytest.mark.parametrize(("table", "message"), [
+    ('[[tasks]]\nid = "x"\nkind = "command"\ncommand = "true"\nbogus = 1\n', "task 'x': unknown field 'bogus'"),
+    ('[[tasks]]\nid = "x"\nkind = "launch"\n', "task 'x': kind:"),
+    ('[[tasks]]\nid = "x"\nkind = "command"\ncommand = "true"\ntimeout_s = -5\n', "task 'x': timeout_s:"),
+    ('[[tasks]]\nid = "x"\nkind = "patch"\n', "kind = \"patch\" needs patch"),
+    ('[[tasks]]\nid = "x"\nkind = "command"\ncommand = "true"\ndepends_on = ["y"]\n', "depends on 'y'"),
+    ('tasks = 5\n', "tasks:"),
+])
+@pytest.mark.parametrize("command", [["scan", "--baseline", "--verifier", "ruff"], ["doctor"]])
+def test_every_command_refuses_a_broken_tasks_table_in_truthplane_toml(
+        repo: Path, capsys, monkeypatch, table: str, message: str, command: list[str]) -> None:
+    """[[tasks]] is part of the configuration: checked whenever it is read, not only by run-all."""
+    write(repo, 'verifiers = ["ruff"]\n' + table, "truthplane.toml")
+    monkeypatch.chdir(repo)
+    assert run(command) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("truthplane: error: truthplane.toml: ") and message in err[0], err
+
+
+def test_a_good_tasks_table_leaves_other_commands_alone(repo: Path, capsys, monkeypatch) -> None:
+    write(repo, 'verifiers = ["ruff"]\n' + GOOD, "truthplane.toml")
+    monkeypatch.chdir(repo)
+    assert run(["scan", "--baseline", "--verifier", "ruff", "--format", "json"]) == 0, capsys.readouterr().err

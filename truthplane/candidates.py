@@ -13,6 +13,7 @@ from pathlib import Path, PurePosixPath
 
 from truthplane.errors import ExitCode
 from truthplane.fixes import Candidate
+from truthplane.inputs import MAX_INPUT_BYTES, read_regular_file
 from truthplane.unified_diff import (
     DEV_NULL,
     CandidateError,
@@ -187,10 +188,10 @@ def patch_file_candidates(paths: list[Path]) -> list[Candidate]:
     """`--candidate fix.diff` files as candidates; the id is the path as given."""
     candidates = []
     for path in paths:
-        try:
-            text = path.read_bytes().decode("utf-8")
-        except OSError as exc:
-            raise PatchFileError(f"cannot read candidate patch {path}: {exc.strerror or exc}") from None
+        try:  # a FIFO or /dev/zero is refused before a byte is read
+            text = read_regular_file(path, MAX_INPUT_BYTES, PatchFileError).decode("utf-8")
+        except PatchFileError as exc:
+            raise PatchFileError(f"candidate patch {exc}") from None
         except UnicodeDecodeError:
             raise PatchFileError(f"candidate patch {path} is not UTF-8 text") from None
         if not text.strip():

@@ -29,14 +29,15 @@ import math
 import re
 import tomllib
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
 from truthplane.errors import ConfigError
 from truthplane.inputs import MAX_CONFIG_BYTES, read_regular_file
 from truthplane.llm.config import LLMConfig
-from truthplane.models import Severity
+from truthplane.models import MAX_TIMEOUT_S, Seconds, Severity
+from truthplane.taskspec import TaskSpec, check_tasks
 
 DEFAULT_VERIFIERS = ["ruff", "bandit", "semgrep"]
 
@@ -61,9 +62,6 @@ DEFAULT_EXCLUDES = [
 ]
 
 
-MAX_TIMEOUT_S = 30 * 24 * 3600  # a month: beyond it a timeout is a typo, and past 2**63 ns the clocks overflow
-# a time limit in seconds: positive, finite, at most MAX_TIMEOUT_S
-Seconds = Annotated[float, Field(gt=0, le=MAX_TIMEOUT_S, allow_inf_nan=False)]
 # the pseudo-filesystems of the kernel: nothing there holds a cache
 _PSEUDO_FILESYSTEMS = ("/proc", "/sys", "/dev")
 
@@ -189,7 +187,8 @@ class Config(_Strict):
     verifier_options: dict[str, VerifierConfig] = Field(default_factory=dict)
     executors: ExecutorSettings = Field(default_factory=ExecutorSettings)
     llm: LLMConfig = Field(default_factory=LLMConfig)
-    tasks: list[Any] = Field(default_factory=list, description="[[tasks]] for run-all; validated by truthplane.tasks")
+    tasks: list[Any] = Field(default_factory=list, description="[[tasks]] for run-all: their shape is checked here, "
+                             "their files by truthplane.tasks")
     source: str | None = Field(default=None, description="the file this came from, for messages")
     _root: Path | None = PrivateAttr(default=None)
 
@@ -289,6 +288,8 @@ def parse_config(raw: dict[str, Any], source: str) -> Config:
     except RecursionError:
         raise ConfigError(f"{source}: tables or arrays are nested too deeply") from None
     config.executors.check_tables(source)
+    if config.tasks:
+        check_tasks(config.tasks, source, TaskSpec)
     return config
 
 

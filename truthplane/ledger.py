@@ -23,7 +23,9 @@ from pathlib import Path
 from typing import Any
 
 from truthplane import attestation
+from truthplane.errors import InputError
 from truthplane.fsutil import atomic_write
+from truthplane.inputs import MAX_CONFIG_BYTES, MAX_INPUT_BYTES, read_regular_file
 from truthplane.paths import RESULTS_DIR, results_dir
 
 HEAD_FILE = "ledger-head.json"
@@ -75,8 +77,8 @@ class Head:
 
 def _head_document(results: Path) -> dict[str, Any]:
     try:
-        data = json.loads((results / HEAD_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        data = json.loads(read_regular_file(results / HEAD_FILE, MAX_CONFIG_BYTES, InputError).decode("utf-8"))
+    except (InputError, ValueError):  # a FIFO planted there is refused, not read forever
         return {}
     return data if isinstance(data, dict) else {}
 
@@ -264,9 +266,12 @@ def load_chain(results: Path) -> Chain:
     for path in sorted(results.glob("execution_*.json")):
         if path.name.endswith(attestation.SUFFIX):
             continue
-        try:
-            data = path.read_bytes()
-        except OSError:
+        if not path.exists():
+            continue  # removed since the listing
+        try:  # anyone who can write the results directory can plant a FIFO or a device there
+            data = read_regular_file(path, MAX_INPUT_BYTES, InputError)
+        except InputError:
+            entries.append(Entry(path, b"", None, [("file", "not a regular file, or unreadable (a FIFO or a device?)")]))
             continue
         entry = check_entry(path, data)
         if entry.record is not None and "record_hash" not in entry.record:

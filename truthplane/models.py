@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from enum import Enum
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 SCHEMA_VERSION = 1
+MAX_TIMEOUT_S = 30 * 24 * 3600  # a month: beyond it a timeout is a typo, and past 2**63 ns the clocks overflow
+# a time limit in seconds: positive, finite, at most MAX_TIMEOUT_S
+Seconds = Annotated[float, Field(gt=0, le=MAX_TIMEOUT_S, allow_inf_nan=False)]
 
 
 class Severity(str, Enum):

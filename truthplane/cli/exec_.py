@@ -63,10 +63,12 @@ def exec_(
         sys.stderr.write(result.stderr)
         if not result.sandboxed:
             sys.stderr.write("warning: ran unsandboxed\n")
+        from truthplane.cli.render import printable  # the job's output is its own; truthplane's lines name its files
+
         for note in result.notes:
-            sys.stderr.write(f"truthplane: {note}\n")
+            sys.stderr.write(printable(f"truthplane: {note}") + "\n")
         for finding in result.preflight:
-            sys.stderr.write(f"truthplane: preflight: {finding.line_text()}\n")
+            sys.stderr.write(printable(f"truthplane: preflight: {finding.line_text()}") + "\n")
     return exit_code(result)
 
 

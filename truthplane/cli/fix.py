@@ -143,16 +143,14 @@ def _temporary_repo(file: Path):  # noqa: ANN202
 
 def _error_text(error: str | None, error_file: Path | None) -> str | None:
     from truthplane.errors import UsageError
+    from truthplane.inputs import MAX_INPUT_BYTES, read_regular_file
 
     if error and error_file:
         raise UsageError("give --error or --error-file, not both")
     if error == "-":
         return sys.stdin.read()
-    if error_file is not None:
-        try:
-            return error_file.read_text(encoding="utf-8", errors="replace")
-        except OSError as exc:
-            raise UsageError(f"cannot read {error_file}: {exc.strerror}") from None
+    if error_file is not None:  # a FIFO or /dev/zero is refused before a byte is read
+        return read_regular_file(error_file, MAX_INPUT_BYTES, UsageError).decode("utf-8", errors="replace")
     return error
 
 

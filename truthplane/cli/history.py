@@ -87,7 +87,7 @@ def history(
             sys.stdout.write(printable(f"  {NOT_MATCHING}: {run['mismatch'][0]}") + "\n")
     sys.stdout.write(f"LLM budget (UTC day {budget.day}):\n")
     for line in budget.lines():
-        sys.stdout.write(f"  {line}\n")
+        sys.stdout.write(printable(f"  {line}") + "\n")
     return 0
 
 
@@ -97,6 +97,7 @@ def _load(run_id: str) -> tuple[Path, dict[str, Any], dict[str, Any], list[dict[
 
     from truthplane.errors import InputError
     from truthplane.history import checked, evidence_rows, find_root, find_run
+    from truthplane.inputs import MAX_INPUT_BYTES, read_regular_file
     from truthplane.store import Store
 
     root = find_root(Path.cwd())
@@ -104,9 +105,9 @@ def _load(run_id: str) -> tuple[Path, dict[str, Any], dict[str, Any], list[dict[
         run = checked(store, root, find_run(store, run_id))
         evidence = evidence_rows(store, run["run_id"])
         usage = [asdict(row) for row in store.usage_rows(run_id=run["run_id"])]
-    try:
-        record = json.loads((root / run["path"]).read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
+    try:  # the record's path comes from the history: a FIFO there is refused, not read forever
+        record = json.loads(read_regular_file(root / run["path"], MAX_INPUT_BYTES, InputError).decode("utf-8"))
+    except ValueError as exc:
         raise InputError(f"the record of run {run['run_id']} ({run['path']}) cannot be read: {exc}; "
                          "`truthplane verify` says what happened to it") from None
     return root, run, record, evidence, usage
@@ -168,17 +169,18 @@ def gc(
 ) -> int:
     """Remove old logs (full diffs, outputs); records, hashes and the chain stay verifiable. Also removes
     the temp dirs and job cgroups of runs that were killed before they could clean up."""
+    from truthplane.cli.render import printable  # the paths come from records anyone can write
     from truthplane.executors.local import sweep_leftovers
     from truthplane.history import find_root, parse_age
     from truthplane.history import gc as collect
 
     if not dry_run:
         for leftover in sweep_leftovers():
-            sys.stdout.write(f"removed {leftover}, left by a run that was killed\n")
+            sys.stdout.write(printable(f"removed {leftover}, left by a run that was killed") + "\n")
     result = collect(find_root(Path.cwd()), parse_age(older_than), dry_run=dry_run)
     verb = "would remove" if dry_run else "removed"
     for path, size in result.removed:
-        sys.stdout.write(f"{verb} {path} ({size} bytes)\n")
+        sys.stdout.write(printable(f"{verb} {path} ({size} bytes)") + "\n")
     sys.stdout.write(f"{verb} {len(result.removed)} file(s), {result.bytes} bytes; records and hashes kept\n")
     return 0
 

@@ -141,13 +141,17 @@ class LiveBoard:
         if self._live is not None:
             from rich.markup import escape
 
-            self._live.console.print(escape(f"truthplane: {line}"), highlight=False)
+            from truthplane.cli.render import printable
+
+            self._live.console.print(escape(printable(f"truthplane: {line}")), highlight=False)
         else:
             self._write(f"truthplane: {line}")
 
     def _write(self, line: str) -> None:
+        from truthplane.cli.render import printable  # task ids, titles and paths come from the task file
+
         with self._lock:
-            self.stream.write(line + "\n")
+            self.stream.write(printable(line) + "\n")
             self.stream.flush()
 
     def _plain_loop(self) -> None:
@@ -171,8 +175,13 @@ class LiveBoard:
                 f"{busy}/{alive} workers busy")
 
     def _panel(self) -> Any:
-        from rich.markup import escape
+        from rich.markup import escape as rich_escape
         from rich.table import Table
+
+        from truthplane.cli.render import printable
+
+        def escape(text: str) -> str:
+            return rich_escape(printable(text))
 
         table = Table.grid(padding=(0, 2))
         if self.scheduler is None:
@@ -192,20 +201,22 @@ def _clock(seconds: float) -> str:
 
 
 def print_summary(result: RunResult, root: Path, stream: TextIO) -> None:
+    from truthplane.cli.render import printable  # task ids and reasons come from the task file and the repository
+
     record = result.record
     for task in record["tasks"]:
         commit = (task.get("git_evidence") or {}).get("commit_sha")
         where = f"  commit {commit[:12]}" if commit else ""
         carried = "  (from an earlier run)" if task.get("carried_over_from") else ""
-        stream.write(f"{task['status']:<13} {task['task_id']}{where}{carried}\n")
+        stream.write(printable(f"{task['status']:<13} {task['task_id']}{where}{carried}") + "\n")
         reason = (task.get("truth_gate") or {}).get("reason")
         if reason and task["status"] != "SUCCESS":
-            stream.write(f"              {reason[:300]}\n")
+            stream.write(printable(f"              {reason[:300]}") + "\n")
     metrics = record["honest_metrics"]
     stream.write("truthplane: " + ("INTERRUPTED (run again to resume)" if result.interrupted else record["overall_verdict"])
                  + f"  {metrics['git_commits']} commit(s), {metrics['files_modified']} file(s) modified, "
                  f"{metrics['truth_gate_approvals']} approved, {metrics['truth_gate_rejections']} rejected\n")
-    stream.write(f"evidence: {_relative(result.path, root)}\n")
+    stream.write(printable(f"evidence: {_relative(result.path, root)}") + "\n")
 
 
 def register(app: typer.Typer) -> None:

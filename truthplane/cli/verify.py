@@ -22,6 +22,7 @@ def verify(
     """Re-check the hash chain, every recorded file hash and commit, and the evidence files' hashes."""
     from pathlib import Path
 
+    from truthplane.cli.render import printable
     from truthplane.errors import UsageError
     from truthplane.history import find_root
     from truthplane.paths import RESULTS_DIR
@@ -50,7 +51,7 @@ def verify(
     for label, lines in (("FAIL", report.problems), ("UNVERIFIED", report.unverifiable), ("ok", report.checked),
                          ("note", report.notes)):
         for line in lines:
-            sys.stdout.write(f"{label}: {line}\n")
+            sys.stdout.write(printable(f"{label}: {line}") + "\n")  # names come from files anyone can write
     return report.exit_code
 
 

@@ -36,6 +36,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError,
 from truthplane.errors import ConfigError
 from truthplane.inputs import MAX_CONFIG_BYTES, read_regular_file
 from truthplane.llm.config import LLMConfig
+from truthplane.paths import check_cache_dir
 from truthplane.models import MAX_TIMEOUT_S, Seconds, Severity
 from truthplane.taskspec import TaskSpec, check_tasks
 
@@ -63,7 +64,6 @@ DEFAULT_EXCLUDES = [
 
 
 # the pseudo-filesystems of the kernel: nothing there holds a cache
-_PSEUDO_FILESYSTEMS = ("/proc", "/sys", "/dev")
 
 
 class _Strict(BaseModel):
@@ -222,16 +222,6 @@ class Config(_Strict):
 
     def all_excludes(self) -> list[str]:
         return DEFAULT_EXCLUDES + self.exclude
-
-
-def check_cache_dir(path: Path) -> None:
-    """A cache directory must be (or be creatable as) a directory on a real filesystem."""
-    resolved = path.expanduser().resolve()
-    if any(resolved.is_relative_to(pseudo) for pseudo in _PSEUDO_FILESYSTEMS):
-        raise ValueError(f"{path} is on the kernel's pseudo-filesystem {resolved.parts[1]!r}: choose a real directory")
-    existing = next((p for p in (resolved, *resolved.parents) if p.exists()), None)
-    if existing is not None and not existing.is_dir():
-        raise ValueError(f"{existing} is a file, not a directory: choose a directory for the cache")
 
 
 def read_toml(path: Path, error: type[ConfigError] = ConfigError) -> dict[str, Any]:

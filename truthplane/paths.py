@@ -44,3 +44,16 @@ def results_dir(root: Path) -> Path:
 def sarif_dir(root: Path) -> Path:
     """`<root>/.sarif-results/`, self-ignoring: one SARIF log per verifier."""
     return self_ignoring(root / SARIF_DIR)
+
+
+_PSEUDO_FILESYSTEMS = ("/proc", "/sys", "/dev")
+
+
+def check_cache_dir(path: Path) -> None:
+    """A cache directory must be (or be creatable as) a directory on a real filesystem."""
+    resolved = path.expanduser().resolve()
+    if any(resolved.is_relative_to(pseudo) for pseudo in _PSEUDO_FILESYSTEMS):
+        raise ValueError(f"{path} is on the kernel's pseudo-filesystem {resolved.parts[1]!r}: choose a real directory")
+    existing = next((p for p in (resolved, *resolved.parents) if p.exists()), None)
+    if existing is not None and not existing.is_dir():
+        raise ValueError(f"{existing} is a file, not a directory: choose a directory for the cache")

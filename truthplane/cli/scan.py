@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from enum import Enum
 from pathlib import Path
 
@@ -38,7 +39,7 @@ def _options(root: Path, config_path: Path | None, verifiers: list[str] | None, 
 def _cache_dir(path: Path | None) -> Path | None:
     """--cache-dir as the configuration's cache_dir is checked: a directory, or a place one can be made."""
     if path is not None:
-        from truthplane.config import check_cache_dir
+        from truthplane.paths import check_cache_dir
         from truthplane.errors import UsageError
 
         try:
@@ -190,12 +191,14 @@ def gate(
         # a CI job uploads these files whatever the gate said (`if: always()`): a missing file fails it twice
         from truthplane.cli import render
 
+        reason = str(exc)
         try:
-            _ci_files(sarif_out, summary_out, render.unverified_sarif(str(exc)), render.unverified_markdown(str(exc), base, head))
+            _ci_files(sarif_out, summary_out, lambda: render.unverified_sarif(reason),
+                      lambda: render.unverified_markdown(reason, base, head))
         except TruthplaneError as write_error:  # the gate's own error is the one to report
             sys.stderr.write(f"truthplane: could not write the CI files: {render.printable(str(write_error))}\n")
         raise
-    _ci_files(sarif_out, summary_out, render.gate_sarif(result), render.gate_markdown(result))
+    _ci_files(sarif_out, summary_out, lambda: render.gate_sarif(result), lambda: render.gate_markdown(result))
     return _emit_gate(result, fmt, output)
 
 
@@ -205,14 +208,15 @@ def _say(note: str) -> None:
     sys.stderr.write(f"truthplane: {printable(note)}\n")
 
 
-def _ci_files(sarif_out: Path | None, summary_out: Path | None, sarif: str, summary: str) -> None:
+def _ci_files(sarif_out: Path | None, summary_out: Path | None, sarif: Callable[[], str], summary: Callable[[], str]) -> None:
+    """Write the files CI asked for; each document is made only when its file was asked for."""
     from truthplane.cli import render
 
     if sarif_out is not None:
-        render.write_document(sarif_out, sarif)
+        render.write_document(sarif_out, sarif())
     if summary_out is not None:
         # $GITHUB_STEP_SUMMARY may already hold other steps' summaries: add to it
-        render.write_document(summary_out, summary, append=True)
+        render.write_document(summary_out, summary(), append=True)
 
 
 def register(app: typer.Typer) -> None:

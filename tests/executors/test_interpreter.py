@@ -107,4 +107,5 @@ def test_doctor_says_which_python_the_tests_run_with(tmp_path: Path, capsys, mon
     assert doc["interpreter"] == {"executable": str(project.resolve() / ".venv" / "bin" / "python"),
                                   "origin": "the repository's .venv"}
     run(["doctor"])
-    assert f"tests and reproductions run with {project.resolve() / '.venv' / 'bin' / 'python'}" in capsys.readouterr()[0]
+    lines = capsys.readouterr()[0].splitlines()  # its own line, not an escaped "\\n" glued to the table
+    assert f"tests and reproductions run with {project.resolve() / '.venv' / 'bin' / 'python'} (the repository's .venv)" in lines

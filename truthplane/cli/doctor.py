@@ -59,7 +59,7 @@ def doctor(
             if info.reason:
                 line += f" {info.reason}"
             sys.stdout.write(printable(line.rstrip()) + "\n")
-        sys.stdout.write(printable(f"\ntests and reproductions run with {python.executable} ({python.origin})") + "\n")
+        sys.stdout.write("\n" + printable(f"tests and reproductions run with {python.executable} ({python.origin})") + "\n")
         sys.stdout.write("\n* = configured for this repository\n")
         if missing:
             sys.stdout.write(printable(f"{len(missing)} configured verifier(s) cannot run here: {', '.join(missing)}") + "\n")

@@ -109,3 +109,26 @@ def test_doctor_says_which_python_the_tests_run_with(tmp_path: Path, capsys, mon
     run(["doctor"])
     lines = capsys.readouterr()[0].splitlines()  # its own line, not an escaped "\\n" glued to the table
     assert f"tests and reproductions run with {project.resolve() / '.venv' / 'bin' / 'python'} (the repository's .venv)" in lines
+
+
+@pytest.mark.tool("ruff")
+@pytest.mark.tool("bwrap")
+def test_an_editable_install_in_the_repositorys_venv_imports_the_copy_under_test(
+    make_repo, tmp_path: Path, capsys, monkeypatch,
+) -> None:
+    """The usual set-up: a src layout, `pip install -e .` in the repository's .venv (a .pth naming <checkout>/src).
+    The tests must import the candidate's copy, not the checkout (hidden from the job) and not nothing."""
+    monkeypatch.setenv("TRUTHPLANE_CACHE_DIR", str(tmp_path / "cache"))
+    root = make_repo({"src/calc.py": CALC, ".gitignore": ".venv/\n", "truthplane.toml": 'verifiers = ["ruff"]\n',
+                      "tests/test_calc.py": "from calc import mean\n\n\ndef test_mean():\n    assert mean([1, 3]) == 2\n"})
+    site = next(make_venv(root / ".venv").glob("lib/python3*/site-packages"))
+    (site / "__editable__.calc.pth").write_text(f"{root / 'src'}\n")  # what setuptools' editable install writes
+    patch = tmp_path / "right.diff"
+    patch.write_text(RIGHT.replace("calc.py", "src/calc.py"))
+    repro = "python -c 'import calc, sys; sys.exit(0 if calc.mean([1, 3]) == 2 else 1)'"
+    code = run(["fix", str(root / "src" / "calc.py"), "--candidate", str(patch), "--repro-cmd", repro,
+                "--repro-runs", "1", "--no-autofix", "--format", "json"])
+    result = json.loads(capsys.readouterr()[0])
+    (candidate,) = result["candidates"]
+    assert candidate["repro"]["before_rc"] == 1 and candidate["repro"]["after_rc"] == [0], candidate["repro"]
+    assert code == 0 and result["winner"] == str(patch)

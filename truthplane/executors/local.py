@@ -109,9 +109,16 @@ def bwrap_argv(bwrap: str, root: Path, workdir: Path, limits: Limits, source_dir
     for secret in HIDDEN_FILES:
         if os.path.isfile(secret):
             argv += ["--ro-bind", "/dev/null", secret]
+    argv += ["--bind", str(root), str(root)]
+    at = str(workdir)
+    if origin is not None and _hideable(os.path.realpath(origin)):
+        # the job's copy of the checkout appears where the checkout is: an editable install in the repository's
+        # .venv, or an absolute path in its configuration, reaches the copy under test, never the checkout
+        at = os.path.realpath(origin)
+        argv += ["--bind", str(workdir), at]
     for prefix in _interpreter_dirs(interpreter):
         shown = any(_inside(prefix, d) for d in visible) and not any(_inside(prefix, m) for m in masked)
-        if not shown and os.path.isdir(prefix):
+        if (not shown or (origin is not None and _inside(prefix, at))) and os.path.isdir(prefix):
             argv += ["--ro-bind", prefix, prefix]
     if limits.network:
         resolv = os.path.realpath("/etc/resolv.conf")  # often a link into /run, which a job does not see
@@ -119,7 +126,7 @@ def bwrap_argv(bwrap: str, root: Path, workdir: Path, limits: Limits, source_dir
             argv += ["--ro-bind", resolv, resolv]
     uid = _SANDBOX_UID if os.getuid() == 0 else os.getuid()
     gid = _SANDBOX_UID if os.getgid() == 0 else os.getgid()
-    argv += ["--bind", str(root), str(root), "--remount-ro", "/", "--chdir", str(workdir)]
+    argv += ["--remount-ro", "/", "--chdir", at]
     argv += ["--unshare-user", "--uid", str(uid), "--gid", str(gid), "--disable-userns", "--cap-drop", "ALL"]
     argv += ["--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try", "--hostname", "truthplane"]
     if not limits.network:

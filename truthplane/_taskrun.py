@@ -25,6 +25,7 @@ from truthplane.checkout import Write, link_problem
 from truthplane.config import Config
 from truthplane.errors import TruthplaneError
 from truthplane.executors.interface import Executor
+from truthplane.executors.interpreter import repository_interpreter
 from truthplane.fsutil import TreeWriter, UnsafeWrite
 from truthplane.jobs import Job, Limits
 from truthplane.models import Finding, Scan, Verdict
@@ -319,11 +320,15 @@ class Runner:
         command = task.acceptance.test_cmd
         assert command is not None
         worker.doing = f"{task.id}: testing"
+        # the repository's own Python (its .venv first), as `fix` runs tests, where the executor runs this machine's
+        here = worker.executor.runs_host_interpreter
         job = Job(command=["sh", "-c", command], source_dir=str(directory), label=f"{task.id}: tests",
-                  limits=Limits(timeout_s=task.timeout_s, network=task.network))
+                  limits=Limits(timeout_s=task.timeout_s, network=task.network), origin=str(self.root) if here else None,
+                  interpreter=repository_interpreter(self.root) if here else None)
         result = await worker.executor.run(job)
         outcome.checks["tests"] = {"command": command, "returncode": result.returncode, "timed_out": result.timed_out,
-                                   "node": result.node, "output_tail": (result.stdout + result.stderr)[-OUTPUT_TAIL:]}
+                                   "node": result.node, "interpreter": result.interpreter,
+                                   "output_tail": (result.stdout + result.stderr)[-OUTPUT_TAIL:]}
         if result.timed_out:
             return Verdict.UNVERIFIED, f"the tests timed out after {task.timeout_s:g} s"
         outcome.builds += 1

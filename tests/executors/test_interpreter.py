@@ -132,3 +132,25 @@ def test_an_editable_install_in_the_repositorys_venv_imports_the_copy_under_test
     (candidate,) = result["candidates"]
     assert candidate["repro"]["before_rc"] == 1 and candidate["repro"]["after_rc"] == [0], candidate["repro"]
     assert code == 0 and result["winner"] == str(patch)
+
+
+@pytest.mark.tool("bwrap")
+def test_run_all_runs_a_tasks_tests_with_the_repositorys_venv(make_repo, tmp_path: Path, capsys, monkeypatch) -> None:
+    monkeypatch.setenv("TRUTHPLANE_CACHE_DIR", str(tmp_path / "cache"))
+    root = make_repo({".gitignore": ".venv/\n", "truthplane.toml": 'verifiers = ["ruff"]\n', "tasks.toml": """
+[[tasks]]
+id = "note"
+kind = "command"
+command = "echo note > note.txt"
+files = ["note.txt"]
+acceptance = { test_cmd = "python -c 'import marker_pkg, sys; print(marker_pkg.WHERE, sys.executable)'" }
+"""})
+    make_venv(root / ".venv", where="the repository's venv")
+    monkeypatch.chdir(root)
+    code = run(["run-all", "--format", "json"])
+    doc = json.loads(capsys.readouterr()[0])
+    (task,) = doc["tasks"]
+    tests = task["verification"]["checks"]["tests"]
+    assert "the repository's venv" in tests["output_tail"], tests
+    assert tests["interpreter"] == str(root / ".venv" / "bin" / "python")
+    assert code == 0 and task["status"] == "SUCCESS"

@@ -36,7 +36,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from truthplane.executors.interface import Executor
-from truthplane.jobs import Job, Limits
+from truthplane.executors.jobs import Job, Limits
 
 TRIVIAL = ["python", "-c", "pass"]
 SLOW = ["python", "-c", "import time; time.sleep(2)"]

@@ -28,7 +28,7 @@ each mutation to every module and diffs the findings of the two states:
 
 false-new / false-fixed: reported though the flagged code did not change; missed-new: an edited
 or copied finding reported as unchanged. The GitHub-style matcher keys on rule + path + primaryLocationLineHash
-(with its occurrence), computed by truthplane.fingerprint.github_line_hashes, which reproduces
+(with its occurrence), computed by truthplane.truth.fingerprint.github_line_hashes, which reproduces
 codeql-action's fingerprints.ts. Target for truthplane: zero false-new and zero false-fixed.
 
     pip install -e '.[bench]'   # black, for the formatter kinds; ruff comes with the test extra
@@ -54,7 +54,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from truthplane.fingerprint import GITHUB_KEY, annotate, match
+from truthplane.truth.fingerprint import GITHUB_KEY, annotate, match
 from truthplane.models import Finding, Severity
 
 CALLEES = {"eval", "exec", "open", "print", "len", "getattr", "isinstance", "str", "repr", "append"}

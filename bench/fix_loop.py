@@ -43,8 +43,9 @@ def make_repo(root: Path) -> list[Path]:
 
 def one_run(root: Path, patches: list[Path], executor: str, jobs: int | None) -> float:
     from truthplane.config import load_config
-    from truthplane.loop import FixRequest, run_fix
-    from truthplane.pipeline import ScanOptions
+    from truthplane.change.fixes import FixRequest
+    from truthplane.change.loop import run_fix
+    from truthplane.truth.pipeline import ScanOptions
 
     config = load_config(root)
     request = FixRequest(root=root, target="calc.py", patches=patches, autofix=False, test_cmd=TESTS,
@@ -64,13 +65,13 @@ def serial_run(root: Path, patches: list[Path], executor_name: str) -> float:
     apply, reproduction twice, tests and rescan — the same executor, scanner and patch code as fix."""
     import shutil
 
-    from truthplane.candidates import apply_candidate, patch_file_candidates
+    from truthplane.change.candidates import apply_candidate, patch_file_candidates
     from truthplane.config import load_config
-    from truthplane.gate import compare
-    from truthplane.loop import _run, _source, snapshot_tree
-    from truthplane.pipeline import ScanOptions, run_scan
-    from truthplane.registry import create_executor
-    from truthplane.workspace import blob_id
+    from truthplane.truth.verdict import compare
+    from truthplane.change.loop import _run, _source, snapshot_tree
+    from truthplane.truth.pipeline import ScanOptions, run_scan
+    from truthplane.executors.loader import create_executor
+    from truthplane.git.repo import blob_id
 
     async def steps() -> None:
         config, options = load_config(root), ScanOptions(executor=executor_name)

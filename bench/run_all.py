@@ -53,8 +53,8 @@ def make_repo(directory: Path, tasks: int, seconds: float, changes: bool) -> Pat
 
 def measure(args: argparse.Namespace, changes: bool) -> tuple[float, dict]:
     from truthplane.config import load_config
-    from truthplane.runall import RunOptions, Scheduler
-    from truthplane.tasks import load_tasks
+    from truthplane.runall.scheduler import RunOptions, Scheduler
+    from truthplane.runall.tasks import load_tasks
 
     with tempfile.TemporaryDirectory(prefix="truthplane-bench-") as tmp, \
             ssh_cluster(count=args.nodes, slots=args.slots) as ssh:

@@ -10,11 +10,12 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import git
-from truthplane import _ahead
-from truthplane._git import gate_calls_ahead
+from truthplane.truth.ahead import LaunchPlans, tools_ahead
+from truthplane.verifiers import started as _started
+from truthplane.git.run import gate_calls_ahead
 from truthplane.cli.main import run
 from truthplane.config import load_config
-from truthplane.pipeline import ScanOptions, gate
+from truthplane.truth.pipeline import ScanOptions, gate
 
 pytestmark = [pytest.mark.tool("ruff"), pytest.mark.tool("bandit")]
 
@@ -22,12 +23,12 @@ CODE = "import os\nimport subprocess\n\n\ndef main(cmd):\n    return subprocess.
 
 
 class Watch:
-    """Every process _ahead starts, and every process a verifier asked for and whether it was there."""
+    """Every process started ahead, and every process a verifier asked for and whether it was there."""
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.started: list[subprocess.Popen[str]] = []
         self.taken: list[tuple[str, bool]] = []
-        real_start, real_take = _ahead.start, _ahead.take
+        real_start, real_take = _started.start, _started.take
 
         def start(program: str, *args: object, **kwargs: object) -> subprocess.Popen[str]:
             proc = real_start(program, *args, **kwargs)  # type: ignore[arg-type]
@@ -41,8 +42,8 @@ class Watch:
             self.taken.append((name, proc is not None))
             return proc
 
-        monkeypatch.setattr(_ahead, "start", start)
-        monkeypatch.setattr(_ahead, "take", take)
+        monkeypatch.setattr(_started, "start", start)
+        monkeypatch.setattr(_started, "take", take)
 
     def reset(self) -> None:
         self.started.clear()
@@ -98,7 +99,7 @@ def test_a_wrong_guess_is_never_taken_and_never_outlives_the_gate(make_repo, tmp
     digest cannot see would) starts a process nobody takes: it is killed when the gate ends, and the gate
     judges with the process it starts itself."""
     root = feature_repo(make_repo)
-    plans = _ahead.LaunchPlans(tmp_path / "cache", only=("ruff",))
+    plans = LaunchPlans(tmp_path / "cache", only=("ruff",))
     options = ScanOptions(only=["ruff"], cache_dir=tmp_path / "cache")
     gate(root, load_config(root), options, base_ref="main", plans=plans)
     (plan_file,) = (tmp_path / "cache" / "launch-plans").glob("*.json")
@@ -109,12 +110,12 @@ def test_a_wrong_guess_is_never_taken_and_never_outlives_the_gate(make_repo, tmp
 
     watch = Watch(monkeypatch)
     (root / "c.py").write_text("import json\n" + CODE)
-    with gate_calls_ahead(root, "main", None, plans):
+    with tools_ahead(plans) as on_listed, gate_calls_ahead(root, "main", None, on_listed):
         result = gate(root, load_config(root), options, base_ref="main", plans=plans)
     assert watch.taken == [("ruff", False)]
     assert len(watch.started) == 2  # the guess, and the verifier's own
     assert all(proc.returncode is not None for proc in watch.started)  # the guess was killed and reaped
-    assert _ahead._started == {}
+    assert _started._started == {}
     assert [(f.rule_id, f.path) for f in result.new] == [("F401", "c.py")]
     # the gate wrote the right plan back
     assert json.loads(plan_file.read_text())["verifiers"][0]["recipe"]["inputs"]["args"] == []
@@ -124,7 +125,7 @@ def gate_ahead_after(make_repo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     """A gate that leaves a plan; then `config` files written and c.py changed, and a gate with its tools started
     ahead: what it started and took, and its result."""
     root = feature_repo(make_repo)
-    plans = _ahead.LaunchPlans(tmp_path / "cache")
+    plans = LaunchPlans(tmp_path / "cache")
     options = ScanOptions(only=["ruff", "bandit"], cache_dir=tmp_path / "cache")
     gate(root, load_config(root), options, base_ref="main", plans=plans)
 
@@ -132,7 +133,7 @@ def gate_ahead_after(make_repo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     for name, text in config.items():
         (root / name).write_text(text)
     (root / "c.py").write_text("import json\n" + CODE)
-    with gate_calls_ahead(root, "main", None, plans):
+    with tools_ahead(plans) as on_listed, gate_calls_ahead(root, "main", None, on_listed):
         result = gate(root, load_config(root), options, base_ref="main", plans=plans)
     return watch, result
 
@@ -159,7 +160,7 @@ def test_only_a_gate_of_the_working_tree_keeps_a_plan(make_repo, tmp_path: Path)
     root = feature_repo(make_repo)
     (root / "c.py").write_text("import json\n" + CODE)
     git(root, "commit", "-qam", "change")
-    plans = _ahead.LaunchPlans(tmp_path / "cache")
+    plans = LaunchPlans(tmp_path / "cache")
     gate(root, load_config(root), ScanOptions(only=["ruff"], cache_dir=tmp_path / "cache"),
          base_ref="main", head_ref="feature", plans=plans)
     assert not (tmp_path / "cache" / "launch-plans").exists()
@@ -173,7 +174,7 @@ def test_a_gate_of_some_verifiers_keeps_the_plan_of_the_others(make_repo, tmp_pa
     root = feature_repo(make_repo)
 
     def gate_with(only: tuple[str, ...] | None) -> list[str]:
-        plans = _ahead.LaunchPlans(tmp_path / "cache", only=only)
+        plans = LaunchPlans(tmp_path / "cache", only=only)
         options = ScanOptions(only=list(only) if only else ["ruff", "bandit"], cache_dir=tmp_path / "cache")
         gate(root, load_config(root), options, base_ref="main", plans=plans)
         (plan_file,) = (tmp_path / "cache" / "launch-plans").glob("*.json")

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from truthplane.autofix import autofix_candidates, file_diff
-from truthplane.candidates import CandidateError, apply_candidate, check_patch
+from truthplane.change.autofix import autofix_candidates, file_diff
+from truthplane.change.candidates import CandidateError, apply_candidate, check_patch
 
 PYPROJECT = '[tool.ruff]\nline-length = 100\n\n[tool.ruff.lint]\nextend-select = ["E711", "UP"]\n'
 APP = (
@@ -33,7 +33,7 @@ def snapshot(root: Path) -> dict[str, bytes]:
 def applied(root: Path, tmp_path: Path, diff: str, name: str) -> Path:
     copy = tmp_path / name
     shutil.copytree(root, copy, ignore=shutil.ignore_patterns(".git"))
-    from truthplane.fixes import Candidate
+    from truthplane.change.fixes import Candidate
 
     apply_candidate(copy, Candidate(id=name, source="autofix", diff=diff))
     return copy

@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 
 from truthplane.cli.main import run
-from truthplane.gatekeeper import Gatekeeper
+from truthplane.truth.gatekeeper import Gatekeeper
 from truthplane.errors import InputError
-from truthplane.inputs import MAX_INPUT_BYTES
+from truthplane.files import MAX_INPUT_BYTES
 
 DEEP = 3000  # deeper than the interpreter's recursion limit
 
@@ -195,7 +195,7 @@ def test_a_device_or_a_fifo_is_refused_not_read_forever(tmp_path: Path) -> None:
 def test_mcp_summarize_refuses_a_fifo(tmp_path: Path) -> None:
     os.mkfifo(tmp_path / "fifo.json")
     code = (
-        "import sys; from pathlib import Path; from truthplane.gatekeeper import Gatekeeper\n"
+        "import sys; from pathlib import Path; from truthplane.truth.gatekeeper import Gatekeeper\n"
         "from truthplane.errors import InputError\n"
         "try:\n    Gatekeeper(Path(sys.argv[1])).summarize('fifo.json')\n"
         "except InputError as exc:\n    print(exc)\n"

@@ -4,7 +4,7 @@ import hashlib
 import sqlite3
 from pathlib import Path
 
-from truthplane.cache import ResultCache
+from truthplane.truth.cache import ResultCache
 from truthplane.models import Finding, Severity
 
 

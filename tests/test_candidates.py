@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import git
-from truthplane.candidates import (
+from truthplane.change.candidates import (
     CandidateError,
     PatchFileError,
     apply_candidate,
@@ -21,7 +21,7 @@ from truthplane.candidates import (
     patch_file_candidates,
 )
 from truthplane.errors import ExitCode
-from truthplane.fixes import Candidate
+from truthplane.change.fixes import Candidate
 
 pytestmark = pytest.mark.tool("git")
 

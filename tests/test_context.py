@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from truthplane.context import Context, ContextPart, build_context, estimate_tokens, traceback_frames
+from truthplane.llm.context import Context, ContextPart, build_context, estimate_tokens, traceback_frames
 from truthplane.errors import UsageError
 from truthplane.models import Finding, Severity
 

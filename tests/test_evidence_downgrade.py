@@ -14,9 +14,10 @@ from typing import Any
 import pytest
 
 from tests.test_ledger import FILES, RESULTS, private_env, record_path, run_all_record, verify  # noqa: F401
-from truthplane import attestation, ledger
+from truthplane.evidence import attestation
+from truthplane.evidence import ledger
 from truthplane.cli.main import run
-from truthplane.evidence import write_execution
+from truthplane.change.record import write_execution
 
 KEY = "a-long-random-secret"
 

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from truthplane.fingerprint import FINGERPRINT_KEY, GITHUB_KEY, annotate, github_line_hashes, match
+from truthplane.truth.fingerprint import FINGERPRINT_KEY, GITHUB_KEY, annotate, github_line_hashes, match
 from truthplane.models import Diff, Finding, Severity
 
 

@@ -13,7 +13,7 @@ import pytest
 from tests.conftest import git
 from tests.test_sarif import validate_sarif
 from truthplane.cli.main import run
-from truthplane.fingerprint import annotate, match
+from truthplane.truth.fingerprint import annotate, match
 from truthplane.models import Diff, Finding, Severity
 
 MODULE = "".join(

@@ -159,7 +159,7 @@ def test_apply_writes_the_winner_only(buggy, capsys) -> None:
 
 def test_apply_refuses_when_the_file_changed_meanwhile(buggy, capsys, monkeypatch) -> None:
     root, patches = buggy
-    import truthplane.loop as loop
+    import truthplane.change.loop as loop
 
     real = loop.choose_winner
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from truthplane.cli.main import run
-from truthplane.hacks import added_lines, hack_flags
+from truthplane.change.hacks import added_lines, hack_flags
 
 CALC = '''"""A calculator of `a+b`, `a-b`, `a*b` and `a/b` for integers a and b."""
 

@@ -26,7 +26,7 @@ from hypothesis import strategies as st
 
 from truthplane.cli.main import run
 from truthplane.errors import ExitCode, TruthplaneError
-from truthplane.tasks import load_tasks
+from truthplane.runall.tasks import load_tasks
 
 BUDGET = settings(max_examples=150, derandomize=True, deadline=None, database=None,
                   suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,

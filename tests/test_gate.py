@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from truthplane.config import GateConfig
-from truthplane.gate import evaluate
+from truthplane.truth.verdict import evaluate
 from truthplane.models import Diff, Finding, GateResult, Scan, Severity, ToolStatus, Verdict, VerifierRun
 
 

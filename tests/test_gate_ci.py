@@ -32,7 +32,7 @@ def gate(capsys: pytest.CaptureFixture[str], root: Path, *args: str) -> tuple[in
 
 
 def ci_files(tmp_path: Path) -> tuple[Path, Path, list[str]]:
-    summary, sarif = tmp_path / "step-summary.md", tmp_path / "out" / "truthplane.sarif"
+    summary, sarif = tmp_path / "step-summary.md", tmp_path / "out" / "truthplane.truth.sarif"
     summary.write_text("## an earlier step\n")  # $GITHUB_STEP_SUMMARY holds the other steps' summaries
     return summary, sarif, ["--summary-out", str(summary), "--sarif-out", str(sarif)]
 

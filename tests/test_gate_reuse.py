@@ -10,7 +10,7 @@ import pytest
 
 from tests.conftest import git
 from truthplane.config import load_config
-from truthplane.pipeline import ScanOptions, gate
+from truthplane.truth.pipeline import ScanOptions, gate
 
 pytestmark = [pytest.mark.tool("ruff")]
 
@@ -56,8 +56,8 @@ def test_the_working_tree_over_the_merge_base_lists_what_a_full_listing_does(mak
     and contents as listing the whole working tree, whatever kind of change is in it."""
     import os
 
-    from truthplane.sources import Excluder, commit_source, worktree_over, worktree_source
-    from truthplane.workspace import Repo
+    from truthplane.truth.sources import Excluder, commit_source, worktree_over, worktree_source
+    from truthplane.git.repo import Repo
 
     root = make_repo({"keep.py": "a = 1\n", "edit.py": "b = 1\n", "gone.py": "c = 1\n", "old name.py": "d = 1\n" * 20,
                       "tool.sh": "echo\n", "staged.py": "e = 1\n", "vendor/lib.py": "f = 1\n", "link.py": "g = 1\n",
@@ -98,8 +98,8 @@ def test_the_working_tree_over_the_merge_base_lists_what_a_full_listing_does(mak
 
 
 def test_a_file_in_conflict_is_listed_as_it_stands(make_repo) -> None:
-    from truthplane.sources import Excluder, commit_source, worktree_over, worktree_source
-    from truthplane.workspace import Repo, blob_id
+    from truthplane.truth.sources import Excluder, commit_source, worktree_over, worktree_source
+    from truthplane.git.repo import Repo, blob_id
 
     root = make_repo({"a.py": "x = 0\n"})
     git(root, "checkout", "-qb", "other")
@@ -123,7 +123,7 @@ def test_git_calls_started_ahead_answer_the_gate_once_and_nothing_outlives_them(
     """`truthplane gate` starts the gate's git calls before it has imported what it needs: the gate takes
     those answers instead of asking again, judges exactly as without them, and a call made after the
     block asks git afresh."""
-    from truthplane import _git
+    from truthplane.git import run as _git
 
     root = make_repo({"a.py": UNUSED, "b.py": UNUSED, "moved.py": UNUSED * 3})
     git(root, "checkout", "-qb", "feature")
@@ -162,7 +162,7 @@ def test_git_calls_started_ahead_answer_the_gate_once_and_nothing_outlives_them(
 
 def test_a_call_that_failed_ahead_fails_the_gate_as_it_would_have(make_repo, tmp_path: Path) -> None:
     from truthplane.errors import GitError
-    from truthplane._git import gate_calls_ahead
+    from truthplane.git.run import gate_calls_ahead
 
     root = make_repo({"a.py": UNUSED})
     with gate_calls_ahead(root, "origin/main", None), pytest.raises(GitError, match="base ref 'origin/main' not found"):

@@ -12,7 +12,7 @@ from tests.conftest import git
 from tests.js_harness import link_node_modules, ts_project
 from tests.test_sarif import validate_sarif
 from truthplane.cli.main import run
-from truthplane.suppressions import added_suppressions
+from truthplane.truth.suppressions import added_suppressions
 
 APP = (
     "export function greet(name: string): string {\n"

@@ -76,7 +76,7 @@ def test_a_change_under_a_committed_symlink_is_refused(linked, tmp_path: Path, c
 
 def test_a_link_swapped_in_while_candidates_are_judged_is_not_followed(make_repo, tmp_path: Path, capsys, monkeypatch) -> None:
     """The snapshot had a plain directory; by the time the winner is written it is a link out of the repository."""
-    import truthplane.loop as loop
+    import truthplane.change.loop as loop
 
     root = make_repo({"a.py": "x = 1\n", "pkg/keep.py": "y = 2\n", "truthplane.toml": CONFIG})
     outside = tmp_path / "outside"
@@ -99,7 +99,7 @@ def test_a_link_swapped_in_while_candidates_are_judged_is_not_followed(make_repo
 
 def test_the_write_itself_refuses_a_link_that_appears_after_the_check(make_repo, tmp_path: Path) -> None:
     """No window between checking and writing: the writer walks directory descriptors and never follows a link."""
-    from truthplane.fsutil import TreeWriter, UnsafeWrite
+    from truthplane.git.tree_writer import TreeWriter, UnsafeWrite
 
     root = make_repo({"a.py": "x = 1\n"})
     outside = tmp_path / "outside"
@@ -121,9 +121,9 @@ def test_the_write_itself_refuses_a_link_that_appears_after_the_check(make_repo,
 
 def test_gits_own_directory_is_refused_by_identity_whatever_its_name(make_repo, tmp_path: Path) -> None:
     """A repository whose git directory lives inside the working tree under another name (--separate-git-dir)."""
-    from truthplane.checkout import writer_for
-    from truthplane.fsutil import UnsafeWrite
-    from truthplane.workspace import Repo
+    from truthplane.git.checkout import writer_for
+    from truthplane.git.tree_writer import UnsafeWrite
+    from truthplane.git.repo import Repo
 
     root = tmp_path / "repo"
     root.mkdir()
@@ -160,9 +160,9 @@ files = ["gh/post-commit"]
 
 
 def test_a_branch_is_not_made_under_a_link_of_its_parent_commit(linked, tmp_path: Path) -> None:
-    from truthplane.checkout import create_branch
-    from truthplane.fsutil import UnsafeWrite
-    from truthplane.workspace import Repo
+    from truthplane.git.checkout import create_branch
+    from truthplane.git.tree_writer import UnsafeWrite
+    from truthplane.git.repo import Repo
 
     root, _ = linked
     tree = tmp_path / "tree"
@@ -285,7 +285,7 @@ def test_fix_commit_refuses_while_git_is_in_the_middle_of_something(make_repo, t
 
 
 def test_a_merge_started_while_candidates_are_judged_stops_the_commit(make_repo, tmp_path: Path, capsys, monkeypatch) -> None:
-    import truthplane.loop as loop
+    import truthplane.change.loop as loop
 
     root = make_repo({"a.py": "import os\nx = 1\n", "b.py": "b = 0\n", "truthplane.toml": CONFIG})
     git(root, "checkout", "-qb", "feature")

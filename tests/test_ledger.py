@@ -12,9 +12,10 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import git
-from truthplane import attestation, ledger
+from truthplane.evidence import attestation
+from truthplane.evidence import ledger
 from truthplane.cli.main import run
-from truthplane.evidence import write_execution
+from truthplane.change.record import write_execution
 
 FILES = {"a.py": "import os\nx = 1\n", "b.py": "import sys\ny = 2\n", "c.py": "import json\nz = 3\n",
          "truthplane.toml": 'verifiers = ["ruff"]\n'}
@@ -309,7 +310,7 @@ def test_concurrent_writers_produce_one_valid_chain(make_repo, capsys, monkeypat
 def _dies_midway(root: str, where: str) -> None:
     import os
 
-    from truthplane import history
+    from truthplane.evidence import history
 
     def die(*args: object, **kwargs: object) -> None:
         os._exit(9)  # as a SIGKILL would: no cleanup, no rollback

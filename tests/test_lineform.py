@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from truthplane.lineform import BOM, keep_form
+from truthplane.git.lineform import BOM, keep_form
 
 
 def test_a_tool_that_rewrites_every_ending_changes_only_its_own_lines() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 import threading
 
-from truthplane import _source
+from truthplane.truth import _tokens as _source
 from truthplane.executors.preflight import preflight_source
 
 SOURCE = "\n".join(

@@ -20,7 +20,7 @@ import yaml
 from truthplane.cli.main import app
 from truthplane.config import parse_config
 from truthplane.errors import ConfigError
-from truthplane.tasks import _parse_one
+from truthplane.runall.tasks import _parse_one
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 _BLOCK = re.compile(r"^```(\w+)\n(.*?)^```", re.MULTILINE | re.DOTALL)

@@ -15,7 +15,7 @@ import pytest
 from tests.test_fix import CALC, REPRO, RIGHT, TESTS, WRONG
 from tests.test_ledger import private_env, run_all_record  # noqa: F401
 from truthplane.cli.main import run
-from truthplane.evidence import write_execution
+from truthplane.change.record import write_execution
 
 pytestmark = [pytest.mark.tool("ruff"), pytest.mark.tool("bwrap")]
 TAGS = {"html", "head", "meta", "title", "style", "body", "h1", "h2", "h3", "h4", "p", "table", "tr", "th", "td",

@@ -82,7 +82,7 @@ def test_a_commit_no_record_holds_is_carried_with_the_change_it_makes(make_repo,
 
 def test_a_carry_recorded_by_an_older_resume_verifies_by_its_commit_and_trailer(make_repo, capsys,
                                                                                   monkeypatch) -> None:
-    from truthplane.evidence import write_execution
+    from truthplane.change.record import write_execution
 
     root = make_repo({"truthplane.toml": CONFIG, "tasks.toml": TASKS})
     monkeypatch.chdir(root)

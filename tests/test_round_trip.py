@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from truthplane.gatekeeper import Gatekeeper
+from truthplane.truth.gatekeeper import Gatekeeper
 from truthplane.verifiers.semgrep import shipped_rule_files
 
 pytestmark = [pytest.mark.tool("ruff"), pytest.mark.tool("semgrep")]
@@ -77,7 +77,7 @@ def three_formats(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[
     )
     formats = {
         "baseline": baseline,
-        "truthplane-sarif": merged(ours, root / "truthplane.sarif"),
+        "truthplane-sarif": merged(ours, root / "truthplane.truth.sarif"),
         "tools-sarif": merged([json.loads(ruff.stdout), json.loads(semgrep.stdout)], root / "tools.sarif"),
     }
     return root, formats, total
@@ -94,7 +94,7 @@ def test_every_pair_of_formats_of_one_scan_diffs_to_nothing(three_formats, befor
 
 
 def test_truthplane_sarif_keeps_every_identity_field_of_the_baseline(three_formats) -> None:
-    from truthplane.results import load_scan
+    from truthplane.truth.results import load_scan
 
     _, formats, _ = three_formats
     baseline = load_scan(formats["baseline"])

@@ -489,8 +489,8 @@ def test_when_no_worker_is_left_the_tasks_are_not_run_and_exit_is_4(make_repo, c
 
 
 def test_a_second_run_all_in_the_same_repository_is_refused(make_repo, capsys, monkeypatch) -> None:
-    from truthplane import _resume
-    from truthplane.workspace import Repo
+    from truthplane.runall import resume as _resume
+    from truthplane.git.repo import Repo
 
     root = make_repo({"tasks.toml": '[[tasks]]\nid = "a"\nkind = "command"\ncommand = "true"\n'})
     held = _resume.lock_repo(Repo(root))

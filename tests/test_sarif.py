@@ -10,8 +10,9 @@ from hypothesis import strategies as st
 
 from truthplane.errors import InputError
 from truthplane.models import Finding, Severity, ToolStatus, VerifierRun
-from truthplane.results import scan_from_data
-from truthplane.sarif import diff_log, findings_from_sarif, run_for, sarif_log
+from truthplane.truth.results import scan_from_data
+from truthplane.truth.sarif import diff_log, run_for, sarif_log
+from truthplane.verifiers.sarif_input import findings_from_sarif
 
 SCHEMA = json.loads((Path(__file__).parent / "fixtures" / "sarif-schema-2.1.0.json").read_text())
 

@@ -4,10 +4,10 @@ from pathlib import Path
 
 import pytest
 
-from truthplane.cache import ResultCache
+from truthplane.truth.cache import ResultCache
 from truthplane.config import Config
-from truthplane.scanner import scan
-from truthplane.sources import Excluder, worktree_source
+from truthplane.truth.scanner import scan
+from truthplane.truth.sources import Excluder, worktree_source
 
 RULE = """rules:
   - id: no-print

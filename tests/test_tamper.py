@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import git
-from truthplane.candidates import CandidateError
+from truthplane.change.candidates import CandidateError
 from truthplane.errors import UsageError
-from truthplane.tamper import is_test_file, tamper_reasons
+from truthplane.change.tamper import is_test_file, tamper_reasons
 
 pytestmark = pytest.mark.tool("git")
 

@@ -8,7 +8,7 @@ import pytest
 
 from tests.conftest import git
 from truthplane.cli.main import run
-from truthplane.tasks import TaskFileError, find_cycle, load_tasks
+from truthplane.runall.tasks import TaskFileError, find_cycle, load_tasks
 
 GOOD = '''
 [[tasks]]
@@ -101,7 +101,7 @@ def test_a_longer_cycle_is_named_in_order(repo: Path) -> None:
 
 
 def test_self_dependency_is_a_cycle() -> None:
-    from truthplane.tasks import Task
+    from truthplane.runall.tasks import Task
 
     assert find_cycle([Task(id="x", kind="command", command="true", depends_on=["x"])]) == ["x", "x"]
     assert find_cycle([Task(id="x", kind="command", command="true")]) is None

@@ -7,7 +7,7 @@ import pytest
 
 from tests.conftest import git
 from truthplane.errors import GitError
-from truthplane.workspace import Repo, blob_id
+from truthplane.git.repo import Repo, blob_id
 
 
 def test_blob_id_is_gits() -> None:
@@ -30,7 +30,7 @@ def test_worktree_files_see_dirty_untracked_and_skip_symlinks(make_repo) -> None
 
 
 def test_excluded_paths_are_neither_read_nor_a_difference(make_repo) -> None:
-    from truthplane.sources import Excluder
+    from truthplane.truth.sources import Excluder
 
     root = make_repo({"a.py": "x = 1\n", "vendor/lib.py": "y = 1\n"})
     results = root / ".truth-plane-results"

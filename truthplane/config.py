@@ -34,7 +34,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
 from truthplane.errors import ConfigError
-from truthplane.inputs import MAX_CONFIG_BYTES, read_regular_file
+from truthplane.files import MAX_CONFIG_BYTES, read_regular_file
 from truthplane.llm.config import LLMConfig
 from truthplane.paths import check_cache_dir
 from truthplane.models import MAX_TIMEOUT_S, Seconds, Severity
@@ -153,12 +153,9 @@ class ExecutorSettings(_Strict):
         for name, table in (self.model_extra or {}).items():
             if not isinstance(table, dict):
                 raise ConfigError(f"{source}: executors.{name}: should be a table, [executors.{name}]")
-            if name == "ssh":
-                from truthplane.executors.ssh import SSHOptions  # its own model; imported only when used
+            from truthplane.registry import executor_options_model
 
-                model: type[BaseModel] | None = SSHOptions
-            else:
-                model = _EXECUTOR_TABLES.get(name)
+            model: type[BaseModel] | None = executor_options_model(name) or _EXECUTOR_TABLES.get(name)
             if model is not None:
                 try:
                     model.model_validate(table)
@@ -188,7 +185,7 @@ class Config(_Strict):
     executors: ExecutorSettings = Field(default_factory=ExecutorSettings)
     llm: LLMConfig = Field(default_factory=LLMConfig)
     tasks: list[Any] = Field(default_factory=list, description="[[tasks]] for run-all: their shape is checked here, "
-                             "their files by truthplane.tasks")
+                             "their files by truthplane.runall.tasks")
     source: str | None = Field(default=None, description="the file this came from, for messages")
     _root: Path | None = PrivateAttr(default=None)
 
@@ -307,7 +304,7 @@ def _lists_verifiers(raw: dict[str, Any]) -> bool:
 def _for_repository(config: Config, raw: dict[str, Any], root: Path) -> Config:
     """Remember the repository, and add the JavaScript/TypeScript verifiers its files declare
     (eslint config, tsconfig.json, npm lockfile) unless the configuration lists verifiers itself."""
-    from truthplane.verifiers._node import detect
+    from truthplane.registry import detect
 
     if not _lists_verifiers(raw):
         config.verifiers += [name for name in detect(root) if name not in config.verifiers]

@@ -1,4 +1,5 @@
-"""Reading a file handed in from outside (a baseline, a SARIF log, truthplane.toml, a task file).
+"""Reading a file handed in from outside (a baseline, a SARIF log, truthplane.toml, a task file), and writing
+truthplane's own files atomically: a reader sees the old file or the new one, never half of either.
 
 Only a regular file is read, and only up to a size limit: a device, a FIFO or a socket could stall the
 read forever or never end (`/dev/zero`), so it is refused before a byte is read. The file is opened
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import os
 import stat
+import tempfile
 from pathlib import Path
 
 from truthplane.errors import TruthplaneError
@@ -56,3 +58,22 @@ def read_regular_file(path: Path, limit: int, error: type[TruthplaneError]) -> b
         raise error(f"cannot read {path}: {exc.strerror}") from None
     finally:
         os.close(fd)
+
+
+def atomic_write(path: Path, data: bytes | str) -> None:
+    """Write via a temporary file in the same directory, fsync, then rename over `path`."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = data.encode("utf-8") if isinstance(data, str) else data
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(payload)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise

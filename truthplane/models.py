@@ -47,7 +47,7 @@ class Finding(BaseModel):
     end_line: int | None = None
     start_column: int | None = None
     end_column: int | None = None
-    fingerprint: str = Field(default="", description="stable identity, filled in by truthplane.fingerprint")
+    fingerprint: str = Field(default="", description="stable identity, filled in by truthplane.truth.fingerprint")
     # inputs to matching, kept so two stored scans can be diffed without the code at hand
     context_hash: str = ""
     symbol: str = ""

@@ -1,4 +1,5 @@
-"""The directories truthplane writes into a repository, and the one function that makes them.
+"""Where truthplane keeps its files: the directories it writes into a repository (and the one function that
+makes them), and the per-user cache.
 
 Both ignore themselves, as pytest's and ruff's caches do: a `.gitignore` holding `*` is written when the
 directory is made, and into one that exists without it, so `git status` stays clean and `git add -A`
@@ -57,3 +58,13 @@ def check_cache_dir(path: Path) -> None:
     existing = next((p for p in (resolved, *resolved.parents) if p.exists()), None)
     if existing is not None and not existing.is_dir():
         raise ValueError(f"{existing} is a file, not a directory: choose a directory for the cache")
+
+
+def default_cache_dir() -> Path:
+    """$TRUTHPLANE_CACHE_DIR, else the standard per-user cache location."""
+    override = os.environ.get("TRUTHPLANE_CACHE_DIR")
+    if override:
+        return Path(override)
+    from platformdirs import user_cache_dir
+
+    return Path(user_cache_dir("truthplane", appauthor=False))

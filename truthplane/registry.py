@@ -7,14 +7,10 @@ from __future__ import annotations
 
 import importlib
 from functools import cache
-from typing import TYPE_CHECKING, Any, TypeVar
+from pathlib import Path
+from typing import Any, TypeVar
 
 from truthplane.errors import ExecutorError, PluginError
-
-if TYPE_CHECKING:
-    from truthplane.config import Config
-    from truthplane.executors.interface import Executor
-    from truthplane.verifiers.interface import Verifier, VerifierContext
 
 BUILTIN_VERIFIERS: dict[str, str] = {
     "ruff": "truthplane.verifiers.ruff:RuffVerifier",
@@ -39,6 +35,20 @@ BUILTIN_EXECUTORS: dict[str, str] = {
 }
 
 GROUPS = {"verifiers": BUILTIN_VERIFIERS, "executors": BUILTIN_EXECUTORS}
+
+# the model a built-in executor's [executors.<name>] table must satisfy, where the executor defines its own
+# (the configuration checks it when it is read, and imports the executor's module only when the table is there)
+EXECUTOR_OPTIONS: dict[str, str] = {"ssh": "truthplane.executors.ssh:SSHOptions"}
+
+# How a built-in verifier that is off by default detects that a repository uses its tool: it is turned on
+# when any of its alternatives is present, an alternative being files that must all exist at the root.
+ESLINT_CONFIGS = tuple(f"eslint.config.{ext}" for ext in ("js", "mjs", "cjs", "ts", "mts", "cts"))
+NPM_LOCKFILES = ("package-lock.json", "npm-shrinkwrap.json")
+DETECTED_BY: dict[str, tuple[tuple[str, ...], ...]] = {
+    "eslint": tuple((name,) for name in ESLINT_CONFIGS),
+    "tsc": (("tsconfig.json",),),
+    "npm-audit": tuple(("package.json", lockfile) for lockfile in NPM_LOCKFILES),
+}
 
 # optional Python packages, and the extra of truthplane that installs each
 OPTIONAL_PACKAGES = {
@@ -97,6 +107,15 @@ def _target(kind: str, name: str) -> tuple[str, str]:
     return table[name]
 
 
+def executor_options_model(name: str) -> Any:
+    """The options model of a built-in executor that defines its own, else None."""
+    target = EXECUTOR_OPTIONS.get(name)
+    if target is None:
+        return None
+    module_name, _, attr = target.partition(":")
+    return getattr(importlib.import_module(module_name), attr)
+
+
 def load(kind: str, name: str) -> Any:
     target, package = _target(kind, name)
     module_name, _, attr = target.partition(":")
@@ -110,49 +129,8 @@ def load(kind: str, name: str) -> Any:
         raise PluginError(f"{kind.rstrip('s')} {name!r} from {package}: {target} does not exist") from None
 
 
-def verifier_type(config: Config, name: str) -> str:
-    """The implementation a configured verifier name uses: `type = ...`, or the name itself."""
-    return config.options_for(name).type or name
-
-
-def check_selection(config: Config, only: list[str] | None) -> None:
-    """`--verifier NAME` must name a configured verifier or a known one."""
-    for name in only or []:
-        if name not in config.verifiers and name not in BUILTIN_VERIFIERS and name not in plugin_table("verifiers"):
-            raise PluginError(f"unknown verifier {name!r}; configured: {', '.join(config.verifiers)}")
-
-
-def create_verifier(config: Config, name: str, context: VerifierContext) -> Verifier:
-    """One configured verifier; one whose tools live in node_modules learns the repository's root,
-    so a tree exported elsewhere (a gate's base) still finds them."""
-    cls = load("verifiers", verifier_type(config, name))
-    verifier = cls(name, config.options_for(name), context)
-    if config.root is not None and hasattr(verifier, "project_root"):
-        verifier.project_root = config.root
-    return verifier
-
-
-def preload_verifiers(config: Config, only: list[str] | None = None) -> None:
-    """Import the selected verifiers' modules ahead of use (a gate does it while git lists the trees);
-    a verifier that cannot be loaded is reported where it is created, not here."""
-    for name in only or config.verifiers:
-        try:
-            load("verifiers", verifier_type(config, name))
-        except PluginError:
-            pass
-
-
-def create_verifiers(config: Config, context: VerifierContext, only: list[str] | None = None) -> list[Verifier]:
-    check_selection(config, only)
-    return [create_verifier(config, name, context) for name in only or config.verifiers]
-
-
-def executor_options(name: str, config: Config | None) -> dict[str, Any]:
-    """The [executors.<name>] table, as the backend will validate it."""
-    if config is None:
-        return {}
-    return dict(getattr(config.executors, "model_extra", None) or {}).get(name, {}) or {}
-
-
-def create_executor(name: str, config: Config | None = None) -> Executor:
-    return load("executors", name)(executor_options(name, config))
+def detect(root: Path) -> list[str]:
+    """The verifiers a repository declares by its files (DETECTED_BY). A handful of stat calls, so a
+    repository without them pays nothing."""
+    return [name for name, alternatives in DETECTED_BY.items()
+            if any(all((root / file).is_file() for file in files) for files in alternatives)]

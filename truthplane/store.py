@@ -5,7 +5,7 @@ holds the version, `MIGRATIONS` lists the scripts that bring a file from one ver
 and `Store.open` applies the missing ones in a write transaction, so two processes opening an old
 file at once migrate it once. To add tables, append a migration; never edit a shipped one.
 Migration 2 holds the evidence history (runs, tasks, candidates, verdicts, evidence_files), written
-by `truthplane.history` in the same transaction that appends a record to the hash chain.
+by `truthplane.evidence.history` in the same transaction that appends a record to the hash chain.
 
 Safe for concurrent use: each thread gets its own connection; writers take the database lock with
 BEGIN IMMEDIATE and wait up to `busy_timeout_s` for it; WAL lets readers run beside a writer.
@@ -49,7 +49,7 @@ MIGRATIONS: list[str] = [
     CREATE INDEX llm_usage_run ON llm_usage (run_id);
     CREATE INDEX llm_usage_day ON llm_usage (day);
     """,
-    # 2: the evidence history, one row per execution record (truthplane/history.py writes and reads it);
+    # 2: the evidence history, one row per execution record (truthplane/evidence/history.py writes and reads it);
     # costs come from llm_usage joined on run_id, and from the candidates' own cost_usd
     """
     CREATE TABLE runs (

@@ -1,6 +1,6 @@
 """The shape of a `[[tasks]]` table: checked whenever the configuration is read, whichever command runs.
 
-truthplane.config checks the tables in truthplane.toml with these models; truthplane.tasks extends them
+truthplane.config checks the tables in truthplane.toml with these models; truthplane.runall.tasks extends them
 (gate policy, digest, allowed paths) and adds the checks that need the repository (files, patches).
 """
 

@@ -45,7 +45,7 @@ def _sandbox_image() -> bool:
 
 def _job_cgroup() -> bool:
     from truthplane.executors._cgroup import CgroupUnavailable, JobCgroup
-    from truthplane.jobs import Limits
+    from truthplane.executors.jobs import Limits
 
     try:
         JobCgroup.create(Limits()).remove()

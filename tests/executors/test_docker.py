@@ -15,7 +15,7 @@ from tests.conftest import missing
 from tests.executors.conftest import SANDBOX_IMAGE, run_job
 from truthplane.errors import ExecutorError
 from truthplane.executors.docker import DockerExecutor
-from truthplane.jobs import Job, Limits
+from truthplane.executors.jobs import Job, Limits
 
 engine = pytest.mark.tool("docker-engine")
 image = pytest.mark.tool("sandbox-image")

@@ -16,7 +16,7 @@ import pytest
 from tests.conftest import missing
 from tests.executors.conftest import run_job
 from truthplane.executors.interface import TRUNCATION_MARKER
-from truthplane.jobs import Job, JobResult, Limits
+from truthplane.executors.jobs import Job, JobResult, Limits
 
 
 @pytest.fixture

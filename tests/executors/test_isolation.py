@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from tests.executors.conftest import run_job
-from truthplane.jobs import Job, Limits
+from truthplane.executors.jobs import Job, Limits
 
 # every place a job could look for another's files or the checkout's (find / -xdev stops at mounts)
 LOOK_IN = "/var /opt /etc /srv /home /root /mnt /tmp /work /usr/src"

@@ -15,7 +15,7 @@ from tests.executors._remote_fixtures import Emulator, emulator_present, free_po
 from truthplane.errors import ExecutorError
 from truthplane.executors.aws_lambda import PAYLOAD_LIMIT, LambdaExecutor
 from truthplane.executors.interface import TRUNCATION_MARKER
-from truthplane.jobs import Job, JobResult, Limits
+from truthplane.executors.jobs import Job, JobResult, Limits
 
 register_probe("lambda-emulator", emulator_present)
 

@@ -23,7 +23,7 @@ LEFTOVERS = ROOT / "truthplane" / "leftovers.py"  # standard library only: runs 
 KILLED_RUN = """
 import asyncio
 from truthplane.executors.local import LocalExecutor
-from truthplane.jobs import Job, Limits
+from truthplane.executors.jobs import Job, Limits
 job = Job(command=["sh", "-c", "echo up > started; sleep 120"], limits=Limits(timeout_s=300))
 asyncio.run(LocalExecutor({"warm": 2}).run(job))
 """
@@ -81,7 +81,7 @@ def test_what_a_killed_run_left_is_removed_by_the_next(tmp_path: Path, next_run:
 def test_truthplane_inside_a_job_leaves_the_job_directory_alone() -> None:
     """Inside a job (another pid namespace) the owner of the job's own directory looks dead: it is not swept."""
     from truthplane.executors.local import LocalExecutor
-    from truthplane.jobs import Job
+    from truthplane.executors.jobs import Job
 
     sweep = "import os, leftovers; leftovers.sweep_tempdirs('/tmp'); print(os.path.exists('kept.txt'))"
     job = Job(command=["python3", "-c", sweep], files={"kept.txt": b"x", "leftovers.py": LEFTOVERS.read_bytes()})

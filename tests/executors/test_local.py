@@ -12,10 +12,10 @@ import pytest
 
 from tests.executors.conftest import run_job
 from truthplane.errors import ExecutorError
-from truthplane.executors._workspace import OutputCap, materialise
+from truthplane.executors._jobdir import OutputCap, materialise
 from truthplane.executors.interface import cap_output
 from truthplane.executors.local import NO_BWRAP, LocalExecutor
-from truthplane.jobs import Job, Limits
+from truthplane.executors.jobs import Job, Limits
 
 bwrap = pytest.mark.tool("bwrap")
 

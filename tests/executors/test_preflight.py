@@ -8,7 +8,7 @@ import textwrap
 import pytest
 
 from truthplane.executors.preflight import preflight_files, preflight_job, preflight_source
-from truthplane.jobs import Job
+from truthplane.executors.jobs import Job
 from truthplane.models import Severity
 
 

@@ -16,7 +16,7 @@ from tests.executors._remote_fixtures import SSHNode, client_key, free_port, ssh
 from truthplane.errors import ConfigError, ExecutorError
 from truthplane.executors.interface import TRUNCATION_MARKER
 from truthplane.executors.ssh import SSHExecutor
-from truthplane.jobs import Job, JobResult, Limits
+from truthplane.executors.jobs import Job, JobResult, Limits
 
 register_probe("sshd", sshd_present)
 

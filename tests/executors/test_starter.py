@@ -14,7 +14,7 @@ import pytest
 
 from truthplane.executors._cgroup import _parents
 from truthplane.executors.local import LocalExecutor
-from truthplane.jobs import Job, Limits
+from truthplane.executors.jobs import Job, Limits
 
 pytestmark = pytest.mark.tool("bwrap")
 ROOT = Path(__file__).resolve().parents[2]
@@ -28,7 +28,7 @@ def job_cgroup_dirs() -> set[Path]:
 @pytest.fixture
 def another_truthplane() -> Iterator[Callable[[], None]]:
     """Starts another truthplane on the same machine, which holds a job cgroup until the test ends."""
-    code = ("import sys; from truthplane.executors._cgroup import JobCgroup; from truthplane.jobs import Limits; "
+    code = ("import sys; from truthplane.executors._cgroup import JobCgroup; from truthplane.executors.jobs import Limits; "
             "g = JobCgroup.create(Limits()); print('ready', flush=True); sys.stdin.read(); g.remove()")
     started: list[subprocess.Popen[str]] = []
 

@@ -14,7 +14,7 @@ from pydantic import ValidationError
 
 from tests.llm.conftest import gemini_provider, openai_provider
 from tests.llm.servers import Answer, GeminiServer, OpenAIServer
-from truthplane.context import Context, build_context
+from truthplane.llm.context import Context, build_context
 from truthplane.llm.interface import prompt_hash
 from truthplane.llm.prompts import (
     CandidateFixes,

@@ -43,7 +43,7 @@ def test_a_failing_build_is_one_high_finding_with_the_output_tail(tmp_path: Path
 
 
 def test_output_tail_keeps_the_last_lines() -> None:
-    from truthplane.jobs import JobResult
+    from truthplane.executors.jobs import JobResult
 
     result = JobResult(returncode=1, stdout="a\n\nb\n", stderr="c\n", executor="local")
     assert output_tail(result) == "a | b | c"

@@ -16,18 +16,12 @@ import pytest
 from tests.test_sarif import validate_sarif
 from tests.verifiers.conftest import build_verifier, located
 from truthplane.errors import InputError, VerifierError
-from truthplane.fingerprint import annotate
 from truthplane.models import Severity, ToolStatus, VerifierRun
-from truthplane.sarif import findings_from_sarif, run_for, sarif_log
-from truthplane.verifiers.codeql import (
-    AlertSummary,
-    alerts_of,
-    analyze,
-    build_db,
-    diff_alerts,
-    summarize,
-    tree_hash,
-)
+from truthplane.truth.fingerprint import annotate
+from truthplane.truth.sarif import run_for, sarif_log
+from truthplane.verifiers.sarif_input import findings_from_sarif
+from truthplane.truth.gatekeeper import AlertSummary, diff_alerts, summarize
+from truthplane.verifiers.codeql import alerts_of, analyze, build_db, tree_hash
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "codeql"
 BEFORE = FIXTURES / "javascript-before.sarif"

@@ -69,7 +69,7 @@ def test_tool_versions_asked_once_and_all_remembered(tmp_path: Path, monkeypatch
     import json
     import threading
 
-    from truthplane.verifiers.interface import tool_version
+    from truthplane.verifiers.versions import tool_version
 
     monkeypatch.setenv("TRUTHPLANE_CACHE_DIR", str(tmp_path / "cache"))
     bin_dir = tmp_path / "bin"

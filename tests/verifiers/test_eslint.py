@@ -14,11 +14,12 @@ import pytest
 from tests.js_harness import NODE_MODULES, link_node_modules, ts_project, write_files
 from tests.test_sarif import validate_sarif
 from tests.verifiers.conftest import build_verifier, located
-from truthplane.autofix import autofix_candidates
+from truthplane.change.autofix import autofix_candidates
 from truthplane.errors import VerifierError
-from truthplane.fingerprint import annotate
 from truthplane.models import Severity, ToolStatus, VerifierRun
-from truthplane.sarif import findings_from_sarif, run_for, sarif_log
+from truthplane.truth.fingerprint import annotate
+from truthplane.truth.sarif import run_for, sarif_log
+from truthplane.verifiers.sarif_input import findings_from_sarif
 from truthplane.verifiers.interface import Verifier
 
 pytestmark = pytest.mark.tool("eslint")

@@ -15,10 +15,10 @@ from hypothesis import strategies as st
 
 from tests.verifiers.conftest import build_verifier
 from truthplane.errors import VerifierError
-from truthplane.jobs import JobResult
+from truthplane.executors.jobs import JobResult
 from truthplane.models import Finding
-from truthplane.verifiers.interface import ToolOutput
 from truthplane.verifiers.pip_audit import _Source
+from truthplane.verifiers.tool import ToolOutput
 
 ROOT = Path("/repo")
 

@@ -7,7 +7,6 @@ talks to it); the last two talk to the real service."""
 from __future__ import annotations
 
 import os
-
 from collections.abc import Callable
 from pathlib import Path
 

@@ -17,10 +17,10 @@ import pytest
 from tests.verifiers.conftest import FIXTURES, build_verifier, located, write_tree
 from truthplane.errors import ConfigError, VerifierError
 from truthplane.models import Finding, Severity
-from truthplane._ahead import tool_env
 from truthplane.verifiers import semgrep as semgrep_module
 from truthplane.verifiers._commands import exec_form, semgrep_engine, which
 from truthplane.verifiers.semgrep import declared_rule_id, semgrep_severity, shipped_rule_files
+from truthplane.verifiers.started import tool_env
 
 pytestmark = pytest.mark.tool("semgrep")
 

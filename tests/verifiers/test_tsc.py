@@ -10,12 +10,12 @@ import pytest
 
 from tests.js_harness import link_node_modules, write_files
 from tests.verifiers.conftest import build_verifier, located
-from truthplane.cache import ResultCache
 from truthplane.config import Config, VerifierConfig
 from truthplane.errors import VerifierError
 from truthplane.models import Severity
-from truthplane.scanner import scan as run_scan
-from truthplane.sources import worktree_source
+from truthplane.truth.cache import ResultCache
+from truthplane.truth.scanner import scan as run_scan
+from truthplane.truth.sources import worktree_source
 from truthplane.verifiers.interface import Verifier
 
 pytestmark = pytest.mark.tool("tsc")

@@ -22,15 +22,16 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 
-from truthplane.candidates import CandidateError
+from truthplane.change.candidates import CandidateError
+from truthplane.change.fixes import Candidate
 from truthplane.errors import VerifierError
-from truthplane.fixes import Candidate
 from truthplane.leftovers import owned_prefix
+from truthplane.registry import ESLINT_CONFIGS
 from truthplane.verifiers._commands import include_pattern
 from truthplane.verifiers._common import one_line, repo_path
-from truthplane.verifiers._node import ESLINT_CONFIGS, JS_SUFFIXES, borrowed_node_modules, find_tool
-from truthplane.verifiers.interface import run_tool
+from truthplane.verifiers._node import JS_SUFFIXES, borrowed_node_modules, find_tool
 from truthplane.verifiers.semgrep import REPO_RULES, shipped_rule_files
+from truthplane.verifiers.tool import run_tool
 
 RUFF_SUFFIXES = (".py", ".pyi")
 SEMGREP_IGNORE_FILES = (".semgrepignore",)

@@ -12,9 +12,9 @@ import subprocess
 from pathlib import Path, PurePosixPath
 
 from truthplane.errors import ExitCode
-from truthplane.fixes import Candidate
-from truthplane.inputs import MAX_INPUT_BYTES, read_regular_file
-from truthplane.unified_diff import (
+from truthplane.change.fixes import Candidate
+from truthplane.files import MAX_INPUT_BYTES, read_regular_file
+from truthplane.change.patch import (
     DEV_NULL,
     CandidateError,
     FilePatch,

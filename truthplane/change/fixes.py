@@ -5,12 +5,15 @@ Kept apart from truthplane.models, which a gate imports: a gate judges no candid
 
 from __future__ import annotations
 
+import asyncio
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from truthplane.jobs import PreflightFinding
-from truthplane.models import UPDATED_DESCRIPTION, Finding, Verdict
+from truthplane.executors.jobs import PreflightFinding
+from truthplane.models import UPDATED_DESCRIPTION, Finding, Scan, Verdict
 
 
 class Candidate(BaseModel):
@@ -80,3 +83,49 @@ class FixResult(BaseModel):
     commit: str | None = None
     evidence: str | None = Field(default=None, description="the execution_<UTC>.json written for this run")
     reasons: list[str] = Field(default_factory=list)
+
+
+@dataclass
+class FixRequest:
+    """What to fix and how: the file, the finding or error, where candidates come from, how they run."""
+
+
+    root: Path
+    target: str  # repo-relative POSIX path of the file to fix
+    finding: str | None = None  # a fingerprint: fix only that finding
+    error: str | None = None  # an error text (traceback) to fix instead of findings
+    candidates: int = 3
+    providers: list[str] = field(default_factory=list)
+    patches: list[Path] = field(default_factory=list)
+    autofix: bool = True
+    test_cmd: str | None = None
+    repro_cmd: str | None = None
+    repro_runs: int = 3
+    executor: str = "local"
+    allow: frozenset[str] = frozenset()
+    timeout_s: float = 300.0
+    jobs: int | None = None  # candidates judged at once (None: all of them)
+    run_id: str | None = None  # the history's id for this run: LLM calls are recorded under it
+    home: Path | None = None  # where the history (and its LLM budget) lives, if not root (a snippet's directory)
+
+
+@dataclass
+class Baseline:
+    """The tree before any candidate: its snapshot, findings, tests and reproduction, as every candidate is
+    judged against them."""
+
+
+    snapshot: Path
+    files: dict[str, str]
+    scan: Scan
+    targets: list[Finding]
+    tests_before: int | None
+    tests_output: str
+    repro_script: str | None
+    repro_before: int | None
+    notes: list[str]
+    # the baseline's tests and given reproduction, still running while candidates are gathered and run:
+    # only the verdicts wait for them (Loop.settled)
+    pending: asyncio.Future[None] | None = None
+    # the preflight of code every candidate's jobs run that no commit holds: a snippet, a generated reproduction
+    preflight: list[PreflightFinding] = field(default_factory=list)

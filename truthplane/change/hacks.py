@@ -26,7 +26,7 @@ import functools
 from pathlib import Path, PurePosixPath
 
 from truthplane import pyparse
-from truthplane.tamper import is_test_file
+from truthplane.change.tamper import is_test_file
 
 _CONSTANT_DUNDERS = frozenset({"__eq__", "__ne__", "__hash__", "__bool__", "__lt__", "__le__", "__gt__", "__ge__",
                                "__contains__", "__len__"})

@@ -12,12 +12,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from truthplane.fixes import CandidateResult, FixTarget, RunCheck
+from truthplane.change.fixes import Baseline, CandidateResult, FixRequest, FixTarget, RunCheck
 from truthplane.models import Finding, Verdict
 
 if TYPE_CHECKING:
     from truthplane.config import GateConfig
-    from truthplane.loop import FixRequest, _Baseline
 
 NEEDS_PROVIDER = (
     "fixing an error needs an LLM provider, to write its reproduction and the candidate fixes: set GEMINI_API_KEY, "
@@ -51,7 +50,7 @@ def _key(found: Finding) -> tuple[str, str, str]:
     return found.verifier, found.rule_id, found.fingerprint
 
 
-def judge(request: FixRequest, policy: GateConfig, base: _Baseline, result: CandidateResult,
+def judge(request: FixRequest, policy: GateConfig, base: Baseline, result: CandidateResult,
           problems: list[str], tampering: list[str]) -> tuple[Verdict, list[str]]:
     """The verdict on one candidate and its reasons; fills in result.targets_fixed and result.remaining."""
     reproduction = target_kind(request) == "reproduction"
@@ -93,7 +92,7 @@ def judge(request: FixRequest, policy: GateConfig, base: _Baseline, result: Cand
     return Verdict.APPROVE, [_summary(policy, result, reproduction)]
 
 
-def _judge_tests(base: _Baseline, tests: RunCheck | None, reject: list[str], review: list[str]) -> None:
+def _judge_tests(base: Baseline, tests: RunCheck | None, reject: list[str], review: list[str]) -> None:
     if tests is None or tests.passed:
         return
     if base.tests_before == 0:

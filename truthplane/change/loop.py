@@ -19,64 +19,25 @@ from truthplane.config import Config
 from truthplane.errors import ProviderError, UsageError
 from truthplane.executors.interpreter import describe_interpreter, repository_job
 from truthplane.executors.preflight import preflight_change, preflight_files
-from truthplane.fixes import Candidate, CandidateResult, FixResult, RunCheck
-from truthplane.fixjudge import NEEDS_PROVIDER, choose_winner, describe_target, judge, target_kind
-from truthplane.jobs import PreflightFinding
+from truthplane.change.fixes import Candidate, CandidateResult, FixResult, RunCheck
+from truthplane.change.fixes import Baseline, FixRequest
+from truthplane.change.judge import NEEDS_PROVIDER, choose_winner, describe_target, judge, target_kind
 from truthplane.leftovers import owned_prefix
-from truthplane.models import Finding, Scan, Verdict
-from truthplane.pipeline import ScanOptions, run_scan
-from truthplane.sources import Source
-from truthplane.workspace import Repo, blob_id, files_after
+from truthplane.models import Verdict
+from truthplane.truth.pipeline import ScanOptions, run_scan
+from truthplane.truth.sources import Source
+from truthplane.git.repo import Repo, blob_id, files_after
 
 REPRO_FILE = ".truthplane_repro.py"
 OUTPUT_TAIL = 2000
 
 
-@dataclass
-class FixRequest:
-    root: Path
-    target: str  # repo-relative POSIX path of the file to fix
-    finding: str | None = None  # a fingerprint: fix only that finding
-    error: str | None = None  # an error text (traceback) to fix instead of findings
-    candidates: int = 3
-    providers: list[str] = field(default_factory=list)
-    patches: list[Path] = field(default_factory=list)
-    autofix: bool = True
-    test_cmd: str | None = None
-    repro_cmd: str | None = None
-    repro_runs: int = 3
-    executor: str = "local"
-    allow: frozenset[str] = frozenset()
-    timeout_s: float = 300.0
-    jobs: int | None = None  # candidates judged at once (None: all of them)
-    run_id: str | None = None  # the history's id for this run: LLM calls are recorded under it
-    home: Path | None = None  # where the history (and its LLM budget) lives, if not root (a snippet's directory)
-
-
-@dataclass
-class _Baseline:
-    snapshot: Path
-    files: dict[str, str]
-    scan: Scan
-    targets: list[Finding]
-    tests_before: int | None
-    tests_output: str
-    repro_script: str | None
-    repro_before: int | None
-    notes: list[str]
-    # the baseline's tests and given reproduction, still running while candidates are gathered and run:
-    # only the verdicts wait for them (Loop.settled)
-    pending: asyncio.Future[None] | None = None
-    # the preflight of code every candidate's jobs run that no commit holds: a snippet, a generated reproduction
-    preflight: list[PreflightFinding] = field(default_factory=list)
-
-
 def snapshot_tree(root: Path, dest: Path) -> dict[str, str]:
     """Copy the user's working tree (tracked and untracked, not ignored; dirty files as they are)."""
-    from truthplane.sources import _walk_files
+    from truthplane.git.repo import directory_files
 
     repo = Repo.discover(root)
-    files = {f.path: f.blob for f in repo.worktree_files()} if repo and repo.root.resolve() == root.resolve() else _walk_files(root)
+    files = {f.path: f.blob for f in repo.worktree_files()} if repo and repo.root.resolve() == root.resolve() else directory_files(root)
     for rel in files:
         target = dest / rel
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -105,7 +66,7 @@ async def _run(executor, directory: Path, command: str, *, extra: dict[str, byte
 class Loop:
     def __init__(self, request: FixRequest, config: Config, options: ScanOptions,
                  say: Callable[[str], None] = lambda line: None) -> None:
-        from truthplane.registry import create_executor
+        from truthplane.executors.loader import create_executor
 
         self.request = request
         self.config = config
@@ -116,7 +77,7 @@ class Loop:
 
     # ---- before any candidate ------------------------------------------------------------
 
-    async def baseline(self, workdir: Path) -> _Baseline:
+    async def baseline(self, workdir: Path) -> Baseline:
         snapshot = workdir / "snapshot"
         snapshot.mkdir()
         files = snapshot_tree(self.request.root, snapshot)
@@ -144,7 +105,7 @@ class Loop:
             before.cancel()
             await asyncio.gather(before, return_exceptions=True)
             raise
-        base = _Baseline(snapshot, files, scan, targets, None, "", None, None, [])
+        base = Baseline(snapshot, files, scan, targets, None, "", None, None, [])
         if self.request.home is not None:  # a snippet: no history holds it
             base.preflight += preflight_files({self.request.target: (snapshot / self.request.target).read_bytes()}).findings
 
@@ -159,7 +120,7 @@ class Loop:
         base.pending = asyncio.ensure_future(settle())
         return base
 
-    async def settled(self, base: _Baseline) -> None:
+    async def settled(self, base: Baseline) -> None:
         """The baseline's tests and reproduction have finished (their results are in `base`)."""
         if base.pending is not None:
             await asyncio.shield(base.pending)
@@ -175,12 +136,12 @@ class Loop:
         rc, _ = await _run(self.executor, snapshot, command, extra=extra, timeout_s=self.request.timeout_s, origin=self.request.root)
         return rc
 
-    def _check_repro_before(self, base: _Baseline) -> None:
+    def _check_repro_before(self, base: Baseline) -> None:
         """The reproduction must fail while the bug is present, or it proves nothing."""
         if base.repro_before == 0:
             base.notes.append("the reproduction passes without any patch: it does not reproduce the problem")
 
-    async def reproduction(self, base: _Baseline, script: str | None) -> None:
+    async def reproduction(self, base: Baseline, script: str | None) -> None:
         """A generated reproduction script is run on the snapshot once it exists."""
         if self.request.repro_cmd or script is None:
             return
@@ -191,11 +152,11 @@ class Loop:
 
     # ---- one candidate ---------------------------------------------------------------------
 
-    async def evaluate(self, base: _Baseline, candidate: Candidate, workdir: Path) -> CandidateResult:
-        from truthplane.candidates import CandidateError, apply_candidate, check_patch, diff_size
-        from truthplane.gate import compare
-        from truthplane.hacks import hack_flags
-        from truthplane.tamper import tamper_reasons
+    async def evaluate(self, base: Baseline, candidate: Candidate, workdir: Path) -> CandidateResult:
+        from truthplane.change.candidates import CandidateError, apply_candidate, check_patch, diff_size
+        from truthplane.truth.verdict import compare
+        from truthplane.change.hacks import hack_flags
+        from truthplane.change.tamper import tamper_reasons
 
         started = time.monotonic()
         result = CandidateResult(id=candidate.id, source=candidate.source, verdict=Verdict.REJECT)
@@ -248,7 +209,7 @@ class Loop:
         return RunCheck(command=self.request.test_cmd, after_rc=[rc], passed=rc == 0, output_tail=tail,
                         interpreter=self.interpreter)
 
-    async def _repro(self, base: _Baseline, directory: Path) -> RunCheck | None:
+    async def _repro(self, base: Baseline, directory: Path) -> RunCheck | None:
         command = self.request.repro_cmd or (f"python {REPRO_FILE}" if base.repro_script else None)
         if command is None:
             return None
@@ -265,10 +226,10 @@ class Loop:
                         flaky=flaky, output_tail=tail, interpreter=self.interpreter)
 
 
-async def gather_candidates(loop: Loop, base: _Baseline, patches: list[Candidate]) -> tuple[list[Candidate], list[str]]:
+async def gather_candidates(loop: Loop, base: Baseline, patches: list[Candidate]) -> tuple[list[Candidate], list[str]]:
     """Patch files, the analysers' autofixes and LLM proposals, duplicates merged."""
-    from truthplane.autofix import autofix_candidates
-    from truthplane.candidates import dedupe
+    from truthplane.change.autofix import autofix_candidates
+    from truthplane.change.candidates import dedupe
 
     request = loop.request
     notes: list[str] = []
@@ -283,9 +244,14 @@ async def gather_candidates(loop: Loop, base: _Baseline, patches: list[Candidate
             eslint_args=eslint.args, node_root=loop.config.root or request.root,
             eslint_executor=request.executor if eslint.sandbox else None,
         )
-    from truthplane.fixllm import llm_candidates
+    from truthplane.change.llm_candidates import LLMAsk, llm_candidates
 
-    llm_found, llm_notes, script = await llm_candidates(loop, base)
+    ask = LLMAsk(
+        snapshot=base.snapshot, target=request.target, finding=base.targets[0] if base.targets else None,
+        error=request.error, repro_cmd=request.repro_cmd, candidates=request.candidates,
+        providers=tuple(request.providers), history_root=request.home or request.root, run_id=request.run_id,
+    )
+    llm_found, llm_notes, script = await llm_candidates(loop.config.llm, ask)
     found += llm_found
     notes += llm_notes
     await loop.reproduction(base, script)
@@ -299,7 +265,7 @@ class FixRun:
     result: FixResult
     candidates: dict[str, Candidate]
     trees: dict[str, Path]
-    base: _Baseline | None
+    base: Baseline | None
     workdir: Path
     started_at: str
     providers_used: list[str] = field(default_factory=list)
@@ -320,17 +286,17 @@ async def run_fix(request: FixRequest, config: Config, options: ScanOptions,
     from datetime import UTC, datetime
 
     started_at = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    from truthplane.candidates import patch_file_candidates
+    from truthplane.change.candidates import patch_file_candidates
 
     patches = patch_file_candidates(request.patches) if request.patches else []  # bad paths fail first
     loop = Loop(request, config, options, say)
     workdir = Path(tempfile.mkdtemp(prefix=owned_prefix("fix")))
-    base: _Baseline | None = None
+    base: Baseline | None = None
     try:
         if request.error and not request.patches:
-            from truthplane.fixllm import usable_providers
+            from truthplane.change.llm_candidates import usable_providers
 
-            if not usable_providers(loop):
+            if not usable_providers(config.llm, request.providers):
                 raise ProviderError(NEEDS_PROVIDER)
         base = await loop.baseline(workdir)
         target = describe_target(request, base.targets)

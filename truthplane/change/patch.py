@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from truthplane.errors import TruthplaneError
+from truthplane.truth.suppressions import code_part
 
 DEV_NULL = "/dev/null"
 _HUNK = re.compile(r"^@@ -(\d+)(?:,(\d+))? \+(\d+)(?:,(\d+))? @@(.*)$")
@@ -22,7 +23,6 @@ _FENCE = re.compile(r"^```")  # at column 0: a fence in a hunk line starts with 
 _GIT_HEADER = re.compile(r"^diff --git (\S+) (\S+)")
 # indentation is meaning in these files, so it survives normalisation
 _INDENT_SENSITIVE = (".py", ".pyi", ".yml", ".yaml")
-_SLASH_COMMENTS = (".js", ".jsx", ".ts", ".tsx", ".mjs", ".cjs")
 # comments that tools obey: a candidate adding a noqa comment differs from the same one without it
 _DIRECTIVE = re.compile(
     r"noqa|nosec|nosem|type:\s*ignore|pyright:|pragma|eslint|@ts-|pylint:|mypy:|ruff:|flake8:|fmt:|isort:|coding[:=]|^#!",
@@ -262,37 +262,6 @@ def touched_paths(parsed: ParsedDiff, level: int) -> list[str]:
 
 
 # ---- normalising ---------------------------------------------------------------------------------
-
-
-def code_part(line: str, suffix: str) -> tuple[str, str]:
-    """(code, comment) of one line: `#` comments for Python-like files, `//` and `/*` for JS/TS.
-
-    Quotes on the line are tracked, so a `#` inside a string is code; a line inside a multi-line
-    string is read as code too.
-    """
-    markers = ("//", "/*") if suffix in _SLASH_COMMENTS else ("#",)
-    quote = ""
-    i = 0
-    while i < len(line):
-        char = line[i]
-        if quote:
-            if char == "\\":
-                i += 2
-                continue
-            if line.startswith(quote, i):
-                i += len(quote)
-                quote = ""
-                continue
-        elif line.startswith(('"""', "'''"), i):
-            quote = line[i:i + 3]
-            i += 3
-            continue
-        elif char in "\"'`":
-            quote = char
-        elif any(line.startswith(marker, i) for marker in markers):
-            return line[:i], line[i:]
-        i += 1
-    return line, ""
 
 
 def _normal_line(text: str, suffix: str) -> str:

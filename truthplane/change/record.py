@@ -8,7 +8,7 @@ the same call it:
   `.truth-plane-results/logs/<sha256>.log`, leaving {name: {path, sha256, bytes}} in the task;
 - hashes every `evidence_files` entry the caller lists (a repo-relative path, or {path, kind});
   each becomes {path, kind, sha256, bytes}, as do the log files (kind "log");
-- chains the record (truthplane.ledger: run_id, sequence, previous_hash, field_hashes,
+- chains the record (truthplane.evidence.ledger: run_id, sequence, previous_hash, field_hashes,
   record_hash, ledger_format), writes it atomically with its in-toto attestation beside it, moves
   the chain head and records the run in the history, all under the history's write lock.
 The keys it adds are set on the caller's dict too, so the caller can read `run_id`.
@@ -21,12 +21,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from truthplane.fsutil import atomic_write
+from truthplane.files import atomic_write
 from truthplane.models import Verdict
 from truthplane.paths import RESULTS_DIR, results_dir
 
 if TYPE_CHECKING:
-    from truthplane.loop import FixRun
+    from truthplane.change.loop import FixRun
 
 DIFF_PREVIEW = 4000
 LOGS_DIR = "logs"
@@ -159,7 +159,7 @@ def _evidence_files(root: Path, record: dict[str, Any]) -> list[dict[str, Any]]:
 
 def write_execution(root: Path, record: dict[str, Any]) -> Path:
     """Write, chain and record one execution record; returns the execution file's path."""
-    from truthplane import ledger
+    from truthplane.evidence import ledger
     from truthplane.errors import InputError
 
     if not isinstance(record.get("tasks"), list) or not all(isinstance(t, dict) for t in record["tasks"]):

@@ -16,10 +16,10 @@ from __future__ import annotations
 import re
 from pathlib import Path, PurePosixPath
 
-from truthplane.candidates import DEV_NULL, FilePatch, Hunk, HunkLine, code_part, parse_diff, strip_level
+from truthplane.change.candidates import DEV_NULL, FilePatch, Hunk, HunkLine, code_part, parse_diff, strip_level
 from truthplane.errors import UsageError
-from truthplane.suppressions import DOC_SUFFIXES as _DOC_SUFFIXES
-from truthplane.suppressions import SUPPRESSIONS as _SUPPRESSIONS
+from truthplane.truth.suppressions import DOC_SUFFIXES as _DOC_SUFFIXES
+from truthplane.truth.suppressions import SUPPRESSIONS as _SUPPRESSIONS
 
 TAMPER_CATEGORIES = frozenset({"suppressions", "tests", "config"})
 

@@ -22,7 +22,9 @@ def doctor(
     from truthplane.errors import PluginError, UsageError
     from truthplane.executors.interpreter import repository_interpreter
     from truthplane.models import ToolInfo
-    from truthplane.registry import create_verifier, executor_options, load, names
+    from truthplane.executors.loader import executor_options
+    from truthplane.registry import load, names
+    from truthplane.verifiers.loader import create_verifier
     from truthplane.verifiers.interface import VerifierContext
 
     if fmt not in ("text", "json"):

@@ -29,8 +29,8 @@ def exec_(
     from truthplane.errors import UsageError
     from truthplane.executors.interpreter import repository_interpreter
     from truthplane.executors.preflight import untrusted_scripts
-    from truthplane.jobs import Job, Limits
-    from truthplane.registry import create_executor
+    from truthplane.executors.jobs import Job, Limits
+    from truthplane.executors.loader import create_executor
 
     if fmt not in ("text", "json"):
         raise UsageError("--format must be text or json")

@@ -39,15 +39,16 @@ def fix(
     """
     import asyncio
 
-    from truthplane.checkout import apply_files, commit_files, keep_file_form, recover_pending, refuse_busy
+    from truthplane.git.checkout import apply_files, commit_files, keep_file_form, recover_pending, refuse_busy
     from truthplane.cli.fix_report import print_report
     from truthplane.config import load_config
     from truthplane.errors import UsageError
-    from truthplane.evidence import fix_record, write_execution
-    from truthplane.ledger import new_run_id
-    from truthplane.loop import FixRequest, run_fix
-    from truthplane.pipeline import ScanOptions
-    from truthplane.workspace import Repo
+    from truthplane.change.record import fix_record, write_execution
+    from truthplane.evidence.ledger import new_run_id
+    from truthplane.change.fixes import FixRequest
+    from truthplane.change.loop import run_fix
+    from truthplane.truth.pipeline import ScanOptions
+    from truthplane.git.repo import Repo
 
     if sum([apply, commit, dry_run]) > 1:
         raise UsageError("choose one of --apply, --commit, --dry-run")
@@ -128,7 +129,7 @@ def _temporary_repo(file: Path):  # noqa: ANN202
     import tempfile
 
     from truthplane.leftovers import owned_prefix
-    from truthplane.workspace import Repo
+    from truthplane.git.repo import Repo
 
     home = Path(tempfile.mkdtemp(prefix=owned_prefix("snippet")))
     shutil.copy2(file, home / file.name)
@@ -143,7 +144,7 @@ def _temporary_repo(file: Path):  # noqa: ANN202
 
 def _error_text(error: str | None, error_file: Path | None) -> str | None:
     from truthplane.errors import UsageError
-    from truthplane.inputs import MAX_INPUT_BYTES, read_regular_file
+    from truthplane.files import MAX_INPUT_BYTES, read_regular_file
 
     if error and error_file:
         raise UsageError("give --error or --error-file, not both")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, TextIO
 
 if TYPE_CHECKING:
-    from truthplane.loop import FixRun
+    from truthplane.change.loop import FixRun
 
 TAIL_LINES = 20
 

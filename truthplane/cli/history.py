@@ -25,7 +25,7 @@ def _since(text: str | None) -> float | None:
     from datetime import UTC, datetime
 
     from truthplane.errors import UsageError
-    from truthplane.history import parse_age
+    from truthplane.evidence.gc import parse_age
 
     try:
         if text[:1].isdigit() and "-" in text:
@@ -61,7 +61,8 @@ def history(
     """List recorded runs, newest first, and the LLM budget left."""
     from truthplane.cli.render import printable
     from truthplane.config import load_config
-    from truthplane.history import find_root, list_runs
+    from truthplane.evidence.history import find_root
+    from truthplane.evidence.verify import list_runs
     from truthplane.llm.budget import remaining
     from truthplane.store import Store
 
@@ -96,8 +97,9 @@ def _load(run_id: str) -> tuple[Path, dict[str, Any], dict[str, Any], list[dict[
     from dataclasses import asdict
 
     from truthplane.errors import InputError
-    from truthplane.history import checked, evidence_rows, find_root, find_run
-    from truthplane.inputs import MAX_INPUT_BYTES, read_regular_file
+    from truthplane.evidence.history import evidence_rows, find_root, find_run
+    from truthplane.evidence.verify import checked
+    from truthplane.files import MAX_INPUT_BYTES, read_regular_file
     from truthplane.store import Store
 
     root = find_root(Path.cwd())
@@ -154,8 +156,8 @@ def report(
     html_file: Path = _HTML,
 ) -> int:
     """Write one self-contained HTML page for a run: verdicts, findings, diffs side by side, evidence."""
-    from truthplane.fsutil import atomic_write
-    from truthplane.report import render_html
+    from truthplane.files import atomic_write
+    from truthplane.evidence.report import render_html
 
     root, _, record, evidence, usage = _load(run_id)
     atomic_write(html_file, render_html(root, record, evidence=evidence, usage=usage))
@@ -171,8 +173,9 @@ def gc(
     the temp dirs and job cgroups of runs that were killed before they could clean up."""
     from truthplane.cli.render import printable  # the paths come from records anyone can write
     from truthplane.executors.local import sweep_leftovers
-    from truthplane.history import find_root, parse_age
-    from truthplane.history import gc as collect
+    from truthplane.evidence.gc import gc as collect
+    from truthplane.evidence.gc import parse_age
+    from truthplane.evidence.history import find_root
 
     if not dry_run:
         for leftover in sweep_leftovers():

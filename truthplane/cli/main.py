@@ -64,7 +64,7 @@ for _module in COMMAND_MODULES:
 def _crash_log(exc: BaseException) -> Path | None:
     """Write the traceback of an unexpected error where the user can find it."""
     try:
-        from truthplane.cache import default_cache_dir
+        from truthplane.paths import default_cache_dir
 
         log = default_cache_dir() / "crash.log"
         log.parent.mkdir(parents=True, exist_ok=True)

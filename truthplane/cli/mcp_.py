@@ -1,7 +1,7 @@
 """`truthplane mcp`: the gatekeeper as a Model Context Protocol server on stdio.
 
 A coding agent calls build_db, analyze, diff_alerts, summarize and gate on the repository the server
-was started in (truthplane.gatekeeper), and gets JSON back. stdout carries the protocol: nothing else
+was started in (truthplane.truth.gatekeeper), and gets JSON back. stdout carries the protocol: nothing else
 may print there.
 """
 
@@ -29,7 +29,7 @@ def build_server(root: Path, cache_dir: Path | None = None) -> Any:
     from mcp.server.fastmcp.exceptions import ToolError
 
     from truthplane.errors import TruthplaneError
-    from truthplane.gatekeeper import DEFAULT_LIMIT, Gatekeeper
+    from truthplane.truth.gatekeeper import DEFAULT_LIMIT, Gatekeeper
 
     keeper = Gatekeeper(root, cache_dir)
     # FastMCP's Settings names FastMCP before that class exists; left unresolved, pydantic-settings 2.16 warns on

@@ -147,7 +147,7 @@ def write_document(path: Path, data: str | bytes, *, append: bool = False) -> No
     """Write an output file (--output, --sarif-out, --summary-out) atomically; a place that cannot take it
     (a directory, /proc, a read-only disk) is a one-line usage error naming it."""
     from truthplane.errors import UsageError
-    from truthplane.fsutil import atomic_write
+    from truthplane.files import atomic_write
 
     try:
         if append and path.is_file():
@@ -165,7 +165,7 @@ def gate_json(result: GateResult) -> bytes:
 
 
 def gate_sarif(result: GateResult) -> str:
-    from truthplane.sarif import diff_log
+    from truthplane.truth.sarif import diff_log
 
     # a finding the configuration silences is, to code scanning, dismissed by something outside the source
     silenced = [f.model_copy(update={"suppressed": "external"}) for f in result.silenced_by_config]
@@ -219,7 +219,7 @@ def unverified_markdown(reason: str, base: str, head: str | None) -> str:
 def unverified_sarif(reason: str) -> str:
     """A valid SARIF log with no results whose one invocation failed for `reason`: what CI uploads then."""
     from truthplane.models import ToolStatus, VerifierRun
-    from truthplane.sarif import run_for, sarif_log
+    from truthplane.truth.sarif import run_for, sarif_log
 
     failed = VerifierRun(name="truthplane", status=ToolStatus.FAILED, error=reason)
     return json.dumps(sarif_log([run_for("truthplane", [], run_info=failed)]), indent=2) + "\n"
@@ -314,7 +314,7 @@ def scan_markdown(scan: Scan) -> str:
 
 
 def scan_sarif(scan: Scan) -> str:
-    from truthplane.sarif import run_for, sarif_log
+    from truthplane.truth.sarif import run_for, sarif_log
 
     runs = [
         run_for(r.name, [f for f in scan.findings + scan.suppressed if f.verifier == r.name], version=r.version, run_info=r)

@@ -17,7 +17,7 @@ import typer
 
 if TYPE_CHECKING:
     from truthplane.config import Config
-    from truthplane.runall import RunResult, Scheduler
+    from truthplane.runall.scheduler import RunResult, Scheduler
 
 NODE_SPEC = re.compile(r"^(?:(?P<user>[^@\s]+)@)?(?P<host>[^:@\s]+|\[[0-9a-fA-F:]+\])(?::(?P<port>\d{1,5}))?$")
 PLAIN_EVERY_S = 5.0
@@ -38,9 +38,9 @@ def run_all(
 
     from truthplane.config import load_config
     from truthplane.errors import UsageError
-    from truthplane.runall import RunOptions, Scheduler
-    from truthplane.tasks import load_tasks
-    from truthplane.workspace import Repo
+    from truthplane.runall.scheduler import RunOptions, Scheduler
+    from truthplane.runall.tasks import load_tasks
+    from truthplane.git.repo import Repo
 
     if fmt not in ("text", "json"):
         raise UsageError("--format must be text or json")
@@ -69,7 +69,7 @@ def run_all(
 def select_nodes(config: Config, specs: list[str]) -> list[dict[str, Any]]:
     """`--node` specs (a configured node with the same host and port keeps its key, slots, ...), else the configured nodes."""
     from truthplane.errors import UsageError
-    from truthplane.registry import executor_options
+    from truthplane.executors.loader import executor_options
 
     configured = [dict(n) for n in executor_options("ssh", config).get("nodes", []) or [] if isinstance(n, dict)]
     if not specs:

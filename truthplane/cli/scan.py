@@ -1,4 +1,4 @@
-"""`truthplane scan`, `diff` and `gate`: parse, call truthplane.pipeline, print, return the exit code."""
+"""`truthplane scan`, `diff` and `gate`: parse, call truthplane.truth.pipeline, print, return the exit code."""
 
 from __future__ import annotations
 
@@ -27,9 +27,9 @@ NO_CACHE = typer.Option(False, "--no-cache", help="Rerun every verifier on every
 
 def _options(root: Path, config_path: Path | None, verifiers: list[str] | None, cache_dir: Path | None, no_cache: bool):  # noqa: ANN202
     from truthplane.config import load_config
-    from truthplane.pipeline import ScanOptions
+    from truthplane.truth.pipeline import ScanOptions
 
-    from truthplane.registry import check_selection
+    from truthplane.verifiers.loader import check_selection
 
     config = load_config(root, config_path)
     check_selection(config, verifiers)
@@ -51,7 +51,7 @@ def _cache_dir(path: Path | None) -> Path | None:
 
 def _recover(path: Path) -> None:
     """Finish (or drop) a `fix --commit` killed midway before reading the tree: one stat when there is none."""
-    from truthplane.checkout import PENDING, recover_pending
+    from truthplane.git.checkout import PENDING, recover_pending
 
     if (path / PENDING).is_file():
         note = recover_pending(path.resolve())
@@ -104,9 +104,9 @@ def scan(
     """Scan PATH. With --baseline, record the findings; otherwise diff against the latest baseline."""
     from truthplane.cli import render
     from truthplane.errors import UsageError
-    from truthplane.pipeline import load_baseline, scan_against, scan_path
-    from truthplane.results import save_baseline
-    from truthplane.workspace import refuse_git_dir
+    from truthplane.truth.pipeline import load_baseline, scan_against, scan_path
+    from truthplane.truth.results import save_baseline
+    from truthplane.git.repo import refuse_git_dir
 
     if not path.exists():
         raise UsageError(f"{path} does not exist")
@@ -145,8 +145,8 @@ def diff(
 ) -> int:
     """Diff two baselines or two SARIF logs from any tool: new / fixed / unchanged, and a verdict."""
     from truthplane.config import load_config
-    from truthplane.gate import evaluate
-    from truthplane.results import load_scan
+    from truthplane.truth.verdict import evaluate
+    from truthplane.truth.results import load_scan
 
     config = load_config(Path("."), config_path)
     here = Path.cwd()  # a log's absolute file URIs (ruff's) are read relative to where the command runs
@@ -169,9 +169,9 @@ def gate(
     no_fetch: bool = typer.Option(False, "--no-fetch", help="In a shallow clone, do not fetch the base or more history."),
 ) -> int:
     """Judge what a change really changes: the merge-base of HEAD and --base against HEAD."""
-    from truthplane._ahead import LaunchPlans
-    from truthplane._git import gate_calls_ahead
-    from truthplane.cache import default_cache_dir
+    from truthplane.truth.ahead import LaunchPlans, tools_ahead
+    from truthplane.git.run import gate_calls_ahead
+    from truthplane.paths import default_cache_dir
     from truthplane.errors import TruthplaneError
 
     try:
@@ -179,9 +179,9 @@ def gate(
         plans = None if no_cache else LaunchPlans(_cache_dir(cache_dir) or default_cache_dir(), config_path, tuple(verifier or ()) or None)
         # git lists both states while the rest is imported and the configuration read, and the tools start on
         # the changed files as soon as git has said which they are
-        with gate_calls_ahead(path, base, head, plans):
+        with tools_ahead(plans) as on_listed, gate_calls_ahead(path, base, head, on_listed):
             from truthplane.cli import render
-            from truthplane.pipeline import gate as run_gate
+            from truthplane.truth.pipeline import gate as run_gate
 
             config, options = _options(path, config_path, verifier, cache_dir, no_cache)
             with render.Progress() as progress:

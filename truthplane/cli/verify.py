@@ -24,10 +24,10 @@ def verify(
 
     from truthplane.cli.render import printable
     from truthplane.errors import UsageError
-    from truthplane.history import find_root
+    from truthplane.evidence.history import find_root
     from truthplane.paths import RESULTS_DIR
-    from truthplane.verification import sign_unsigned
-    from truthplane.verification import verify as check
+    from truthplane.evidence.verify import sign_unsigned
+    from truthplane.evidence.verify import verify as check
 
     if fmt not in ("text", "json"):
         raise UsageError("--format must be text or json")

@@ -1,5 +1,5 @@
 """The evidence history in SQLite: one `runs` row per execution record, with its tasks, candidates,
-verdicts and evidence files. Written by `truthplane.ledger.append` in the same transaction that
+verdicts and evidence files. Written by `truthplane.evidence.ledger.append` in the same transaction that
 appends the record to the hash chain; read by `history`, `show`, `report`, `gc` and `verify`.
 
 A task of a record is one candidate unless it lists its own `candidates` (run-all may do so);
@@ -12,12 +12,9 @@ display what the record says, marking a run whose rows do not match it.
 
 from __future__ import annotations
 
-import hashlib
-import re
 import sqlite3
 import threading
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -173,60 +170,6 @@ RUN_COLUMNS = ("run_id", "sequence", "kind", "start_time", "end_time", "recorded
                "record_hash", "previous_hash", "file_sha256", "tasks", "approvals", "rejections", "commits")
 
 
-def list_runs(store: Store, root: Path, *, kind: str | None = None, verdict: str | None = None,
-              since: float | None = None, limit: int | None = None) -> list[dict[str, Any]]:
-    """Newest first, each with its cost (candidates' cost_usd, or llm_usage rows of the same run_id), its
-    figures read from its record (`checked`), and filtered on them."""
-    sql = (
-        f"SELECT {', '.join('r.' + c for c in RUN_COLUMNS)},"
-        " (SELECT SUM(c.cost_usd) FROM candidates c WHERE c.run_id = r.run_id) AS candidate_cost,"
-        " (SELECT SUM(u.cost_usd) FROM llm_usage u WHERE u.run_id = r.run_id) AS usage_cost,"
-        " (SELECT COUNT(*) FROM llm_usage u WHERE u.run_id = r.run_id) AS llm_calls"
-        " FROM runs r" + (" WHERE r.recorded_at >= ?" if since is not None else "") + " ORDER BY r.sequence DESC"
-    )
-    rows = store.read(lambda db: db.execute(sql, [] if since is None else [since]).fetchall())
-    out = []
-    for row in rows:
-        item = checked(store, root, dict(row))
-        if (kind and item["kind"] != kind) or (verdict and item["overall_verdict"] != verdict.upper()):
-            continue
-        usage, candidate = item.pop("usage_cost"), item.pop("candidate_cost")
-        item["cost_usd"] = usage if usage is not None else candidate
-        out.append(item)
-        if limit and len(out) >= limit:
-            break
-    return out
-
-
-def checked(store: Store, root: Path, run: dict[str, Any]) -> dict[str, Any]:
-    """The run row with its figures as its record says them, and `matches_record` (false, with `mismatch`,
-    when the rows differ from the record or the record fails its own hashes: `verify` fails on either)."""
-    from truthplane.ledger import check_entry
-    from truthplane.paths import RESULTS_DIR
-
-    path = str(run["path"])
-    target = root / path
-    trouble: list[str] = []
-    record: dict[str, Any] | None = None
-    if Path(path).parent.as_posix() != RESULTS_DIR or not target.is_file():
-        trouble.append(f"its record {path} is missing")
-    else:
-        data = target.read_bytes()
-        entry = check_entry(target, data)
-        record = entry.record
-        if record is None or entry.problems or "record_hash" not in record:
-            trouble.append(f"its record {path} fails its own hashes")
-            record = None
-        elif record.get("run_id") != run["run_id"]:
-            trouble.append(f"{path} is the record of run {record.get('run_id')}")
-            record = None
-        else:
-            expected = expected_rows(record, path, hashlib.sha256(data).hexdigest())
-            trouble += _differences(expected, store.read(lambda db: _rows(db, str(run["run_id"]))))
-            run.update({k: v for k, v in expected["runs"][(run["run_id"],)].items() if k in run})
-    return {**run, "matches_record": not trouble, "mismatch": trouble}
-
-
 def find_run(store: Store, run_id: str) -> dict[str, Any]:
     """The run with this id, or the only one whose id starts with it."""
     rows = store.read(lambda db: db.execute(
@@ -264,66 +207,7 @@ def all_run_hashes(store: Store) -> list[tuple[str, int, str, str]]:
 
 def find_root(start: Path) -> Path:
     """The repository holding `start`, or `start` itself outside git (a snippet's results)."""
-    from truthplane.workspace import Repo
+    from truthplane.git.repo import Repo
 
     repo = Repo.discover(start)
     return repo.root.resolve() if repo else start.resolve()
-
-
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-
-
-def parse_age(text: str) -> float:
-    """'24h', '7d', '90m', '30s', '2w' -> seconds."""
-    match = _DURATION.match(text)
-    if not match:
-        raise UsageError(f"{text!r} is not an age: use a number and a unit, e.g. 24h, 7d, 90m")
-    return float(match.group(1)) * _UNITS[match.group(2)]
-
-
-@dataclass
-class GcResult:
-    removed: list[tuple[str, int]] = field(default_factory=list)  # (repo-relative path, bytes)
-
-    @property
-    def bytes(self) -> int:
-        return sum(size for _, size in self.removed)
-
-
-def gc(root: Path, older_than_s: float, *, dry_run: bool = False, now: float | None = None) -> GcResult:
-    """Remove log files (kind "log": full diffs, stdout/stderr) whose every run is older than the cutoff,
-    and orphaned logs and temporary files older than it. Records, attestations, the head, the history and
-    every other evidence file (SARIF, ...) stay, so `verify` still checks the chain and every hash; it
-    reports a removed log as removed by gc, because the history marks it `pruned_at`."""
-    from truthplane.ledger import LEDGER_FORMAT, RESULTS_DIR, load_chain
-
-    stamp = time.time() if now is None else now
-    cutoff = stamp - older_than_s
-    results = root / RESULTS_DIR
-    result = GcResult()
-    with Store.open(root=root) as store, store.write() as db:
-        rows = db.execute(
-            "SELECT e.path, MAX(r.recorded_at) FROM evidence_files e JOIN runs r ON r.run_id = e.run_id"
-            " WHERE e.kind = 'log' GROUP BY e.path").fetchall()
-        known = {str(r[0]) for r in rows}
-        for path, newest in rows:
-            target = root / str(path)
-            if newest >= cutoff or not target.is_file():
-                continue
-            result.removed.append((str(path), target.stat().st_size))
-            if not dry_run:
-                db.execute("UPDATE evidence_files SET pruned_at = ? WHERE path = ? AND pruned_at IS NULL", (stamp, path))
-                target.unlink()
-        referenced = {str(i.get("path")) for entry in load_chain(results).entries if entry.record
-                      and entry.record.get("ledger_format") == LEDGER_FORMAT
-                      for i in entry.record.get("evidence_files") or [] if isinstance(i, dict)}
-        leftovers = [*results.glob("logs/*.log"), *results.glob(".*.tmp"), *results.glob("logs/.*.tmp")]
-        for target in leftovers:
-            rel = target.relative_to(root).as_posix()
-            if rel in known or rel in referenced or target.stat().st_mtime >= cutoff:
-                continue
-            result.removed.append((rel, target.stat().st_size))
-            if not dry_run:
-                target.unlink()
-    return result

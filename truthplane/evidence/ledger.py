@@ -22,15 +22,19 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from truthplane import attestation
+from truthplane.evidence import attestation
 from truthplane.errors import InputError
-from truthplane.fsutil import atomic_write
-from truthplane.inputs import MAX_CONFIG_BYTES, MAX_INPUT_BYTES, read_regular_file
+from truthplane.files import atomic_write
+from truthplane.files import MAX_CONFIG_BYTES, MAX_INPUT_BYTES, read_regular_file
 from truthplane.paths import RESULTS_DIR, results_dir
 
 HEAD_FILE = "ledger-head.json"
 LEDGER_FORMAT = "truthplane-ledger/1"
 CHAIN_KEYS = ("ledger_format", "run_id", "sequence", "previous_hash", "field_hashes", "record_hash")
+
+# the trailers of a commit run-all made: the run, and the task (with its digest) whose record it carries
+TASK_TRAILER = "Truthplane-Task"
+RUN_TRAILER = "Truthplane-Run"
 
 
 def canonical(value: Any) -> bytes:
@@ -115,7 +119,7 @@ def _valid_record(results: Path, name: Any) -> tuple[dict[str, Any], bytes] | No
 def _recover(results: Path, db: Any) -> Head:
     """The chain head, finishing an append that a crash interrupted: a record written but missing from the
     head or the history is adopted, its attestation and history row made again."""
-    from truthplane import history
+    from truthplane.evidence import history
 
     document = _head_document(results)
     heads = [Head(*history.head(db)), _read_head_file(results) or Head()]
@@ -161,7 +165,7 @@ def _execution_path(results: Path) -> Path:
 
 def append(root: Path, record: dict[str, Any]) -> Path:
     """Chain `record` (adding the ledger keys in place), write it, its attestation and the head, record it."""
-    from truthplane import history
+    from truthplane.evidence import history
     from truthplane.errors import InputError
     from truthplane.store import Store
 

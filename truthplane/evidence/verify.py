@@ -20,9 +20,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from truthplane import attestation, ledger
+from truthplane.evidence import attestation
+
+from truthplane.evidence import history, ledger
 from truthplane.errors import ExitCode, InputError, UsageError
-from truthplane.fsutil import atomic_write
+from truthplane.files import atomic_write
+from truthplane.paths import RESULTS_DIR
+from truthplane.store import Store, default_path
 
 
 @dataclass
@@ -141,7 +145,7 @@ def _chain_problems(root: Path, chain: ledger.Chain, report: VerifyReport) -> di
     last = max(by_sequence, default=0)
     for sequence in range(1, last + 1):
         if sequence not in by_sequence:
-            report.problems.append(f"sequence {sequence}: record missing from {ledger.RESULTS_DIR} (deleted?); "
+            report.problems.append(f"sequence {sequence}: record missing from {RESULTS_DIR} (deleted?); "
                                    f"the chain is broken between {sequence - 1} and {sequence + 1}")
             continue
         entry = by_sequence[sequence][0]
@@ -151,8 +155,8 @@ def _chain_problems(root: Path, chain: ledger.Chain, report: VerifyReport) -> di
         elif sequence - 1 in by_sequence and previous != _hash(by_sequence[sequence - 1][0]):
             report.problems.append(f"{_rel(root, entry.path)}: previous_hash: does not match record {sequence - 1} "
                                    f"({_rel(root, by_sequence[sequence - 1][0].path)})")
-    head = ledger.read_head_file(root / ledger.RESULTS_DIR)
-    where = f"{ledger.RESULTS_DIR}/{ledger.HEAD_FILE}"
+    head = ledger.read_head_file(root / RESULTS_DIR)
+    where = f"{RESULTS_DIR}/{ledger.HEAD_FILE}"
     if head is None and by_sequence:
         report.problems.append(f"{where}: missing or unreadable")
     elif head is not None and head.sequence > last:
@@ -165,7 +169,7 @@ def _chain_problems(root: Path, chain: ledger.Chain, report: VerifyReport) -> di
     elif head is not None and last:
         tail = by_sequence[last][0]
         text = (root / where).read_text(encoding="utf-8", errors="replace")
-        if ledger.head_pending(root / ledger.RESULTS_DIR):
+        if ledger.head_pending(root / RESULTS_DIR):
             report.notes.append(f"{where}: the last append was interrupted after writing its record; "
                                 "the next write completes it")
         elif text != ledger.head_text(tail.record or {}, tail.path.name):
@@ -200,7 +204,7 @@ def sign_unsigned(root: Path) -> list[Path]:
     key = attestation.signing_key()
     if key is None:
         raise UsageError(f"--sign needs {attestation.KEY_ENV}: set it to the key future runs will sign with")
-    chain = ledger.load_chain(root / ledger.RESULTS_DIR)
+    chain = ledger.load_chain(root / RESULTS_DIR)
     sidecars = [_sidecar(e) for e in chain.entries]
     if any(p.is_file() and attestation.is_signed(p.read_text(encoding="utf-8", errors="replace")) for p in sidecars):
         raise UsageError("the chain already holds signed records: an unsigned record after them had its signature "
@@ -215,8 +219,7 @@ def sign_unsigned(root: Path) -> list[Path]:
 
 def _history_problems(root: Path, chain: dict[int, ledger.Entry], report: VerifyReport) -> dict[str, float]:
     """Every history row must agree with the record it indexes, and every record must have its rows."""
-    from truthplane.history import orphan_run_ids, pruned_paths, row_differences
-    from truthplane.store import Store, default_path
+
 
     where = _rel(root, default_path(root))
     if not default_path(root).is_file():
@@ -225,9 +228,9 @@ def _history_problems(root: Path, chain: dict[int, ledger.Entry], report: Verify
                                    "the history was deleted")
         return {}
     by_run = {str(e.record.get("run_id")): e for e in chain.values() if e.record}
-    pending = ledger.head_pending(root / ledger.RESULTS_DIR)
+    pending = ledger.head_pending(root / RESULTS_DIR)
     with Store.open(root=root) as store:
-        pruned = pruned_paths(store)
+        pruned = history.pruned_paths(store)
 
         def check(db: Any) -> None:
             for run_id, sequence, path in db.execute("SELECT run_id, sequence, path FROM runs ORDER BY sequence"):
@@ -242,9 +245,9 @@ def _history_problems(root: Path, chain: dict[int, ledger.Entry], report: Verify
                         continue
                     report.problems.append(f"{where}: run {run_id}: no row for {name} (the row was deleted)")
                     continue
-                for line in row_differences(db, entry.record or {}, name, hashlib.sha256(entry.data).hexdigest()):
+                for line in history.row_differences(db, entry.record or {}, name, hashlib.sha256(entry.data).hexdigest()):
                     report.problems.append(f"{where}: run {run_id}: {line} ({name})")
-            for run_id in orphan_run_ids(db):
+            for run_id in history.orphan_run_ids(db):
                 report.problems.append(f"{where}: rows of run {run_id}, which has no run row and no record")
 
         store.read(check)
@@ -327,7 +330,7 @@ def check_run(root: Path, entry: ledger.Entry, pruned: dict[str, float], report:
 def _carried_without_change(root: Path, sha: str, task: dict[str, Any]) -> list[str]:
     """A resume before carried tasks repeated their evidence recorded the commit alone: it must exist, be
     intact and carry the task's trailer (its change was checked in the record that made it)."""
-    from truthplane._resume import TASK_TRAILER
+    from truthplane.evidence.ledger import TASK_TRAILER
 
     raw = _git(root, "cat-file", "commit", sha)
     if raw is None:
@@ -355,9 +358,9 @@ def verify(root: Path, target: str | None = None, *, unsigned_ok: bool = False) 
     """Check the whole chain, then every run (or only `target`: a run id, a prefix of one, or a file).
     `unsigned_ok`: unsigned records pass with the key set (only while adopting a key: `sign_unsigned`)."""
     report = VerifyReport(unsigned_ok=unsigned_ok)
-    chain = ledger.load_chain(root / ledger.RESULTS_DIR)
+    chain = ledger.load_chain(root / RESULTS_DIR)
     if not chain.entries and target is None:
-        raise InputError(f"no chained execution records in {root / ledger.RESULTS_DIR}: nothing to verify")
+        raise InputError(f"no chained execution records in {root / RESULTS_DIR}: nothing to verify")
     if chain.legacy:
         report.notes.append(f"{len(chain.legacy)} record(s) written before the ledger existed are not chained")
     by_sequence = _chain_problems(root, chain, report)
@@ -395,3 +398,55 @@ def _select(root: Path, target: str, entries: list[ledger.Entry], report: Verify
     if len(matches) > 1 and not any((e.record or {}).get("run_id") == target for e in matches):
         raise UsageError(f"{target!r} matches {len(matches)} runs: give more of the run id")
     return [e for e in matches if (e.record or {}).get("run_id") == target] or matches
+
+
+def checked(store: Store, root: Path, run: dict[str, Any]) -> dict[str, Any]:
+    """The run row with its figures as its record says them, and `matches_record` (false, with `mismatch`,
+    when the rows differ from the record or the record fails its own hashes: `verify` fails on either)."""
+    path = str(run["path"])
+    target = root / path
+    trouble: list[str] = []
+    record: dict[str, Any] | None = None
+    if Path(path).parent.as_posix() != RESULTS_DIR or not target.is_file():
+        trouble.append(f"its record {path} is missing")
+    else:
+        data = target.read_bytes()
+        entry = ledger.check_entry(target, data)
+        record = entry.record
+        if record is None or entry.problems or "record_hash" not in record:
+            trouble.append(f"its record {path} fails its own hashes")
+            record = None
+        elif record.get("run_id") != run["run_id"]:
+            trouble.append(f"{path} is the record of run {record.get('run_id')}")
+            record = None
+        else:
+            sha = hashlib.sha256(data).hexdigest()
+            trouble += store.read(lambda db: history.row_differences(db, record, path, sha))
+            expected = history.expected_rows(record, path, sha)
+            run.update({k: v for k, v in expected["runs"][(run["run_id"],)].items() if k in run})
+    return {**run, "matches_record": not trouble, "mismatch": trouble}
+
+
+def list_runs(store: Store, root: Path, *, kind: str | None = None, verdict: str | None = None,
+              since: float | None = None, limit: int | None = None) -> list[dict[str, Any]]:
+    """Newest first, each with its cost (candidates' cost_usd, or llm_usage rows of the same run_id), its
+    figures read from its record (`checked`), and filtered on them."""
+    sql = (
+        f"SELECT {', '.join('r.' + c for c in history.RUN_COLUMNS)},"
+        " (SELECT SUM(c.cost_usd) FROM candidates c WHERE c.run_id = r.run_id) AS candidate_cost,"
+        " (SELECT SUM(u.cost_usd) FROM llm_usage u WHERE u.run_id = r.run_id) AS usage_cost,"
+        " (SELECT COUNT(*) FROM llm_usage u WHERE u.run_id = r.run_id) AS llm_calls"
+        " FROM runs r" + (" WHERE r.recorded_at >= ?" if since is not None else "") + " ORDER BY r.sequence DESC"
+    )
+    rows = store.read(lambda db: db.execute(sql, [] if since is None else [since]).fetchall())
+    out = []
+    for row in rows:
+        item = checked(store, root, dict(row))
+        if (kind and item["kind"] != kind) or (verdict and item["overall_verdict"] != verdict.upper()):
+            continue
+        usage, candidate = item.pop("usage_cost"), item.pop("candidate_cost")
+        item["cost_usd"] = usage if usage is not None else candidate
+        out.append(item)
+        if limit and len(out) >= limit:
+            break
+    return out

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
-from truthplane.jobs import Limits
+from truthplane.executors.jobs import Limits
 from truthplane.leftovers import is_dead, owned_prefix, owner_of
 
 _CPU_PERIOD_US = 100_000

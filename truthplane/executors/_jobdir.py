@@ -16,7 +16,7 @@ from pathlib import Path, PurePosixPath
 
 from truthplane.errors import ExecutorError
 from truthplane.executors.interface import TRUNCATION_MARKER
-from truthplane.jobs import Job
+from truthplane.executors.jobs import Job
 from truthplane.leftovers import owned_tempdir, remove_tree
 
 STANDARD_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"

@@ -24,7 +24,7 @@ import weakref
 from concurrent.futures import Future, ThreadPoolExecutor
 
 from truthplane.executors._cgroup import CgroupUnavailable, JobCgroup
-from truthplane.jobs import Limits
+from truthplane.executors.jobs import Limits
 
 # exit 125: could not join the cgroup or no job came; 127: command not found; 126: could not exec
 _SCRIPT = r"""

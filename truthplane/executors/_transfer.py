@@ -17,7 +17,7 @@ import tarfile
 from pathlib import Path
 
 from truthplane.errors import ExecutorError
-from truthplane.executors._workspace import safe_relative
+from truthplane.executors._jobdir import safe_relative
 
 COMPRESS_LEVEL = 6
 

@@ -27,10 +27,10 @@ from typing import Any
 
 from truthplane.errors import ExecutorError
 from truthplane.executors import _transfer
-from truthplane.executors._workspace import OutputCap
+from truthplane.executors._jobdir import OutputCap
 from truthplane.executors.interface import Executor
 from truthplane.executors.preflight import preflight_untrusted
-from truthplane.jobs import Job, JobResult
+from truthplane.executors.jobs import Job, JobResult
 from truthplane.models import ToolInfo
 from truthplane.registry import install_hint, require
 

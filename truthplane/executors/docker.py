@@ -31,10 +31,10 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from truthplane.errors import ExecutorError
-from truthplane.executors._workspace import OutputCap, job_env, workspace
+from truthplane.executors._jobdir import OutputCap, job_env, workspace
 from truthplane.executors.interface import Executor
 from truthplane.executors.preflight import preflight_untrusted
-from truthplane.jobs import Job, JobResult
+from truthplane.executors.jobs import Job, JobResult
 from truthplane.leftovers import sweep_tempdirs
 from truthplane.models import ToolInfo
 from truthplane.registry import require

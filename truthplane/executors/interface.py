@@ -11,7 +11,7 @@ from abc import ABC, abstractmethod
 from typing import Any, ClassVar
 
 from truthplane.errors import ExecutorError
-from truthplane.jobs import Job, JobResult
+from truthplane.executors.jobs import Job, JobResult
 from truthplane.models import ToolInfo
 
 __all__ = ["Executor", "ExecutorError", "Job", "JobResult", "TRUNCATION_MARKER", "cap_output"]

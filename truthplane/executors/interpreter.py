@@ -17,7 +17,7 @@ from functools import cache
 from pathlib import Path
 
 from truthplane.executors.interface import Executor
-from truthplane.jobs import Interpreter, Job, Limits
+from truthplane.executors.jobs import Interpreter, Job, Limits
 
 VENV_DIRS = (".venv", "venv")
 _ASK = "import json, sys; print(json.dumps([sys.executable, sys.prefix, sys.base_prefix]))"

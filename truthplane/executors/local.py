@@ -31,7 +31,7 @@ from typing import Any
 from truthplane.errors import ExecutorError
 from truthplane.executors._cgroup import CgroupUnavailable, JobCgroup, sweep_dead
 from truthplane.executors._starter import JobProcess, Starter, StarterPool
-from truthplane.executors._workspace import (
+from truthplane.executors._jobdir import (
     OutputCap,
     create_workspace,
     job_env,
@@ -40,7 +40,7 @@ from truthplane.executors._workspace import (
 )
 from truthplane.executors.interface import Executor
 from truthplane.executors.preflight import preflight_untrusted
-from truthplane.jobs import Interpreter, Job, JobResult, Limits
+from truthplane.executors.jobs import Interpreter, Job, JobResult, Limits
 from truthplane.leftovers import owned_prefix, sweep_tempdirs
 from truthplane.models import ToolInfo
 

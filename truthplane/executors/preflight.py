@@ -14,7 +14,7 @@ from pathlib import Path, PurePosixPath
 from pydantic import BaseModel, Field
 
 from truthplane import pyparse
-from truthplane.jobs import Job, PreflightFinding
+from truthplane.executors.jobs import Job, PreflightFinding
 from truthplane.models import Severity
 
 SHELL_CALLS = {"subprocess.run", "subprocess.call", "subprocess.check_call", "subprocess.check_output", "subprocess.Popen"}

@@ -39,10 +39,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from truthplane.errors import ConfigError, ExecutorError
 from truthplane.executors import _transfer
 from truthplane.executors._ssh_node import Node, NodeLost, NodeOptions
-from truthplane.executors._workspace import OutputCap
+from truthplane.executors._jobdir import OutputCap
 from truthplane.executors.interface import Executor
 from truthplane.executors.preflight import preflight_untrusted
-from truthplane.jobs import Job, JobResult
+from truthplane.executors.jobs import Job, JobResult
 from truthplane.models import ToolInfo
 from truthplane.registry import install_hint, require
 

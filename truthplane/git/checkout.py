@@ -16,13 +16,13 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from truthplane._git import git as _git
+from truthplane.git.run import git as _git
 from truthplane.errors import GitError, UsageError
-from truthplane.fsutil import TreeWriter, UnsafeWrite, checked_parts
+from truthplane.git.tree_writer import TreeWriter, UnsafeWrite, checked_parts
 from truthplane.leftovers import owned_prefix
-from truthplane.lineform import keep_form
+from truthplane.git.lineform import keep_form
 from truthplane.paths import RESULTS_DIR, results_dir
-from truthplane.workspace import Repo, blob_id
+from truthplane.git.repo import Repo, blob_id
 
 PENDING = f"{RESULTS_DIR}/pending-commit.json"
 NO_REF = "0" * 40  # update-ref's "must not exist yet"
@@ -255,7 +255,7 @@ def _finish_commit(repo: Repo, writer: TreeWriter, entries: list[tuple[str, str 
 def _git_bytes(repo: Repo, *args: str) -> bytes:
     import subprocess
 
-    from truthplane._git import GIT_ENV
+    from truthplane.git.run import GIT_ENV
 
     proc = subprocess.run(["git", *args], cwd=repo.root, capture_output=True, env={**os.environ, **GIT_ENV})
     if proc.returncode != 0:

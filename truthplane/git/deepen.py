@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from truthplane._git import resolve_args, run
+from truthplane.git.run import resolve_args, run
 from truthplane.errors import GitError
-from truthplane.workspace import Repo
+from truthplane.git.repo import Repo
 
 DEEPEN_STEPS = (100, 400, 1600, 6400)  # commits per fetch: 8,500 more in all before giving up
 Note = Callable[[str], None]
@@ -33,7 +33,7 @@ def resolve_base(repo: Repo, base_ref: str, note: Note | None) -> str:
         run(repo.root, "fetch", "-q", f"--depth={DEEPEN_STEPS[0]}", remote, _refspec(remote, branch))
     except GitError as exc:
         raise GitError(f"base ref {base_ref!r} not found in this clone, and fetching it failed: {exc}") from None
-    # run, not repo.git: a lookup started ahead of the fetch (truthplane._git) may still hold the old answer
+    # run, not repo.git: a lookup started ahead of the fetch (truthplane.git.run) may still hold the old answer
     return run(repo.root, *resolve_args(base_ref)).strip()
 
 

@@ -19,14 +19,30 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from truthplane._git import GIT_ENV, changes_args, renames_args, resolve_args, tree_args
-from truthplane._git import git as _git
+from truthplane.git.run import GIT_ENV, changes_args, renames_args, resolve_args, tree_args
+from truthplane.git.run import git as _git
 from truthplane.errors import GitError, UsageError
 from truthplane.leftovers import owned_prefix
 
 def blob_id(content: bytes) -> str:
     """Git's object id for a blob: the same content hash git keeps in its index and trees."""
     return hashlib.sha1(b"blob %d\0" % len(content) + content, usedforsecurity=False).hexdigest()
+
+
+def directory_files(root: Path) -> dict[str, str]:
+    """Files under a directory that is not a git checkout, with their git blob ids; symlinks are never followed."""
+    files: dict[str, str] = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = [d for d in dirnames if not os.path.islink(os.path.join(dirpath, d))]
+        for name in filenames:
+            full = Path(dirpath) / name
+            if full.is_symlink() or not full.is_file():
+                continue
+            try:
+                files[full.relative_to(root).as_posix()] = blob_id(full.read_bytes())
+            except OSError:
+                continue  # unreadable: the tools will say so if it matters
+    return files
 
 
 def files_after(files: dict[str, str], tree: Path, touched: list[str]) -> dict[str, str]:

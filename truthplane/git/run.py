@@ -6,16 +6,12 @@ from __future__ import annotations
 import os
 import subprocess
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from truthplane.errors import GitError
-
-if TYPE_CHECKING:
-    from truthplane._ahead import LaunchPlans
 
 GIT_ENV = {"GIT_TERMINAL_PROMPT": "0", "GIT_OPTIONAL_LOCKS": "0", "LC_ALL": "C"}
 
@@ -48,7 +44,8 @@ _ahead_lock = threading.Lock()
 
 @contextmanager
 def gate_calls_ahead(
-    path: Path, base_ref: str, head_ref: str | None, plans: LaunchPlans | None = None,
+    path: Path, base_ref: str, head_ref: str | None,
+    on_listed: Callable[[tuple[Path, str, str] | None], None] | None = None,
 ) -> Iterator[None]:
     """Start the git calls a gate of `path` against `base_ref` will make, and let the gate take their answers.
 
@@ -58,8 +55,9 @@ def gate_calls_ahead(
     arguments) takes the answer instead of running git again; whatever is not taken is dropped at the end.
     Best effort: a call that fails here is made again where it is needed, and its error reported there.
 
-    With `plans`, a gate of the working tree also starts its tools on what changed as soon as git has said
-    what that is (truthplane._ahead); a tool nobody took is killed at the end of the block.
+    `on_listed` is called once, on a git thread, when the calls are over: for a gate of the working tree with
+    (top directory, what `changes_args`' first two calls printed), else with None (a gate of commits, or git
+    failed). A gate starts its tools on the change there (truthplane.truth.ahead.tools_ahead).
     """
     started: list[tuple[str, tuple[str, ...]]] = []
     pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="git-ahead")
@@ -72,7 +70,7 @@ def gate_calls_ahead(
             started.append(key)
         return future
 
-    def chain() -> None:
+    def chain() -> tuple[Path, str, str] | None:
         try:
             root = Path(start(path, "rev-parse", "--show-toplevel").result().strip())
             base = start(root, *resolve_args(base_ref))
@@ -80,46 +78,36 @@ def gate_calls_ahead(
             base_commit, head_commit = base.result().strip(), head.result().strip()
             merge_base = start(root, "merge-base", head_commit, base_commit).result().strip()
         except GitError:
-            return  # the gate will say what is wrong
+            return None  # the gate will say what is wrong
         start(root, *tree_args(merge_base))
-        if head_ref is None:
-            diff, untracked, _head = (start(root, *args) for args in changes_args(merge_base))
-            if plans is not None:
-                try:
-                    listed = diff.result(), untracked.result()
-                except GitError:
-                    return
-                plans.launch(root, *listed)
-        else:
+        if head_ref is not None:
             start(root, *tree_args(head_commit))
             start(root, *renames_args(merge_base), head_commit)
-
-    def chain_and_launch() -> None:
+            return None
+        diff, untracked, _head = (start(root, *args) for args in changes_args(merge_base))
+        if on_listed is None:
+            return None
         try:
-            chain()
+            return root, diff.result(), untracked.result()
+        except GitError:
+            return None
+
+    def chain_and_tell() -> None:
+        listing = None
+        try:
+            listing = chain()
         finally:
-            if plans is not None:
-                from truthplane._ahead import launch_over
+            if on_listed is not None:
+                on_listed(listing)
 
-                launch_over()
-
-    if plans is not None:
-        from truthplane._ahead import launching
-
-        launching()
     try:
-        pool.submit(chain_and_launch)
+        pool.submit(chain_and_tell)
         yield
     finally:
         pool.shutdown(wait=True)  # no git left running behind the caller
         with _ahead_lock:
             for key in started:
                 _ahead.pop(key, None)
-        if plans is not None:
-            from truthplane._ahead import launch_over, stop_all
-
-            launch_over()
-            stop_all()
 
 
 def git(cwd: Path, *args: str, input_bytes: bytes | None = None, env: dict[str, str] | None = None) -> str:

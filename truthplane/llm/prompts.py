@@ -14,7 +14,7 @@ from typing import Generic
 from pydantic import BaseModel, Field, field_validator
 
 from truthplane import pyparse
-from truthplane.context import Context
+from truthplane.llm.context import Context
 from truthplane.llm.interface import Message, T
 
 TASK_CATEGORISE = "categorise"

@@ -18,7 +18,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
-from truthplane.context import estimate_tokens
+from truthplane.llm.context import estimate_tokens
 from truthplane.errors import ConfigError
 from truthplane.llm import budget as budget_module
 from truthplane.llm.config import PRESETS, LLMConfig, ResolvedProvider, resolve_provider

@@ -12,19 +12,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from truthplane._taskrun import worst
 from truthplane.errors import GitError, UsageError
 from truthplane.models import Verdict
+from truthplane.evidence.ledger import RUN_TRAILER, TASK_TRAILER
 from truthplane.paths import RESULTS_DIR
 
 if TYPE_CHECKING:
-    from truthplane._taskrun import Outcome, Tree, Worker
-    from truthplane.runall import Scheduler, TaskState
-    from truthplane.tasks import Task
-    from truthplane.workspace import Repo
+    from truthplane.runall.task_run import Outcome, Tree, Worker
+    from truthplane.runall.tasks import Task, TaskState
+    from truthplane.git.repo import Repo
 
-TASK_TRAILER = "Truthplane-Task"
-RUN_TRAILER = "Truthplane-Run"
 STATUS = {Verdict.APPROVE: "SUCCESS", Verdict.REVIEW: "NEEDS_REVIEW", Verdict.REJECT: "REJECTED",
           Verdict.UNVERIFIED: "UNVERIFIED"}
 FINAL = {status: verdict for verdict, status in STATUS.items()}
@@ -116,7 +113,7 @@ def _commit_of(task: dict[str, Any]) -> Any:
 def _committed_evidence(root: Path) -> dict[tuple[str, str, str], tuple[str, dict[str, Any]]]:
     """(task id, digest, commit) -> (the execution file holding the task's evidence, its task record), from
     the chained records that pass their own hashes; the earliest record wins (later ones carried it over)."""
-    from truthplane.ledger import load_chain
+    from truthplane.evidence.ledger import load_chain
 
     found: dict[tuple[str, str, str], tuple[str, dict[str, Any]]] = {}
     entries = [e for e in load_chain(root / RESULTS_DIR).entries if e.record and not e.problems]
@@ -130,7 +127,7 @@ def _committed_evidence(root: Path) -> dict[tuple[str, str, str], tuple[str, dic
 
 def _from_commit(repo: Repo, task: Task, sha: str) -> dict[str, Any]:
     """A committed task no record holds (its records were removed): the change its commit makes."""
-    from truthplane.verification import blob_sha256
+    from truthplane.evidence.verify import blob_sha256
 
     try:
         parent: str | None = repo.git("rev-parse", "--verify", "-q", f"{sha}^").strip()
@@ -181,7 +178,7 @@ def bare_record(task: Task, status: str, reason: str) -> dict[str, Any]:
 
 
 def task_record(state: TaskState, tree: Tree, outcome: Outcome, worker: Worker, duration: float) -> dict[str, Any]:
-    from truthplane.evidence import sha256_file
+    from truthplane.change.record import sha256_file
 
     task = state.task
     modifications = []
@@ -218,49 +215,6 @@ def baseline_record(head: str | None, base: Tree | None) -> dict[str, Any]:
         record["fingerprints"] = [f.fingerprint for f in base.scan.findings]
         record["verifiers"] = {v.name: {"version": v.version, "status": v.status.value, "count": v.count}
                                for v in base.scan.verifiers}
-    return record
-
-
-def run_record(run: Scheduler) -> dict[str, Any]:
-    """The execution record: every task once, the figures counted as things happened."""
-    tasks = []
-    for state in run.states.values():
-        if state.record is None or state.status not in ("DONE",):
-            why = ("interrupted before it finished" if run.interrupted
-                   else "not run: no worker left (every node is down: " + "; ".join(run.lost_nodes.values()) + ")")
-            status = "INTERRUPTED" if run.interrupted else "NOT_RUN"
-            state.record = bare_record(state.task, status, why)
-        tasks.append(state.record)
-    judged = [s for s in run.states.values() if s.verdict is not None]
-    fresh = [s for s in judged if s.carried is None]
-    overall = worst(Verdict.APPROVE, *(s.verdict for s in judged if s.verdict is not None))
-    if any(r["status"] == "NOT_RUN" for r in tasks):
-        overall = worst(overall, Verdict.UNVERIFIED)
-    base = getattr(run, "base", None)
-    record: dict[str, Any] = {
-        "tool": "truthplane",
-        "kind": "run-all",
-        "run_id": run.run_id,
-        "start_time": run.started_at,
-        "end_time": now_utc(),
-        "baseline": baseline_record(run.head, base),
-        "tasks_file": run.options.tasks.source,
-        "resumed_from": run.resumed_from,
-        "workers": [{"name": w.name, "node": w.pool, "alive": w.alive} for w in run.workers],
-        "nodes_lost": run.lost_nodes,
-        "tasks": tasks,
-        "honest_metrics": {
-            "files_verified": len(run.scanned),
-            "files_modified": len(run.modified),
-            "builds_tested": run.builds,
-            "git_commits": run.commits,
-            "truth_gate_approvals": sum(1 for s in fresh if s.verdict is Verdict.APPROVE),
-            "truth_gate_rejections": sum(1 for s in fresh if s.verdict is Verdict.REJECT),
-        },
-        "overall_verdict": overall.value,
-    }
-    if run.interrupted:
-        record["incomplete"] = True
     return record
 
 

@@ -24,18 +24,18 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from truthplane import _resume
-from truthplane._taskrun import Outcome, Runner, Tree, Worker, _materialise, describe
-from truthplane.checkout import Write
+from truthplane.runall import resume
+from truthplane.runall.task_run import Outcome, Runner, Tree, Worker, _materialise, describe, worst
+from truthplane.git.checkout import Write
 from truthplane.config import Config
 from truthplane.errors import ExecutorError, GitError, UsageError
 from truthplane.executors.interface import Executor
-from truthplane.jobs import Job, Limits
+from truthplane.executors.jobs import Job, Limits
 from truthplane.leftovers import owned_prefix
 from truthplane.models import Verdict
 from truthplane.paths import RESULTS_DIR
-from truthplane.registry import executor_options
-from truthplane.tasks import Task, TaskFile
+from truthplane.executors.loader import executor_options
+from truthplane.runall.tasks import TaskFile, TaskState
 
 RETRIES_ON_CONFLICT = 3
 
@@ -49,22 +49,6 @@ class RunOptions:
     workers: int = 2
     nodes: list[dict[str, Any]] = field(default_factory=list)  # [[executors.ssh.nodes]] entries
     handle_signals: bool = True
-
-
-@dataclass
-class TaskState:
-    task: Task
-    index: int
-    status: str = "PENDING"  # PENDING, RUNNING, DONE
-    verdict: Verdict | None = None
-    record: dict[str, Any] | None = None
-    commit: str | None = None
-    carried: str | None = None  # where a result from an earlier run came from
-    branch: str | None = None  # the task's own branch, when it changed something
-    branch_commit: str | None = None
-    worker: str | None = None
-    lost_on: list[str] = field(default_factory=list)
-    conflicts: int = 0
 
 
 @dataclass
@@ -87,7 +71,7 @@ class Scheduler:
         self.states = {task.id: TaskState(task, i) for i, task in enumerate(options.tasks.tasks)}
         self.workers: list[Worker] = []
         self.started = time.monotonic()
-        self.started_at = _resume.now_utc()
+        self.started_at = resume.now_utc()
         self.head: str | None = None
         self.run_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + os.urandom(3).hex()
         self.interrupted = False
@@ -127,12 +111,12 @@ class Scheduler:
     # ---- the run -----------------------------------------------------------------------------
 
     async def run(self) -> RunResult:
-        from truthplane.checkout import recover_pending, refuse_busy
-        from truthplane.workspace import Repo
+        from truthplane.git.checkout import recover_pending, refuse_busy
+        from truthplane.git.repo import Repo
 
         root = self.options.root
         repo = Repo.require(root)
-        lock = _resume.lock_repo(repo)
+        lock = resume.lock_repo(repo)
         try:
             note = recover_pending(root)
             if note:
@@ -142,18 +126,18 @@ class Scheduler:
             if self.head is None:
                 raise UsageError("run-all commits approved results: the repository needs a first commit")
             refuse_busy(repo)
-            self.resumed_from = _resume.carry_over(repo, root, self.states)
+            self.resumed_from = resume.carry_over(repo, root, self.states)
             await self._run_tasks(repo)
         finally:
-            _resume.unlock(lock)
-        record = _resume.run_record(self)
-        from truthplane.evidence import write_execution
+            resume.unlock(lock)
+        record = run_record(self)
+        from truthplane.change.record import write_execution
 
         path = write_execution(root, record)
         return RunResult(record, path, self.interrupted)
 
     async def _run_tasks(self, repo: Any) -> None:
-        from truthplane.loop import snapshot_tree
+        from truthplane.change.loop import snapshot_tree
 
         loop = asyncio.get_running_loop()
         if self.options.handle_signals:
@@ -207,7 +191,7 @@ class Scheduler:
 
     def _make_workers(self) -> list[Worker]:
         from truthplane.config import ExecutorSettings
-        from truthplane.registry import create_executor, executor_options
+        from truthplane.executors.loader import create_executor, executor_options
 
         config, workers = self.options.config, []
         if self.options.workers > 0:
@@ -245,7 +229,7 @@ class Scheduler:
                     dep = self.states[failed[0]]
                     why = dep.verdict.value if dep.verdict else dep.record["status"] if dep.record else "not done"
                     reason = f"skipped: dependency {failed[0]!r} was not approved ({why})"
-                    state.status, state.record = "DONE", _resume.bare_record(state.task, "SKIPPED", reason)
+                    state.status, state.record = "DONE", resume.bare_record(state.task, "SKIPPED", reason)
                     self.say(f"{state.task.id}: {reason}")
                     changed = True
 
@@ -305,7 +289,7 @@ class Scheduler:
             except Exception as exc:  # noqa: BLE001 -- a failure around one task is its verdict, not the run's end
                 if state.status == "RUNNING":
                     state.status, state.verdict = "DONE", Verdict.UNVERIFIED
-                    state.record = _resume.bare_record(state.task, "UNVERIFIED", describe(exc))
+                    state.record = resume.bare_record(state.task, "UNVERIFIED", describe(exc))
                     state.record["truth_gate"]["verdict"] = Verdict.UNVERIFIED.value
                     self.say(f"{state.task.id}: UNVERIFIED: {describe(exc)}")
             finally:
@@ -398,8 +382,8 @@ class Scheduler:
     def _branch(self, state: TaskState, tree: Tree, outcome: Outcome, commit: str | None) -> tuple[str | None, str | None]:
         """Every task that changed something gets its own branch, truthplane/<run>/<task>: the approved
         commit, or the change on the commit its tree started from, for a person to look at or merge."""
-        from truthplane.checkout import create_branch
-        from truthplane.fsutil import UnsafeWrite
+        from truthplane.git.checkout import create_branch
+        from truthplane.git.tree_writer import UnsafeWrite
 
         name = f"truthplane/{self.run_id}/{_ref_safe(state.task.id)}"
         try:
@@ -408,7 +392,7 @@ class Scheduler:
             else:
                 assert outcome.after is not None
                 sha = create_branch(self.repo, name, parent=self._version_commits[tree.generation], tree=outcome.after,
-                                    touched=outcome.touched, message=_resume.commit_message(state.task, outcome, self.run_id))
+                                    touched=outcome.touched, message=resume.commit_message(state.task, outcome, self.run_id))
         except (GitError, UnsafeWrite) as exc:
             outcome.reasons.append(f"no branch for this task: {exc}")
             return None, None
@@ -429,19 +413,19 @@ class Scheduler:
             outcome.reasons.insert(0, commit.removeprefix("refused: "))
             commit = None
         state.verdict, state.commit = outcome.verdict, commit
-        state.record = _resume.task_record(state, tree, outcome, worker, duration)
+        state.record = resume.task_record(state, tree, outcome, worker, duration)
         state.status = "DONE"
         where = f", committed {commit[:12]}" if commit else ""
         self.say(f"{state.task.id}: {outcome.verdict.value} on {worker.name} in {duration:.1f}s{where}")
 
     def _commit(self, state: TaskState, tree: Tree, outcome: Outcome) -> str | None:
         """Runs in a thread under the git lock; a Ctrl-C waits for it, so HEAD and the record agree."""
-        from truthplane.checkout import ChangedSinceSnapshot, commit_files, keep_file_form, planned_writes
-        from truthplane.fsutil import UnsafeWrite
-        from truthplane.workspace import files_after
+        from truthplane.git.checkout import ChangedSinceSnapshot, commit_files, keep_file_form, planned_writes
+        from truthplane.git.tree_writer import UnsafeWrite
+        from truthplane.git.repo import files_after
 
         task = state.task
-        existing = _resume.committed(self.repo).get((task.id, task.digest()))
+        existing = resume.committed(self.repo).get((task.id, task.digest()))
         if existing:
             return existing  # committed already (an earlier run): never twice
         if any(self._files.get(rel) != tree.files.get(rel) for rel in outcome.touched):
@@ -449,7 +433,7 @@ class Scheduler:
         assert outcome.after is not None
         if task.kind == "fix":  # a fix's tools may rewrite a whole file: only its approved lines change
             keep_file_form(tree.directory, outcome.after, outcome.touched)
-        message = _resume.commit_message(task, outcome, self.run_id)
+        message = resume.commit_message(task, outcome, self.run_id)
         try:
             sha = commit_files(self.repo, tree.files, outcome.after, outcome.touched, message)
         except UnsafeWrite as exc:
@@ -508,3 +492,46 @@ async def _warm_up(executor: Executor, bound_s: float, snapshot: asyncio.Future[
 async def run_all(options: RunOptions, say: Callable[[str], None] = lambda line: None,
                   scheduler: Scheduler | None = None) -> RunResult:
     return await (scheduler or Scheduler(options, say)).run()
+
+
+def run_record(run: Scheduler) -> dict[str, Any]:
+    """The execution record: every task once, the figures counted as things happened."""
+    tasks = []
+    for state in run.states.values():
+        if state.record is None or state.status not in ("DONE",):
+            why = ("interrupted before it finished" if run.interrupted
+                   else "not run: no worker left (every node is down: " + "; ".join(run.lost_nodes.values()) + ")")
+            status = "INTERRUPTED" if run.interrupted else "NOT_RUN"
+            state.record = resume.bare_record(state.task, status, why)
+        tasks.append(state.record)
+    judged = [s for s in run.states.values() if s.verdict is not None]
+    fresh = [s for s in judged if s.carried is None]
+    overall = worst(Verdict.APPROVE, *(s.verdict for s in judged if s.verdict is not None))
+    if any(r["status"] == "NOT_RUN" for r in tasks):
+        overall = worst(overall, Verdict.UNVERIFIED)
+    base = getattr(run, "base", None)
+    record: dict[str, Any] = {
+        "tool": "truthplane",
+        "kind": "run-all",
+        "run_id": run.run_id,
+        "start_time": run.started_at,
+        "end_time": resume.now_utc(),
+        "baseline": resume.baseline_record(run.head, base),
+        "tasks_file": run.options.tasks.source,
+        "resumed_from": run.resumed_from,
+        "workers": [{"name": w.name, "node": w.pool, "alive": w.alive} for w in run.workers],
+        "nodes_lost": run.lost_nodes,
+        "tasks": tasks,
+        "honest_metrics": {
+            "files_verified": len(run.scanned),
+            "files_modified": len(run.modified),
+            "builds_tested": run.builds,
+            "git_commits": run.commits,
+            "truth_gate_approvals": sum(1 for s in fresh if s.verdict is Verdict.APPROVE),
+            "truth_gate_rejections": sum(1 for s in fresh if s.verdict is Verdict.REJECT),
+        },
+        "overall_verdict": overall.value,
+    }
+    if run.interrupted:
+        record["incomplete"] = True
+    return record

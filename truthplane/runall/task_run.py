@@ -21,16 +21,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from truthplane.checkout import Write, link_problem
+from truthplane.git.checkout import Write, link_problem
 from truthplane.config import Config
 from truthplane.errors import TruthplaneError
 from truthplane.executors.interface import Executor
 from truthplane.executors.interpreter import repository_interpreter
-from truthplane.fsutil import TreeWriter, UnsafeWrite
-from truthplane.jobs import Job, Limits
+from truthplane.git.tree_writer import TreeWriter, UnsafeWrite
+from truthplane.executors.jobs import Job, Limits
 from truthplane.models import Finding, Scan, Verdict
-from truthplane.tasks import Task, TaskFile
-from truthplane.workspace import files_after
+from truthplane.runall.tasks import Task, TaskFile
+from truthplane.git.repo import files_after
 
 OUTPUT_TAIL = 2000
 CAPTURE_FILE = ".truthplane-capture.py"
@@ -136,7 +136,7 @@ class Runner:
     """What every task needs: the configuration, a bound on concurrent scans, where trees go."""
 
     def __init__(self, tasks: TaskFile, config: Config, root: Path, scan_executor: str, scans: int) -> None:
-        from truthplane.sources import Excluder
+        from truthplane.truth.sources import Excluder
 
         self.tasks = tasks
         self.root = root
@@ -146,8 +146,8 @@ class Runner:
         self.excluded = Excluder(config.all_excludes())
 
     async def scan(self, directory: Path, files: dict[str, str], label: str) -> Scan:
-        from truthplane.pipeline import ScanOptions, run_scan
-        from truthplane.sources import Source
+        from truthplane.truth.pipeline import ScanOptions, run_scan
+        from truthplane.truth.sources import Source
 
         kept = {p: b for p, b in files.items() if not self.excluded(p)}
         source = Source(kept, lambda: nullcontext(directory), label=label)
@@ -216,8 +216,8 @@ class Runner:
         return outcome
 
     async def _patch(self, task: Task, tree: Tree, worker: Worker, taskdir: Path) -> Outcome:
-        from truthplane.candidates import CandidateError, apply_candidate, check_patch
-        from truthplane.fixes import Candidate
+        from truthplane.change.candidates import CandidateError, apply_candidate, check_patch
+        from truthplane.change.fixes import Candidate
 
         text = self.tasks.patches[task.id]
         candidate = Candidate(id=task.patch or task.id, source="patch", title=task.label, diff=text)
@@ -234,8 +234,9 @@ class Runner:
         return await self._judge(task, tree, worker, after, sorted(touched), text)
 
     async def _fix(self, task: Task, tree: Tree, worker: Worker) -> Outcome:
-        from truthplane.loop import FixRequest, run_fix
-        from truthplane.pipeline import ScanOptions
+        from truthplane.change.fixes import FixRequest
+        from truthplane.change.loop import run_fix
+        from truthplane.truth.pipeline import ScanOptions
 
         target = task.fix_target()
         assert target is not None
@@ -279,9 +280,9 @@ class Runner:
     # ---- the common judgement of a change ---------------------------------------------------
 
     async def _judge(self, task: Task, tree: Tree, worker: Worker, after: Path, touched: list[str], diff: str) -> Outcome:
-        from truthplane.candidates import CandidateError
-        from truthplane.gate import compare, judge
-        from truthplane.tamper import tamper_reasons
+        from truthplane.change.candidates import CandidateError
+        from truthplane.truth.verdict import compare, judge
+        from truthplane.change.tamper import tamper_reasons
 
         outcome = Outcome(Verdict.APPROVE, [], touched=touched, after=after if touched else None, diff=diff)
         rejects: list[str] = []

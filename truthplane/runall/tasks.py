@@ -31,12 +31,14 @@ import fnmatch
 import hashlib
 import json
 from pathlib import Path
+from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import BaseModel, Field
 
 from truthplane.config import GateConfig, read_toml
-from truthplane.inputs import MAX_INPUT_BYTES, read_regular_file
+from truthplane.files import MAX_INPUT_BYTES, read_regular_file
+from truthplane.models import Verdict
 from truthplane.taskspec import ID_PATTERN, AcceptanceSpec, TaskFileError, TaskSpec, check_tasks, find_cycle, parse_task
 
 __all__ = ["ID_PATTERN", "Acceptance", "Task", "TaskFile", "TaskFileError", "find_cycle", "load_tasks", "validate"]
@@ -141,3 +143,19 @@ def load_tasks(root: Path, path: Path | None = None) -> TaskFile:
             if name == "tasks.toml" or "tasks" in data:
                 return load_tasks(root, candidate)
     raise TaskFileError("no task file: write tasks.toml (or [[tasks]] in truthplane.toml), or name one: run-all FILE")
+
+
+@dataclass
+class TaskState:
+    task: Task
+    index: int
+    status: str = "PENDING"  # PENDING, RUNNING, DONE
+    verdict: Verdict | None = None
+    record: dict[str, Any] | None = None
+    commit: str | None = None
+    carried: str | None = None  # where a result from an earlier run came from
+    branch: str | None = None  # the task's own branch, when it changed something
+    branch_commit: str | None = None
+    worker: str | None = None
+    lost_on: list[str] = field(default_factory=list)
+    conflicts: int = 0

@@ -7,7 +7,7 @@ import operator
 import sys
 from array import array
 
-from truthplane._source import SHARED_BYTES
+from truthplane.truth._tokens import SHARED_BYTES
 
 _GH_BLOCK_SIZE = 100
 _GH_MASK = (1 << 64) - 1

@@ -1,7 +1,7 @@
 """Pairing two states' findings once their keys are known: counting per key, aligning uneven groups by the
 line shifts of the pairs around them, files moved without git knowing, and findings on edited lines.
 
-`truthplane.fingerprint.match` decides which keys are tried in which order; this module only pairs.
+`truthplane.truth.fingerprint.match` decides which keys are tried in which order; this module only pairs.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Reading source for fingerprints: logical lines, normalised tokens, enclosing symbols, neighbouring lines.
 
-Everything here is a pure function of the bytes it is given; `truthplane.fingerprint` decides what to
+Everything here is a pure function of the bytes it is given; `truthplane.truth.fingerprint` decides what to
 hash and how findings are paired.
 """
 

@@ -18,76 +18,16 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import signal
-import subprocess
-import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from truthplane.verifiers import started
 from truthplane.verifiers._commands import Recipe, exec_form, select_files, tool_identity, which
 
 PLAN_VERSION = 1
-
-_lock = threading.Lock()
-_started: dict[tuple[Any, ...], subprocess.Popen[str]] = {}
-_settled = threading.Event()  # clear while a launch is still deciding what to start
-_settled.set()
-
-
-def launching() -> None:
-    """A launch is on its way: `take` waits for it rather than start a second copy of a tool it starts."""
-    _settled.clear()
-
-
-def launch_over() -> None:
-    _settled.set()
-
-
-def tool_env(extra: dict[str, str] | None) -> dict[str, str]:
-    """The environment an analyser runs in."""
-    return {**os.environ, "PYTHONIOENCODING": "utf-8", **(extra or {})}
-
-
-def start(program: str, argv: list[str], cwd: Path, env: dict[str, str], *, stdin: bool = False) -> subprocess.Popen[str]:
-    """Start an analyser that only reads code (`program`, called as argv[0]): output captured, in a session of
-    its own so that ending it ends whatever it started too."""
-    return subprocess.Popen(
-        argv, executable=program, cwd=cwd, env=env, stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, encoding="utf-8", errors="replace",
-        start_new_session=True,
-    )
-
-
-def stop(proc: subprocess.Popen[str]) -> None:
-    """End an analyser and everything it started, and reap it."""
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
-    proc.communicate()
-
-
-def _key(program: str, argv: list[str], cwd: Path, env: dict[str, str]) -> tuple[Any, ...]:
-    return program, tuple(argv), os.path.realpath(cwd), tuple(sorted(env.items()))
-
-
-def take(program: str, argv: list[str], cwd: Path, env: dict[str, str]) -> subprocess.Popen[str] | None:
-    """The process started ahead with exactly this program, arguments, directory and environment, if any."""
-    _settled.wait()
-    if not _started:
-        return None
-    with _lock:
-        return _started.pop(_key(program, argv, cwd, env), None)
-
-
-def stop_all() -> None:
-    """Kill whatever was started ahead and not taken."""
-    with _lock:
-        left = list(_started.values())
-        _started.clear()
-    for proc in left:
-        stop(proc)
 
 
 @dataclass(frozen=True)
@@ -130,7 +70,7 @@ class LaunchPlans:
 
     def keep(self, root: Path, entries: list[dict[str, Any]], excludes: list[str], cache_db: Path) -> None:
         """Remember how this gate's verifiers ran on the working tree (written only when it changed)."""
-        from truthplane.fsutil import atomic_write
+        from truthplane.files import atomic_write
 
         for entry in entries:
             command = Recipe.from_json(entry["recipe"])
@@ -171,9 +111,9 @@ class LaunchPlans:
             return 0
 
     def _launch(self, root: Path, plan: dict[str, Any], diff: str, untracked: str) -> int:
-        from truthplane.cache import ResultCache, held_keys
-        from truthplane.sources import Excluder
-        from truthplane.workspace import parse_changes
+        from truthplane.truth.cache import ResultCache, held_keys
+        from truthplane.truth.sources import Excluder
+        from truthplane.git.repo import parse_changes
 
         excluded = Excluder(list(plan["excludes"]))
         changes, _dirty = parse_changes(root, diff, untracked, "", excluded)
@@ -202,15 +142,34 @@ class LaunchPlans:
             executable = which(command.argv[0])
             if executable is None or tool_identity(executable) != entry["tool"]:
                 continue  # not installed any more, or another version: its cache key is stale too
-            launches.append(exec_form(executable, command.argv, tool_env(command.env)))
+            launches.append(exec_form(executable, command.argv, started.tool_env(command.env)))
         # back to back once everything is worked out: no tool's start waits on another's cache lookup
-        started = 0
+        count = 0
         for program, argv, env in launches:
-            proc = start(program, argv, root, env)
-            with _lock:
-                earlier = _started.setdefault(_key(program, argv, root, env), proc)
-            if earlier is not proc:
-                stop(proc)  # two verifiers configured alike: the second runs its own when it gets there
-                continue
-            started += 1
-        return started
+            # two verifiers configured alike: the second runs its own when it gets there
+            count += started.keep(program, argv, root, env, started.start(program, argv, root, env))
+        return count
+
+
+@contextmanager
+def tools_ahead(plans: LaunchPlans | None) -> Iterator[Callable[[tuple[Path, str, str] | None], None] | None]:
+    """For git's calls ahead (truthplane.git.run.gate_calls_ahead): what to do once git has listed what changed
+    in the working tree, which is to start the planned tools on it. Until then a verifier that asks for a tool
+    started ahead waits; a tool nobody took is killed when the block ends."""
+    if plans is None:
+        yield None
+        return
+
+    def listed(listing: tuple[Path, str, str] | None) -> None:
+        try:
+            if listing is not None:
+                plans.launch(*listing)
+        finally:
+            started.launch_over()
+
+    started.launching()
+    try:
+        yield listed
+    finally:
+        started.launch_over()
+        started.stop_all()

@@ -4,7 +4,6 @@ hash for whole-program tools. A corrupt entry is discarded and recomputed, never
 from __future__ import annotations
 
 import functools
-import os
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -13,16 +12,6 @@ if TYPE_CHECKING:
     from pydantic import TypeAdapter
 
     from truthplane.models import Finding
-
-
-def default_cache_dir() -> Path:
-    """$TRUTHPLANE_CACHE_DIR, else the standard per-user cache location."""
-    override = os.environ.get("TRUTHPLANE_CACHE_DIR")
-    if override:
-        return Path(override)
-    from platformdirs import user_cache_dir
-
-    return Path(user_cache_dir("truthplane", appauthor=False))
 
 
 _REPLACING = threading.Lock()  # held while a damaged database is replaced

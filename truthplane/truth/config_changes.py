@@ -1,5 +1,5 @@
 """What a gate reads of the change itself, besides the findings: the changed files' contents on both sides,
-the suppressions the change adds to them (truthplane.suppressions), and the verifiers whose configuration
+the suppressions the change adds to them (truthplane.truth.suppressions), and the verifiers whose configuration
 files it changes, with a tree of the head's code under the base's configuration to tell their effect apart."""
 
 from __future__ import annotations
@@ -15,10 +15,10 @@ from pathlib import Path, PurePosixPath
 from truthplane.config import Config, parse_config
 from truthplane.errors import ConfigError, GitError
 from truthplane.models import Finding
-from truthplane.sources import Source
-from truthplane.suppressions import added_directives, added_suppressions, normal_code, silenced_code
+from truthplane.truth.sources import Source
+from truthplane.truth.suppressions import added_directives, added_suppressions, normal_code, silenced_code
 from truthplane.verifiers.interface import Verifier
-from truthplane.workspace import Repo
+from truthplane.git.repo import Repo
 
 MAX_READ_BYTES = 4 * 1024 * 1024  # a larger file is data, not code someone annotates
 

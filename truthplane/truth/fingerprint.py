@@ -13,9 +13,9 @@ import hashlib
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
-from truthplane import _source
-from truthplane._github_hash import github_line_hashes, numbered_github_hashes
-from truthplane._pairing import (
+from truthplane.truth import _tokens
+from truthplane.truth._github_hash import github_line_hashes, numbered_github_hashes
+from truthplane.truth._pairing import (
     NEIGHBOURS_KEY,
     Key,
     edited_in_place,
@@ -53,7 +53,7 @@ class _Files:
     def __init__(self, read_source: Callable[[str], bytes | None]) -> None:
         self._read_source = read_source
         self._contents: dict[str, bytes | None] = {}
-        self._sources: dict[str, _source.SourceFile | None] = {}
+        self._sources: dict[str, _tokens.SourceFile | None] = {}
 
     def content(self, path: str) -> bytes | None:
         if path not in self._contents:
@@ -61,10 +61,10 @@ class _Files:
             self._contents[path] = content.encode("utf-8") if isinstance(content, str) else content
         return self._contents[path]
 
-    def source(self, path: str) -> _source.SourceFile | None:
+    def source(self, path: str) -> _tokens.SourceFile | None:
         if path not in self._sources:
             content = self.content(path)
-            self._sources[path] = None if content is None else _source.load_shared(path, content)
+            self._sources[path] = None if content is None else _tokens.load_shared(path, content)
         return self._sources[path]
 
     def github(self, path: str) -> tuple[str, ...] | None:
@@ -99,11 +99,11 @@ def _context(finding: Finding, files: _Files) -> tuple[str, str, str | None]:
     end = max(line_number(finding.end_line), start)
     symbol = source.symbol_at(start)
     tokens = None
-    if _source.is_python(finding.path):
-        tokens = _source.python_context(source, start, end, finding.start_column, finding.end_column)
+    if _tokens.is_python(finding.path):
+        tokens = _tokens.python_context(source, start, end, finding.start_column, finding.end_column)
     if tokens is not None:
         return _sha256("python", tokens), symbol, None
-    return _sha256("text", _source.text_context(source.lines, start, end)), symbol, None
+    return _sha256("text", _tokens.text_context(source.lines, start, end)), symbol, None
 
 
 def _base(finding: Finding, context: str, symbol: str) -> str:
@@ -143,7 +143,7 @@ def annotate(findings: Sequence[Finding], read_source: Callable[[str], bytes | N
         source = files.source(finding.path) if start else None
         if source is not None:
             end = max(line_number(finding.end_line), start)
-            above, below = _source.neighbours(source, _source.is_python(finding.path), start, end)
+            above, below = _tokens.neighbours(source, _tokens.is_python(finding.path), start, end)
             partials[NEIGHBOURS_KEY] = f"{_sha256(above)[:16]}:{_sha256(below)[:16]}"
         annotated.append(finding.model_copy(update={
             "context_hash": context,

@@ -19,12 +19,19 @@ command line.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel, Field
 
 from truthplane.errors import UsageError
-from truthplane.models import Finding, GateResult, Scan
+from truthplane.models import Diff, Finding, GateResult, Scan
 from truthplane.paths import RESULTS_DIR, SARIF_DIR
+from truthplane.verifiers._common import one_line
+
+if TYPE_CHECKING:
+    from truthplane.verifiers.codeql import Alerts
 
 DEFAULT_LIMIT = 20  # findings listed per answer unless the agent asks for more; counts are always complete
 MAX_LIMIT = 200
@@ -33,7 +40,7 @@ MESSAGE_CHARS = 240  # a finding's message is cut here: some tools repeat whole 
 
 class Gatekeeper:
     def __init__(self, root: Path, cache_dir: Path | None = None) -> None:
-        from truthplane.cache import default_cache_dir
+        from truthplane.paths import default_cache_dir
 
         self.root = root.resolve()
         self.cache_dir = (cache_dir or default_cache_dir()).resolve()
@@ -53,7 +60,7 @@ class Gatekeeper:
         return load_config(path)
 
     def _options(self, verifiers: list[str] | None):  # noqa: ANN202 - ScanOptions, imported lazily
-        from truthplane.pipeline import ScanOptions
+        from truthplane.truth.pipeline import ScanOptions
 
         return ScanOptions(only=verifiers or None, cache_dir=self.cache_dir)
 
@@ -92,9 +99,9 @@ class Gatekeeper:
             pack = query_pack or f"codeql/{_db_language(db)}-queries"
             sarif = codeql.analyze(db, pack)
             return {"alerts": self._relative(sarif), **summary(codeql.alerts_of(sarif, root=self.root), limit, offset)}
-        from truthplane.pipeline import scan_path
-        from truthplane.registry import check_selection
-        from truthplane.results import save_baseline
+        from truthplane.truth.pipeline import scan_path
+        from truthplane.verifiers.loader import check_selection
+        from truthplane.truth.results import save_baseline
 
         target = self._inside(path, "path")
         if baseline:
@@ -115,8 +122,8 @@ class Gatekeeper:
         }
 
     def diff_alerts(self, before: str, after: str, limit: int = DEFAULT_LIMIT, offset: int = 0) -> dict[str, Any]:
-        from truthplane.gate import evaluate
-        from truthplane.results import load_scan
+        from truthplane.truth.verdict import evaluate
+        from truthplane.truth.results import load_scan
 
         check_page(limit, offset)
         earlier, later = self._inside(before, "before"), self._inside(after, "after")
@@ -125,16 +132,16 @@ class Gatekeeper:
         return judged(result, limit, offset)
 
     def summarize(self, alerts: str, limit: int = DEFAULT_LIMIT, offset: int = 0) -> dict[str, Any]:
-        from truthplane.results import load_scan
+        from truthplane.truth.results import load_scan
 
         check_page(limit, offset)
         return summary(load_scan(self._inside(alerts, "alerts")).findings, limit, offset)
 
     def gate(self, base: str = "origin/main", path: str = ".", verifiers: list[str] | None = None,
              limit: int = DEFAULT_LIMIT, offset: int = 0) -> dict[str, Any]:
-        from truthplane.pipeline import gate as run_gate
-        from truthplane.registry import check_selection
-        from truthplane.workspace import Repo
+        from truthplane.truth.pipeline import gate as run_gate
+        from truthplane.verifiers.loader import check_selection
+        from truthplane.git.repo import Repo
 
         check_page(limit, offset)
         target = self._inside(path, "path")
@@ -215,3 +222,37 @@ def judged(result: GateResult, limit: int = DEFAULT_LIMIT, offset: int = 0) -> d
         "verifiers": [{"name": r.name, "version": r.version, "status": r.status.value, "count": r.count,
                        "error": r.error} for r in result.verifiers],
     }
+
+
+def diff_alerts(before: Alerts, after: Alerts, renames: Mapping[str, str] | None = None) -> Diff:
+    """New, fixed and unchanged alerts between two analyses, paired by CodeQL's own fingerprints."""
+    from truthplane.truth.fingerprint import match
+    from truthplane.verifiers.codeql import alerts_of
+
+    return match(alerts_of(before), alerts_of(after), renames)
+
+
+class AlertSummary(BaseModel):
+    total: int
+    by_severity: dict[str, int] = Field(default_factory=dict)
+    by_rule: dict[str, int] = Field(default_factory=dict)
+    lines: list[str] = Field(default_factory=list, description="one per alert: severity rule path:line message")
+
+
+def summarize(alerts: Alerts | Diff) -> AlertSummary | dict[str, AlertSummary]:
+    """Counts by severity and rule (plus one line per alert); a Diff gives one summary per state."""
+    from truthplane.verifiers.codeql import alerts_of
+
+    if isinstance(alerts, Diff):
+        return {state: _summary(getattr(alerts, state)) for state in ("new", "fixed", "unchanged")}
+    return _summary(alerts_of(alerts))
+
+
+def _summary(findings: list[Finding]) -> AlertSummary:
+    ordered = sorted(findings, key=lambda f: (-f.severity.rank, f.path, f.start_line or 0, f.rule_id))
+    return AlertSummary(
+        total=len(findings),
+        by_severity=dict(Counter(f.severity.value for f in ordered)),
+        by_rule=dict(sorted(Counter(f.rule_id for f in findings).items())),
+        lines=[f"{f.severity.value} {f.rule_id} {f.path}:{f.start_line or '-'} {one_line(f.message, 160)}" for f in ordered],
+    )

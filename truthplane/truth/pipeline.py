@@ -8,21 +8,22 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol
 
-from truthplane._ahead import LaunchPlans
-from truthplane._deepen import Note, resolve_base
-from truthplane._deepen import merge_base as find_merge_base
-from truthplane.cache import ResultCache, default_cache_dir
-from truthplane.changes import ChangeReview, review_change, unchanged_audits, with_base_config
+from truthplane.truth.ahead import LaunchPlans
+from truthplane.git.deepen import Note, resolve_base
+from truthplane.git.deepen import merge_base as find_merge_base
+from truthplane.paths import default_cache_dir
+from truthplane.truth.cache import ResultCache
+from truthplane.truth.config_changes import ChangeReview, review_change, unchanged_audits, with_base_config
 from truthplane.config import Config
 from truthplane.errors import GitError
-from truthplane.gate import ConfigChange, evaluate
+from truthplane.truth.verdict import ConfigChange, evaluate
 from truthplane.models import GateResult, Scan
-from truthplane.registry import create_verifiers, preload_verifiers
-from truthplane.results import latest_baseline, load_scan
-from truthplane.scanner import Progress, Reference, launch_entries, scan
-from truthplane.sources import Excluder, Source, commit_source, worktree_over, worktree_source
+from truthplane.verifiers.loader import create_verifiers, preload_verifiers
+from truthplane.truth.results import latest_baseline, load_scan
+from truthplane.truth.scanner import Progress, Reference, launch_entries, scan
+from truthplane.truth.sources import Excluder, Source, commit_source, worktree_over, worktree_source
 from truthplane.verifiers.interface import Verifier, VerifierContext
-from truthplane.workspace import Repo
+from truthplane.git.repo import Repo
 
 
 @dataclass
@@ -96,8 +97,8 @@ def gate(
     With no head_ref the head is the working tree: HEAD plus uncommitted changes. The two scans run
     at the same time: the base is mostly cache reads, the head mostly the tools on what changed.
     A gate of the working tree leaves its launch plan in `plans`, for the next gate to start its tools
-    ahead (truthplane._ahead). With `deepen`, a shallow clone fetches the base and the history the merge-base
-    needs, and each fetch is reported through it (truthplane._deepen); without, nothing is fetched.
+    ahead (truthplane.truth.ahead). With `deepen`, a shallow clone fetches the base and the history the merge-base
+    needs, and each fetch is reported through it (truthplane.git.deepen); without, nothing is fetched.
     """
     repo = Repo.require(root)
     root = repo.root  # git's spelling of the top directory: what the tools started ahead ran in

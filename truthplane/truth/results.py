@@ -14,11 +14,12 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from truthplane.errors import InputError, NoBaselineError
-from truthplane.fsutil import atomic_write
-from truthplane.inputs import MAX_INPUT_BYTES, read_regular_file
+from truthplane.files import atomic_write
+from truthplane.files import MAX_INPUT_BYTES, read_regular_file
 from truthplane.models import SCHEMA_VERSION, Scan, ToolStatus, VerifierRun
 from truthplane.paths import RESULTS_DIR, results_dir, sarif_dir
-from truthplane.sarif import findings_from_sarif, run_for, sarif_log, verifier_runs_from_sarif
+from truthplane.truth.sarif import run_for, sarif_log
+from truthplane.verifiers.sarif_input import findings_from_sarif, verifier_runs_from_sarif
 
 _BASELINE = re.compile(r"^baseline_(\d{8}_\d{6})(?:_(\d+))?\.json$")
 

@@ -1,4 +1,4 @@
-"""Run the configured verifiers over a source tree (truthplane.sources), in parallel, through the result cache.
+"""Run the configured verifiers over a source tree (truthplane.truth.sources), in parallel, through the result cache.
 
 Files whose results are cached are never read: a past commit is only exported when some verifier has
 something to run.
@@ -13,11 +13,11 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Protocol
 
-from truthplane.cache import ResultCache
+from truthplane.truth.cache import ResultCache
 from truthplane.config import Config
 from truthplane.errors import TruthplaneError, VerifierError
 from truthplane.models import Finding, Scan, ToolStatus, VerifierRun
-from truthplane.sources import Excluder, Source
+from truthplane.truth.sources import Excluder, Source
 from truthplane.verifiers.interface import Verifier, VerifierContext
 
 MAX_SOURCE_BYTES = 4 * 1024 * 1024  # larger files are not read for fingerprint context
@@ -106,7 +106,7 @@ def config_hash(verifier: Verifier, source: Source, version: str) -> str:
 
 
 def launch_entries(verifiers: list[Verifier], source: Source) -> list[dict[str, object]]:
-    """How these verifiers scan files of `source` (a working tree), for a gate's launch plan (truthplane._ahead):
+    """How these verifiers scan files of `source` (a working tree), for a gate's launch plan (truthplane.truth.ahead):
     the verifiers that scan a subset of files through a built-in command spelling, and are usable."""
     entries: list[dict[str, object]] = []
     root = source.root()
@@ -153,7 +153,7 @@ class _Job:
         return config_hash(self.verifier, self.source, version)
 
     def scan(self, files: list[str] | None) -> list[Finding]:
-        from truthplane.fingerprint import annotate
+        from truthplane.truth.fingerprint import annotate
 
         if self.reference is not None:
             self.reference.reader_going(self.verifier.instance_name)
@@ -333,7 +333,7 @@ def scan(
 ) -> Scan:
     """Run every configured verifier (or `verifiers`, made for this configuration by the caller); a missing or
     crashed one is reported, never dropped."""
-    from truthplane.registry import create_verifiers
+    from truthplane.verifiers.loader import create_verifiers
 
     if verifiers is None:
         verifiers = create_verifiers(config, context or VerifierContext(timeout_s=config.timeout_s), only)

@@ -6,7 +6,6 @@ the working tree's changes laid over it; the configured excludes are left out of
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Callable
 from contextlib import AbstractContextManager, ExitStack, nullcontext
@@ -15,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from truthplane.errors import TruthplaneError
-from truthplane.workspace import Repo, blob_id
+from truthplane.git.repo import Repo, directory_files
 
 if TYPE_CHECKING:
     from truthplane.config import Config
@@ -99,22 +98,6 @@ class Excluder:
         return (bool(directory) and self._directory(directory)) or self._name(name) or self._path(path)
 
 
-def _walk_files(root: Path) -> dict[str, str]:
-    """Files under a directory that is not a git checkout; symlinks are never followed."""
-    files: dict[str, str] = {}
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = [d for d in dirnames if not os.path.islink(os.path.join(dirpath, d))]
-        for name in filenames:
-            full = Path(dirpath) / name
-            if full.is_symlink() or not full.is_file():
-                continue
-            try:
-                files[full.relative_to(root).as_posix()] = blob_id(full.read_bytes())
-            except OSError:
-                continue  # unreadable: the tools will say so if it matters
-    return files
-
-
 def worktree_source(path: Path, config: Config) -> Source:
     """The directory as it is now, uncommitted changes included."""
     root = path.resolve()
@@ -126,7 +109,7 @@ def worktree_source(path: Path, config: Config) -> Source:
         listed, dirty = repo.worktree_state(excluded)  # listed without the excluded paths
         files, commit = {f.path: f.blob for f in listed}, repo.head()
     else:
-        files, commit, dirty = _walk_files(root), None, False
+        files, commit, dirty = directory_files(root), None, False
         files = {p: b for p, b in files.items() if not excluded(p)}
     return Source(files, lambda: nullcontext(root), label=str(path), commit=commit, dirty=dirty)
 

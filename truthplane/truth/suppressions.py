@@ -1,6 +1,6 @@
 """Suppression directives in source (`# noqa`, `# nosec`, `eslint-disable`, `@ts-ignore`, ...) and in ruff's
 per-file-ignores: which ones a change adds. The gate names each one; the fix loop's tamper check
-(truthplane.tamper) reads the same patterns.
+(truthplane.change.tamper) reads the same patterns.
 
 A directive counts only in a comment (prose or a string that mentions noqa silences nothing), and only
 as added when a file has more of it after the change than before, so moving or reformatting a line that
@@ -16,7 +16,6 @@ from collections import Counter
 from pathlib import PurePosixPath
 from typing import Any
 
-from truthplane.unified_diff import code_part
 
 # label -> pattern, matched against a line's comment part
 SUPPRESSIONS: dict[str, re.Pattern[str]] = {
@@ -130,3 +129,37 @@ def added_suppressions(path: str, before: str | None, after: str) -> list[str]:
     for glob, rule in sorted(_per_file_ignores(path, after) - _per_file_ignores(path, before)):
         reasons.append(f"adds a per-file ignore of {rule} for {glob!r} in {path}")
     return reasons
+
+
+_SLASH_COMMENTS = (".js", ".jsx", ".ts", ".tsx", ".mjs", ".cjs")
+
+
+def code_part(line: str, suffix: str) -> tuple[str, str]:
+    """(code, comment) of one line: `#` comments for Python-like files, `//` and `/*` for JS/TS.
+
+    Quotes on the line are tracked, so a `#` inside a string is code; a line inside a multi-line
+    string is read as code too.
+    """
+    markers = ("//", "/*") if suffix in _SLASH_COMMENTS else ("#",)
+    quote = ""
+    i = 0
+    while i < len(line):
+        char = line[i]
+        if quote:
+            if char == "\\":
+                i += 2
+                continue
+            if line.startswith(quote, i):
+                i += len(quote)
+                quote = ""
+                continue
+        elif line.startswith(('"""', "'''"), i):
+            quote = line[i:i + 3]
+            i += 3
+            continue
+        elif char in "\"'`":
+            quote = char
+        elif any(line.startswith(marker, i) for marker in markers):
+            return line[:i], line[i:]
+        i += 1
+    return line, ""

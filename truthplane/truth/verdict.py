@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from truthplane.config import GateConfig
-from truthplane.fingerprint import match
+from truthplane.truth.fingerprint import match
 from truthplane.models import Diff, Finding, GateResult, Scan, ToolStatus, Verdict
 
 

@@ -1,7 +1,7 @@
 """The command lines of the built-in file-local analysers, spelled from plain values.
 
 A verifier builds its command here, and so does a gate that starts the tools on the changed files before
-the verifiers' modules (and pydantic) are even imported (truthplane._ahead): one spelling for both, so
+the verifiers' modules (and pydantic) are even imported (truthplane.truth.ahead): one spelling for both, so
 the two agree on every argument. Nothing here imports more than the standard library.
 """
 

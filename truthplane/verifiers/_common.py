@@ -15,7 +15,8 @@ from truthplane.models import Finding, ScanResult, Severity, ToolInfo
 from truthplane.verifiers._commands import (
     select_files as select_files,  # shared with the commands spelled ahead
 )
-from truthplane.verifiers.interface import tool_version, which
+from truthplane.verifiers._commands import which
+from truthplane.verifiers.versions import tool_version
 
 M = TypeVar("M", bound=BaseModel)
 

@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from truthplane.errors import ExecutorError, PluginError, VerifierError
-from truthplane.jobs import Job, JobResult
+from truthplane.executors.jobs import Job, JobResult
 from truthplane.models import ToolInfo, ToolStatus
 
 
@@ -36,7 +36,7 @@ def executor_problem(executor: str) -> str | None:
 def run_job(verifier: str, executor: str, job: Job) -> JobResult:
     """One job in the named executor; an executor that cannot run it is a VerifierError, and so is
     a timeout or running out of memory (no evidence either way)."""
-    from truthplane.registry import create_executor
+    from truthplane.executors.loader import create_executor
 
     async def run() -> JobResult:
         async with create_executor(executor) as backend:

@@ -1,6 +1,5 @@
 """What the JavaScript/TypeScript verifiers share: finding a tool the way npx does (the scanned tree's
-node_modules/.bin, then the repository's and the directories above it, then PATH), detecting which
-of them a repository uses, and making the repository's node_modules visible to a tree that lacks it.
+node_modules/.bin, then the repository's and the directories above it, then PATH), and making the repository's node_modules visible to a tree that lacks it.
 
 A gate's base commit and the patch loop's worktrees are exported without node_modules (it is not in
 git), but an eslint.config.js `import`s its plugins and tsc reads @types from there, and ES modules
@@ -15,27 +14,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from truthplane.verifiers.interface import which
+from truthplane.verifiers._commands import which
 
-ESLINT_CONFIGS = tuple(f"eslint.config.{ext}" for ext in ("js", "mjs", "cjs", "ts", "mts", "cts"))
-LOCKFILES = ("package-lock.json", "npm-shrinkwrap.json")
 JS_SUFFIXES = (".js", ".jsx", ".mjs", ".cjs", ".ts", ".tsx", ".mts", ".cts")
 
 _links: dict[str, int] = {}
 _links_lock = threading.Lock()
-
-
-def detect(root: Path) -> list[str]:
-    """The verifiers a repository declares by its files: eslint (a flat config), tsc (tsconfig.json),
-    npm-audit (an npm lockfile). A handful of stat calls, so a Python repository pays nothing."""
-    found = []
-    if any((root / name).is_file() for name in ESLINT_CONFIGS):
-        found.append("eslint")
-    if (root / "tsconfig.json").is_file():
-        found.append("tsc")
-    if (root / "package.json").is_file() and any((root / name).is_file() for name in LOCKFILES):
-        found.append("npm-audit")
-    return found
 
 
 def node_modules_dirs(*starts: Path | None) -> list[Path]:

@@ -34,7 +34,8 @@ from truthplane.verifiers._common import (
     select_files,
     validate,
 )
-from truthplane.verifiers.interface import ToolOutput, Verifier, run_tool
+from truthplane.verifiers.interface import Verifier
+from truthplane.verifiers.tool import ToolOutput, run_tool
 
 INSTALL_HINT = "pip install bandit, or drop it from verifiers in truthplane.toml"
 

@@ -21,12 +21,13 @@ import time
 from pathlib import Path
 
 from truthplane.errors import ConfigError, VerifierError
-from truthplane.jobs import Job, JobResult, Limits
+from truthplane.executors.jobs import Job, JobResult, Limits
 from truthplane.models import Finding, ScanResult, Severity, ToolInfo, ToolStatus
+from truthplane.verifiers._commands import which
 from truthplane.verifiers._common import one_line
-from truthplane.verifiers._jobs import executor_problem, run_job
+from truthplane.verifiers._executed import executor_problem, run_job
 from truthplane.verifiers._node import NodeTool, borrowed_node_modules
-from truthplane.verifiers.interface import Verifier, which
+from truthplane.verifiers.interface import Verifier
 
 RULE = "build-failed"
 TAIL_LINES = 20

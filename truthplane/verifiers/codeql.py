@@ -32,19 +32,19 @@ import os
 import shutil
 import tempfile
 import time
-from collections import Counter
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, Field
 
 from truthplane.errors import ConfigError, InputError, VerifierError
 from truthplane.leftovers import owned_prefix
-from truthplane.models import Diff, Finding, ScanResult, ToolInfo, ToolStatus
+from truthplane.models import Finding, ScanResult, ToolInfo, ToolStatus
 from truthplane.paths import RESULTS_DIR, self_ignoring
+from truthplane.verifiers._commands import which
 from truthplane.verifiers._common import cached_tool_info, one_line, repo_path
-from truthplane.verifiers.interface import Verifier, run_tool, which
+from truthplane.verifiers.interface import Verifier
+from truthplane.verifiers.tool import run_tool
 
 DB_DIR = "codeql-dbs"
 DB_MARKER = "codeql-database.yml"
@@ -67,10 +67,19 @@ def _codeql() -> str:
 
 def tree_hash(scope: Path) -> str:
     """SHA-256 over every (path, git blob id) the scanner would see in `scope`, dirty files included."""
-    from truthplane.config import Config
-    from truthplane.sources import worktree_source
+    from fnmatch import fnmatch
 
-    files = worktree_source(scope, Config()).files
+    from truthplane.config import DEFAULT_EXCLUDES
+    from truthplane.git.repo import Repo, directory_files
+
+    def skip(path: str) -> bool:
+        return any(fnmatch(part, pattern) for part in path.split("/") for pattern in DEFAULT_EXCLUDES)
+
+    repo = Repo.discover(scope)
+    if repo is not None and repo.root.resolve() == scope.resolve():
+        files = {f.path: f.blob for f in repo.worktree_state(skip)[0]}
+    else:
+        files = {path: blob for path, blob in directory_files(scope).items() if not skip(path)}
     digest = hashlib.sha256()
     for path, blob in sorted(files.items()):
         digest.update(f"{path}\0{blob}\n".encode("utf-8", errors="surrogatepass"))
@@ -161,7 +170,7 @@ Alerts = Path | Mapping[str, Any] | Sequence[Finding]
 
 def alerts_of(alerts: Alerts, verifier: str = VERIFIER, root: Path | None = None) -> list[Finding]:
     """Findings from a SARIF file, a SARIF log, or findings as they are."""
-    from truthplane.sarif import findings_from_sarif
+    from truthplane.verifiers.sarif_input import findings_from_sarif
 
     if isinstance(alerts, Path):
         alerts = load_log(alerts)
@@ -173,37 +182,6 @@ def alerts_of(alerts: Alerts, verifier: str = VERIFIER, root: Path | None = None
         return [f.model_copy(update={"path": repo_path(root, f.path)}) if root and f.path and "://" not in f.path else f
                 for f in found]
     return list(alerts)
-
-
-def diff_alerts(before: Alerts, after: Alerts, renames: Mapping[str, str] | None = None) -> Diff:
-    """New, fixed and unchanged alerts between two analyses, paired by CodeQL's own fingerprints."""
-    from truthplane.fingerprint import match
-
-    return match(alerts_of(before), alerts_of(after), renames)
-
-
-class AlertSummary(BaseModel):
-    total: int
-    by_severity: dict[str, int] = Field(default_factory=dict)
-    by_rule: dict[str, int] = Field(default_factory=dict)
-    lines: list[str] = Field(default_factory=list, description="one per alert: severity rule path:line message")
-
-
-def summarize(alerts: Alerts | Diff) -> AlertSummary | dict[str, AlertSummary]:
-    """Counts by severity and rule (plus one line per alert); a Diff gives one summary per state."""
-    if isinstance(alerts, Diff):
-        return {state: _summary(getattr(alerts, state)) for state in ("new", "fixed", "unchanged")}
-    return _summary(alerts_of(alerts))
-
-
-def _summary(findings: list[Finding]) -> AlertSummary:
-    ordered = sorted(findings, key=lambda f: (-f.severity.rank, f.path, f.start_line or 0, f.rule_id))
-    return AlertSummary(
-        total=len(findings),
-        by_severity=dict(Counter(f.severity.value for f in ordered)),
-        by_rule=dict(sorted(Counter(f.rule_id for f in findings).items())),
-        lines=[f"{f.severity.value} {f.rule_id} {f.path}:{f.start_line or '-'} {one_line(f.message, 160)}" for f in ordered],
-    )
 
 
 def detect_language(target: Path) -> str:

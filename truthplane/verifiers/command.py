@@ -29,6 +29,7 @@ from truthplane.config import VerifierConfig
 from truthplane.errors import ConfigError, InputError, VerifierError
 from truthplane.leftovers import owned_prefix
 from truthplane.models import Finding, ScanResult, Severity, ToolInfo
+from truthplane.verifiers._commands import which
 from truthplane.verifiers._common import (
     SEVERITY_WORDS,
     ToolRecord,
@@ -39,7 +40,8 @@ from truthplane.verifiers._common import (
     select_files,
     validate,
 )
-from truthplane.verifiers.interface import Verifier, VerifierContext, run_tool, which
+from truthplane.verifiers.interface import Verifier, VerifierContext
+from truthplane.verifiers.tool import run_tool
 
 FILES, ROOT, OUTPUT = "{files}", "{root}", "{output}"
 
@@ -154,7 +156,7 @@ class CommandVerifier(Verifier):
         )
 
     def _from_sarif(self, target: Path, log: Any) -> list[Finding]:
-        from truthplane.sarif import findings_from_sarif
+        from truthplane.verifiers.sarif_input import findings_from_sarif
 
         try:
             findings = findings_from_sarif(log, self.instance_name, target)

@@ -26,8 +26,9 @@ from pathlib import Path
 from typing import Any
 
 from truthplane.errors import InputError, VerifierError
-from truthplane.jobs import Job, Limits
+from truthplane.executors.jobs import Job, Limits
 from truthplane.models import Finding, ScanResult, Severity, ToolInfo, ToolStatus
+from truthplane.registry import ESLINT_CONFIGS
 from truthplane.verifiers._common import (
     cached_tool_info,
     empty_result,
@@ -36,15 +37,15 @@ from truthplane.verifiers._common import (
     repo_path,
     select_files,
 )
-from truthplane.verifiers._jobs import executor_problem, run_job
+from truthplane.verifiers._executed import executor_problem, run_job
 from truthplane.verifiers._node import (
-    ESLINT_CONFIGS,
     JS_SUFFIXES,
     NodeTool,
     borrowed_node_modules,
     find_package,
 )
-from truthplane.verifiers.interface import ToolOutput, Verifier, run_tool
+from truthplane.verifiers.interface import Verifier
+from truthplane.verifiers.tool import ToolOutput, run_tool
 
 FORMATTER = "@microsoft/eslint-formatter-sarif"
 INSTALL_HINT = (
@@ -158,7 +159,7 @@ class EslintVerifier(NodeTool, Verifier):
         return findings
 
     def _results(self, target: Path, log: Any, root: str) -> list[Finding]:
-        from truthplane.sarif import findings_from_sarif
+        from truthplane.verifiers.sarif_input import findings_from_sarif
 
         try:
             raw = findings_from_sarif(log, self.instance_name, Path(root))

@@ -33,7 +33,8 @@ from truthplane.verifiers._common import (
     select_files,
     validate,
 )
-from truthplane.verifiers.interface import ToolOutput, Verifier, run_tool
+from truthplane.verifiers.interface import Verifier
+from truthplane.verifiers.tool import ToolOutput, run_tool
 
 INSTALL_HINT = "pip install mypy, or drop it from verifiers in truthplane.toml"
 CONFIG_FILES = ("mypy.ini", ".mypy.ini", "pyproject.toml", "setup.cfg")
@@ -86,7 +87,7 @@ def mypy_cache_dir(target: Path) -> str:
     real = os.path.realpath(target)
     if real.startswith(os.path.realpath(tempfile.gettempdir()) + os.sep):
         return os.devnull
-    from truthplane.cache import default_cache_dir
+    from truthplane.paths import default_cache_dir
 
     return str(default_cache_dir() / "mypy" / hashlib.sha256(real.encode()).hexdigest()[:24])
 

@@ -26,13 +26,14 @@ from pydantic import Field
 
 from truthplane.errors import VerifierError
 from truthplane.models import Finding, ScanResult, Severity, ToolInfo
+from truthplane.registry import NPM_LOCKFILES
 from truthplane.verifiers._common import ToolRecord, cached_tool_info, one_line, parse_json, validate
-from truthplane.verifiers._node import LOCKFILES
-from truthplane.verifiers.interface import ToolOutput, Verifier, run_tool
+from truthplane.verifiers.interface import Verifier
+from truthplane.verifiers.tool import ToolOutput, run_tool
 
 INSTALL_HINT = "install Node.js and npm (apt-get install npm), or drop npm-audit from verifiers in truthplane.toml"
 # the repository's own manifest and lockfile (at its top, where the audit runs) and what in package.json declares
-_DEPENDENCY_FILES = ("package.json", *LOCKFILES, ".npmrc")
+_DEPENDENCY_FILES = ("package.json", *NPM_LOCKFILES, ".npmrc")
 _DECLARING = ("dependencies", "devDependencies", "optionalDependencies", "peerDependencies", "overrides")
 _GHSA = re.compile(r"GHSA(-[23456789cfghjmpqrvwx]{4}){3}")
 _SEVERITY = {
@@ -101,7 +102,7 @@ class NpmAuditVerifier(Verifier):
     incremental = False
     file_local = False
     suffixes = ()
-    config_files = ("package.json", *LOCKFILES, ".npmrc")
+    config_files = ("package.json", *NPM_LOCKFILES, ".npmrc")
     settings_files = ()  # the lockfile is what it checks, not how
 
     def dependency_files(self, paths: Iterable[str]) -> list[str]:
@@ -123,7 +124,7 @@ class NpmAuditVerifier(Verifier):
         started = time.monotonic()
         if files is not None and not files:
             return ScanResult(verifier=self.instance_name, version=self.available().version)
-        lockfile = next((name for name in LOCKFILES if (target / name).is_file()), None)
+        lockfile = next((name for name in NPM_LOCKFILES if (target / name).is_file()), None)
         if lockfile is None or not (target / "package.json").is_file():
             raise VerifierError(
                 self.instance_name,

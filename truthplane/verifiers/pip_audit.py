@@ -26,7 +26,8 @@ from truthplane.errors import VerifierError
 from truthplane.leftovers import owned_prefix
 from truthplane.models import Finding, ScanResult, Severity, ToolInfo
 from truthplane.verifiers._common import ToolRecord, cached_tool_info, one_line, parse_json, validate
-from truthplane.verifiers.interface import ToolOutput, Verifier, run_tool
+from truthplane.verifiers.interface import Verifier
+from truthplane.verifiers.tool import ToolOutput, run_tool
 
 INSTALL_HINT = "pip install pip-audit, or drop it from verifiers in truthplane.toml"
 # what find_sources audits: requirements*.txt at the top and requirements/*.txt

@@ -20,10 +20,10 @@ from pathlib import Path, PurePosixPath
 from xml.etree import ElementTree
 
 from truthplane.errors import ExecutorError, PluginError, VerifierError
-from truthplane.jobs import Job, JobResult, Limits
+from truthplane.executors.jobs import Job, JobResult, Limits
 from truthplane.models import Finding, ScanResult, Severity, ToolInfo, ToolStatus
 from truthplane.verifiers._common import cached_tool_info, one_line
-from truthplane.verifiers._jobs import run_coroutine
+from truthplane.verifiers._executed import run_coroutine
 from truthplane.verifiers.interface import Verifier
 
 INSTALL_HINT = "pip install pytest, or drop it from verifiers in truthplane.toml"
@@ -117,7 +117,7 @@ class PytestVerifier(Verifier):
         )
 
     def _run(self, job: Job) -> JobResult:
-        from truthplane.registry import create_executor
+        from truthplane.executors.loader import create_executor
 
         async def run() -> JobResult:
             async with create_executor(self.context.executor) as executor:

@@ -29,7 +29,8 @@ from truthplane.verifiers._common import (
     select_files,
     validate,
 )
-from truthplane.verifiers.interface import ToolOutput, Verifier, run_tool
+from truthplane.verifiers.interface import Verifier
+from truthplane.verifiers.tool import ToolOutput, run_tool
 
 INSTALL_HINT = "pip install ruff, or drop it from verifiers in truthplane.toml"
 SYNTAX_ERROR = "invalid-syntax"

@@ -40,7 +40,8 @@ from truthplane.verifiers._common import (
     severity_from_word,
     validate,
 )
-from truthplane.verifiers.interface import ToolOutput, Verifier, run_tool
+from truthplane.verifiers.interface import Verifier
+from truthplane.verifiers.tool import ToolOutput, run_tool
 
 INSTALL_HINT = "pip install semgrep, or drop it from verifiers in truthplane.toml"
 RULES_DIR = Path(__file__).resolve().parent.parent / "rules"

@@ -24,7 +24,8 @@ from truthplane.errors import VerifierError
 from truthplane.models import Finding, ScanResult, Severity, ToolInfo, ToolStatus
 from truthplane.verifiers._common import cached_tool_info, empty_result, one_line, positive, repo_path
 from truthplane.verifiers._node import JS_SUFFIXES, NodeTool, borrowed_node_modules
-from truthplane.verifiers.interface import ToolOutput, Verifier, VerifierContext, run_tool
+from truthplane.verifiers.interface import Verifier, VerifierContext
+from truthplane.verifiers.tool import ToolOutput, run_tool
 
 INSTALL_HINT = (
     "npm install --save-dev typescript (truthplane uses node_modules/.bin first, then PATH), "

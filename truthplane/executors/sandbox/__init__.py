@@ -36,7 +36,7 @@ def cache_dir() -> Path:
     """/var/cache/truthplane when we may write there (root, CI), else the per-user cache."""
     if os.access(SYSTEM_CACHE, os.W_OK) or (not SYSTEM_CACHE.exists() and os.access(SYSTEM_CACHE.parent, os.W_OK)):
         return SYSTEM_CACHE
-    from truthplane.cache import default_cache_dir
+    from truthplane.paths import default_cache_dir
 
     return default_cache_dir() / "sandbox"
 

@@ -1,0 +1,20 @@
+"""An executor backend made from the plugin registry, with its [executors.<name>] table."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from truthplane.config import Config
+from truthplane.executors.interface import Executor
+from truthplane.registry import load
+
+
+def executor_options(name: str, config: Config | None) -> dict[str, Any]:
+    """The [executors.<name>] table, as the backend will validate it."""
+    if config is None:
+        return {}
+    return dict(getattr(config.executors, "model_extra", None) or {}).get(name, {}) or {}
+
+
+def create_executor(name: str, config: Config | None = None) -> Executor:
+    return load("executors", name)(executor_options(name, config))

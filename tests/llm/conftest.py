@@ -10,7 +10,7 @@ import pytest
 from pydantic import BaseModel
 
 from tests.llm.servers import Answer, GeminiServer, OpenAIServer
-from truthplane.llm.config import LLMConfig, ProviderConfig, resolve_provider
+from truthplane.config.llm import LLMConfig, ProviderConfig, resolve_provider
 from truthplane.llm.gemini import GeminiProvider
 from truthplane.llm.openai_compat import OpenAICompatProvider
 from truthplane.store import Store

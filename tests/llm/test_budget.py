@@ -12,7 +12,7 @@ from tests.llm.conftest import Verdict, openai_provider
 from tests.llm.servers import Answer, OpenAIServer
 from truthplane.config import parse_config
 from truthplane.llm.budget import remaining, reserve_call, utc_day
-from truthplane.llm.config import BudgetConfig, LLMConfig
+from truthplane.config.llm import BudgetConfig, LLMConfig
 from truthplane.llm.interface import Message, ProviderError
 from truthplane.llm.router import Router
 from truthplane.store import Store

@@ -8,7 +8,7 @@ import pytest
 
 from truthplane.config import load_config
 from truthplane.errors import ConfigError
-from truthplane.llm.config import PRESETS, LLMConfig, resolve_provider
+from truthplane.config.llm import PRESETS, LLMConfig, resolve_provider
 from truthplane.llm.gemini import GeminiProvider
 from truthplane.llm.openai_compat import OpenAICompatProvider
 from truthplane.llm.router import build_router, provider_status

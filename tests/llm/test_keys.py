@@ -12,7 +12,7 @@ from tests.llm.conftest import GEMINI_KEY, KEY, Verdict, gemini_provider, openai
 from tests.llm.servers import OPENAI_500, Answer, GeminiServer, OpenAIServer, gemini_429
 from truthplane.config import parse_config
 from truthplane.errors import ConfigError
-from truthplane.llm.config import LLMConfig, resolve_provider
+from truthplane.config.llm import LLMConfig, resolve_provider
 from truthplane.llm.interface import Message, ProviderError
 from truthplane.llm.router import Router, build_router
 from truthplane.store import Store

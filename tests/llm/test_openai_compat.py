@@ -10,7 +10,7 @@ import pytest
 
 from tests.llm.conftest import KEY, VALID, Verdict, openai_provider
 from tests.llm.servers import OPENAI_500, Answer, Behaviour, Hang, OpenAIServer, Raw, openai_429
-from truthplane.llm.config import LLMConfig, ProviderConfig, resolve_provider
+from truthplane.config.llm import LLMConfig, ProviderConfig, resolve_provider
 from truthplane.llm.interface import Completion, Message, ProviderError, prompt_hash
 from truthplane.llm.openai_compat import OpenAICompatProvider
 

@@ -21,7 +21,7 @@ from tests.llm.servers import (
     openai_429,
     openai_error,
 )
-from truthplane.llm.config import LLMConfig, RetryConfig
+from truthplane.config.llm import LLMConfig, RetryConfig
 from truthplane.llm.interface import Completion, Message, ProviderError
 from truthplane.llm.router import Router, build_router
 from truthplane.store import Store

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from truthplane.change.fixes import Candidate
 from truthplane.errors import ProviderError
-from truthplane.llm.config import LLMConfig
+from truthplane.config.llm import LLMConfig
 from truthplane.models import Finding
 
 

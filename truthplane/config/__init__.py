@@ -35,10 +35,10 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError,
 
 from truthplane.errors import ConfigError
 from truthplane.files import MAX_CONFIG_BYTES, read_regular_file
-from truthplane.llm.config import LLMConfig
+from truthplane.config.llm import LLMConfig
 from truthplane.paths import check_cache_dir
 from truthplane.models import MAX_TIMEOUT_S, Seconds, Severity
-from truthplane.taskspec import TaskSpec, check_tasks
+from truthplane.config.tasks import TaskSpec, check_tasks
 
 DEFAULT_VERIFIERS = ["ruff", "bandit", "semgrep"]
 

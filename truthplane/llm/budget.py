@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from truthplane.llm.config import BudgetConfig
+from truthplane.config.llm import BudgetConfig
 from truthplane.llm.interface import ProviderError
 from truthplane.store import Store, UsageTotals
 

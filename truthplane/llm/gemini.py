@@ -16,7 +16,7 @@ from pydantic import BaseModel
 
 from truthplane.llm import _http
 from truthplane.llm._prices import estimate_cost
-from truthplane.llm.config import ResolvedProvider
+from truthplane.config.llm import ResolvedProvider
 from truthplane.llm.interface import (
     Completion,
     Message,

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 from truthplane.llm.context import estimate_tokens
 from truthplane.errors import ConfigError
 from truthplane.llm import budget as budget_module
-from truthplane.llm.config import PRESETS, LLMConfig, ResolvedProvider, resolve_provider
+from truthplane.config.llm import PRESETS, LLMConfig, ResolvedProvider, resolve_provider
 from truthplane.llm.interface import (
     KIND_LABELS,
     Attempt,

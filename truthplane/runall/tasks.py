@@ -39,7 +39,7 @@ from pydantic import BaseModel, Field
 from truthplane.config import GateConfig, read_toml
 from truthplane.files import MAX_INPUT_BYTES, read_regular_file
 from truthplane.models import Verdict
-from truthplane.taskspec import ID_PATTERN, AcceptanceSpec, TaskFileError, TaskSpec, check_tasks, find_cycle, parse_task
+from truthplane.config.tasks import ID_PATTERN, AcceptanceSpec, TaskFileError, TaskSpec, check_tasks, find_cycle, parse_task
 
 __all__ = ["ID_PATTERN", "Acceptance", "Task", "TaskFile", "TaskFileError", "find_cycle", "load_tasks", "validate"]
 

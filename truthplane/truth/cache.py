@@ -80,7 +80,7 @@ class ResultCache:
     def _connect(self):  # noqa: ANN202 - sqlite3 is imported lazily
         import sqlite3
 
-        from truthplane._sqlite import is_busy
+        from truthplane.store import is_busy
 
         conn = getattr(self._local, "conn", None)
         if conn is None:
@@ -106,7 +106,7 @@ class ResultCache:
     def _open(self):  # noqa: ANN202
         import sqlite3
 
-        from truthplane._sqlite import connect
+        from truthplane.store import connect
 
         conn = connect(self.path)
         try:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import git
-from tests.test_ledger import private_env  # noqa: F401
+from tests.evidence.test_ledger import private_env  # noqa: F401
 from truthplane.cli.main import run
 from truthplane.paths import IGNORE_EVERYTHING, RESULTS_DIR, SARIF_DIR
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import git
-from tests.test_sarif import validate_sarif
+from tests.truth.test_sarif import validate_sarif
 from truthplane.cli.main import run
 
 CLEAN = "import subprocess\n\n\ndef run(args):\n    return subprocess.run(args, check=True)\n"
@@ -281,7 +281,7 @@ def test_the_installed_command_starts_as_python_m_truthplane_does() -> None:
     off for one-shot commands and the quick exit apply to the command users run, not only to the tests'."""
     import tomllib
 
-    project = tomllib.loads((Path(__file__).resolve().parent.parent / "pyproject.toml").read_text(encoding="utf-8"))
+    project = tomllib.loads((Path(__file__).resolve().parents[2] / "pyproject.toml").read_text(encoding="utf-8"))
     assert project["project"]["scripts"]["truthplane"] == "truthplane.cli.main:entry"
     from importlib.metadata import entry_points
 

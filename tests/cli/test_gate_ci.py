@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import git
-from tests.test_sarif import validate_sarif
+from tests.truth.test_sarif import validate_sarif
 from truthplane.cli.main import run
 
 pytestmark = [pytest.mark.tool("ruff"), pytest.mark.tool("bandit")]

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from tests.test_ledger import FILES, RESULTS, private_env, record_path, run_all_record, verify  # noqa: F401
+from tests.evidence.test_ledger import FILES, RESULTS, private_env, record_path, run_all_record, verify  # noqa: F401
 from truthplane.evidence import attestation
 from truthplane.evidence import ledger
 from truthplane.cli.main import run

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_ledger import FILES, RESULTS, fix_commit, private_env, run_all_record, verify  # noqa: F401
+from tests.evidence.test_ledger import FILES, RESULTS, fix_commit, private_env, run_all_record, verify  # noqa: F401
 from truthplane.cli.main import run
 from truthplane.change.record import write_execution
 from truthplane.llm.budget import utc_day

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_fix import CALC, REPRO, RIGHT, TESTS, WRONG
-from tests.test_ledger import private_env, run_all_record  # noqa: F401
+from tests.change.test_loop import CALC, REPRO, RIGHT, TESTS, WRONG
+from tests.evidence.test_ledger import private_env, run_all_record  # noqa: F401
 from truthplane.cli.main import run
 from truthplane.change.record import write_execution
 

@@ -55,7 +55,7 @@ FILES = {
     "src/pkg/report.py": "from pkg import calc\n\n\ndef show(v):\n    return calc.Calculator.mean(v)\n",
     "src/pkg/other.py": "import pkg.calc as c\n",
     "tests/test_calc.py": TEST_CALC,
-    "tests/test_report.py": "from pkg.report import show\n\n\ndef test_show_mean():\n    assert show([2]) == 2\n",
+    "tests/evidence/test_report.py": "from pkg.report import show\n\n\ndef test_show_mean():\n    assert show([2]) == 2\n",
     "pyproject.toml": (
         '[project]\nname = "pkg"\n\n[tool.ruff]\nline-length = 100\n# a comment\n\n[tool.ruff.lint]\n'
         'select = ["E", "F"]\n\n[tool.mypy]\nstrict = true\n\n[tool.other]\nx = 1\n'
@@ -174,7 +174,7 @@ def test_essential_parts_are_cut_not_dropped(repo: Path) -> None:
 def test_whole_file_without_a_line(repo: Path) -> None:
     context = build_context(repo, repo / "src/pkg/report.py")
     assert context.line is None and context.part("file") is not None
-    assert part(context, "test_module").title == "Test module tests/test_report.py"
+    assert part(context, "test_module").title == "Test module tests/evidence/test_report.py"
 
 
 def test_paths_outside_the_repository_are_refused(repo: Path, tmp_path: Path) -> None:

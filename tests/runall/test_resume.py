@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import git
-from tests.test_ledger import private_env, verify  # noqa: F401
+from tests.evidence.test_ledger import private_env, verify  # noqa: F401
 from truthplane.cli.main import run
 
 CONFIG = 'verifiers = ["ruff"]\n'

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import git
-from tests.test_sarif import validate_sarif
+from tests.truth.test_sarif import validate_sarif
 from truthplane.cli.main import run
 from truthplane.truth.fingerprint import annotate, match
 from truthplane.models import Diff, Finding, Severity

@@ -14,7 +14,7 @@ from truthplane.truth.results import scan_from_data
 from truthplane.truth.sarif import diff_log, run_for, sarif_log
 from truthplane.verifiers.sarif_input import findings_from_sarif
 
-SCHEMA = json.loads((Path(__file__).parent / "fixtures" / "sarif-schema-2.1.0.json").read_text())
+SCHEMA = json.loads((Path(__file__).resolve().parent.parent / "fixtures" / "sarif-schema-2.1.0.json").read_text())
 
 
 def validate_sarif(log: dict) -> None:

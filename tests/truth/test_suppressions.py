@@ -10,7 +10,7 @@ import pytest
 
 from tests.conftest import git
 from tests.js_harness import link_node_modules, ts_project
-from tests.test_sarif import validate_sarif
+from tests.truth.test_sarif import validate_sarif
 from truthplane.cli.main import run
 from truthplane.truth.suppressions import added_suppressions
 

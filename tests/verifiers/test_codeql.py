@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_sarif import validate_sarif
+from tests.truth.test_sarif import validate_sarif
 from tests.verifiers.conftest import build_verifier, located
 from truthplane.errors import InputError, VerifierError
 from truthplane.models import Severity, ToolStatus, VerifierRun

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.js_harness import NODE_MODULES, link_node_modules, ts_project, write_files
-from tests.test_sarif import validate_sarif
+from tests.truth.test_sarif import validate_sarif
 from tests.verifiers.conftest import build_verifier, located
 from truthplane.change.autofix import autofix_candidates
 from truthplane.errors import VerifierError

@@ -26,16 +26,16 @@ from typing import Any
 
 from truthplane.runall import resume
 from truthplane.runall.task_run import Outcome, Runner, Tree, Worker, _materialise, describe, worst
-from truthplane.git.checkout import Write
 from truthplane.config import Config
-from truthplane.errors import ExecutorError, GitError, UsageError
-from truthplane.executors.interface import Executor
+from truthplane.errors import ExecutorError, UsageError
 from truthplane.executors.jobs import Job, Limits
 from truthplane.leftovers import owned_prefix
 from truthplane.models import Verdict
 from truthplane.paths import RESULTS_DIR
 from truthplane.executors.loader import executor_options
+from truthplane.runall.landing import Landing
 from truthplane.runall.tasks import TaskFile, TaskState
+from truthplane.runall.workers import make_workers, warm_up
 
 RETRIES_ON_CONFLICT = 3
 
@@ -77,16 +77,11 @@ class Scheduler:
         self.interrupted = False
         self.resumed_from: str | None = None
         self.lost_nodes: dict[str, str] = {}
-        # what happened, counted as it happens
-        self.commits = 0
-        self.modified: set[str] = set()
+        # what happened, counted as it happens (commits and modified files: self.landing)
         self.scanned: set[str] = set()
         self.builds = 0
         self._tasks: list[asyncio.Task[None]] = []
         self._commit_jobs: set[asyncio.Future[Any]] = set()
-        self._changes: dict[str, Write] = {}  # what this run committed so far
-        self._version = 0
-        self._version_commits: dict[int, str] = {}  # generation -> the commit it is (0: HEAD at the start)
 
     # ---- what the live display reads -------------------------------------------------------
 
@@ -122,7 +117,6 @@ class Scheduler:
             if note:
                 self.say(note)
             self.head = repo.head()
-            self._version_commits[0] = self.head or ""
             if self.head is None:
                 raise UsageError("run-all commits approved results: the repository needs a first commit")
             refuse_busy(repo)
@@ -150,13 +144,14 @@ class Scheduler:
         self.workdir = Path(tempfile.mkdtemp(prefix=owned_prefix("run-all")))
         self._warming: dict[str, asyncio.Future[None]] = {}
         try:
-            self.workers = self._make_workers()
+            self.workers = make_workers(self.options.config, self.options.executor, self.options.workers,
+                                        self.options.nodes)
             if not self.workers:
                 raise UsageError("no workers: give --workers N (N > 0) or ssh nodes (--node, [executors.ssh])")
             bound = float(executor_options("ssh", self.options.config).get("connect_timeout_s", 10)) + 10
             base = self.workdir / "gen-0"
             snapshot_taken: asyncio.Future[Path | None] = loop.create_future()
-            self._warming = {w.pool: asyncio.ensure_future(_warm_up(w.executor, bound, snapshot_taken))
+            self._warming = {w.pool: asyncio.ensure_future(warm_up(w.executor, bound, snapshot_taken))
                              for w in self._pools() if w.pool != "local"}
             taken = False
             try:
@@ -168,6 +163,7 @@ class Scheduler:
             finally:
                 snapshot_taken.set_result(base if taken else None)  # a half-taken snapshot is never sent
             self.base = self.tree = Tree(0, base, files)
+            self.landing = Landing(repo, self.run_id, self.head or "", files)
             self.runner = Runner(self.options.tasks, self.options.config, self.options.root,
                                  self.options.executor, os.cpu_count() or 2)
             self._tasks = [asyncio.create_task(self._work(w)) for w in self.workers]
@@ -188,27 +184,6 @@ class Scheduler:
     def _pools(self) -> list[Worker]:
         """One worker of each pool (the slots of a pool share its executor)."""
         return list({w.pool: w for w in self.workers}.values())
-
-    def _make_workers(self) -> list[Worker]:
-        from truthplane.config import ExecutorSettings
-        from truthplane.executors.loader import create_executor, executor_options
-
-        config, workers = self.options.config, []
-        if self.options.workers > 0:
-            local = create_executor(self.options.executor, config)
-            workers += [Worker(f"local-{n + 1}", "local", local, self.options.executor, config)
-                        for n in range(self.options.workers)]
-        ssh = {k: v for k, v in executor_options("ssh", config).items() if k != "nodes"}
-        extra = dict(getattr(config.executors, "model_extra", None) or {})
-        for node in self.options.nodes:
-            options = {**ssh, "nodes": [node]}
-            executor = create_executor("ssh", config.model_copy(update={"executors": ExecutorSettings(
-                default=config.executors.default, **{**extra, "ssh": options})}))
-            narrowed = config.model_copy(update={"executors": ExecutorSettings(default="ssh", **{**extra, "ssh": options})})
-            pool = executor.nodes[0].name  # type: ignore[attr-defined]
-            slots = int(node.get("slots", 1))
-            workers += [Worker(f"{pool}/{n + 1}", pool, executor, "ssh", narrowed) for n in range(slots)]
-        return workers
 
     # ---- the queue ---------------------------------------------------------------------------
 
@@ -256,12 +231,13 @@ class Scheduler:
     async def _current_tree(self) -> Tree:
         """The newest state: a new tree is made (from the snapshot and this run's commits) when needed."""
         async with self.tree_lock:
-            if self.tree.generation != self._version:
-                directory = self.workdir / f"gen-{self._version}"
-                changes, files = list(self._changes.values()), dict(self._files)
+            landing = self.landing
+            if self.tree.generation != landing.version:
+                directory = self.workdir / f"gen-{landing.version}"
+                changes, files = list(landing.changes.values()), dict(landing.files)
                 links = {w.path: w.data.decode("utf-8", "surrogateescape") for w in changes if w.kind == "symlink"}
                 await asyncio.to_thread(_materialise, self.base.directory, directory, changes)
-                old, self.tree = self.tree, Tree(self._version, directory, files, links)
+                old, self.tree = self.tree, Tree(landing.version, directory, files, links)
                 self._drop(old)
             self.tree.users += 1
             return self.tree
@@ -354,7 +330,7 @@ class Scheduler:
         if outcome.verdict is Verdict.APPROVE and outcome.touched:
             worker.doing = f"{state.task.id}: committing"
             async with self.git_lock:
-                job = asyncio.ensure_future(asyncio.to_thread(self._commit, state, tree, outcome))
+                job = asyncio.ensure_future(asyncio.to_thread(self.landing.commit, state.task, tree, outcome))
                 self._commit_jobs.add(job)
                 try:
                     commit = await asyncio.shield(job)
@@ -376,27 +352,8 @@ class Scheduler:
         if outcome.touched and outcome.after is not None and not (commit or "").startswith(("retry", "error: ", "refused: ")):
             async with self.git_lock:
                 state.branch, state.branch_commit = await asyncio.shield(
-                    asyncio.to_thread(self._branch, state, tree, outcome, commit))
+                    asyncio.to_thread(self.landing.branch, state.task, tree, outcome, commit))
         self._finished(state, tree, outcome, worker, duration, commit)
-
-    def _branch(self, state: TaskState, tree: Tree, outcome: Outcome, commit: str | None) -> tuple[str | None, str | None]:
-        """Every task that changed something gets its own branch, truthplane/<run>/<task>: the approved
-        commit, or the change on the commit its tree started from, for a person to look at or merge."""
-        from truthplane.git.checkout import create_branch
-        from truthplane.git.tree_writer import UnsafeWrite
-
-        name = f"truthplane/{self.run_id}/{_ref_safe(state.task.id)}"
-        try:
-            if commit:
-                sha = create_branch(self.repo, name, commit=commit)
-            else:
-                assert outcome.after is not None
-                sha = create_branch(self.repo, name, parent=self._version_commits[tree.generation], tree=outcome.after,
-                                    touched=outcome.touched, message=resume.commit_message(state.task, outcome, self.run_id))
-        except (GitError, UnsafeWrite) as exc:
-            outcome.reasons.append(f"no branch for this task: {exc}")
-            return None, None
-        return name, sha
 
     def _finished(self, state: TaskState, tree: Tree, outcome: Outcome, worker: Worker, duration: float,
                   commit: str | None) -> None:
@@ -417,77 +374,6 @@ class Scheduler:
         state.status = "DONE"
         where = f", committed {commit[:12]}" if commit else ""
         self.say(f"{state.task.id}: {outcome.verdict.value} on {worker.name} in {duration:.1f}s{where}")
-
-    def _commit(self, state: TaskState, tree: Tree, outcome: Outcome) -> str | None:
-        """Runs in a thread under the git lock; a Ctrl-C waits for it, so HEAD and the record agree."""
-        from truthplane.git.checkout import ChangedSinceSnapshot, commit_files, keep_file_form, planned_writes
-        from truthplane.git.tree_writer import UnsafeWrite
-        from truthplane.git.repo import files_after
-
-        task = state.task
-        existing = resume.committed(self.repo).get((task.id, task.digest()))
-        if existing:
-            return existing  # committed already (an earlier run): never twice
-        if any(self._files.get(rel) != tree.files.get(rel) for rel in outcome.touched):
-            return "retry"
-        assert outcome.after is not None
-        if task.kind == "fix":  # a fix's tools may rewrite a whole file: only its approved lines change
-            keep_file_form(tree.directory, outcome.after, outcome.touched)
-        message = resume.commit_message(task, outcome, self.run_id)
-        try:
-            sha = commit_files(self.repo, tree.files, outcome.after, outcome.touched, message)
-        except UnsafeWrite as exc:
-            return f"refused: {exc}"
-        except (ChangedSinceSnapshot, GitError) as exc:
-            return f"error: {exc}"
-        for write in planned_writes(outcome.after, outcome.touched):
-            self._changes[write.path] = write
-        self._latest_files = files_after(self._files, outcome.after, outcome.touched)
-        self._version += 1
-        self._version_commits[self._version] = sha
-        self.commits += 1
-        self.modified |= set(outcome.touched)
-        state.commit = sha
-        return sha
-
-    @property
-    def _files(self) -> dict[str, str]:
-        if not hasattr(self, "_latest_files"):
-            self._latest_files = dict(self.base.files)
-        return self._latest_files
-
-
-def _ref_safe(task_id: str) -> str:
-    """A task id (letters, digits, '.', '_', '-') as a ref name component: no '..', no '.lock' or '.' end."""
-    safe = task_id.replace("..", "_")
-    if safe.endswith(".lock"):
-        safe = safe[: -len(".lock")] + "_lock"
-    return safe.rstrip(".") or "task"
-
-
-async def _warm_up(executor: Executor, bound_s: float, snapshot: asyncio.Future[Path | None]) -> None:
-    """Connect to a node while the snapshot is taken, then send the node the snapshot, so the first tasks
-    find it there. Bounded: a node that dies while it is being set up can leave the setup waiting; giving
-    up lets the first task find the node down and move on."""
-    async def warm() -> None:
-        # the first job waits for the node's runner to start; sending the snapshot (a session of its own)
-        # need not wait for that
-        connected = asyncio.ensure_future(executor.run(Job(command=["true"], limits=Limits(timeout_s=30), label="connect")))
-        try:
-            base = await asyncio.shield(snapshot)
-            if base is not None:
-                await executor.run(Job(command=["true"], source_dir=str(base), limits=Limits(timeout_s=30),
-                                       label="snapshot"))
-            await connected
-        finally:
-            connected.cancel()
-            await asyncio.gather(connected, return_exceptions=True)  # its failure, if any, is not left unread
-
-    try:
-        await asyncio.wait_for(warm(), bound_s)
-    except (ExecutorError, TimeoutError):
-        pass
-
 
 async def run_all(options: RunOptions, say: Callable[[str], None] = lambda line: None,
                   scheduler: Scheduler | None = None) -> RunResult:
@@ -524,9 +410,9 @@ def run_record(run: Scheduler) -> dict[str, Any]:
         "tasks": tasks,
         "honest_metrics": {
             "files_verified": len(run.scanned),
-            "files_modified": len(run.modified),
+            "files_modified": len(run.landing.modified),
             "builds_tested": run.builds,
-            "git_commits": run.commits,
+            "git_commits": run.landing.commits,
             "truth_gate_approvals": sum(1 for s in fresh if s.verdict is Verdict.APPROVE),
             "truth_gate_rejections": sum(1 for s in fresh if s.verdict is Verdict.REJECT),
         },

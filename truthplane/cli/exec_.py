@@ -1,4 +1,4 @@
-"""`truthplane exec` (run one command in a sandbox) and `truthplane sandbox build`.
+"""`truthplane exec`: run one command in a sandbox.
 
 Exit code of `exec`: the command's own exit status (128+N if a signal N ended it), or 4 when the
 job could not be run, timed out or was killed for exceeding its memory limit.
@@ -10,7 +10,6 @@ import sys
 
 import typer
 
-sandbox_app = typer.Typer(help="Build the sandbox images executors run jobs in.", no_args_is_help=True)
 
 
 def exec_(
@@ -80,21 +79,5 @@ def exit_code(result) -> int:  # type: ignore[no-untyped-def]
     return int(result.returncode) & 0xFF
 
 
-@sandbox_app.command("build")
-def sandbox_build(
-    executor: str = typer.Option("docker", "--executor", "-e", help="Which executor's image to build."),
-    source: str = typer.Option("rootfs", "--from", help="rootfs (debootstrap + docker import; no registry needed) or dockerfile."),
-    data_science: bool = typer.Option(False, "--data-science", help="Add pandas, numpy, scipy and scikit-learn."),
-    tag: str = typer.Option(None, "--tag", help="Image name (default truthplane-sandbox:latest)."),
-) -> int:
-    """Build (or rebuild from the cached rootfs) the sandbox image."""
-    from truthplane.executors.sandbox import BuildRequest, build
-
-    summary = build(BuildRequest(executor=executor, source=source, data_science=data_science, tag=tag))
-    sys.stdout.write(summary + "\n")
-    return 0
-
-
 def register(app: typer.Typer) -> None:
     app.command("exec", context_settings={"allow_interspersed_args": False})(exec_)
-    app.add_typer(sandbox_app, name="sandbox")

@@ -39,16 +39,16 @@ def fix(
     """
     import asyncio
 
-    from truthplane.git.checkout import apply_files, commit_files, keep_file_form, recover_pending, refuse_busy
+    from truthplane.change.apply import record_fix, temporary_repo
+    from truthplane.change.fixes import FixRequest
+    from truthplane.change.loop import run_fix
     from truthplane.cli.fix_report import print_report
     from truthplane.config import load_config
     from truthplane.errors import UsageError
-    from truthplane.change.record import fix_record, write_execution
     from truthplane.evidence.ledger import new_run_id
-    from truthplane.change.fixes import FixRequest
-    from truthplane.change.loop import run_fix
-    from truthplane.truth.pipeline import ScanOptions
+    from truthplane.git.checkout import recover_pending, refuse_busy
     from truthplane.git.repo import Repo
+    from truthplane.truth.pipeline import ScanOptions
 
     if sum([apply, commit, dry_run]) > 1:
         raise UsageError("choose one of --apply, --commit, --dry-run")
@@ -66,7 +66,7 @@ def fix(
         if commit:
             raise UsageError(f"{file} is not in a git repository: --commit needs one (use --apply)")
         snippet_home = file.resolve().parent
-        repo = _temporary_repo(file)
+        repo = temporary_repo(file)
     root = repo.root.resolve()
     note = recover_pending(root)
     if note:
@@ -90,25 +90,7 @@ def fix(
     run = None
     try:
         run = asyncio.run(run_fix(request, config, ScanOptions(executor=request.executor), say))
-        applied, sha = False, None
-        winner = next((r for r in run.result.candidates if r.id == run.result.winner), None)
-        if winner is not None and (apply or commit) and run.base is not None:
-            tree = run.trees[winner.id]
-            keep_file_form(run.base.snapshot, tree, winner.touched)
-            if commit:
-                message = _commit_message(run, winner)
-                sha = commit_files(repo, run.base.files, tree, winner.touched, message)
-            elif snippet_home is not None:
-                if winner.touched != [target]:
-                    raise UsageError(f"the winner also touches {winner.touched}: only {target} can be written back")
-                apply_files(snippet_home, run.base.files, tree, winner.touched)
-            else:
-                apply_files(root, run.base.files, tree, winner.touched)
-            applied = True
-        run.result.applied, run.result.commit = applied, sha
-        record = {"run_id": request.run_id, **fix_record(run, applied=applied, commit=sha)}
-        home = snippet_home or root
-        run.result.evidence = str(write_execution(home, record).relative_to(home))
+        record_fix(run, repo, target, request.run_id, apply=apply, commit=commit, snippet_home=snippet_home)
         if fmt == "json":
             sys.stdout.write(run.result.model_dump_json(indent=2) + "\n")
         else:
@@ -123,25 +105,6 @@ def fix(
     return run.result.verdict.exit_code
 
 
-def _temporary_repo(file: Path):  # noqa: ANN202
-    import shutil
-    import subprocess
-    import tempfile
-
-    from truthplane.leftovers import owned_prefix
-    from truthplane.git.repo import Repo
-
-    home = Path(tempfile.mkdtemp(prefix=owned_prefix("snippet")))
-    shutil.copy2(file, home / file.name)
-    env = {"GIT_AUTHOR_NAME": "truthplane", "GIT_AUTHOR_EMAIL": "truthplane@localhost",
-           "GIT_COMMITTER_NAME": "truthplane", "GIT_COMMITTER_EMAIL": "truthplane@localhost"}
-    import os
-
-    for args in (["init", "-q"], ["add", "-A"], ["commit", "-qm", "snippet"]):
-        subprocess.run(["git", *args], cwd=home, check=True, capture_output=True, env={**os.environ, **env})
-    return Repo(home)
-
-
 def _error_text(error: str | None, error_file: Path | None) -> str | None:
     from truthplane.errors import UsageError
     from truthplane.files import MAX_INPUT_BYTES, read_regular_file
@@ -153,21 +116,6 @@ def _error_text(error: str | None, error_file: Path | None) -> str | None:
     if error_file is not None:  # a FIFO or /dev/zero is refused before a byte is read
         return read_regular_file(error_file, MAX_INPUT_BYTES, UsageError).decode("utf-8", errors="replace")
     return error
-
-
-def _commit_message(run, winner) -> str:  # noqa: ANN001
-    candidate = run.candidates[winner.id]
-    title = candidate.title or f"fix {run.base.targets[0].rule_id if run.base and run.base.targets else 'findings'}"
-    lines = [f"truthplane: {title}", "", candidate.rationale or "", "",
-             f"Truthplane-Verdict: {winner.verdict.value}",
-             f"Truthplane-Candidate: {winner.id} ({winner.source})",
-             f"Truthplane-Fixed: {len(winner.fixed)}",
-             f"Truthplane-New: {len(winner.new)}"]
-    if winner.tests is not None:
-        lines.append(f"Truthplane-Tests: {winner.tests.command} -> exit {winner.tests.after_rc}")
-    if winner.repro is not None:
-        lines.append(f"Truthplane-Reproduction: {winner.repro.command} -> exit {winner.repro.after_rc}")
-    return "\n".join(line for line in lines if line is not None).replace("\n\n\n", "\n\n") + "\n"
 
 
 def register(app: typer.Typer) -> None:

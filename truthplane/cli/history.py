@@ -1,7 +1,7 @@
-"""`truthplane history`, `show RUN_ID`, `report RUN_ID --html FILE`, `gc --older-than 24h`.
+"""`truthplane history`: the recorded runs, newest first, and the LLM budget left.
 
-All read the history of the repository holding the current directory
-(`.truth-plane-results/history.sqlite3`) and the execution records beside it.
+`history`, `show`, `report` and `gc` read the history of the repository holding the current directory
+(`.truth-plane-results/history.sqlite3`) and the execution records beside it; what they share is here.
 """
 
 from __future__ import annotations
@@ -14,8 +14,7 @@ from typing import Any
 import typer
 
 NOT_MATCHING = "the history does not match this run's record (`truthplane verify` fails)"
-_FORMAT = typer.Option("text", "--format", "-f", help="text or json.")
-_HTML = typer.Option(..., "--html", help="Write one self-contained HTML page here.", dir_okay=False)
+FORMAT = typer.Option("text", "--format", "-f", help="text or json.")
 
 
 def _since(text: str | None) -> float | None:
@@ -44,7 +43,7 @@ def _verdict(text: str | None) -> str | None:
     return text.upper() if text else None
 
 
-def _check_format(fmt: str) -> None:
+def check_format(fmt: str) -> None:
     from truthplane.errors import UsageError
 
     if fmt not in ("text", "json"):
@@ -56,7 +55,7 @@ def history(
     verdict: str = typer.Option(None, "--verdict", help="Only runs with this overall verdict (APPROVE, REJECT, ...)."),
     since: str = typer.Option(None, "--since", help="Only runs recorded in the last 24h, 7d, ... or since a UTC date."),
     limit: int = typer.Option(20, "--limit", min=1, help="At most this many runs, newest first."),
-    fmt: str = _FORMAT,
+    fmt: str = FORMAT,
 ) -> int:
     """List recorded runs, newest first, and the LLM budget left."""
     from truthplane.cli.render import printable
@@ -66,7 +65,7 @@ def history(
     from truthplane.llm.budget import remaining
     from truthplane.store import Store
 
-    _check_format(fmt)
+    check_format(fmt)
     root = find_root(Path.cwd())
     cutoff = _since(since)
     wanted = _verdict(verdict)
@@ -92,7 +91,7 @@ def history(
     return 0
 
 
-def _load(run_id: str) -> tuple[Path, dict[str, Any], dict[str, Any], list[dict[str, Any]], list[dict[str, Any]]]:
+def load_run(run_id: str) -> tuple[Path, dict[str, Any], dict[str, Any], list[dict[str, Any]], list[dict[str, Any]]]:
     """(root, run row, record, evidence rows, llm usage rows)."""
     from dataclasses import asdict
 
@@ -115,81 +114,5 @@ def _load(run_id: str) -> tuple[Path, dict[str, Any], dict[str, Any], list[dict[
     return root, run, record, evidence, usage
 
 
-def show(run_id: str = typer.Argument(..., help="A run id or a unique prefix of one."), fmt: str = _FORMAT) -> int:
-    """Show one run: verdicts, candidates, modifications, commits and evidence."""
-    _check_format(fmt)
-    _, run, record, evidence, usage = _load(run_id)
-    if fmt == "json":
-        document = {"run": run, "record": record, "evidence_files": evidence, "llm_usage": usage}
-        sys.stdout.write(json.dumps(document, indent=2) + "\n")
-        return 0
-    out = [f"run {run['run_id']}  {run['kind']}  {run['overall_verdict']}",
-           *(f"  {NOT_MATCHING}: {line}" for line in run["mismatch"]),
-           f"  {record.get('start_time')} -> {record.get('end_time')}",
-           f"  record {run['path']} (sequence {run['sequence']}, record_hash {run['record_hash'][:16]})"]
-    for task in record.get("tasks") or []:
-        gate, git = task.get("truth_gate") or {}, task.get("git_evidence") or {}
-        verdict = str(gate.get("verdict") or task.get("status") or "?")
-        out.append(f"  {verdict:<10} {task.get('task_id')}  {task.get('title') or ''}".rstrip())
-        if gate.get("reason"):
-            out.append(f"             {gate['reason']}")
-        for mod in task.get("modifications") or []:
-            out.append(f"             {mod.get('file')}: {str(mod.get('sha256_before'))[:12]} -> "
-                       f"{str(mod.get('sha256_after'))[:12]}")
-        if git.get("commit_sha"):
-            out.append(f"             commit {git['commit_sha']}")
-    metrics = record.get("honest_metrics") or {}
-    out.append("  " + ", ".join(f"{k} {v}" for k, v in metrics.items()))
-    for item in evidence:
-        state = "  (removed by gc)" if item["pruned_at"] else ""
-        out.append(f"  evidence {item['kind']:<5} {item['path']}  sha256 {item['sha256'][:16]}{state}")
-    for row in usage:
-        out.append(f"  llm {row['provider']}/{row['model']} {row['outcome']} cost {row['cost_usd']}")
-    from truthplane.cli.render import printable  # names and reasons come from the repository and its tools
-
-    sys.stdout.write("\n".join(printable(line) for line in out) + "\n")
-    return 0
-
-
-def report(
-    run_id: str = typer.Argument(..., help="A run id or a unique prefix of one."),
-    html_file: Path = _HTML,
-) -> int:
-    """Write one self-contained HTML page for a run: verdicts, findings, diffs side by side, evidence."""
-    from truthplane.files import atomic_write
-    from truthplane.evidence.report import render_html
-
-    root, _, record, evidence, usage = _load(run_id)
-    atomic_write(html_file, render_html(root, record, evidence=evidence, usage=usage))
-    sys.stdout.write(f"wrote {html_file}\n")
-    return 0
-
-
-def gc(
-    older_than: str = typer.Option("24h", "--older-than", help="Remove logs of runs older than this (24h, 7d, ...)."),
-    dry_run: bool = typer.Option(False, "--dry-run", help="Only list what would be removed."),
-) -> int:
-    """Remove old logs (full diffs, outputs); records, hashes and the chain stay verifiable. Also removes
-    the temp dirs and job cgroups of runs that were killed before they could clean up."""
-    from truthplane.cli.render import printable  # the paths come from records anyone can write
-    from truthplane.executors.local import sweep_leftovers
-    from truthplane.evidence.gc import gc as collect
-    from truthplane.evidence.gc import parse_age
-    from truthplane.evidence.history import find_root
-
-    if not dry_run:
-        for leftover in sweep_leftovers():
-            sys.stdout.write(printable(f"removed {leftover}, left by a run that was killed") + "\n")
-    result = collect(find_root(Path.cwd()), parse_age(older_than), dry_run=dry_run)
-    verb = "would remove" if dry_run else "removed"
-    for path, size in result.removed:
-        sys.stdout.write(printable(f"{verb} {path} ({size} bytes)") + "\n")
-    sys.stdout.write(f"{verb} {len(result.removed)} file(s), {result.bytes} bytes; records and hashes kept\n")
-    return 0
-
-
 def register(app: typer.Typer) -> None:
     app.command()(history)
-    app.command()(show)
-    app.command()(report)
-    app.command()(gc)

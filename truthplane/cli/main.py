@@ -32,10 +32,16 @@ app = typer.Typer(
 # each module has register(app); listed here so there is one list of commands
 COMMAND_MODULES = (
     "truthplane.cli.scan",
+    "truthplane.cli.diff",
+    "truthplane.cli.gate",
     "truthplane.cli.doctor",
     "truthplane.cli.fix",
     "truthplane.cli.exec_",
+    "truthplane.cli.sandbox",
     "truthplane.cli.history",
+    "truthplane.cli.show",
+    "truthplane.cli.report",
+    "truthplane.cli.gc",
     "truthplane.cli.verify",
     "truthplane.cli.run_all",
     "truthplane.cli.mcp_",

@@ -1,0 +1,89 @@
+"""What `truthplane scan`, `diff` and `gate` share: their options, reading the configuration, and printing a
+document to stdout or a file."""
+
+from __future__ import annotations
+
+import sys
+from enum import Enum
+from pathlib import Path
+
+import typer
+
+
+class Format(str, Enum):
+    text = "text"
+    json = "json"
+    sarif = "sarif"
+    markdown = "markdown"
+
+
+FORMAT = typer.Option(Format.text, "--format", "-f", help="Output format.")
+OUTPUT = typer.Option(None, "--output", "-o", help="Write the document to FILE instead of stdout.", dir_okay=False)
+CONFIG = typer.Option(None, "--config", help="truthplane.toml (or a pyproject.toml) to use.", dir_okay=False)
+VERIFIER = typer.Option(None, "--verifier", "-v", help="Run only this verifier (repeatable).")
+CACHE_DIR = typer.Option(None, "--cache-dir", help="Result cache directory (default: the per-user cache).", file_okay=False)
+NO_CACHE = typer.Option(False, "--no-cache", help="Rerun every verifier on every file.")
+
+
+def scan_options(root: Path, config_path: Path | None, verifiers: list[str] | None, cache_dir: Path | None, no_cache: bool):  # noqa: ANN202
+    from truthplane.config import load_config
+    from truthplane.truth.pipeline import ScanOptions
+    from truthplane.verifiers.loader import check_selection
+
+    config = load_config(root, config_path)
+    check_selection(config, verifiers)
+    return config, ScanOptions(only=verifiers or None, cache_dir=cache_dir_option(cache_dir), use_cache=not no_cache)
+
+
+def cache_dir_option(path: Path | None) -> Path | None:
+    """--cache-dir as the configuration's cache_dir is checked: a directory, or a place one can be made."""
+    if path is not None:
+        from truthplane.errors import UsageError
+        from truthplane.paths import check_cache_dir
+
+        try:
+            check_cache_dir(path)
+        except ValueError as exc:
+            raise UsageError(f"--cache-dir: {exc}") from None
+    return path
+
+
+def recover(path: Path) -> None:
+    """Finish (or drop) a `fix --commit` killed midway before reading the tree: one stat when there is none."""
+    from truthplane.git.checkout import PENDING, recover_pending
+
+    if (path / PENDING).is_file():
+        note = recover_pending(path.resolve())
+        if note:
+            sys.stderr.write(f"truthplane: {note}\n")
+
+
+def emit(text: str | bytes, output: Path | None) -> None:
+    if output is None:
+        binary = getattr(sys.stdout, "buffer", None)
+        if isinstance(text, bytes) and binary is not None:
+            sys.stdout.flush()
+            binary.write(text)
+            binary.flush()
+        else:
+            text = text.decode("utf-8") if isinstance(text, bytes) else text
+            sys.stdout.write(text)
+            sys.stdout.flush()
+    else:
+        from truthplane.cli.render import write_document
+
+        write_document(output, text)
+
+
+def emit_gate(result, fmt: Format, output: Path | None) -> int:  # noqa: ANN001
+    from truthplane.cli import render
+
+    if fmt is Format.text and output is None:
+        render.print_gate_text(result, sys.stdout)
+    else:
+        text = {
+            Format.json: render.gate_json, Format.sarif: render.gate_sarif,
+            Format.markdown: render.gate_markdown,
+        }.get(fmt, render.gate_markdown)(result)
+        emit(text, output)
+    return result.verdict.exit_code

@@ -1,0 +1,92 @@
+"""`truthplane gate`: what a change really changes, judged against the merge-base with the branch it goes into."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import typer
+
+from truthplane.cli._common import (
+    CACHE_DIR,
+    CONFIG,
+    FORMAT,
+    NO_CACHE,
+    OUTPUT,
+    VERIFIER,
+    Format,
+    cache_dir_option,
+    emit_gate,
+    recover,
+    scan_options,
+)
+
+
+def gate(
+    path: Path = typer.Argument(Path("."), help="Repository to gate.", file_okay=False),
+    base: str = typer.Option("origin/main", "--base", help="The branch the change goes into."),
+    head: str = typer.Option(None, "--head", help="Commit to judge (default: the working tree, uncommitted changes included)."),
+    verifier: list[str] = VERIFIER,
+    fmt: Format = FORMAT,
+    output: Path = OUTPUT,
+    sarif_out: Path = typer.Option(None, "--sarif-out", help="Also write SARIF with baselineState (code scanning upload).", dir_okay=False),
+    summary_out: Path = typer.Option(None, "--summary-out", help="Also write a Markdown summary (e.g. $GITHUB_STEP_SUMMARY).", dir_okay=False),
+    config_path: Path = CONFIG,
+    cache_dir: Path = CACHE_DIR,
+    no_cache: bool = NO_CACHE,
+    no_fetch: bool = typer.Option(False, "--no-fetch", help="In a shallow clone, do not fetch the base or more history."),
+) -> int:
+    """Judge what a change really changes: the merge-base of HEAD and --base against HEAD."""
+    from truthplane.errors import TruthplaneError
+    from truthplane.git.run import gate_calls_ahead
+    from truthplane.paths import default_cache_dir
+    from truthplane.truth.ahead import LaunchPlans, tools_ahead
+
+    try:
+        recover(path)
+        plans = None if no_cache else LaunchPlans(cache_dir_option(cache_dir) or default_cache_dir(), config_path, tuple(verifier or ()) or None)
+        # git lists both states while the rest is imported and the configuration read, and the tools start on
+        # the changed files as soon as git has said which they are
+        with tools_ahead(plans) as on_listed, gate_calls_ahead(path, base, head, on_listed):
+            from truthplane.cli import render
+            from truthplane.truth.pipeline import gate as run_gate
+
+            config, options = scan_options(path, config_path, verifier, cache_dir, no_cache)
+            with render.Progress() as progress:
+                result = run_gate(path, config, options, base_ref=base, head_ref=head, progress=progress, plans=plans,
+                                  deepen=None if no_fetch else _say)
+    except TruthplaneError as exc:
+        # a CI job uploads these files whatever the gate said (`if: always()`): a missing file fails it twice
+        from truthplane.cli import render
+
+        reason = str(exc)
+        try:
+            _ci_files(sarif_out, summary_out, lambda: render.unverified_sarif(reason),
+                      lambda: render.unverified_markdown(reason, base, head))
+        except TruthplaneError as write_error:  # the gate's own error is the one to report
+            sys.stderr.write(f"truthplane: could not write the CI files: {render.printable(str(write_error))}\n")
+        raise
+    _ci_files(sarif_out, summary_out, lambda: render.gate_sarif(result), lambda: render.gate_markdown(result))
+    return emit_gate(result, fmt, output)
+
+
+def _say(note: str) -> None:
+    from truthplane.cli.render import printable
+
+    sys.stderr.write(f"truthplane: {printable(note)}\n")
+
+
+def _ci_files(sarif_out: Path | None, summary_out: Path | None, sarif: Callable[[], str], summary: Callable[[], str]) -> None:
+    """Write the files CI asked for; each document is made only when its file was asked for."""
+    from truthplane.cli import render
+
+    if sarif_out is not None:
+        render.write_document(sarif_out, sarif())
+    if summary_out is not None:
+        # $GITHUB_STEP_SUMMARY may already hold other steps' summaries: add to it
+        render.write_document(summary_out, summary(), append=True)
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(gate)

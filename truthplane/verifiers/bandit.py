@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import configparser
 import re
-import time
 import tomllib
 from pathlib import Path
 
 from pydantic import Field
 
 from truthplane.errors import VerifierError
-from truthplane.models import Finding, ScanResult, Severity, ToolInfo
+from truthplane.models import Finding, Severity, ToolInfo
 from truthplane.verifiers._commands import Recipe
 from truthplane.verifiers._common import (
     TEST_FILE_DEFAULTS,
@@ -26,16 +25,14 @@ from truthplane.verifiers._common import (
     ToolRecord,
     cached_tool_info,
     drop_test_file_rules,
-    empty_result,
     one_line,
     parse_json,
     positive,
     repo_path,
-    select_files,
     validate,
 )
-from truthplane.verifiers.interface import Verifier
-from truthplane.verifiers.tool import ToolOutput, run_tool
+from truthplane.verifiers.file_tool import FileToolVerifier
+from truthplane.verifiers.tool import ToolOutput
 
 INSTALL_HINT = "pip install bandit, or drop it from verifiers in truthplane.toml"
 
@@ -102,9 +99,8 @@ def config_arguments(target: Path) -> list[str]:
     return arguments
 
 
-class BanditVerifier(Verifier):
+class BanditVerifier(FileToolVerifier):
     name = "bandit"
-    incremental = True
     file_local = True
     suffixes = (".py",)
     config_files = (".bandit", "pyproject.toml")
@@ -119,26 +115,11 @@ class BanditVerifier(Verifier):
     def recipe(self, target: Path) -> Recipe:
         return Recipe("bandit", {"config_args": config_arguments(target), "args": list(self.options.args)})
 
-    def scan(self, target: Path, files: list[str] | None = None) -> ScanResult:
-        started = time.monotonic()
-        version = self.available().version
-        if files is not None:
-            files = select_files(target, files, self.suffixes)
-            if not files:
-                return empty_result(self.instance_name, version)
-        command = self.recipe(target).command(target, files)
-        output = run_tool(
-            self.instance_name, command.argv, cwd=target, timeout_s=self.timeout_s, ok_exit_codes=(0, 1)
-        )
+    def findings(self, target: Path, output: ToolOutput, files: list[str] | None) -> list[Finding]:
         findings = self.parse(target, output)
         if not config_arguments(target):  # the repository's own bandit configuration decides for itself
             findings = drop_test_file_rules(findings, TEST_FILE_RULES["bandit"])
-        return ScanResult(
-            verifier=self.instance_name,
-            version=version,
-            findings=findings,
-            duration_s=time.monotonic() - started,
-        )
+        return findings
 
     def parse(self, target: Path, output: ToolOutput) -> list[Finding]:
         """bandit's JSON report as findings; anything else is a VerifierError."""

@@ -16,25 +16,23 @@ import hashlib
 import os
 import re
 import tempfile
-import time
 import tomllib
 from pathlib import Path
 
 from truthplane.errors import VerifierError
-from truthplane.models import Finding, ScanResult, Severity, ToolInfo
+from truthplane.models import Finding, Severity, ToolInfo
+from truthplane.verifiers._commands import Command
 from truthplane.verifiers._common import (
     ToolRecord,
     cached_tool_info,
-    empty_result,
     one_line,
     parse_json,
     positive,
     repo_path,
-    select_files,
     validate,
 )
-from truthplane.verifiers.interface import Verifier
-from truthplane.verifiers.tool import ToolOutput, run_tool
+from truthplane.verifiers.file_tool import FileToolVerifier
+from truthplane.verifiers.tool import ToolOutput
 
 INSTALL_HINT = "pip install mypy, or drop it from verifiers in truthplane.toml"
 CONFIG_FILES = ("mypy.ini", ".mypy.ini", "pyproject.toml", "setup.cfg")
@@ -99,10 +97,9 @@ def _config_problem(stderr: str) -> str | None:
     return None
 
 
-class MypyVerifier(Verifier):
+class MypyVerifier(FileToolVerifier):
     name = "mypy"
     # a file subset is accepted, but results depend on the whole program: cached by tree, not per file
-    incremental = True
     file_local = False
     tree_cacheable = True
     suffixes = (".py", ".pyi")
@@ -112,28 +109,15 @@ class MypyVerifier(Verifier):
     def available(self) -> ToolInfo:
         return cached_tool_info(self.instance_name, ["mypy", "--version"], install_hint=INSTALL_HINT)
 
-    def scan(self, target: Path, files: list[str] | None = None) -> ScanResult:
-        started = time.monotonic()
-        version = self.available().version
-        if files is not None:
-            files = select_files(target, files, self.suffixes)
-            if not files:
-                return empty_result(self.instance_name, version)
-            targets = ["--", *files]
-        else:
-            targets = [] if config_names_files(target) else ["."]
-        command = ["mypy", "-O", "json", "--no-error-summary", "--cache-dir", mypy_cache_dir(target)]
-        command += [*self.options.args, *targets]
-        output = run_tool(
-            self.instance_name, command, cwd=target, timeout_s=self.timeout_s, ok_exit_codes=(0, 1, 2)
-        )
-        findings = self.parse(target, output)
-        return ScanResult(
-            verifier=self.instance_name,
-            version=version,
-            findings=findings,
-            duration_s=time.monotonic() - started,
-        )
+    ok_exit_codes = (0, 1, 2)
+
+    def command(self, target: Path, files: list[str] | None) -> Command:
+        targets = ["--", *files] if files is not None else [] if config_names_files(target) else ["."]
+        return Command(["mypy", "-O", "json", "--no-error-summary", "--cache-dir", mypy_cache_dir(target),
+                        *self.options.args, *targets])
+
+    def findings(self, target: Path, output: ToolOutput, files: list[str] | None) -> list[Finding]:
+        return self.parse(target, output)
 
     def parse(self, target: Path, output: ToolOutput) -> list[Finding]:
         """mypy's JSON lines as findings; a blocking error or an unusable config is a VerifierError."""

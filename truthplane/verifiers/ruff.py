@@ -7,13 +7,12 @@ Severity: syntax errors high; pyflakes (F), E9 and flake8-bandit (S) medium; eve
 
 from __future__ import annotations
 
-import time
 import tomllib
 from pathlib import Path
 from typing import Any
 
 from truthplane.errors import VerifierError
-from truthplane.models import Finding, ScanResult, Severity, ToolInfo
+from truthplane.models import Finding, Severity, ToolInfo
 from truthplane.verifiers._commands import Recipe
 from truthplane.verifiers._common import (
     TEST_FILE_DEFAULTS,
@@ -21,16 +20,14 @@ from truthplane.verifiers._common import (
     ToolRecord,
     cached_tool_info,
     drop_test_file_rules,
-    empty_result,
     one_line,
     parse_json,
     positive,
     repo_path,
-    select_files,
     validate,
 )
-from truthplane.verifiers.interface import Verifier
-from truthplane.verifiers.tool import ToolOutput, run_tool
+from truthplane.verifiers.file_tool import FileToolVerifier
+from truthplane.verifiers.tool import ToolOutput
 
 INSTALL_HINT = "pip install ruff, or drop it from verifiers in truthplane.toml"
 SYNTAX_ERROR = "invalid-syntax"
@@ -83,9 +80,8 @@ def sets_per_file_ignores(target: Path) -> bool:
     return False
 
 
-class RuffVerifier(Verifier):
+class RuffVerifier(FileToolVerifier):
     name = "ruff"
-    incremental = True
     file_local = True
     suffixes = (".py", ".pyi")
     config_files = ("pyproject.toml", "ruff.toml", ".ruff.toml")
@@ -100,26 +96,11 @@ class RuffVerifier(Verifier):
     def recipe(self, target: Path) -> Recipe:
         return Recipe("ruff", {"args": list(self.options.args)})
 
-    def scan(self, target: Path, files: list[str] | None = None) -> ScanResult:
-        started = time.monotonic()
-        version = self.available().version
-        if files is not None:
-            files = select_files(target, files, self.suffixes)
-            if not files:
-                return empty_result(self.instance_name, version)
-        command = self.recipe(target).command(target, files)
-        output = run_tool(
-            self.instance_name, command.argv, cwd=target, timeout_s=self.timeout_s, ok_exit_codes=(0, 1)
-        )
+    def findings(self, target: Path, output: ToolOutput, files: list[str] | None) -> list[Finding]:
         findings = self.parse(target, output)
         if not sets_per_file_ignores(target):  # the repository has said which rules apply to which files
             findings = drop_test_file_rules(findings, TEST_FILE_RULES["ruff"])
-        return ScanResult(
-            verifier=self.instance_name,
-            version=version,
-            findings=findings,
-            duration_s=time.monotonic() - started,
-        )
+        return findings
 
     def parse(self, target: Path, output: ToolOutput) -> list[Finding]:
         """ruff's JSON report as findings; anything else is a VerifierError."""

@@ -19,29 +19,26 @@ from __future__ import annotations
 
 import hashlib
 import re
-import time
 from pathlib import Path
 from typing import Any
 
 from pydantic import Field
 
 from truthplane.errors import ConfigError, VerifierError
-from truthplane.models import Finding, ScanResult, Severity, ToolInfo
-from truthplane.verifiers._commands import Recipe
+from truthplane.models import Finding, Severity, ToolInfo
+from truthplane.verifiers._commands import Command, Recipe
 from truthplane.verifiers._common import (
     ToolRecord,
     cached_tool_info,
-    empty_result,
     one_line,
     parse_json,
     positive,
     repo_path,
-    select_files,
     severity_from_word,
     validate,
 )
-from truthplane.verifiers.interface import Verifier
-from truthplane.verifiers.tool import ToolOutput, run_tool
+from truthplane.verifiers.file_tool import FileToolVerifier
+from truthplane.verifiers.tool import ToolOutput
 
 INSTALL_HINT = "pip install semgrep, or drop it from verifiers in truthplane.toml"
 RULES_DIR = Path(__file__).resolve().parent.parent / "rules"
@@ -136,9 +133,8 @@ def help_uri(metadata: dict[str, Any]) -> str | None:
     return None
 
 
-class SemgrepVerifier(Verifier):
+class SemgrepVerifier(FileToolVerifier):
     name = "semgrep"
-    incremental = True
     file_local = True
     suffixes = (".py", ".pyi")
     config_files = (".semgrep.yml", ".semgrep.yaml", ".semgrep", ".semgrepignore", ".gitignore")
@@ -186,30 +182,18 @@ class SemgrepVerifier(Verifier):
             "native": self.options.engine == "native", "rules": [str(p) for p in rules], "args": list(self.options.args),
         })
 
-    def scan(self, target: Path, files: list[str] | None = None) -> ScanResult:
-        started = time.monotonic()
-        wanted: set[str] | None = None
-        if files is not None:
-            files = select_files(target, files, self.suffixes)
-            if not files:
-                return empty_result(self.instance_name, self.available().version)
+    # every exit status is read, so a failed run is explained by semgrep's own JSON errors
+    ok_exit_codes = tuple(range(256))
+
+    def command(self, target: Path, files: list[str] | None) -> Command:
+        return self.recipe(target, self.rule_paths(target)).command(target, files)
+
+    def findings(self, target: Path, output: ToolOutput, files: list[str] | None) -> list[Finding]:
+        findings = self.parse(target, output, rule_ids(self.rule_paths(target)))
+        if files is not None:  # beyond MAX_INCLUDES files semgrep scans everything: keep the requested ones
             wanted = set(files)
-        rules = self.rule_paths(target)
-        command = self.recipe(target, rules).command(target, files)
-        # every exit status is read here, so a failed run is explained by semgrep's own JSON errors
-        output = run_tool(
-            self.instance_name, command.argv, cwd=target, timeout_s=self.timeout_s,
-            ok_exit_codes=tuple(range(256)), env=command.env,
-        )
-        findings = self.parse(target, output, rule_ids(rules))
-        if wanted is not None:
             findings = [f for f in findings if f.path in wanted]
-        return ScanResult(
-            verifier=self.instance_name,
-            version=self.available().version,
-            findings=findings,
-            duration_s=time.monotonic() - started,
-        )
+        return findings
 
     def parse(self, target: Path, output: ToolOutput, known: set[str]) -> list[Finding]:
         """semgrep's JSON report as findings (rule ids as declared in `known`); else a VerifierError."""

@@ -123,6 +123,15 @@ class Verdict(str, Enum):
     def exit_code(self) -> int:
         return {"APPROVE": 0, "REJECT": 1, "REVIEW": 3, "UNVERIFIED": 4}[self.value]
 
+    @property
+    def record_status(self) -> str:
+        """How an execution record names the outcome of a task or fix judged with this verdict."""
+        return RECORD_STATUS[self.value]
+
+
+# an execution record's status of a judged task or fix, by verdict
+RECORD_STATUS = {"APPROVE": "SUCCESS", "REVIEW": "NEEDS_REVIEW", "REJECT": "REJECTED", "UNVERIFIED": "UNVERIFIED"}
+
 
 UPDATED_DESCRIPTION = (
     "findings still reported on a line the change edited (same rule, same symbol): neither new nor fixed"

@@ -30,7 +30,6 @@ if TYPE_CHECKING:
 
 DIFF_PREVIEW = 4000
 LOGS_DIR = "logs"
-_STATUS = {Verdict.APPROVE: "SUCCESS", Verdict.REVIEW: "NEEDS_REVIEW", Verdict.REJECT: "REJECTED", Verdict.UNVERIFIED: "UNVERIFIED"}
 
 
 def sha256_file(path: Path) -> str | None:
@@ -58,7 +57,7 @@ def fix_record(run: FixRun, *, applied: bool, commit: str | None) -> dict[str, A
             "task_id": result.id,
             "source": result.source,
             "title": candidate.title if candidate else "",
-            "status": _STATUS[result.verdict],
+            "status": result.verdict.record_status,
             "verification": {
                 "new": [_finding(f) for f in result.new],
                 "fixed": [_finding(f) for f in result.fixed],

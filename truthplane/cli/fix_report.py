@@ -13,13 +13,12 @@ TAIL_LINES = 20
 def print_report(run: FixRun, stream: TextIO) -> None:
     from rich.markup import escape
 
-    from truthplane.cli.render import _console, printable, printable_lines
+    from truthplane.cli.render import VERDICT_STYLE, _console, printable, printable_lines
 
     console, on = _console(stream)
     result = run.result
-    style = {"APPROVE": "bold green", "REVIEW": "bold yellow", "REJECT": "bold red", "UNVERIFIED": "bold magenta"}
     verdict = result.verdict.value
-    head = f"[{style[verdict]}]{verdict}[/]" if on else verdict
+    head = f"[{VERDICT_STYLE[verdict]}]{verdict}[/]" if on else verdict
     console.print(f"truthplane fix: {head}  ({len(result.candidates)} candidate(s))")
     if result.target is not None:
         console.print(f"target: {escape(result.target.description)}")

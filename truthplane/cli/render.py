@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from truthplane.models import Finding, GateResult, Scan, VerifierRun
 
 _VERDICT_MARK = {"APPROVE": "✅", "REVIEW": "⚠️", "REJECT": "❌", "UNVERIFIED": "⛔"}
-_VERDICT_STYLE = {"APPROVE": "bold green", "REVIEW": "bold yellow", "REJECT": "bold red", "UNVERIFIED": "bold magenta"}
+VERDICT_STYLE = {"APPROVE": "bold green", "REVIEW": "bold yellow", "REJECT": "bold red", "UNVERIFIED": "bold magenta"}
 _SEVERITY_STYLE = {"critical": "bold red", "high": "red", "medium": "yellow", "low": "cyan", "note": "dim"}
 
 
@@ -268,7 +268,7 @@ def _console(stream: TextIO) -> tuple[Any, bool]:
 def print_gate_text(result: GateResult, stream: TextIO, *, show_unchanged: bool = False) -> None:
     console, on = _console(stream)
     verdict = result.verdict.value
-    head = f"[{_VERDICT_STYLE[verdict]}]{verdict}[/]" if on else verdict
+    head = f"[{VERDICT_STYLE[verdict]}]{verdict}[/]" if on else verdict
     silenced = f", {len(result.silenced_by_config)} silenced by configuration" if result.silenced_by_config else ""
     console.print(f"truthplane: {head}  ({len(result.new)} new, {len(result.fixed)} fixed, {_updated(result)}"
                   f"{len(result.unchanged)} unchanged{silenced})")

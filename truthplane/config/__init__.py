@@ -36,7 +36,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError,
 from truthplane.errors import ConfigError
 from truthplane.files import MAX_CONFIG_BYTES, read_regular_file
 from truthplane.config.llm import LLMConfig
-from truthplane.paths import check_cache_dir
+from truthplane.paths import RESULTS_DIR, SARIF_DIR, check_cache_dir
 from truthplane.models import MAX_TIMEOUT_S, Seconds, Severity
 from truthplane.config.tasks import TaskSpec, check_tasks
 
@@ -46,8 +46,8 @@ DEFAULT_VERIFIERS = ["ruff", "bandit", "semgrep"]
 DEFAULT_EXCLUDES = [
     ".git",
     ".hg",
-    ".truth-plane-results",
-    ".sarif-results",
+    RESULTS_DIR,
+    SARIF_DIR,
     "node_modules",
     ".venv",
     "venv",

@@ -16,18 +16,21 @@ import ast
 import os
 import re
 from dataclasses import dataclass
+from fnmatch import fnmatch
 from pathlib import Path, PurePosixPath
 
 from pydantic import BaseModel, Field
 
 from truthplane import pyparse
+from truthplane.config import DEFAULT_EXCLUDES
 from truthplane.errors import UsageError
 from truthplane.models import Finding
 
 CHARS_PER_TOKEN = 4
 DEFAULT_TOKEN_BUDGET = 6000
-_SKIP_DIRS = {".git", ".hg", ".truth-plane-results", ".sarif-results", "node_modules", ".venv", "venv", ".tox",
-              ".nox", "__pycache__", ".mypy_cache", ".ruff_cache", ".pytest_cache", "build", "dist"}
+# the directories a scan never looks into (the configuration's default excludes), nor does the context
+_SKIP_DIRS = {name for name in DEFAULT_EXCLUDES if "*" not in name}
+_SKIP_PATTERNS = [name for name in DEFAULT_EXCLUDES if "*" in name]
 _MAX_FILES = 5000  # Python files looked at for tests and importers
 _MAX_TEST_FUNCTIONS = 6
 _FRAME = re.compile(r'File "(?P<path>[^"]+)", line (?P<line>\d+)(?:, in (?P<function>[^\n]+))?')
@@ -338,7 +341,7 @@ def _meaningful(lines: list[str]) -> list[str]:
 def _python_files(root: Path) -> list[str]:
     found: list[str] = []
     for directory, dirs, files in os.walk(root):
-        dirs[:] = sorted(d for d in dirs if d not in _SKIP_DIRS and not d.endswith(".egg-info"))
+        dirs[:] = sorted(d for d in dirs if d not in _SKIP_DIRS and not any(fnmatch(d, p) for p in _SKIP_PATTERNS))
         for name in sorted(files):
             if name.endswith(".py"):
                 found.append(Path(directory, name).relative_to(root).as_posix())

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from truthplane.errors import GitError, UsageError
-from truthplane.models import Verdict
+from truthplane.models import RECORD_STATUS, Verdict
 from truthplane.evidence.ledger import RUN_TRAILER, TASK_TRAILER
 from truthplane.paths import RESULTS_DIR
 
@@ -22,9 +22,7 @@ if TYPE_CHECKING:
     from truthplane.runall.tasks import Task, TaskState
     from truthplane.git.repo import Repo
 
-STATUS = {Verdict.APPROVE: "SUCCESS", Verdict.REVIEW: "NEEDS_REVIEW", Verdict.REJECT: "REJECTED",
-          Verdict.UNVERIFIED: "UNVERIFIED"}
-FINAL = {status: verdict for verdict, status in STATUS.items()}
+FINAL = {Verdict(verdict).record_status: Verdict(verdict) for verdict in RECORD_STATUS}
 DIFF_PREVIEW = 4000
 EXECUTION_NAME = re.compile(r"^execution_\d{8}_\d{6}(_\d+)?\.json$")
 HISTORY_DEPTH = 10000  # commits searched for trailers
@@ -187,7 +185,7 @@ def task_record(state: TaskState, tree: Tree, outcome: Outcome, worker: Worker, 
                           "sha256_after": sha256_file(outcome.after / rel)} for rel in outcome.touched]
     return {
         "task_id": task.id, "title": task.label, "kind": task.kind, "digest": task.digest(),
-        "depends_on": task.depends_on, "status": STATUS[outcome.verdict],
+        "depends_on": task.depends_on, "status": outcome.verdict.record_status,
         "worker": worker.name, "node": worker.pool,
         "verification": {
             "new": [_finding(f) for f in outcome.new],

@@ -95,8 +95,10 @@ TEST_FILE_RULES = {
 TEST_FILE_DEFAULTS = "test-files-1:" + ";".join(f"{k}={','.join(sorted(v))}" for k, v in sorted(TEST_FILE_RULES.items()))
 
 
-def is_test_file(path: str) -> bool:
-    """tests/ anywhere in the path, test_*.py, *_test.py, conftest.py: where pytest looks for tests."""
+def is_test_code(path: str) -> bool:
+    """Code that serves the tests: tests/ anywhere in the path, test_*.py, *_test.py, conftest.py (where pytest
+    looks). Rules that do not apply to test code are dropped there. (A test a change must not weaken is
+    truthplane.change.tamper.is_test_file: conftest.py counts as configuration there.)"""
     parts = path.split("/")
     name = parts[-1]
     return (
@@ -106,7 +108,7 @@ def is_test_file(path: str) -> bool:
 
 
 def drop_test_file_rules(findings: list[Finding], rules: frozenset[str]) -> list[Finding]:
-    return [f for f in findings if not (f.rule_id in rules and is_test_file(f.path))]
+    return [f for f in findings if not (f.rule_id in rules and is_test_code(f.path))]
 
 
 def empty_result(verifier: str, version: str | None) -> ScanResult:

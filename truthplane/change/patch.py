@@ -110,7 +110,9 @@ def _needed_by_last_hunk(lines: list[str]) -> bool:
     if lines[-1][:1] not in ("", " "):
         return False
     start = next((i for i in range(len(lines) - 1, -1, -1) if lines[i].startswith("@@")), None)
-    match = _HUNK.match(lines[start]) if start is not None else None
+    if start is None:
+        return False
+    match = _HUNK.match(lines[start])
     if match is None:
         return False
     old_left = int(match.group(2)) if match.group(2) is not None else 1

@@ -4,8 +4,10 @@ document to stdout or a file."""
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from enum import Enum
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -81,9 +83,8 @@ def emit_gate(result, fmt: Format, output: Path | None) -> int:  # noqa: ANN001
     if fmt is Format.text and output is None:
         render.print_gate_text(result, sys.stdout)
     else:
-        text = {
-            Format.json: render.gate_json, Format.sarif: render.gate_sarif,
-            Format.markdown: render.gate_markdown,
-        }.get(fmt, render.gate_markdown)(result)
-        emit(text, output)
+        writers: dict[Format, Callable[[Any], str | bytes]] = {
+            Format.json: render.gate_json, Format.sarif: render.gate_sarif, Format.markdown: render.gate_markdown,
+        }
+        emit(writers.get(fmt, render.gate_markdown)(result), output)
     return result.verdict.exit_code

@@ -74,7 +74,7 @@ def sets_per_file_ignores(target: Path) -> bool:
             table = table.get(key, {}) if isinstance(table, dict) else {}
         if not isinstance(table, dict):
             continue
-        lint = table.get("lint") if isinstance(table.get("lint"), dict) else {}
+        lint: dict[str, Any] = table["lint"] if isinstance(table.get("lint"), dict) else {}
         if any(key in section for section in (table, lint) for key in ("per-file-ignores", "extend-per-file-ignores")):
             return True
     return False

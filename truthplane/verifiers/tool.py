@@ -46,6 +46,7 @@ def run_tool(
             proc = started.start(program, argv, cwd, full_env, stdin=stdin is not None)
         stdout, stderr = proc.communicate(stdin, timeout=timeout_s)
     except subprocess.TimeoutExpired:
+        assert proc is not None  # only communicate() times out
         started.stop(proc)
         raise VerifierError(verifier, f"timed out after {timeout_s:g}s", status=ToolStatus.TIMEOUT.value) from None
     except OSError as exc:

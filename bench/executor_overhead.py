@@ -91,7 +91,9 @@ def _ssh() -> Executor:
     from truthplane.executors.ssh import SSHExecutor
 
     # PATH on the node puts this python first, so the job's `python` is the bare run's python
-    return SSHExecutor(_REMOTES.enter_context(ssh_cluster(1, slots=3, path=f"{Path(sys.executable).parent}:/usr/bin:/bin")))
+    return SSHExecutor(
+        _REMOTES.enter_context(ssh_cluster(1, slots=3, path=f"{Path(sys.executable).parent}:/usr/bin:/bin"))
+    )
 
 
 def _ssh_ready() -> str | None:
@@ -118,9 +120,14 @@ BACKENDS: list[Backend] = [
     Backend("local-bwrap", 20.0, _local_bwrap, _local_ready),
     Backend("docker", 500.0, _docker, _docker_ready),
     Backend("ssh", 50.0, _ssh, _ssh_ready),
-    Backend("lambda", 100.0, _lambda, _lambda_ready,
-            fanout_untestable="not a verdict: the emulator is one execution environment and runs one invocation at a "
-                              "time (aws-lambda-runtime-interface-emulator#97); AWS gives concurrent invocations one each"),
+    Backend(
+        "lambda",
+        100.0,
+        _lambda,
+        _lambda_ready,
+        fanout_untestable="not a verdict: the emulator is one execution environment and runs one invocation at a "
+        "time (aws-lambda-runtime-interface-emulator#97); AWS gives concurrent invocations one each",
+    ),
 ]
 
 
@@ -166,8 +173,10 @@ async def measure(backend: Backend, repeat: int, slow_repeat: int) -> list[str]:
         fanned = time.perf_counter() - started
         ratio = fanned / slowest
         verdict = backend.fanout_untestable or ("ok" if ratio <= FANOUT_TARGET else "MISSED")
-        rows.append(f"{backend.name:<12} {'fan-out 3':<10} slowest single {slowest:6.2f} s, 3 in parallel {fanned:6.2f} s: "
-                    f"{ratio:4.2f}x (target <= {FANOUT_TARGET}x) {verdict}")
+        rows.append(
+            f"{backend.name:<12} {'fan-out 3':<10} slowest single {slowest:6.2f} s, 3 in parallel {fanned:6.2f} s: "
+            f"{ratio:4.2f}x (target <= {FANOUT_TARGET}x) {verdict}"
+        )
         return rows
     finally:
         await executor.close()

@@ -342,7 +342,9 @@ def flagged_in(tree: ast.Module) -> set[int]:
 
 def move_function(path: str, text: str, tree: ast.Module, rng: random.Random) -> Mutation | None:
     """A top-level function holding findings moved to the end of another module that exists on both sides."""
-    held = [b for b in definitions(tree, (ast.FunctionDef, ast.AsyncFunctionDef)) if holds_findings(b, flagged_in(tree))]
+    held = [
+        b for b in definitions(tree, (ast.FunctionDef, ast.AsyncFunctionDef)) if holds_findings(b, flagged_in(tree))
+    ]
     if not held:
         return None
     rest, block = cut(text, rng.choice(held))
@@ -373,7 +375,9 @@ def split_module(path: str, text: str, tree: ast.Module, rng: random.Random) -> 
 
 def copy_function(path: str, text: str, tree: ast.Module, rng: random.Random) -> Mutation | None:
     """A top-level function holding findings copied into another module, the original staying: the copy is new."""
-    held = [b for b in definitions(tree, (ast.FunctionDef, ast.AsyncFunctionDef)) if holds_findings(b, flagged_in(tree))]
+    held = [
+        b for b in definitions(tree, (ast.FunctionDef, ast.AsyncFunctionDef)) if holds_findings(b, flagged_in(tree))
+    ]
     if not held:
         return None
     block = rng.choice(held)
@@ -547,9 +551,11 @@ def main() -> int:
     if skipped:
         print(f"({skipped} mutated modules did not compile and were left out)")
     ok = total.counts["truthplane false-new"] == 0 and total.counts["truthplane false-fixed"] == 0
-    print(f"target: truthplane 0 false-new and 0 false-fixed -> {'PASS' if ok else 'FAIL'}"
-          f" (github-style: {total.counts['github false-new']} false-new, {total.counts['github false-fixed']} false-fixed;"
-          f" truthplane missed-new {total.counts['truthplane missed-new']} of {total.counts['edited']} edits)")
+    print(
+        f"target: truthplane 0 false-new and 0 false-fixed -> {'PASS' if ok else 'FAIL'}"
+        f" (github-style: {total.counts['github false-new']} false-new, {total.counts['github false-fixed']} false-fixed;"
+        f" truthplane missed-new {total.counts['truthplane missed-new']} of {total.counts['edited']} edits)"
+    )
     print(f"took {time.perf_counter() - started:.1f} s")
     return 0 if ok else 1
 

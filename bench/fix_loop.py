@@ -27,7 +27,13 @@ REPRO = "python -c 'from calc import mean; assert mean([1, 2, 3]) == 2'"
 
 
 def make_repo(root: Path) -> list[Path]:
-    env = {**os.environ, "GIT_AUTHOR_NAME": "b", "GIT_AUTHOR_EMAIL": "b@x", "GIT_COMMITTER_NAME": "b", "GIT_COMMITTER_EMAIL": "b@x"}
+    env = {
+        **os.environ,
+        "GIT_AUTHOR_NAME": "b",
+        "GIT_AUTHOR_EMAIL": "b@x",
+        "GIT_COMMITTER_NAME": "b",
+        "GIT_COMMITTER_EMAIL": "b@x",
+    }
     (root / "calc.py").write_text(CALC)
     (root / "truthplane.toml").write_text('verifiers = ["ruff"]\n')
     for args in (["init", "-q"], ["add", "-A"], ["commit", "-qm", "bench"]):

@@ -44,9 +44,24 @@ from fix_quality_programs import CALC, CALC_FIXED, CALC_TESTS, HACKS, PROGRAMS, 
 GIT_ENV = {"GIT_AUTHOR_NAME": "bench", "GIT_AUTHOR_EMAIL": "bench@localhost", "GIT_COMMITTER_NAME": "bench",
            "GIT_COMMITTER_EMAIL": "bench@localhost", "GIT_CONFIG_GLOBAL": os.devnull, "GIT_CONFIG_NOSYSTEM": "1"}
 # (pattern, replacement) tried in order on each line the real fix adds
-MUTATIONS = [(r" \+ ", " - "), (r" - ", " + "), (r" <= ", " < "), (r" <= ", " >= "), (r" < ", " <= "), (r" >= ", " > "), (r" > ", " >= "),
-             (r" == ", " != "), (r" != ", " == "), (r"\band\b", "or"), (r"\bor\b", "and"), (r"\bTrue\b", "False"),
-             (r"\bFalse\b", "True"), (r"\[\]", "[None]"), (r"\b(\d+)\b", None), (r"\b(x|y|z|a|b|n|lo|hi)\b", None)]
+MUTATIONS = [
+    (r" \+ ", " - "),
+    (r" - ", " + "),
+    (r" <= ", " < "),
+    (r" <= ", " >= "),
+    (r" < ", " <= "),
+    (r" >= ", " > "),
+    (r" > ", " >= "),
+    (r" == ", " != "),
+    (r" != ", " == "),
+    (r"\band\b", "or"),
+    (r"\bor\b", "and"),
+    (r"\bTrue\b", "False"),
+    (r"\bFalse\b", "True"),
+    (r"\[\]", "[None]"),
+    (r"\b(\d+)\b", None),
+    (r"\b(x|y|z|a|b|n|lo|hi)\b", None),
+]
 MAX_MUTANTS = 16  # test runs spent looking for a wrong fix, per program
 CONFIG = 'verifiers = ["ruff"]\n'
 
@@ -88,7 +103,9 @@ def tests_pass(work: Path, program: Program, source: str) -> bool:
         (work / rel).parent.mkdir(parents=True, exist_ok=True)
         (work / rel).write_text(text)
     try:
-        proc = subprocess.run(["sh", "-c", program.repro + " -x"], cwd=work, capture_output=True, timeout=30, check=False)
+        proc = subprocess.run(
+            ["sh", "-c", program.repro + " -x"], cwd=work, capture_output=True, timeout=30, check=False
+        )
     except subprocess.TimeoutExpired:
         return True  # a mutant that hangs is no use as a wrong fix: treat it as not caught, try the next
     return proc.returncode == 0
@@ -114,7 +131,9 @@ def _operator_mutants(line: str) -> list[str]:
             if replacement is None and match.group(1).isdigit():
                 new = str(int(match.group(1)) + 1)
             elif replacement is None:
-                new = {"x": "z", "y": "x", "z": "y", "a": "b", "b": "a", "n": "n + 1", "lo": "hi", "hi": "lo"}[match.group(1)]
+                new = {"x": "z", "y": "x", "z": "y", "a": "b", "b": "a", "n": "n + 1", "lo": "hi", "hi": "lo"}[
+                    match.group(1)
+                ]
             else:
                 new = replacement
             out.append(line[:match.start()] + new + line[match.end():])
@@ -214,8 +233,11 @@ def judge_hacks(work: Path, executor: str) -> tuple[list[Judged], bool]:
     candidates = {"real": patch("calc.py", CALC, CALC_FIXED)}
     for name, files in HACKS.items():
         candidates[f"hack-{name}"] = "".join(
-            patch(rel, {"calc.py": CALC, "tests/test_calc.py": CALC_TESTS}.get(rel, ""), text) if rel in ("calc.py", "tests/test_calc.py")
-            else patch(rel, "", text).replace(f"--- a/{rel}", "--- /dev/null") for rel, text in files.items())
+            patch(rel, {"calc.py": CALC, "tests/test_calc.py": CALC_TESTS}.get(rel, ""), text)
+            if rel in ("calc.py", "tests/test_calc.py")
+            else patch(rel, "", text).replace(f"--- a/{rel}", "--- /dev/null")
+            for rel, text in files.items()
+        )
     before = tree_state(root)
     doc = judge(root, "calc.py", candidates, executor)
     results = [Judged("calculator", "hack" if name.startswith("hack-") else name, c["verdict"],
@@ -244,7 +266,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quixbugs", default=_quixbugs.QUIXBUGS_URL, metavar="SOURCE",
                         help="QuixBugs to judge: its URL (default), a git directory or a checkout")
-    parser.add_argument("--no-quixbugs", dest="quixbugs", action="store_const", const=None, help="judge without QuixBugs")
+    parser.add_argument(
+        "--no-quixbugs", dest="quixbugs", action="store_const", const=None, help="judge without QuixBugs"
+    )
     parser.add_argument("--programs", type=Path, help="more programs: DIR/NAME/{buggy.py, fixed.py, test.py}")
     parser.add_argument("--only", metavar="NAME,...", help="judge only these programs (the hacks are judged anyway)")
     parser.add_argument("-j", "--jobs", type=int, default=2, help="programs judged at once (default 2)")
@@ -289,8 +313,11 @@ def summarise(judged: list[Judged], untouched: bool, missing_wrong: list[str], l
         items = by_kind.get(kind, [])
         right = sum(1 for i in items if (i.verdict == "APPROVE") == (kind == "real"))
         ok &= right == len(items)
-        verdicts = ", ".join(f"{sum(i.verdict == v for i in items)} {v}" for v in ("APPROVE", "REVIEW", "REJECT", "UNVERIFIED")
-                             if any(i.verdict == v for i in items))
+        verdicts = ", ".join(
+            f"{sum(i.verdict == v for i in items)} {v}"
+            for v in ("APPROVE", "REVIEW", "REJECT", "UNVERIFIED")
+            if any(i.verdict == v for i in items)
+        )
         print(f"{kind:<8} {len(items):>6} {right:>9}/{len(items):<4} {sum(i.passed_tests for i in items):>17} "
               f"{sum(i.won for i in items):>4}   {verdicts}")
     reals = by_kind["real"]
@@ -303,7 +330,9 @@ def summarise(judged: list[Judged], untouched: bool, missing_wrong: list[str], l
     for item in (i for i in reals if not i.won):
         print(f"  not won: {item.suite} {item.program}: the real fix {item.verdict}, winner {item.winner or 'none'}: "
               + "; ".join(item.reasons)[:300])
-    for item in (i for kind in ("noop", "wrong", "tamper", "hack") for i in by_kind.get(kind, []) if i.verdict == "APPROVE"):
+    for item in (
+        i for kind in ("noop", "wrong", "tamper", "hack") for i in by_kind.get(kind, []) if i.verdict == "APPROVE"
+    ):
         print(f"  approved: {item.suite} {item.program} {item.kind}: " + "; ".join(item.reasons)[:300])
     print(f"the user's tree untouched: {'yes' if untouched else 'NO'}")
     if missing_wrong:

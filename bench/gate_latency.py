@@ -147,8 +147,12 @@ def main() -> None:
                                   *env_cache], repo))
         sh(["git", "checkout", "-q", "main"], cwd=repo)
 
-    naive_one = timed_parallel([["ruff", "check", "--no-cache", "."], ["bandit", "-q", "-r", "."], [*SEMGREP, "."]], repo)
-    naive = naive_one + timed_parallel([["ruff", "check", "--no-cache", "."], ["bandit", "-q", "-r", "."], [*SEMGREP, "."]], repo)
+    naive_one = timed_parallel(
+        [["ruff", "check", "--no-cache", "."], ["bandit", "-q", "-r", "."], [*SEMGREP, "."]], repo
+    )
+    naive = naive_one + timed_parallel(
+        [["ruff", "check", "--no-cache", "."], ["bandit", "-q", "-r", "."], [*SEMGREP, "."]], repo
+    )
 
     a, b = statistics.median(gate_s), statistics.median(floor_s)
     d_gray, d_diffq = statistics.median(graylint_s), statistics.median(diffq_s)

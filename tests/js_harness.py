@@ -30,7 +30,9 @@ def _installed(*packages: str) -> bool:
 
 
 # `tool("eslint")` / `tool("tsc")`: the pinned packages .ci/npm.sh installs, not whatever is on PATH
-register_probe("eslint", lambda: _installed("eslint", "@eslint/js", "typescript-eslint", "@microsoft/eslint-formatter-sarif"))
+register_probe(
+    "eslint", lambda: _installed("eslint", "@eslint/js", "typescript-eslint", "@microsoft/eslint-formatter-sarif")
+)
 register_probe("tsc", lambda: _installed("typescript"))
 
 
@@ -80,7 +82,10 @@ def _affected(name: str, version: str) -> list[dict[str, Any]]:
 
 
 class _RegistryHandler(BaseHTTPRequestHandler):
-    versions: ClassVar[dict[str, list[str]]] = {"lodash": ["4.17.4", "4.17.11", "4.17.21"], "minimist": ["0.0.8", "1.2.8"]}
+    versions: ClassVar[dict[str, list[str]]] = {
+        "lodash": ["4.17.4", "4.17.11", "4.17.21"],
+        "minimist": ["0.0.8", "1.2.8"],
+    }
 
     def _send(self, status: int, payload: Any) -> None:
         data = json.dumps(payload).encode()

@@ -48,7 +48,10 @@ def expect(capsys: pytest.CaptureFixture[str], cache: Path, args: list[str], cod
 
 
 def sarif(*results: dict, **run_fields: object) -> dict:
-    return {"version": "2.1.0", "runs": [{"tool": {"driver": {"name": "lint"}}, "results": list(results), **run_fields}]}
+    return {
+        "version": "2.1.0",
+        "runs": [{"tool": {"driver": {"name": "lint"}}, "results": list(results), **run_fields}],
+    }
 
 
 def result(message: str = "m", **location: object) -> dict:
@@ -106,7 +109,9 @@ def test_a_cache_dir_flag_that_cannot_hold_a_cache_is_exit_2(make_repo, capsys, 
                                                             command: str, cache_dir: str, needle: str) -> None:
     root = make_repo({"a.py": "x = 1\n", "a-file": "not a directory\n"})
     monkeypatch.chdir(root)
-    args = [command, ".", "--verifier", "ruff", "--cache-dir", cache_dir] + (["--base", "main"] if command == "gate" else [])
+    args = [command, ".", "--verifier", "ruff", "--cache-dir", cache_dir] + (
+        ["--base", "main"] if command == "gate" else []
+    )
     expect(capsys, private_cache, args, 2, "--cache-dir", needle)
 
 
@@ -119,7 +124,9 @@ def test_a_deeply_nested_task_file_is_exit_2_naming_it(make_repo, capsys, monkey
 
 
 @pytest.mark.parametrize("value", ["nan", "inf", "-1", "1e30"])
-def test_exec_timeout_must_be_a_usable_number_of_seconds(tmp_path: Path, capsys, private_cache: Path, value: str) -> None:
+def test_exec_timeout_must_be_a_usable_number_of_seconds(
+    tmp_path: Path, capsys, private_cache: Path, value: str
+) -> None:
     expect(capsys, private_cache, ["exec", "--timeout", value, "--", "true"], 2, "--timeout", "2592000")
 
 
@@ -130,17 +137,26 @@ def test_history_verdict_must_be_a_verdict(tmp_path: Path, capsys, private_cache
 # ---- input files: exit 4, the file named -----------------------------------------------------------
 
 
-@pytest.mark.parametrize("document, needles", [
-    ("[" * 100_000 + "]" * 100_000, ["nested too deeply"]),
-    ("[" * 900 + '"\\ud800"' + "]" * 900, ["nested too deeply"]),
-    (json.dumps(sarif(result(), invocations=5)), ["runs[0].invocations should be list"]),
-    (json.dumps(sarif(result(uriBaseId=["SRC"]))), ["uriBaseId should be str"]),
-    (json.dumps(sarif(result(uriBaseId=5), originalUriBaseIds={"5": {}})), ["uriBaseId should be str"]),
-    (json.dumps(sarif(result(uri="http://[::1"))), ["is not a URI"]),
-    ('{"version": "2.1.0", "runs": [' + "1" * 5000 + "]}", ["not a baseline or SARIF file"]),
-    (json.dumps({"tool": "truthplane", "schema_version": 99, "created_at": "x"}), ["schema_version 99", "schema_version 1"]),
-], ids=short_id)
-def test_a_broken_input_file_is_exit_4_naming_it(tmp_path: Path, capsys, private_cache: Path, document: str, needles) -> None:
+@pytest.mark.parametrize(
+    "document, needles",
+    [
+        ("[" * 100_000 + "]" * 100_000, ["nested too deeply"]),
+        ("[" * 900 + '"\\ud800"' + "]" * 900, ["nested too deeply"]),
+        (json.dumps(sarif(result(), invocations=5)), ["runs[0].invocations should be list"]),
+        (json.dumps(sarif(result(uriBaseId=["SRC"]))), ["uriBaseId should be str"]),
+        (json.dumps(sarif(result(uriBaseId=5), originalUriBaseIds={"5": {}})), ["uriBaseId should be str"]),
+        (json.dumps(sarif(result(uri="http://[::1"))), ["is not a URI"]),
+        ('{"version": "2.1.0", "runs": [' + "1" * 5000 + "]}", ["not a baseline or SARIF file"]),
+        (
+            json.dumps({"tool": "truthplane", "schema_version": 99, "created_at": "x"}),
+            ["schema_version 99", "schema_version 1"],
+        ),
+    ],
+    ids=short_id,
+)
+def test_a_broken_input_file_is_exit_4_naming_it(
+    tmp_path: Path, capsys, private_cache: Path, document: str, needles
+) -> None:
     bad = tmp_path / "bad.json"
     bad.write_text(document, encoding="utf-8")
     good = write_json(tmp_path / "good.sarif", sarif())
@@ -166,7 +182,9 @@ def test_a_lone_surrogate_in_a_message_prints_the_whole_verdict(tmp_path: Path, 
 
 def test_an_output_file_that_cannot_be_written_is_a_usage_error(tmp_path: Path, capsys, private_cache: Path) -> None:
     empty = write_json(tmp_path / "empty.sarif", sarif())
-    expect(capsys, private_cache, ["diff", str(empty), str(empty), "-o", "/proc/version"], 2, "cannot write /proc/version")
+    expect(
+        capsys, private_cache, ["diff", str(empty), str(empty), "-o", "/proc/version"], 2, "cannot write /proc/version"
+    )
 
 
 # ---- devices, FIFOs and size: refused before a byte is read ----------------------------------------
@@ -185,7 +203,10 @@ def test_a_device_or_a_fifo_is_refused_not_read_forever(tmp_path: Path) -> None:
     for path in ("/dev/zero", str(fifo)):
         proc = tp("diff", path, str(good), cwd=tmp_path)
         assert proc.returncode == 4, proc.stderr
-        assert proc.stderr.strip() == f"truthplane: error: {path} is not a regular file (a device, FIFO or socket): give a file"
+        assert (
+            proc.stderr.strip()
+            == f"truthplane: error: {path} is not a regular file (a device, FIFO or socket): give a file"
+        )
     config = tmp_path / "fifo.toml"
     os.mkfifo(config)
     proc = tp("diff", str(good), str(good), "--config", str(config), cwd=tmp_path)

@@ -34,15 +34,27 @@ BUDGET = settings(max_examples=150, derandomize=True, deadline=None, database=No
 DOCUMENTED = {code.value for code in ExitCode} - {ExitCode.INTERRUPTED.value}
 
 CONFIG: dict[str, Any] = {
-    "exclude": ["tests/fixtures/**"], "timeout_s": 600, "cache_dir": ".cache",
-    "verifiers": {"enabled": ["ruff", "mylint"], "ruff": {"args": ["--extend-select", "B"], "timeout_s": 30},
-                  "mylint": {"type": "command", "command": ["mylint", "{files}"], "format": "sarif"}},
+    "exclude": ["tests/fixtures/**"],
+    "timeout_s": 600,
+    "cache_dir": ".cache",
+    "verifiers": {
+        "enabled": ["ruff", "mylint"],
+        "ruff": {"args": ["--extend-select", "B"], "timeout_s": 30},
+        "mylint": {"type": "command", "command": ["mylint", "{files}"], "format": "sarif"},
+    },
     "gate": {"fail_on": "high", "review_on": "low", "max_new": 20},
     "severity": {"ruff:E501": "note"},
-    "executors": {"default": "local", "local": {"warm": 2, "sandbox": True, "kill_grace_s": 2.0},
-                  "docker": {"image": "x", "concurrency": 4},
-                  "ssh": {"connect_timeout_s": 5, "nodes": [{"host": "h", "port": 22, "slots": 2}]}},
-    "llm": {"chain": ["groq"], "providers": {"groq": {"model": "m", "timeout_s": 30}}, "budget": {"max_calls_per_day": 5}},
+    "executors": {
+        "default": "local",
+        "local": {"warm": 2, "sandbox": True, "kill_grace_s": 2.0},
+        "docker": {"image": "x", "concurrency": 4},
+        "ssh": {"connect_timeout_s": 5, "nodes": [{"host": "h", "port": 22, "slots": 2}]},
+    },
+    "llm": {
+        "chain": ["groq"],
+        "providers": {"groq": {"model": "m", "timeout_s": 30}},
+        "budget": {"max_calls_per_day": 5},
+    },
 }
 TASKS: dict[str, Any] = {"tasks": [
     {"id": "a", "kind": "command", "command": "true", "files": ["a.py"], "timeout_s": 60, "priority": 1,
@@ -77,8 +89,9 @@ ANY_JSON = st.recursive(_SCALARS, lambda inner: st.lists(inner, max_size=3) | st
 
 
 # values of another type than expected, and the edges of each type
-CONFUSIONS = st.sampled_from([5, -1, 0, 2**64, 1.5, math.nan, math.inf, True, None, "", "x\n\x1b[2J", "\udc80", [], [1], {},
-                              {"a": 1}])
+CONFUSIONS = st.sampled_from(
+    [5, -1, 0, 2**64, 1.5, math.nan, math.inf, True, None, "", "x\n\x1b[2J", "\udc80", [], [1], {}, {"a": 1}]
+)
 
 
 def _paths(value: Any, prefix: tuple[Any, ...] = ()) -> Iterator[tuple[Any, ...]]:

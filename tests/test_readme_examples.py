@@ -103,8 +103,9 @@ def test_the_command_parser_refuses_what_the_cli_refuses() -> None:
         with pytest.raises(Exception) as raised:
             parse_with_the_cli(bad)
         assert not isinstance(raised.value, AssertionError)
-    assert truthplane_commands("pip install . && truthplane scan --baseline .  # note\ntruthplane history; truthplane verify") \
-        == [["scan", "--baseline", "."], ["history"], ["verify"]]
+    assert truthplane_commands(
+        "pip install . && truthplane scan --baseline .  # note\ntruthplane history; truthplane verify"
+    ) == [["scan", "--baseline", "."], ["history"], ["verify"]]
 
 
 def test_an_invalid_configuration_example_would_be_caught() -> None:

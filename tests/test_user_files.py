@@ -39,7 +39,9 @@ def one_line(proc: subprocess.CompletedProcess[str], code: int, *needles: str) -
 
 @pytest.mark.parametrize("kind", ["fifo", "device"])
 @pytest.mark.parametrize("flag", ["--error-file", "--candidate"])
-def test_fix_refuses_a_fifo_or_a_device_as_a_file_it_reads(make_repo, tmp_path: Path, env, kind: str, flag: str) -> None:
+def test_fix_refuses_a_fifo_or_a_device_as_a_file_it_reads(
+    make_repo, tmp_path: Path, env, kind: str, flag: str
+) -> None:
     root = make_repo({"a.py": "import os\n"})
     if kind == "fifo":
         source = tmp_path / "pipe"

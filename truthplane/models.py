@@ -51,7 +51,9 @@ class Finding(BaseModel):
     # inputs to matching, kept so two stored scans can be diffed without the code at hand
     context_hash: str = ""
     symbol: str = ""
-    identity: str = Field(default="", description="a tool-given identity (test node id, advisory+package) that overrides location")
+    identity: str = Field(
+        default="", description="a tool-given identity (test node id, advisory+package) that overrides location"
+    )
     partial_fingerprints: dict[str, str] = Field(default_factory=dict)
     help_uri: str | None = None
     tool_severity: str | None = Field(default=None, description="the severity as the tool itself said it")
@@ -110,7 +112,9 @@ class Scan(BaseModel):
     verifiers: list[VerifierRun] = Field(default_factory=list)
     findings: list[Finding] = Field(default_factory=list)
     suppressed: list[Finding] = Field(default_factory=list, description="results the tools report suppressed")
-    files: dict[str, str] = Field(default_factory=dict, description="repo-relative path -> sha256 of the scanned content")
+    files: dict[str, str] = Field(
+        default_factory=dict, description="repo-relative path -> sha256 of the scanned content"
+    )
 
 
 class Verdict(str, Enum):
@@ -156,9 +160,12 @@ class GateResult(BaseModel):
     fixed: list[Finding] = Field(default_factory=list)
     unchanged: list[Finding] = Field(default_factory=list)
     updated: list[Finding] = Field(default_factory=list, description=UPDATED_DESCRIPTION)
-    suppressed: list[Finding] = Field(default_factory=list, description="the head's results the tools report suppressed")
+    suppressed: list[Finding] = Field(
+        default_factory=list, description="the head's results the tools report suppressed"
+    )
     silenced_by_config: list[Finding] = Field(
-        default_factory=list, description="findings the change's configuration no longer reports (the code still has them)",
+        default_factory=list,
+        description="findings the change's configuration no longer reports (the code still has them)",
     )
     added_by_config: list[Finding] = Field(
         default_factory=list, description="findings reported only because the change's configuration asks for them",

@@ -41,7 +41,9 @@ def applied(root: Path, tmp_path: Path, diff: str, name: str) -> Path:
 
 @pytest.fixture
 def repo(make_repo) -> Path:
-    return make_repo({"pyproject.toml": PYPROJECT, "app/names.py": APP, "app/__init__.py": "", "app/clean.py": "X = 1\n"})
+    return make_repo(
+        {"pyproject.toml": PYPROJECT, "app/names.py": APP, "app/__init__.py": "", "app/clean.py": "X = 1\n"}
+    )
 
 
 @pytest.mark.tool("ruff")

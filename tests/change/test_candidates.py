@@ -51,7 +51,9 @@ def git_diff(root: Path, rel: str, new: str | bytes, *args: str) -> str:
 
 @pytest.fixture
 def repo(make_repo) -> Path:
-    return make_repo({"app/calc.py": APP, "README.md": "hello\n", "tests/test_calc.py": "def test_x():\n    assert 1\n"})
+    return make_repo(
+        {"app/calc.py": APP, "README.md": "hello\n", "tests/test_calc.py": "def test_x():\n    assert 1\n"}
+    )
 
 
 # ---- normalising -----------------------------------------------------------------------------------
@@ -78,7 +80,9 @@ def test_indentation_is_meaning_in_python(repo: Path) -> None:
 def test_comment_only_change_has_size_zero_but_hash_in_string_is_code(repo: Path) -> None:
     comment = git_diff(repo, "app/calc.py", APP.replace("    return result", "    # why\n    return result  # done"))
     assert diff_size(comment) == 0
-    string = git_diff(repo, "app/calc.py", APP.replace("    return result", '    print("# not a comment")\n    return result'))
+    string = git_diff(
+        repo, "app/calc.py", APP.replace("    return result", '    print("# not a comment")\n    return result')
+    )
     assert diff_size(string) == 1
 
 
@@ -204,7 +208,9 @@ def test_binary_edits_are_rejected(repo: Path) -> None:
 
 
 def test_does_not_apply_says_why(repo: Path) -> None:
-    diff = "--- a/app/calc.py\n+++ b/app/calc.py\n@@ -1,2 +1,2 @@\n def total(things):\n-    value = 0\n+    value = 1\n"
+    diff = (
+        "--- a/app/calc.py\n+++ b/app/calc.py\n@@ -1,2 +1,2 @@\n def total(things):\n-    value = 0\n+    value = 1\n"
+    )
     reasons = check_patch(repo, candidate(diff))
     assert len(reasons) == 1 and reasons[0].startswith("does not apply:") and "app/calc.py" in reasons[0]
     with pytest.raises(CandidateError, match="does not apply"):
@@ -241,7 +247,11 @@ def test_patch_file_candidates(repo: Path, tmp_path: Path, monkeypatch: pytest.M
 def test_patch_file_problems_are_usage_errors(tmp_path: Path) -> None:
     (tmp_path / "latin.diff").write_bytes(b"--- a/x\n+++ b/x\n@@ -1 +1 @@\n-\xe9\n+e\n")
     (tmp_path / "empty.diff").write_text("\n")
-    for name, message in [("missing.diff", "candidate patch .*no such file"), ("latin.diff", "not UTF-8"), ("empty.diff", "empty")]:
+    for name, message in [
+        ("missing.diff", "candidate patch .*no such file"),
+        ("latin.diff", "not UTF-8"),
+        ("empty.diff", "empty"),
+    ]:
         with pytest.raises(PatchFileError, match=message) as caught:
             patch_file_candidates([tmp_path / name])
         assert caught.value.exit_code == ExitCode.USAGE

@@ -136,7 +136,9 @@ def test_an_error_without_a_provider_or_candidate_says_what_is_needed(project, c
 def test_an_error_snippet_is_not_fixed_by_an_unrelated_autofix(tmp_path: Path, capsys) -> None:
     snippet = tmp_path / "snippet.py"
     snippet.write_text("import sys\nimport os\nprint([1, 2][int(sys.argv[0] == '')+2])\n")  # I001-ish, F401
-    code = run(["fix", str(snippet), "--error", "Traceback (most recent call last):\nIndexError: list index out of range"])
+    code = run(
+        ["fix", str(snippet), "--error", "Traceback (most recent call last):\nIndexError: list index out of range"]
+    )
     assert code == 4 and "needs an LLM provider" in capsys.readouterr()[1]
 
 

@@ -87,20 +87,38 @@ def test_each_hack_is_named_with_file_and_line(tmp_path: Path, name: str, expect
     assert expected in flags_for(tmp_path, {"calc.py": variant(name)})
 
 
-@pytest.mark.parametrize(("added", "expected"), [
-    ("import os\n\n\ndef stop():\n    os._exit(0)\n", "calls os._exit() on the tested path at calc.py:23"),
-    ("def quiet():\n    try:\n        return 1\n    except Exception:\n        pass\n",
-     "adds `except Exception:` that swallows the failure at calc.py:22"),
-    ("import calc as me\n\nme.evaluate = lambda expr: 3\n", "monkeypatches me.evaluate at calc.py:21"),
-    ("import builtins\n\nsetattr(builtins, 'len', lambda x: 0)\n", "monkeypatches builtins with setattr at calc.py:21"),
-    ("def peek():\n    return open('tests/test_calc.py').read()\n",
-     "names the test file 'tests/test_calc.py' in non-test code at calc.py:20"),
-    ("import os\n\nTESTING = os.environ.get('PYTEST_CURRENT_TEST')\n",
-     "reads PYTEST_CURRENT_TEST to tell the tests apart at calc.py:21"),
-    ("import sys\n\nTESTING = 'pytest' in sys.modules\n", "checks whether pytest is running at calc.py:21"),
-    ("import sys\n\ndef caller():\n    return sys._getframe(1)\n", "inspects the caller with sys._getframe() at calc.py:22"),
-    ("class Always:\n    __eq__ = lambda self, other: True\n", "defines __eq__ to always return True at calc.py:20"),
-])
+@pytest.mark.parametrize(
+    ("added", "expected"),
+    [
+        ("import os\n\n\ndef stop():\n    os._exit(0)\n", "calls os._exit() on the tested path at calc.py:23"),
+        (
+            "def quiet():\n    try:\n        return 1\n    except Exception:\n        pass\n",
+            "adds `except Exception:` that swallows the failure at calc.py:22",
+        ),
+        ("import calc as me\n\nme.evaluate = lambda expr: 3\n", "monkeypatches me.evaluate at calc.py:21"),
+        (
+            "import builtins\n\nsetattr(builtins, 'len', lambda x: 0)\n",
+            "monkeypatches builtins with setattr at calc.py:21",
+        ),
+        (
+            "def peek():\n    return open('tests/test_calc.py').read()\n",
+            "names the test file 'tests/test_calc.py' in non-test code at calc.py:20",
+        ),
+        (
+            "import os\n\nTESTING = os.environ.get('PYTEST_CURRENT_TEST')\n",
+            "reads PYTEST_CURRENT_TEST to tell the tests apart at calc.py:21",
+        ),
+        ("import sys\n\nTESTING = 'pytest' in sys.modules\n", "checks whether pytest is running at calc.py:21"),
+        (
+            "import sys\n\ndef caller():\n    return sys._getframe(1)\n",
+            "inspects the caller with sys._getframe() at calc.py:22",
+        ),
+        (
+            "class Always:\n    __eq__ = lambda self, other: True\n",
+            "defines __eq__ to always return True at calc.py:20",
+        ),
+    ],
+)
 def test_more_hacks_in_added_code(tmp_path: Path, added: str, expected: str) -> None:
     assert expected in flags_for(tmp_path, {"calc.py": CALC + "\n\n" + added})
 
@@ -139,7 +157,10 @@ def test_hacks_pass_the_tests_but_are_held_for_review_and_never_win(make_repo, t
     before = (root / "calc.py").read_bytes()
     args = ["fix", str(root / "calc.py"), "--repro-cmd", "python -m pytest -q -p no:cacheprovider tests",
             "--repro-runs", "1", "--no-autofix", "--format", "json"]
-    for name, text in {"real": CALC.replace(BUG, REAL), **{n: variant(n) for n in ("always-equal", "hard-coded")}}.items():
+    for name, text in {
+        "real": CALC.replace(BUG, REAL),
+        **{n: variant(n) for n in ("always-equal", "hard-coded")},
+    }.items():
         path = tmp_path / f"{name}.diff"
         path.write_text(_patch(name, text))
         args += ["--candidate", str(path)]
@@ -158,8 +179,10 @@ def test_hacks_pass_the_tests_but_are_held_for_review_and_never_win(make_repo, t
 def test_a_literal_the_file_already_held_is_moved_not_copied(tmp_path: Path) -> None:
     buggy = ('def fizzbuzz(n):\n    if n % 3 == 0:\n        return "Fizz"\n    if n % 5 == 0:\n        return "Buzz"\n'
              '    if n % 15 == 0:\n        return "FizzBuzz"\n    return str(n)\n')
-    fixed = ('def fizzbuzz(n):\n    if n % 15 == 0:\n        return "FizzBuzz"\n    if n % 3 == 0:\n        return "Fizz"\n'
-             '    if n % 5 == 0:\n        return "Buzz"\n    return str(n)\n')
+    fixed = (
+        'def fizzbuzz(n):\n    if n % 15 == 0:\n        return "FizzBuzz"\n    if n % 3 == 0:\n        return "Fizz"\n'
+        '    if n % 5 == 0:\n        return "Buzz"\n    return str(n)\n'
+    )
     tests = 'from fizz import fizzbuzz\n\n\ndef test_15():\n    assert fizzbuzz(15) == "FizzBuzz"\n'
     before = {"fizz.py": buggy, "tests/test_fizz.py": tests}
     assert flags_for(tmp_path, {"fizz.py": fixed}, before=before) == []
@@ -177,5 +200,6 @@ def test_an_error_message_the_tests_check_is_not_a_copied_literal(tmp_path: Path
     fixed = CALC.replace('raise ValueError(f"not an expression: {expr}")', 'raise ValueError("not a calculation")')
     assert flags_for(tmp_path, {"calc.py": fixed}, before={"calc.py": CALC, "tests/test_calc.py": tests}) == []
     returned = CALC.replace('raise ValueError(f"not an expression: {expr}")', 'return "not a calculation"')
-    assert flags_for(tmp_path / "again", {"calc.py": returned}, before={"calc.py": CALC, "tests/test_calc.py": tests}) == [
-        "hard-codes the tests' expected result 'not a calculation' at calc.py:16"]
+    assert flags_for(
+        tmp_path / "again", {"calc.py": returned}, before={"calc.py": CALC, "tests/test_calc.py": tests}
+    ) == ["hard-codes the tests' expected result 'not a calculation' at calc.py:16"]

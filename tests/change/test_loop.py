@@ -93,7 +93,9 @@ def buggy(make_repo, tmp_path: Path) -> tuple[Path, dict[str, Path]]:
 
 def state(root: Path) -> tuple[str, str, bytes, bytes]:
     """HEAD, status, the file and the index; the evidence truthplane writes is not the user's change."""
-    status = "\n".join(line for line in git(root, "status", "--porcelain").splitlines() if ".truth-plane-results" not in line)
+    status = "\n".join(
+        line for line in git(root, "status", "--porcelain").splitlines() if ".truth-plane-results" not in line
+    )
     return (git(root, "rev-parse", "HEAD"), status,
             (root / "calc.py").read_bytes(), (root / ".git" / "index").read_bytes())
 
@@ -211,7 +213,9 @@ def test_llm_candidates_and_reproduction_from_a_local_openai_compatible_server(b
         doc = json.loads(capsys.readouterr()[0])
     finally:
         server.stop()
-    assert code == 0 and doc["winner"] == "llm-1", [(c["id"], c["verdict"], c["reasons"], c["repro"]) for c in doc["candidates"]]
+    assert code == 0 and doc["winner"] == "llm-1", [
+        (c["id"], c["verdict"], c["reasons"], c["repro"]) for c in doc["candidates"]
+    ]
     verdicts = {c["id"]: c["verdict"] for c in doc["candidates"]}
     assert verdicts == {"llm-1": "APPROVE", "llm-2": "REJECT"}
     record = json.loads((root / doc["evidence"]).read_text())

@@ -172,7 +172,9 @@ def test_moving_a_test_file_out_of_the_suite(repo: Path) -> None:
 
 
 def test_is_test_file() -> None:
-    assert all(map(is_test_file, ["tests/test_a.py", "a_test.py", "pkg/tests/helpers.py", "src/x.spec.ts", "__tests__/a.js"]))
+    assert all(
+        map(is_test_file, ["tests/test_a.py", "a_test.py", "pkg/tests/helpers.py", "src/x.spec.ts", "__tests__/a.js"])
+    )
     assert not any(map(is_test_file, ["app/x.py", "tests/conftest.py", "src/x.ts", "testing.md"]))
 
 
@@ -195,11 +197,19 @@ def test_pyproject_tool_sections_but_not_the_rest(repo: Path) -> None:
     assert tamper_reasons(bump, root=repo) == []
     assert tamper_reasons(bump) == []  # [project] is in the hunk's context
     deep = change(repo, {"pyproject.toml": PYPROJECT.replace('select = ["E", "F"]', 'select = ["E"]')})
-    assert tamper_reasons(deep, root=repo) == ["edits a verifier's [tool.*] settings in pyproject.toml at pyproject.toml:12"]
+    assert tamper_reasons(deep, root=repo) == [
+        "edits a verifier's [tool.*] settings in pyproject.toml at pyproject.toml:12"
+    ]
     exclude = change(repo, {"pyproject.toml": PYPROJECT.replace('["build"]', '["build", "app"]')})
-    assert tamper_reasons(exclude, root=repo) == ["edits a verifier's [tool.*] settings in pyproject.toml at pyproject.toml:9"]
-    added = change(repo, {"pyproject.toml": PYPROJECT.replace("[project]", '[tool.mypy]\nignore_errors = true\n\n[project]')})
-    assert tamper_reasons(added, root=repo) == ["edits a verifier's [tool.*] settings in pyproject.toml at pyproject.toml:1"]
+    assert tamper_reasons(exclude, root=repo) == [
+        "edits a verifier's [tool.*] settings in pyproject.toml at pyproject.toml:9"
+    ]
+    added = change(
+        repo, {"pyproject.toml": PYPROJECT.replace("[project]", "[tool.mypy]\nignore_errors = true\n\n[project]")}
+    )
+    assert tamper_reasons(added, root=repo) == [
+        "edits a verifier's [tool.*] settings in pyproject.toml at pyproject.toml:1"
+    ]
 
 
 def test_plain_code_changes_pass(repo: Path) -> None:

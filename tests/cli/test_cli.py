@@ -54,13 +54,17 @@ def test_baseline_then_change_then_fix(make_repo, capsys) -> None:
     code, out, _ = cli(capsys, "scan", str(root), *FAST, "--format", "json")
     doc = json.loads(out)
     assert code == 0 and doc["verdict"] == "APPROVE" and doc["new"] == [] and doc["unchanged"]
-    assert {"verifier", "rule_id", "severity", "message", "path", "start_line", "end_line", "fingerprint"} <= set(doc["unchanged"][0])
+    assert {"verifier", "rule_id", "severity", "message", "path", "start_line", "end_line", "fingerprint"} <= set(
+        doc["unchanged"][0]
+    )
 
     (root / "app" / "tool.py").write_text("# moved down\n\n" + RISKY)
     code, out, _ = cli(capsys, "scan", str(root), *FAST, "--format", "json")
     doc = json.loads(out)
     assert code == 1 and doc["verdict"] == "REJECT"
-    assert {(f["verifier"], f["rule_id"], f["path"], f["start_line"]) for f in doc["new"]} >= {("bandit", "B602", "app/tool.py", 7)}
+    assert {(f["verifier"], f["rule_id"], f["path"], f["start_line"]) for f in doc["new"]} >= {
+        ("bandit", "B602", "app/tool.py", 7)
+    }
     # the rewritten call is no longer the flagged code; the untouched import and other.py are unchanged
     assert {(f["rule_id"], f["path"]) for f in doc["fixed"]} <= {("B603", "app/tool.py")}
     assert {("B404", "app/tool.py")} <= {(f["rule_id"], f["path"]) for f in doc["unchanged"]}
@@ -106,10 +110,26 @@ def test_gate_includes_uncommitted_changes_and_approves_clean_work(make_repo, ca
 
 def test_diff_two_foreign_sarif_logs(tmp_path: Path, capsys) -> None:
     def log(*results: tuple[str, str, int]) -> dict:
-        return {"version": "2.1.0", "runs": [{"tool": {"driver": {"name": "OtherTool"}}, "results": [
-            {"ruleId": rule, "level": "error", "message": {"text": rule}, "partialFingerprints": {"primaryLocationLineHash": f"{rule}:1"},
-             "locations": [{"physicalLocation": {"artifactLocation": {"uri": path}, "region": {"startLine": line}}}]}
-            for rule, path, line in results]}]}
+        return {
+            "version": "2.1.0",
+            "runs": [
+                {
+                    "tool": {"driver": {"name": "OtherTool"}},
+                    "results": [
+                        {
+                            "ruleId": rule,
+                            "level": "error",
+                            "message": {"text": rule},
+                            "partialFingerprints": {"primaryLocationLineHash": f"{rule}:1"},
+                            "locations": [
+                                {"physicalLocation": {"artifactLocation": {"uri": path}, "region": {"startLine": line}}}
+                            ],
+                        }
+                        for rule, path, line in results
+                    ],
+                }
+            ],
+        }
     before, after = tmp_path / "before.sarif", tmp_path / "after.sarif"
     before.write_text(json.dumps(log(("R1", "a.c", 3), ("R2", "a.c", 9))))
     after.write_text(json.dumps(log(("R1", "a.c", 30), ("R3", "b.c", 1))))

@@ -213,7 +213,9 @@ def test_sarif_and_log_evidence_files_are_hashed_and_checked(make_repo, capsys, 
     sarif = root / ".sarif-results" / "ruff.sarif"
     sarif.parent.mkdir()
     sarif.write_text('{"version": "2.1.0", "runs": []}\n')
-    record = run_all_record([{"task_id": "t1", "logs": {"stdout": "line\n" * 5000}}], evidence=[".sarif-results/ruff.sarif"])
+    record = run_all_record(
+        [{"task_id": "t1", "logs": {"stdout": "line\n" * 5000}}], evidence=[".sarif-results/ruff.sarif"]
+    )
     write_execution(root, record)
     kinds = {item["path"]: item["kind"] for item in record["evidence_files"]}
     log = record["tasks"][0]["logs"]["stdout"]

@@ -52,7 +52,9 @@ def assert_self_contained(page: str) -> None:
 
 @pytest.fixture
 def fix_run(make_repo, tmp_path: Path, capsys, monkeypatch) -> tuple[Path, dict]:
-    root = make_repo({"calc.py": CALC, "tests/test_calc.py": TESTS, "truthplane.toml": 'verifiers = ["ruff", "pytest"]\n'})
+    root = make_repo(
+        {"calc.py": CALC, "tests/test_calc.py": TESTS, "truthplane.toml": 'verifiers = ["ruff", "pytest"]\n'}
+    )
     (tmp_path / "right.diff").write_text(RIGHT)
     (tmp_path / "wrong.diff").write_text(WRONG)
     monkeypatch.chdir(root)
@@ -77,7 +79,9 @@ def test_the_report_shows_verdicts_diffs_outputs_and_evidence(fix_run, capsys) -
     right = next(t for t in record["tasks"] if t["task_id"].endswith("right.diff"))
     assert page.startswith("<!DOCTYPE html>") and not re.search("https?://", page)
     assert_self_contained(page)
-    assert '<span class="verdict APPROVE">APPROVE</span>' in page and '<span class="verdict REJECT">REJECT</span>' in page
+    assert (
+        '<span class="verdict APPROVE">APPROVE</span>' in page and '<span class="verdict REJECT">REJECT</span>' in page
+    )
     before, after = "    return sum(values) / len(values) + 1", "    return sum(values) / len(values)"
     assert (f'<td class="n">2</td><td class="del">{before}</td><td class="n">2</td><td class="add">{after}</td>'
             in page)  # one row: before on the left, after on the right
@@ -115,8 +119,11 @@ def _chromium(page: Path, work: Path, *extra: str) -> tuple[str, list[str]]:
     assert proc.returncode == 0, proc.stderr[-2000:]
     log = json.loads(netlog.read_text())
     start_job = log["constants"]["logEventTypes"]["URL_REQUEST_START_JOB"]
-    requested = [event["params"]["url"] for event in log["events"]
-                 if event["type"] == start_job and event.get("params", {}).get("initiator") not in (None, "not an origin")]
+    requested = [
+        event["params"]["url"]
+        for event in log["events"]
+        if event["type"] == start_job and event.get("params", {}).get("initiator") not in (None, "not an origin")
+    ]
     return proc.stdout, requested  # the browser's own background traffic has no page initiator
 
 
@@ -159,7 +166,9 @@ def test_the_report_reads_winner_first_with_no_blank_field(make_repo, tmp_path: 
     page = report(capsys, root, record["run_id"])
     assert_self_contained(page)
     cards = page.split('<section class="task')[1:]
-    assert cards[0].startswith(' winner">') and "right.diff" in cards[0] and '<span class="mark">winner</span>' in cards[0]
+    assert (
+        cards[0].startswith(' winner">') and "right.diff" in cards[0] and '<span class="mark">winner</span>' in cards[0]
+    )
     assert "wrong.diff" in cards[1] and 'class="mark"' not in cards[1]
     assert "right.diff (winner)" in page.split("<h2>Verdicts</h2>")[1].split("</table>")[0]
     assert "exit before the patch 1, after [0]" in page  # the tests' exit code before any patch is recorded

@@ -235,7 +235,9 @@ def test_containers_left_by_a_killed_run_are_swept(docker_executor: DockerExecut
 @image
 def test_large_stdin_with_a_job_that_writes_before_reading(docker_executor: DockerExecutor) -> None:
     code = "import sys\nsys.stdout.write('x' * (4 << 20)); sys.stdout.flush()\nprint(len(sys.stdin.buffer.read()))\n"
-    job = Job(command=["python", "-c", code], stdin=b"y" * (4 << 20), limits=Limits(timeout_s=60, max_output_bytes=5 << 20))
+    job = Job(
+        command=["python", "-c", code], stdin=b"y" * (4 << 20), limits=Limits(timeout_s=60, max_output_bytes=5 << 20)
+    )
     result = run_job(docker_executor, job)
     assert not result.timed_out and result.returncode == 0, result.stderr
     assert result.stdout.endswith("x" + str(4 << 20) + "\n") and not result.stdout_truncated

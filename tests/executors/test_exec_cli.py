@@ -33,7 +33,9 @@ def test_exec_prints_42(project: Path, capsys: pytest.CaptureFixture[str]) -> No
 
 @bwrap
 def test_exec_runs_against_a_copy_of_the_current_directory(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code = run(["exec", "-e", "local", "--", "python", "-c", "exec(open('hello.py').read()); open('hello.py', 'w').write('')"])
+    code = run(
+        ["exec", "-e", "local", "--", "python", "-c", "exec(open('hello.py').read()); open('hello.py', 'w').write('')"]
+    )
     assert (code, capsys.readouterr().out) == (0, "hello from the project\n")
     assert (project / "hello.py").read_text() == "print('hello from the project')\n"
 
@@ -53,7 +55,9 @@ def test_timeout_exits_4_and_says_so(project: Path, capsys: pytest.CaptureFixtur
 
 @bwrap
 def test_json_format_is_the_job_result(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert run(["exec", "-e", "local", "--format", "json", "--", "python", "-c", "print('x'); raise SystemExit(2)"]) == 2
+    assert (
+        run(["exec", "-e", "local", "--format", "json", "--", "python", "-c", "print('x'); raise SystemExit(2)"]) == 2
+    )
     doc = json.loads(capsys.readouterr().out)
     assert doc["returncode"] == 2 and doc["stdout"] == "x\n"
     assert doc["executor"] == "local" and doc["sandboxed"] is True and doc["timed_out"] is False
@@ -80,7 +84,10 @@ def test_executor_failure_exits_4_with_one_line(project: Path, capsys: pytest.Ca
     (project / "truthplane.toml").write_text(f"[executors.docker]\nbase_url = 'unix://{project}/none.sock'\n")
     assert run(["exec", "-e", "docker", "--", "true"]) == 4
     err = capsys.readouterr().err
-    assert err == f"truthplane: error: Docker engine not reachable at unix://{project}/none.sock: start dockerd, or use --executor local\n"
+    assert (
+        err
+        == f"truthplane: error: Docker engine not reachable at unix://{project}/none.sock: start dockerd, or use --executor local\n"
+    )
 
 
 def test_sandbox_build_for_an_executor_without_images(capsys: pytest.CaptureFixture[str]) -> None:

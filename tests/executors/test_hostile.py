@@ -105,8 +105,12 @@ def test_network_egress_is_blocked(sandbox: Any, token: str, tcp_server: tuple[i
 
 
 def test_name_resolution_fails_without_network(sandbox: Any, token: str) -> None:
-    result = hostile(sandbox, token, "import socket\ntry:\n socket.getaddrinfo('deb.debian.org', 80); print('resolved')\n"
-                                     "except OSError: print('no network')\n")
+    result = hostile(
+        sandbox,
+        token,
+        "import socket\ntry:\n socket.getaddrinfo('deb.debian.org', 80); print('resolved')\n"
+        "except OSError: print('no network')\n",
+    )
     assert result.stdout == "no network\n"
 
 

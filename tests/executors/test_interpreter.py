@@ -67,10 +67,18 @@ def test_path_python_comes_before_truthplanes_own_virtualenv(tmp_path: Path) -> 
     planted.write_text(f"#!/bin/sh\ntouch {tmp_path / 'planted-ran'}\n")
     planted.chmod(0o755)
     path = os.pathsep.join([str(repo / "bin"), ".", str(own / "bin"), str(users / "bin"), "/usr/bin", "/bin"])
-    code = ("import sys; from pathlib import Path; from truthplane.executors.interpreter import repository_interpreter; "
-            "found = repository_interpreter(Path(sys.argv[1])); print(found.executable); print(found.origin)")
-    done = subprocess.run([str(own / "bin" / "python"), "-c", code, str(repo)], cwd=repo, capture_output=True, text=True,
-                          env={**os.environ, "PATH": path, "PYTHONPATH": str(ROOT)}, timeout=60)
+    code = (
+        "import sys; from pathlib import Path; from truthplane.executors.interpreter import repository_interpreter; "
+        "found = repository_interpreter(Path(sys.argv[1])); print(found.executable); print(found.origin)"
+    )
+    done = subprocess.run(
+        [str(own / "bin" / "python"), "-c", code, str(repo)],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PATH": path, "PYTHONPATH": str(ROOT)},
+        timeout=60,
+    )
     assert done.returncode == 0, done.stderr
     executable, origin = done.stdout.splitlines()
     assert Path(executable).parent == users / "bin"
@@ -108,7 +116,10 @@ def test_doctor_says_which_python_the_tests_run_with(tmp_path: Path, capsys, mon
                                   "origin": "the repository's .venv"}
     run(["doctor"])
     lines = capsys.readouterr()[0].splitlines()  # its own line, not an escaped "\\n" glued to the table
-    assert f"tests and reproductions run with {project.resolve() / '.venv' / 'bin' / 'python'} (the repository's .venv)" in lines
+    assert (
+        f"tests and reproductions run with {project.resolve() / '.venv' / 'bin' / 'python'} (the repository's .venv)"
+        in lines
+    )
 
 
 @pytest.mark.tool("ruff")
@@ -119,8 +130,14 @@ def test_an_editable_install_in_the_repositorys_venv_imports_the_copy_under_test
     """The usual set-up: a src layout, `pip install -e .` in the repository's .venv (a .pth naming <checkout>/src).
     The tests must import the candidate's copy, not the checkout (hidden from the job) and not nothing."""
     monkeypatch.setenv("TRUTHPLANE_CACHE_DIR", str(tmp_path / "cache"))
-    root = make_repo({"src/calc.py": CALC, ".gitignore": ".venv/\n", "truthplane.toml": 'verifiers = ["ruff"]\n',
-                      "tests/test_calc.py": "from calc import mean\n\n\ndef test_mean():\n    assert mean([1, 3]) == 2\n"})
+    root = make_repo(
+        {
+            "src/calc.py": CALC,
+            ".gitignore": ".venv/\n",
+            "truthplane.toml": 'verifiers = ["ruff"]\n',
+            "tests/test_calc.py": "from calc import mean\n\n\ndef test_mean():\n    assert mean([1, 3]) == 2\n",
+        }
+    )
     site = next(make_venv(root / ".venv").glob("lib/python3*/site-packages"))
     (site / "__editable__.calc.pth").write_text(f"{root / 'src'}\n")  # what setuptools' editable install writes
     patch = tmp_path / "right.diff"

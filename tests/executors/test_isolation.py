@@ -90,7 +90,9 @@ def test_a_fix_test_command_cannot_read_the_checkouts_env_into_the_evidence(host
     (repo / "calc.py").write_text(CALC)
     (repo / "truthplane.toml").write_text('verifiers = ["ruff"]\n')
     subprocess.run(["git", "-C", str(repo), "add", "-A"], check=True)
-    subprocess.run(["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "init"], check=True)
+    subprocess.run(
+        ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "init"], check=True
+    )
     patch = host_layout["base"] / "right.diff"
     patch.write_text(RIGHT)
     steal = f"cat {repo}/.env; find {LOOK_IN} -name .env -exec cat {{}} + 2>/dev/null; echo tests-ran"

@@ -186,7 +186,9 @@ def test_the_files_the_dockerfile_copies_are_enough_for_the_handler(tmp_path: Pa
         "print(json.dumps(handler(event, None)))\n"
         "print(sorted(m for m in sys.modules if m.startswith(('pydantic', 'boto'))))\n"
     )
-    proc = subprocess.run([sys.executable, "-I", "-S", "-c", script, str(tmp_path)], capture_output=True, text=True, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-I", "-S", "-c", script, str(tmp_path)], capture_output=True, text=True, check=False
+    )
     assert proc.returncode == 0, proc.stderr
     answer, imported = proc.stdout.splitlines()
     assert json.loads(answer)["stdout_b64"] == "NDIK"  # "42\n"

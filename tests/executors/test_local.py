@@ -68,7 +68,11 @@ def test_source_dir_copied_and_files_written_without_touching_the_source(local: 
     (source / "pkg").mkdir(parents=True)
     (source / "pkg" / "mod.py").write_text("VALUE = 1\n")
     job = Job(
-        command=["python", "-c", "import pkg.mod, extra; open('pkg/mod.py', 'w').write('VALUE = 2'); print(pkg.mod.VALUE, extra.X)"],
+        command=[
+            "python",
+            "-c",
+            "import pkg.mod, extra; open('pkg/mod.py', 'w').write('VALUE = 2'); print(pkg.mod.VALUE, extra.X)",
+        ],
         source_dir=str(source),
         files={"extra.py": b"X = 'x'\n"},
     )
@@ -80,7 +84,11 @@ def test_source_dir_copied_and_files_written_without_touching_the_source(local: 
 
 @bwrap
 def test_workdir_and_stdin(local: LocalExecutor) -> None:
-    job = py("import os, sys; print(os.path.basename(os.getcwd()), sys.stdin.read().upper())", workdir="sub/dir", stdin=b"abc")
+    job = py(
+        "import os, sys; print(os.path.basename(os.getcwd()), sys.stdin.read().upper())",
+        workdir="sub/dir",
+        stdin=b"abc",
+    )
     result = run_job(local, job)
     assert result.stdout == "dir ABC\n"
 
@@ -158,7 +166,10 @@ def test_run_many_runs_jobs_concurrently(unsandboxed: LocalExecutor, tmp_path: P
         "while len(os.listdir(d)) < 3 and time.time() < deadline: time.sleep(0.02)\n"
         "print(len(os.listdir(d)))\n"
     )
-    jobs = [Job(command=["python", "-c", code, str(i)], env={"MEET": str(meet)}, limits=Limits(timeout_s=30)) for i in range(3)]
+    jobs = [
+        Job(command=["python", "-c", code, str(i)], env={"MEET": str(meet)}, limits=Limits(timeout_s=30))
+        for i in range(3)
+    ]
     results = asyncio.run(LocalExecutor({"sandbox": False, "concurrency": 3}).run_many(jobs))
     assert [r.stdout for r in results] == ["3\n"] * 3
 
@@ -227,7 +238,9 @@ def test_cpu_time_is_capped_by_the_cpu_share_of_the_timeout(local: LocalExecutor
 @bwrap
 def test_large_stdin_with_a_job_that_writes_before_reading(local: LocalExecutor) -> None:
     code = "import sys\nsys.stdout.write('x' * (4 << 20)); sys.stdout.flush()\nprint(len(sys.stdin.buffer.read()))\n"
-    job = Job(command=["python", "-c", code], stdin=b"y" * (4 << 20), limits=Limits(timeout_s=60, max_output_bytes=5 << 20))
+    job = Job(
+        command=["python", "-c", code], stdin=b"y" * (4 << 20), limits=Limits(timeout_s=60, max_output_bytes=5 << 20)
+    )
     result = run_job(local, job)
     assert not result.timed_out and result.returncode == 0, result.stderr
     assert result.stdout.endswith("x" + str(4 << 20) + "\n") and not result.stdout_truncated

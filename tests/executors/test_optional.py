@@ -41,8 +41,9 @@ def truthplane(tmp_path: Path, blocked: list[str], *args: str) -> subprocess.Com
     work = tmp_path / "work"
     work.mkdir(exist_ok=True)
     env = {**os.environ, "PYTHONPATH": f"{blocker}:{ROOT}", "TRUTHPLANE_CACHE_DIR": str(tmp_path / "cache")}
-    return subprocess.run([sys.executable, "-m", "truthplane", *args], cwd=work, env=env, capture_output=True, text=True,
-                          timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "truthplane", *args], cwd=work, env=env, capture_output=True, text=True, timeout=300
+    )
 
 
 def test_the_blocker_really_blocks(tmp_path: Path) -> None:

@@ -42,7 +42,10 @@ def rules(source: str) -> list[tuple[str, int]]:
         ("import shutil\nshutil.rmtree('/home')\n", [("write-outside-workspace", 2)]),
         ("import shutil\nshutil.rmtree('build')\n", []),
         ("import shutil\nshutil.copy('a', '/usr/bin/a')\n", [("write-outside-workspace", 2)]),
-        ("from pathlib import Path\nPath('/etc/cron.d/x').write_text('* * * * * id')\n", [("write-outside-workspace", 2)]),
+        (
+            "from pathlib import Path\nPath('/etc/cron.d/x').write_text('* * * * * id')\n",
+            [("write-outside-workspace", 2)],
+        ),
         ("from pathlib import Path\nPath('~/.bashrc').open('a')\n", [("write-outside-workspace", 2)]),
         ("__import__('os').system('id')\n", [("import-trick", 1)]),
         ("import importlib\nimportlib.import_module(name)\n", [("import-trick", 2)]),
@@ -132,7 +135,9 @@ SHELLING_PATCH = """--- a/calc.py
 
 @pytest.mark.tool("bwrap")
 @pytest.mark.tool("ruff")
-def test_fix_shows_and_records_what_a_candidate_adds_without_blocking_it(make_repo, tmp_path, capsys, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_fix_shows_and_records_what_a_candidate_adds_without_blocking_it(
+    make_repo, tmp_path, capsys, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
     from truthplane.cli.main import run
 
     monkeypatch.setenv("TRUTHPLANE_CACHE_DIR", str(tmp_path / "cache"))
@@ -158,7 +163,9 @@ RIGHT = """--- a/calc.py
 -    return sum(values) / len(values) + 1
 +    return sum(values) / len(values)
 """
-REPRO_SHELLS_OUT = "import subprocess\nsubprocess.run('true', shell=True)\nfrom calc import mean\nassert mean([1, 2, 3]) == 2\n"
+REPRO_SHELLS_OUT = (
+    "import subprocess\nsubprocess.run('true', shell=True)\nfrom calc import mean\nassert mean([1, 2, 3]) == 2\n"
+)
 
 
 @pytest.mark.tool("bwrap")
@@ -185,7 +192,9 @@ def test_fix_preflights_an_llm_written_reproduction(make_repo, tmp_path, capsys,
         server.stop()
     [candidate] = doc["candidates"]
     assert candidate["repro"]["after_rc"][-1] == 0, candidate
-    assert [(f["path"], f["line"], f["rule"]) for f in candidate["preflight"]] == [(".truthplane_repro.py", 2, "shell-true")]
+    assert [(f["path"], f["line"], f["rule"]) for f in candidate["preflight"]] == [
+        (".truthplane_repro.py", 2, "shell-true")
+    ]
     assert code == 0 and candidate["verdict"] == "APPROVE"
 
 

@@ -28,8 +28,10 @@ def job_cgroup_dirs() -> set[Path]:
 @pytest.fixture
 def another_truthplane() -> Iterator[Callable[[], None]]:
     """Starts another truthplane on the same machine, which holds a job cgroup until the test ends."""
-    code = ("import sys; from truthplane.executors._cgroup import JobCgroup; from truthplane.executors.jobs import Limits; "
-            "g = JobCgroup.create(Limits()); print('ready', flush=True); sys.stdin.read(); g.remove()")
+    code = (
+        "import sys; from truthplane.executors._cgroup import JobCgroup; from truthplane.executors.jobs import Limits; "
+        "g = JobCgroup.create(Limits()); print('ready', flush=True); sys.stdin.read(); g.remove()"
+    )
     started: list[subprocess.Popen[str]] = []
 
     def start() -> None:
@@ -55,7 +57,9 @@ needs_cgroup = pytest.mark.tool("job-cgroup")
 
 
 @needs_cgroup
-def test_each_job_runs_in_its_own_cgroup_with_its_limits_and_nothing_is_left(another_truthplane: Callable[[], None]) -> None:
+def test_each_job_runs_in_its_own_cgroup_with_its_limits_and_nothing_is_left(
+    another_truthplane: Callable[[], None],
+) -> None:
     before = job_cgroup_dirs()
     another_truthplane()
     executor = LocalExecutor({"sandbox": False, "warm": 2})
@@ -76,7 +80,9 @@ def test_each_job_runs_in_its_own_cgroup_with_its_limits_and_nothing_is_left(ano
 
 
 @needs_cgroup
-def test_an_executor_never_closed_still_removes_its_starters_when_collected(another_truthplane: Callable[[], None]) -> None:
+def test_an_executor_never_closed_still_removes_its_starters_when_collected(
+    another_truthplane: Callable[[], None],
+) -> None:
     before = job_cgroup_dirs()
     another_truthplane()
     executor = LocalExecutor({"warm": 2})

@@ -40,7 +40,9 @@ def fix(capsys, root: Path, patch: Path, *extra: str) -> tuple[int, str]:
 
 
 def snapshot_of(root: Path) -> tuple[str, str, bytes]:
-    status = "\n".join(line for line in git(root, "status", "--porcelain").splitlines() if ".truth-plane-results" not in line)
+    status = "\n".join(
+        line for line in git(root, "status", "--porcelain").splitlines() if ".truth-plane-results" not in line
+    )
     return git(root, "rev-parse", "HEAD"), status, (root / ".git" / "index").read_bytes()
 
 
@@ -74,7 +76,9 @@ def test_a_change_under_a_committed_symlink_is_refused(linked, tmp_path: Path, c
     assert snapshot_of(root) == before
 
 
-def test_a_link_swapped_in_while_candidates_are_judged_is_not_followed(make_repo, tmp_path: Path, capsys, monkeypatch) -> None:
+def test_a_link_swapped_in_while_candidates_are_judged_is_not_followed(
+    make_repo, tmp_path: Path, capsys, monkeypatch
+) -> None:
     """The snapshot had a plain directory; by the time the winner is written it is a link out of the repository."""
     import truthplane.change.loop as loop
 
@@ -178,7 +182,9 @@ def test_an_approved_change_still_writes_plain_paths(make_repo, tmp_path: Path, 
     root = make_repo({"a.py": "x = 1\n", "truthplane.toml": CONFIG})
     os.chmod(root / "a.py", 0o640)
     patch = tmp_path / "ok.diff"
-    patch.write_text("--- a/a.py\n+++ b/a.py\n@@ -1 +1 @@\n-x = 1\n+x = 2\n--- /dev/null\n+++ b/new/deep/b.py\n@@ -0,0 +1 @@\n+y = 1\n")
+    patch.write_text(
+        "--- a/a.py\n+++ b/a.py\n@@ -1 +1 @@\n-x = 1\n+x = 2\n--- /dev/null\n+++ b/new/deep/b.py\n@@ -0,0 +1 @@\n+y = 1\n"
+    )
     code, err = fix(capsys, root, patch, "--commit")
     assert code == 0, err
     assert (root / "a.py").read_text() == "x = 2\n" and (root / "new" / "deep" / "b.py").read_text() == "y = 1\n"
@@ -190,7 +196,13 @@ def test_an_approved_change_still_writes_plain_paths(make_repo, tmp_path: Path, 
 @pytest.mark.parametrize("where", ["bare", "git-dir"])
 def test_a_repository_without_a_working_tree_is_refused(make_repo, tmp_path: Path, capsys, monkeypatch,
                                                         command: list[str], where: str) -> None:
-    source = make_repo({"a.py": "x = 1\n", "truthplane.toml": CONFIG, "tasks.toml": "[[tasks]]\nid = 't'\nkind = 'command'\ncommand = 'true'\n"})
+    source = make_repo(
+        {
+            "a.py": "x = 1\n",
+            "truthplane.toml": CONFIG,
+            "tasks.toml": "[[tasks]]\nid = 't'\nkind = 'command'\ncommand = 'true'\n",
+        }
+    )
     if where == "bare":
         home = tmp_path / "bare.git"
         git(tmp_path, "clone", "-q", "--bare", str(source), str(home))
@@ -222,7 +234,9 @@ def test_only_the_approved_lines_change_not_the_files_form(make_repo, tmp_path: 
     for name, content in (("old", FORMED), ("new", REWRITTEN)):
         (tmp_path / name).mkdir()
         (tmp_path / name / "a.py").write_bytes(content)
-    proc = subprocess.run(["git", "diff", "--no-index", "old/a.py", "new/a.py"], cwd=tmp_path, capture_output=True, check=False)
+    proc = subprocess.run(
+        ["git", "diff", "--no-index", "old/a.py", "new/a.py"], cwd=tmp_path, capture_output=True, check=False
+    )
     patch = tmp_path / "rewrite.diff"
     patch.write_bytes(proc.stdout.replace(b"old/a.py", b"a.py").replace(b"new/a.py", b"a.py"))
     code = run(["fix", str(root / "a.py"), "--no-autofix", "--candidate", str(patch), "--format", "json", mode])
@@ -284,7 +298,9 @@ def test_fix_commit_refuses_while_git_is_in_the_middle_of_something(make_repo, t
     assert code == 0 and (root / "a.py").read_text() == "x = 1\n", err
 
 
-def test_a_merge_started_while_candidates_are_judged_stops_the_commit(make_repo, tmp_path: Path, capsys, monkeypatch) -> None:
+def test_a_merge_started_while_candidates_are_judged_stops_the_commit(
+    make_repo, tmp_path: Path, capsys, monkeypatch
+) -> None:
     import truthplane.change.loop as loop
 
     root = make_repo({"a.py": "import os\nx = 1\n", "b.py": "b = 0\n", "truthplane.toml": CONFIG})
@@ -309,7 +325,9 @@ def test_a_merge_started_while_candidates_are_judged_stops_the_commit(make_repo,
 
 def test_run_all_refuses_to_start_during_a_merge(make_repo, capsys, monkeypatch) -> None:
     root = conflicted(make_repo, "merge")
-    (root / "tasks.toml").write_text('[[tasks]]\nid = "t"\nkind = "command"\ncommand = "echo x > x.txt"\nfiles = ["x.txt"]\n')
+    (root / "tasks.toml").write_text(
+        '[[tasks]]\nid = "t"\nkind = "command"\ncommand = "echo x > x.txt"\nfiles = ["x.txt"]\n'
+    )
     head = git(root, "rev-parse", "HEAD")
     monkeypatch.chdir(root)
     code = run(["run-all"])

@@ -199,9 +199,15 @@ class OpenAIServer(_Server):
         if not isinstance(body.get("model"), str):
             return openai_error(400, "you must provide a model parameter")
         messages = body.get("messages")
-        if not isinstance(messages, list) or not messages or not all(
-            isinstance(m, dict) and m.get("role") in ("system", "user", "assistant") and isinstance(m.get("content"), str)
-            for m in messages
+        if (
+            not isinstance(messages, list)
+            or not messages
+            or not all(
+                isinstance(m, dict)
+                and m.get("role") in ("system", "user", "assistant")
+                and isinstance(m.get("content"), str)
+                for m in messages
+            )
         ):
             return openai_error(400, "Invalid 'messages': expected an array of role/content objects.", param="messages")
         response_format = body.get("response_format")
@@ -219,7 +225,9 @@ class OpenAIServer(_Server):
             return openai_error(400, "This response_format type is unavailable now", param="response_format")
         spec = response_format.get("json_schema") or {}
         if not _SCHEMA_NAME.match(str(spec.get("name", ""))):
-            return openai_error(400, "Invalid 'response_format.json_schema.name'.", param="response_format.json_schema.name")
+            return openai_error(
+                400, "Invalid 'response_format.json_schema.name'.", param="response_format.json_schema.name"
+            )
         if spec.get("strict") is True:
             problem = _strict_problem(spec.get("schema"), spec["name"], ())
             if problem:

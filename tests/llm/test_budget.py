@@ -118,7 +118,10 @@ def test_remaining_reports_run_and_day(openai_server: OpenAIServer, store: Store
     status = remaining(store, config, run_id="r1")
     assert [(s.setting, s.used, s.remaining) for s in status.limits] == [
         ("max_calls_per_run", 1, 4), ("max_tokens_per_day", 120, 880)]
-    assert status.lines() == ["max_calls_per_run: 1 used of 5, 4 left", "max_tokens_per_day: 120 used of 1000, 880 left"]
+    assert status.lines() == [
+        "max_calls_per_run: 1 used of 5, 4 left",
+        "max_tokens_per_day: 120 used of 1000, 880 left",
+    ]
     assert remaining(store, LLMConfig()).lines() == ["no LLM budget limits set ([llm.budget] in truthplane.toml)"]
     whole = parse_config({"llm": {"budget": {"max_calls_per_day": 3}}}, "truthplane.toml")  # the whole Config works
     assert remaining(store, whole).lines() == ["max_calls_per_day: 1 used of 3, 2 left"]

@@ -63,7 +63,9 @@ depends_on = ["modes"]
 
 
 @pytest.mark.parametrize("target", ["../../outside", "/etc/passwd", ".git/config"])
-def test_run_all_rejects_a_command_that_links_out_of_the_repository(make_repo, capsys, monkeypatch, target: str) -> None:
+def test_run_all_rejects_a_command_that_links_out_of_the_repository(
+    make_repo, capsys, monkeypatch, target: str
+) -> None:
     root = make_repo({"a.py": "x = 1\n", "truthplane.toml": CONFIG})
     head = git(root, "rev-parse", "HEAD")
     code, doc = run_tasks(capsys, monkeypatch, root, f"""
@@ -79,13 +81,17 @@ files = ["escape"]
     assert not (root / "escape").is_symlink() and git(root, "rev-list", "--count", f"{head}..HEAD") == "1"
 
 
-def test_run_all_refuses_a_forged_capture_that_names_a_path_outside(make_repo, tmp_path: Path, capsys, monkeypatch) -> None:
+def test_run_all_refuses_a_forged_capture_that_names_a_path_outside(
+    make_repo, tmp_path: Path, capsys, monkeypatch
+) -> None:
     """The capture runs after the command, in the command's own tree: a command can replace it and forge its report."""
     victim = tmp_path / "victim.txt"
-    forged = ("import base64, json, os\n"
-              "print()\nprint(os.environ['TRUTHPLANE_MARKER'])\n"
-              f"print(json.dumps({{'changed': {{'../../../../../../../..{victim}': base64.b64encode(b'owned').decode()}},"
-              " 'deleted': []}))\n")
+    forged = (
+        "import base64, json, os\n"
+        "print()\nprint(os.environ['TRUTHPLANE_MARKER'])\n"
+        f"print(json.dumps({{'changed': {{'../../../../../../../..{victim}': base64.b64encode(b'owned').decode()}},"
+        " 'deleted': []}))\n"
+    )
     root = make_repo({"a.py": "x = 1\n", "forge.txt": forged, "truthplane.toml": CONFIG})
     code, doc = run_tasks(capsys, monkeypatch, root, """
 [[tasks]]
@@ -95,7 +101,9 @@ command = "cp forge.txt .truthplane-capture.py"
 files = ["x.txt"]
 """)
     (task,) = doc["tasks"]
-    assert task["status"] == "REJECTED" and "not a plain path inside the repository" in task["truth_gate"]["reason"], task
+    assert task["status"] == "REJECTED" and "not a plain path inside the repository" in task["truth_gate"]["reason"], (
+        task
+    )
     assert not victim.exists()
 
 
@@ -104,7 +112,9 @@ def test_run_all_fix_task_keeps_the_files_form_too(make_repo, tmp_path: Path, ca
     for name, content in (("old", old), ("new", new)):
         (tmp_path / name).mkdir()
         (tmp_path / name / "a.py").write_bytes(content)
-    proc = subprocess.run(["git", "diff", "--no-index", "old/a.py", "new/a.py"], cwd=tmp_path, capture_output=True, check=False)
+    proc = subprocess.run(
+        ["git", "diff", "--no-index", "old/a.py", "new/a.py"], cwd=tmp_path, capture_output=True, check=False
+    )
     root = make_repo({"a.py": old, "truthplane.toml": CONFIG,
                       "rewrite.diff": proc.stdout.replace(b"old/a.py", b"a.py").replace(b"new/a.py", b"a.py")})
     code, doc = run_tasks(capsys, monkeypatch, root, """

@@ -57,7 +57,13 @@ def commits(root: Path) -> list[tuple[str, str]]:
 
 
 def test_command_patch_and_fix_tasks_are_committed_in_dependency_order(make_repo, capsys, monkeypatch) -> None:
-    root = make_repo({"app.py": APP, "README.md": "readme\n", "change.diff": PATCH, "truthplane.toml": CONFIG, "tasks.toml": """
+    root = make_repo(
+        {
+            "app.py": APP,
+            "README.md": "readme\n",
+            "change.diff": PATCH,
+            "truthplane.toml": CONFIG,
+            "tasks.toml": """
 [[tasks]]
 id = "annotate"
 kind = "patch"
@@ -77,7 +83,9 @@ title = "Drop the unused import"
 kind = "fix"
 target = "app.py"
 acceptance = { test_cmd = "python -c 'import app; assert app.answer() == 42'" }
-"""})
+""",
+        }
+    )
     (root / "README.md").write_text("a local edit of mine\n")  # the user's dirty file survives untouched
     code, doc = run_all(capsys, root, monkeypatch, "--workers", "3")
     assert code == 0, json.dumps(doc["tasks"], indent=1)
@@ -95,7 +103,9 @@ acceptance = { test_cmd = "python -c 'import app; assert app.answer() == 42'" }
         sha = task["git_evidence"]["commit_sha"]
         assert task["git_evidence"]["applied"] and git(root, "cat-file", "-t", sha) == "commit"
         for change in task["modifications"]:
-            shown = subprocess.run(["git", "show", f"{sha}:{change['file']}"], cwd=root, capture_output=True, check=True).stdout
+            shown = subprocess.run(
+                ["git", "show", f"{sha}:{change['file']}"], cwd=root, capture_output=True, check=True
+            ).stdout
             assert hashlib.sha256(shown).hexdigest() == change["sha256_after"]
     assert tasks["annotate"]["modifications"][0]["sha256_before"] == hashlib.sha256(b"from the command\n").hexdigest()
     assert tasks["write-out"]["modifications"] == [{"file": "out.txt", "sha256_before": None,
@@ -179,7 +189,11 @@ files = ["fine.txt"]
     branches = git(root, "for-each-ref", "--format=%(refname:short) %(objectname)", f"refs/heads/{prefix}").split("\n")
     branches = dict(line.split() for line in branches if line)
     assert set(branches) == {prefix + t for t in ("adds-a-finding", "oversteps", "failing-tests", "independent")}
-    assert branches[prefix + "independent"] == git(root, "rev-parse", "HEAD").strip() == tasks["independent"]["git_evidence"]["commit_sha"]
+    assert (
+        branches[prefix + "independent"]
+        == git(root, "rev-parse", "HEAD").strip()
+        == tasks["independent"]["git_evidence"]["commit_sha"]
+    )
     rejected = prefix + "adds-a-finding"
     assert tasks["adds-a-finding"]["git_evidence"]["branch"] == rejected
     assert tasks["adds-a-finding"]["git_evidence"]["branch_commit"] == branches[rejected]
@@ -360,7 +374,10 @@ def release_stale_pyenv_lock() -> None:
     """A node killed while its login shell ran `pyenv rehash` leaves the rehash lock behind on this
     shared machine; with no rehash running anywhere, it is stale: remove it."""
     lock = Path.home() / ".pyenv" / "shims" / ".pyenv-shim"
-    if lock.exists() and subprocess.run(["pgrep", "-f", "pyenv-rehash"], capture_output=True, check=False).returncode != 0:
+    if (
+        lock.exists()
+        and subprocess.run(["pgrep", "-f", "pyenv-rehash"], capture_output=True, check=False).returncode != 0
+    ):
         lock.unlink(missing_ok=True)
 
 
@@ -434,7 +451,9 @@ command = "true"
 def test_on_a_terminal_the_live_panel_shows_the_workers(make_repo, tmp_path: Path) -> None:
     import pty
 
-    root = make_repo({"truthplane.toml": CONFIG, "tasks.toml": '[[tasks]]\nid = "waits"\nkind = "command"\ncommand = "sleep 2"\n'})
+    root = make_repo(
+        {"truthplane.toml": CONFIG, "tasks.toml": '[[tasks]]\nid = "waits"\nkind = "command"\ncommand = "sleep 2"\n'}
+    )
     env = {key: value for key, value in process_env(tmp_path).items() if key != "NO_COLOR"}
     primary, secondary = pty.openpty()
     proc = subprocess.Popen([sys.executable, "-m", "truthplane", "run-all", "--workers", "1"], cwd=root,
@@ -485,7 +504,10 @@ def test_when_no_worker_is_left_the_tasks_are_not_run_and_exit_is_4(make_repo, c
     code, doc = run_all(capsys, root, monkeypatch, "--workers", "0")
     assert code == 4 and doc["overall_verdict"] == "UNVERIFIED"
     assert doc["tasks"][0]["status"] == "NOT_RUN"
-    assert "no worker left" in doc["tasks"][0]["truth_gate"]["reason"] and "gone" in doc["tasks"][0]["truth_gate"]["reason"]
+    assert (
+        "no worker left" in doc["tasks"][0]["truth_gate"]["reason"]
+        and "gone" in doc["tasks"][0]["truth_gate"]["reason"]
+    )
 
 
 def test_a_second_run_all_in_the_same_repository_is_refused(make_repo, capsys, monkeypatch) -> None:

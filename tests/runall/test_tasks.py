@@ -37,7 +37,9 @@ depends_on = ["lint", "notes"]
 
 @pytest.fixture
 def repo(make_repo) -> Path:
-    return make_repo({"app.py": "import os\n", "change.diff": "--- a/app.py\n+++ b/app.py\n@@ -1 +1 @@\n-import os\n+import sys\n"})
+    return make_repo(
+        {"app.py": "import os\n", "change.diff": "--- a/app.py\n+++ b/app.py\n@@ -1 +1 @@\n-import os\n+import sys\n"}
+    )
 
 
 def write(root: Path, text: str, name: str = "tasks.toml") -> Path:
@@ -66,25 +68,49 @@ def test_tasks_in_truthplane_toml_are_found_and_the_config_still_loads(repo: Pat
     assert load_config(repo).verifiers[:1] == ["ruff"]
 
 
-@pytest.mark.parametrize(("text", "message"), [
-    (GOOD.replace('priority = 5', 'priority = 5\ncolour = "red"'), r"task 'lint': unknown field 'colour'"),
-    (GOOD.replace('acceptance = { test_cmd', 'acceptance = { speed = 1, test_cmd'), r"task 'lint': unknown field 'acceptance.speed'"),
-    (GOOD.replace('id = "notes"', 'id = "lint"'), r"duplicate task id 'lint'"),
-    (GOOD.replace('depends_on = ["lint"]', 'depends_on = ["lnit"]'), r"task 'notes' depends on 'lnit', which is not a task"),
-    (GOOD.replace('priority = 5', 'priority = 5\ndepends_on = ["bump"]'), r"dependency cycle: lint -> bump -> lint"),
-    (GOOD.replace('target = "app.py"', 'target = "missing.py"'), r"task 'lint': file missing.py does not exist"),
-    (GOOD.replace('patch = "change.diff"', 'patch = "nope.diff"'), r"task 'bump': patch file nope.diff does not exist"),
-    (GOOD.replace('target = "app.py"', 'target = "../outside.py"'), r"task 'lint': ../outside.py is outside the repository"),
-    (GOOD.replace('kind = "fix"', 'kind = "refactor"'), r"task 'lint': kind: Input should be 'fix', 'command' or 'patch'"),
-    (GOOD.replace('command = "echo done > NOTES.txt"', ''), r"task 'notes': kind = \"command\" needs command"),
-    (GOOD.replace('kind = "fix"', 'kind = "fix"\ncommand = "make"'), r"task 'lint': 'command' is for kind = \"command\", not \"fix\""),
-    (GOOD.replace('id = "lint"', 'id = "has space"'), r"task 'has space': id must be letters, digits"),
-    (GOOD.replace('fail_on = "medium"', 'fail_on = "severe"'), r"task 'lint': acceptance.fail_on: Input should be"),
-    ("[tasks]\nid = 1\n", r"no tasks: add \[\[tasks\]\]"),
-    ("[[tasks]]\nkind = \"command\"\ncommand = \"true\"\n", r"task #1: missing field 'id'"),
-    ("[[tasks]\n", r"tasks.toml is not valid TOML"),
-    (GOOD + "\n[settings]\nx = 1\n", r"unknown top-level key 'settings'"),
-])
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (GOOD.replace("priority = 5", 'priority = 5\ncolour = "red"'), r"task 'lint': unknown field 'colour'"),
+        (
+            GOOD.replace("acceptance = { test_cmd", "acceptance = { speed = 1, test_cmd"),
+            r"task 'lint': unknown field 'acceptance.speed'",
+        ),
+        (GOOD.replace('id = "notes"', 'id = "lint"'), r"duplicate task id 'lint'"),
+        (
+            GOOD.replace('depends_on = ["lint"]', 'depends_on = ["lnit"]'),
+            r"task 'notes' depends on 'lnit', which is not a task",
+        ),
+        (
+            GOOD.replace("priority = 5", 'priority = 5\ndepends_on = ["bump"]'),
+            r"dependency cycle: lint -> bump -> lint",
+        ),
+        (GOOD.replace('target = "app.py"', 'target = "missing.py"'), r"task 'lint': file missing.py does not exist"),
+        (
+            GOOD.replace('patch = "change.diff"', 'patch = "nope.diff"'),
+            r"task 'bump': patch file nope.diff does not exist",
+        ),
+        (
+            GOOD.replace('target = "app.py"', 'target = "../outside.py"'),
+            r"task 'lint': ../outside.py is outside the repository",
+        ),
+        (
+            GOOD.replace('kind = "fix"', 'kind = "refactor"'),
+            r"task 'lint': kind: Input should be 'fix', 'command' or 'patch'",
+        ),
+        (GOOD.replace('command = "echo done > NOTES.txt"', ""), r"task 'notes': kind = \"command\" needs command"),
+        (
+            GOOD.replace('kind = "fix"', 'kind = "fix"\ncommand = "make"'),
+            r"task 'lint': 'command' is for kind = \"command\", not \"fix\"",
+        ),
+        (GOOD.replace('id = "lint"', 'id = "has space"'), r"task 'has space': id must be letters, digits"),
+        (GOOD.replace('fail_on = "medium"', 'fail_on = "severe"'), r"task 'lint': acceptance.fail_on: Input should be"),
+        ("[tasks]\nid = 1\n", r"no tasks: add \[\[tasks\]\]"),
+        ('[[tasks]]\nkind = "command"\ncommand = "true"\n', r"task #1: missing field 'id'"),
+        ("[[tasks]\n", r"tasks.toml is not valid TOML"),
+        (GOOD + "\n[settings]\nx = 1\n", r"unknown top-level key 'settings'"),
+    ],
+)
 def test_invalid_files_are_one_line_errors(repo: Path, text: str, message: str) -> None:
     write(repo, text)
     with pytest.raises(TaskFileError, match=message) as caught:

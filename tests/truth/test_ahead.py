@@ -58,7 +58,9 @@ def feature_repo(make_repo) -> Path:  # noqa: ANN001
 
 def cli_gate(root: Path, cache: Path, *extra: str) -> dict:
     out = root.parent / "gate.json"
-    code = run(["gate", str(root), "--base", "main", "--cache-dir", str(cache), "--format", "json", "-o", str(out), *extra])
+    code = run(
+        ["gate", str(root), "--base", "main", "--cache-dir", str(cache), "--format", "json", "-o", str(out), *extra]
+    )
     assert code in (0, 1, 3), code
     return json.loads(out.read_text())
 

@@ -10,8 +10,15 @@ from truthplane.models import Finding, Severity
 
 def _findings(n: int) -> list[Finding]:
     return [
-        Finding(verifier="ruff", rule_id="F401", severity=Severity.LOW, message=f"line\nbreak {i} \u00e9", path=f"p{i % 7}.py",
-                start_line=i + 1, partial_fingerprints={"k": str(i)})
+        Finding(
+            verifier="ruff",
+            rule_id="F401",
+            severity=Severity.LOW,
+            message=f"line\nbreak {i} \u00e9",
+            path=f"p{i % 7}.py",
+            start_line=i + 1,
+            partial_fingerprints={"k": str(i)},
+        )
         for i in range(n)
     ]
 

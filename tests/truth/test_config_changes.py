@@ -57,7 +57,10 @@ def test_a_narrower_ruff_config_silences_findings_it_does_not_fix(repo: Path, ca
 
     assert keyed(result["fixed"]) == {("ruff", "S307", "app/a.py", 8), ("bandit", "B307", "app/a.py", 8)}
     # the password rule (S105) no longer selected, and legacy/ excluded: silenced, not fixed
-    assert keyed(result["silenced_by_config"]) == {("ruff", "S105", "app/a.py", 9), ("ruff", "S301", "legacy/old.py", 5)}
+    assert keyed(result["silenced_by_config"]) == {
+        ("ruff", "S105", "app/a.py", 9),
+        ("ruff", "S301", "legacy/old.py", 5),
+    }
     assert result["new"] == [] and result["added_by_config"] == []
     assert "2 ruff finding(s) silenced by a configuration change in pyproject.toml" in result["reasons"]
     assert result["verdict"] == "REVIEW" and code == 3

@@ -139,13 +139,19 @@ def diff_at_columns(before: str, after: str, needle: str = "eval(") -> Diff:
     return match(scan_at_columns(before, needle), scan_at_columns(after, needle))
 
 
-@pytest.mark.parametrize("before, after", [
-    ('assert isinstance(x, int) and eval(x), "bad"\n', 'assert (\n    isinstance(x, int) and eval(x)\n), "bad"\n'),
-    ('assert ok, "bad %s" % eval(x)\n', 'assert ok, (\n    "bad %s" % eval(x)\n)\n'),
-    ("show(value=lambda v: '=' + eval(v), other=1)\n", "show(\n    value=lambda v: (\n        '=' + eval(v)\n    ),\n    other=1,\n)\n"),
-    ("table = {key: a or eval(b)}\n", "table = {\n    key: (a or eval(b))\n}\n"),
-    ("if ready and eval(x):\n    pass\n", "if (\n    ready and eval(x)\n):\n    pass\n"),
-])
+@pytest.mark.parametrize(
+    "before, after",
+    [
+        ('assert isinstance(x, int) and eval(x), "bad"\n', 'assert (\n    isinstance(x, int) and eval(x)\n), "bad"\n'),
+        ('assert ok, "bad %s" % eval(x)\n', 'assert ok, (\n    "bad %s" % eval(x)\n)\n'),
+        (
+            "show(value=lambda v: '=' + eval(v), other=1)\n",
+            "show(\n    value=lambda v: (\n        '=' + eval(v)\n    ),\n    other=1,\n)\n",
+        ),
+        ("table = {key: a or eval(b)}\n", "table = {\n    key: (a or eval(b))\n}\n"),
+        ("if ready and eval(x):\n    pass\n", "if (\n    ready and eval(x)\n):\n    pass\n"),
+    ],
+)
 def test_redundant_grouping_parentheses_a_formatter_adds_keep_identity(before: str, after: str) -> None:
     assert counts(diff_at_columns(before, after)) == (0, 0, 1)
 
@@ -347,9 +353,15 @@ COMBINATIONS = src('''
 
 
 def test_a_one_token_fix_on_a_flagged_line_is_updated_while_lines_move_around_it() -> None:
-    fixed = COMBINATIONS.replace("range(0, r)", "range(0, r + 1)").replace("def binomial", "# r is inclusive\ndef binomial")
-    before = annotate([finding("a.py", 3, "PIE808"), finding("a.py", 4), finding("a.py", 9)], {"a.py": COMBINATIONS.encode()}.get)
-    after = annotate([finding("a.py", 4, "PIE808"), finding("a.py", 5), finding("a.py", 10)], {"a.py": fixed.encode()}.get)
+    fixed = COMBINATIONS.replace("range(0, r)", "range(0, r + 1)").replace(
+        "def binomial", "# r is inclusive\ndef binomial"
+    )
+    before = annotate(
+        [finding("a.py", 3, "PIE808"), finding("a.py", 4), finding("a.py", 9)], {"a.py": COMBINATIONS.encode()}.get
+    )
+    after = annotate(
+        [finding("a.py", 4, "PIE808"), finding("a.py", 5), finding("a.py", 10)], {"a.py": fixed.encode()}.get
+    )
     result = match(before, after)
     assert (result.new, result.fixed) == ([], [])
     assert [(f.rule_id, f.start_line) for f in result.updated] == [("PIE808", 4)]
@@ -385,7 +397,11 @@ def test_an_edit_that_moves_the_rule_to_another_symbol_or_line_is_new_and_fixed(
 
 def test_two_findings_edited_on_one_line_pair_one_to_one() -> None:
     before = [finding("a.py", 4, context_hash="a"), finding("a.py", 4, context_hash="a")]
-    after = [finding("a.py", 4, context_hash="b"), finding("a.py", 4, context_hash="b"), finding("a.py", 4, context_hash="b")]
+    after = [
+        finding("a.py", 4, context_hash="b"),
+        finding("a.py", 4, context_hash="b"),
+        finding("a.py", 4, context_hash="b"),
+    ]
     result = match(before, after)
     assert (len(result.updated), len(result.new), result.fixed) == (2, 1, [])
 

@@ -183,7 +183,9 @@ def test_a_module_split_into_two_new_files_is_unchanged(make_repo, capsys, monke
 def test_a_function_extracted_into_a_new_module_is_unchanged(make_repo, capsys, monkeypatch) -> None:
     repo = make_repo({"app/utils.py": UTILS, "app/__init__.py": ""})
     extracted = part(UTILS, "def evaluate", "class Cache")
-    rest = UTILS.replace(extracted, "").replace("import subprocess\n", "import subprocess\n\nfrom app.calc import evaluate\n")
+    rest = UTILS.replace(extracted, "").replace(
+        "import subprocess\n", "import subprocess\n\nfrom app.calc import evaluate\n"
+    )
     on_branch(repo, {"app/utils.py": rest + "\n\n__all__ = ['evaluate']\n", "app/calc.py": "\n\n" + extracted})
     doc = gate_json(repo, capsys, monkeypatch)
     assert (doc["new"], doc["fixed"]) == ([], []), doc["reasons"]
@@ -308,10 +310,14 @@ def test_an_edit_of_a_high_severity_flagged_line_is_review_and_a_new_one_beside_
     assert doc["verdict"] == "REJECT" and {f["start_line"] for f in doc["new"]} == {8}
 
 
-TEST_MODULE = "import random\n\n\n" + "".join(
-    f"def test_case_{i}():\n    token = 'secret-{i}'\n    value = random.random() + {i}\n    check(value, token=token)\n\n\n"
-    for i in range(6)
-) + "def check(value, token):\n    return value, token\n"
+TEST_MODULE = (
+    "import random\n\n\n"
+    + "".join(
+        f"def test_case_{i}():\n    token = 'secret-{i}'\n    value = random.random() + {i}\n    check(value, token=token)\n\n\n"
+        for i in range(6)
+    )
+    + "def check(value, token):\n    return value, token\n"
+)
 
 
 @pytest.mark.tool("ruff")

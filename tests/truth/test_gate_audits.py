@@ -37,7 +37,10 @@ def test_pip_audit_runs_in_a_gate_only_when_the_dependencies_change(make_repo, c
     (root / "pyproject.toml").write_text(PYPROJECT.replace('version = "1"', 'version = "2"'))
     code, result = gate(capsys, root)
     assert [v["name"] for v in result["verifiers"]] == ["ruff"]
-    assert "pip-audit not run: the change leaves the dependencies declared in pyproject.toml as they were" in result["reasons"]
+    assert (
+        "pip-audit not run: the change leaves the dependencies declared in pyproject.toml as they were"
+        in result["reasons"]
+    )
     assert result["verdict"] == "APPROVE" and code == 0
 
     (root / "requirements.txt").write_text("urllib3==1.24.1\n")

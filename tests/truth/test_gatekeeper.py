@@ -26,7 +26,9 @@ async def session_calls(root: Path, calls: list[tuple[str, dict[str, Any]]], tmp
     from mcp.client.stdio import stdio_client
 
     env = {**os.environ, "TRUTHPLANE_CACHE_DIR": str(tmp / "cache"), "NO_COLOR": "1"}
-    params = StdioServerParameters(command=sys.executable, args=["-m", "truthplane", "mcp", "--root", str(root)], env=env)
+    params = StdioServerParameters(
+        command=sys.executable, args=["-m", "truthplane", "mcp", "--root", str(root)], env=env
+    )
     with (tmp / "server-stderr.txt").open("w") as errlog:
         async with stdio_client(params, errlog=errlog) as (read, write), ClientSession(read, write) as session:
             await session.initialize()
@@ -91,12 +93,17 @@ def test_a_hostile_repository_cannot_make_the_server_write_outside_its_root(make
     outside = tmp_path / "outside"
     (outside / "results").mkdir(parents=True)
     (outside / "sarif").mkdir()
-    root = make_repo({
-        "app/tool.py": CLEAN, "truthplane.toml": CONFIG,
-        "linked/tool.py": RISKY, "sarif_linked/tool.py": RISKY,
-        # a configuration that tries to move the result cache out of the repository
-        "cached/tool.py": RISKY, "cached/truthplane.toml": f'verifiers = ["bandit"]\ncache_dir = "{outside / "cache"}"\n',
-    })
+    root = make_repo(
+        {
+            "app/tool.py": CLEAN,
+            "truthplane.toml": CONFIG,
+            "linked/tool.py": RISKY,
+            "sarif_linked/tool.py": RISKY,
+            # a configuration that tries to move the result cache out of the repository
+            "cached/tool.py": RISKY,
+            "cached/truthplane.toml": f'verifiers = ["bandit"]\ncache_dir = "{outside / "cache"}"\n',
+        }
+    )
     (root / "linked" / ".truth-plane-results").symlink_to(outside / "results")
     (root / "sarif_linked" / ".sarif-results").symlink_to(outside / "sarif")
     (root / ".truth-plane-results").symlink_to(outside / "results")  # where build_db keeps its databases
@@ -113,7 +120,9 @@ def test_a_hostile_repository_cannot_make_the_server_write_outside_its_root(make
     _, results = anyio.run(session_calls, root, calls, tmp_path)
     assert results[0].isError and "peek/truthplane.toml" in results[0].content[0].text
     assert "outside the repository" in results[0].content[0].text
-    for refused, where in zip(results[1:3], ("linked/.truth-plane-results", "sarif_linked/.sarif-results"), strict=True):
+    for refused, where in zip(
+        results[1:3], ("linked/.truth-plane-results", "sarif_linked/.sarif-results"), strict=True
+    ):
         assert refused.isError and where in refused.content[0].text and "symbolic link" in refused.content[0].text
     assert results[4].isError and ".truth-plane-results is a symbolic link" in results[4].content[0].text
     cached = payload(results[3])

@@ -41,8 +41,10 @@ MAIN_AFTER = (
     'export const out: string = greet("x") + parse("1");\nexport const count: number = greet("y");\n'  # 5 TS2322: new
 )
 AUDIT = {
-    ("npm-audit", "GHSA-jf85-cpcp-j695", "package-lock.json", 15), ("npm-audit", "GHSA-35jh-r3h4-6jhm", "package-lock.json", 15),
-    ("npm-audit", "GHSA-xvch-5gv4-984h", "package-lock.json", 20), ("npm-audit", "GHSA-vh95-rmgr-6w4m", "package-lock.json", 20),
+    ("npm-audit", "GHSA-jf85-cpcp-j695", "package-lock.json", 15),
+    ("npm-audit", "GHSA-35jh-r3h4-6jhm", "package-lock.json", 15),
+    ("npm-audit", "GHSA-xvch-5gv4-984h", "package-lock.json", 20),
+    ("npm-audit", "GHSA-vh95-rmgr-6w4m", "package-lock.json", 20),
 }
 
 
@@ -162,7 +164,12 @@ def test_an_unreachable_registry_makes_only_a_dependency_change_unverified(
     (repo / "package.json").write_text(json.dumps(package, indent=2) + "\n")
     code, result = cli(capsys, "gate", str(repo), "--base", "main", "--format", "json")
     assert "npm-audit" not in [v["name"] for v in result["verifiers"]]
-    assert any(r.startswith("npm-audit not run: the change leaves the dependencies declared in package-lock.json, package.json") for r in result["reasons"]), result["reasons"]
+    assert any(
+        r.startswith(
+            "npm-audit not run: the change leaves the dependencies declared in package-lock.json, package.json"
+        )
+        for r in result["reasons"]
+    ), result["reasons"]
     assert result["verdict"] == "APPROVE" and code == 0
 
     lock = json.loads((repo / "package-lock.json").read_text())

@@ -83,7 +83,9 @@ def three_formats(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[
     return root, formats, total
 
 
-@pytest.mark.parametrize("before,after", list(itertools.permutations(["baseline", "truthplane-sarif", "tools-sarif"], 2)))
+@pytest.mark.parametrize(
+    "before,after", list(itertools.permutations(["baseline", "truthplane-sarif", "tools-sarif"], 2))
+)
 def test_every_pair_of_formats_of_one_scan_diffs_to_nothing(three_formats, before: str, after: str) -> None:
     root, formats, total = three_formats
     assert total >= 10  # both tools found something in both files

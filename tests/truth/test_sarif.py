@@ -46,12 +46,18 @@ def test_written_log_validates_and_round_trips() -> None:
     assert back[0].partial_fingerprints == {"primaryLocationLineHash": "1234:1", "truthplane/v1": "abc"}
     assert back[1].identity == "x::y"
     # the space in the path is percent-encoded on the wire
-    assert log["runs"][0]["results"][0]["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] == "pkg/my%20module.py"
+    assert (
+        log["runs"][0]["results"][0]["locations"][0]["physicalLocation"]["artifactLocation"]["uri"]
+        == "pkg/my%20module.py"
+    )
 
 
 def test_diff_log_carries_baseline_state_and_leaves_fixed_out() -> None:
     new, same, gone = finding(rule_id="A"), finding(rule_id="B"), finding(rule_id="C")
-    runs = [VerifierRun(name="ruff", status=ToolStatus.OK), VerifierRun(name="semgrep", status=ToolStatus.FAILED, error="boom")]
+    runs = [
+        VerifierRun(name="ruff", status=ToolStatus.OK),
+        VerifierRun(name="semgrep", status=ToolStatus.FAILED, error="boom"),
+    ]
     log = diff_log([new], [same], [gone], runs)
     validate_sarif(log)
     results = {r["ruleId"]: r["baselineState"] for run in log["runs"] for r in run["results"]}
@@ -66,19 +72,47 @@ def test_diff_log_carries_baseline_state_and_leaves_fixed_out() -> None:
 def test_foreign_sarif_severity_and_paths(tmp_path: Path) -> None:
     log = {
         "version": "2.1.0",
-        "runs": [{
-            "tool": {"driver": {"name": "CodeQL", "rules": [
-                {"id": "py/sql-injection", "properties": {"security-severity": "8.8"}},
-                {"id": "py/unused-import", "defaultConfiguration": {"level": "note"}},
-            ]}},
-            "originalUriBaseIds": {"SRC": {"uri": "file:///src/"}},
-            "results": [
-                {"ruleIndex": 0, "message": {"text": "sqli"}, "locations": [{"physicalLocation": {
-                    "artifactLocation": {"uri": "app/db.py", "uriBaseId": "SRC"}, "region": {"startLine": 7}}}]},
-                {"ruleId": "py/unused-import", "ruleIndex": 1, "message": {"text": "unused"}, "locations": [{"physicalLocation": {
-                    "artifactLocation": {"uri": f"file://{tmp_path}/x.py"}, "region": {"startLine": 1}}}]},
-            ],
-        }],
+        "runs": [
+            {
+                "tool": {
+                    "driver": {
+                        "name": "CodeQL",
+                        "rules": [
+                            {"id": "py/sql-injection", "properties": {"security-severity": "8.8"}},
+                            {"id": "py/unused-import", "defaultConfiguration": {"level": "note"}},
+                        ],
+                    }
+                },
+                "originalUriBaseIds": {"SRC": {"uri": "file:///src/"}},
+                "results": [
+                    {
+                        "ruleIndex": 0,
+                        "message": {"text": "sqli"},
+                        "locations": [
+                            {
+                                "physicalLocation": {
+                                    "artifactLocation": {"uri": "app/db.py", "uriBaseId": "SRC"},
+                                    "region": {"startLine": 7},
+                                }
+                            }
+                        ],
+                    },
+                    {
+                        "ruleId": "py/unused-import",
+                        "ruleIndex": 1,
+                        "message": {"text": "unused"},
+                        "locations": [
+                            {
+                                "physicalLocation": {
+                                    "artifactLocation": {"uri": f"file://{tmp_path}/x.py"},
+                                    "region": {"startLine": 1},
+                                }
+                            }
+                        ],
+                    },
+                ],
+            }
+        ],
     }
     found = findings_from_sarif(log, root=tmp_path)
     assert [(f.verifier, f.rule_id, f.severity, f.path) for f in found] == [
@@ -87,13 +121,22 @@ def test_foreign_sarif_severity_and_paths(tmp_path: Path) -> None:
     ]
 
 
-@pytest.mark.parametrize("bad, needle", [
-    ([], "the log should be dict"),
-    ({"version": "2.0.0", "runs": []}, "not a SARIF 2.1.0 log"),
-    ({"version": "2.1.0", "runs": {}}, "runs should be list"),
-    ({"version": "2.1.0", "runs": [{"tool": {}}]}, "tool.driver"),
-    ({"version": "2.1.0", "runs": [{"tool": {"driver": {"name": "x"}}, "results": [{"message": {"text": "m"}}]}]}, "no ruleId"),
-])
+@pytest.mark.parametrize(
+    "bad, needle",
+    [
+        ([], "the log should be dict"),
+        ({"version": "2.0.0", "runs": []}, "not a SARIF 2.1.0 log"),
+        ({"version": "2.1.0", "runs": {}}, "runs should be list"),
+        ({"version": "2.1.0", "runs": [{"tool": {}}]}, "tool.driver"),
+        (
+            {
+                "version": "2.1.0",
+                "runs": [{"tool": {"driver": {"name": "x"}}, "results": [{"message": {"text": "m"}}]}],
+            },
+            "no ruleId",
+        ),
+    ],
+)
 def test_malformed_sarif_is_an_input_error(bad: object, needle: str) -> None:
     with pytest.raises(InputError, match=needle):
         findings_from_sarif(bad)

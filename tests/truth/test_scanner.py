@@ -50,7 +50,9 @@ def test_semgrep_subset_in_a_git_repo_agrees_with_the_whole_scan(make_repo) -> N
                       "lib/ignored.py": body, ".semgrepignore": "lib/\n"})
     semgrep = load("verifiers", "semgrep")("semgrep", Config().options_for("semgrep"), VerifierContext())
     whole = {(f.path, f.rule_id) for f in semgrep.scan(root).findings}
-    subset = {(f.path, f.rule_id) for f in semgrep.scan(root, ["src/deep/a.py", "tests/t.py", "lib/ignored.py"]).findings}
+    subset = {
+        (f.path, f.rule_id) for f in semgrep.scan(root, ["src/deep/a.py", "tests/t.py", "lib/ignored.py"]).findings
+    }
     assert ("src/deep/a.py", "truthplane.python.eval-exec") in whole
     assert not any(p.startswith("lib/") for p, _ in whole)
     assert subset == {(p, r) for p, r in whole if p in ("src/deep/a.py", "tests/t.py", "lib/ignored.py")}

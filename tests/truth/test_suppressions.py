@@ -61,7 +61,9 @@ def test_eslint_suppressed_lines_are_listed_not_counted_and_a_new_one_is_named(
     assert scan["verifiers"][0]["count"] == 1
     written = json.loads((root / ".sarif-results" / "eslint.sarif").read_text())
     validate_sarif(written)
-    assert [r["suppressions"] for r in written["runs"][0]["results"] if r.get("suppressions")] == [[{"kind": "inSource"}]]
+    assert [r["suppressions"] for r in written["runs"][0]["results"] if r.get("suppressions")] == [
+        [{"kind": "inSource"}]
+    ]
 
     git(root, "checkout", "-qb", "quiet")
     (root / "src/app.ts").write_text(APP_SUPPRESSED)
@@ -90,7 +92,9 @@ def test_eslint_suppressed_lines_are_listed_not_counted_and_a_new_one_is_named(
 
 @pytest.mark.tool("ruff")
 @pytest.mark.tool("bandit")
-def test_a_python_change_that_adds_nosec_and_noqa_is_held_for_review(make_repo, capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_python_change_that_adds_nosec_and_noqa_is_held_for_review(
+    make_repo, capsys: pytest.CaptureFixture[str]
+) -> None:
     root = make_repo({
         "app/tool.py": RISKY, "app/old.py": "import os  # noqa: F401\n", "README.md": "Use `# noqa` sparingly.\n",
         "truthplane.toml": 'verifiers = ["ruff", "bandit"]\n',

@@ -12,8 +12,13 @@ def f(rule: str, severity: Severity = Severity.HIGH, line: int = 1, verifier: st
 
 def scan(*findings: Finding, runs: dict[str, ToolStatus] | None = None) -> Scan:
     runs = runs or {"ruff": ToolStatus.OK}
-    return Scan(created_at="t", findings=list(findings),
-                verifiers=[VerifierRun(name=n, status=s, error=None if s is ToolStatus.OK else "it broke") for n, s in runs.items()])
+    return Scan(
+        created_at="t",
+        findings=list(findings),
+        verifiers=[
+            VerifierRun(name=n, status=s, error=None if s is ToolStatus.OK else "it broke") for n, s in runs.items()
+        ],
+    )
 
 
 def test_no_change_approves() -> None:
@@ -29,9 +34,16 @@ def test_new_high_rejects_new_low_reviews_new_note_approves() -> None:
 
 
 def test_thresholds_are_configurable() -> None:
-    assert evaluate(scan(), scan(f("A", Severity.MEDIUM)), GateConfig(fail_on=Severity.MEDIUM)).verdict is Verdict.REJECT
-    assert evaluate(scan(), scan(f("A", Severity.LOW)), GateConfig(review_on=Severity.MEDIUM)).verdict is Verdict.APPROVE
-    assert evaluate(scan(), scan(f("A", Severity.LOW), f("B", Severity.LOW)), GateConfig(max_new=1)).verdict is Verdict.REJECT
+    assert (
+        evaluate(scan(), scan(f("A", Severity.MEDIUM)), GateConfig(fail_on=Severity.MEDIUM)).verdict is Verdict.REJECT
+    )
+    assert (
+        evaluate(scan(), scan(f("A", Severity.LOW)), GateConfig(review_on=Severity.MEDIUM)).verdict is Verdict.APPROVE
+    )
+    assert (
+        evaluate(scan(), scan(f("A", Severity.LOW), f("B", Severity.LOW)), GateConfig(max_new=1)).verdict
+        is Verdict.REJECT
+    )
 
 
 def test_fixed_is_reported() -> None:

@@ -120,7 +120,9 @@ TEST_MODULE = 'def test_login(client):\n    password = "hunter2"\n    assert cli
 LIBRARY = 'def check(value):\n    assert value\n    return value\n'
 
 
-def test_asserts_and_fixture_passwords_in_tests_are_no_findings_by_default(tree: Callable[[dict[str, str]], Path]) -> None:
+def test_asserts_and_fixture_passwords_in_tests_are_no_findings_by_default(
+    tree: Callable[[dict[str, str]], Path],
+) -> None:
     root = tree({
         "tests/test_login.py": TEST_MODULE, "pkg/login_test.py": TEST_MODULE, "conftest.py": TEST_MODULE,
         "test_top.py": TEST_MODULE, "pkg/lib.py": LIBRARY, "pkg/latest.py": TEST_MODULE,
@@ -130,7 +132,9 @@ def test_asserts_and_fixture_passwords_in_tests_are_no_findings_by_default(tree:
     assert found == {("B101", "pkg/lib.py", 2), ("B105", "pkg/latest.py", 2), ("B101", "pkg/latest.py", 3)}
 
 
-def test_the_repositorys_own_bandit_config_wins_over_the_test_file_default(tree: Callable[[dict[str, str]], Path]) -> None:
+def test_the_repositorys_own_bandit_config_wins_over_the_test_file_default(
+    tree: Callable[[dict[str, str]], Path],
+) -> None:
     root = tree({"tests/test_login.py": TEST_MODULE, ".bandit": "[bandit]\nskips = B105\n"})
     found = located(build_verifier("bandit").scan(root).findings)
     assert found == {("B101", "tests/test_login.py", 3)}

@@ -35,7 +35,10 @@ def test_a_failing_build_is_one_high_finding_with_the_output_tail(tmp_path: Path
     (finding,) = build(root, FAILING).scan(root).findings
     assert (finding.rule_id, finding.path, finding.start_line) == ("build-failed", "", None)
     assert finding.severity is Severity.HIGH
-    assert finding.identity == "sh -c 'for i in $(seq 1 30); do echo step $i; done; echo '\"'\"'fatal: linker said no'\"'\"' >&2; exit 2'"
+    assert (
+        finding.identity
+        == "sh -c 'for i in $(seq 1 30); do echo step $i; done; echo '\"'\"'fatal: linker said no'\"'\"' >&2; exit 2'"
+    )
     assert finding.message.startswith("`sh -c ")
     assert "exited 2: step 12 | step 13 |" in finding.message
     assert finding.message.endswith("step 30 | fatal: linker said no")

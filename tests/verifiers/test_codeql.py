@@ -66,7 +66,9 @@ def fake_codeql(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def calls(log: Path) -> list[list[str]]:
-    return [json.loads(line) for line in log.read_text().splitlines() if line.strip() and line.strip() != '["--version"]']
+    return [
+        json.loads(line) for line in log.read_text().splitlines() if line.strip() and line.strip() != '["--version"]'
+    ]
 
 
 @pytest.fixture
@@ -155,7 +157,10 @@ def test_diff_alerts_pairs_by_codeqls_fingerprints() -> None:
     assert located(diff.new) == {("js/path-injection", "src/files.ts", 4)}
     assert located(diff.fixed) == {("js/reflected-xss", "src/server.ts", 5)}
     # the injection moved two lines down with the same code; the unused variable's file was renamed
-    assert located(diff.unchanged) == {("js/sql-injection", "src/db.ts", 8), ("js/unused-local-variable", "src/helpers.ts", 2)}
+    assert located(diff.unchanged) == {
+        ("js/sql-injection", "src/db.ts", 8),
+        ("js/unused-local-variable", "src/helpers.ts", 2),
+    }
     without_renames = diff_alerts(BEFORE, AFTER)
     assert ("js/unused-local-variable", "src/helpers.ts", 2) in located(without_renames.unchanged)  # paired by content
 
@@ -165,7 +170,9 @@ def test_summarize_alerts_and_a_diff() -> None:
     assert isinstance(summary, AlertSummary)
     assert summary.total == 3 and summary.by_severity == {"high": 1, "medium": 1, "low": 1}
     assert summary.by_rule == {"js/reflected-xss": 1, "js/sql-injection": 1, "js/unused-local-variable": 1}
-    assert summary.lines[0] == "high js/sql-injection src/db.ts:6 This query string depends on a [user-provided value](1)."
+    assert (
+        summary.lines[0] == "high js/sql-injection src/db.ts:6 This query string depends on a [user-provided value](1)."
+    )
     per_state = summarize(diff_alerts(BEFORE, AFTER))
     assert isinstance(per_state, dict)
     assert {state: s.total for state, s in per_state.items()} == {"new": 1, "fixed": 1, "unchanged": 2}
@@ -188,7 +195,10 @@ def test_codeql_sarif_round_trips_with_its_fingerprints(project: Path) -> None:
     # with the code at hand truthplane computes the same line hashes CodeQL recorded, and adds its own
     annotated = annotate(alerts, lambda rel: (project / rel).read_bytes())
     for original, mine in zip(alerts, annotated, strict=True):
-        assert mine.partial_fingerprints["primaryLocationLineHash"] == original.partial_fingerprints["primaryLocationLineHash"]
+        assert (
+            mine.partial_fingerprints["primaryLocationLineHash"]
+            == original.partial_fingerprints["primaryLocationLineHash"]
+        )
         assert mine.partial_fingerprints["primaryLocationStartColumnFingerprint"] == \
             original.partial_fingerprints["primaryLocationStartColumnFingerprint"]
         assert mine.partial_fingerprints["truthplane/v1"]

@@ -16,7 +16,9 @@ from tests.verifiers.conftest import build_verifier, located
 from truthplane.errors import ConfigError, VerifierError
 from truthplane.models import Severity
 
-PRINT_FILE = "import sys\nsys.stdout.write(open(sys.argv[1]).read())\nsys.exit(int(sys.argv[2]) if len(sys.argv) > 2 else 0)\n"
+PRINT_FILE = (
+    "import sys\nsys.stdout.write(open(sys.argv[1]).read())\nsys.exit(int(sys.argv[2]) if len(sys.argv) > 2 else 0)\n"
+)
 
 SARIF = {
     "version": "2.1.0",
@@ -79,7 +81,9 @@ def test_json_output_both_shapes(tree: Callable[[dict[str, str]], Path]) -> None
     ]
     for output in (items, {"findings": items}):
         root = _tool_repo(tree, output)
-        findings = build_verifier("command", command=["python3", "tool.py", "out.txt"], format="json").scan(root).findings
+        findings = (
+            build_verifier("command", command=["python3", "tool.py", "out.txt"], format="json").scan(root).findings
+        )
         assert located(findings) == {("R1", "src/app.py", 2), ("R2", "src/app.py", 3)}
         severities = {f.rule_id: f.severity for f in findings}
         assert severities == {"R1": Severity.CRITICAL, "R2": Severity.MEDIUM}

@@ -82,8 +82,11 @@ def test_tool_versions_asked_once_and_all_remembered(tmp_path: Path, monkeypatch
     monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
     results: list[str | None] = []
     threads = [
-        threading.Thread(target=lambda n=name: results.append(tool_version(n, [n, "--version"], install_hint="-").version))
-        for name in ("tool-a", "tool-b", "tool-c") for _ in range(2)
+        threading.Thread(
+            target=lambda n=name: results.append(tool_version(n, [n, "--version"], install_hint="-").version)
+        )
+        for name in ("tool-a", "tool-b", "tool-c")
+        for _ in range(2)
     ]
     for thread in threads:
         thread.start()

@@ -85,7 +85,9 @@ def test_file_subset_agrees_with_the_whole_scan(project: Path) -> None:
     assert eslint(project).scan(project, files=["notes.txt"]).findings == []
 
 
-def test_a_long_file_list_lints_everything_and_keeps_the_requested(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_long_file_list_lints_everything_and_keeps_the_requested(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from truthplane.verifiers import eslint as module
 
     monkeypatch.setattr(module, "MAX_FILES", 1)
@@ -103,7 +105,9 @@ def test_file_that_does_not_parse_is_a_high_finding(project: Path) -> None:
 
 
 def test_config_that_cannot_load_is_an_error_not_a_clean_scan(project: Path) -> None:
-    (project / "eslint.config.mjs").write_text('import nope from "eslint-plugin-does-not-exist";\nexport default [nope];\n')
+    (project / "eslint.config.mjs").write_text(
+        'import nope from "eslint-plugin-does-not-exist";\nexport default [nope];\n'
+    )
     with pytest.raises(VerifierError) as caught:
         eslint(project).scan(project)
     assert "could not run (exit 2)" in str(caught.value) and "eslint-plugin-does-not-exist" in str(caught.value)
@@ -125,7 +129,9 @@ def test_tool_in_node_modules_wins_over_path_and_garbage_is_an_error(tmp_path: P
     (root / "node_modules" / "@microsoft" / "eslint-formatter-sarif").symlink_to(
         NODE_MODULES / "@microsoft" / "eslint-formatter-sarif")
     fake = bin_dir / "eslint"
-    fake.write_text('#!/bin/sh\n[ "$1" = "--version" ] && { echo v1.2.3; exit 0; }\necho "Segmentation fault"\nexit 1\n')
+    fake.write_text(
+        '#!/bin/sh\n[ "$1" = "--version" ] && { echo v1.2.3; exit 0; }\necho "Segmentation fault"\nexit 1\n'
+    )
     fake.chmod(fake.stat().st_mode | stat.S_IXUSR)
     verifier = eslint(root)
     assert verifier.available().version == "1.2.3"

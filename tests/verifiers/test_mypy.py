@@ -118,7 +118,9 @@ def test_two_trees_never_share_a_mypy_cache(tmp_path: Path, monkeypatch: pytest.
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "elsewhere"))
     monkeypatch.setenv("TRUTHPLANE_CACHE_DIR", str(tmp_path / "cache"))
     first = write_tree(tmp_path / "first", {"m.py": WRONG})
-    second = write_tree(tmp_path / "second", {"src/pkg/m.py": WRONG, "pyproject.toml": '[tool.mypy]\nfiles = ["src"]\n'})
+    second = write_tree(
+        tmp_path / "second", {"src/pkg/m.py": WRONG, "pyproject.toml": '[tool.mypy]\nfiles = ["src"]\n'}
+    )
     verifier = build_verifier("mypy")
     assert located(verifier.scan(first).findings) == {("return-value", "m.py", 2)}
     assert located(verifier.scan(second).findings) == {("return-value", "src/pkg/m.py", 2)}

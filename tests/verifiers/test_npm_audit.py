@@ -59,9 +59,13 @@ def test_one_finding_per_advisory_and_package_at_the_lockfile_entry(app: Path, r
 
 
 def test_each_package_path_is_its_own_finding_with_one_identity(tmp_path: Path, registry: str) -> None:
-    root = write_files(tmp_path / "nested", {
-        "package.json": fixture_text("nested-package.json"), "package-lock.json": fixture_text("nested-package-lock.json"),
-    })
+    root = write_files(
+        tmp_path / "nested",
+        {
+            "package.json": fixture_text("nested-package.json"),
+            "package-lock.json": fixture_text("nested-package-lock.json"),
+        },
+    )
     findings = audited(root, registry)
     assert located(findings) == {
         ("GHSA-jf85-cpcp-j695", "package-lock.json", 15), ("GHSA-jf85-cpcp-j695", "package-lock.json", 26),

@@ -20,7 +20,9 @@ from truthplane.verifiers.interface import Verifier
 
 pytestmark = pytest.mark.tool("tsc")
 
-TSCONFIG = '{"compilerOptions": {"strict": true, "noEmit": true, "types": [], "target": "ES2022"}, "include": ["src"]}\n'
+TSCONFIG = (
+    '{"compilerOptions": {"strict": true, "noEmit": true, "types": [], "target": "ES2022"}, "include": ["src"]}\n'
+)
 SHAPES = (
     "export interface Point { x: number; y: number }\n"
     "export function norm(p: Point): number {\n"
@@ -64,10 +66,13 @@ def test_diagnostics_become_findings(project: Path) -> None:
 
 
 def test_message_chains_are_kept_on_one_line(tmp_path: Path) -> None:
-    root = write_files(tmp_path / "svc", {
-        "tsconfig.json": TSCONFIG,
-        "src/a.ts": "function f(o: { a: { b: string } }): void { void o; }\nf({ a: { b: 1 } } as { a: { b: number } });\n",
-    })
+    root = write_files(
+        tmp_path / "svc",
+        {
+            "tsconfig.json": TSCONFIG,
+            "src/a.ts": "function f(o: { a: { b: string } }): void { void o; }\nf({ a: { b: 1 } } as { a: { b: number } });\n",
+        },
+    )
     (finding,) = tsc(root).scan(root).findings
     assert finding.rule_id == "TS2345" and finding.start_line == 2
     assert finding.message == (

@@ -64,7 +64,9 @@ class CandidateResult(BaseModel):
     remaining: list[Finding] = Field(default_factory=list, description="the file's findings it leaves (not targets)")
     flags: list[str] = Field(default_factory=list, description="possible reward hacks seen in its diff")
     preflight: list[PreflightFinding] = Field(
-        default_factory=list, description="dangerous constructs in the code this candidate's jobs ran that no commit of the repository holds")
+        default_factory=list,
+        description="dangerous constructs in the code this candidate's jobs ran that no commit of the repository holds",
+    )
 
 
 class FixTarget(BaseModel):

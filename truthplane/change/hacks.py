@@ -95,7 +95,11 @@ def distinctive(value: object) -> bool:
 
 
 def _key(value: object) -> str:
-    return repr(value) if not isinstance(value, (list, set, frozenset)) else repr(sorted(value, key=repr) if isinstance(value, (set, frozenset)) else value)
+    return (
+        repr(value)
+        if not isinstance(value, (list, set, frozenset))
+        else repr(sorted(value, key=repr) if isinstance(value, (set, frozenset)) else value)
+    )
 
 
 class _Expectations:
@@ -133,8 +137,13 @@ def _expectations(tests: list[ast.Module]) -> _Expectations:
             elif (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
                   and node.func.attr in _ASSERT_METHODS and len(node.args) >= 2):
                 found.compared(node.args[0], node.args[1])
-            elif (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "parametrize"
-                  and len(node.args) >= 2 and isinstance(node.args[1], (ast.List, ast.Tuple))):
+            elif (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and node.func.attr == "parametrize"
+                and len(node.args) >= 2
+                and isinstance(node.args[1], (ast.List, ast.Tuple))
+            ):
                 for case in node.args[1].elts:
                     if isinstance(case, ast.Tuple) and len(case.elts) >= 2:
                         for arg in case.elts[:-1]:

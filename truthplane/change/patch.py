@@ -131,7 +131,9 @@ def _header_path(value: str) -> str:
     value = value.split("\t", 1)[0].rstrip()
     if len(value) >= 2 and value[0] == value[-1] == '"':
         try:  # git's C-style quoting: octal escapes of UTF-8 bytes
-            value = value[1:-1].encode("latin-1", "backslashreplace").decode("unicode_escape").encode("latin-1").decode()
+            value = (
+                value[1:-1].encode("latin-1", "backslashreplace").decode("unicode_escape").encode("latin-1").decode()
+            )
         except (UnicodeError, ValueError):
             raise CandidateError(f"cannot read the quoted path {value[:80]}") from None
     return value

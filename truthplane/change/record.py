@@ -90,8 +90,10 @@ def fix_record(run: FixRun, *, applied: bool, commit: str | None) -> dict[str, A
         "baseline": {
             "fingerprints": [f.fingerprint for f in base.scan.findings] if base else [],
             "targets": [_finding(f) for f in base.targets] if base else [],
-            "verifiers": {v.name: {"version": v.version, "status": v.status.value, "count": v.count}
-                          for v in (base.scan.verifiers if base else [])},
+            "verifiers": {
+                v.name: {"version": v.version, "status": v.status.value, "count": v.count}
+                for v in (base.scan.verifiers if base else [])
+            },
             "files": len(base.files) if base else 0,
         },
         "target": run.result.target.model_dump() if run.result.target else None,
@@ -100,7 +102,8 @@ def fix_record(run: FixRun, *, applied: bool, commit: str | None) -> dict[str, A
         "honest_metrics": {
             "files_verified": len(base.scan.files) if base else 0,
             "files_modified": len(winner.touched) if winner and applied else 0,
-            "builds_tested": sum(1 for r in results if r.tests is not None) + sum(len(r.repro.after_rc) for r in results if r.repro),
+            "builds_tested": sum(1 for r in results if r.tests is not None)
+            + sum(len(r.repro.after_rc) for r in results if r.repro),
             "git_commits": 1 if commit else 0,
             "truth_gate_approvals": sum(1 for r in results if r.verdict is Verdict.APPROVE),
             "truth_gate_rejections": sum(1 for r in results if r.verdict is Verdict.REJECT),
@@ -118,7 +121,9 @@ def _repo_relative(root: Path, value: str) -> str:
     try:
         return resolved.relative_to(root.resolve()).as_posix()
     except ValueError:
-        raise InputError(f"evidence file {value} is outside {root}: only files in the repository can be evidence") from None
+        raise InputError(
+            f"evidence file {value} is outside {root}: only files in the repository can be evidence"
+        ) from None
 
 
 def _log_files(root: Path, record: dict[str, Any]) -> list[dict[str, Any]]:

@@ -107,7 +107,9 @@ def _pyproject_edit(root: Path | None, rel: str, patch: FilePatch) -> HunkLine |
         table = _table_before(root, rel, hunk.old_start, hunk)
         for line in hunk.lines:
             match = _TOML_TABLE.match(line.text)
-            if line.kind != " " and (match and _pyproject_tool(match.group(1).replace('"', "")) or _pyproject_tool(table)):
+            if line.kind != " " and (
+                match and _pyproject_tool(match.group(1).replace('"', "")) or _pyproject_tool(table)
+            ):
                 return line
             if match and line.kind != "-":
                 table = match.group(1).replace('"', "").replace(" ", "")
@@ -125,16 +127,30 @@ def _added_beyond_removed(
     """`adds X at file:line` for each pattern the patch adds more often than it removes in this file."""
     reasons = []
     for label, pattern in patterns.items():
-        added = [ln for h in patch.hunks for ln in h.lines if ln.kind == "+" and pattern.search(code_part(ln.text, suffix)[part])]
-        removed = sum(1 for h in patch.hunks for ln in h.lines if ln.kind == "-" and pattern.search(code_part(ln.text, suffix)[part]))
+        added = [
+            ln
+            for h in patch.hunks
+            for ln in h.lines
+            if ln.kind == "+" and pattern.search(code_part(ln.text, suffix)[part])
+        ]
+        removed = sum(
+            1
+            for h in patch.hunks
+            for ln in h.lines
+            if ln.kind == "-" and pattern.search(code_part(ln.text, suffix)[part])
+        )
         reasons += [f"adds `{label}` at {_where(rel, ln)}" for ln in added[removed:]]
     return reasons
 
 
 def _removed_beyond_added(rel: str, patch: FilePatch, pattern: re.Pattern[str], what: str, suffix: str) -> list[str]:
-    removed = [ln for h in patch.hunks for ln in h.lines if ln.kind == "-" and pattern.search(code_part(ln.text, suffix)[0])]
+    removed = [
+        ln for h in patch.hunks for ln in h.lines if ln.kind == "-" and pattern.search(code_part(ln.text, suffix)[0])
+    ]
     added = {re.sub(r"\s+", "", code_part(ln.text, suffix)[0]) for h in patch.hunks for ln in h.lines if ln.kind == "+"}
-    added_count = sum(1 for h in patch.hunks for ln in h.lines if ln.kind == "+" and pattern.search(code_part(ln.text, suffix)[0]))
+    added_count = sum(
+        1 for h in patch.hunks for ln in h.lines if ln.kind == "+" and pattern.search(code_part(ln.text, suffix)[0])
+    )
     excess = len(removed) - added_count
     if excess <= 0:
         return []

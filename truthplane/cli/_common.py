@@ -23,11 +23,15 @@ FORMAT = typer.Option(Format.text, "--format", "-f", help="Output format.")
 OUTPUT = typer.Option(None, "--output", "-o", help="Write the document to FILE instead of stdout.", dir_okay=False)
 CONFIG = typer.Option(None, "--config", help="truthplane.toml (or a pyproject.toml) to use.", dir_okay=False)
 VERIFIER = typer.Option(None, "--verifier", "-v", help="Run only this verifier (repeatable).")
-CACHE_DIR = typer.Option(None, "--cache-dir", help="Result cache directory (default: the per-user cache).", file_okay=False)
+CACHE_DIR = typer.Option(
+    None, "--cache-dir", help="Result cache directory (default: the per-user cache).", file_okay=False
+)
 NO_CACHE = typer.Option(False, "--no-cache", help="Rerun every verifier on every file.")
 
 
-def scan_options(root: Path, config_path: Path | None, verifiers: list[str] | None, cache_dir: Path | None, no_cache: bool):  # noqa: ANN202
+def scan_options(
+    root: Path, config_path: Path | None, verifiers: list[str] | None, cache_dir: Path | None, no_cache: bool
+):  # noqa: ANN202
     from truthplane.config import load_config
     from truthplane.truth.pipeline import ScanOptions
     from truthplane.verifiers.loader import check_selection

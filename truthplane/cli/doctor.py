@@ -49,7 +49,9 @@ def doctor(
     missing = [n for kind, n, used, info in rows if kind == "verifier" and used and (not info.installed or info.reason)]
     python = repository_interpreter(config.root or path.resolve())
     if fmt == "json":
-        doc = [{"kind": k, "name": n, "configured": used, **info.model_dump(exclude={"name"})} for k, n, used, info in rows]
+        doc = [
+            {"kind": k, "name": n, "configured": used, **info.model_dump(exclude={"name"})} for k, n, used, info in rows
+        ]
         sys.stdout.write(json.dumps({"components": doc, "missing": missing, "interpreter": python.model_dump(
             include={"executable", "origin"})}, indent=2) + "\n")
     else:
@@ -61,10 +63,14 @@ def doctor(
             if info.reason:
                 line += f" {info.reason}"
             sys.stdout.write(printable(line.rstrip()) + "\n")
-        sys.stdout.write("\n" + printable(f"tests and reproductions run with {python.executable} ({python.origin})") + "\n")
+        sys.stdout.write(
+            "\n" + printable(f"tests and reproductions run with {python.executable} ({python.origin})") + "\n"
+        )
         sys.stdout.write("\n* = configured for this repository\n")
         if missing:
-            sys.stdout.write(printable(f"{len(missing)} configured verifier(s) cannot run here: {', '.join(missing)}") + "\n")
+            sys.stdout.write(
+                printable(f"{len(missing)} configured verifier(s) cannot run here: {', '.join(missing)}") + "\n"
+            )
     return 4 if missing else 0
 
 

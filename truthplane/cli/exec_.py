@@ -14,7 +14,9 @@ import typer
 
 def exec_(
     command: list[str] = typer.Argument(..., help="The command to run, after --.", metavar="-- CMD..."),
-    executor: str = typer.Option(None, "--executor", "-e", help="local, docker, ... (default: [executors] default, else local)."),
+    executor: str = typer.Option(
+        None, "--executor", "-e", help="local, docker, ... (default: [executors] default, else local)."
+    ),
     timeout: float = typer.Option(60.0, "--timeout", help="Wall-clock limit in seconds."),
     memory: int = typer.Option(1024, "--memory", help="Memory limit in MB."),
     network: bool = typer.Option(False, "--network", help="Allow network access (off by default)."),
@@ -34,7 +36,9 @@ def exec_(
     if fmt not in ("text", "json"):
         raise UsageError("--format must be text or json")
     if not 0 < timeout <= MAX_TIMEOUT_S or memory <= 0:  # `not <=` also refuses nan
-        raise UsageError(f"--timeout must be a number of seconds from above 0 to {MAX_TIMEOUT_S}, and --memory positive")
+        raise UsageError(
+            f"--timeout must be a number of seconds from above 0 to {MAX_TIMEOUT_S}, and --memory positive"
+        )
     cwd = Path.cwd()
     config = load_config(cwd)
     backend = create_executor(executor or config.executors.default, config)

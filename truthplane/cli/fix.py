@@ -9,26 +9,42 @@ import typer
 
 
 def fix(
-    file: Path = typer.Argument(..., help="The file to fix (in a repository, or a standalone snippet).", dir_okay=False),
+    file: Path = typer.Argument(
+        ..., help="The file to fix (in a repository, or a standalone snippet).", dir_okay=False
+    ),
     finding: str = typer.Option(None, "--finding", help="Fix only the finding with this fingerprint (the target)."),
-    error: str = typer.Option(None, "--error", help="Fix this error (a traceback): its reproduction (--repro-cmd, or "
-                              "one an LLM writes) is the target; with no LLM provider, give --candidate patches. "
-                              "'-' reads stdin."),
+    error: str = typer.Option(
+        None,
+        "--error",
+        help="Fix this error (a traceback): its reproduction (--repro-cmd, or "
+        "one an LLM writes) is the target; with no LLM provider, give --candidate patches. "
+        "'-' reads stdin.",
+    ),
     error_file: Path = typer.Option(None, "--error-file", help="Read the error text from a file.", dir_okay=False),
     candidates: int = typer.Option(3, "--candidates", min=1, max=10, help="How many LLM candidates to ask for."),
-    provider: list[str] = typer.Option(None, "--provider", help="LLM provider to ask (repeatable; default: [llm] with keys set)."),
-    candidate: list[Path] = typer.Option(None, "--candidate", help="A patch file to judge as a candidate (repeatable).", dir_okay=False),
+    provider: list[str] = typer.Option(
+        None, "--provider", help="LLM provider to ask (repeatable; default: [llm] with keys set)."
+    ),
+    candidate: list[Path] = typer.Option(
+        None, "--candidate", help="A patch file to judge as a candidate (repeatable).", dir_okay=False
+    ),
     autofix: bool = typer.Option(True, "--autofix/--no-autofix", help="Judge the analysers' own autofixes too."),
     test_cmd: str = typer.Option(None, "--test-cmd", help="Tests to run before and after each candidate."),
-    repro_cmd: str = typer.Option(None, "--repro-cmd", help="A command that fails while the bug is present: the "
-                                  "target (it must pass after the fix, every run); the file's findings are not."),
+    repro_cmd: str = typer.Option(
+        None,
+        "--repro-cmd",
+        help="A command that fails while the bug is present: the "
+        "target (it must pass after the fix, every run); the file's findings are not.",
+    ),
     repro_runs: int = typer.Option(3, "--repro-runs", min=1, max=20, help="Runs of the reproduction per candidate."),
     executor: str = typer.Option(None, "--executor", help="Where candidates run: local, docker, lambda, ssh."),
     jobs: int = typer.Option(None, "--jobs", "-j", min=1, help="Candidates judged at once (default: all)."),
     apply: bool = typer.Option(False, "--apply", help="Write the winner into the working tree."),
     commit: bool = typer.Option(False, "--commit", help="Apply the winner and commit just its files with evidence."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Report only (the default)."),
-    allow: list[str] = typer.Option(None, "--allow", help="Allow what the tamper check rejects: suppressions, tests, config."),
+    allow: list[str] = typer.Option(
+        None, "--allow", help="Allow what the tamper check rejects: suppressions, tests, config."
+    ),
     fmt: str = typer.Option("text", "--format", "-f", help="text or json."),
 ) -> int:
     """Find the fix the evidence approves: candidates from patches, autofixes and LLMs, judged in parallel.

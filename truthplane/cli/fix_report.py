@@ -31,7 +31,9 @@ def print_report(run: FixRun, stream: TextIO) -> None:
             console.print(f"  | {printable(line)}", markup=False, highlight=False)
     for cand in result.candidates:
         mark = "*" if cand.id == result.winner else " "
-        checks = [f"fixed {len(cand.fixed)}", f"new {len(cand.new)}"] + ([f"updated {len(cand.updated)}"] if cand.updated else [])
+        checks = [f"fixed {len(cand.fixed)}", f"new {len(cand.new)}"] + (
+            [f"updated {len(cand.updated)}"] if cand.updated else []
+        )
         if cand.tests is not None:
             checks.append("tests " + ("pass" if cand.tests.passed else f"fail (exit {cand.tests.after_rc})"))
         if cand.repro is not None:

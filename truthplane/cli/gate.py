@@ -26,16 +26,24 @@ from truthplane.cli._common import (
 def gate(
     path: Path = typer.Argument(Path("."), help="Repository to gate.", file_okay=False),
     base: str = typer.Option("origin/main", "--base", help="The branch the change goes into."),
-    head: str = typer.Option(None, "--head", help="Commit to judge (default: the working tree, uncommitted changes included)."),
+    head: str = typer.Option(
+        None, "--head", help="Commit to judge (default: the working tree, uncommitted changes included)."
+    ),
     verifier: list[str] = VERIFIER,
     fmt: Format = FORMAT,
     output: Path = OUTPUT,
-    sarif_out: Path = typer.Option(None, "--sarif-out", help="Also write SARIF with baselineState (code scanning upload).", dir_okay=False),
-    summary_out: Path = typer.Option(None, "--summary-out", help="Also write a Markdown summary (e.g. $GITHUB_STEP_SUMMARY).", dir_okay=False),
+    sarif_out: Path = typer.Option(
+        None, "--sarif-out", help="Also write SARIF with baselineState (code scanning upload).", dir_okay=False
+    ),
+    summary_out: Path = typer.Option(
+        None, "--summary-out", help="Also write a Markdown summary (e.g. $GITHUB_STEP_SUMMARY).", dir_okay=False
+    ),
     config_path: Path = CONFIG,
     cache_dir: Path = CACHE_DIR,
     no_cache: bool = NO_CACHE,
-    no_fetch: bool = typer.Option(False, "--no-fetch", help="In a shallow clone, do not fetch the base or more history."),
+    no_fetch: bool = typer.Option(
+        False, "--no-fetch", help="In a shallow clone, do not fetch the base or more history."
+    ),
 ) -> int:
     """Judge what a change really changes: the merge-base of HEAD and --base against HEAD."""
     from truthplane.errors import TruthplaneError
@@ -45,7 +53,13 @@ def gate(
 
     try:
         recover(path)
-        plans = None if no_cache else LaunchPlans(cache_dir_option(cache_dir) or default_cache_dir(), config_path, tuple(verifier or ()) or None)
+        plans = (
+            None
+            if no_cache
+            else LaunchPlans(
+                cache_dir_option(cache_dir) or default_cache_dir(), config_path, tuple(verifier or ()) or None
+            )
+        )
         # git lists both states while the rest is imported and the configuration read, and the tools start on
         # the changed files as soon as git has said which they are
         with tools_ahead(plans) as on_listed, gate_calls_ahead(path, base, head, on_listed):
@@ -77,7 +91,9 @@ def _say(note: str) -> None:
     sys.stderr.write(f"truthplane: {printable(note)}\n")
 
 
-def _ci_files(sarif_out: Path | None, summary_out: Path | None, sarif: Callable[[], str], summary: Callable[[], str]) -> None:
+def _ci_files(
+    sarif_out: Path | None, summary_out: Path | None, sarif: Callable[[], str], summary: Callable[[], str]
+) -> None:
     """Write the files CI asked for; each document is made only when its file was asked for."""
     from truthplane.cli import render
 

@@ -46,7 +46,9 @@ def build_server(root: Path, cache_dir: Path | None = None) -> Any:
             raise ToolError(str(exc)) from None
 
     @server.tool()
-    async def build_db(path: str = ".", language: str | None = None, build_command: str | None = None) -> dict[str, Any]:
+    async def build_db(
+        path: str = ".", language: str | None = None, build_command: str | None = None
+    ) -> dict[str, Any]:
         """Build (or reuse) a CodeQL database of the repository or a directory in it, for `analyze`.
         language: CodeQL's name (javascript, python, ...); detected from package.json/pyproject when omitted."""
         return await call(keeper.build_db, path, language, build_command)

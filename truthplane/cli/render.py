@@ -188,7 +188,9 @@ def gate_markdown(result: GateResult, *, limit: int = 50) -> str:
     ]
     for run in result.verifiers:
         status = "ok" if run.status.value == "ok" else f"**{run.status.value}**: {_md(run.error or '')}"
-        lines.append(f"| {_md(run.name)} | {_md(run.version or '—')} | {status} | {run.count} | {run.duration_s:.2f}s |")
+        lines.append(
+            f"| {_md(run.name)} | {_md(run.version or '—')} | {status} | {run.count} | {run.duration_s:.2f}s |"
+        )
     if result.suppressed:
         lines += ["", f"{len(result.suppressed)} result(s) suppressed in source or by the tool are not counted "
                   "(`--format json` lists them under `suppressed`)."]
@@ -203,7 +205,9 @@ def gate_markdown(result: GateResult, *, limit: int = 50) -> str:
             continue
         lines += ["", f"### {title}", "", "| severity | where | rule | message |", "|---|---|---|---|"]
         for f in _most_severe_first(findings)[:limit]:
-            lines.append(f"| {f.severity.value} | `{_md(_location(f))}` | {_md(f.verifier)} `{_md(f.rule_id)}` | {_md(f.message)} |")
+            lines.append(
+                f"| {f.severity.value} | `{_md(_location(f))}` | {_md(f.verifier)} `{_md(f.rule_id)}` | {_md(f.message)} |"
+            )
         if len(findings) > limit:
             lines.append(f"| | | | … and {len(findings) - limit} more |")
     return "\n".join(lines) + "\n"
@@ -275,7 +279,9 @@ def print_gate_text(result: GateResult, stream: TextIO, *, show_unchanged: bool 
     for reason in result.reasons:
         console.print(f"  - {printable(reason)}", markup=False)
     if result.suppressed:
-        console.print(f"  {len(result.suppressed)} suppressed result(s) not counted (--format json lists them)", markup=False)
+        console.print(
+            f"  {len(result.suppressed)} suppressed result(s) not counted (--format json lists them)", markup=False
+        )
     _finding_lines(console, "New", result.new, on)
     _finding_lines(console, "Updated, on lines the change edited", result.updated, on)
     _finding_lines(console, "Fixed", result.fixed, on)
@@ -317,7 +323,9 @@ def scan_sarif(scan: Scan) -> str:
     from truthplane.truth.sarif import run_for, sarif_log
 
     runs = [
-        run_for(r.name, [f for f in scan.findings + scan.suppressed if f.verifier == r.name], version=r.version, run_info=r)
+        run_for(
+            r.name, [f for f in scan.findings + scan.suppressed if f.verifier == r.name], version=r.version, run_info=r
+        )
         for r in scan.verifiers
     ]
     return json.dumps(sarif_log(runs), indent=2) + "\n"

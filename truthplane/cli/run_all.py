@@ -24,11 +24,21 @@ PLAIN_EVERY_S = 5.0
 
 
 def run_all(
-    tasks_file: Path = typer.Argument(None, help="The task file (default: tasks.toml, else [[tasks]] in truthplane.toml).",
-                                      dir_okay=False),
-    executor: str = typer.Option(None, "--executor", "-e", help="Executor of the local workers (local, docker, ...); ssh: the configured nodes only."),
-    node: list[str] = typer.Option(None, "--node", help="An ssh node USER@HOST[:PORT] (repeatable; default: [[executors.ssh.nodes]])."),
-    workers: int = typer.Option(None, "--workers", "-w", min=0, help="Local workers (default: the CPU count; 0 with --executor ssh)."),
+    tasks_file: Path = typer.Argument(
+        None, help="The task file (default: tasks.toml, else [[tasks]] in truthplane.toml).", dir_okay=False
+    ),
+    executor: str = typer.Option(
+        None,
+        "--executor",
+        "-e",
+        help="Executor of the local workers (local, docker, ...); ssh: the configured nodes only.",
+    ),
+    node: list[str] = typer.Option(
+        None, "--node", help="An ssh node USER@HOST[:PORT] (repeatable; default: [[executors.ssh.nodes]])."
+    ),
+    workers: int = typer.Option(
+        None, "--workers", "-w", min=0, help="Local workers (default: the CPU count; 0 with --executor ssh)."
+    ),
     fmt: str = typer.Option("text", "--format", "-f", help="text or json (the execution record)."),
 ) -> int:
     """Run every task: each in its own tree, judged by the gate, approved ones committed in dependency order."""
@@ -191,7 +201,9 @@ class LiveBoard:
         for worker in self.scheduler.workers:
             state = worker.doing or ("idle" if worker.alive else "down")
             style = "dim" if not worker.doing else ""
-            table.add_row(f"[{style}]{escape(worker.name)}: {escape(state)}[/]" if style else escape(f"{worker.name}: {state}"))
+            table.add_row(
+                f"[{style}]{escape(worker.name)}: {escape(state)}[/]" if style else escape(f"{worker.name}: {state}")
+            )
         return table
 
 
@@ -213,9 +225,12 @@ def print_summary(result: RunResult, root: Path, stream: TextIO) -> None:
         if reason and task["status"] != "SUCCESS":
             stream.write(printable(f"              {reason[:300]}") + "\n")
     metrics = record["honest_metrics"]
-    stream.write("truthplane: " + ("INTERRUPTED (run again to resume)" if result.interrupted else record["overall_verdict"])
-                 + f"  {metrics['git_commits']} commit(s), {metrics['files_modified']} file(s) modified, "
-                 f"{metrics['truth_gate_approvals']} approved, {metrics['truth_gate_rejections']} rejected\n")
+    stream.write(
+        "truthplane: "
+        + ("INTERRUPTED (run again to resume)" if result.interrupted else record["overall_verdict"])
+        + f"  {metrics['git_commits']} commit(s), {metrics['files_modified']} file(s) modified, "
+        f"{metrics['truth_gate_approvals']} approved, {metrics['truth_gate_rejections']} rejected\n"
+    )
     stream.write(printable(f"evidence: {_relative(result.path, root)}") + "\n")
 
 

@@ -12,7 +12,9 @@ sandbox_app = typer.Typer(help="Build the sandbox images executors run jobs in."
 @sandbox_app.command("build")
 def sandbox_build(
     executor: str = typer.Option("docker", "--executor", "-e", help="Which executor's image to build."),
-    source: str = typer.Option("rootfs", "--from", help="rootfs (debootstrap + docker import; no registry needed) or dockerfile."),
+    source: str = typer.Option(
+        "rootfs", "--from", help="rootfs (debootstrap + docker import; no registry needed) or dockerfile."
+    ),
     data_science: bool = typer.Option(False, "--data-science", help="Add pandas, numpy, scipy and scikit-learn."),
     tag: str = typer.Option(None, "--tag", help="Image name (default truthplane-sandbox:latest)."),
 ) -> int:

@@ -31,7 +31,9 @@ def scan(
     config_path: Path = CONFIG,
     cache_dir: Path = CACHE_DIR,
     no_cache: bool = NO_CACHE,
-    against: Path = typer.Option(None, "--against", help="Compare with this baseline or SARIF file, not the latest baseline.", dir_okay=False),
+    against: Path = typer.Option(
+        None, "--against", help="Compare with this baseline or SARIF file, not the latest baseline.", dir_okay=False
+    ),
 ) -> int:
     """Scan PATH. With --baseline, record the findings; otherwise diff against the latest baseline."""
     from truthplane.cli import render

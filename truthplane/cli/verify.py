@@ -14,10 +14,16 @@ import typer
 
 
 def verify(
-    target: str = typer.Argument(None, metavar="[RUN_ID | FILE]", help="A run id (or its prefix) or an execution file; default: every run."),
+    target: str = typer.Argument(
+        None, metavar="[RUN_ID | FILE]", help="A run id (or its prefix) or an execution file; default: every run."
+    ),
     fmt: str = typer.Option("text", "--format", "-f", help="text or json."),
-    sign: bool = typer.Option(False, "--sign", help="Adopt TRUTHPLANE_SIGNING_KEY for a chain written before it: "
-                              "sign every attestation, once the chain verifies and holds no signature yet."),
+    sign: bool = typer.Option(
+        False,
+        "--sign",
+        help="Adopt TRUTHPLANE_SIGNING_KEY for a chain written before it: "
+        "sign every attestation, once the chain verifies and holds no signature yet.",
+    ),
 ) -> int:
     """Re-check the hash chain, every recorded file hash and commit, and the evidence files' hashes."""
     from pathlib import Path

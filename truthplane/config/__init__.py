@@ -241,7 +241,9 @@ def _tool_section(raw: dict[str, Any], source: str) -> dict[str, Any] | None:
         raise ConfigError(f"{source}: tool should be a table ([tool.truthplane]), not {type(tool).__name__}")
     section = tool.get("truthplane")
     if section is not None and not isinstance(section, dict):
-        raise ConfigError(f"{source}: tool.truthplane should be a table ([tool.truthplane]), not {type(section).__name__}")
+        raise ConfigError(
+            f"{source}: tool.truthplane should be a table ([tool.truthplane]), not {type(section).__name__}"
+        )
     return section
 
 

@@ -79,7 +79,11 @@ def _body(statement_document: dict[str, Any]) -> bytes:
 
 
 def _render(body: bytes, signatures: list[Any]) -> str:
-    document = {"payloadType": PAYLOAD_TYPE, "payload": base64.b64encode(body).decode("ascii"), "signatures": signatures}
+    document = {
+        "payloadType": PAYLOAD_TYPE,
+        "payload": base64.b64encode(body).decode("ascii"),
+        "signatures": signatures,
+    }
     return json.dumps(document, indent=2) + "\n"
 
 

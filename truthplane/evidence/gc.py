@@ -54,7 +54,9 @@ def gc(root: Path, older_than_s: float, *, dry_run: bool = False, now: float | N
                 continue
             result.removed.append((str(path), target.stat().st_size))
             if not dry_run:
-                db.execute("UPDATE evidence_files SET pruned_at = ? WHERE path = ? AND pruned_at IS NULL", (stamp, path))
+                db.execute(
+                    "UPDATE evidence_files SET pruned_at = ? WHERE path = ? AND pruned_at IS NULL", (stamp, path)
+                )
                 target.unlink()
         referenced = {str(i.get("path")) for entry in load_chain(results).entries if entry.record
                       and entry.record.get("ledger_format") == LEDGER_FORMAT

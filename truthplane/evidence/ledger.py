@@ -179,7 +179,9 @@ def append(root: Path, record: dict[str, Any]) -> Path:
         try:
             with store.write() as db:
                 if db.execute("SELECT 1 FROM runs WHERE run_id = ?", (record["run_id"],)).fetchone():
-                    raise InputError(f"run {record['run_id']} is already in the history: a new record needs a new run_id")
+                    raise InputError(
+                        f"run {record['run_id']} is already in the history: a new record needs a new run_id"
+                    )
                 head = _recover(results, db)
                 for key in CHAIN_KEYS[2:]:
                     record.pop(key, None)
@@ -251,7 +253,9 @@ def check_entry(path: Path, data: bytes) -> Entry:
     try:
         if render(record) != text:
             line = _first_difference(render(record), text)
-            entry.problems.append(("file", f"bytes differ from the record as written (line {line}: reformatted or edited)"))
+            entry.problems.append(
+                ("file", f"bytes differ from the record as written (line {line}: reformatted or edited)")
+            )
         stored = record.get("field_hashes")
         recorded: dict[str, Any] = stored if isinstance(stored, dict) else {}
         actual = field_hashes(record)
@@ -275,7 +279,9 @@ def load_chain(results: Path) -> Chain:
         try:  # anyone who can write the results directory can plant a FIFO or a device there
             data = read_regular_file(path, MAX_INPUT_BYTES, InputError)
         except InputError:
-            entries.append(Entry(path, b"", None, [("file", "not a regular file, or unreadable (a FIFO or a device?)")]))
+            entries.append(
+                Entry(path, b"", None, [("file", "not a regular file, or unreadable (a FIFO or a device?)")])
+            )
             continue
         entry = check_entry(path, data)
         if entry.record is not None and "record_hash" not in entry.record:

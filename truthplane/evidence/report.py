@@ -49,8 +49,12 @@ def _badge(verdict: Any) -> str:
 
 def _table(headers: Iterable[str], rows: Iterable[Iterable[Any]], *, mono: frozenset[int] = frozenset()) -> str:
     head = "".join(f"<th>{e(h)}</th>" for h in headers)
-    body = "".join("<tr>" + "".join(f'<td{" class=mono" if n in mono else ""}>{shown(c)}</td>' for n, c in enumerate(row))
-                   + "</tr>" for row in rows)
+    body = "".join(
+        "<tr>"
+        + "".join(f"<td{' class=mono' if n in mono else ''}>{shown(c)}</td>" for n, c in enumerate(row))
+        + "</tr>"
+        for row in rows
+    )
     return f"<table><tr>{head}</tr>{body}</table>" if body else "<p>none</p>"
 
 
@@ -98,7 +102,9 @@ def side_by_side(diff: str) -> str:
         elif not line.startswith("\\"):
             flush()
             text = line.removeprefix(" ")
-            rows.append(f'<tr><td class="n">{old}</td><td>{e(text)}</td><td class="n">{new}</td><td>{e(text)}</td></tr>')
+            rows.append(
+                f'<tr><td class="n">{old}</td><td>{e(text)}</td><td class="n">{new}</td><td>{e(text)}</td></tr>'
+            )
             old, new = old + 1, new + 1
     flush()
     if not rows:
@@ -150,17 +156,25 @@ def _task(root: Path, task: dict[str, Any], winner: bool) -> str:
     mark = '<span class="mark">winner</span>' if winner else ""
     parts = [
         f'<section class="task{" winner" if winner else ""}"><h3>{_badge(gate.get("verdict") or task.get("status"))} '
-        f'{shown(task.get("title") or task.get("task_id"))}{mark}</h3>',
-        _table(("task", "source", "status", "reason"),
-               [[task.get("task_id"), task.get("source", ""), task.get("status"), gate.get("reason")]]),
-        "<h4>New findings</h4>", _findings(verification.get("new")),
-        "<h4>Fixed findings</h4>", _findings(verification.get("fixed")),
-        _check("Tests", verification.get("tests")), _check("Reproduction", verification.get("reproduction")),
-        f"<h4>Diff</h4><p>{e(origin)}</p>", side_by_side(diff),
+        f"{shown(task.get('title') or task.get('task_id'))}{mark}</h3>",
+        _table(
+            ("task", "source", "status", "reason"),
+            [[task.get("task_id"), task.get("source", ""), task.get("status"), gate.get("reason")]],
+        ),
+        "<h4>New findings</h4>",
+        _findings(verification.get("new")),
+        "<h4>Fixed findings</h4>",
+        _findings(verification.get("fixed")),
+        _check("Tests", verification.get("tests")),
+        _check("Reproduction", verification.get("reproduction")),
+        f"<h4>Diff</h4><p>{e(origin)}</p>",
+        side_by_side(diff),
         "<h4>Evidence</h4>",
-        _table(("file", "sha256 before", "sha256 after"),
-               ([m.get("file"), m.get("sha256_before"), m.get("sha256_after")] for m in task.get("modifications") or []),
-               mono=frozenset({1, 2})),
+        _table(
+            ("file", "sha256 before", "sha256 after"),
+            ([m.get("file"), m.get("sha256_before"), m.get("sha256_after")] for m in task.get("modifications") or []),
+            mono=frozenset({1, 2}),
+        ),
         f"<p>commit <code>{e(git.get('commit_sha') or 'none')}</code>, applied: {'yes' if git.get('applied') else 'no'}</p>",
     ]
     if llm:
@@ -184,33 +198,77 @@ def render_html(root: Path, record: dict[str, Any], *, evidence: list[dict[str, 
     metrics = record.get("honest_metrics") or {}
     body = [
         f"<h1>truthplane {e(record.get('kind'))} run {e(record.get('run_id'))} {_badge(record.get('overall_verdict'))}</h1>",
-        _table(("started", "ended", "tool", *(name for name, _ in summary)),
-               [[record.get("start_time"), record.get("end_time"), record.get("tool"), *(value for _, value in summary)]]),
+        _table(
+            ("started", "ended", "tool", *(name for name, _ in summary)),
+            [[record.get("start_time"), record.get("end_time"), record.get("tool"), *(value for _, value in summary)]],
+        ),
         "<h2>Verdicts</h2>",
-        _table(("task", "source", "verdict", "reason"),
-               ([f"{t.get('task_id')} (winner)" if winner and t.get("task_id") == winner else t.get("task_id"),
-                 t.get("source", ""), (t.get("truth_gate") or {}).get("verdict"),
-                 (t.get("truth_gate") or {}).get("reason")] for t in tasks)),
-        "<h2>Honest metrics</h2>", _table(("metric", "value"), metrics.items() if isinstance(metrics, dict) else []),
+        _table(
+            ("task", "source", "verdict", "reason"),
+            (
+                [
+                    f"{t.get('task_id')} (winner)" if winner and t.get("task_id") == winner else t.get("task_id"),
+                    t.get("source", ""),
+                    (t.get("truth_gate") or {}).get("verdict"),
+                    (t.get("truth_gate") or {}).get("reason"),
+                ]
+                for t in tasks
+            ),
+        ),
+        "<h2>Honest metrics</h2>",
+        _table(("metric", "value"), metrics.items() if isinstance(metrics, dict) else []),
         "<h2>Baseline</h2>",
-        _table(("verifier", "version", "status", "findings"),
-               ([name, v.get("version"), v.get("status"), v.get("count")] for name, v in verifiers.items()
-                if isinstance(v, dict)) if isinstance(verifiers, dict) else []),
+        _table(
+            ("verifier", "version", "status", "findings"),
+            (
+                [name, v.get("version"), v.get("status"), v.get("count")]
+                for name, v in verifiers.items()
+                if isinstance(v, dict)
+            )
+            if isinstance(verifiers, dict)
+            else [],
+        ),
         "<h3>Targeted findings</h3>",
-        ("<p>none: the target is the reproduction</p>" if target.get("kind") == "reproduction" and not baseline.get("targets")
-         else _findings(baseline.get("targets"))),
-        "<h2>Candidates</h2>", *(_task(root, t, winner is not None and t.get("task_id") == winner) for t in tasks),
+        (
+            "<p>none: the target is the reproduction</p>"
+            if target.get("kind") == "reproduction" and not baseline.get("targets")
+            else _findings(baseline.get("targets"))
+        ),
+        "<h2>Candidates</h2>",
+        *(_task(root, t, winner is not None and t.get("task_id") == winner) for t in tasks),
         "<h2>Evidence</h2>",
-        _table(("field", "value"), [["sequence", record.get("sequence")], ["record_hash", record.get("record_hash")],
-                                    ["previous_hash", record.get("previous_hash")],
-                                    ["ledger_format", record.get("ledger_format")]], mono=frozenset({1})),
-        _table(("evidence file", "kind", "sha256", "bytes", "removed by gc"),
-               ([i.get("path"), i.get("kind"), i.get("sha256"), i.get("bytes"), "yes" if i.get("pruned_at") else "no"]
-                for i in evidence), mono=frozenset({0, 2})),
+        _table(
+            ("field", "value"),
+            [
+                ["sequence", record.get("sequence")],
+                ["record_hash", record.get("record_hash")],
+                ["previous_hash", record.get("previous_hash")],
+                ["ledger_format", record.get("ledger_format")],
+            ],
+            mono=frozenset({1}),
+        ),
+        _table(
+            ("evidence file", "kind", "sha256", "bytes", "removed by gc"),
+            (
+                [i.get("path"), i.get("kind"), i.get("sha256"), i.get("bytes"), "yes" if i.get("pruned_at") else "no"]
+                for i in evidence
+            ),
+            mono=frozenset({0, 2}),
+        ),
         "<h3>LLM calls</h3>",
-        _table(("provider", "model", "outcome", "tokens", "cost USD"),
-               ([u.get("provider"), u.get("model"), u.get("outcome"),
-                 (u.get("prompt_tokens") or 0) + (u.get("completion_tokens") or 0), u.get("cost_usd")] for u in usage)),
+        _table(
+            ("provider", "model", "outcome", "tokens", "cost USD"),
+            (
+                [
+                    u.get("provider"),
+                    u.get("model"),
+                    u.get("outcome"),
+                    (u.get("prompt_tokens") or 0) + (u.get("completion_tokens") or 0),
+                    u.get("cost_usd"),
+                ]
+                for u in usage
+            ),
+        ),
         f"<p>Re-check this run: <code>truthplane verify {e(record.get('run_id'))}</code></p>",
     ]
     title = f"truthplane {record.get('kind')} {record.get('run_id')}: {record.get('overall_verdict')}"

@@ -245,7 +245,9 @@ def _history_problems(root: Path, chain: dict[int, ledger.Entry], report: Verify
                         continue
                     report.problems.append(f"{where}: run {run_id}: no row for {name} (the row was deleted)")
                     continue
-                for line in history.row_differences(db, entry.record or {}, name, hashlib.sha256(entry.data).hexdigest()):
+                for line in history.row_differences(
+                    db, entry.record or {}, name, hashlib.sha256(entry.data).hexdigest()
+                ):
                     report.problems.append(f"{where}: run {run_id}: {line} ({name})")
             for run_id in history.orphan_run_ids(db):
                 report.problems.append(f"{where}: rows of run {run_id}, which has no run row and no record")
@@ -276,8 +278,13 @@ def check_run(root: Path, entry: ledger.Entry, pruned: dict[str, float], report:
     elif not sidecar.is_file():
         report.problems.append(f"{_rel(root, sidecar)}: missing (the attestation of {name})")
     else:
-        bad, notes = attestation.check(sidecar.read_text(encoding="utf-8", errors="replace"), record,
-                                       entry.path.name, hashlib.sha256(entry.data).hexdigest(), attestation.signing_key())
+        bad, notes = attestation.check(
+            sidecar.read_text(encoding="utf-8", errors="replace"),
+            record,
+            entry.path.name,
+            hashlib.sha256(entry.data).hexdigest(),
+            attestation.signing_key(),
+        )
         if report.unsigned_ok and attestation.UNSIGNED_WITH_KEY in bad:
             bad, notes = [b for b in bad if b != attestation.UNSIGNED_WITH_KEY], [*notes, attestation.UNSIGNED]
         report.problems += [f"{_rel(root, sidecar)}: {b}" for b in bad]
@@ -293,8 +300,10 @@ def check_run(root: Path, entry: ledger.Entry, pruned: dict[str, float], report:
             branch_commit = evidence.get("branch_commit")
             if branch_commit and _git(root, "cat-file", "-e", f"{branch_commit}^{{commit}}") is not None:
                 try:  # the task's own branch: its commit holds exactly the recorded change too
-                    report.problems += [f"{where}: branch {evidence.get('branch')}: {p}"
-                                        for p in check_commit(root, str(branch_commit), list(task.get("modifications") or []))]
+                    report.problems += [
+                        f"{where}: branch {evidence.get('branch')}: {p}"
+                        for p in check_commit(root, str(branch_commit), list(task.get("modifications") or []))
+                    ]
                 except _Unverifiable as exc:
                     report.unverifiable.append(f"{where}: {exc}")
             elif branch_commit:
@@ -316,7 +325,9 @@ def check_run(root: Path, entry: ledger.Entry, pruned: dict[str, float], report:
             commits += 1
             continue
         try:
-            report.problems += [f"{where}: {p}" for p in check_commit(root, str(sha), list(task.get("modifications") or []))]
+            report.problems += [
+                f"{where}: {p}" for p in check_commit(root, str(sha), list(task.get("modifications") or []))
+            ]
         except _Unverifiable as exc:
             report.unverifiable.append(f"{where}: {exc}")
             continue
@@ -388,7 +399,9 @@ def _select(root: Path, target: str, entries: list[ledger.Entry], report: Verify
             if not same:
                 report.problems.append(f"{target}: run {own.record.get('run_id')} is not in the chain of {root}")
             elif same[0].record and same[0].record.get("record_hash") != own.record.get("record_hash"):
-                report.problems.append(f"{target}: record_hash differs from the chained record {_rel(root, same[0].path)}")
+                report.problems.append(
+                    f"{target}: record_hash differs from the chained record {_rel(root, same[0].path)}"
+                )
         return same or [own]
     matches = [e for e in entries if str((e.record or {}).get("run_id", "")).startswith(target)]
     if not matches and any(target in problem for problem in report.problems):

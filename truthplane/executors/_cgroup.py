@@ -151,7 +151,10 @@ class JobCgroup:
                 _write(unified / "cpu.max", f"{quota} {_CPU_PERIOD_US}")
             return
         # v1 wants memory <= memory+swap at every step: raising, the memsw limit goes first; lowering, last
-        limit, memsw = self.dirs["memory"] / "memory.limit_in_bytes", self.dirs["memory"] / "memory.memsw.limit_in_bytes"
+        limit, memsw = (
+            self.dirs["memory"] / "memory.limit_in_bytes",
+            self.dirs["memory"] / "memory.memsw.limit_in_bytes",
+        )
         try:
             raising = memory > int(limit.read_text())
         except (OSError, ValueError):
@@ -186,7 +189,9 @@ class JobCgroup:
                 continue
 
     def oom_killed(self) -> bool:
-        path = self.dirs["unified"] / "memory.events" if self.version == 2 else self.dirs["memory"] / "memory.oom_control"
+        path = (
+            self.dirs["unified"] / "memory.events" if self.version == 2 else self.dirs["memory"] / "memory.oom_control"
+        )
         try:
             for line in path.read_text().splitlines():
                 key, _, value = line.partition(" ")

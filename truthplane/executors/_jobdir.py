@@ -102,7 +102,9 @@ def materialise(job: Job, root: Path) -> Path:
         try:
             copy_tree(source, root)
         except OSError as exc:
-            raise ExecutorError(f"cannot copy {exc.filename or job.source_dir} into the workspace: {exc.strerror}") from None
+            raise ExecutorError(
+                f"cannot copy {exc.filename or job.source_dir} into the workspace: {exc.strerror}"
+            ) from None
     for rel, content in job.files.items():
         _write_inside(root, safe_relative(rel, "file"), content)
     workdir = root if job.workdir in ("", ".") else root / safe_relative(job.workdir, "workdir")

@@ -96,7 +96,9 @@ class Node:
 
         path = os.path.expanduser(self.options.known_hosts or "~/.ssh/known_hosts")
         if self.options.known_hosts and not os.path.isfile(path):
-            raise ExecutorError(f"ssh node {self.name}: known_hosts file {path} does not exist: create it or fix the path")
+            raise ExecutorError(
+                f"ssh node {self.name}: known_hosts file {path} does not exist: create it or fix the path"
+            )
         known = asyncssh.read_known_hosts(path) if os.path.isfile(path) else asyncssh.import_known_hosts("")
         unknown = not any(known.match(self.options.host, "", self.options.port))
         if unknown and self.accept_unknown_hosts:
@@ -117,8 +119,13 @@ class Node:
         opts = self.options
         known_hosts, unknown, known_hosts_path = self._known_hosts()
         accepting = known_hosts is None
-        kwargs: dict[str, Any] = {"port": opts.port, "known_hosts": known_hosts, "connect_timeout": self.connect_timeout_s,
-                                  "keepalive_interval": 5, "keepalive_count_max": 3}
+        kwargs: dict[str, Any] = {
+            "port": opts.port,
+            "known_hosts": known_hosts,
+            "connect_timeout": self.connect_timeout_s,
+            "keepalive_interval": 5,
+            "keepalive_count_max": 3,
+        }
         if opts.user:
             kwargs["username"] = opts.user
         if opts.key:
@@ -128,8 +135,10 @@ class Node:
         except asyncssh.HostKeyNotVerifiable as exc:
             if unknown:
                 hint = f"ssh-keyscan -p {opts.port} {opts.host} >> {known_hosts_path}"
-                raise ExecutorError(f"ssh node {self.name}: host key is not in {known_hosts_path}: add it ({hint}) "
-                                    "after checking it, or set accept_unknown_hosts = true in [executors.ssh]") from None
+                raise ExecutorError(
+                    f"ssh node {self.name}: host key is not in {known_hosts_path}: add it ({hint}) "
+                    "after checking it, or set accept_unknown_hosts = true in [executors.ssh]"
+                ) from None
             raise ExecutorError(f"ssh node {self.name}: host key verification failed ({exc.reason}): "
                                 "the host key changed or is wrong; check it before updating known_hosts") from None
         except asyncssh.PermissionDenied:
@@ -182,7 +191,9 @@ class Node:
                 result = await conn.run(self._python("receive", self.cache, digest), input=archive, encoding=None,
                                         check=False)
             except _connection_errors() as exc:
-                raise NodeLost(self.name, f"lost while sending the snapshot ({_describe(exc)})", started=False) from None
+                raise NodeLost(
+                    self.name, f"lost while sending the snapshot ({_describe(exc)})", started=False
+                ) from None
             if result.exit_status != 0:
                 raise ExecutorError(f"ssh node {self.name}: storing the snapshot failed: "
                                     f"{result.stderr.decode('utf-8', 'replace').strip()[-300:]}")

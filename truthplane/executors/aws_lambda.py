@@ -203,11 +203,19 @@ class LambdaExecutor(Executor):
         if function_error:
             message = str(payload.get("errorMessage", payload))
             if "timed out" in message:
-                return JobResult(returncode=None, timed_out=True, **base,
-                                 notes=[*notes, f"lambda: the function itself timed out ({message}): raise its Timeout"])
+                return JobResult(
+                    returncode=None,
+                    timed_out=True,
+                    **base,
+                    notes=[*notes, f"lambda: the function itself timed out ({message}): raise its Timeout"],
+                )
             if "signal: killed" in message or "Runtime exited" in message:
-                return JobResult(returncode=None, oom_killed=True, **base,
-                                 notes=[*notes, f"lambda: the function was killed ({message}); usually its MemorySize is exceeded"])
+                return JobResult(
+                    returncode=None,
+                    oom_killed=True,
+                    **base,
+                    notes=[*notes, f"lambda: the function was killed ({message}); usually its MemorySize is exceeded"],
+                )
             raise ExecutorError(f"lambda: the function failed ({payload.get('errorType', 'error')}: {message}); "
                                 "is it running truthplane's handler at this version?")
         if "error" in payload:

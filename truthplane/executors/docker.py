@@ -68,7 +68,9 @@ def _docker_errors(what: str, base_url: str | None = None, image: str | None = N
     try:
         yield
     except docker.errors.ImageNotFound:
-        raise ExecutorError(f"sandbox image {image or DEFAULT_IMAGE} is not present: run truthplane sandbox build") from None
+        raise ExecutorError(
+            f"sandbox image {image or DEFAULT_IMAGE} is not present: run truthplane sandbox build"
+        ) from None
     except requests.exceptions.ReadTimeout:
         raise ExecutorError(f"Docker engine did not answer while {what}: check dockerd's load and its log") from None
     except (requests.exceptions.ConnectionError, FileNotFoundError, ConnectionError):
@@ -191,7 +193,9 @@ class DockerExecutor(Executor):
     def _threads(self) -> ThreadPoolExecutor:
         with self._lock:
             if self._pool is None:
-                self._pool = ThreadPoolExecutor(max_workers=self.concurrency + 2, thread_name_prefix="truthplane-docker")
+                self._pool = ThreadPoolExecutor(
+                    max_workers=self.concurrency + 2, thread_name_prefix="truthplane-docker"
+                )
             return self._pool
 
     async def run(self, job: Job) -> JobResult:
@@ -379,7 +383,9 @@ def import_rootfs(tarball: Path, tag: str = DEFAULT_IMAGE, base_url: str | None 
         client.close()
 
 
-def build_dockerfile(context: Path, tag: str = DEFAULT_IMAGE, data_science: bool = False, base_url: str | None = None) -> str:
+def build_dockerfile(
+    context: Path, tag: str = DEFAULT_IMAGE, data_science: bool = False, base_url: str | None = None
+) -> str:
     """`docker build` of the sandbox Dockerfile (needs a registry for the python base image)."""
     client = _client(base_url, timeout=1800)
     import docker.errors
@@ -391,8 +397,14 @@ def build_dockerfile(context: Path, tag: str = DEFAULT_IMAGE, data_science: bool
                     path=str(context), tag=tag, rm=True, buildargs={"DATA_SCIENCE": "1" if data_science else "0"}
                 )
             except docker.errors.BuildError as exc:
-                last = next((str(line.get("error") or line.get("stream", "")).strip() for line in reversed(list(exc.build_log))
-                             if line.get("error") or line.get("stream")), str(exc))
+                last = next(
+                    (
+                        str(line.get("error") or line.get("stream", "")).strip()
+                        for line in reversed(list(exc.build_log))
+                        if line.get("error") or line.get("stream")
+                    ),
+                    str(exc),
+                )
                 raise ExecutorError(
                     f"docker build of the sandbox failed ({last}); without a registry use --from rootfs"
                 ) from None

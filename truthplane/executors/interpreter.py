@@ -67,7 +67,9 @@ def _own_bin_dirs() -> set[str]:
 def _ask(python: str) -> tuple[str, str, str] | None:
     try:
         # -I: as in a job, whose environment has no PYTHONHOME or PYTHONPATH
-        proc = subprocess.run([python, "-I", "-c", _ASK], capture_output=True, text=True, timeout=20, cwd="/", check=False)
+        proc = subprocess.run(
+            [python, "-I", "-c", _ASK], capture_output=True, text=True, timeout=20, cwd="/", check=False
+        )
         executable, prefix, base = json.loads(proc.stdout)
     except (OSError, subprocess.TimeoutExpired, ValueError, TypeError):
         return None

@@ -96,9 +96,13 @@ class JobResult(BaseModel):
     node: str = "localhost"
     sandboxed: bool = True
     attempts: int = 1
-    notes: list[str] = Field(default_factory=list, description="what the caller should know: unsandboxed, retried on another node, ...")
+    notes: list[str] = Field(
+        default_factory=list, description="what the caller should know: unsandboxed, retried on another node, ..."
+    )
     interpreter: str | None = Field(default=None, description="the Python that `python` ran as, when the job named one")
-    preflight: list[PreflightFinding] = Field(default_factory=list, description="what the preflight found in the job's untrusted code")
+    preflight: list[PreflightFinding] = Field(
+        default_factory=list, description="what the preflight found in the job's untrusted code"
+    )
 
     @property
     def ok(self) -> bool:

@@ -84,7 +84,11 @@ def host_places(root: Path, source_dir: str | None = None, origin: str | None = 
     except OSError:
         cwd = None  # removed under us: nothing there to hide
     places = [str(root.parent), tempfile.gettempdir()]
-    places += [p for p in (cwd, source_dir, origin, os.environ.get("TRUTHPLANE_CACHE_DIR"), os.environ.get("XDG_CACHE_HOME")) if p]
+    places += [
+        p
+        for p in (cwd, source_dir, origin, os.environ.get("TRUTHPLANE_CACHE_DIR"), os.environ.get("XDG_CACHE_HOME"))
+        if p
+    ]
     return sorted({os.path.realpath(p) for p in places})
 
 
@@ -253,7 +257,9 @@ class LocalExecutor(Executor):
         version = output[-1] if output else None
         problem = _bwrap_works(bwrap)
         if problem:
-            return ToolInfo(name=cls.name, installed=False, path=bwrap, reason=f"bubblewrap cannot build a sandbox here: {problem}")
+            return ToolInfo(
+                name=cls.name, installed=False, path=bwrap, reason=f"bubblewrap cannot build a sandbox here: {problem}"
+            )
         try:
             JobCgroup.create(Limits()).remove()
         except CgroupUnavailable as exc:
@@ -280,7 +286,10 @@ class LocalExecutor(Executor):
                 notes.append(f"memory and process limits not enforced: {self._starters.unavailable}")
             argv = job.command
             if bwrap is not None:
-                argv = bwrap_argv(bwrap, root, workdir, job.limits, job.source_dir, job.origin, job.interpreter) + job.command
+                argv = (
+                    bwrap_argv(bwrap, root, workdir, job.limits, job.source_dir, job.origin, job.interpreter)
+                    + job.command
+                )
             env = job_env(job, home=str(root), path=job_path(job))
             result = await self._execute(job, argv, env, workdir, starter, sandboxed=bwrap is not None)
         finally:
@@ -315,10 +324,16 @@ class LocalExecutor(Executor):
                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=str(workdir), start_new_session=True,
                 )
             except FileNotFoundError:
-                return JobResult(returncode=127, stderr=f"truthplane: command not found: {argv[0]}\n",
-                                 executor=self.name, duration_s=time.monotonic() - started)
+                return JobResult(
+                    returncode=127,
+                    stderr=f"truthplane: command not found: {argv[0]}\n",
+                    executor=self.name,
+                    duration_s=time.monotonic() - started,
+                )
             except OSError as exc:
-                raise ExecutorError(f"cannot start {argv[0]}: {exc.strerror}: check the command and the workspace") from None
+                raise ExecutorError(
+                    f"cannot start {argv[0]}: {exc.strerror}: check the command and the workspace"
+                ) from None
         assert proc.stdout is not None and proc.stderr is not None
         out, err = OutputCap(limits.max_output_bytes), OutputCap(limits.max_output_bytes)
         readers = asyncio.gather(_pump(proc.stdout, out), _pump(proc.stderr, err))
@@ -359,7 +374,9 @@ class LocalExecutor(Executor):
             executor=self.name, node="localhost", notes=notes,
         )
 
-    async def _terminate(self, proc: asyncio.subprocess.Process | JobProcess, cgroup: JobCgroup | None, sandboxed: bool) -> None:
+    async def _terminate(
+        self, proc: asyncio.subprocess.Process | JobProcess, cgroup: JobCgroup | None, sandboxed: bool
+    ) -> None:
         """SIGTERM the job's processes, give them the grace period, then SIGKILL everything."""
         if cgroup is not None:
             cgroup.signal(signal.SIGTERM, spare=proc.pid if sandboxed else None)

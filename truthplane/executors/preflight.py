@@ -17,7 +17,13 @@ from truthplane import pyparse
 from truthplane.executors.jobs import Job, PreflightFinding
 from truthplane.models import Severity
 
-SHELL_CALLS = {"subprocess.run", "subprocess.call", "subprocess.check_call", "subprocess.check_output", "subprocess.Popen"}
+SHELL_CALLS = {
+    "subprocess.run",
+    "subprocess.call",
+    "subprocess.check_call",
+    "subprocess.check_output",
+    "subprocess.Popen",
+}
 ALWAYS_SHELL = {"subprocess.getoutput", "subprocess.getstatusoutput", "os.popen", "os.system"}
 OS_EXEC_PREFIXES = ("os.exec", "os.spawn", "os.posix_spawn")
 NETWORK_MODULES = {"socket", "ssl", "urllib.request", "http.client", "requests", "httpx", "aiohttp", "ftplib",
@@ -26,9 +32,23 @@ NATIVE_MODULES = {"ctypes", "cffi", "_ctypes"}
 DYNAMIC_CODE = {"exec", "eval", "compile", "builtins.exec", "builtins.eval", "builtins.compile"}
 IMPORT_TRICKS = {"__import__", "builtins.__import__", "importlib.import_module", "importlib.__import__"}
 WRITE_MODES = set("wax+")
-DESTRUCTIVE = {"shutil.rmtree", "os.remove", "os.unlink", "os.rmdir", "os.removedirs", "os.truncate", "os.chmod",
-               "os.chown", "shutil.move", "shutil.copy", "shutil.copy2", "shutil.copyfile", "shutil.copytree", "os.rename",
-               "os.replace"}
+DESTRUCTIVE = {
+    "shutil.rmtree",
+    "os.remove",
+    "os.unlink",
+    "os.rmdir",
+    "os.removedirs",
+    "os.truncate",
+    "os.chmod",
+    "os.chown",
+    "shutil.move",
+    "shutil.copy",
+    "shutil.copy2",
+    "shutil.copyfile",
+    "shutil.copytree",
+    "os.rename",
+    "os.replace",
+}
 PATH_WRITERS = {"write_text", "write_bytes", "unlink", "rmdir", "touch", "mkdir", "chmod", "rename", "replace"}
 
 SEVERITY = {
@@ -66,8 +86,16 @@ class _Checker(ast.NodeVisitor):
         self.findings: list[PreflightFinding] = []
 
     def flag(self, node: ast.AST, rule: str, message: str) -> None:
-        self.findings.append(PreflightFinding(rule=rule, message=message, path=self.path, line=getattr(node, "lineno", 0),
-                                              column=getattr(node, "col_offset", 0), severity=SEVERITY[rule].value))
+        self.findings.append(
+            PreflightFinding(
+                rule=rule,
+                message=message,
+                path=self.path,
+                line=getattr(node, "lineno", 0),
+                column=getattr(node, "col_offset", 0),
+                severity=SEVERITY[rule].value,
+            )
+        )
 
     def _module_used(self, node: ast.AST, module: str) -> None:
         root = module.split(".")[0]
@@ -78,7 +106,9 @@ class _Checker(ast.NodeVisitor):
 
     def visit_Import(self, node: ast.Import) -> None:
         for alias in node.names:
-            self.aliases[(alias.asname or alias.name).split(".")[0]] = alias.name if alias.asname else alias.name.split(".")[0]
+            self.aliases[(alias.asname or alias.name).split(".")[0]] = (
+                alias.name if alias.asname else alias.name.split(".")[0]
+            )
             self._module_used(node, alias.name)
 
     def visit_ImportFrom(self, node: ast.ImportFrom) -> None:
@@ -117,7 +147,11 @@ class _Checker(ast.NodeVisitor):
                 self._module_used(node, str(first.value))
             else:
                 self.flag(node, "import-trick", f"{name}() imports a module chosen at run time")
-        elif name in ("getattr", "builtins.getattr") and first is not None and self.resolve(first) in ("__builtins__", "builtins"):
+        elif (
+            name in ("getattr", "builtins.getattr")
+            and first is not None
+            and self.resolve(first) in ("__builtins__", "builtins")
+        ):
             self.flag(node, "import-trick", "getattr on builtins reaches functions without naming them")
         elif name in ("socket.socket", "socket.create_connection", "socket.create_server"):
             self.flag(node, "network", f"{name}() opens a socket")
@@ -141,16 +175,28 @@ class _Checker(ast.NodeVisitor):
             if isinstance(receiver, ast.Call) and (self.resolve(receiver.func) or "").endswith(("Path", "PurePath")):
                 target = _outside_literal(receiver.args[0] if receiver.args else None)
                 mode = node.args[0] if node.args else keywords.get("mode")
-                writes = node.func.attr != "open" or (isinstance(mode, ast.Constant) and bool(WRITE_MODES & set(str(mode.value))))
+                writes = node.func.attr != "open" or (
+                    isinstance(mode, ast.Constant) and bool(WRITE_MODES & set(str(mode.value)))
+                )
                 if target and writes:
-                    self.flag(node, "write-outside-workspace", f"Path({target!r}).{node.func.attr}() outside the workspace")
+                    self.flag(
+                        node, "write-outside-workspace", f"Path({target!r}).{node.func.attr}() outside the workspace"
+                    )
 
     def visit_Subscript(self, node: ast.Subscript) -> None:
         holder = node.value
-        if isinstance(holder, ast.Attribute) and holder.attr == "__dict__" and self.resolve(holder.value) in ("builtins", "__builtins__"):
+        if (
+            isinstance(holder, ast.Attribute)
+            and holder.attr == "__dict__"
+            and self.resolve(holder.value) in ("builtins", "__builtins__")
+        ):
             self.flag(node, "import-trick", "builtins.__dict__[...] reaches functions without naming them")
-        elif isinstance(holder, ast.Call) and self.resolve(holder.func) in ("globals", "vars") and isinstance(node.slice, ast.Constant) \
-                and node.slice.value == "__builtins__":
+        elif (
+            isinstance(holder, ast.Call)
+            and self.resolve(holder.func) in ("globals", "vars")
+            and isinstance(node.slice, ast.Constant)
+            and node.slice.value == "__builtins__"
+        ):
             self.flag(node, "import-trick", "globals()['__builtins__'] reaches functions without naming them")
         self.generic_visit(node)
 

@@ -100,7 +100,9 @@ class SSHExecutor(Executor):
         try:
             import asyncssh
         except ImportError:
-            return ToolInfo(name=cls.name, installed=False, reason=f"asyncssh is not installed: {install_hint('asyncssh')}")
+            return ToolInfo(
+                name=cls.name, installed=False, reason=f"asyncssh is not installed: {install_hint('asyncssh')}"
+            )
         try:
             settings = parse_options(options)
         except ConfigError as exc:

@@ -190,14 +190,18 @@ def commit_files(repo: Repo, snapshot: dict[str, str], tree: Path, touched: list
     refuse_unsafe(writer, writes, repo, head)
     commit, entries = _build_commit(repo, head, writes, message)
     results_dir(repo.root)  # self-ignoring before the journal is written into it
-    writer.write(PENDING, json.dumps({"commit": commit, "old_head": head, "entries": entries}).encode(), executable=False)
+    writer.write(
+        PENDING, json.dumps({"commit": commit, "old_head": head, "entries": entries}).encode(), executable=False
+    )
     _git(repo.root, "update-ref", "-m", "truthplane fix --commit", "HEAD", commit, head)
     _finish_commit(repo, writer, entries)
     writer.remove(PENDING)
     return commit
 
 
-def _build_commit(repo: Repo, parent: str, writes: list[Write], message: str) -> tuple[str, list[tuple[str, str | None, str | None]]]:
+def _build_commit(
+    repo: Repo, parent: str, writes: list[Write], message: str
+) -> tuple[str, list[tuple[str, str | None, str | None]]]:
     """A commit object on `parent` whose tree differs from it in exactly the given paths, built in a
     temporary index: no ref, index or file of the user's is touched. (sha, index entries)."""
     entries: list[tuple[str, str | None, str | None]] = []
@@ -249,7 +253,9 @@ def _finish_commit(repo: Repo, writer: TreeWriter, entries: list[tuple[str, str 
             target = _git_bytes(repo, "cat-file", "blob", blob)
             writer.symlink(rel, target.decode("utf-8", "surrogateescape"))
         else:  # the working tree's form of the blob (the path's eol and smudge filters), as checkout writes it
-            writer.write(rel, _git_bytes(repo, "cat-file", "--filters", f"--path={rel}", blob), executable=mode == "100755")
+            writer.write(
+                rel, _git_bytes(repo, "cat-file", "--filters", f"--path={rel}", blob), executable=mode == "100755"
+            )
 
 
 def _git_bytes(repo: Repo, *args: str) -> bytes:

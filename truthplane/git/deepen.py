@@ -61,7 +61,9 @@ def merge_base(repo: Repo, head: str, base_commit: str, base_ref: str, note: Not
             return run(repo.root, "merge-base", head, base_commit).strip()
         except GitError:
             if not repo.is_shallow():
-                raise GitError(f"{head[:12]} and {base_commit[:12]} share no history: nothing to compare against") from None
+                raise GitError(
+                    f"{head[:12]} and {base_commit[:12]} share no history: nothing to compare against"
+                ) from None
     raise GitError(f"no merge base of HEAD and {base_ref} within {fetched} more commits of history: fetch all of it "
                    "(actions/checkout with fetch-depth: 0, or git fetch --unshallow)")
 

@@ -231,7 +231,9 @@ class Repo:
         if new is not None:
             return _parse_renames(self.git(*args, new))
         untracked = [
-            p for p in self.git("ls-files", "-o", "--exclude-standard", "-z").split("\0") if p and not (skip and skip(p))
+            p
+            for p in self.git("ls-files", "-o", "--exclude-standard", "-z").split("\0")
+            if p and not (skip and skip(p))
         ]
         git_dir = Path(self.git("rev-parse", "--absolute-git-dir").strip())
         if not untracked or not (git_dir / "index").is_file():

@@ -147,7 +147,9 @@ def build_context(
         candidates.append((ContextPart(kind="frames", title="Traceback frames in the repository",
                                        text=_frames_text(root, repo_frames)), False))
     if tree is not None:
-        imports = [ast.get_source_segment(source, n) or "" for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom))]
+        imports = [
+            ast.get_source_segment(source, n) or "" for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom))
+        ]
         if imports:
             candidates.append((ContextPart(kind="imports", title=f"Imports of {rel}", text="\n".join(imports)), False))
     conventions = _conventions(root)

@@ -124,7 +124,9 @@ class GeminiProvider(Provider):
         try:
             response_schema = gemini_schema(schema)
         except SchemaNotSupported as exc:
-            raise ProviderError(f"{self.name}: {exc}", kind="unsupported", provider=self.name, model=self.model) from None
+            raise ProviderError(
+                f"{self.name}: {exc}", kind="unsupported", provider=self.name, model=self.model
+            ) from None
         system = [m.content for m in messages if m.role == "system"]
         contents = [
             {"role": "model" if m.role == "assistant" else "user", "parts": [{"text": m.content}]}

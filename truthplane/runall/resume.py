@@ -136,9 +136,15 @@ def _from_commit(repo: Repo, task: Task, sha: str) -> dict[str, Any]:
     record = bare_record(task, "SUCCESS", f"already committed in {sha[:12]} by an earlier run whose record is gone")
     record["truth_gate"]["verdict"] = Verdict.APPROVE.value
     record["git_evidence"].update(commit_sha=sha, applied=True)
-    record["modifications"] = [{"file": path, "sha256_before": blob_sha256(repo.root, parent, path)[0] if parent else None,
-                                "sha256_after": blob_sha256(repo.root, sha, path)[0]}
-                               for path in listing.split("\0") if path]
+    record["modifications"] = [
+        {
+            "file": path,
+            "sha256_before": blob_sha256(repo.root, parent, path)[0] if parent else None,
+            "sha256_after": blob_sha256(repo.root, sha, path)[0],
+        }
+        for path in listing.split("\0")
+        if path
+    ]
     return record
 
 

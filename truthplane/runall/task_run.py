@@ -36,7 +36,7 @@ OUTPUT_TAIL = 2000
 CAPTURE_FILE = ".truthplane-capture.py"
 MANIFEST_FILE = ".truthplane-manifest.json"
 # runs after the task's command, in the job's own copy of the tree: prints what the command changed
-CAPTURE_SCRIPT = r'''
+CAPTURE_SCRIPT = r"""
 import base64, hashlib, json, os, stat, sys
 manifest = json.load(open(".truthplane-manifest.json"))
 before, skip = manifest["files"], set(manifest["skip"])
@@ -64,7 +64,7 @@ unlinked = sorted(p for p in links_before if p not in links and p not in found)
 made = {p: t for p, t in links.items() if links_before.get(p) != t}
 sys.stdout.write("\n" + manifest["marker"] + "\n" + json.dumps(
     {"changed": changed, "deleted": deleted + unlinked, "executable": executable, "links": made}) + "\n")
-'''
+"""
 # Nothing whose status changed after the start mark (ctime: writes, renames, deletions in a directory,
 # even an mtime set back) means nothing changed, and no python is started; the pause makes sure a
 # change cannot share the mark's clock tick. Any doubt (find failing, no -quit) takes the full check.
@@ -189,13 +189,17 @@ class Runner:
                  "node": result.node, "attempts": result.attempts, "duration_s": round(result.duration_s, 3),
                  "output_tail": tail, "notes": result.notes}
         if result.timed_out:
-            return Outcome(Verdict.UNVERIFIED, [f"the command timed out after {task.timeout_s:g} s"], checks={"command": check})
+            return Outcome(
+                Verdict.UNVERIFIED, [f"the command timed out after {task.timeout_s:g} s"], checks={"command": check}
+            )
         if not _ or result.stdout_truncated:
             why = "the output was too large" if result.stdout_truncated else f"exit {result.returncode}"
             reason = f"could not collect the files the command changed ({why}): does the executor have python3?"
             return Outcome(Verdict.UNVERIFIED, [reason], checks={"command": check})
         if result.returncode != 0:
-            return Outcome(Verdict.REJECT, [f"the command failed (exit {result.returncode})"], checks={"command": check})
+            return Outcome(
+                Verdict.REJECT, [f"the command failed (exit {result.returncode})"], checks={"command": check}
+            )
         try:
             writes = captured_writes(json.loads(captured))
         except (ValueError, TypeError, KeyError, AttributeError):
@@ -279,7 +283,9 @@ class Runner:
 
     # ---- the common judgement of a change ---------------------------------------------------
 
-    async def _judge(self, task: Task, tree: Tree, worker: Worker, after: Path, touched: list[str], diff: str) -> Outcome:
+    async def _judge(
+        self, task: Task, tree: Tree, worker: Worker, after: Path, touched: list[str], diff: str
+    ) -> Outcome:
         from truthplane.change.candidates import CandidateError
         from truthplane.truth.verdict import compare, judge
         from truthplane.change.tamper import tamper_reasons
@@ -323,9 +329,14 @@ class Runner:
         worker.doing = f"{task.id}: testing"
         # the repository's own Python (its .venv first), as `fix` runs tests, where the executor runs this machine's
         here = worker.executor.runs_host_interpreter
-        job = Job(command=["sh", "-c", command], source_dir=str(directory), label=f"{task.id}: tests",
-                  limits=Limits(timeout_s=task.timeout_s, network=task.network), origin=str(self.root) if here else None,
-                  interpreter=repository_interpreter(self.root) if here else None)
+        job = Job(
+            command=["sh", "-c", command],
+            source_dir=str(directory),
+            label=f"{task.id}: tests",
+            limits=Limits(timeout_s=task.timeout_s, network=task.network),
+            origin=str(self.root) if here else None,
+            interpreter=repository_interpreter(self.root) if here else None,
+        )
         result = await worker.executor.run(job)
         outcome.checks["tests"] = {"command": command, "returncode": result.returncode, "timed_out": result.timed_out,
                                    "node": result.node, "interpreter": result.interpreter,
@@ -342,7 +353,10 @@ def captured_writes(data: dict[str, Any]) -> list[Write]:
     """The capture script's report as writes: files (with their exec bit), symlinks, deletions."""
     executable = set(data.get("executable", []))
     writes = [Write(rel, "file", base64.b64decode(b64), rel in executable) for rel, b64 in data["changed"].items()]
-    writes += [Write(rel, "symlink", str(target).encode("utf-8", "surrogateescape")) for rel, target in data.get("links", {}).items()]
+    writes += [
+        Write(rel, "symlink", str(target).encode("utf-8", "surrogateescape"))
+        for rel, target in data.get("links", {}).items()
+    ]
     writes += [Write(rel, "absent") for rel in data["deleted"]]
     return writes
 

@@ -39,7 +39,15 @@ from pydantic import BaseModel, Field
 from truthplane.config import GateConfig, read_toml
 from truthplane.files import MAX_INPUT_BYTES, read_regular_file
 from truthplane.models import Verdict
-from truthplane.config.tasks import ID_PATTERN, AcceptanceSpec, TaskFileError, TaskSpec, check_tasks, find_cycle, parse_task
+from truthplane.config.tasks import (
+    ID_PATTERN,
+    AcceptanceSpec,
+    TaskFileError,
+    TaskSpec,
+    check_tasks,
+    find_cycle,
+    parse_task,
+)
 
 __all__ = ["ID_PATTERN", "Acceptance", "Task", "TaskFile", "TaskFileError", "find_cycle", "load_tasks", "validate"]
 
@@ -118,7 +126,9 @@ def validate(raw_tasks: Any, source: str, root: Path) -> TaskFile:
             except TaskFileError as exc:
                 raise TaskFileError(f"{source}: task {task.id!r}: patch file {rel}: {exc}") from None
             except UnicodeDecodeError:
-                raise TaskFileError(f"{source}: task {task.id!r}: patch file {rel} is not readable UTF-8 text") from None
+                raise TaskFileError(
+                    f"{source}: task {task.id!r}: patch file {rel} is not readable UTF-8 text"
+                ) from None
             if not text.strip():
                 raise TaskFileError(f"{source}: task {task.id!r}: patch file {rel} is empty")
             if rel == task.patch:

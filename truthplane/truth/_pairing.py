@@ -56,7 +56,9 @@ def pair_by_key(
         return pairs
     anchors: dict[tuple[str, str], list[tuple[int, int]]] = defaultdict(list)
     for i, j in pairs:
-        anchors[(before[i].path, after[j].path)].append((line_number(before[i].start_line), line_number(after[j].start_line)))
+        anchors[(before[i].path, after[j].path)].append(
+            (line_number(before[i].start_line), line_number(after[j].start_line))
+        )
     for shifts in anchors.values():
         shifts.sort()
 

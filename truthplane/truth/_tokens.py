@@ -37,7 +37,22 @@ _CLOSERS = {")", "]", "}"}
 _NEEDS_PARENS = ("for", "yield", ":=")
 _SLOT_OPENERS = {"(", "[", "{", ",", ":", "assert", "return", "if", "elif", "while", "del"}
 _SLOT_CLOSERS = {",", ":", ")", "]", "}", "="}
-_COMPOUND = {"if", "elif", "else", "for", "while", "with", "try", "except", "finally", "def", "class", "async", "match", "case"}
+_COMPOUND = {
+    "if",
+    "elif",
+    "else",
+    "for",
+    "while",
+    "with",
+    "try",
+    "except",
+    "finally",
+    "def",
+    "class",
+    "async",
+    "match",
+    "case",
+}
 
 
 @dataclass(frozen=True)

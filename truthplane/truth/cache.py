@@ -56,7 +56,9 @@ class ResultCache:
     checksum does not match, or a database that cannot be read, is discarded and recomputed.
     """
 
-    VERSION = "3"  # part of every key: bumped when stored findings would differ (fingerprints' normalisation, suppression)
+    VERSION = (
+        "3"  # part of every key: bumped when stored findings would differ (fingerprints' normalisation, suppression)
+    )
     _CHUNK = 500  # SQLite's bound-parameter limit is far above this on every build
     _DECODE_CHUNK = 200  # findings per JSON line of a stored entry
 
@@ -139,7 +141,9 @@ class ResultCache:
             for i in range(0, len(keys), self._CHUNK):
                 chunk = keys[i:i + self._CHUNK]
                 marks = ",".join("?" * len(chunk))
-                for key, checksum, body in conn.execute(f"SELECT key, checksum, body FROM results WHERE key IN ({marks})", chunk):
+                for key, checksum, body in conn.execute(
+                    f"SELECT key, checksum, body FROM results WHERE key IN ({marks})", chunk
+                ):
                     if not isinstance(body, bytes) or hashlib.sha256(body).hexdigest() != checksum:
                         bad.append(key)
                         continue

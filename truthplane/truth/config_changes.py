@@ -83,7 +83,9 @@ def _texts(repo: Repo, base: Source, head: Source, worktree: Path | None,
     return texts
 
 
-def changed_contents(repo: Repo, base: Source, head: Source, worktree: Path | None) -> list[tuple[str, str | None, str]]:
+def changed_contents(
+    repo: Repo, base: Source, head: Source, worktree: Path | None
+) -> list[tuple[str, str | None, str]]:
     """(path, base text or None for a new file, head text) of each changed text file. `worktree` is where the
     head's files are when the head is the working tree (its changed files are not in git's objects)."""
     texts = _texts(repo, base, head, worktree, changed_paths(base, head))

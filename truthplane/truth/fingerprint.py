@@ -237,7 +237,16 @@ def match(
         def alike(f: Finding) -> Key | None:
             if f.path not in same:
                 return None
-            return (f.verifier, f.rule_id, f.path, f.fingerprint, f.identity, str(f.start_line), str(f.start_column), f.message)
+            return (
+                f.verifier,
+                f.rule_id,
+                f.path,
+                f.fingerprint,
+                f.identity,
+                str(f.start_line),
+                str(f.start_column),
+                f.message,
+            )
 
         run(alike, alike)
     run(by_identity, by_identity)

@@ -77,7 +77,9 @@ class Gatekeeper:
     def _relative(self, path: Path) -> str:
         return path.relative_to(self.root).as_posix() if path != self.root else "."
 
-    def build_db(self, path: str = ".", language: str | None = None, build_command: str | None = None) -> dict[str, Any]:
+    def build_db(
+        self, path: str = ".", language: str | None = None, build_command: str | None = None
+    ) -> dict[str, Any]:
         from truthplane.verifiers import codeql
 
         scope = self._inside(path, "path")
@@ -161,7 +163,9 @@ def _db_language(db: Path) -> str:
 
 def check_page(limit: int, offset: int) -> None:
     if not 1 <= limit <= MAX_LIMIT:
-        raise UsageError(f"limit {limit} is out of range: 1 to {MAX_LIMIT} findings per answer (default {DEFAULT_LIMIT})")
+        raise UsageError(
+            f"limit {limit} is out of range: 1 to {MAX_LIMIT} findings per answer (default {DEFAULT_LIMIT})"
+        )
     if offset < 0:
         raise UsageError(f"offset {offset} is negative: 0 is the first finding")
 
@@ -210,17 +214,27 @@ def judged(result: GateResult, limit: int = DEFAULT_LIMIT, offset: int = 0) -> d
         "reasons": result.reasons,
         "base": result.base,
         "head": result.head,
-        "counts": {"new": len(result.new), "fixed": len(result.fixed), "updated": len(result.updated),
-                   "unchanged": len(result.unchanged), "suppressed": len(result.suppressed),
-                   "silenced_by_config": len(result.silenced_by_config)},
-        "new": [_finding(f) for f in _most_severe_first(result.new)[offset:offset + limit]],
-        "updated": [_finding(f) for f in _most_severe_first(result.updated)[offset:offset + limit]],
-        "fixed": [_finding(f) for f in _most_severe_first(result.fixed)[offset:offset + limit]],
-        "silenced_by_config": [_finding(f) for f in _most_severe_first(result.silenced_by_config)[offset:offset + limit]],
-        **_page(max(len(result.new), len(result.updated), len(result.fixed), len(result.silenced_by_config)),
-                limit, offset),
-        "verifiers": [{"name": r.name, "version": r.version, "status": r.status.value, "count": r.count,
-                       "error": r.error} for r in result.verifiers],
+        "counts": {
+            "new": len(result.new),
+            "fixed": len(result.fixed),
+            "updated": len(result.updated),
+            "unchanged": len(result.unchanged),
+            "suppressed": len(result.suppressed),
+            "silenced_by_config": len(result.silenced_by_config),
+        },
+        "new": [_finding(f) for f in _most_severe_first(result.new)[offset : offset + limit]],
+        "updated": [_finding(f) for f in _most_severe_first(result.updated)[offset : offset + limit]],
+        "fixed": [_finding(f) for f in _most_severe_first(result.fixed)[offset : offset + limit]],
+        "silenced_by_config": [
+            _finding(f) for f in _most_severe_first(result.silenced_by_config)[offset : offset + limit]
+        ],
+        **_page(
+            max(len(result.new), len(result.updated), len(result.fixed), len(result.silenced_by_config)), limit, offset
+        ),
+        "verifiers": [
+            {"name": r.name, "version": r.version, "status": r.status.value, "count": r.count, "error": r.error}
+            for r in result.verifiers
+        ],
     }
 
 
@@ -254,5 +268,7 @@ def _summary(findings: list[Finding]) -> AlertSummary:
         total=len(findings),
         by_severity=dict(Counter(f.severity.value for f in ordered)),
         by_rule=dict(sorted(Counter(f.rule_id for f in findings).items())),
-        lines=[f"{f.severity.value} {f.rule_id} {f.path}:{f.start_line or '-'} {one_line(f.message, 160)}" for f in ordered],
+        lines=[
+            f"{f.severity.value} {f.rule_id} {f.path}:{f.start_line or '-'} {one_line(f.message, 160)}" for f in ordered
+        ],
     )

@@ -146,7 +146,9 @@ def judge(
             f"no new findings at or above {policy.review_on.value}" + (f" ({below} below it)" if below else "")
         )
     if len(diff.updated) > len(updated_severe):
-        reasons.append(f"{len(diff.updated) - len(updated_severe)} finding(s) updated: still reported on lines the change edited")
+        reasons.append(
+            f"{len(diff.updated) - len(updated_severe)} finding(s) updated: still reported on lines the change edited"
+        )
     reasons += review
     if diff.fixed:
         reasons.append(f"{len(diff.fixed)} finding(s) fixed")

@@ -67,11 +67,16 @@ def semgrep_engine(launcher: str) -> tuple[str, str] | None:
     if not words or "python" not in os.path.basename(words[0]):
         return None
     # the package beside the launcher's own installation (a venv, pipx, --user) or its interpreter's
-    prefixes = {os.path.dirname(os.path.dirname(os.path.realpath(launcher))), os.path.dirname(os.path.dirname(words[0]))}
+    prefixes = {
+        os.path.dirname(os.path.dirname(os.path.realpath(launcher))),
+        os.path.dirname(os.path.dirname(words[0])),
+    }
     found = {
         os.path.realpath(path)
         for prefix in prefixes
-        for path in glob.glob(os.path.join(glob.escape(prefix), "lib", "python3*", "site-packages", "semgrep", "bin", "semgrep-core"))
+        for path in glob.glob(
+            os.path.join(glob.escape(prefix), "lib", "python3*", "site-packages", "semgrep", "bin", "semgrep-core")
+        )
         if os.access(path, os.X_OK)
     }
     return (found.pop(), os.path.dirname(words[0])) if len(found) == 1 else None
@@ -183,6 +188,10 @@ class Recipe:
     @classmethod
     def from_json(cls, data: Any) -> Recipe | None:
         """A kept recipe, or None for one this version cannot spell."""
-        if not isinstance(data, dict) or data.get("spelling") not in _SPELLINGS or not isinstance(data.get("inputs"), dict):
+        if (
+            not isinstance(data, dict)
+            or data.get("spelling") not in _SPELLINGS
+            or not isinstance(data.get("inputs"), dict)
+        ):
             return None
         return cls(data["spelling"], data["inputs"])

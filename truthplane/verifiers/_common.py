@@ -92,7 +92,9 @@ TEST_FILE_RULES = {
     "ruff": frozenset({"S101", "S105", "S106", "S107", "S113"}),
 }
 # a version of these defaults, for the cache key: changing them must not leave stale cached findings
-TEST_FILE_DEFAULTS = "test-files-1:" + ";".join(f"{k}={','.join(sorted(v))}" for k, v in sorted(TEST_FILE_RULES.items()))
+TEST_FILE_DEFAULTS = "test-files-1:" + ";".join(
+    f"{k}={','.join(sorted(v))}" for k, v in sorted(TEST_FILE_RULES.items())
+)
 
 
 def is_test_code(path: str) -> bool:

@@ -62,7 +62,8 @@ class BuildVerifier(NodeTool, Verifier):
     def available(self) -> ToolInfo:
         if not self.options.command:
             return ToolInfo(
-                name=self.instance_name, installed=False,
+                name=self.instance_name,
+                installed=False,
                 reason=f'no build command: set command = ["npm", "run", "build"] under [verifiers.{self.instance_name}] '
                 "in truthplane.toml, or drop it from verifiers",
             )
@@ -70,13 +71,16 @@ class BuildVerifier(NodeTool, Verifier):
         found = which(executable) if "/" not in executable else executable
         if found is None:
             return ToolInfo(
-                name=self.instance_name, installed=False,
+                name=self.instance_name,
+                installed=False,
                 reason=f"{executable} is not installed or not on PATH: install it, or change [verifiers.{self.instance_name}] "
                 "command in truthplane.toml",
             )
         problem = executor_problem(self.context.executor)
         if problem:
-            return ToolInfo(name=self.instance_name, installed=False, path=found, reason=f"cannot run the build: {problem}")
+            return ToolInfo(
+                name=self.instance_name, installed=False, path=found, reason=f"cannot run the build: {problem}"
+            )
         return ToolInfo(name=self.instance_name, installed=True, path=found)
 
     def scan(self, target: Path, files: list[str] | None = None) -> ScanResult:
@@ -85,7 +89,9 @@ class BuildVerifier(NodeTool, Verifier):
             return ScanResult(verifier=self.instance_name)
         info = self.available()
         if not info.installed:
-            raise VerifierError(self.instance_name, info.reason or "the build cannot run", status=ToolStatus.MISSING.value)
+            raise VerifierError(
+                self.instance_name, info.reason or "the build cannot run", status=ToolStatus.MISSING.value
+            )
         job = Job(
             source_dir=str(target),
             command=self.command,

@@ -146,7 +146,9 @@ def analyze(db: Path, query_pack: str, *, output: Path | None = None, timeout_s:
     fd, partial = tempfile.mkstemp(prefix=f".{output.name}.", suffix=".tmp", dir=output.parent)
     os.close(fd)
     try:
-        run_tool(VERIFIER, [_codeql(), *analyze_command(db, query_pack, Path(partial))], cwd=db.parent, timeout_s=timeout_s)
+        run_tool(
+            VERIFIER, [_codeql(), *analyze_command(db, query_pack, Path(partial))], cwd=db.parent, timeout_s=timeout_s
+        )
         load_log(Path(partial))  # SARIF, or a VerifierError; never a silently empty result
         os.replace(partial, output)
     finally:

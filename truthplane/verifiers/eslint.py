@@ -124,7 +124,9 @@ class EslintVerifier(NodeTool, Verifier):
             if self.options.sandbox:
                 output, root = self._sandboxed(target, command)
             else:
-                output = run_tool(self.instance_name, command, cwd=target, timeout_s=self.timeout_s, ok_exit_codes=(0, 1, 2))
+                output = run_tool(
+                    self.instance_name, command, cwd=target, timeout_s=self.timeout_s, ok_exit_codes=(0, 1, 2)
+                )
                 root = str(target)
         findings = self.parse(target, output, root)
         if files is not None:

@@ -144,12 +144,16 @@ class NpmAuditVerifier(Verifier):
 
     def parse(self, target: Path, output: ToolOutput, lockfile: str) -> list[Finding]:
         """npm's audit report as findings; an error document (or anything else) is a VerifierError."""
-        data = parse_json(self.instance_name, output.stdout, "npm audit", output.stderr) if output.stdout.strip() else None
+        data = (
+            parse_json(self.instance_name, output.stdout, "npm audit", output.stderr) if output.stdout.strip() else None
+        )
         if not isinstance(data, dict) or "vulnerabilities" not in data:
             raise VerifierError(self.instance_name, f"could not audit: {self._failure(data, output)}")
         report = validate(self.instance_name, _Report, data, "npm audit")
         if output.returncode not in (0, 1):
-            raise VerifierError(self.instance_name, f"npm audit exited {output.returncode}: {self._failure(data, output)}")
+            raise VerifierError(
+                self.instance_name, f"npm audit exited {output.returncode}: {self._failure(data, output)}"
+            )
         locks = lockfile_lines(_read(target / lockfile))
         manifest = manifest_lines(_read(target / "package.json"))
         findings = []

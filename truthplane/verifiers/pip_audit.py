@@ -154,7 +154,9 @@ class PipAuditVerifier(Verifier):
             project = tomllib.loads(text).get("project", {})
         except tomllib.TOMLDecodeError:
             return text
-        return (project.get("dependencies"), project.get("optional-dependencies")) if isinstance(project, dict) else text
+        return (
+            (project.get("dependencies"), project.get("optional-dependencies")) if isinstance(project, dict) else text
+        )
 
     def available(self) -> ToolInfo:
         return cached_tool_info(self.instance_name, ["pip-audit", "--version"], install_hint=INSTALL_HINT)

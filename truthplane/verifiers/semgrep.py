@@ -178,9 +178,14 @@ class SemgrepVerifier(FileToolVerifier):
 
     def recipe(self, target: Path, rules: list[Path] | None = None) -> Recipe:
         rules = self.rule_paths(target) if rules is None else rules
-        return Recipe("semgrep", {
-            "native": self.options.engine == "native", "rules": [str(p) for p in rules], "args": list(self.options.args),
-        })
+        return Recipe(
+            "semgrep",
+            {
+                "native": self.options.engine == "native",
+                "rules": [str(p) for p in rules],
+                "args": list(self.options.args),
+            },
+        )
 
     # every exit status is read, so a failed run is explained by semgrep's own JSON errors
     ok_exit_codes = tuple(range(256))

@@ -35,7 +35,9 @@ def tool_env(extra: dict[str, str] | None) -> dict[str, str]:
     return {**os.environ, "PYTHONIOENCODING": "utf-8", **(extra or {})}
 
 
-def start(program: str, argv: list[str], cwd: Path, env: dict[str, str], *, stdin: bool = False) -> subprocess.Popen[str]:
+def start(
+    program: str, argv: list[str], cwd: Path, env: dict[str, str], *, stdin: bool = False
+) -> subprocess.Popen[str]:
     """Start an analyser that only reads code (`program`, called as argv[0]): output captured, in a session of
     its own so that ending it ends whatever it started too."""
     return subprocess.Popen(

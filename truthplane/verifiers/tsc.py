@@ -32,7 +32,9 @@ INSTALL_HINT = (
     "or drop tsc from verifiers in truthplane.toml"
 )
 DEFAULT_PROJECT = "tsconfig.json"
-_LOCATED = re.compile(r"^(?P<file>.+?)\((?P<line>\d+),(?P<col>\d+)\): (?P<level>error|warning|message) (?P<code>TS\d+): (?P<text>.*)$")
+_LOCATED = re.compile(
+    r"^(?P<file>.+?)\((?P<line>\d+),(?P<col>\d+)\): (?P<level>error|warning|message) (?P<code>TS\d+): (?P<text>.*)$"
+)
 _GLOBAL = re.compile(r"^(?P<level>error|warning|message) (?P<code>TS\d+): (?P<text>.*)$")
 _CONFIG_CODES = re.compile(r"^TS(5\d{3}|6\d{3}|18003)$")
 
@@ -71,14 +73,18 @@ class TscVerifier(NodeTool, Verifier):
         if not (target / self.project).is_file():
             raise VerifierError(
                 self.instance_name,
-                f"{self.project} not found; set project = \"path/to/tsconfig.json\" under [verifiers.{self.instance_name}]",
+                f'{self.project} not found; set project = "path/to/tsconfig.json" under [verifiers.{self.instance_name}]',
             )
         with borrowed_node_modules(target, self.project_root):
             executable = self.node_tool("tsc", target)
             if executable is None:
-                raise VerifierError(self.instance_name, f"tsc is not installed: {INSTALL_HINT}", status=ToolStatus.MISSING.value)
+                raise VerifierError(
+                    self.instance_name, f"tsc is not installed: {INSTALL_HINT}", status=ToolStatus.MISSING.value
+                )
             command = [executable, "--noEmit", "-p", self.project, "--pretty", "false", *self.options.args]
-            output = run_tool(self.instance_name, command, cwd=target, timeout_s=self.timeout_s, ok_exit_codes=(0, 1, 2))
+            output = run_tool(
+                self.instance_name, command, cwd=target, timeout_s=self.timeout_s, ok_exit_codes=(0, 1, 2)
+            )
         findings = self.parse(target, output)
         return ScanResult(
             verifier=self.instance_name, version=version, findings=findings, duration_s=time.monotonic() - started
@@ -111,12 +117,15 @@ class TscVerifier(NodeTool, Verifier):
         for finding in findings:
             if not finding.path and _CONFIG_CODES.match(finding.rule_id):
                 raise VerifierError(
-                    self.instance_name, f"tsc cannot use {self.project}: {finding.rule_id} {one_line(finding.message, 200)}"
+                    self.instance_name,
+                    f"tsc cannot use {self.project}: {finding.rule_id} {one_line(finding.message, 200)}",
                 )
         findings = [f if f.path else f.model_copy(update={"path": self.project}) for f in findings]
         if output.returncode != 0 and not findings:
             tail = " | ".join((output.stdout.strip() or output.stderr.strip()).splitlines()[-3:]) or "no output"
-            raise VerifierError(self.instance_name, f"tsc exited {output.returncode} without diagnostics: {one_line(tail, 200)}")
+            raise VerifierError(
+                self.instance_name, f"tsc exited {output.returncode} without diagnostics: {one_line(tail, 200)}"
+            )
         return findings
 
     def _finding(self, target: Path, item: dict[str, str], continuation: list[str]) -> Finding:

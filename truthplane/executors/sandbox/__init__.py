@@ -56,7 +56,9 @@ def rootfs_tarball(data_science: bool, cache: Path | None = None, suite: str | N
     if proc.returncode != 0:
         lines = [line for line in proc.stderr.strip().splitlines() if line.strip()]
         last = lines[-1] if lines else f"exit status {proc.returncode}"
-        raise ExecutorError(f"building the sandbox rootfs failed: {last}; check the Debian mirror (TRUTHPLANE_DEBIAN_MIRROR)")
+        raise ExecutorError(
+            f"building the sandbox rootfs failed: {last}; check the Debian mirror (TRUTHPLANE_DEBIAN_MIRROR)"
+        )
     return tarball
 
 

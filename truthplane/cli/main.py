@@ -129,8 +129,8 @@ def entry() -> None:
     gc.set_threshold(50_000, 20, 100)
     one_shot = len(sys.argv) > 1 and sys.argv[1] in _ONE_SHOT
     if one_shot:
-        # a bounded job whose garbage reference counting frees (findings hold no cycles): even two passes
-        # over its young objects cost Django's gate about 50 ms, so there is none. Long-running commands
+        # a bounded job whose garbage reference counting frees (findings hold no cycles): passes of the
+        # collector over its young objects only cost a large repository's gate time, so there are none. Long-running commands
         # (mcp, run-all, fix with its event loop) keep the collector.
         gc.disable()
     gc.freeze()
@@ -144,7 +144,7 @@ def _leave(code: int) -> None:
     """Exit a one-shot command (scan, diff, gate) with `code`, without the interpreter's teardown when nothing
     of ours needs it.
 
-    Tearing down every module a gate imported costs it about 40 ms, and by the time run() returns every
+    Tearing down every module a gate imported is a measurable share of a gate, and by the time run() returns every
     file is written (atomically), every tool and git process reaped and every thread pool shut down. What
     does need an orderly end lives on a thread of its own (the executors' starter pool, whose finalizer
     kills its starters): while any thread but this one is alive, Python exits the usual way.

@@ -88,7 +88,7 @@ class VerifierConfig(_Strict):
     incremental: bool = False
     ok_exit_codes: list[int] = Field(default_factory=lambda: [0, 1])
     # semgrep: extra rule files; "native" runs semgrep's own compiled CLI (`semgrep scan --experimental`,
-    # about 2 s less per run), "classic" its Python CLI
+    # which starts seconds faster), "classic" its Python CLI
     rules: list[str] | None = None
     engine: Literal["native", "classic"] = "native"
     # pytest

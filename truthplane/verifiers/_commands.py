@@ -42,7 +42,7 @@ def tool_identity(executable: str) -> str | None:
     return f"{real}|{stat.st_size}|{stat.st_mtime_ns}"
 
 
-# semgrep's launcher, a Python script, spends about 60 ms of CPU starting an interpreter only to exec its
+# semgrep's launcher, a Python script, spends CPU starting an interpreter only to exec its
 # native engine (semgrep/console_scripts/entrypoint.py: `main`, `exec_osemgrep`); how it decides, mirrored
 # here so that truthplane can exec the engine itself where the launcher would
 _SEMGREP_PRO_FLAGS = frozenset({"--pro", "--pro-languages", "--pro-intrafile"})

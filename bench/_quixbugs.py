@@ -66,7 +66,8 @@ def _program(root: Path, name: str, buggy: str, fixed: str, tests: str) -> Progr
 
 
 def checkout(source: str, only: set[str] | None = None) -> tuple[list[Program], dict[str, str], str]:
-    """Fetch QuixBugs from SOURCE into a temporary directory (removed again): its programs, those left out, its commit."""
+    """Fetch QuixBugs from SOURCE into a temporary directory (removed again): its programs, those left out, its
+    commit."""
     with tempfile.TemporaryDirectory(prefix="quixbugs-") as tmp:
         root = fetch(source, Path(tmp) / "QuixBugs")
         head = subprocess.run(["git", "-C", str(root), "rev-parse", "--short", "HEAD"], capture_output=True, text=True,

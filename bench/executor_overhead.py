@@ -6,7 +6,8 @@ with the bare run and the backend run interleaved so machine noise hits both ali
 time of 3 two-second jobs fanned out with run_many against the slowest of the single 2-second runs.
 
 Targets: local-bwrap overhead < 20 ms, docker < 500 ms (image present), ssh < 50 ms on a warm
-connection, the Lambda emulator < 100 ms, a fan-out of 3 within 1.3x of its slowest member. A backend that is not usable here is skipped with the reason.
+connection, the Lambda emulator < 100 ms, a fan-out of 3 within 1.3x of its slowest member. A backend that is not
+usable here is skipped with the reason.
 
 Adding a backend (ssh, lambda, ...): append a `Backend` to `BACKENDS` below, giving
   name       the row label ("ssh", "lambda")

@@ -553,7 +553,8 @@ def main() -> int:
     ok = total.counts["truthplane false-new"] == 0 and total.counts["truthplane false-fixed"] == 0
     print(
         f"target: truthplane 0 false-new and 0 false-fixed -> {'PASS' if ok else 'FAIL'}"
-        f" (github-style: {total.counts['github false-new']} false-new, {total.counts['github false-fixed']} false-fixed;"
+        f" (github-style: {total.counts['github false-new']} false-new, {total.counts['github false-fixed']} "
+        f"false-fixed;"
         f" truthplane missed-new {total.counts['truthplane missed-new']} of {total.counts['edited']} edits)"
     )
     print(f"took {time.perf_counter() - started:.1f} s")

@@ -151,7 +151,8 @@ def test_llm_diff_with_fences_wrong_counts_and_bare_header(repo: Path) -> None:
         " def total(items):\n-    result = 0\n+    result = 1\n     for item in items:\n```\nThis starts at one.\n"
     )
     assert check_patch(repo, candidate(wrong_counts)) == []
-    bare = "```\n--- a/app/calc.py\n+++ b/app/calc.py\n@@\n     for item in items:\n-        result += item\n+        result += 2 * item\n```"
+    bare = ("```\n--- a/app/calc.py\n+++ b/app/calc.py\n@@\n     for item in items:\n-        result += item\n+        "
+            "result += 2 * item\n```")
     assert apply_candidate(repo, candidate(bare)) == ["app/calc.py"]
     assert "result += 2 * item" in (repo / "app/calc.py").read_text()
 
@@ -160,10 +161,12 @@ def test_new_deleted_and_renamed_files(repo: Path) -> None:
     created = git_diff(repo, "app/extra.py", "X = 1\n")
     assert apply_candidate(repo, candidate(created)) == ["app/extra.py"]
     assert (repo / "app/extra.py").read_text() == "X = 1\n"
-    deleted = "diff --git a/README.md b/README.md\ndeleted file mode 100644\n--- a/README.md\n+++ /dev/null\n@@ -1 +0,0 @@\n-hello\n"
+    deleted = ("diff --git a/README.md b/README.md\ndeleted file mode 100644\n--- a/README.md\n+++ /dev/null\n@@ -1 "
+               "+0,0 @@\n-hello\n")
     assert apply_candidate(repo, candidate(deleted)) == ["README.md"]
     assert not (repo / "README.md").exists()
-    renamed = "diff --git a/app/extra.py b/app/more.py\nsimilarity index 100%\nrename from app/extra.py\nrename to app/more.py\n"
+    renamed = ("diff --git a/app/extra.py b/app/more.py\nsimilarity index 100%\nrename from app/extra.py\nrename to "
+               "app/more.py\n")
     assert apply_candidate(repo, candidate(renamed)) == ["app/extra.py", "app/more.py"]
     assert (repo / "app/more.py").read_text() == "X = 1\n"
 
@@ -192,7 +195,8 @@ def test_symlink_that_leaves_the_repo(repo: Path, tmp_path: Path) -> None:
     with pytest.raises(CandidateError, match="symlink"):
         apply_candidate(repo, candidate(diff))
     assert (outside / "calc.py").read_text() == APP
-    link = "diff --git a/evil b/evil\nnew file mode 120000\n--- /dev/null\n+++ b/evil\n@@ -0,0 +1 @@\n+../../etc\n\\ No newline at end of file\n"
+    link = ("diff --git a/evil b/evil\nnew file mode 120000\n--- /dev/null\n+++ b/evil\n@@ -0,0 +1 @@\n+../../etc\n"
+            "\\ No newline at end of file\n")
     assert "leaves the repository" in check_patch(repo, candidate(link))[0]
 
 

@@ -186,7 +186,8 @@ def test_a_usage_error_is_a_usage_message_and_exit_2(tmp_path: Path, args: list[
 
 def command_verifier_repo(make_repo, command: list[str], timeout: float | None = None) -> Path:
     extra = f"\ntimeout_s = {timeout}" if timeout else ""
-    cfg = f'[verifiers]\nenabled = ["ruff", "broken"]\n[verifiers.broken]\ntype = "command"\ncommand = {json.dumps(command)}{extra}\n'
+    cfg = (f'[verifiers]\nenabled = ["ruff", "broken"]\n[verifiers.broken]\ntype = "command"\ncommand = '
+           f'{json.dumps(command)}{extra}\n')
     return make_repo({"a.py": "x = 1\n", "truthplane.toml": cfg})
 
 

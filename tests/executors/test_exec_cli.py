@@ -86,7 +86,8 @@ def test_executor_failure_exits_4_with_one_line(project: Path, capsys: pytest.Ca
     err = capsys.readouterr().err
     assert (
         err
-        == f"truthplane: error: Docker engine not reachable at unix://{project}/none.sock: start dockerd, or use --executor local\n"
+        == f"truthplane: error: Docker engine not reachable at unix://{project}/none.sock: start dockerd, or use "
+           f"--executor local\n"
     )
 
 
@@ -97,6 +98,7 @@ def test_sandbox_build_for_an_executor_without_images(capsys: pytest.CaptureFixt
 
 
 def test_help_does_not_import_backends() -> None:
-    code = "import sys; from truthplane.cli.main import app; print([m for m in ('docker', 'truthplane.executors.local') if m in sys.modules])"
+    code = ("import sys; from truthplane.cli.main import app; print([m for m in ('docker', "
+            "'truthplane.executors.local') if m in sys.modules])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"

@@ -214,7 +214,8 @@ def _peak_rss_mb() -> float:
 
 
 def test_one_gigabyte_flood_is_truncated_in_bounded_memory(sandbox: Any, token: str) -> None:
-    code = "import sys\nblock = b'A' * (1 << 20)\nfor _ in range(1024): sys.stdout.buffer.write(block)\nprint('done', file=sys.stderr)\n"
+    code = ("import sys\nblock = b'A' * (1 << 20)\nfor _ in range(1024): sys.stdout.buffer.write(block)\nprint('done', "
+            "file=sys.stderr)\n")
     if not _reset_peak_rss():
         missing("the peak RSS counter cannot be reset here (/proc/self/clear_refs)")
     before = _peak_rss_mb()

@@ -56,7 +56,8 @@ def test_a_job_sees_neither_the_checkout_nor_another_jobs_files(sandbox: Any, ho
     repo, other, secret = host_layout["repo"], host_layout["other"], host_layout["secret"]
     script = (
         f"cat app.py own.txt; cat {repo}/.env {other}/other-job-data.txt 2>&1; "
-        f"find {LOOK_IN} {host_layout['base']} \\( -name .env -o -name other-job-data.txt \\) -exec cat {{}} + 2>/dev/null; "
+        f"find {LOOK_IN} {host_layout['base']} \\( -name .env -o -name other-job-data.txt \\) -exec cat {{}} + "
+        f"2>/dev/null; "
         f"grep -rs {secret} /tmp /var/tmp {host_layout['base']} 2>/dev/null | head -3; echo done"
     )
     job = Job(command=["sh", "-c", script], source_dir=str(host_layout["snapshot"]), origin=str(repo),

@@ -248,7 +248,8 @@ def test_large_stdin_with_a_job_that_writes_before_reading(local: LocalExecutor)
 
 @bwrap
 def test_root_only_files_are_masked(local: LocalExecutor) -> None:
-    code = "for p in ('/etc/shadow', '/etc/gshadow'):\n    try: print(p, len(open(p).read()))\n    except OSError as e: print(p, e.strerror)\n"
+    code = ("for p in ('/etc/shadow', '/etc/gshadow'):\n    try: print(p, len(open(p).read()))\n    except OSError as "
+            "e: print(p, e.strerror)\n")
     result = run_job(local, py(code))
     lines = result.stdout.splitlines()
     for path in ("/etc/shadow", "/etc/gshadow"):

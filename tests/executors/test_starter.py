@@ -49,8 +49,9 @@ def another_truthplane() -> Iterator[Callable[[], None]]:
 REPORT = """
 lines = open('/proc/self/cgroup').read().splitlines()
 v1 = [l.split(':', 2)[2] for l in lines if l.split(':')[1] == 'memory']
-path = '/sys/fs/cgroup/memory' + v1[0] + '/memory.limit_in_bytes' if v1 else '/sys/fs/cgroup' + lines[0].split(':', 2)[2] + '/memory.max'
-print(v1[0] if v1 else lines[0].split(':', 2)[2], open(path).read().strip())
+own = v1[0] if v1 else lines[0].split(':', 2)[2]
+path = '/sys/fs/cgroup/memory' + own + '/memory.limit_in_bytes' if v1 else '/sys/fs/cgroup' + own + '/memory.max'
+print(own, open(path).read().strip())
 """
 JOB = Job(command=["python", "-c", REPORT], limits=Limits(memory_mb=256, pids=64))
 needs_cgroup = pytest.mark.tool("job-cgroup")

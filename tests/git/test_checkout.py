@@ -183,7 +183,8 @@ def test_an_approved_change_still_writes_plain_paths(make_repo, tmp_path: Path, 
     os.chmod(root / "a.py", 0o640)
     patch = tmp_path / "ok.diff"
     patch.write_text(
-        "--- a/a.py\n+++ b/a.py\n@@ -1 +1 @@\n-x = 1\n+x = 2\n--- /dev/null\n+++ b/new/deep/b.py\n@@ -0,0 +1 @@\n+y = 1\n"
+        "--- a/a.py\n+++ b/a.py\n@@ -1 +1 @@\n-x = 1\n+x = 2\n--- /dev/null\n+++ b/new/deep/b.py\n@@ -0,0 +1 @@\n+y = "
+        "1\n"
     )
     code, err = fix(capsys, root, patch, "--commit")
     assert code == 0, err

@@ -262,7 +262,8 @@ def _strict_problem(node: Any, name: str, where: tuple[str, ...]) -> str | None:
         return None
     context = f"context=({', '.join(repr(w) for w in where)})"
     if "$ref" in node and len(node) > 1:
-        return f"Invalid schema for response_format '{name}': In {context}, $ref cannot have keywords {{'{min(set(node) - {'$ref'})}'}}."
+        return (f"Invalid schema for response_format '{name}': In {context}, $ref cannot have keywords "
+                f"{{'{min(set(node) - {'$ref'})}'}}.")
     if "default" in node:
         return f"Invalid schema for response_format '{name}': In {context}, 'default' is not permitted."
     if node.get("type") == "object":

@@ -55,7 +55,8 @@ FILES = {
     "src/pkg/report.py": "from pkg import calc\n\n\ndef show(v):\n    return calc.Calculator.mean(v)\n",
     "src/pkg/other.py": "import pkg.calc as c\n",
     "tests/test_calc.py": TEST_CALC,
-    "tests/evidence/test_report.py": "from pkg.report import show\n\n\ndef test_show_mean():\n    assert show([2]) == 2\n",
+    "tests/evidence/test_report.py": "from pkg.report import show\n\n\ndef test_show_mean():\n    assert show([2]) == "
+                                     "2\n",
     "pyproject.toml": (
         '[project]\nname = "pkg"\n\n[tool.ruff]\nline-length = 100\n# a comment\n\n[tool.ruff.lint]\n'
         'select = ["E", "F"]\n\n[tool.mypy]\nstrict = true\n\n[tool.other]\nx = 1\n'

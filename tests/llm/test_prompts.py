@@ -28,7 +28,8 @@ from truthplane.llm.prompts import (
 )
 from truthplane.models import Finding, Severity
 
-DIFF = "--- a/calc.py\n+++ b/calc.py\n@@ -1,2 +1,2 @@\n def mean(v):\n-    return sum(v) / len(v)\n+    return sum(v) / len(v) if v else 0.0\n"
+DIFF = ("--- a/calc.py\n+++ b/calc.py\n@@ -1,2 +1,2 @@\n def mean(v):\n-    return sum(v) / len(v)\n+    return sum(v) "
+        "/ len(v) if v else 0.0\n")
 
 
 @pytest.fixture

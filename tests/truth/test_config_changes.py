@@ -21,7 +21,8 @@ APP = (
 )
 LEGACY = "import pickle\n\n\ndef load(blob):\n    return pickle.loads(blob)\n"
 RUFF_S = '[project]\nname = "demo"\n\n[tool.ruff.lint]\nselect = ["S", "F"]\n'
-RUFF_NARROW = '[project]\nname = "demo"\n\n[tool.ruff]\nextend-exclude = ["legacy"]\n\n[tool.ruff.lint]\nselect = ["S602", "S307", "F"]\n'
+RUFF_NARROW = ('[project]\nname = "demo"\n\n[tool.ruff]\nextend-exclude = ["legacy"]\n\n[tool.ruff.lint]\nselect = '
+               '["S602", "S307", "F"]\n')
 
 
 @pytest.fixture(autouse=True)

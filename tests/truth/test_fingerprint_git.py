@@ -313,7 +313,8 @@ def test_an_edit_of_a_high_severity_flagged_line_is_review_and_a_new_one_beside_
 TEST_MODULE = (
     "import random\n\n\n"
     + "".join(
-        f"def test_case_{i}():\n    token = 'secret-{i}'\n    value = random.random() + {i}\n    check(value, token=token)\n\n\n"
+        f"def test_case_{i}():\n    token = 'secret-{i}'\n    value = random.random() + {i}\n    check(value, "
+        f"token=token)\n\n\n"
         for i in range(6)
     )
     + "def check(value, token):\n    return value, token\n"

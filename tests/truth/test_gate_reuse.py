@@ -172,7 +172,8 @@ def test_a_call_that_failed_ahead_fails_the_gate_as_it_would_have(make_repo, tmp
 def test_a_head_verifier_that_cannot_run_never_leaves_the_base_waiting(make_repo, tmp_path: Path) -> None:
     """The base waits for the head's tools to start; a head verifier that never starts one (not installed)
     must still let the base go on, and the gate says it could not verify."""
-    config = '[verifiers]\nenabled = ["ruff", "gone"]\n[verifiers.gone]\ntype = "command"\ncommand = ["no-such-tool", "{files}"]\n'
+    config = ('[verifiers]\nenabled = ["ruff", "gone"]\n[verifiers.gone]\ntype = "command"\ncommand = ["no-such-tool", '
+              '"{files}"]\n')
     root = make_repo({"a.py": UNUSED, "truthplane.toml": config})
     git(root, "checkout", "-qb", "feature")
     (root / "a.py").write_text("import json\n" + UNUSED)

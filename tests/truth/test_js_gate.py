@@ -35,7 +35,8 @@ UTIL = (
     "}\n"
     "const dead = 1;\n"                              # 5 no-unused-vars: stays, its file is renamed
 )
-MAIN = 'import { greet } from "./app";\nimport { parse } from "./util";\n\nexport const out: string = greet("x") + parse("1");\n'
+MAIN = ('import { greet } from "./app";\nimport { parse } from "./util";\n\nexport const out: string = greet("x") + '
+        'parse("1");\n')
 MAIN_AFTER = (
     'import { greet } from "./app";\nimport { parse } from "./helpers";\n\n'
     'export const out: string = greet("x") + parse("1");\nexport const count: number = greet("y");\n'  # 5 TS2322: new

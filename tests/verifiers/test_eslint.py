@@ -162,7 +162,8 @@ def test_sandboxed_eslint_finds_the_same_and_its_config_cannot_touch_the_host(pr
     canary = tmp_path / "config-ran-here"
     config = (project / "eslint.config.mjs").read_text()
     (project / "eslint.config.mjs").write_text(
-        f'import {{ writeFileSync }} from "node:fs";\ntry {{ writeFileSync({json.dumps(str(canary))}, "x"); }} catch {{ /* read-only */ }}\n'
+        f'import {{ writeFileSync }} from "node:fs";\ntry {{ writeFileSync({json.dumps(str(canary))}, "x"); }} catch '
+        f'{{ /* read-only */ }}\n'
         + config
     )
     sandboxed = eslint(project, sandbox=True).scan(project).findings

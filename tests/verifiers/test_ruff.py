@@ -14,7 +14,8 @@ from truthplane.verifiers.ruff import ruff_severity
 
 pytestmark = pytest.mark.tool("ruff")
 
-CODE = "import os\n\n\ndef f():\n    return undefined_name  # a comment that makes this line longer than eighty-eight characters\n"
+CODE = ("import os\n\n\ndef f():\n    return undefined_name  # a comment that makes this line longer than eighty-eight "
+        "characters\n")
 
 
 def test_default_rules_without_repo_config(tree: Callable[[dict[str, str]], Path]) -> None:

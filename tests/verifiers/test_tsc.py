@@ -70,7 +70,8 @@ def test_message_chains_are_kept_on_one_line(tmp_path: Path) -> None:
         tmp_path / "svc",
         {
             "tsconfig.json": TSCONFIG,
-            "src/a.ts": "function f(o: { a: { b: string } }): void { void o; }\nf({ a: { b: 1 } } as { a: { b: number } });\n",
+            "src/a.ts": "function f(o: { a: { b: string } }): void { void o; }\nf({ a: { b: 1 } } as { a: { b: number "
+                        "} });\n",
         },
     )
     (finding,) = tsc(root).scan(root).findings

@@ -4,9 +4,9 @@ ruff fixes each file read from stdin with cwd=root (`--stdin-filename`), so the 
 configuration, per-file ignores, excludes and first-party detection apply exactly as in a scan, and
 nothing is written anywhere. eslint fixes with --fix-dry-run (the fixed text comes back as JSON, no
 file is written) with the repository's flat config, when the repository has one and JS/TS files are
-named; its plugins come from the repository's node_modules (`node_root`). semgrep's --autofix edits files, so it runs on copies of the files in a
-temporary directory with the rules that carry `fix:` / `fix-regex:` keys: truthplane's shipped rules,
-the repository's .semgrep.yml/.semgrep.yaml/.semgrep/, and any extra rule files given. The user's
+named; its plugins come from the repository's node_modules (`node_root`). semgrep's --autofix edits files, so it runs
+on copies of the files in a temporary directory with the rules that carry `fix:` / `fix-regex:` keys: truthplane's
+shipped rules, the repository's .semgrep.yml/.semgrep.yaml/.semgrep/, and any extra rule files given. The user's
 tree is only ever read. Each tool that changed something gives one candidate: a unified diff with
 a/ b/ repo-relative paths.
 """
@@ -187,8 +187,8 @@ def autofix_candidates(
     sandbox = true asks for.
 
     `rules` restricts ruff to those rule codes (--select); `ruff_args` are truthplane.toml's
-    [verifiers.ruff] args (e.g. --extend-select B), so fixes cover what the scan reports. A tool that changed nothing gives no
-    candidate. A tool that cannot run raises CandidateError, or, when `problems` is a list, is noted
+    [verifiers.ruff] args (e.g. --extend-select B), so fixes cover what the scan reports. A tool that changed nothing
+    gives no candidate. A tool that cannot run raises CandidateError, or, when `problems` is a list, is noted
     there and the other tools still run.
     """
     sources = _sources(root, files)

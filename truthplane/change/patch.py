@@ -284,8 +284,8 @@ def normalise_diff(diff: str) -> str:
 
     Each hunk's old and new sides are normalised (code, plus comments that tools obey such as
     `# noqa`; whitespace removed inside a line, indentation kept as a width for Python and YAML) and
-    compared again, so a change that only touches whitespace or ordinary comments vanishes. Every change group is anchored by the normalised line
-    before it, so the same edit in two places stays two edits. Files are sorted by path.
+    compared again, so a change that only touches whitespace or ordinary comments vanishes. Every change group is
+    anchored by the normalised line before it, so the same edit in two places stays two edits. Files are sorted by path.
     """
     parsed = parse_diff(diff)
     level = strip_level(parsed.files)

@@ -22,7 +22,8 @@ def exec_(
     network: bool = typer.Option(False, "--network", help="Allow network access (off by default)."),
     fmt: str = typer.Option("text", "--format", "-f", help="text (the command's output) or json (the JobResult)."),
 ) -> int:
-    """Run CMD against a copy of the current directory in a sandbox; exit with its status (4: could not run, timeout, OOM)."""
+    """Run CMD against a copy of the current directory in a sandbox; exit with its status (4: could not run,
+    timeout, OOM)."""
     import asyncio
     from pathlib import Path
 

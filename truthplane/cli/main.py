@@ -130,8 +130,8 @@ def entry() -> None:
     one_shot = len(sys.argv) > 1 and sys.argv[1] in _ONE_SHOT
     if one_shot:
         # a bounded job whose garbage reference counting frees (findings hold no cycles): passes of the
-        # collector over its young objects only cost a large repository's gate time, so there are none. Long-running commands
-        # (mcp, run-all, fix with its event loop) keep the collector.
+        # collector over its young objects only cost a large repository's gate time, so there are none. Long-running
+        # commands (mcp, run-all, fix with its event loop) keep the collector.
         gc.disable()
     gc.freeze()
     code = run()

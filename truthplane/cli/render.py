@@ -206,7 +206,8 @@ def gate_markdown(result: GateResult, *, limit: int = 50) -> str:
         lines += ["", f"### {title}", "", "| severity | where | rule | message |", "|---|---|---|---|"]
         for f in _most_severe_first(findings)[:limit]:
             lines.append(
-                f"| {f.severity.value} | `{_md(_location(f))}` | {_md(f.verifier)} `{_md(f.rule_id)}` | {_md(f.message)} |"
+                f"| {f.severity.value} | `{_md(_location(f))}` | {_md(f.verifier)} `{_md(f.rule_id)}` | "
+                f"{_md(f.message)} |"
             )
         if len(findings) > limit:
             lines.append(f"| | | | … and {len(findings) - limit} more |")

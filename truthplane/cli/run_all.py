@@ -77,7 +77,8 @@ def run_all(
 
 
 def select_nodes(config: Config, specs: list[str]) -> list[dict[str, Any]]:
-    """`--node` specs (a configured node with the same host and port keeps its key, slots, ...), else the configured nodes."""
+    """`--node` specs (a configured node with the same host and port keeps its key, slots, ...), else the
+    configured nodes."""
     from truthplane.errors import UsageError
     from truthplane.executors.loader import executor_options
 

@@ -175,7 +175,8 @@ def _task(root: Path, task: dict[str, Any], winner: bool) -> str:
             ([m.get("file"), m.get("sha256_before"), m.get("sha256_after")] for m in task.get("modifications") or []),
             mono=frozenset({1, 2}),
         ),
-        f"<p>commit <code>{e(git.get('commit_sha') or 'none')}</code>, applied: {'yes' if git.get('applied') else 'no'}</p>",
+        f"<p>commit <code>{e(git.get('commit_sha') or 'none')}</code>, applied: "
+        f"{'yes' if git.get('applied') else 'no'}</p>",
     ]
     if llm:
         cost = f"cost {e(llm['cost_usd'])} USD" if llm.get("cost_usd") is not None else "cost not recorded"
@@ -197,7 +198,8 @@ def render_html(root: Path, record: dict[str, Any], *, evidence: list[dict[str, 
     verifiers = baseline.get("verifiers") or {}
     metrics = record.get("honest_metrics") or {}
     body = [
-        f"<h1>truthplane {e(record.get('kind'))} run {e(record.get('run_id'))} {_badge(record.get('overall_verdict'))}</h1>",
+        f"<h1>truthplane {e(record.get('kind'))} run {e(record.get('run_id'))} "
+        f"{_badge(record.get('overall_verdict'))}</h1>",
         _table(
             ("started", "ended", "tool", *(name for name, _ in summary)),
             [[record.get("start_time"), record.get("end_time"), record.get("tool"), *(value for _, value in summary)]],

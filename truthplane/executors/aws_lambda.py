@@ -172,11 +172,13 @@ class LambdaExecutor(Executor):
             return (f"lambda: function {self.function_name} does not exist in {region}: deploy "
                     "truthplane/executors/lambda/template.yaml (sam deploy) or set function_name in [executors.lambda]")
         if code in ("TooManyRequestsException", "ThrottlingException"):
-            return f"lambda: {self.function_name} is throttled ({text}): lower [executors.lambda] concurrency or retry later"
+            return (f"lambda: {self.function_name} is throttled ({text}): lower [executors.lambda] concurrency or "
+                    f"retry later")
         if code == "RequestTooLargeException":
             return f"lambda: the job is too large for a synchronous invoke ({text}): send fewer files"
         if code in ("AccessDeniedException", "UnrecognizedClientException", "InvalidSignatureException"):
-            return f"lambda: AWS refused the call ({code}: {text}): check the credentials and lambda:InvokeFunction permission"
+            return (f"lambda: AWS refused the call ({code}: {text}): check the credentials and lambda:InvokeFunction "
+                    f"permission")
         return f"lambda: invoking {self.function_name} failed ({code or 'error'}: {text})"
 
     def _transport_error_message(self, exc: Any) -> str:
@@ -194,7 +196,8 @@ class LambdaExecutor(Executor):
         if where and isinstance(exc, ConnectionClosedError):
             return (f"lambda: {where} closed the connection ({exc}): an emulator runs one invocation at a time, "
                     "so set concurrency = 1 in [executors.lambda]")
-        return f"lambda: cannot reach {where or 'AWS Lambda'} ({exc}): check the network, or start the emulator at endpoint_url"
+        return (f"lambda: cannot reach {where or 'AWS Lambda'} ({exc}): check the network, or start the emulator at "
+                f"endpoint_url")
 
     def _result(self, job: Job, response: tuple[str | None, dict[str, Any]], notes: list[str],
                 duration: float, cap: int) -> JobResult:

@@ -39,7 +39,8 @@ class Interpreter(BaseModel):
 
 
 class PreflightFinding(BaseModel):
-    """One construct generated code has no business using (executors/preflight.py), where it is. It informs; it never blocks."""
+    """One construct generated code has no business using (executors/preflight.py), where it is. It informs; it
+    never blocks."""
 
     rule: str
     message: str

@@ -222,7 +222,8 @@ def preflight_files(files: dict[str, bytes]) -> PreflightReport:
 
 
 def preflight_job(job: Job, paths: list[str] | None = None) -> PreflightReport:
-    """The job's own files, plus the named repo-relative `paths` from its source_dir (a whole snapshot is not scanned)."""
+    """The job's own files, plus the named repo-relative `paths` from its source_dir (a whole snapshot is not
+    scanned)."""
     files = dict(job.files)
     if job.source_dir and paths:
         root = Path(job.source_dir)

@@ -20,7 +20,8 @@ def _split(content: bytes) -> list[tuple[bytes, bytes]]:
 
 
 def _replaced(block: list[tuple[bytes, bytes]], offset: int, text: bytes) -> tuple[bytes, bytes]:
-    """The old line a rewritten line stands for: the most alike in the block it replaces (by position in a large one)."""
+    """The old line a rewritten line stands for: the most alike in the block it replaces (by position in a large
+    one)."""
     if len(block) == 1 or len(block) > 50:
         return block[min(offset, len(block) - 1)]
     return max(block, key=lambda old: difflib.SequenceMatcher(a=old[0], b=text, autojunk=False).ratio())

@@ -24,7 +24,8 @@ TASK_CANDIDATES = "candidates"
 RULES = (
     "Rules that a patch must follow, or it is rejected:\n"
     "- Fix the cause. Never silence a tool: no `# noqa`, `# nosec`, `# type: ignore`, `# pragma: no cover`,\n"
-    "  `nosemgrep`, `eslint-disable` or `@ts-ignore` comments, and no edits to linter, type checker or CI configuration.\n"
+    "  `nosemgrep`, `eslint-disable` or `@ts-ignore` comments, and no edits to linter, type checker or CI "
+    "configuration.\n"
     "- Never delete, skip or weaken a test: no removed tests or asserts, no `skip`, `skipif` or `xfail`.\n"
     "- Change as little as the fix needs; keep the repository's style and conventions."
 )

@@ -55,7 +55,8 @@ for top, dirs, names in os.walk("."):
         found.add(path)
         data = open(path, "rb").read()
         is_exec = bool(os.stat(path).st_mode & stat.S_IXUSR)
-        if hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest() != before.get(path) or is_exec != (path in was_exec):
+        new_blob = hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest() != before.get(path)
+        if new_blob or is_exec != (path in was_exec):
             changed[path] = base64.b64encode(data).decode()
             if is_exec:
                 executable.append(path)

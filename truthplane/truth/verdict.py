@@ -131,7 +131,8 @@ def judge(
     updated_severe = [f for f in diff.updated if f.severity.at_least(policy.fail_on)]
     if updated_severe:
         reasons.append(
-            f"{len(updated_severe)} updated finding(s) at or above {policy.fail_on.value} on lines the change edited need review"
+            f"{len(updated_severe)} updated finding(s) at or above {policy.fail_on.value} on lines the change edited "
+            f"need review"
         )
     if problems:
         verdict = Verdict.UNVERIFIED

@@ -1,5 +1,6 @@
 """What the JavaScript/TypeScript verifiers share: finding a tool the way npx does (the scanned tree's
-node_modules/.bin, then the repository's and the directories above it, then PATH), and making the repository's node_modules visible to a tree that lacks it.
+node_modules/.bin, then the repository's and the directories above it, then PATH), and making the repository's
+node_modules visible to a tree that lacks it.
 
 A gate's base commit and the patch loop's worktrees are exported without node_modules (it is not in
 git), but an eslint.config.js `import`s its plugins and tsc reads @types from there, and ES modules

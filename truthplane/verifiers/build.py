@@ -64,7 +64,8 @@ class BuildVerifier(NodeTool, Verifier):
             return ToolInfo(
                 name=self.instance_name,
                 installed=False,
-                reason=f'no build command: set command = ["npm", "run", "build"] under [verifiers.{self.instance_name}] '
+                reason=f'no build command: set command = ["npm", "run", "build"] under '
+                       f'[verifiers.{self.instance_name}] '
                 "in truthplane.toml, or drop it from verifiers",
             )
         executable = self.command[0]
@@ -73,7 +74,8 @@ class BuildVerifier(NodeTool, Verifier):
             return ToolInfo(
                 name=self.instance_name,
                 installed=False,
-                reason=f"{executable} is not installed or not on PATH: install it, or change [verifiers.{self.instance_name}] "
+                reason=f"{executable} is not installed or not on PATH: install it, or change "
+                       f"[verifiers.{self.instance_name}] "
                 "command in truthplane.toml",
             )
         problem = executor_problem(self.context.executor)

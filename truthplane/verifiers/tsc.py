@@ -6,8 +6,8 @@ program, so they are cached by the hash of every TS/JS file and the configs, nev
 
 Diagnostics `file(line,col): error TSxxxx: message` (indented lines that follow continue the message)
 become findings with rule id TSxxxx: an error is high (the project no longer compiles, so a new one
-rejects), a warning or suggestion low; `[severity]` in truthplane.toml re-rates them. Exit codes: 0 clean; 1 and 2 diagnostics
-(1 when nothing would be emitted). An error that names no file and concerns the configuration
+rejects), a warning or suggestion low; `[severity]` in truthplane.toml re-rates them. Exit codes: 0 clean; 1 and 2
+diagnostics (1 when nothing would be emitted). An error that names no file and concerns the configuration
 (TS5xxx, TS6xxx: unknown option, missing tsconfig, no inputs) is could-not-run; other file-less
 errors are findings on the tsconfig.
 """
@@ -73,7 +73,8 @@ class TscVerifier(NodeTool, Verifier):
         if not (target / self.project).is_file():
             raise VerifierError(
                 self.instance_name,
-                f'{self.project} not found; set project = "path/to/tsconfig.json" under [verifiers.{self.instance_name}]',
+                f'{self.project} not found; set project = "path/to/tsconfig.json" under '
+                f'[verifiers.{self.instance_name}]',
             )
         with borrowed_node_modules(target, self.project_root):
             executable = self.node_tool("tsc", target)

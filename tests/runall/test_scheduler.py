@@ -497,7 +497,8 @@ def test_node_specs_keep_a_configured_nodes_settings() -> None:
 def test_when_no_worker_is_left_the_tasks_are_not_run_and_exit_is_4(make_repo, capsys, monkeypatch, tmp_path) -> None:
     from tests.executors._remote_fixtures import free_port
 
-    node = f'\n[[executors.ssh.nodes]]\nhost = "127.0.0.1"\nport = {free_port()}\nname = "gone"\nkey = "{tmp_path / "k"}"\n'
+    node = (f'\n[[executors.ssh.nodes]]\nhost = "127.0.0.1"\nport = {free_port()}\nname = "gone"\nkey = '
+            f'"{tmp_path / "k"}"\n')
     root = make_repo({"truthplane.toml": CONFIG + "[executors.ssh]\nconnect_timeout_s = 5\n" + node,
                       "tasks.toml": '[[tasks]]\nid = "a"\nkind = "command"\ncommand = "true"\n'})
     (tmp_path / "k").write_text("")

@@ -37,7 +37,11 @@ def snapshot_tree(root: Path, dest: Path) -> dict[str, str]:
     from truthplane.git.repo import directory_files
 
     repo = Repo.discover(root)
-    files = {f.path: f.blob for f in repo.worktree_files()} if repo and repo.root.resolve() == root.resolve() else directory_files(root)
+    files = (
+        {f.path: f.blob for f in repo.worktree_files()}
+        if repo and repo.root.resolve() == root.resolve()
+        else directory_files(root)
+    )
     for rel in files:
         target = dest / rel
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -98,16 +102,25 @@ class Loop:
             if target_kind(self.request) == "reproduction" and not self.request.finding:
                 targets = []  # the reproduction is the target; the file's findings are listed as remaining
             if self.request.finding:
-                targets = [f for f in targets if f.fingerprint == self.request.finding or f.fingerprint.split(":")[0] == self.request.finding]
+                targets = [
+                    f
+                    for f in targets
+                    if f.fingerprint == self.request.finding or f.fingerprint.split(":")[0] == self.request.finding
+                ]
                 if not targets:
-                    raise UsageError(f"no finding {self.request.finding} in {self.request.target}: run `truthplane scan --format json` for fingerprints")
+                    raise UsageError(
+                        f"no finding {self.request.finding} in {self.request.target}: run `truthplane scan --format "
+                        f"json` for fingerprints"
+                    )
         except BaseException:
             before.cancel()
             await asyncio.gather(before, return_exceptions=True)
             raise
         base = Baseline(snapshot, files, scan, targets, None, "", None, None, [])
         if self.request.home is not None:  # a snippet: no history holds it
-            base.preflight += preflight_files({self.request.target: (snapshot / self.request.target).read_bytes()}).findings
+            base.preflight += preflight_files(
+                {self.request.target: (snapshot / self.request.target).read_bytes()}
+            ).findings
 
         async def settle() -> None:
             (base.tests_before, base.tests_output), repro_before = await before
@@ -128,12 +141,16 @@ class Loop:
     async def _baseline_tests(self, snapshot: Path) -> tuple[int | None, str]:
         if not self.request.test_cmd:
             return None, ""
-        return await _run(self.executor, snapshot, self.request.test_cmd, timeout_s=self.request.timeout_s, origin=self.request.root)
+        return await _run(
+            self.executor, snapshot, self.request.test_cmd, timeout_s=self.request.timeout_s, origin=self.request.root
+        )
 
     async def _repro_before(self, snapshot: Path, script: str | None) -> int | None:
         command = self.request.repro_cmd or f"python {REPRO_FILE}"
         extra = {REPRO_FILE: script.encode()} if script else None
-        rc, _ = await _run(self.executor, snapshot, command, extra=extra, timeout_s=self.request.timeout_s, origin=self.request.root)
+        rc, _ = await _run(
+            self.executor, snapshot, command, extra=extra, timeout_s=self.request.timeout_s, origin=self.request.root
+        )
         return rc
 
     def _check_repro_before(self, base: Baseline) -> None:
@@ -205,7 +222,9 @@ class Loop:
     async def _tests(self, directory: Path) -> RunCheck | None:
         if not self.request.test_cmd:
             return None
-        rc, tail = await _run(self.executor, directory, self.request.test_cmd, timeout_s=self.request.timeout_s, origin=self.request.root)
+        rc, tail = await _run(
+            self.executor, directory, self.request.test_cmd, timeout_s=self.request.timeout_s, origin=self.request.root
+        )
         return RunCheck(command=self.request.test_cmd, after_rc=[rc], passed=rc == 0, output_tail=tail,
                         interpreter=self.interpreter)
 
@@ -214,10 +233,19 @@ class Loop:
         if command is None:
             return None
         extra = {REPRO_FILE: base.repro_script.encode()} if base.repro_script else None
-        runs = await asyncio.gather(*(
-            _run(self.executor, directory, command, extra=extra, timeout_s=self.request.timeout_s, origin=self.request.root)
-            for _ in range(max(1, self.request.repro_runs))
-        ))  # each repetition in its own sandbox: nothing carries over from one to the next
+        runs = await asyncio.gather(
+            *(
+                _run(
+                    self.executor,
+                    directory,
+                    command,
+                    extra=extra,
+                    timeout_s=self.request.timeout_s,
+                    origin=self.request.root,
+                )
+                for _ in range(max(1, self.request.repro_runs))
+            )
+        )  # each repetition in its own sandbox: nothing carries over from one to the next
         codes = [rc for rc, _ in runs]
         tail = runs[-1][1]
         passed = all(rc == 0 for rc in codes)

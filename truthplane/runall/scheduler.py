@@ -349,7 +349,11 @@ class Scheduler:
                 outcome.verdict = Verdict.UNVERIFIED
                 outcome.reasons.append("other tasks of this run kept changing the same files: nothing was committed")
                 commit = None
-        if outcome.touched and outcome.after is not None and not (commit or "").startswith(("retry", "error: ", "refused: ")):
+        if (
+            outcome.touched
+            and outcome.after is not None
+            and not (commit or "").startswith(("retry", "error: ", "refused: "))
+        ):
             async with self.git_lock:
                 state.branch, state.branch_commit = await asyncio.shield(
                     asyncio.to_thread(self.landing.branch, state.task, tree, outcome, commit))

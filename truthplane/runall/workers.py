@@ -28,7 +28,9 @@ def make_workers(config: Config, executor: str, local_slots: int, nodes: list[di
         node_options = {**ssh, "nodes": [node]}
         remote = create_executor("ssh", config.model_copy(update={"executors": ExecutorSettings(
             default=config.executors.default, **{**extra, "ssh": node_options})}))
-        narrowed = config.model_copy(update={"executors": ExecutorSettings(default="ssh", **{**extra, "ssh": node_options})})
+        narrowed = config.model_copy(
+            update={"executors": ExecutorSettings(default="ssh", **{**extra, "ssh": node_options})}
+        )
         pool = remote.nodes[0].name  # type: ignore[attr-defined]
         slots = int(node.get("slots", 1))
         workers += [Worker(f"{pool}/{n + 1}", pool, remote, "ssh", narrowed) for n in range(slots)]
@@ -42,7 +44,9 @@ async def warm_up(executor: Executor, bound_s: float, snapshot: asyncio.Future[P
     async def warm() -> None:
         # the first job waits for the node's runner to start; sending the snapshot (a session of its own)
         # need not wait for that
-        connected = asyncio.ensure_future(executor.run(Job(command=["true"], limits=Limits(timeout_s=30), label="connect")))
+        connected = asyncio.ensure_future(
+            executor.run(Job(command=["true"], limits=Limits(timeout_s=30), label="connect"))
+        )
         try:
             base = await asyncio.shield(snapshot)
             if base is not None:

@@ -78,7 +78,7 @@ def judge(request: FixRequest, policy: GateConfig, base: Baseline, result: Candi
         if repro.flaky:
             review.append(f"the reproduction is flaky after the patch (exit codes {repro.after_rc})")
         elif not repro.passed:
-            reject.append(f"the reproduction still fails after the patch (exit {repro.after_rc[-1]})")
+            reject.append(f"the reproduction still fails after the patch ({_exit(repro.after_rc[-1])})")
         elif reproduction:
             result.targets_fixed += 1
         if base.repro_before == 0:
@@ -92,11 +92,16 @@ def judge(request: FixRequest, policy: GateConfig, base: Baseline, result: Candi
     return Verdict.APPROVE, [_summary(policy, result, reproduction)]
 
 
+def _exit(returncode: int | None) -> str:
+    """How a run ended, for a reason: its exit code, or that the executor stopped it at its time limit."""
+    return "timed out" if returncode is None else f"exit {returncode}"
+
+
 def _judge_tests(base: Baseline, tests: RunCheck | None, reject: list[str], review: list[str]) -> None:
     if tests is None or tests.passed:
         return
     if base.tests_before == 0:
-        reject.append(f"the tests fail after the patch (exit {tests.after_rc[0]}) and passed before")
+        reject.append(f"the tests fail after the patch ({_exit(tests.after_rc[0])}) and passed before")
     else:
         review.append("the tests failed before and still fail: no regression can be ruled out")
 

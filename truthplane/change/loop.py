@@ -17,6 +17,7 @@ from pathlib import Path
 
 from truthplane.config import Config
 from truthplane.errors import ProviderError, UsageError
+from truthplane.executors.interface import Executor
 from truthplane.executors.interpreter import describe_interpreter, repository_job
 from truthplane.executors.preflight import preflight_change, preflight_files
 from truthplane.change.fixes import Candidate, CandidateResult, FixResult, RunCheck
@@ -69,14 +70,17 @@ async def _run(executor, directory: Path, command: str, *, extra: dict[str, byte
 
 class Loop:
     def __init__(self, request: FixRequest, config: Config, options: ScanOptions,
-                 say: Callable[[str], None] = lambda line: None) -> None:
+                 say: Callable[[str], None] = lambda line: None, executor: Executor | None = None) -> None:
+        """`executor`: where candidates' jobs run, if not the one `request.executor` names (a test's in-process
+        executor)."""
         from truthplane.executors.loader import create_executor
 
         self.request = request
         self.config = config
         self.options = options
         self.say = say
-        self.executor = create_executor(request.executor, config)
+        self.owns_executor = executor is None  # one handed in is closed by whoever made it
+        self.executor = executor or create_executor(request.executor, config)
         self.interpreter = describe_interpreter(self.executor, request.root)
 
     # ---- before any candidate ------------------------------------------------------------
@@ -309,15 +313,16 @@ def tree_name(candidate_id: str) -> str:
 
 
 async def run_fix(request: FixRequest, config: Config, options: ScanOptions,
-                  say: Callable[[str], None] = lambda line: None) -> FixRun:
-    """Judge every candidate. The caller applies the winner (or not) and then calls cleanup()."""
+                  say: Callable[[str], None] = lambda line: None, executor: Executor | None = None) -> FixRun:
+    """Judge every candidate. The caller applies the winner (or not) and then calls cleanup(). `executor`: where
+    the jobs run, if not the one `request.executor` names."""
     from datetime import UTC, datetime
 
     started_at = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     from truthplane.change.candidates import patch_file_candidates
 
     patches = patch_file_candidates(request.patches) if request.patches else []  # bad paths fail first
-    loop = Loop(request, config, options, say)
+    loop = Loop(request, config, options, say, executor)
     workdir = Path(tempfile.mkdtemp(prefix=owned_prefix("fix")))
     base: Baseline | None = None
     try:
@@ -359,4 +364,5 @@ async def run_fix(request: FixRequest, config: Config, options: ScanOptions,
         shutil.rmtree(workdir, ignore_errors=True)
         raise
     finally:
-        await loop.executor.close()
+        if loop.owns_executor:
+            await loop.executor.close()

@@ -28,6 +28,7 @@ from truthplane.runall import resume
 from truthplane.runall.task_run import Outcome, Runner, Tree, Worker, _materialise, describe, worst
 from truthplane.config import Config
 from truthplane.errors import ExecutorError, UsageError
+from truthplane.executors.interface import Executor
 from truthplane.executors.jobs import Job, Limits
 from truthplane.leftovers import owned_prefix
 from truthplane.models import Verdict
@@ -65,9 +66,13 @@ class RunResult:
 
 
 class Scheduler:
-    def __init__(self, options: RunOptions, say: Callable[[str], None] = lambda line: None) -> None:
+    def __init__(self, options: RunOptions, say: Callable[[str], None] = lambda line: None,
+                 executor: Executor | None = None) -> None:
+        """`executor`: the local slots' executor, if not the one `options.executor` names (a test's in-process
+        executor); a fix task's loop still makes its own from the name."""
         self.options = options
         self.say = say
+        self.local_executor = executor
         self.states = {task.id: TaskState(task, i) for i, task in enumerate(options.tasks.tasks)}
         self.workers: list[Worker] = []
         self.started = time.monotonic()
@@ -145,7 +150,7 @@ class Scheduler:
         self._warming: dict[str, asyncio.Future[None]] = {}
         try:
             self.workers = make_workers(self.options.config, self.options.executor, self.options.workers,
-                                        self.options.nodes)
+                                        self.options.nodes, self.local_executor)
             if not self.workers:
                 raise UsageError("no workers: give --workers N (N > 0) or ssh nodes (--node, [executors.ssh])")
             bound = float(executor_options("ssh", self.options.config).get("connect_timeout_s", 10)) + 10

@@ -15,12 +15,13 @@ from truthplane.executors.loader import create_executor, executor_options
 from truthplane.runall.task_run import Worker
 
 
-def make_workers(config: Config, executor: str, local_slots: int, nodes: list[dict[str, Any]]) -> list[Worker]:
-    """`local_slots` slots of the executor named `executor`, and each ssh node's slots (the slots of a pool
-    share its executor)."""
+def make_workers(config: Config, executor: str, local_slots: int, nodes: list[dict[str, Any]],
+                 local: Executor | None = None) -> list[Worker]:
+    """`local_slots` slots of the executor named `executor` (or of `local`, when one is handed in), and each ssh
+    node's slots (the slots of a pool share its executor)."""
     workers = []
     if local_slots > 0:
-        local = create_executor(executor, config)
+        local = local or create_executor(executor, config)
         workers += [Worker(f"local-{n + 1}", "local", local, executor, config) for n in range(local_slots)]
     ssh = {k: v for k, v in executor_options("ssh", config).items() if k != "nodes"}
     extra = dict(getattr(config.executors, "model_extra", None) or {})

@@ -2,7 +2,7 @@
 
 Each candidate's evaluation is what a real one costs: a reproduction run twice and a test command that
 takes about a second, each in its own sandbox on the chosen executor, plus a rescan of the changed file.
-Target (issue 4): parallel at least 2x faster than sequential on the docker executor.
+Target: parallel at least 2x faster than sequential on the docker executor.
 
     python bench/fix_loop.py [--executor docker] [--repeats 3]
 """

@@ -10,7 +10,7 @@ changed file is never in the cache):
   (d) graylint (same three linters; with semgrep's classic CLI as usually configured, and with the same
       engine as truthplane) and diff-quality (ruff only: it supports no bandit/semgrep) on the change;
       beside diff-quality, `truthplane gate --verifier ruff` (the same single tool) for a like-for-like figure.
-Targets (issue 2): (a) <= 1.5 x (b) + 0.5 s, and (a) at least 10x faster than (d).
+Targets: (a) <= 1.5 x (b) + 0.5 s, and (a) at least 10x faster than (d).
 
     python bench/gate_latency.py [--repeats 3] [--workdir DIR] [--django-version 5.2.19]
 """

@@ -1,4 +1,4 @@
-"""Every TOML, YAML and shell example in the README works as written.
+"""Every TOML, YAML and shell example in the README and the user documentation (docs/) works as written.
 
 TOML parses, and a truthplane configuration or task list is accepted by truthplane's own loaders; YAML
 parses; a shell block passes `bash -n`, and every `truthplane ...` command in it parses with the real
@@ -22,17 +22,25 @@ from truthplane.config import parse_config
 from truthplane.errors import ConfigError
 from truthplane.runall.tasks import _parse_one
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+ROOT = Path(__file__).resolve().parent.parent
+README = ROOT / "README.md"
+DOCUMENTS = [README, *sorted((ROOT / "docs").glob("*.md"))]
 _BLOCK = re.compile(r"^```(\w+)\n(.*?)^```", re.MULTILINE | re.DOTALL)
 
 
-def blocks(language: str) -> list[tuple[int, str]]:
-    text = README.read_text(encoding="utf-8")
-    return [(text.count("\n", 0, m.start()) + 1, m.group(2)) for m in _BLOCK.finditer(text) if m.group(1) == language]
+def blocks(language: str) -> list[tuple[str, str]]:
+    """(document:line, text) of every block in `language`, in every document."""
+    found = []
+    for document in DOCUMENTS:
+        text = document.read_text(encoding="utf-8")
+        name = document.relative_to(ROOT).as_posix()
+        found += [(f"{name}:{text.count(chr(10), 0, m.start()) + 1}", m.group(2))
+                  for m in _BLOCK.finditer(text) if m.group(1) == language]
+    return found
 
 
-def ids(found: list[tuple[int, str]]) -> list[str]:
-    return [f"README.md:{line}" for line, _ in found]
+def ids(found: list[tuple[str, str]]) -> list[str]:
+    return [where for where, _ in found]
 
 
 TOML, YAML, SHELL = blocks("toml"), blocks("yaml"), blocks("sh")
@@ -43,18 +51,18 @@ def test_the_readme_has_examples_of_each_kind() -> None:
 
 
 @pytest.mark.parametrize("line, text", TOML, ids=ids(TOML))
-def test_a_toml_example_parses_and_truthplane_accepts_it(line: int, text: str) -> None:
+def test_a_toml_example_parses_and_truthplane_accepts_it(line: str, text: str) -> None:
     data = tomllib.loads(text)
     if "tasks" in data:
         assert set(data) == {"tasks"}, "a task example holds [[tasks]] only"
         for index, task in enumerate(data["tasks"]):
-            _parse_one(task, index, f"README.md:{line}")
+            _parse_one(task, index, line)
     else:
-        parse_config(data, f"README.md:{line}")
+        parse_config(data, line)
 
 
 @pytest.mark.parametrize("line, text", YAML, ids=ids(YAML))
-def test_a_yaml_example_parses(line: int, text: str) -> None:
+def test_a_yaml_example_parses(line: str, text: str) -> None:
     assert isinstance(yaml.safe_load(text), dict)
 
 
@@ -90,7 +98,7 @@ def parse_with_the_cli(args: list[str]) -> None:
 
 
 @pytest.mark.parametrize("line, text", SHELL, ids=ids(SHELL))
-def test_a_shell_example_is_valid_and_every_truthplane_command_in_it_parses(line: int, text: str) -> None:
+def test_a_shell_example_is_valid_and_every_truthplane_command_in_it_parses(line: str, text: str) -> None:
     checked = subprocess.run(["bash", "-n"], input=text, capture_output=True, text=True)
     assert checked.returncode == 0, checked.stderr
     for args in truthplane_commands(text):

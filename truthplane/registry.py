@@ -31,7 +31,8 @@ BUILTIN_EXECUTORS: dict[str, str] = {
     "local": "truthplane.executors.local:LocalExecutor",
     "docker": "truthplane.executors.docker:DockerExecutor",
     "lambda": "truthplane.executors.aws_lambda:LambdaExecutor",
-    "ssh": "truthplane.executors.ssh:SSHExecutor",
+    "ssh": "truthplane.executors.cluster:SSHExecutor",
+    "cluster": "truthplane.executors.cluster:ClusterExecutor",
 }
 
 GROUPS = {"verifiers": BUILTIN_VERIFIERS, "executors": BUILTIN_EXECUTORS}

@@ -317,7 +317,7 @@ depends_on = ["slow"]
     assert first["incomplete"] is True
     status = {t["task_id"]: t["status"] for t in first["tasks"]}
     assert status == {"quick": "SUCCESS", "slow": "INTERRUPTED", "after-slow": "INTERRUPTED"}
-    assert any("interrupted: cancelling running jobs" in line for line in lines.lines)
+    assert any("interrupted: cancelling running tasks" in line for line in lines.lines)
     assert list((tmp_path / "scratch").iterdir()) == []  # every tree and sandbox removed
     assert not any(Path(f"/proc/{pid}").exists() for pid in sleepers)  # the job was killed, not left running
     assert [trailer for _, trailer in commits(root)[1:]] == ["quick"]

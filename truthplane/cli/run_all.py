@@ -1,4 +1,5 @@
-"""`truthplane run-all`: every task of the task file over local workers and ssh nodes, with live progress.
+"""`truthplane run-all`: every task of the task file on a Dask cluster (a local one by default, your own, ssh nodes),
+with live progress.
 
 Exit code: 0 every task approved, 1 a task was rejected, 4 a task could not be verified (or was not
 run), 3 a task needs review, 130 interrupted (partial results written; run again to resume).
@@ -31,13 +32,18 @@ def run_all(
         None,
         "--executor",
         "-e",
-        help="Executor of the local workers (local, docker, ...); ssh: the configured nodes only.",
+        help="The sandbox a task runs in on its worker (local: bubblewrap, docker); ssh: the ssh nodes only.",
+    ),
+    cluster: str = typer.Option(
+        None, "--cluster", help="Your running Dask scheduler, tcp:// or tls://HOST:PORT (default: [cluster], else "
+        "a local cluster of this machine)."
     ),
     node: list[str] = typer.Option(
         None, "--node", help="An ssh node USER@HOST[:PORT] (repeatable; default: [[executors.ssh.nodes]])."
     ),
     workers: int = typer.Option(
-        None, "--workers", "-w", min=0, help="Local workers (default: the CPU count; 0 with --executor ssh)."
+        None, "--workers", "-w", min=0, help="Worker processes on this machine (default: the CPU count; beside ssh "
+        "nodes: 0 with --executor ssh)."
     ),
     fmt: str = typer.Option("text", "--format", "-f", help="text or json (the execution record)."),
 ) -> int:
@@ -47,6 +53,7 @@ def run_all(
     import os
 
     from truthplane.config import load_config
+    from truthplane.config.cluster import cluster_settings
     from truthplane.errors import UsageError
     from truthplane.runall.scheduler import RunOptions, Scheduler
     from truthplane.runall.tasks import load_tasks
@@ -58,13 +65,20 @@ def run_all(
     config = load_config(root)
     tasks = load_tasks(root, tasks_file.resolve() if tasks_file else None)
     wanted = executor or config.executors.default
-    local = wanted if wanted != "ssh" else "local"
-    nodes = select_nodes(config, node or [])
+    settings = config.cluster
+    if cluster:
+        settings = cluster_settings(settings.model_dump(exclude={"kind", "address"}, exclude_none=True),
+                                    kind="address", address=cluster)
+    sandbox = settings.sandbox if wanted in ("ssh", "cluster") else wanted
+    nodes = select_nodes(config, node or []) if not cluster and settings.kind in ("local", "ssh") else []
     if wanted == "ssh" and not nodes:
         raise UsageError("--executor ssh needs nodes: add [[executors.ssh.nodes]] to truthplane.toml or give --node")
-    if workers is None:
-        workers = 0 if wanted == "ssh" else (os.cpu_count() or 2)
-    options = RunOptions(root=root, tasks=tasks, config=config, executor=local, workers=workers, nodes=nodes)
+    if nodes and workers is None:
+        workers = 0 if wanted == "ssh" else (settings.workers or os.cpu_count() or 2)
+    if not nodes and workers == 0:
+        raise UsageError("--workers 0 leaves no worker: give ssh nodes (--node) or --workers N with N > 0")
+    options = RunOptions(root=root, tasks=tasks, config=config, executor=sandbox, workers=workers, nodes=nodes,
+                         cluster=settings)
     with LiveBoard(sys.stderr) as board:
         scheduler = Scheduler(options, board.event)
         board.watch(scheduler)

@@ -35,6 +35,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError,
 
 from truthplane.errors import ConfigError
 from truthplane.files import MAX_CONFIG_BYTES, read_regular_file
+from truthplane.config.cluster import ClusterSettings
 from truthplane.config.llm import LLMConfig
 from truthplane.paths import RESULTS_DIR, SARIF_DIR, check_cache_dir
 from truthplane.models import MAX_TIMEOUT_S, Seconds, Severity
@@ -184,6 +185,7 @@ class Config(_Strict):
     verifier_options: dict[str, VerifierConfig] = Field(default_factory=dict)
     executors: ExecutorSettings = Field(default_factory=ExecutorSettings)
     llm: LLMConfig = Field(default_factory=LLMConfig)
+    cluster: ClusterSettings = Field(default_factory=ClusterSettings)
     tasks: list[Any] = Field(default_factory=list, description="[[tasks]] for run-all: their shape is checked here, "
                              "their files by truthplane.runall.tasks")
     source: str | None = Field(default=None, description="the file this came from, for messages")

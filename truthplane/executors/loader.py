@@ -17,4 +17,7 @@ def executor_options(name: str, config: Config | None) -> dict[str, Any]:
 
 
 def create_executor(name: str, config: Config | None = None) -> Executor:
-    return load("executors", name)(executor_options(name, config))
+    backend = load("executors", name)
+    if hasattr(backend, "from_config"):  # an executor whose settings are more than its own table (a cluster)
+        return backend.from_config(config)  # type: ignore[no-any-return]
+    return backend(executor_options(name, config))

@@ -1,4 +1,5 @@
-"""Run jobs on remote machines over ssh (asyncssh). A node needs sshd and python3, nothing else.
+"""SSH nodes: the `[executors.ssh]` settings, connecting to a node with its host key verified, and starting a Dask
+worker there for a cluster whose scheduler runs on this machine (`executors/cluster.py`).
 
 truthplane.toml::
 
@@ -11,40 +12,51 @@ truthplane.toml::
     port = 22
     user = "runner"
     key = "~/.ssh/truthplane_ed25519"
-    slots = 4                      # jobs at once on this node
+    slots = 4                      # tasks at once on this node (the worker's threads)
     known_hosts = "~/.ssh/known_hosts"
-    cache_dir = ".cache/truthplane" # on the node
-    python = "python3"             # runs truthplane's runner on the node
-    path = "/opt/venv/bin:/usr/bin:/bin"  # PATH for jobs; default: the ssh session's own
+    cache_dir = ".cache/truthplane" # on the node: the worker's TLS credentials and scratch space for this run
+    python = "python3"             # the node's Python, with truthplane installed (pip install truthplane)
+    path = "/opt/venv/bin:/usr/bin:/bin"  # PATH for the worker; default: the ssh session's own
 
-One connection per node, `slots` jobs at a time on it. A job's source_dir travels once per node as
-a tar keyed by its content hash (cache_dir/<sha256>); each job runs in its own copy of it in a temp
-dir on the node, with `Job.files` written over it, killed (its whole process group) at the timeout
-or when the connection to it drops. A node lost mid-job: the job is retried on another node and the
-result says so; every node down: ExecutorError. A down node stays down for this executor's life.
-
-What a node does not enforce: network, memory, pids and CPU limits (the job runs as the ssh user,
-unconfined); results say so (sandboxed=False). Use dedicated, disposable machines.
+A node needs sshd, python3 and `pip install truthplane` (which brings distributed); `truthplane doctor` checks
+each node. The worker connects back to the scheduler over TLS with credentials made for the run, written to the
+node readable by the login user only and removed when the run ends. asyncssh is imported inside functions only,
+and its exceptions stop here.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
-import time
+import os
+import shlex
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from truthplane.errors import ConfigError, ExecutorError
-from truthplane.executors import _transfer
-from truthplane.executors._ssh_node import Node, NodeLost, NodeOptions
-from truthplane.executors._jobdir import OutputCap
-from truthplane.executors.interface import Executor
-from truthplane.executors.preflight import preflight_untrusted
-from truthplane.executors.jobs import Job, JobResult
-from truthplane.models import ToolInfo
-from truthplane.registry import install_hint, require
+
+START_GRACE_S = 60.0  # a worker's own start (importing distributed and truthplane) beyond the connection
+
+
+class NodeOptions(BaseModel):
+    """One `[[executors.ssh.nodes]]` entry."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    host: str
+    port: int = Field(default=22, gt=0, lt=65536)
+    user: str | None = None
+    key: str | None = Field(default=None, description="private key file; default: ~/.ssh keys and the agent")
+    slots: int = Field(default=1, ge=1)
+    known_hosts: str | None = Field(default=None, description="default ~/.ssh/known_hosts")
+    name: str | None = None
+    cache_dir: str = Field(default=".cache/truthplane", description="on the node; relative to the login directory")
+    python: str = "python3"
+    path: str | None = Field(default=None, description="PATH for the worker on the node; default: the ssh session's")
+
+    @property
+    def label(self) -> str:
+        return self.name or (self.host if self.port == 22 else f"{self.host}:{self.port}")
 
 
 class SSHOptions(BaseModel):
@@ -54,180 +66,189 @@ class SSHOptions(BaseModel):
 
     nodes: list[NodeOptions] = Field(default_factory=list)
     accept_unknown_hosts: bool = False
-    connect_timeout_s: float = 10.0
-    concurrency: int | None = Field(default=None, description="default: the sum of the nodes' slots")
+    connect_timeout_s: float = Field(default=10.0, gt=0, le=600)
 
 
-def parse_options(options: dict[str, Any] | None) -> SSHOptions:
+def parse_options(options: dict[str, Any] | None, *, need_nodes: bool = True) -> SSHOptions:
     try:
         parsed = SSHOptions.model_validate(options or {})
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(part) for part in first["loc"])
         raise ConfigError(f"[executors.ssh] {where}: {first['msg']}") from None
-    if not parsed.nodes:
+    if need_nodes and not parsed.nodes:
         raise ConfigError("[executors.ssh] has no nodes: add [[executors.ssh.nodes]] with host, user and key")
+    names = [node.label for node in parsed.nodes]
+    if len(set(names)) != len(names):
+        raise ConfigError("[executors.ssh] two nodes have the same name: give each a distinct name or host:port")
     return parsed
 
 
-def _stream(answer: dict[str, Any], name: str, limit: int) -> tuple[str, bool]:
-    cap = OutputCap(limit)
-    cap.kept = bytearray(base64.b64decode(answer.get(f"{name}_b64", "")))
-    cap.total = int(answer.get(f"{name}_total", len(cap.kept)))
-    return cap.text()
+class NodeUnreachable(ExecutorError):
+    """The node did not answer (refused, reset, timed out): the run goes on without it."""
 
 
-class SSHExecutor(Executor):
-    name = "ssh"
+def _connection_errors() -> tuple[type[BaseException], ...]:
+    import asyncssh
 
-    def __init__(self, options: dict[str, Any] | None = None) -> None:
-        super().__init__(options)
-        self.settings = parse_options(options)
-        self.nodes = [Node(node, self.settings.accept_unknown_hosts, self.settings.connect_timeout_s)
-                      for node in self.settings.nodes]
-        names = [node.name for node in self.nodes]
-        if len(set(names)) != len(names):
-            raise ConfigError("[executors.ssh] two nodes have the same name: give each a distinct name or host:port")
-        self._slot_freed: asyncio.Condition | None = None
-        self._packed: dict[str, tuple[Any, str, bytes]] = {}
+    return (asyncssh.ConnectionLost, asyncssh.ChannelOpenError, asyncssh.DisconnectError, OSError,
+            asyncio.IncompleteReadError, asyncio.TimeoutError, EOFError)
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _known_hosts(node: NodeOptions, accept_unknown: bool) -> tuple[Any, bool, str]:
+    """(known_hosts for asyncssh, whether this host has no entry there, the file's path)."""
+    import asyncssh
+
+    path = os.path.expanduser(node.known_hosts or "~/.ssh/known_hosts")
+    if node.known_hosts and not os.path.isfile(path):
+        raise ExecutorError(f"ssh node {node.label}: known_hosts file {path} does not exist: create it or fix the path")
+    known = asyncssh.read_known_hosts(path) if os.path.isfile(path) else asyncssh.import_known_hosts("")
+    unknown = not any(known.match(node.host, "", node.port))
+    if unknown and accept_unknown:
+        return None, True, path  # opted in; a host that is known is always checked
+    return known, unknown, path
+
+
+async def connect(node: NodeOptions, accept_unknown: bool, timeout_s: float) -> Any:
+    """An asyncssh connection to the node, its host key checked against known_hosts. What the user must fix
+    (host key, login, key file) is an ExecutorError; a node that does not answer is NodeUnreachable."""
+    import asyncssh
+
+    known_hosts, unknown, known_hosts_path = _known_hosts(node, accept_unknown)
+    kwargs: dict[str, Any] = {"port": node.port, "known_hosts": known_hosts, "connect_timeout": timeout_s,
+                              "keepalive_interval": 5, "keepalive_count_max": 3}
+    if node.user:
+        kwargs["username"] = node.user
+    if node.key:
+        kwargs["client_keys"] = [os.path.expanduser(node.key)]
+    try:
+        return await asyncssh.connect(node.host, **kwargs)
+    except asyncssh.HostKeyNotVerifiable as exc:
+        if unknown:
+            hint = f"ssh-keyscan -p {node.port} {node.host} >> {known_hosts_path}"
+            raise ExecutorError(f"ssh node {node.label}: host key is not in {known_hosts_path}: add it ({hint}) "
+                                "after checking it, or set accept_unknown_hosts = true in [executors.ssh]") from None
+        raise ExecutorError(f"ssh node {node.label}: host key verification failed ({exc.reason}): "
+                            "the host key changed or is wrong; check it before updating known_hosts") from None
+    except asyncssh.PermissionDenied:
+        raise ExecutorError(f"ssh node {node.label}: login refused for {node.user or 'the current user'}: "
+                            "check the key and the node's authorized_keys") from None
+    except (asyncssh.KeyImportError, asyncssh.KeyEncryptionError) as exc:
+        raise ExecutorError(f"ssh node {node.label}: cannot use key {node.key}: {exc}") from None
+    except _connection_errors() as exc:
+        raise NodeUnreachable(f"ssh node {node.label}: cannot connect ({_describe(exc)})") from None
+
+
+class SSHWorker:
+    """A Dask worker (with its nanny) on one node, started over ssh for this run and stopped at its end.
+
+    The worker connects to `scheduler` with the run's TLS credentials (`pems`: certificate, key), which are
+    written to the node readable by the login user only. It runs with `--death-timeout`, so a worker whose
+    scheduler is gone (this machine killed) stops by itself."""
+
+    def __init__(self, node: NodeOptions, options: SSHOptions, scheduler: str, pems: tuple[str, str] | None,
+                 run_id: str) -> None:
+        self.node = node
+        self.options = options
+        self.scheduler = scheduler
+        self.pems = pems
+        self.directory = f"{node.cache_dir.rstrip('/')}/cluster-{run_id}"
+        self.address: str | None = None
+        self.accepted_unknown_host = False
+        self._conn: Any = None
+        self._proc: Any = None
+        self._pid: int | None = None
+        self._drain: asyncio.Task[None] | None = None
+        self.log: list[str] = []
 
     @property
-    def concurrency(self) -> int:
-        return self.settings.concurrency or sum(node.options.slots for node in self.nodes)
+    def name(self) -> str:
+        return self.node.label
 
-    @classmethod
-    def available(cls, options: dict[str, Any] | None = None) -> ToolInfo:
+    def command(self) -> str:
+        q = shlex.quote
+        d = q(self.directory)
+        args = [self.node.python, "-m", "distributed.cli.dask_worker", self.scheduler, "--name", self.name,
+                "--nthreads", str(self.node.slots), "--nworkers", "1", "--nanny", "--death-timeout", "60",
+                "--no-dashboard", "--local-directory", f"{self.directory}/work"]
+        if self.pems:
+            args += ["--tls-ca-file", f"{self.directory}/cert.pem", "--tls-cert", f"{self.directory}/cert.pem",
+                     "--tls-key", f"{self.directory}/key.pem"]
+        env = f"PATH={q(self.node.path)} " if self.node.path else ""
+        # `echo $$` then exec: the first line is the worker's pid, the leader of the session sshd made for it
+        return f"mkdir -p {d}/work && echo $$ && exec env {env}" + " ".join(
+            q(a) for a in args)
+
+    async def start(self) -> str:
+        """Connect, send the credentials, start the worker; its address once it has registered."""
+        timeout = self.options.connect_timeout_s
+        known_hosts, _, _ = _known_hosts(self.node, self.options.accept_unknown_hosts)
+        self.accepted_unknown_host = known_hosts is None
+        self._conn = await connect(self.node, self.options.accept_unknown_hosts, timeout)
         try:
-            import asyncssh
-        except ImportError:
-            return ToolInfo(
-                name=cls.name, installed=False, reason=f"asyncssh is not installed: {install_hint('asyncssh')}"
-            )
-        try:
-            settings = parse_options(options)
-        except ConfigError as exc:
-            return ToolInfo(name=cls.name, installed=False, version=asyncssh.__version__, reason=str(exc))
-        hosts = ", ".join(node.label for node in settings.nodes)
-        return ToolInfo(name=cls.name, installed=True, version=asyncssh.__version__, path=hosts)
+            return await asyncio.wait_for(self._start(), timeout + START_GRACE_S)
+        except TimeoutError:
+            await self.close()
+            raise NodeUnreachable(f"ssh node {self.name}: the worker did not start within "
+                                  f"{timeout + START_GRACE_S:g} s") from None
+        except _connection_errors() as exc:
+            await self.close()
+            raise NodeUnreachable(f"ssh node {self.name}: lost while starting its worker ({_describe(exc)})") from None
 
-    def uploads(self) -> dict[str, int]:
-        """Snapshots actually stored on each node (a snapshot already there is not counted)."""
-        return {node.name: node.uploads for node in self.nodes}
-
-    async def _acquire(self, excluded: set[str]) -> Node:
-        """The live node with the most free slots, waiting while all of them are busy."""
-        if self._slot_freed is None:
-            self._slot_freed = asyncio.Condition()
-        async with self._slot_freed:
-            while True:
-                live = [n for n in self.nodes if n.down is None and n.name not in excluded]
-                if not live:
-                    raise ExecutorError(self._all_down_message())
-                best = max(live, key=lambda n: n.free)
-                if best.free > 0:
-                    best.free -= 1
-                    return best
-                await self._slot_freed.wait()
-
-    async def _release(self, node: Node) -> None:
-        assert self._slot_freed is not None
-        async with self._slot_freed:
-            node.free += 1
-            self._slot_freed.notify_all()
-
-    async def _mark_down(self, node: Node, reason: str) -> None:
-        node.down = reason
-        await node.close()
-        assert self._slot_freed is not None
-        async with self._slot_freed:
-            self._slot_freed.notify_all()  # waiters re-check: perhaps no node is left
-
-    def _all_down_message(self) -> str:
-        reasons = "; ".join(f"{n.name}: {n.down}" for n in self.nodes if n.down)
-        return f"ssh: every node is down ({reasons or 'none usable'}): check the nodes and [[executors.ssh.nodes]]"
-
-    async def _snapshot(self, source_dir: str) -> tuple[str, bytes]:
-        """The packed source_dir and its digest, packed again only when the tree changed."""
-        signature = await asyncio.to_thread(_transfer.tree_signature, source_dir)
-        cached = self._packed.get(source_dir)
-        if cached is None or cached[0] != signature:
-            archive = await asyncio.to_thread(_transfer.pack, source_dir)
-            cached = (signature, _transfer.digest(archive), archive)
-            self._packed[source_dir] = cached
-        return cached[1], cached[2]
-
-    def _spec(self, job: Job, snapshot: str | None) -> dict[str, Any]:
-        overlay = _transfer.pack(None, job.files) if job.files else b""
-        return {
-            "command": job.command, "env": job.env, "workdir": job.workdir, "snapshot": snapshot,
-            "timeout_s": job.limits.timeout_s, "max_output_bytes": job.limits.max_output_bytes,
-            "archive_b64": base64.b64encode(overlay).decode("ascii"),
-            "stdin_b64": base64.b64encode(job.stdin).decode("ascii") if job.stdin else "",
-        }
-
-    async def run(self, job: Job) -> JobResult:
-        require("asyncssh", needed_by="the ssh executor")
-        started = time.monotonic()
-        snapshot = await self._snapshot(job.source_dir) if job.source_dir else None
-        spec = self._spec(job, snapshot[0] if snapshot else None)
-        attempts, notes, excluded = 0, [], set[str]()
-        lost_mid_job: list[str] = []
+    async def _start(self) -> str:
+        q = shlex.quote
+        if self.pems:
+            for name, pem in zip(("cert.pem", "key.pem"), self.pems, strict=True):
+                made = await self._conn.run(f"umask 077 && mkdir -p {q(self.directory)} && cat > "
+                                            f"{q(self.directory + '/' + name)}", input=pem, check=False)
+                if made.exit_status != 0:
+                    raise ExecutorError(f"ssh node {self.name}: cannot write to {self.directory} "
+                                        f"({(made.stderr or '').strip()[-200:]}): check cache_dir")
+        self._proc = await self._conn.create_process(self.command())
+        first = await self._proc.stdout.readline()
+        self._pid = int(first) if first.strip().isdigit() else None
         while True:
-            node = await self._acquire(excluded)
-            try:
-                answer = await self._run_on(node, spec, snapshot)
-                attempts += 1
-            except NodeLost as lost:
-                attempts += 1 if lost.started else 0
-                excluded.add(node.name)
-                await self._mark_down(node, lost.reason)
-                if lost.started:
-                    lost_mid_job.append(node.name)
-                else:
-                    notes.append(f"ssh: node {node.name} unusable ({lost.reason})")
-                continue
-            finally:
-                await self._release(node)
-            break
-        notes.extend(f"ssh: node {name} lost mid-job; retried on {node.name}" for name in lost_mid_job)
-        result = self._result(job, node, answer, attempts, notes, time.monotonic() - started)
-        result.preflight = preflight_untrusted(job)
-        return result
+            line = await self._proc.stderr.readline()
+            if not line:
+                tail = " | ".join(self.log[-3:]) or "no output"
+                hint = ""
+                if "No module named" in tail:
+                    hint = f": the node needs truthplane installed for {self.node.python} (pip install truthplane)"
+                raise ExecutorError(f"ssh node {self.name}: the worker exited before it started ({tail}){hint}")
+            self.log.append(line.strip())
+            if "Start worker at:" in line:
+                self.address = line.split("Start worker at:", 1)[1].strip()
+                break
+        self._drain = asyncio.create_task(self._read_rest())  # a full pipe would stop the worker
+        return self.address
 
-    async def _run_on(self, node: Node, spec: dict[str, Any], snapshot: tuple[str, bytes] | None) -> dict[str, Any]:
-        if snapshot is not None:
-            await node.upload(*snapshot)
-        if node.options.path:
-            spec = {**spec, "path": node.options.path}
-        answer = await node.run_spec(spec)
-        if "missing_snapshot" in answer and snapshot is not None:
-            # the cache on the node was cleared since it was filled: send it again, once
-            await node.upload(*snapshot)
-            answer = await node.run_spec(spec)
-        if "missing_snapshot" in answer:
-            raise ExecutorError(f"ssh node {node.name}: the snapshot vanished from {node.cache} twice: "
-                                "is something cleaning that directory?")
-        if "error" in answer:
-            raise ExecutorError(f"ssh node {node.name}: the job could not be set up: {answer['error']}")
-        return answer
-
-    def _result(self, job: Job, node: Node, answer: dict[str, Any], attempts: int, notes: list[str],
-                duration: float) -> JobResult:
-        user = node.options.user or "the login user"
-        notes.append(f"ssh: ran as {user} on {node.name} without a sandbox: network, memory and pids are not limited")
-        if node.accepted_unknown_host:
-            notes.append(f"ssh: {node.name}'s host key was not verified (accept_unknown_hosts = true)")
-        base: dict[str, Any] = {"executor": self.name, "node": node.name, "duration_s": duration, "sandboxed": False,
-                "attempts": attempts, "notes": notes}
-        if "abandoned" in answer:
-            notes.append(f"ssh: no answer from {node.name} within {answer['abandoned']:g} s; the job was given up")
-            return JobResult(returncode=None, timed_out=True, **base)
-        limit = job.limits.max_output_bytes
-        stdout, stdout_truncated = _stream(answer, "stdout", limit)
-        stderr, stderr_truncated = _stream(answer, "stderr", limit)
-        return JobResult(returncode=answer.get("returncode"), stdout=stdout, stderr=stderr,
-                         stdout_truncated=stdout_truncated, stderr_truncated=stderr_truncated,
-                         timed_out=bool(answer.get("timed_out")), **base)
+    async def _read_rest(self) -> None:
+        try:
+            while line := await self._proc.stderr.readline():
+                self.log = self.log[-50:] + [line.strip()]
+        except _connection_errors():
+            pass
 
     async def close(self) -> None:
-        await asyncio.gather(*(node.close() for node in self.nodes))
+        """Stop the worker's whole session (nanny, worker, every job it started) and remove the run's files."""
+        conn, self._conn = self._conn, None
+        if conn is None:
+            return
+        try:
+            gone = f"rm -rf {shlex.quote(self.directory)}"
+            if self._pid:  # TERM, up to 5 s to stop, then KILL: the whole session goes
+                group = f"-- -{self._pid}"
+                gone = (f"kill -TERM {group} 2>/dev/null; i=0; while kill -0 {group} 2>/dev/null && [ $i -lt 50 ]; "
+                        f"do sleep 0.1; i=$((i+1)); done; kill -KILL {group} 2>/dev/null; {gone}")
+            await asyncio.wait_for(conn.run(gone, check=False), 15)
+        except _connection_errors():
+            pass  # the node is gone: so is its worker (and --death-timeout stops one that is not)
+        finally:
+            conn.close()
+            if self._drain is not None:
+                self._drain.cancel()

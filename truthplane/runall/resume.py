@@ -18,7 +18,7 @@ from truthplane.evidence.ledger import RUN_TRAILER, TASK_TRAILER
 from truthplane.paths import RESULTS_DIR
 
 if TYPE_CHECKING:
-    from truthplane.runall.task_run import Outcome, Tree, Worker
+    from truthplane.runall.task_run import Outcome, Tree
     from truthplane.runall.tasks import Task, TaskState
     from truthplane.git.repo import Repo
 
@@ -181,7 +181,9 @@ def bare_record(task: Task, status: str, reason: str) -> dict[str, Any]:
     }
 
 
-def task_record(state: TaskState, tree: Tree, outcome: Outcome, worker: Worker, duration: float) -> dict[str, Any]:
+def task_record(state: TaskState, tree: Tree, outcome: Outcome, where: dict[str, str], duration: float
+                ) -> dict[str, Any]:
+    """`where`: the worker's address, the node it runs on and its host."""
     from truthplane.change.record import sha256_file
 
     task = state.task
@@ -192,7 +194,7 @@ def task_record(state: TaskState, tree: Tree, outcome: Outcome, worker: Worker, 
     return {
         "task_id": task.id, "title": task.label, "kind": task.kind, "digest": task.digest(),
         "depends_on": task.depends_on, "status": outcome.verdict.record_status,
-        "worker": worker.name, "node": worker.pool,
+        "worker": where.get("worker"), "node": where.get("node"), "host": where.get("host"),
         "verification": {
             "new": [_finding(f) for f in outcome.new],
             "fixed": [_finding(f) for f in outcome.fixed],

@@ -29,7 +29,7 @@ from truthplane.executors.interpreter import repository_interpreter
 from truthplane.git.tree_writer import TreeWriter, UnsafeWrite
 from truthplane.executors.jobs import Job, Limits
 from truthplane.models import Finding, Scan, Verdict
-from truthplane.runall.tasks import Task, TaskFile
+from truthplane.runall.tasks import Task
 from truthplane.git.repo import files_after
 
 OUTPUT_TAIL = 2000
@@ -118,42 +118,53 @@ class Outcome:
 
 @dataclass
 class Worker:
-    """One slot: a local worker, or one slot of an ssh node. `executor` is shared by the slots of a pool."""
+    """Where a task runs: the worker's name, its sandbox executor, and what it is doing now (each change is
+    reported to `report`, which sends it to the client's live display)."""
 
     name: str
-    pool: str  # "local" or the node's name
+    pool: str
     executor: Executor
     executor_name: str
-    config: Config  # for the fix loop, which makes its own executor: ssh nodes narrowed to this one
+    config: Config
     doing: str | None = None
     alive: bool = True
+    report: Callable[[str], None] | None = None
 
-    def node_down(self) -> bool:
-        nodes = getattr(self.executor, "nodes", None) or []
-        return bool(nodes) and all(node.down is not None for node in nodes)
+    def __setattr__(self, name: str, value: Any) -> None:
+        object.__setattr__(self, name, value)
+        if name == "doing" and value and getattr(self, "report", None) is not None:
+            self.report(value)  # type: ignore[misc]
 
 
 class Runner:
-    """What every task needs: the configuration, a bound on concurrent scans, where trees go."""
+    """What every task needs: the configuration, a bound on concurrent scans, the patch and candidate files.
 
-    def __init__(self, tasks: TaskFile, config: Config, root: Path, scan_executor: str, scans: int) -> None:
+    `candidates_root` holds a fix task's candidate patch files at their repository paths; `interpreter_root`, the
+    user's checkout when it is on this machine, whose own Python (its .venv) runs the acceptance tests."""
+
+    def __init__(self, config: Config, scan_executor: str, scans: int, patches: dict[str, str],
+                 candidates_root: Path, interpreter_root: Path | None) -> None:
         from truthplane.truth.sources import Excluder
 
-        self.tasks = tasks
-        self.root = root
         self.config = config
         self.scan_executor = scan_executor
         self.scan_gate = asyncio.Semaphore(max(1, scans))
+        self.patches = patches
+        self.candidates_root = candidates_root
+        self.interpreter_root = interpreter_root
         self.excluded = Excluder(config.all_excludes())
 
-    async def scan(self, directory: Path, files: dict[str, str], label: str) -> Scan:
+    def scan_now(self, directory: Path, files: dict[str, str], label: str) -> Scan:
         from truthplane.truth.pipeline import ScanOptions, run_scan
         from truthplane.truth.sources import Source
 
         kept = {p: b for p, b in files.items() if not self.excluded(p)}
         source = Source(kept, lambda: nullcontext(directory), label=label)
+        return run_scan(source, self.config, ScanOptions(executor=self.scan_executor))
+
+    async def scan(self, directory: Path, files: dict[str, str], label: str) -> Scan:
         async with self.scan_gate:
-            return await asyncio.to_thread(run_scan, source, self.config, ScanOptions(executor=self.scan_executor))
+            return await asyncio.to_thread(self.scan_now, directory, files, label)
 
     async def tree_scan(self, tree: Tree) -> Scan:
         async with tree.lock:
@@ -224,7 +235,7 @@ class Runner:
         from truthplane.change.candidates import CandidateError, apply_candidate, check_patch
         from truthplane.change.fixes import Candidate
 
-        text = self.tasks.patches[task.id]
+        text = self.patches[task.id]
         candidate = Candidate(id=task.patch or task.id, source="patch", title=task.label, diff=text)
         worker.doing = f"{task.id}: applying {task.patch}"
         problems = await asyncio.to_thread(check_patch, tree.directory, candidate)
@@ -247,7 +258,7 @@ class Runner:
         assert target is not None
         request = FixRequest(
             root=tree.directory, target=target, finding=task.finding, providers=list(task.providers),
-            patches=[self.root / rel for rel in task.candidates], autofix=task.autofix,
+            patches=[self.candidates_root / rel for rel in task.candidates], autofix=task.autofix,
             test_cmd=task.acceptance.test_cmd, executor=worker.executor_name, timeout_s=task.timeout_s,
         )
         config = worker.config.model_copy(update={"gate": task.acceptance.policy(self.config.gate)})
@@ -256,7 +267,7 @@ class Runner:
             worker.doing = f"{task.id}: {line[:60]}"
 
         worker.doing = f"{task.id}: fixing {target}"
-        run = await run_fix(request, config, ScanOptions(executor=self.scan_executor), say)
+        run = await run_fix(request, config, ScanOptions(executor=self.scan_executor), say, worker.executor)
         result = run.result
         baseline_tests = 1 if task.acceptance.test_cmd and run.base is not None else 0  # the loop tests the tree first
         builds = baseline_tests + sum(1 for r in result.candidates if r.tests is not None) + sum(
@@ -329,14 +340,14 @@ class Runner:
         assert command is not None
         worker.doing = f"{task.id}: testing"
         # the repository's own Python (its .venv first), as `fix` runs tests, where the executor runs this machine's
-        here = worker.executor.runs_host_interpreter
+        root = self.interpreter_root if worker.executor.runs_host_interpreter else None
         job = Job(
             command=["sh", "-c", command],
             source_dir=str(directory),
             label=f"{task.id}: tests",
             limits=Limits(timeout_s=task.timeout_s, network=task.network),
-            origin=str(self.root) if here else None,
-            interpreter=repository_interpreter(self.root) if here else None,
+            origin=str(root) if root else None,
+            interpreter=repository_interpreter(root) if root else None,
         )
         result = await worker.executor.run(job)
         outcome.checks["tests"] = {"command": command, "returncode": result.returncode, "timed_out": result.timed_out,

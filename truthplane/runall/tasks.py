@@ -169,3 +169,4 @@ class TaskState:
     worker: str | None = None
     lost_on: list[str] = field(default_factory=list)
     conflicts: int = 0
+    attempts: int = 0  # submissions to the cluster (a conflict resubmits)

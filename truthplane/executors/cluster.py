@@ -1,0 +1,406 @@
+"""Dask distributed clusters, and the executor that runs jobs on their workers.
+
+A `Cluster` is a connected client and, when truthplane started the cluster, the cluster itself:
+
+- `local` (the default): a LocalCluster of this machine, a worker process per CPU (or `workers`);
+- `address`: your own running scheduler, with the TLS credentials `[cluster]` names; never stopped by truthplane;
+- `ssh`: a scheduler here and a worker on each `[[executors.ssh.nodes]]` node, started over ssh (`ssh.py`);
+- `azure-vm`: VMs created by dask-cloudprovider's AzureVMCluster from `[cluster.azure]`.
+
+A scheduler runs whatever a connected client sends it, so every scheduler and worker truthplane starts uses TLS
+with credentials made for the run (distributed's `Security.temporary()`), and listens on 127.0.0.1 unless ssh
+nodes must reach it (`scheduler_host`).
+
+`ClusterExecutor` (`--executor cluster`) and `SSHExecutor` (`--executor ssh`: the cluster of the ssh nodes) run
+a Job on a worker: its source directory travels once per worker, keyed by its content hash; the job runs in the
+worker machine's sandbox (`sandbox = "local"`: bubblewrap, or docker); a worker lost mid-job, the job reruns on
+another (Dask reschedules it) and the result says so.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import shutil
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from truthplane.config.cluster import AzureVMSettings, ClusterSettings, cluster_settings
+from truthplane.errors import ConfigError, ExecutorError
+from truthplane.executors import _transfer
+from truthplane.executors._on_worker import TOPIC, run_job
+from truthplane.executors.interface import Executor
+from truthplane.executors.jobs import Job, JobResult
+from truthplane.executors.ssh import NodeUnreachable, SSHOptions, SSHWorker, parse_options
+from truthplane.leftovers import owned_prefix
+from truthplane.models import ToolInfo
+from truthplane.registry import install_hint
+
+if TYPE_CHECKING:
+    from truthplane.config import Config
+
+QUIET = logging.CRITICAL + 1  # distributed's own logging is not truthplane's output
+
+
+def quiet_logs() -> None:
+    if os.environ.get("TRUTHPLANE_DASK_LOGS"):
+        return
+    for name in ("distributed", "tornado", "asyncssh", "bokeh"):
+        logging.getLogger(name).setLevel(QUIET)
+
+
+def azure_arguments(settings: ClusterSettings) -> dict[str, Any]:
+    """What AzureVMCluster is given: `[cluster.azure]` by its own names, the worker count, TLS on."""
+    azure: AzureVMSettings | None = settings.azure
+    assert azure is not None
+    arguments: dict[str, Any] = azure.model_dump(exclude_none=True)
+    arguments["n_workers"] = settings.workers or 1
+    arguments["security"] = True  # credentials made for the cluster, as for every cluster truthplane starts
+    return arguments
+
+
+@dataclass
+class WorkerInfo:
+    address: str
+    name: str
+    host: str
+    threads: int
+
+
+@dataclass
+class Cluster:
+    """A client of a cluster; `owned`: truthplane started the cluster and stops it in `close()`."""
+
+    settings: ClusterSettings
+    ssh: SSHOptions | None = None
+    run_id: str = ""
+    processes: bool = True
+    local_workers: int = 0  # ssh: worker processes on this machine beside the nodes
+    client: Any = None
+    owned: bool = False
+    dashboard: str | None = None
+    lost: dict[str, str] = field(default_factory=dict)  # nodes that never started, and why
+    _cluster: Any = None
+    _scheduler: Any = None
+    _ssh_workers: list[SSHWorker] = field(default_factory=list)
+    _nannies: list[Any] = field(default_factory=list)
+    _scratch: str | None = None
+    _config: Any = None
+    node_names: dict[str, str] = field(default_factory=dict)  # worker address -> the node it runs on
+
+    async def start(self) -> Cluster:
+        try:
+            import distributed  # noqa: F401
+        except ImportError:
+            raise ExecutorError(f"Dask distributed is not installed: {install_hint('distributed')}") from None
+        quiet_logs()
+        kind = self.settings.kind
+        try:
+            if kind == "address":
+                await self._connect()
+            elif kind == "ssh":
+                await self._start_ssh()
+            elif kind == "azure-vm":
+                await self._start_azure()
+            else:
+                await self._start_local()
+        except BaseException:
+            await self.close()
+            raise
+        return self
+
+    def describe(self) -> str:
+        if self.settings.kind == "address":
+            return f"the cluster at {self.settings.address}"
+        if self.settings.kind == "ssh":
+            return "a cluster of ssh nodes (scheduler on this machine)"
+        if self.settings.kind == "azure-vm":
+            return "Azure VMs"
+        return "a local cluster"
+
+    async def _start_local(self) -> None:
+        from distributed import Client, LocalCluster, Security
+
+        workers = self.settings.workers or os.cpu_count() or 2
+        security = Security.temporary() if self.processes else None
+        self.owned = True
+        where = {"host": "127.0.0.1"} if self.processes else {}  # in-process workers talk inproc://
+        self._own_scratch()
+        self._cluster = await LocalCluster(
+            n_workers=workers, threads_per_worker=1, processes=self.processes, **where, security=security,
+            dashboard_address="127.0.0.1:0" if self.settings.dashboard else None,
+            worker_dashboard_address=None, asynchronous=True, silence_logs=QUIET,
+        )
+        self.client = await Client(self._cluster, asynchronous=True, security=security)
+        self.dashboard = self._cluster.dashboard_link if self.settings.dashboard else None
+
+    async def _connect(self) -> None:
+        from distributed import Client, Security
+
+        settings = self.settings
+        security = None
+        if settings.tls_ca_file:
+            for path in (settings.tls_ca_file, settings.tls_cert, settings.tls_key):
+                if not os.path.isfile(os.path.expanduser(path or "")):
+                    raise ConfigError(f"[cluster] TLS file {path} does not exist")
+            security = Security(tls_ca_file=os.path.expanduser(settings.tls_ca_file),
+                                tls_client_cert=os.path.expanduser(settings.tls_cert or ""),
+                                tls_client_key=os.path.expanduser(settings.tls_key or ""), require_encryption=True)
+        try:
+            self.client = await Client(settings.address, asynchronous=True, security=security,
+                                       timeout=settings.connect_timeout_s)
+        except (OSError, TimeoutError) as exc:
+            raise ExecutorError(f"cannot reach the Dask scheduler at {settings.address} within "
+                                f"{settings.connect_timeout_s:g} s ({exc}): is it running, and is the address "
+                                "(and TLS) right?") from None
+        self.dashboard = self.client.dashboard_link if "dashboard" in self.client.scheduler_info().get(
+            "services", {}) else None
+
+    async def _start_ssh(self) -> None:
+        from distributed import Client, Nanny, Scheduler, Security
+
+        if self.ssh is None or not self.ssh.nodes:
+            raise ConfigError("[cluster] kind = \"ssh\" needs nodes: [[executors.ssh.nodes]] or --node")
+        security = Security.temporary()
+        self.owned = True
+        self._own_scratch()
+        self._scheduler = await Scheduler(host=self.settings.scheduler_host, port=0, protocol="tls",
+                                          security=security, dashboard=self.settings.dashboard,
+                                          dashboard_address=f"{self.settings.scheduler_host}:0")
+        address = self._scheduler.address
+        pems = (security.tls_worker_cert, security.tls_worker_key)
+        self._ssh_workers = [SSHWorker(node, self.ssh, address, pems, self.run_id) for node in self.ssh.nodes]
+        started = await asyncio.gather(*(w.start() for w in self._ssh_workers), return_exceptions=True)
+        for worker, outcome in zip(self._ssh_workers, started, strict=True):
+            if isinstance(outcome, BaseException):
+                if not isinstance(outcome, (ExecutorError, OSError)):
+                    raise outcome
+                self.lost[worker.name] = str(outcome)
+            else:
+                self.node_names[outcome] = worker.name
+        for n in range(self.local_workers):
+            nanny = await Nanny(address, nthreads=1, security=security, name=f"local-{n + 1}",
+                                host=self.settings.scheduler_host, silence_logs=QUIET, dashboard=False)
+            self._nannies.append(nanny)
+        self.client = await Client(address, asynchronous=True, security=security)
+        if self.node_names or self.local_workers:
+            await self.client.wait_for_workers(len(self.node_names) + self.local_workers)
+        if self.settings.dashboard and "dashboard" in self._scheduler.services:
+            port = self._scheduler.services["dashboard"].port
+            self.dashboard = f"http://{self.settings.scheduler_host}:{port}/status"
+
+    def _own_scratch(self) -> None:
+        """The scheduler's and this machine's workers' scratch space: a directory of this run, removed at the end."""
+        import dask
+
+        self._scratch = tempfile.mkdtemp(prefix=owned_prefix("cluster"))
+        self._config = dask.config.set({"temporary-directory": self._scratch})
+
+    async def _start_azure(self) -> None:
+        try:
+            from dask_cloudprovider.azure import AzureVMCluster
+        except ImportError:
+            raise ExecutorError("kind = \"azure-vm\" needs dask-cloudprovider with its Azure extras: "
+                                "pip install 'dask-cloudprovider[azure]'") from None
+        from distributed import Client
+
+        self.owned = True
+        self._cluster = await AzureVMCluster(asynchronous=True, **azure_arguments(self.settings))
+        self.client = await Client(self._cluster, asynchronous=True)
+        self.dashboard = getattr(self._cluster, "dashboard_link", None)
+
+    # ---- what runs on it ---------------------------------------------------------------------
+
+    async def workers(self) -> list[WorkerInfo]:
+        """The workers the scheduler has now."""
+        info = await self.client.scheduler.identity()
+        found = []
+        for address, worker in (info.get("workers") or {}).items():
+            name = str(worker.get("name", address))
+            found.append(WorkerInfo(address, name, str(worker.get("host", "")), int(worker.get("nthreads", 1))))
+        return found
+
+    def node_of(self, address: str, name: str) -> str:
+        """The node a worker runs on, as the record names it: the ssh node, local-N for a worker of this machine
+        that truthplane started, else the worker's own name."""
+        if address in self.node_names:
+            return self.node_names[address]
+        if self.owned and self.settings.kind == "local" and name.isdigit():
+            return f"local-{int(name) + 1}"
+        return name
+
+    async def close(self) -> None:
+        """The client closes; a cluster truthplane started stops with every worker (on every node)."""
+        client, self.client = self.client, None
+        if client is not None:
+            try:
+                await asyncio.wait_for(client.close(), 10)
+            except (TimeoutError, OSError):
+                pass
+        await asyncio.gather(*(w.close() for w in self._ssh_workers), *(n.close() for n in self._nannies),
+                             return_exceptions=True)
+        if self._scheduler is not None:
+            await asyncio.wait_for(self._scheduler.close(), 15)
+            self._scheduler = None
+        if self._cluster is not None:
+            cluster, self._cluster = self._cluster, None
+            await cluster.close()
+        if self._scratch is not None:
+            self._config.__exit__(None, None, None)
+            await asyncio.to_thread(shutil.rmtree, self._scratch, True)
+            self._scratch = None
+
+
+def settings_for(config: Config | None, executor: str) -> tuple[ClusterSettings, SSHOptions | None]:
+    """The cluster the named executor runs on: `ssh` makes the nodes' cluster; `cluster` takes [cluster]."""
+    from truthplane.executors.loader import executor_options
+
+    raw = config.cluster.model_dump(exclude_none=True) if config is not None else {}
+    ssh = parse_options(executor_options("ssh", config), need_nodes=executor == "ssh")
+    if executor == "ssh":
+        return cluster_settings({**raw, "kind": "ssh"}), ssh
+    return cluster_settings(raw), ssh
+
+
+class ClusterExecutor(Executor):
+    """Jobs on the workers of a Dask cluster ([cluster]); each in the worker machine's sandbox."""
+
+    name = "cluster"
+
+    def __init__(self, options: dict[str, Any] | None = None, settings: ClusterSettings | None = None,
+                 ssh: SSHOptions | None = None, sandbox_options: dict[str, Any] | None = None) -> None:
+        super().__init__(options)
+        self.settings = settings or cluster_settings(self.options.get("cluster"))
+        self.ssh = ssh
+        self.sandbox_options = sandbox_options or {}
+        self.cluster: Cluster | None = None
+        self._starting: asyncio.Lock | None = None
+        self._snapshots: dict[str, tuple[Any, str, Any]] = {}  # source_dir -> (signature, digest, future)
+        self.lost_workers: dict[str, str] = {}
+        self._placed: dict[str, list[str]] = {}  # job key -> the workers it started on
+
+    @classmethod
+    def from_config(cls, config: Config | None) -> ClusterExecutor:
+        settings, ssh = settings_for(config, cls.name)
+        from truthplane.executors.loader import executor_options
+
+        return cls(settings=settings, ssh=ssh, sandbox_options=executor_options(settings.sandbox, config))
+
+    @property
+    def concurrency(self) -> int:
+        if self.settings.kind == "ssh" and self.ssh is not None:
+            return sum(node.slots for node in self.ssh.nodes)
+        return int(self.settings.workers or os.cpu_count() or 2)
+
+    @classmethod
+    def available(cls, options: dict[str, Any] | None = None) -> ToolInfo:
+        try:
+            import distributed
+        except ImportError:
+            return ToolInfo(name=cls.name, installed=False,
+                            reason=f"Dask distributed is not installed: {install_hint('distributed')}")
+        return ToolInfo(name=cls.name, installed=True, version=distributed.__version__)
+
+    async def _ready(self) -> Cluster:
+        if self._starting is None:
+            self._starting = asyncio.Lock()
+        async with self._starting:
+            if self.cluster is None:
+                cluster = await Cluster(self.settings, self.ssh, run_id=uuid.uuid4().hex[:12]).start()
+                self.cluster = cluster
+                if not await cluster.workers():
+                    lost = "; ".join(f"{name}: {why}" for name, why in cluster.lost.items())
+                    raise ExecutorError(f"{cluster.describe()} has no worker" + (f" ({lost})" if lost else ""))
+                cluster.client.subscribe_topic(TOPIC, self._started)
+                cluster.client.subscribe_topic("all", self._cluster_event)
+        return self.cluster
+
+    def _started(self, event: tuple[float, dict[str, Any]]) -> None:
+        message = event[1]
+        self._placed.setdefault(str(message.get("key")), []).append(str(message.get("name")))
+
+    def _cluster_event(self, event: tuple[float, dict[str, Any]]) -> None:
+        message = event[1]
+        if message.get("action") == "remove-worker" and not message.get("expected", False):
+            self.lost_workers[str(message.get("worker"))] = "the worker left the cluster mid-run"
+
+    async def _snapshot(self, cluster: Cluster, source_dir: str) -> tuple[str, Any]:
+        """The directory packed and handed to the cluster once (again only when it changed)."""
+        signature = await asyncio.to_thread(_transfer.tree_signature, source_dir)
+        cached = self._snapshots.get(source_dir)
+        if cached is None or cached[0] != signature:
+            archive = await asyncio.to_thread(_transfer.pack, source_dir)
+            digest = _transfer.digest(archive)
+            future = (await cluster.client.scatter({f"truthplane-snapshot-{digest}": archive}))[
+                f"truthplane-snapshot-{digest}"]
+            cached = (signature, digest, future)
+            self._snapshots[source_dir] = cached
+        return cached[1], cached[2]
+
+    async def run(self, job: Job) -> JobResult:
+        from distributed.client import FutureCancelledError
+
+        started = time.monotonic()
+        cluster = await self._ready()
+        digest, archive = (await self._snapshot(cluster, job.source_dir)) if job.source_dir else (None, None)
+        key = f"truthplane-job-{uuid.uuid4().hex}"
+        future = cluster.client.submit(run_job, job, digest, archive, self.settings.sandbox, self.sandbox_options,
+                                       key=key, pure=False)
+        try:
+            result: JobResult = await future
+        except asyncio.CancelledError:
+            await future.cancel()  # the worker sees it and stops the job
+            raise
+        except FutureCancelledError as exc:
+            raise ExecutorError(f"the cluster gave the job up ({exc}): was the scheduler lost?") from None
+        except Exception as exc:  # noqa: BLE001 -- a worker-side error crosses the wire as itself
+            if type(exc).__name__ == "KilledWorker":
+                raise ExecutorError(f"the job was lost with every worker it ran on: {exc}") from None
+            if isinstance(exc, ExecutorError):
+                raise
+            raise ExecutorError(f"the job failed on its worker: {type(exc).__name__}: {exc}") from None
+        placed = self._placed.pop(key, [])
+        notes = [f"{self.name}: worker {name} was lost mid-job; the job reran on {result.node}"
+                 for name in placed[:-1]]
+        return result.model_copy(update={"attempts": max(1, len(placed)), "notes": [*result.notes, *notes],
+                                         "duration_s": time.monotonic() - started, "executor": self.name})
+
+    async def close(self) -> None:
+        cluster, self.cluster = self.cluster, None
+        if cluster is not None:
+            await cluster.close()
+
+
+class SSHExecutor(ClusterExecutor):
+    """`--executor ssh`: the cluster of the `[[executors.ssh.nodes]]`: a scheduler here, a worker on each node."""
+
+    name = "ssh"
+
+    def __init__(self, options: dict[str, Any] | None = None, settings: ClusterSettings | None = None,
+                 ssh: SSHOptions | None = None, sandbox_options: dict[str, Any] | None = None) -> None:
+        super().__init__(options, settings or cluster_settings({"kind": "ssh"}), ssh or parse_options(options),
+                         sandbox_options)
+
+    @classmethod
+    def available(cls, options: dict[str, Any] | None = None) -> ToolInfo:
+        found = super().available(options)
+        if not found.installed:
+            return found
+        try:
+            import asyncssh  # noqa: F401
+        except ImportError:
+            return ToolInfo(name=cls.name, installed=False, reason=f"asyncssh is not installed: "
+                                                                   f"{install_hint('asyncssh')}")
+        try:
+            settings = parse_options(options)
+        except ConfigError as exc:
+            return ToolInfo(name=cls.name, installed=False, version=found.version, reason=str(exc))
+        hosts = ", ".join(node.label for node in settings.nodes)
+        return ToolInfo(name=cls.name, installed=True, version=found.version, path=hosts)
+
+
+__all__ = ["Cluster", "ClusterExecutor", "NodeUnreachable", "SSHExecutor", "WorkerInfo", "azure_arguments"]

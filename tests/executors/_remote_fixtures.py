@@ -164,9 +164,11 @@ class SSHNode:
         return f"[127.0.0.1]:{self.port} {self.host_key_line}\n"
 
     def node_options(self, key: Path, known_hosts: Path | None, slots: int = 2) -> dict[str, object]:
+        # the node is this machine: its worker runs this Python, importing the truthplane under test
         options: dict[str, object] = {
             "name": self.name, "host": "127.0.0.1", "port": self.port, "user": "root", "key": str(key),
-            "slots": slots, "cache_dir": str(self.cache_dir),
+            "slots": slots, "cache_dir": str(self.cache_dir), "python": sys.executable,
+            "env": {"PYTHONPATH": str(REPO_ROOT)},
         }
         if known_hosts is not None:
             options["known_hosts"] = str(known_hosts)

@@ -385,8 +385,14 @@ def ssh_config(nodes: list, key: Path, known_hosts: Path, slots: int) -> str:
     text = CONFIG
     for node in nodes:
         options = node.node_options(key, known_hosts, slots)
-        text += "\n[[executors.ssh.nodes]]\n" + "".join(f"{k} = {json.dumps(v)}\n" for k, v in options.items())
+        text += "\n[[executors.ssh.nodes]]\n" + "".join(f"{k} = {toml_value(v)}\n" for k, v in options.items())
     return text
+
+
+def toml_value(value: object) -> str:
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{k} = {json.dumps(v)}" for k, v in value.items()) + " }"
+    return json.dumps(value)
 
 
 @pytest.mark.tool("sshd")
@@ -417,9 +423,11 @@ def test_a_node_killed_mid_run_loses_no_task_and_commits_none_twice(make_repo, t
     requeued = [t for t in doc["tasks"] if t["verification"]["requeued_after_node_loss"] == ["node0"]]
     assert requeued and all(t["node"] != "node0" for t in requeued)
     used = {t["node"] for t in doc["tasks"]}
-    assert {"local", "node1"} <= used  # the work was spread over the local worker and the live node
+    assert {"local-1", "node1"} <= used  # the work was spread over the local worker and the live node
+    assert all(t["worker"].startswith("tls://127.0.0.1:") for t in doc["tasks"])
     assert doc["honest_metrics"]["git_commits"] == count
-    assert any("node node0 is down" in line for line in lines.lines)
+    assert any("worker node0 was lost mid-task" in line for line in lines.lines)
+    assert doc["cluster"]["kind"] == "ssh" and doc["cluster"]["started_by_truthplane"]
 
 
 # ---- progress, node selection, no worker left ---------------------------------------------------

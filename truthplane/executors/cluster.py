@@ -364,8 +364,9 @@ class ClusterExecutor(Executor):
                 raise
             raise ExecutorError(f"the job failed on its worker: {type(exc).__name__}: {exc}") from None
         placed = self._placed.pop(key, [])
-        notes = [f"{self.name}: worker {name} was lost mid-job; the job reran on {result.node}"
-                 for name in placed[:-1]]
+        notes = [f"{self.name}: node {name} is down ({why})" for name, why in cluster.lost.items()]
+        notes += [f"{self.name}: worker {name} was lost mid-job; the job reran on {result.node}"
+                  for name in placed[:-1]]
         return result.model_copy(update={"attempts": max(1, len(placed)), "notes": [*result.notes, *notes],
                                          "duration_s": time.monotonic() - started, "executor": self.name})
 

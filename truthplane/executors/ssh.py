@@ -17,6 +17,7 @@ truthplane.toml::
     cache_dir = ".cache/truthplane" # on the node: the worker's TLS credentials and scratch space for this run
     python = "python3"             # the node's Python, with truthplane installed (pip install truthplane)
     path = "/opt/venv/bin:/usr/bin:/bin"  # PATH for the worker; default: the ssh session's own
+    env = { GEMINI_API_KEY = "..." }      # the worker's environment (what a fix task's LLM needs)
 
 A node needs sshd, python3 and `pip install truthplane` (which brings distributed); `truthplane doctor` checks
 each node. The worker connects back to the scheduler over TLS with credentials made for the run, written to the
@@ -28,10 +29,11 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import shlex
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from truthplane.errors import ConfigError, ExecutorError
 
@@ -53,6 +55,16 @@ class NodeOptions(BaseModel):
     cache_dir: str = Field(default=".cache/truthplane", description="on the node; relative to the login directory")
     python: str = "python3"
     path: str | None = Field(default=None, description="PATH for the worker on the node; default: the ssh session's")
+    env: dict[str, str] = Field(default_factory=dict, description="environment of the worker on the node (an LLM "
+                                "key for fix tasks, PYTHONPATH); sent in a file only the login user can read")
+
+    @field_validator("env")
+    @classmethod
+    def _names(cls, env: dict[str, str]) -> dict[str, str]:
+        for name in env:
+            if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+                raise ValueError(f"{name!r} is not an environment variable name")
+        return env
 
     @property
     def label(self) -> str:
@@ -179,10 +191,10 @@ class SSHWorker:
         if self.pems:
             args += ["--tls-ca-file", f"{self.directory}/cert.pem", "--tls-cert", f"{self.directory}/cert.pem",
                      "--tls-key", f"{self.directory}/key.pem"]
-        env = f"PATH={q(self.node.path)} " if self.node.path else ""
+        path = f"PATH={q(self.node.path)} " if self.node.path else ""
+        environment = f". {d}/env && " if self.node.env else ""
         # `echo $$` then exec: the first line is the worker's pid, the leader of the session sshd made for it
-        return f"mkdir -p {d}/work && echo $$ && exec env {env}" + " ".join(
-            q(a) for a in args)
+        return f"mkdir -p {d}/work && {environment}echo $$ && exec env {path}" + " ".join(q(a) for a in args)
 
     async def start(self) -> str:
         """Connect, send the credentials, start the worker; its address once it has registered."""
@@ -202,8 +214,11 @@ class SSHWorker:
 
     async def _start(self) -> str:
         q = shlex.quote
-        if self.pems:
-            for name, pem in zip(("cert.pem", "key.pem"), self.pems, strict=True):
+        files = dict(zip(("cert.pem", "key.pem"), self.pems, strict=True)) if self.pems else {}
+        if self.node.env:
+            files["env"] = "".join(f"export {name}={q(value)}\n" for name, value in self.node.env.items())
+        if files:
+            for name, pem in files.items():
                 made = await self._conn.run(f"umask 077 && mkdir -p {q(self.directory)} && cat > "
                                             f"{q(self.directory + '/' + name)}", input=pem, check=False)
                 if made.exit_status != 0:

@@ -55,6 +55,7 @@ DETECTED_BY: dict[str, tuple[tuple[str, ...], ...]] = {
 OPTIONAL_PACKAGES = {
     "docker": "executors", "requests": "executors", "boto3": "executors", "botocore": "executors",
     "asyncssh": "executors", "mypy": "python", "pip_audit": "python", "pytest": "python",
+    "dask_cloudprovider": "azure",
 }
 
 T = TypeVar("T")

@@ -225,3 +225,62 @@ def ssh_cluster(count: int = 1, slots: int = 2, path: str | None = None) -> Iter
             for entry in options:
                 entry["path"] = path
         yield {"nodes": options}
+
+
+# ---- a team's own Dask cluster ------------------------------------------------------------------
+
+
+@dataclass
+class DaskCluster:
+    address: str
+    scheduler: subprocess.Popen
+    workers: list[subprocess.Popen]
+    logs: Path
+
+    def kill_scheduler(self) -> None:
+        kill_tree(self.scheduler)
+
+
+def _dask(module: str, args: list[str], log: Path) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    with open(log, "wb") as handle:
+        return subprocess.Popen([sys.executable, "-m", f"distributed.cli.{module}", *args], env=env, stdout=handle,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def _wait_for_line(log: Path, proc: subprocess.Popen, marker: str, what: str) -> str:
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        for line in log.read_text(errors="replace").splitlines():
+            if marker in line:
+                return line.split(marker, 1)[1].strip()
+        if proc.poll() is not None:
+            raise RuntimeError(f"{what} exited with {proc.returncode}: {log.read_text(errors='replace')[-500:]}")
+        time.sleep(0.05)
+    raise RuntimeError(f"{what} did not start within {START_TIMEOUT_S} s: {log.read_text(errors='replace')[-500:]}")
+
+
+@contextmanager
+def dask_cluster(directory: Path, workers: int = 2, threads: int = 1, nanny: bool = False) -> Iterator[DaskCluster]:
+    """`dask scheduler` and `dask worker` processes on 127.0.0.1, as a team runs its own cluster (plain tcp, no
+    dashboard); every one of them killed at the end."""
+    directory.mkdir(parents=True, exist_ok=True)
+    scheduler = _dask("dask_scheduler", ["--host", "127.0.0.1", "--port", "0", "--no-dashboard",
+                                         "--dashboard-address", "127.0.0.1:0"],
+                      directory / "scheduler.log")
+    started = [scheduler]
+    try:
+        address = _wait_for_line(directory / "scheduler.log", scheduler, "Scheduler at:", "dask scheduler")
+        for n in range(workers):
+            log = directory / f"worker-{n + 1}.log"
+            proc = _dask("dask_worker", [address, "--nthreads", str(threads), "--name", f"team-{n + 1}", "--host",
+                                         "127.0.0.1", "--no-dashboard", "--dashboard-address", "127.0.0.1:0",
+                                         "--nanny" if nanny else "--no-nanny",
+                                         "--local-directory", str(directory / f"worker-{n + 1}")], log)
+            started.append(proc)
+            _wait_for_line(log, proc, "Start worker at:", f"dask worker {n + 1}")
+        yield DaskCluster(address, scheduler, started[1:], directory)
+    finally:
+        for proc in started:
+            if proc.poll() is None:
+                kill_tree(proc)

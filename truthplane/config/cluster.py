@@ -32,7 +32,7 @@ ClusterKind = Literal["local", "address", "ssh", "azure-vm"]
 class AzureVMSettings(BaseModel):
     """`[cluster.azure]`: the arguments dask-cloudprovider's AzureVMCluster takes, by the same names."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     resource_group: str
     location: str
@@ -43,18 +43,18 @@ class AzureVMSettings(BaseModel):
     subscription_id: str | None = None
     public_ingress: bool = Field(default=False, description="give the scheduler a public IP (default: private only)")
     disk_size: int = Field(default=50, ge=30, description="GB per VM")
-    docker_image: str | None = None
+    docker_image: str | None = Field(default=None, description="the scheduler's and workers' image (default: "
+                                     "dask-cloudprovider's); it needs bubblewrap")
+    docker_args: str | None = Field(default=None, description="e.g. the privileges bubblewrap needs in a container")
     auto_shutdown: bool = True
-    extra_bootstrap: list[str] = Field(
-        default_factory=lambda: ["pip install truthplane"],
-        description="commands run on each VM before its worker starts: truthplane must be installed there",
-    )
+    pip_packages: list[str] = Field(default_factory=list, description="installed in each container at start "
+                                    "(default: this truthplane's version)")
 
 
 class ClusterSettings(BaseModel):
     """`[cluster]`"""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     kind: ClusterKind | None = Field(default=None, description="default: address if one is given, else local")
     address: str | None = None

@@ -63,6 +63,12 @@ def scratch() -> Path:
     return path
 
 
+def snapshot(archive: bytes) -> bytes:
+    """A snapshot as a task of the graph, not scattered data: the scheduler keeps the bytes, so when the worker
+    holding them dies it makes them again elsewhere (scattered data would be lost with that worker)."""
+    return archive
+
+
 def unpacked(digest: str, archive: bytes) -> Path:
     """The snapshot with this content hash, unpacked once on this worker and shared by its jobs (read-only to
     them: every job works in its own copy)."""
@@ -100,7 +106,12 @@ def sandbox(name: str, options: dict[str, Any]) -> Executor:
     if key not in cache:
         if name in ("ssh", "cluster"):
             raise ExecutorError(f"a worker's sandbox cannot be the {name} executor: use local (bubblewrap) or docker")
-        cache[key] = load("executors", name)(options)
+        executor = load("executors", name)(options)
+        bwrap = getattr(executor, "bwrap", None)
+        if bwrap is not None and bwrap() is None and options.get("sandbox", True) not in (False, "false", "off"):
+            raise ExecutorError(f"worker on {socket.gethostname()} has no bubblewrap: a task never runs unsandboxed "
+                                "on a worker (apt-get install bubblewrap there, or sandbox = \"docker\")")
+        cache[key] = executor
     return cache[key]
 
 
@@ -157,3 +168,31 @@ def run_job(job: Job, digest: str | None, archive: bytes | None, sandbox_name: s
     result = run_here(lambda: executor.run(job))
     return result.model_copy(update={"node": where["name"], "notes": [*result.notes,
                                                                        f"ran on worker {where['worker']}"]})
+
+
+def readiness(sandbox_name: str, options: dict[str, Any]) -> dict[str, Any]:
+    """What `truthplane doctor` asks every worker: its host, its Python, its truthplane, its sandbox."""
+    import platform
+    import sys
+
+    import distributed
+
+    import truthplane
+    from truthplane.errors import PluginError
+    from truthplane.registry import load
+
+    try:
+        info = load("executors", sandbox_name).available(options)
+        usable, reason = info.installed, info.reason
+    except PluginError as exc:
+        usable, reason = False, str(exc)
+    return {"host": socket.gethostname(), "python": platform.python_version(), "executable": sys.executable,
+            "truthplane": truthplane.__version__, "distributed": distributed.__version__, "sandbox": sandbox_name,
+            "sandbox_usable": usable, "sandbox_reason": reason}
+
+
+def version() -> str:
+    """truthplane's version where this runs (the scheduler must import truthplane to read a run's tasks)."""
+    import truthplane
+
+    return truthplane.__version__

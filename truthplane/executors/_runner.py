@@ -1,21 +1,17 @@
-"""The remote half of the lambda and ssh backends: unpack a job's files, run its command with a
-timeout and capped output, report what happened as JSON.
+"""The remote half of the lambda backend: unpack a job's files, run its command with a timeout and capped output,
+report what happened as JSON. `safe_extract` also unpacks a snapshot on a cluster worker.
 
-Standard library only, and Python 3.7+ syntax: the Lambda image imports it from truthplane, an ssh
-node receives this file's source and runs it with its own `python3`.
+Standard library only, and Python 3.7+ syntax: the Lambda image imports it from truthplane.
 """
 
 from __future__ import annotations
 
 import base64
-import hashlib
 import io
-import json
 import os
 import shutil
 import signal
 import subprocess
-import sys
 import tarfile
 import tempfile
 import threading
@@ -197,92 +193,3 @@ def run_spec(spec: dict, snapshot=None, cancel=None, max_timeout_s=None) -> dict
                 if not os.path.islink(path):
                     os.chmod(path, 0o700)
         shutil.rmtree(root, ignore_errors=True)
-
-
-def _is_digest(text) -> bool:
-    return isinstance(text, str) and len(text) == 64 and all(c in "0123456789abcdef" for c in text)
-
-
-def _receive(cache: str, digest: str) -> int:
-    """ssh: unpack the snapshot on stdin into cache/<digest>, atomically (a rename)."""
-    final = os.path.join(cache, digest)
-    data = sys.stdin.buffer.read()
-    if not _is_digest(digest) or hashlib.sha256(data).hexdigest() != digest:
-        sys.stderr.write(f"snapshot does not match its digest {digest}\n")
-        return 1
-    if os.path.isdir(final):
-        print(json.dumps({"stored": False}))
-        return 0
-    os.makedirs(cache, exist_ok=True)
-    partial = tempfile.mkdtemp(prefix=".partial-", dir=cache)
-    safe_extract(data, partial)
-    try:
-        os.rename(partial, final)
-    except OSError:
-        shutil.rmtree(partial, ignore_errors=True)  # another job stored it first
-    print(json.dumps({"stored": True}))
-    return 0
-
-
-def _job(cache: str, spec: dict, cancel) -> dict:
-    snapshot = None
-    if spec.get("snapshot"):
-        if not _is_digest(spec["snapshot"]):
-            return {"error": "bad snapshot digest {!r}".format(spec["snapshot"])}
-        snapshot = os.path.join(cache, spec["snapshot"])
-        if not os.path.isdir(snapshot):
-            return {"missing_snapshot": spec["snapshot"]}
-    try:
-        return run_spec(spec, snapshot, cancel)
-    except (UnsafeArchive, OSError, tarfile.TarError) as exc:
-        return {"error": str(exc)}
-
-
-def _agent(cache: str) -> int:
-    """ssh: one long-lived process per connection. Each stdin line is {"id", "spec"} (run it) or
-    {"id", "cancel"}; each stdout line is {"id", ...result}. Jobs run at once, each in a thread.
-    The end of stdin means the client is gone: every running job is killed, none is left behind."""
-    write_lock = threading.Lock()
-    cancels = {}  # type: dict
-
-    def answer(job_id, result) -> None:
-        result["id"] = job_id
-        line = (json.dumps(result) + "\n").encode("utf-8")
-        with write_lock:
-            try:
-                sys.stdout.buffer.write(line)
-                sys.stdout.buffer.flush()
-            except OSError:
-                pass  # the client is gone; stdin's end will stop the rest
-
-    def work(job_id, spec, cancel) -> None:
-        try:
-            answer(job_id, _job(cache, spec, cancel))
-        finally:
-            cancels.pop(job_id, None)
-
-    threads = []
-    for raw in sys.stdin.buffer:
-        message = json.loads(raw)
-        if "cancel" in message:
-            if message["id"] in cancels:
-                cancels[message["id"]].set()
-            continue
-        cancel = threading.Event()
-        cancels[message["id"]] = cancel
-        thread = threading.Thread(target=work, args=(message["id"], message["spec"], cancel), daemon=True)
-        thread.start()
-        threads.append(thread)
-    for cancel in list(cancels.values()):
-        cancel.set()
-    for thread in threads:
-        thread.join(timeout=10)
-    return 0
-
-
-if __name__ == "__main__":
-    if sys.argv[1:2] == ["receive"]:
-        sys.exit(_receive(sys.argv[2], sys.argv[3]))
-    if sys.argv[1:2] == ["agent"]:
-        sys.exit(_agent(sys.argv[2]))
-    sys.exit("usage: _runner.py receive CACHE DIGEST | agent CACHE")

@@ -38,7 +38,7 @@ from truthplane.executors.jobs import Job, JobResult
 from truthplane.executors.ssh import NodeUnreachable, SSHOptions, SSHWorker, parse_options
 from truthplane.leftovers import owned_prefix
 from truthplane.models import ToolInfo
-from truthplane.registry import install_hint
+from truthplane.registry import install_hint, require
 
 if TYPE_CHECKING:
     from truthplane.config import Config
@@ -54,13 +54,28 @@ def quiet_logs() -> None:
 
 
 def azure_arguments(settings: ClusterSettings) -> dict[str, Any]:
-    """What AzureVMCluster is given: `[cluster.azure]` by its own names, the worker count, TLS on."""
+    """What AzureVMCluster is given: `[cluster.azure]` by its own names, the worker count, TLS on, and truthplane
+    installed in the scheduler's and workers' containers (the Dask image installs EXTRA_PIP_PACKAGES at start)."""
+    import truthplane
+
     azure: AzureVMSettings | None = settings.azure
     assert azure is not None
-    arguments: dict[str, Any] = azure.model_dump(exclude_none=True)
+    arguments: dict[str, Any] = azure.model_dump(exclude_none=True, exclude={"pip_packages"})
     arguments["n_workers"] = settings.workers or 1
     arguments["security"] = True  # credentials made for the cluster, as for every cluster truthplane starts
+    packages = azure.pip_packages or [f"truthplane=={truthplane.__version__}"]
+    arguments["env_vars"] = {"EXTRA_PIP_PACKAGES": " ".join(packages)}
     return arguments
+
+
+def azure_cluster(settings: ClusterSettings) -> Any:
+    """dask-cloudprovider's AzureVMCluster made from the settings, not started yet (awaiting it creates the VMs)."""
+    try:
+        from dask_cloudprovider.azure import AzureVMCluster
+    except ImportError:
+        raise ExecutorError("kind = \"azure-vm\" needs dask-cloudprovider with its Azure extras: "
+                            "pip install 'truthplane[azure]'") from None
+    return AzureVMCluster(asynchronous=True, **azure_arguments(settings))
 
 
 @dataclass
@@ -132,8 +147,8 @@ class Cluster:
         self._own_scratch()
         self._cluster = await LocalCluster(
             n_workers=workers, threads_per_worker=1, processes=self.processes, **where, security=security,
-            dashboard_address="127.0.0.1:0" if self.settings.dashboard else None,
-            worker_dashboard_address=None, asynchronous=True, silence_logs=QUIET,
+            dashboard_address="127.0.0.1:0", scheduler_kwargs={"dashboard": self.settings.dashboard},
+            worker_dashboard_address="127.0.0.1:0", asynchronous=True, silence_logs=QUIET,
         )
         self.client = await Client(self._cluster, asynchronous=True, security=security)
         self.dashboard = self._cluster.dashboard_link if self.settings.dashboard else None
@@ -165,6 +180,7 @@ class Cluster:
 
         if self.ssh is None or not self.ssh.nodes:
             raise ConfigError("[cluster] kind = \"ssh\" needs nodes: [[executors.ssh.nodes]] or --node")
+        require("asyncssh", needed_by="ssh nodes")
         security = Security.temporary()
         self.owned = True
         self._own_scratch()
@@ -201,15 +217,10 @@ class Cluster:
         self._config = dask.config.set({"temporary-directory": self._scratch})
 
     async def _start_azure(self) -> None:
-        try:
-            from dask_cloudprovider.azure import AzureVMCluster
-        except ImportError:
-            raise ExecutorError("kind = \"azure-vm\" needs dask-cloudprovider with its Azure extras: "
-                                "pip install 'dask-cloudprovider[azure]'") from None
         from distributed import Client
 
         self.owned = True
-        self._cluster = await AzureVMCluster(asynchronous=True, **azure_arguments(self.settings))
+        self._cluster = await azure_cluster(self.settings)
         self.client = await Client(self._cluster, asynchronous=True)
         self.dashboard = getattr(self._cluster, "dashboard_link", None)
 
@@ -232,6 +243,39 @@ class Cluster:
         if self.owned and self.settings.kind == "local" and name.isdigit():
             return f"local-{int(name) + 1}"
         return name
+
+    def hold(self, archive: bytes, digest: str) -> Any:
+        """The snapshot as a future workers fetch once each; it survives the loss of any worker."""
+        import warnings
+
+        from truthplane.executors._on_worker import snapshot
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # "large graph": the snapshot is meant to travel in it, once
+            return self.client.submit(snapshot, archive, key=f"truthplane-snapshot-{digest}", pure=False)
+
+    def connected(self) -> bool:
+        return self.client is not None and self.client.status == "running"
+
+    async def check_scheduler(self) -> None:
+        """A scheduler reads a run's tasks, so it must import truthplane too: say so plainly if it cannot."""
+        from truthplane.executors._on_worker import version
+
+        try:
+            await self.client.run_on_scheduler(version)
+        except Exception as exc:  # noqa: BLE001 -- whatever the scheduler's environment says, it is not ready
+            raise ExecutorError(f"the Dask scheduler at {self.client.scheduler.address} cannot run truthplane's "
+                                f"tasks ({type(exc).__name__}): install truthplane where the scheduler runs, the "
+                                "same version as here (pip install truthplane)") from None
+
+    async def readiness(self, sandbox: str, options: dict[str, Any]) -> dict[str, dict[str, Any]]:
+        """Every worker's host, Python, truthplane and sandbox, by the node it runs on."""
+        from truthplane.executors._on_worker import readiness
+
+        workers = {w.address: w for w in await self.workers()}
+        answers = await self.client.run(readiness, sandbox, options)
+        return {self.node_of(address, workers[address].name if address in workers else address): {
+            "worker": address, **answer} for address, answer in answers.items()}
 
     async def close(self) -> None:
         """The client closes; a cluster truthplane started stops with every worker (on every node)."""
@@ -335,8 +379,7 @@ class ClusterExecutor(Executor):
         if cached is None or cached[0] != signature:
             archive = await asyncio.to_thread(_transfer.pack, source_dir)
             digest = _transfer.digest(archive)
-            future = (await cluster.client.scatter({f"truthplane-snapshot-{digest}": archive}))[
-                f"truthplane-snapshot-{digest}"]
+            future = cluster.hold(archive, digest)
             cached = (signature, digest, future)
             self._snapshots[source_dir] = cached
         return cached[1], cached[2]

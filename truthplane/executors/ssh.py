@@ -43,7 +43,7 @@ START_GRACE_S = 60.0  # a worker's own start (importing distributed and truthpla
 class NodeOptions(BaseModel):
     """One `[[executors.ssh.nodes]]` entry."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     host: str
     port: int = Field(default=22, gt=0, lt=65536)
@@ -74,7 +74,7 @@ class NodeOptions(BaseModel):
 class SSHOptions(BaseModel):
     """[executors.ssh]"""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     nodes: list[NodeOptions] = Field(default_factory=list)
     accept_unknown_hosts: bool = False
@@ -187,7 +187,8 @@ class SSHWorker:
         d = q(self.directory)
         args = [self.node.python, "-m", "distributed.cli.dask_worker", self.scheduler, "--name", self.name,
                 "--nthreads", str(self.node.slots), "--nworkers", "1", "--nanny", "--death-timeout", "60",
-                "--no-dashboard", "--local-directory", f"{self.directory}/work"]
+                # the worker's own http server (health, metrics) stays on the node's loopback
+                "--no-dashboard", "--dashboard-address", "127.0.0.1:0", "--local-directory", f"{self.directory}/work"]
         if self.pems:
             args += ["--tls-ca-file", f"{self.directory}/cert.pem", "--tls-cert", f"{self.directory}/cert.pem",
                      "--tls-key", f"{self.directory}/key.pem"]

@@ -218,6 +218,8 @@ class Scheduler:
                 started = await asyncio.gather(starting, return_exceptions=True)
             self.base = self.tree = Tree(0, base, files)
             self.landing = Landing(repo, self.run_id, self.head or "", files)
+            if not isinstance(started[0], BaseException) and not cluster.owned:
+                started = await asyncio.gather(cluster.check_scheduler(), return_exceptions=True)
             if isinstance(started[0], ExecutorError):
                 self.cluster_lost = str(started[0])
                 self.say(f"no cluster: {started[0]}")
@@ -238,8 +240,7 @@ class Scheduler:
             client.subscribe_topic(TOPIC, self._on_start)
             client.subscribe_topic("all", self._on_cluster_event)
             self.digest = _transfer.digest(archive)
-            key = f"truthplane-snapshot-{self.digest}"
-            self.archive = (await client.scatter({key: archive}))[key]
+            self.archive = cluster.hold(archive, self.digest)
             self.client_host = socket.gethostname()
             await self._loop(cluster)
         finally:
@@ -411,7 +412,8 @@ class Scheduler:
         self._keys[key] = state
         future = cluster.client.submit(run_task, order, self.archive, key=key, priority=task.priority, pure=False)
         state.status, state.worker = "RUNNING", None
-        self._running[asyncio.ensure_future(_result(future))] = Running(state, tree, future, time.monotonic())
+        waiter = asyncio.ensure_future(_result(future, cluster))
+        self._running[waiter] = Running(state, tree, future, time.monotonic())
 
     async def _current_tree(self) -> Tree:
         """The newest state: a new tree is made (from the snapshot and this run's commits) when needed."""
@@ -524,17 +526,18 @@ class _SchedulerLost(Exception):
     """The client lost its scheduler: no task of this run can finish any more."""
 
 
-async def _result(future: Any) -> Any:
-    """A future's result; a future the cluster gave up because the scheduler went away is _SchedulerLost."""
+async def _result(future: Any, cluster: Cluster) -> Any:
+    """A future's result. One the cluster gave up because the scheduler went away is _SchedulerLost; one it gave
+    up otherwise is that task's failure."""
     from distributed.client import FutureCancelledError
     from distributed.comm.core import CommClosedError
 
     try:
         return await future
-    except (FutureCancelledError, CommClosedError) as exc:
-        raise _SchedulerLost(f"the Dask scheduler was lost ({describe(exc)})") from None
-    except OSError as exc:
-        raise _SchedulerLost(f"the Dask scheduler was lost ({describe(exc)})") from None
+    except (FutureCancelledError, CommClosedError, OSError) as exc:
+        if not cluster.connected():
+            raise _SchedulerLost(f"the Dask scheduler was lost ({type(exc).__name__})") from None
+        raise ExecutorError(f"the cluster gave the task up: {exc}") from None
 
 
 def _failure(exc: BaseException) -> str:
@@ -610,8 +613,8 @@ def run_record(run: Scheduler) -> dict[str, Any]:
         },
         "overall_verdict": overall.value,
     }
-    if run.interrupted:
-        record["incomplete"] = True
+    if run.interrupted or run.cluster_lost:
+        record["incomplete"] = True  # the next run resumes from here
     return record
 
 

@@ -215,17 +215,17 @@ class Scheduler:
                 await asyncio.to_thread(shutil.rmtree, base / RESULTS_DIR, True)
                 archive = await asyncio.to_thread(_transfer.pack, str(base))
             finally:
-                started = await asyncio.gather(starting, return_exceptions=True)
+                failed: BaseException | None = (await asyncio.gather(starting, return_exceptions=True))[0]
             self.base = self.tree = Tree(0, base, files)
             self.landing = Landing(repo, self.run_id, self.head or "", files)
-            if not isinstance(started[0], BaseException) and not cluster.owned:
-                started = await asyncio.gather(cluster.check_scheduler(), return_exceptions=True)
-            if isinstance(started[0], ExecutorError):
-                self.cluster_lost = str(started[0])
-                self.say(f"no cluster: {started[0]}")
+            if not isinstance(failed, BaseException) and not cluster.owned:
+                failed = (await asyncio.gather(cluster.check_scheduler(), return_exceptions=True))[0]
+            if isinstance(failed, ExecutorError):
+                self.cluster_lost = str(failed)
+                self.say(f"no cluster: {failed}")
                 return
-            if isinstance(started[0], BaseException):
-                raise started[0]
+            if isinstance(failed, BaseException):
+                raise failed
             for name, why in cluster.lost.items():
                 self.lost_nodes[name] = why
                 self.say(f"node {name} is down ({why}): the run goes on without it")

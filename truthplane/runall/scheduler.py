@@ -215,10 +215,11 @@ class Scheduler:
                 await asyncio.to_thread(shutil.rmtree, base / RESULTS_DIR, True)
                 archive = await asyncio.to_thread(_transfer.pack, str(base))
             finally:
-                failed: BaseException | None = (await asyncio.gather(starting, return_exceptions=True))[0]
+                outcome = (await asyncio.gather(starting, return_exceptions=True))[0]
+                failed = outcome if isinstance(outcome, BaseException) else None
             self.base = self.tree = Tree(0, base, files)
             self.landing = Landing(repo, self.run_id, self.head or "", files)
-            if not isinstance(failed, BaseException) and not cluster.owned:
+            if failed is None and not cluster.owned:
                 failed = (await asyncio.gather(cluster.check_scheduler(), return_exceptions=True))[0]
             if isinstance(failed, ExecutorError):
                 self.cluster_lost = str(failed)

@@ -69,9 +69,19 @@ def snapshot(archive: bytes) -> bytes:
     return archive
 
 
-def unpacked(digest: str, archive: bytes) -> Path:
-    """The snapshot with this content hash, unpacked once on this worker and shared by its jobs (read-only to
-    them: every job works in its own copy)."""
+def fetch(key: str) -> bytes:
+    """The bytes of a snapshot the client holds in the cluster under `key`, from whichever worker has them
+    (the scheduler makes them again if none has)."""
+    from distributed import worker_client
+
+    with worker_client() as client:  # the thread leaves the pool while it waits: the snapshot's task may need it
+        return client.get_dataset(key).result()  # type: ignore[no-any-return]
+
+
+def unpacked(digest: str, key: str) -> Path:
+    """The snapshot with this content hash, fetched and unpacked once on this worker and shared by its jobs
+    (read-only to them: every job works in its own copy). A task does not depend on the snapshot's future, so
+    the scheduler places it by free threads and priority alone."""
     from truthplane.executors._runner import safe_extract
     from truthplane.executors._transfer import digest as sha256
 
@@ -81,6 +91,7 @@ def unpacked(digest: str, archive: bytes) -> Path:
         final = scratch() / "snapshots" / digest
         if final.is_dir():
             return final
+        archive = fetch(key)
         if sha256(archive) != digest:
             raise ExecutorError(f"the snapshot received does not match its content hash {digest[:12]}")
         final.parent.mkdir(parents=True, exist_ok=True)
@@ -94,25 +105,31 @@ def unpacked(digest: str, archive: bytes) -> Path:
         return final
 
 
+_sandboxes: dict[str, Executor] = {}
+_sandboxes_lock = threading.Lock()
+
+
 def sandbox(name: str, options: dict[str, Any]) -> Executor:
-    """This thread's executor of that name (bubblewrap, docker, ...), made on first use and kept."""
+    """This worker's executor of that name (bubblewrap, docker, ...), made on first use and shared by its threads
+    (the local executor's ready processes belong to no event loop)."""
     if name in IN_PROCESS_SANDBOXES:
         return IN_PROCESS_SANDBOXES[name]
     from truthplane.registry import load
 
-    cache: dict[str, Executor] = getattr(_local, "sandboxes", None) or {}
-    _local.sandboxes = cache
     key = f"{name}:{sorted(options.items())!r}"
-    if key not in cache:
-        if name in ("ssh", "cluster"):
-            raise ExecutorError(f"a worker's sandbox cannot be the {name} executor: use local (bubblewrap) or docker")
-        executor = load("executors", name)(options)
-        bwrap = getattr(executor, "bwrap", None)
-        if bwrap is not None and bwrap() is None and options.get("sandbox", True) not in (False, "false", "off"):
-            raise ExecutorError(f"worker on {socket.gethostname()} has no bubblewrap: a task never runs unsandboxed "
-                                "on a worker (apt-get install bubblewrap there, or sandbox = \"docker\")")
-        cache[key] = executor
-    return cache[key]
+    with _sandboxes_lock:
+        if key not in _sandboxes:
+            if name in ("ssh", "cluster"):
+                raise ExecutorError(f"a worker's sandbox cannot be the {name} executor: use local (bubblewrap) or "
+                                    "docker")
+            executor = load("executors", name)(options)
+            bwrap = getattr(executor, "bwrap", None)
+            if bwrap is not None and bwrap() is None and options.get("sandbox", True) not in (False, "false", "off"):
+                raise ExecutorError(f"worker on {socket.gethostname()} has no bubblewrap: a task never runs "
+                                    "unsandboxed on a worker (apt-get install bubblewrap there, or sandbox = "
+                                    "\"docker\")")
+            _sandboxes[key] = executor
+        return _sandboxes[key]
 
 
 def _loop() -> asyncio.AbstractEventLoop:
@@ -156,13 +173,13 @@ async def _as_coroutine(work: Callable[[], Awaitable[T]]) -> T:
     return await work()
 
 
-def run_job(job: Job, digest: str | None, archive: bytes | None, sandbox_name: str,
+def run_job(job: Job, digest: str | None, key: str | None, sandbox_name: str,
             options: dict[str, Any]) -> JobResult:
     """One job of the cluster executor, in this worker machine's sandbox."""
     where = announce(kind="job", label=job.label)
     if digest is not None:
-        assert archive is not None
-        job = job.model_copy(update={"source_dir": str(unpacked(digest, archive)), "origin": None,
+        assert key is not None
+        job = job.model_copy(update={"source_dir": str(unpacked(digest, key)), "origin": None,
                                      "interpreter": None})
     executor = sandbox(sandbox_name, options)
     result = run_here(lambda: executor.run(job))

@@ -95,6 +95,7 @@ class Cluster:
     run_id: str = ""
     processes: bool = True
     local_workers: int = 0  # ssh: worker processes on this machine beside the nodes
+    preload: list[str] = field(default_factory=list)  # modules every worker imports as it starts
     client: Any = None
     owned: bool = False
     dashboard: str | None = None
@@ -105,6 +106,7 @@ class Cluster:
     _nannies: list[Any] = field(default_factory=list)
     _scratch: str | None = None
     _config: Any = None
+    _held: dict[str, Any] = field(default_factory=dict)  # published snapshots, by name
     node_names: dict[str, str] = field(default_factory=dict)  # worker address -> the node it runs on
 
     async def start(self) -> Cluster:
@@ -148,7 +150,7 @@ class Cluster:
         self._cluster = await LocalCluster(
             n_workers=workers, threads_per_worker=1, processes=self.processes, **where, security=security,
             dashboard_address="127.0.0.1:0", scheduler_kwargs={"dashboard": self.settings.dashboard},
-            worker_dashboard_address="127.0.0.1:0", asynchronous=True, silence_logs=QUIET,
+            worker_dashboard_address="127.0.0.1:0", asynchronous=True, silence_logs=QUIET, preload=self.preload,
         )
         self.client = await Client(self._cluster, asynchronous=True, security=security)
         self.dashboard = self._cluster.dashboard_link if self.settings.dashboard else None
@@ -189,7 +191,8 @@ class Cluster:
                                           dashboard_address=f"{self.settings.scheduler_host}:0")
         address = self._scheduler.address
         pems = (security.tls_worker_cert, security.tls_worker_key)
-        self._ssh_workers = [SSHWorker(node, self.ssh, address, pems, self.run_id) for node in self.ssh.nodes]
+        self._ssh_workers = [SSHWorker(node, self.ssh, address, pems, self.run_id, self.preload)
+                             for node in self.ssh.nodes]
         started = await asyncio.gather(*(w.start() for w in self._ssh_workers), return_exceptions=True)
         for worker, outcome in zip(self._ssh_workers, started, strict=True):
             if isinstance(outcome, BaseException):
@@ -200,7 +203,8 @@ class Cluster:
                 self.node_names[outcome] = worker.name
         for n in range(self.local_workers):
             nanny = await Nanny(address, nthreads=1, security=security, name=f"local-{n + 1}",
-                                host=self.settings.scheduler_host, silence_logs=QUIET, dashboard=False)
+                                host=self.settings.scheduler_host, silence_logs=QUIET, dashboard=False,
+                                dashboard_address="127.0.0.1:0", preload=self.preload)
             self._nannies.append(nanny)
         self.client = await Client(address, asynchronous=True, security=security)
         if self.node_names or self.local_workers:
@@ -244,15 +248,22 @@ class Cluster:
             return f"local-{int(name) + 1}"
         return name
 
-    def hold(self, archive: bytes, digest: str) -> Any:
-        """The snapshot as a future workers fetch once each; it survives the loss of any worker."""
+    async def hold(self, archive: bytes, digest: str) -> str:
+        """The snapshot in the cluster, under the name a worker fetches it by (once per worker): a task of the
+        graph published under that name, so it survives the loss of any worker and a task that needs it does
+        not depend on where it is."""
         import warnings
 
         from truthplane.executors._on_worker import snapshot
 
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # "large graph": the snapshot is meant to travel in it, once
-            return self.client.submit(snapshot, archive, key=f"truthplane-snapshot-{digest}", pure=False)
+        name = f"truthplane-snapshot-{digest}"
+        if name not in self._held:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # "large graph": the snapshot is meant to travel in it, once
+                future = self.client.submit(snapshot, archive, key=name, pure=False)
+            await self.client.publish_dataset(**{name: future}, override=True)
+            self._held[name] = future
+        return name
 
     def connected(self) -> bool:
         return self.client is not None and self.client.status == "running"
@@ -282,14 +293,17 @@ class Cluster:
         client, self.client = self.client, None
         if client is not None:
             try:
+                if not self.owned:  # a team's scheduler keeps nothing of this run
+                    for name in self._held:
+                        await asyncio.wait_for(client.unpublish_dataset(name), 5)
                 await asyncio.wait_for(client.close(), 10)
-            except (TimeoutError, OSError):
+            except Exception:  # noqa: BLE001 -- a scheduler already gone has nothing to release
                 pass
+        self._held.clear()
+        scheduler, self._scheduler = self._scheduler, None
         await asyncio.gather(*(w.close() for w in self._ssh_workers), *(n.close() for n in self._nannies),
+                             *([asyncio.wait_for(scheduler.close(), 15)] if scheduler is not None else []),
                              return_exceptions=True)
-        if self._scheduler is not None:
-            await asyncio.wait_for(self._scheduler.close(), 15)
-            self._scheduler = None
         if self._cluster is not None:
             cluster, self._cluster = self._cluster, None
             await cluster.close()
@@ -323,7 +337,7 @@ class ClusterExecutor(Executor):
         self.sandbox_options = sandbox_options or {}
         self.cluster: Cluster | None = None
         self._starting: asyncio.Lock | None = None
-        self._snapshots: dict[str, tuple[Any, str, Any]] = {}  # source_dir -> (signature, digest, future)
+        self._snapshots: dict[str, tuple[Any, str, str]] = {}  # source_dir -> (signature, digest, name)
         self.lost_workers: dict[str, str] = {}
         self._placed: dict[str, list[str]] = {}  # job key -> the workers it started on
 
@@ -372,15 +386,14 @@ class ClusterExecutor(Executor):
         if message.get("action") == "remove-worker" and not message.get("expected", False):
             self.lost_workers[str(message.get("worker"))] = "the worker left the cluster mid-run"
 
-    async def _snapshot(self, cluster: Cluster, source_dir: str) -> tuple[str, Any]:
-        """The directory packed and handed to the cluster once (again only when it changed)."""
+    async def _snapshot(self, cluster: Cluster, source_dir: str) -> tuple[str, str]:
+        """The directory packed and handed to the cluster once (again only when it changed): digest, name."""
         signature = await asyncio.to_thread(_transfer.tree_signature, source_dir)
         cached = self._snapshots.get(source_dir)
         if cached is None or cached[0] != signature:
             archive = await asyncio.to_thread(_transfer.pack, source_dir)
             digest = _transfer.digest(archive)
-            future = cluster.hold(archive, digest)
-            cached = (signature, digest, future)
+            cached = (signature, digest, await cluster.hold(archive, digest))
             self._snapshots[source_dir] = cached
         return cached[1], cached[2]
 
@@ -389,9 +402,9 @@ class ClusterExecutor(Executor):
 
         started = time.monotonic()
         cluster = await self._ready()
-        digest, archive = (await self._snapshot(cluster, job.source_dir)) if job.source_dir else (None, None)
+        digest, held = (await self._snapshot(cluster, job.source_dir)) if job.source_dir else (None, None)
         key = f"truthplane-job-{uuid.uuid4().hex}"
-        future = cluster.client.submit(run_job, job, digest, archive, self.settings.sandbox, self.sandbox_options,
+        future = cluster.client.submit(run_job, job, digest, held, self.settings.sandbox, self.sandbox_options,
                                        key=key, pure=False)
         try:
             result: JobResult = await future

@@ -28,6 +28,7 @@ and its exceptions stop here.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import re
 import shlex
@@ -164,8 +165,9 @@ class SSHWorker:
     scheduler is gone (this machine killed) stops by itself."""
 
     def __init__(self, node: NodeOptions, options: SSHOptions, scheduler: str, pems: tuple[str, str] | None,
-                 run_id: str) -> None:
+                 run_id: str, preload: list[str] | None = None) -> None:
         self.node = node
+        self.preload = preload or []
         self.options = options
         self.scheduler = scheduler
         self.pems = pems
@@ -186,9 +188,11 @@ class SSHWorker:
         q = shlex.quote
         d = q(self.directory)
         args = [self.node.python, "-m", "distributed.cli.dask_worker", self.scheduler, "--name", self.name,
-                "--nthreads", str(self.node.slots), "--nworkers", "1", "--nanny", "--death-timeout", "60",
+                "--nthreads", str(self.node.slots), "--no-nanny", "--death-timeout", "60",
                 # the worker's own http server (health, metrics) stays on the node's loopback
                 "--no-dashboard", "--dashboard-address", "127.0.0.1:0", "--local-directory", f"{self.directory}/work"]
+        for module in self.preload:  # imported while the worker starts, not by its first task
+            args += ["--preload", module]
         if self.pems:
             args += ["--tls-ca-file", f"{self.directory}/cert.pem", "--tls-cert", f"{self.directory}/cert.pem",
                      "--tls-key", f"{self.directory}/key.pem"]
@@ -218,13 +222,17 @@ class SSHWorker:
         files = dict(zip(("cert.pem", "key.pem"), self.pems, strict=True)) if self.pems else {}
         if self.node.env:
             files["env"] = "".join(f"export {name}={q(value)}\n" for name, value in self.node.env.items())
-        if files:
-            for name, pem in files.items():
-                made = await self._conn.run(f"umask 077 && mkdir -p {q(self.directory)} && cat > "
-                                            f"{q(self.directory + '/' + name)}", input=pem, check=False)
-                if made.exit_status != 0:
-                    raise ExecutorError(f"ssh node {self.name}: cannot write to {self.directory} "
-                                        f"({(made.stderr or '').strip()[-200:]}): check cache_dir")
+        if files:  # one session writes them all, readable by the login user only
+            write = ("import json, os, sys; d = sys.argv[1]; os.makedirs(d, 0o700, exist_ok=True)\n"
+                     "for name, text in json.load(sys.stdin).items():\n"
+                     "    f = os.open(os.path.join(d, name), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)\n"
+                     "    os.write(f, text.encode()); os.close(f)\n")
+            made = await self._conn.run(f"umask 077 && {q(self.node.python)} -c {q(write)} {q(self.directory)}",
+                                        input=json.dumps(files), check=False)
+            if made.exit_status != 0:
+                raise ExecutorError(f"ssh node {self.name}: cannot write to {self.directory} with "
+                                    f"{self.node.python} ({(made.stderr or '').strip()[-200:]}): check cache_dir "
+                                    "and python")
         self._proc = await self._conn.create_process(self.command())
         first = await self._proc.stdout.readline()
         self._pid = int(first) if first.strip().isdigit() else None
@@ -257,9 +265,9 @@ class SSHWorker:
             return
         try:
             gone = f"rm -rf {shlex.quote(self.directory)}"
-            if self._pid:  # TERM, up to 5 s to stop, then KILL: the whole session goes
+            if self._pid:  # TERM, up to 1 s to stop, then KILL: the whole session goes
                 group = f"-- -{self._pid}"
-                gone = (f"kill -TERM {group} 2>/dev/null; i=0; while kill -0 {group} 2>/dev/null && [ $i -lt 50 ]; "
+                gone = (f"kill -TERM {group} 2>/dev/null; i=0; while kill -0 {group} 2>/dev/null && [ $i -lt 10 ]; "
                         f"do sleep 0.1; i=$((i+1)); done; kill -KILL {group} 2>/dev/null; {gone}")
             await asyncio.wait_for(conn.run(gone, check=False), 15)
         except _connection_errors():

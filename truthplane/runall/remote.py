@@ -129,12 +129,12 @@ class WorkerRunner(Runner):
         return tree.scan
 
 
-def run_task(order: TaskOrder, archive: bytes) -> TaskAnswer:
+def run_task(order: TaskOrder, snapshot_key: str) -> TaskAnswer:
     """Run one task here and answer with its verdict and the writes of its change."""
     from truthplane.git.checkout import planned_writes
 
     where = announce(kind="task", run=order.run_id, task=order.task.id)
-    base = unpacked(order.snapshot, archive)
+    base = unpacked(order.snapshot, snapshot_key)
     directory = GENERATIONS.take(order, base)
     taskdir = Path(tempfile.mkdtemp(prefix=f"task-{order.task.id}-", dir=scratch()))
     outcome: Outcome | None = None

@@ -179,7 +179,8 @@ class Scheduler:
             settings = settings.model_copy(update={"workers": options.workers})
         in_process = self.sandbox_override is not None
         return Cluster(settings, ssh, run_id=self.run_id, processes=not in_process,
-                       local_workers=(options.workers or 0) if settings.kind == "ssh" else 0)
+                       local_workers=(options.workers or 0) if settings.kind == "ssh" else 0,
+                       preload=["truthplane.runall.remote"] if not in_process else [])
 
     def _sandbox(self) -> tuple[str, dict[str, Any]]:
         if self.sandbox_override is not None:
@@ -241,7 +242,7 @@ class Scheduler:
             client.subscribe_topic(TOPIC, self._on_start)
             client.subscribe_topic("all", self._on_cluster_event)
             self.digest = _transfer.digest(archive)
-            self.archive = cluster.hold(archive, self.digest)
+            self.snapshot_name = await cluster.hold(archive, self.digest)  # workers fetch it once each
             self.client_host = socket.gethostname()
             await self._loop(cluster)
         finally:
@@ -411,7 +412,8 @@ class Scheduler:
         state.attempts += 1
         key = f"truthplane-{self.run_id}-{task.id}-{state.attempts}"
         self._keys[key] = state
-        future = cluster.client.submit(run_task, order, self.archive, key=key, priority=task.priority, pure=False)
+        future = cluster.client.submit(run_task, order, self.snapshot_name, key=key, priority=task.priority,
+                                       pure=False)
         state.status, state.worker = "RUNNING", None
         waiter = asyncio.ensure_future(_result(future, cluster))
         self._running[waiter] = Running(state, tree, future, time.monotonic())

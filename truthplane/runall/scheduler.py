@@ -120,6 +120,7 @@ class Scheduler:
         self._running: dict[asyncio.Future[Any], Running] = {}
         self._commit_jobs: set[asyncio.Future[Any]] = set()
         self._changes_at: dict[int, list[Any]] = {0: []}
+        self._teardown: asyncio.Future[None] | None = None
 
     # ---- what the live display reads -------------------------------------------------------
 
@@ -160,10 +161,14 @@ class Scheduler:
             await self._run_tasks(repo)
         finally:
             resume.unlock(lock)
-        record = run_record(self)
-        from truthplane.change.record import write_execution
+        try:
+            record = run_record(self)
+            from truthplane.change.record import write_execution
 
-        path = write_execution(root, record)
+            path = write_execution(root, record)
+        finally:
+            if self._teardown is not None:  # the cluster stops (and the trees go) before the run returns
+                await self._teardown
         return RunResult(record, path, self.interrupted)
 
     def _make_cluster(self) -> Cluster:
@@ -251,15 +256,18 @@ class Scheduler:
             if self.options.handle_signals:
                 for sig in (signal.SIGINT, signal.SIGTERM):
                     loop.remove_signal_handler(sig)
-            try:
-                await cluster.close()
-            finally:
-                if self.sandbox_override is not None:
-                    from truthplane.executors._on_worker import IN_PROCESS_SANDBOXES
+            self._teardown = asyncio.ensure_future(self._tear_down(cluster))  # while the record is written
 
-                    IN_PROCESS_SANDBOXES.pop(self.sandbox, None)
-                    await self.sandbox_override.close()
-                await asyncio.to_thread(shutil.rmtree, self.workdir, True)
+    async def _tear_down(self, cluster: Cluster) -> None:
+        try:
+            await cluster.close()
+        finally:
+            if self.sandbox_override is not None:
+                from truthplane.executors._on_worker import IN_PROCESS_SANDBOXES
+
+                IN_PROCESS_SANDBOXES.pop(self.sandbox, None)
+                await self.sandbox_override.close()
+            await asyncio.to_thread(shutil.rmtree, self.workdir, True)
 
     async def _stop_running(self) -> None:
         """Cancel what still runs (its workers stop its jobs); its tasks were interrupted or not run."""

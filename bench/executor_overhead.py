@@ -89,7 +89,7 @@ atexit.register(_REMOTES.close)
 
 def _ssh() -> Executor:
     from tests.executors._remote_fixtures import ssh_cluster
-    from truthplane.executors.ssh import SSHExecutor
+    from truthplane.executors.cluster import SSHExecutor
 
     # PATH on the node puts this python first, so the job's `python` is the bare run's python
     return SSHExecutor(

@@ -236,6 +236,7 @@ class DaskCluster:
     scheduler: subprocess.Popen
     workers: list[subprocess.Popen]
     logs: Path
+    tls: dict[str, str] = field(default_factory=dict)  # [cluster] tls_ca_file, tls_cert, tls_key for a client
 
     def kill_scheduler(self) -> None:
         kill_tree(self.scheduler)
@@ -261,12 +262,25 @@ def _wait_for_line(log: Path, proc: subprocess.Popen, marker: str, what: str) ->
 
 
 @contextmanager
-def dask_cluster(directory: Path, workers: int = 2, threads: int = 1, nanny: bool = False) -> Iterator[DaskCluster]:
-    """`dask scheduler` and `dask worker` processes on 127.0.0.1, as a team runs its own cluster (plain tcp, no
-    dashboard); every one of them killed at the end."""
+def dask_cluster(directory: Path, workers: int = 2, threads: int = 1, nanny: bool = False,
+                 tls: bool = False) -> Iterator[DaskCluster]:
+    """`dask scheduler` and `dask worker` processes on 127.0.0.1, as a team runs its own cluster (plain tcp, or
+    TLS with a certificate made here; no dashboard); every one of them killed at the end."""
     directory.mkdir(parents=True, exist_ok=True)
+    credentials: list[str] = []
+    files: dict[str, str] = {}
+    if tls:
+        from distributed import Security
+
+        made = Security.temporary()
+        (directory / "cert.pem").write_text(made.tls_ca_file)
+        (directory / "key.pem").write_text(made.tls_scheduler_key)
+        cert, key = str(directory / "cert.pem"), str(directory / "key.pem")
+        credentials = ["--tls-ca-file", cert, "--tls-cert", cert, "--tls-key", key]
+        files = {"tls_ca_file": cert, "tls_cert": cert, "tls_key": key}
     scheduler = _dask("dask_scheduler", ["--host", "127.0.0.1", "--port", "0", "--no-dashboard",
-                                         "--dashboard-address", "127.0.0.1:0"],
+                                         "--dashboard-address", "127.0.0.1:0", *(["--protocol", "tls"] if tls else []),
+                                         *credentials],
                       directory / "scheduler.log")
     started = [scheduler]
     try:
@@ -275,11 +289,11 @@ def dask_cluster(directory: Path, workers: int = 2, threads: int = 1, nanny: boo
             log = directory / f"worker-{n + 1}.log"
             proc = _dask("dask_worker", [address, "--nthreads", str(threads), "--name", f"team-{n + 1}", "--host",
                                          "127.0.0.1", "--no-dashboard", "--dashboard-address", "127.0.0.1:0",
-                                         "--nanny" if nanny else "--no-nanny",
+                                         "--nanny" if nanny else "--no-nanny", *credentials,
                                          "--local-directory", str(directory / f"worker-{n + 1}")], log)
             started.append(proc)
             _wait_for_line(log, proc, "Start worker at:", f"dask worker {n + 1}")
-        yield DaskCluster(address, scheduler, started[1:], directory)
+        yield DaskCluster(address, scheduler, started[1:], directory, files)
     finally:
         for proc in started:
             if proc.poll() is None:

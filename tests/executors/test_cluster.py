@@ -122,3 +122,17 @@ def test_cluster_settings_are_checked_when_read() -> None:
     with pytest.raises(ConfigError, match=r"cluster.workers"):
         parse_config({"cluster": {"workers": 0}}, "truthplane.toml")
     assert parse_config({"cluster": {"address": "10.0.0.4:8786"}}, "t").cluster.address == "tcp://10.0.0.4:8786"
+
+
+def test_a_worker_without_bubblewrap_refuses_the_task_rather_than_run_it_unsandboxed(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import shutil
+
+    from truthplane.executors import _on_worker
+
+    which = shutil.which
+    monkeypatch.setattr(shutil, "which", lambda name, *args, **kwargs: None if name == "bwrap" else which(name))
+    monkeypatch.setattr(_on_worker, "_sandboxes", {})
+    with pytest.raises(ExecutorError, match="has no bubblewrap: a task never runs unsandboxed on a worker"):
+        _on_worker.sandbox("local", {})
+    assert _on_worker.sandbox("local", {"sandbox": False}).name == "local"  # the user's own, explicit choice

@@ -252,3 +252,38 @@ def test_configuration_errors_are_clear() -> None:
         SSHExecutor({"nodes": [{"host": "h", "slots": 0}]})
     with pytest.raises(ConfigError, match=r"nodes\.0\.env"):
         SSHExecutor({"nodes": [{"host": "h", "env": {"NOT A NAME": "x"}}]})
+
+
+RIGHT = """--- a/calc.py
++++ b/calc.py
+@@ -1,2 +1,2 @@
+ def mean(values):
+-    return sum(values) / len(values) + 1
++    return sum(values) / len(values)
+"""
+
+
+@pytest.mark.tool("ruff")
+def test_fix_with_the_ssh_executor_runs_the_candidates_tests_on_the_nodes(nodes: Nodes, make_repo, tmp_path: Path,
+                                                                          capsys, monkeypatch) -> None:  # noqa: ANN001
+    import json
+
+    from tests.runall.test_scheduler import toml_value
+    from truthplane.cli.main import run
+
+    node = nodes.start("a")
+    table = "".join(f"{k} = {toml_value(v)}\n" for k, v in node.node_options(nodes.key, nodes.known_hosts, 2).items())
+    root = make_repo({"calc.py": "def mean(values):\n    return sum(values) / len(values) + 1\n",
+                      "truthplane.toml": f'verifiers = ["ruff"]\n\n[[executors.ssh.nodes]]\n{table}'})
+    monkeypatch.setenv("TRUTHPLANE_CACHE_DIR", str(tmp_path / "cache"))
+    patch = tmp_path / "right.diff"
+    patch.write_text(RIGHT)
+    test_cmd = "python3 -c 'import calc; assert calc.mean([1, 3]) == 2'"
+    code = run(["fix", str(root / "calc.py"), "--candidate", str(patch), "--test-cmd", test_cmd, "--executor", "ssh",
+                "--format", "json"])
+    result = json.loads(capsys.readouterr().out)
+    (candidate,) = result["candidates"]
+    assert code == 0 and candidate["verdict"] == "APPROVE", candidate
+    tests = candidate["tests"]
+    assert tests["before_rc"] == 1 and tests["after_rc"] == [0] and tests["ran_on"] == ["ssh on a"], tests
+    assert not list(node.cache_dir.glob("cluster-*"))  # the node's worker and files are gone when fix ends

@@ -149,3 +149,27 @@ def _state(pid: int) -> str:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
     except OSError:
         return "Z"
+
+
+def test_a_teams_cluster_with_tls_is_used_with_the_certificates_named_in_the_configuration(
+        make_repo, tmp_path: Path) -> None:
+    with dask_cluster(tmp_path / "cluster", workers=1, tls=True) as cluster:
+        assert cluster.address.startswith("tls://127.0.0.1:")
+        table = "".join(f'{key} = "{value}"\n' for key, value in cluster.tls.items())
+        root = make_repo({"out/.keep": "", "tasks.toml": tasks(1, "true"),
+                          "truthplane.toml": CONFIG + f'[cluster]\naddress = "{cluster.address}"\n{table}'})
+        proc = start(root, process_env(tmp_path))
+        lines = Lines(proc)
+        out = lines.finish(timeout=120)
+        assert proc.returncode == 0, lines.lines
+        assert json.loads(out)["tasks"][0]["node"] == "team-1"
+
+        bare = make_repo({"tasks.toml": tasks(1, "true"), "out/.keep": "",
+                          "truthplane.toml": CONFIG + f'[cluster]\naddress = "{cluster.address}"\n'
+                                                      "connect_timeout_s = 3\n"}, name="bare")
+        proc = start(bare, process_env(tmp_path))
+        lines = Lines(proc)
+        out = lines.finish(timeout=120)
+    assert proc.returncode == 4 and out, lines.lines  # without the certificates, no connection, nothing run
+    assert json.loads(out)["tasks"][0]["status"] == "NOT_RUN"
+    assert "talks TLS: name its certificate files in [cluster]" in json.loads(out)["cluster"]["lost"]

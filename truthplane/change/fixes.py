@@ -43,6 +43,7 @@ class RunCheck(BaseModel):
     before_output_tail: str = Field(default="", description="the output's tail before any patch, when it failed then")
     detail: str = ""
     interpreter: str | None = Field(default=None, description="the Python `python` meant in the command's job")
+    ran_on: list[str] = Field(default_factory=list, description="where each run after the patch ran: executor on node")
 
 
 class CandidateResult(BaseModel):

@@ -60,12 +60,21 @@ def _source(directory: Path, files: dict[str, str], label: str) -> Source:
 
 async def _run(executor, directory: Path, command: str, *, extra: dict[str, bytes] | None = None,  # noqa: ANN001
                timeout_s: float, origin: Path) -> tuple[int | None, str]:
+    rc, tail, _ = await _run_where(executor, directory, command, extra=extra, timeout_s=timeout_s, origin=origin)
+    return rc, tail
+
+
+async def _run_where(executor, directory: Path, command: str, *,  # noqa: ANN001
+                     extra: dict[str, bytes] | None = None, timeout_s: float,
+                     origin: Path) -> tuple[int | None, str, str]:
+    """The exit code, the output's tail, and where it ran (executor and node)."""
     job = repository_job(command, directory, origin, files=extra, timeout_s=timeout_s)
     result = await executor.run(job)
     tail = (result.stdout + result.stderr)[-OUTPUT_TAIL:]
+    where = f"{result.executor} on {result.node}"
     if result.timed_out:
-        return None, f"timed out after {timeout_s:g}s\n{tail}"
-    return result.returncode, tail
+        return None, f"timed out after {timeout_s:g}s\n{tail}", where
+    return result.returncode, tail, where
 
 
 class Loop:
@@ -226,11 +235,11 @@ class Loop:
     async def _tests(self, directory: Path) -> RunCheck | None:
         if not self.request.test_cmd:
             return None
-        rc, tail = await _run(
+        rc, tail, where = await _run_where(
             self.executor, directory, self.request.test_cmd, timeout_s=self.request.timeout_s, origin=self.request.root
         )
         return RunCheck(command=self.request.test_cmd, after_rc=[rc], passed=rc == 0, output_tail=tail,
-                        interpreter=self.interpreter)
+                        interpreter=self.interpreter, ran_on=[where])
 
     async def _repro(self, base: Baseline, directory: Path) -> RunCheck | None:
         command = self.request.repro_cmd or (f"python {REPRO_FILE}" if base.repro_script else None)
@@ -239,7 +248,7 @@ class Loop:
         extra = {REPRO_FILE: base.repro_script.encode()} if base.repro_script else None
         runs = await asyncio.gather(
             *(
-                _run(
+                _run_where(
                     self.executor,
                     directory,
                     command,
@@ -250,12 +259,13 @@ class Loop:
                 for _ in range(max(1, self.request.repro_runs))
             )
         )  # each repetition in its own sandbox: nothing carries over from one to the next
-        codes = [rc for rc, _ in runs]
+        codes = [rc for rc, _, _ in runs]
         tail = runs[-1][1]
         passed = all(rc == 0 for rc in codes)
         flaky = not passed and any(rc == 0 for rc in codes)
         return RunCheck(command=command, before_rc=base.repro_before, after_rc=codes, passed=passed,
-                        flaky=flaky, output_tail=tail, interpreter=self.interpreter)
+                        flaky=flaky, output_tail=tail, interpreter=self.interpreter,
+                        ran_on=[where for _, _, where in runs])
 
 
 async def gather_candidates(loop: Loop, base: Baseline, patches: list[Candidate]) -> tuple[list[Candidate], list[str]]:

@@ -160,6 +160,9 @@ class Cluster:
 
         settings = self.settings
         security = None
+        if (settings.address or "").startswith("tls://") and not settings.tls_ca_file:
+            raise ExecutorError(f"the Dask scheduler at {settings.address} talks TLS: name its certificate files in "
+                                "[cluster] (tls_ca_file, tls_cert, tls_key)")
         if settings.tls_ca_file:
             for path in (settings.tls_ca_file, settings.tls_cert, settings.tls_key):
                 if not os.path.isfile(os.path.expanduser(path or "")):
@@ -170,7 +173,7 @@ class Cluster:
         try:
             self.client = await Client(settings.address, asynchronous=True, security=security,
                                        timeout=settings.connect_timeout_s)
-        except (OSError, TimeoutError) as exc:
+        except (OSError, TimeoutError, TypeError, ValueError) as exc:
             raise ExecutorError(f"cannot reach the Dask scheduler at {settings.address} within "
                                 f"{settings.connect_timeout_s:g} s ({exc}): is it running, and is the address "
                                 "(and TLS) right?") from None

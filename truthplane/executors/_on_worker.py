@@ -85,13 +85,15 @@ def unpacked(digest: str, key: str) -> Path:
     from truthplane.executors._runner import safe_extract
     from truthplane.executors._transfer import digest as sha256
 
+    final = scratch() / "snapshots" / digest
+    if final.is_dir():
+        return final
+    archive = fetch(key)  # no lock held here: the thread leaves the pool while it waits, and must get back in
     with _unpacking:
         lock = _digest_locks.setdefault(digest, threading.Lock())
     with lock:
-        final = scratch() / "snapshots" / digest
         if final.is_dir():
             return final
-        archive = fetch(key)
         if sha256(archive) != digest:
             raise ExecutorError(f"the snapshot received does not match its content hash {digest[:12]}")
         final.parent.mkdir(parents=True, exist_ok=True)

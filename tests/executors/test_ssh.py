@@ -254,13 +254,6 @@ def test_configuration_errors_are_clear() -> None:
         SSHExecutor({"nodes": [{"host": "h", "env": {"NOT A NAME": "x"}}]})
 
 
-RIGHT = """--- a/calc.py
-+++ b/calc.py
-@@ -1,2 +1,2 @@
- def mean(values):
--    return sum(values) / len(values) + 1
-+    return sum(values) / len(values)
-"""
 
 
 @pytest.mark.tool("ruff")
@@ -268,12 +261,13 @@ def test_fix_with_the_ssh_executor_runs_the_candidates_tests_on_the_nodes(nodes:
                                                                           capsys, monkeypatch) -> None:  # noqa: ANN001
     import json
 
+    from tests.executors.test_interpreter import CALC, RIGHT
     from tests.runall.test_scheduler import toml_value
     from truthplane.cli.main import run
 
     node = nodes.start("a")
     table = "".join(f"{k} = {toml_value(v)}\n" for k, v in node.node_options(nodes.key, nodes.known_hosts, 2).items())
-    root = make_repo({"calc.py": "def mean(values):\n    return sum(values) / len(values) + 1\n",
+    root = make_repo({"calc.py": CALC,
                       "truthplane.toml": f'verifiers = ["ruff"]\n\n[[executors.ssh.nodes]]\n{table}'})
     monkeypatch.setenv("TRUTHPLANE_CACHE_DIR", str(tmp_path / "cache"))
     patch = tmp_path / "right.diff"

@@ -272,6 +272,8 @@ class Scheduler:
     async def _stop_running(self) -> None:
         """Cancel what still runs (its workers stop its jobs); its tasks were interrupted or not run."""
         running, self._running = self._running, {}
+        for view in self.workers:
+            view.doing = None
         for waiter, item in running.items():
             waiter.cancel()
             if item.state.status == "RUNNING":

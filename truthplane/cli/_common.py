@@ -17,9 +17,15 @@ class Format(str, Enum):
     json = "json"
     sarif = "sarif"
     markdown = "markdown"
+    github = "github"  # workflow commands: annotations on a pull request's files
+    gitlab = "gitlab"  # a Code Quality report
+    junit = "junit"
+    rdjson = "rdjson"  # reviewdog's Diagnostic format
 
 
-FORMAT = typer.Option(Format.text, "--format", "-f", help="Output format.")
+CI_FORMATS = (Format.github, Format.gitlab, Format.junit, Format.rdjson)
+FORMAT = typer.Option(Format.text, "--format", "-f", help="Output format: text, json, sarif, markdown; for CI and "
+                      "review tools github (annotations), gitlab (Code Quality), junit, rdjson (reviewdog).")
 OUTPUT = typer.Option(None, "--output", "-o", help="Write the document to FILE instead of stdout.", dir_okay=False)
 CONFIG = typer.Option(None, "--config", help="truthplane.toml (or a pyproject.toml) to use.", dir_okay=False)
 VERIFIER = typer.Option(None, "--verifier", "-v", help="Run only this verifier (repeatable).")
@@ -81,10 +87,28 @@ def emit(text: str | bytes, output: Path | None) -> None:
         write_document(output, text)
 
 
-def emit_gate(result, fmt: Format, output: Path | None) -> int:  # noqa: ANN001
+def emit_ci(result, fmt: Format, output: Path | None, policy) -> None:  # noqa: ANN001
+    """A gate's result or a scan in one of the CI formats."""
+    from truthplane.cli import ci_formats
+
+    writers: dict[Format, Callable[[Any], str]] = {
+        Format.github: lambda r: ci_formats.github_annotations(r, policy),
+        Format.gitlab: ci_formats.gitlab_code_quality,
+        Format.junit: lambda r: ci_formats.junit_report(r, policy),
+        Format.rdjson: lambda r: ci_formats.rdjson(r, policy),
+    }
+    emit(writers[fmt](result), output)
+
+
+def emit_gate(result, fmt: Format, output: Path | None, policy=None) -> int:  # noqa: ANN001
+    """`policy`: the gate's [gate] settings, which the CI formats' severities follow (default: the defaults)."""
     from truthplane.cli import render
 
-    if fmt is Format.text and output is None:
+    if fmt in CI_FORMATS:
+        from truthplane.config import GateConfig
+
+        emit_ci(result, fmt, output, policy or GateConfig())
+    elif fmt is Format.text and output is None:
         render.print_gate_text(result, sys.stdout)
     else:
         writers: dict[Format, Callable[[Any], str | bytes]] = {

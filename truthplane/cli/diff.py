@@ -24,7 +24,7 @@ def diff(
     config = load_config(Path("."), config_path)
     here = Path.cwd()  # a log's absolute file URIs (ruff's) are read relative to where the command runs
     result = evaluate(load_scan(before, here), load_scan(after, here), config.gate, base=str(before), head=str(after))
-    return emit_gate(result, fmt, output)
+    return emit_gate(result, fmt, output, config.gate)
 
 
 def register(app: typer.Typer) -> None:

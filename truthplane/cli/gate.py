@@ -82,7 +82,7 @@ def gate(
             sys.stderr.write(f"truthplane: could not write the CI files: {render.printable(str(write_error))}\n")
         raise
     _ci_files(sarif_out, summary_out, lambda: render.gate_sarif(result), lambda: render.gate_markdown(result))
-    return emit_gate(result, fmt, output)
+    return emit_gate(result, fmt, output, config.gate)
 
 
 def _say(note: str) -> None:

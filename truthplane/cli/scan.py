@@ -9,6 +9,7 @@ import typer
 
 from truthplane.cli._common import (
     CACHE_DIR,
+    CI_FORMATS,
     CONFIG,
     FORMAT,
     NO_CACHE,
@@ -16,6 +17,7 @@ from truthplane.cli._common import (
     VERIFIER,
     Format,
     emit,
+    emit_ci,
     emit_gate,
     recover,
     scan_options,
@@ -54,12 +56,14 @@ def scan(
         before, before_label = load_baseline(path, against)
         with render.Progress() as progress:
             result = scan_against(path, config, options, before, before_label, progress.scope(label))
-        return emit_gate(result, fmt, output)
+        return emit_gate(result, fmt, output, config.gate)
     with render.Progress() as progress:
         found = scan_path(path, config, options, progress.scope(label))
     saved_path, sarif_paths = save_baseline(path, found)
     failed = any(r.status.value != "ok" for r in found.verifiers)
-    if fmt is Format.text and output is None:
+    if fmt in CI_FORMATS:
+        emit_ci(found, fmt, output, config.gate)
+    elif fmt is Format.text and output is None:
         render.print_scan_text(found, sys.stdout, saved=[saved_path, *sarif_paths])
     elif fmt is Format.json:
         emit(found.model_dump_json(indent=2) + "\n", output)

@@ -44,9 +44,16 @@ def gate(
     no_fetch: bool = typer.Option(
         False, "--no-fetch", help="In a shallow clone, do not fetch the base or more history."
     ),
+    review: str = typer.Option(
+        None, "--review", help="Also post the result as a review: github (a pull request review, from a GitHub "
+        "Actions pull_request job). A failed post never changes the exit code."
+    ),
 ) -> int:
     """Judge what a change really changes: the merge-base of HEAD and --base against HEAD."""
-    from truthplane.errors import TruthplaneError
+    from truthplane.errors import TruthplaneError, UsageError
+
+    if review is not None and review != "github":
+        raise UsageError(f"--review {review!r}: the review target is github")
     from truthplane.git.run import gate_calls_ahead
     from truthplane.paths import default_cache_dir
     from truthplane.truth.ahead import LaunchPlans, tools_ahead
@@ -82,7 +89,28 @@ def gate(
             sys.stderr.write(f"truthplane: could not write the CI files: {render.printable(str(write_error))}\n")
         raise
     _ci_files(sarif_out, summary_out, lambda: render.gate_sarif(result), lambda: render.gate_markdown(result))
-    return emit_gate(result, fmt, output, config.gate)
+    code = emit_gate(result, fmt, output, config.gate)
+    if review is not None:
+        post_review(result)
+    return code
+
+
+def post_review(result) -> None:  # noqa: ANN001
+    """Post the gate's result as a pull request review; say what happened on stderr, whatever happened."""
+    from truthplane.cli.render import printable
+    from truthplane.review.github import GitHub, ReviewError, from_actions
+
+    try:
+        client = GitHub(from_actions())
+        try:
+            plan, url = client.post(result)
+        finally:
+            client.close()
+    except ReviewError as exc:
+        sys.stderr.write(printable(f"truthplane: the review was not posted: {exc} (the gate's verdict and exit code "
+                                   "are unchanged)") + "\n")
+        return
+    sys.stderr.write(printable(f"truthplane: review posted{': ' + url if url else ''} ({plan.summary()})") + "\n")
 
 
 def _say(note: str) -> None:

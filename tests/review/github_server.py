@@ -1,0 +1,205 @@
+"""A local server answering the pull request endpoints of GitHub's REST API as GitHub does, on 127.0.0.1.
+
+Requests and answers follow GitHub's REST reference (API version 2022-11-28): the pull request's files with their
+`patch`, its review comments, creating a review with line comments, editing and deleting a review comment;
+pagination through the `Link` header; and GitHub's own error bodies: 401 "Bad credentials", 403 "Resource not
+accessible by integration" (a token without the permission), 403/429 rate limits with `Retry-After`, and 422 for
+a comment on a line that is not part of the diff. A test scripts one-off failures with `fail_next(...)`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlparse
+
+from truthplane.review.plan import commentable_lines
+
+DOCS = "https://docs.github.com/rest/pulls"
+
+
+@dataclass
+class Failure:
+    method: str
+    path: str  # a regular expression the request's path must match
+    status: int
+    body: dict[str, Any]
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class PullRequestState:
+    repository: str
+    number: int
+    head_sha: str
+    token: str
+    files: dict[str, str]  # path -> patch (GitHub's `patch` field: the file's hunks)
+    read_only: bool = False
+    page_size: int = 2  # GitHub caps per_page at 100; a small cap here makes every list span pages
+    comments: list[dict[str, Any]] = field(default_factory=list)
+    reviews: list[dict[str, Any]] = field(default_factory=list)
+    requests: list[tuple[str, str]] = field(default_factory=list)
+    failures: list[Failure] = field(default_factory=list)
+    next_id: int = 1000
+
+
+class GitHubServer:
+    def __init__(self, state: PullRequestState) -> None:
+        self.state = state
+        self.lock = threading.Lock()
+        handler = type("Handler", (_Handler,), {"server_state": self})
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.httpd.server_address[1]}"
+
+    def fail_next(self, method: str, path: str, status: int, message: str, headers: dict[str, str] | None = None,
+                  errors: list[str] | None = None) -> None:
+        body: dict[str, Any] = {"message": message, "documentation_url": DOCS, "status": str(status)}
+        if errors:
+            body["errors"] = errors
+        self.state.failures.append(Failure(method, path, status, body, headers or {}))
+
+    def __enter__(self) -> GitHubServer:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server_state: GitHubServer
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+    def do_GET(self) -> None:  # noqa: N802
+        self._handle("GET")
+
+    def do_POST(self) -> None:  # noqa: N802
+        self._handle("POST")
+
+    def do_PATCH(self) -> None:  # noqa: N802
+        self._handle("PATCH")
+
+    def do_DELETE(self) -> None:  # noqa: N802
+        self._handle("DELETE")
+
+    def _send(self, status: int, body: Any = None, headers: dict[str, str] | None = None) -> None:
+        data = b"" if body is None else json.dumps(body).encode()
+        self.send_response(status)
+        if body is not None:
+            self.send_header("Content-Type", "application/json; charset=utf-8")
+        self.send_header("Content-Length", str(len(data)))
+        self.send_header("X-GitHub-Api-Version-Selected", "2022-11-28")
+        for key, value in (headers or {}).items():
+            self.send_header(key, value)
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _error(self, status: int, message: str, errors: list[str] | None = None) -> None:
+        body: dict[str, Any] = {"message": message, "documentation_url": DOCS, "status": str(status)}
+        if errors:
+            body["errors"] = errors
+        self._send(status, body)
+
+    def _handle(self, method: str) -> None:
+        server = self.server_state
+        state = server.state
+        url = urlparse(self.path)
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length) if length else b""
+        with server.lock:
+            state.requests.append((method, url.path))
+            auth = self.headers.get("Authorization", "")
+            if auth not in (f"Bearer {state.token}", f"token {state.token}"):
+                return self._error(401, "Bad credentials")
+            for failure in list(state.failures):
+                if failure.method == method and re.fullmatch(failure.path, url.path):
+                    state.failures.remove(failure)
+                    return self._send(failure.status, failure.body, failure.headers)
+            if method != "GET" and state.read_only:
+                return self._error(403, "Resource not accessible by integration")
+            try:
+                body = json.loads(raw) if raw else None
+            except ValueError:
+                return self._error(400, "Problems parsing JSON")
+            return self._route(method, url.path, parse_qs(url.query), body)
+
+    def _route(self, method: str, path: str, query: dict[str, list[str]], body: Any) -> None:
+        state = self.server_state.state
+        prefix = f"/repos/{state.repository}/pulls"
+        pull = f"{prefix}/{state.number}"
+        if method == "GET" and path == f"{pull}/files":
+            files = [{"sha": "0" * 40, "filename": name, "status": "modified", "additions": patch.count("\n+"),
+                      "deletions": patch.count("\n-"), "changes": 0, "patch": patch}
+                     for name, patch in sorted(state.files.items())]
+            return self._page(files, query, path)
+        if method == "GET" and path == f"{pull}/comments":
+            return self._page(state.comments, query, path)
+        if method == "POST" and path == f"{pull}/reviews":
+            return self._create_review(body)
+        match = re.fullmatch(rf"{prefix}/comments/(\d+)", path)
+        if match:
+            comment = next((c for c in state.comments if c["id"] == int(match[1])), None)
+            if comment is None:
+                return self._error(404, "Not Found")
+            if method == "PATCH":
+                if not isinstance(body, dict) or not isinstance(body.get("body"), str):
+                    return self._error(422, "Invalid request.", ['"body" wasn\'t supplied.'])
+                comment["body"] = body["body"]
+                comment["updated_at"] = "2026-12-05T00:00:01Z"
+                return self._send(200, comment)
+            if method == "DELETE":
+                state.comments.remove(comment)
+                return self._send(204)
+        return self._error(404, "Not Found")
+
+    def _page(self, items: list[Any], query: dict[str, list[str]], path: str) -> None:
+        state = self.server_state.state
+        size = min(int(query.get("per_page", ["30"])[0]), 100, state.page_size)
+        page = int(query.get("page", ["1"])[0])
+        chunk = items[(page - 1) * size: page * size]
+        headers = {}
+        last = max(1, -(-len(items) // size))
+        if page < last:
+            base = f"{self.server_state.url}{path}?per_page={size}"
+            headers["Link"] = f'<{base}&page={page + 1}>; rel="next", <{base}&page={last}>; rel="last"'
+        return self._send(200, chunk, headers)
+
+    def _create_review(self, body: Any) -> None:
+        state = self.server_state.state
+        if not isinstance(body, dict) or body.get("event") not in ("COMMENT", "APPROVE", "REQUEST_CHANGES", None):
+            return self._error(422, "Unprocessable Entity", ["event is not a valid review event"])
+        comments = body.get("comments") or []
+        for comment in comments:
+            patch = state.files.get(comment.get("path"))
+            if patch is None or comment.get("line") not in commentable_lines(patch) or comment.get("side",
+                                                                                                  "RIGHT") != "RIGHT":
+                return self._error(422, "Unprocessable Entity",
+                                   ["Pull request review thread line must be part of the diff and Pull request "
+                                    "review thread diff hunk can't be blank"])
+        state.next_id += 1
+        review = {"id": state.next_id, "node_id": f"PRR_{state.next_id}", "user": {"login": "github-actions[bot]"},
+                  "body": body.get("body") or "", "state": "COMMENTED", "commit_id": body.get("commit_id"),
+                  "html_url": f"https://github.com/{state.repository}/pull/{state.number}#pullrequestreview-"
+                              f"{state.next_id}", "submitted_at": "2026-12-05T00:00:00Z"}
+        state.reviews.append(review)
+        for comment in comments:
+            state.next_id += 1
+            state.comments.append({
+                "id": state.next_id, "node_id": f"PRRC_{state.next_id}", "pull_request_review_id": review["id"],
+                "path": comment["path"], "line": comment["line"], "side": "RIGHT", "body": comment["body"],
+                "commit_id": body.get("commit_id"), "user": {"login": "github-actions[bot]"},
+                "html_url": f"https://github.com/{state.repository}/pull/{state.number}#discussion_r{state.next_id}",
+                "created_at": "2026-12-05T00:00:00Z", "updated_at": "2026-12-05T00:00:00Z",
+            })
+        return self._send(200, review)

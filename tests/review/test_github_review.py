@@ -1,0 +1,142 @@
+"""`truthplane gate --review github` end to end: a real repository and a real change gated with real ruff, the
+review posted to a local server answering as GitHub's REST API does (tests/review/github_server.py): the first
+post, the next push updating instead of duplicating, a finding gone, a rate limit, a line GitHub will not take,
+and tokens that may not post."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import git
+from tests.review.github_server import GitHubServer, PullRequestState
+from truthplane.cli.main import run
+from truthplane.review.plan import commentable_lines, marked_fingerprint
+
+pytestmark = pytest.mark.tool("ruff")
+
+FILLER = "".join(f"VALUE_{n} = {n}\n" for n in range(12))
+BASE = f"import os\nimport json\n\n\ndef dump():\n    return json.dumps({{}})\n\n\n{FILLER}\n\ndef name():\n" \
+       "    return os.name\n"
+# the change drops the only use of os (so `import os`, far above the diff, becomes unused) and adds an unused import
+CHANGED = f"import os\nimport json\n\n\ndef dump():\n    return json.dumps({{}})\n\n\n{FILLER}\n\ndef name():\n" \
+          "    import sys\n    return 'posix'\n"
+
+
+@pytest.fixture
+def pull(make_repo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Path, GitHubServer]]:
+    monkeypatch.setenv("TRUTHPLANE_CACHE_DIR", str(tmp_path / "cache"))
+    root = make_repo({"app.py": BASE, "truthplane.toml": 'verifiers = ["ruff"]\n'})
+    git(root, "checkout", "-q", "-b", "feature")
+    state = PullRequestState(repository="octo/demo", number=7, head_sha="", token="ghs_test", files={})
+    with GitHubServer(state) as server:
+        event = tmp_path / "event.json"
+        monkeypatch.setenv("GITHUB_API_URL", server.url)
+        monkeypatch.setenv("GITHUB_REPOSITORY", "octo/demo")
+        monkeypatch.setenv("GITHUB_TOKEN", "ghs_test")
+        monkeypatch.setenv("GITHUB_EVENT_PATH", str(event))
+        server.event = event  # type: ignore[attr-defined]
+        yield root, server
+
+
+def push(root: Path, server: GitHubServer, content: str) -> None:
+    """Commit the change on the branch and show the pull request as GitHub would: its head, its files' patches."""
+    (root / "app.py").write_text(content)
+    git(root, "commit", "-qam", "change")
+    head = git(root, "rev-parse", "HEAD").strip()
+    diff = subprocess.run(["git", "diff", "main...HEAD", "--", "app.py"], cwd=root, capture_output=True, text=True,
+                          check=True).stdout
+    server.state.files = {"app.py": diff[diff.index("@@"):]}
+    server.state.head_sha = head
+    server.event.write_text(json.dumps({"action": "synchronize", "number": 7,  # type: ignore[attr-defined]
+                                        "pull_request": {"number": 7, "head": {"sha": head}}}))
+
+
+def gate(root: Path, capsys: pytest.CaptureFixture[str], *extra: str) -> tuple[int, dict, str]:
+    code = run(["gate", str(root), "--base", "main", "--format", "json", *extra])
+    out, err = capsys.readouterr()
+    return code, json.loads(out), err
+
+
+def test_first_post_then_a_push_updates_and_removes_instead_of_duplicating(pull, capsys) -> None:  # noqa: ANN001
+    root, server = pull
+    push(root, server, CHANGED)
+    code, result, err = gate(root, capsys, "--review", "github")
+    code_without, _, _ = gate(root, capsys)
+    assert code == code_without  # posting a review never changes the exit code
+    assert "truthplane: review posted: https://github.com/octo/demo/pull/7#pullrequestreview-" in err, err
+    new = {(f["path"], f["start_line"], f["fingerprint"]) for f in result["new"]}
+    in_diff = {n for n in new if n[1] in commentable_lines(server.state.files["app.py"])}
+    outside = new - in_diff
+    assert in_diff and outside  # `import sys` is in the diff; `import os`, now unused, is far above it
+    (review,) = server.state.reviews
+    assert review["commit_id"] == server.state.head_sha and f"truthplane: {result['verdict']}" in review["body"]
+    assert all(f"`app.py:{line}`" in review["body"] for _, line, _ in outside)
+    comments = server.state.comments
+    assert {(c["path"], c["line"], marked_fingerprint(c["body"])) for c in comments} == in_diff
+
+    # the same push gated again: nothing duplicated, nothing removed
+    first_ids = sorted(c["id"] for c in comments)
+    gate(root, capsys, "--review", "github")
+    assert sorted(c["id"] for c in server.state.comments) == first_ids
+
+    # the next push fixes the new import: its comment goes; the finding outside the diff stays in the body
+    push(root, server, CHANGED.replace("    import sys\n", ""))
+    code, result, err = gate(root, capsys, "--review", "github")
+    assert server.state.comments == []
+    assert ("DELETE", f"/repos/octo/demo/pulls/comments/{first_ids[0]}") in server.state.requests
+    assert "removed (finding gone)" in err and len(server.state.reviews) == 3
+
+
+def test_a_rate_limit_is_waited_out_and_a_line_github_refuses_moves_into_the_body(pull, capsys) -> None:  # noqa: ANN001
+    root, server = pull
+    push(root, server, CHANGED)
+    server.fail_next("GET", r".*/pulls/7/files", 403, "You have exceeded a secondary rate limit. Please wait a few "
+                     "minutes before you try again.", headers={"Retry-After": "1"})
+    server.fail_next("POST", r".*/pulls/7/reviews", 422, "Unprocessable Entity",
+                     errors=["Pull request review thread line must be part of the diff and Pull request review "
+                             "thread diff hunk can't be blank"])
+    code, result, err = gate(root, capsys, "--review", "github")
+    assert "review posted" in err, err
+    (review,) = server.state.reviews
+    assert server.state.comments == []  # refused as line comments: every finding is in the body instead
+    assert all(f"`app.py:{f['start_line']}`" in review["body"] for f in result["new"])
+    assert [r for r in server.state.requests if r[0] == "GET" and r[1].endswith("/files")][:2] == [
+        ("GET", "/repos/octo/demo/pulls/7/files")] * 2  # asked again after waiting
+
+
+@pytest.mark.parametrize(("setup", "message"), [
+    ("read_only", "the token may not do this (403 Resource not accessible by integration): give the job "
+                  "`permissions: pull-requests: write`"),
+    ("bad_token", "GitHub refused the token (401 Bad credentials)"),
+    ("rate_limited", "GitHub's rate limit: asked to wait 3600 s more"),
+    ("no_event", "--review github: GITHUB_EVENT_PATH holds no pull request"),
+])
+def test_a_failed_post_says_why_and_never_changes_the_exit_code(pull, capsys, monkeypatch, setup: str,  # noqa: ANN001
+                                                               message: str) -> None:
+    root, server = pull
+    push(root, server, CHANGED)
+    if setup == "read_only":
+        server.state.read_only = True
+    elif setup == "bad_token":
+        monkeypatch.setenv("GITHUB_TOKEN", "ghs_wrong")
+    elif setup == "rate_limited":
+        server.fail_next("GET", r".*/pulls/7/files", 429, "API rate limit exceeded", headers={"Retry-After": "3600"})
+    else:
+        server.event.write_text(json.dumps({"action": "push"}))  # type: ignore[attr-defined]
+    code, _, err = gate(root, capsys, "--review", "github")
+    code_without, _, _ = gate(root, capsys)
+    assert code == code_without
+    assert f"truthplane: the review was not posted: {message}" in err, err
+    assert "the gate's verdict and exit code are unchanged" in err
+    assert server.state.reviews == []
+
+
+def test_an_unknown_review_target_is_a_usage_error(pull, capsys) -> None:  # noqa: ANN001
+    root, _ = pull
+    assert run(["gate", str(root), "--base", "main", "--review", "bitbucket"]) == 2
+    assert "--review 'bitbucket'" in capsys.readouterr().err

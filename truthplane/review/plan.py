@@ -1,0 +1,134 @@
+"""What a review says, whatever the platform: a comment on each introduced finding's line when the line is in the
+pull request's diff (the others go into the review's body), and how that meets the comments an earlier run left.
+
+A comment carries its finding's fingerprint in a hidden marker, so the next push updates it instead of adding a
+duplicate, and removes it when its finding is gone. Findings are matched by fingerprint, never by line.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from truthplane.models import Finding, GateResult
+
+MARKER = "<!-- truthplane:finding {fingerprint} -->"
+REVIEW_MARKER = "<!-- truthplane:review -->"
+_MARKED = re.compile(r"<!-- truthplane:finding ([^\s>]+) -->")
+HUNK = re.compile(r"^@@ -\d+(?:,\d+)? \+(\d+)(?:,(\d+))? @@")
+OUTSIDE_LIMIT = 50
+
+
+def commentable_lines(patch: str) -> set[int]:
+    """The new-side lines a review comment can be placed on: every added or context line of the patch's hunks."""
+    lines: set[int] = set()
+    new_line = 0
+    for raw in patch.splitlines():
+        match = HUNK.match(raw)
+        if match:
+            new_line = int(match[1])
+            continue
+        if not new_line or raw.startswith("\\"):
+            continue  # before the first hunk, or "\ No newline at end of file"
+        if raw.startswith("-"):
+            continue
+        lines.add(new_line)
+        new_line += 1
+    return lines
+
+
+def marked_fingerprint(body: str) -> str | None:
+    match = _MARKED.search(body or "")
+    return match[1] if match else None
+
+
+def _escape(text: str) -> str:
+    return text.replace("<", "&lt;").replace(">", "&gt;")
+
+
+def comment_body(finding: Finding, suggestion: str | None = None) -> str:
+    rule = f"`{finding.verifier}` `{finding.rule_id}`"
+    link = f" ([rule]({finding.help_uri}))" if finding.help_uri and finding.help_uri.startswith("https://") else ""
+    lines = [f"**truthplane: new {finding.severity.value} finding** {rule}{link}", "", _escape(finding.message)]
+    if suggestion is not None:
+        lines += ["", "A fix the evidence approved (tests, rescan and the tamper check):", "", "```suggestion",
+                  suggestion.rstrip("\n"), "```"]
+    lines += ["", MARKER.format(fingerprint=finding.fingerprint)]
+    return "\n".join(lines)
+
+
+@dataclass
+class Inline:
+    finding: Finding
+    path: str
+    line: int
+    body: str
+
+
+@dataclass
+class Existing:
+    """A comment an earlier run left, as the platform lists it."""
+
+    id: str
+    fingerprint: str
+    path: str
+    line: int | None
+    body: str
+
+
+@dataclass
+class Plan:
+    create: list[Inline] = field(default_factory=list)
+    update: list[tuple[Existing, Inline]] = field(default_factory=list)
+    keep: list[Existing] = field(default_factory=list)
+    remove: list[Existing] = field(default_factory=list)
+    outside: list[Finding] = field(default_factory=list)  # introduced, but not on a line of the diff
+
+    def summary(self) -> str:
+        return (f"{len(self.create)} new comment(s), {len(self.update)} updated, {len(self.keep)} unchanged, "
+                f"{len(self.remove)} removed (finding gone), {len(self.outside)} outside the diff")
+
+
+def plan_review(result: GateResult, diff_lines: dict[str, set[int]], existing: list[Existing],
+                suggestions: dict[str, str] | None = None) -> Plan:
+    """Meet the introduced findings with the earlier comments: create, update, keep, remove."""
+    suggestions = suggestions or {}
+    plan = Plan()
+    by_fingerprint = {e.fingerprint: e for e in existing}
+    wanted: set[str] = set()
+    for f in sorted([*result.new, *result.added_by_config], key=lambda f: (f.path, f.start_line or 0, f.rule_id)):
+        line = f.end_line or f.start_line
+        if not f.path or not line or line not in diff_lines.get(f.path, set()) or not f.fingerprint:
+            plan.outside.append(f)
+            continue
+        wanted.add(f.fingerprint)
+        inline = Inline(f, f.path, line, comment_body(f, suggestions.get(f.fingerprint)))
+        old = by_fingerprint.get(f.fingerprint)
+        if old is None:
+            plan.create.append(inline)
+        elif (old.path, old.line) != (inline.path, inline.line):
+            plan.remove.append(old)  # a comment cannot move: the old one goes, a new one is made where it is now
+            plan.create.append(inline)
+        elif old.body.strip() != inline.body.strip():
+            plan.update.append((old, inline))
+        else:
+            plan.keep.append(old)
+    plan.remove += [e for e in existing if e.fingerprint not in wanted]
+    return plan
+
+
+def review_body(result: GateResult, plan: Plan) -> str:
+    mark = {"APPROVE": "✅", "REVIEW": "⚠️", "REJECT": "❌", "UNVERIFIED": "❔"}.get(result.verdict.value, "")
+    lines = [f"## {mark} truthplane: {result.verdict.value}", ""]
+    lines += [f"- {_escape(reason)}" for reason in result.reasons]
+    lines += ["", f"**{len(result.new) + len(result.added_by_config)} new**, **{len(result.fixed)} fixed**, "
+                  f"{len(result.updated)} updated, {len(result.unchanged)} unchanged (matched by fingerprint)."]
+    if plan.outside:
+        lines += ["", "New findings on lines outside this pull request's diff:", ""]
+        for f in plan.outside[:OUTSIDE_LIMIT]:
+            where = f"{f.path}:{f.start_line}" if f.path and f.start_line else f.path or "(repository)"
+            lines.append(f"- `{_escape(where)}` {f.severity.value} `{f.verifier}` `{f.rule_id}`: {_escape(f.message)}")
+        if len(plan.outside) > OUTSIDE_LIMIT:
+            lines.append(f"- … and {len(plan.outside) - OUTSIDE_LIMIT} more")
+    lines += ["", REVIEW_MARKER]
+    return "\n".join(lines)

@@ -12,23 +12,13 @@ from __future__ import annotations
 
 import json
 import os
-import re
-import time
 from dataclasses import dataclass
-from typing import Any
 
-from truthplane.errors import TruthplaneError
 from truthplane.models import GateResult
+from truthplane.review._rest import MAX_WAIT_S, Refused, Rest, ReviewError
 from truthplane.review.plan import REVIEW_MARKER, Existing, Plan, marked_fingerprint, plan_review, review_body
 
 API_VERSION = "2022-11-28"
-MAX_WAIT_S = 60.0  # the longest a run waits out rate limits, in all
-PAGE = 100
-_NEXT = re.compile(r'<([^>]+)>;\s*rel="next"')
-
-
-class ReviewError(TruthplaneError):
-    """The review could not be posted (the gate's verdict and exit code stay what they are)."""
 
 
 @dataclass
@@ -62,84 +52,31 @@ def from_actions(environ: dict[str, str] | None = None) -> PullRequest:
     return PullRequest(api, env["GITHUB_REPOSITORY"], number, head, token)
 
 
-class GitHub:
+class GitHub(Rest):
     """The few REST calls a review needs, with GitHub's errors turned into one clear line each."""
 
+    platform = "GitHub"
+
     def __init__(self, pull: PullRequest, *, max_wait_s: float = MAX_WAIT_S) -> None:
-        import httpx
-
+        super().__init__({"Authorization": f"Bearer {pull.token}", "Accept": "application/vnd.github+json",
+                          "X-GitHub-Api-Version": API_VERSION}, max_wait_s=max_wait_s)
         self.pull = pull
-        self.waited = 0.0
-        self.max_wait_s = max_wait_s
-        self.client = httpx.Client(timeout=30.0, headers={
-            "Authorization": f"Bearer {pull.token}", "Accept": "application/vnd.github+json",
-            "X-GitHub-Api-Version": API_VERSION, "User-Agent": "truthplane"})
-
-    def close(self) -> None:
-        self.client.close()
 
     @property
     def base(self) -> str:
         return f"{self.pull.api}/repos/{self.pull.repository}/pulls"
 
-    def request(self, method: str, url: str, body: dict[str, Any] | None = None) -> Any:
-        """The response of a call that succeeded, rate limits waited out."""
-        import httpx
-
-        while True:
-            try:
-                response = self.client.request(method, url, json=body)
-            except httpx.HTTPError as exc:
-                raise ReviewError(f"GitHub did not answer ({type(exc).__name__}: {exc})") from None
-            if response.status_code in (403, 429) and self._rate_limited(response):
-                continue
-            if response.status_code >= 400:
-                raise _error(response, method, url)
-            return response
-
-    def call(self, method: str, url: str, body: dict[str, Any] | None = None) -> Any:
-        response = self.request(method, url, body)
-        if response.status_code == 204 or not response.content:
-            return None
-        try:
-            return response.json()
-        except ValueError:
-            raise ReviewError(f"GitHub answered {method} {url.split('?')[0]} with something other than JSON") from None
-
-    def _rate_limited(self, response: Any) -> bool:
-        """Wait out a rate limit (and say True), within the run's bound; False if it is not one."""
-        headers = response.headers
-        if "retry-after" in headers:
-            wait = float(headers["retry-after"])
-        elif headers.get("x-ratelimit-remaining") == "0" and "x-ratelimit-reset" in headers:
-            wait = max(0.0, float(headers["x-ratelimit-reset"]) - time.time()) + 1
-        elif response.status_code == 429:
-            wait = 60.0
-        else:
-            return False  # a 403 that is no rate limit: a permission
-        if self.waited + wait > self.max_wait_s:
-            raise ReviewError(f"GitHub's rate limit: asked to wait {wait:.0f} s more after {self.waited:.0f} s "
-                              f"(bound {self.max_wait_s:.0f} s); the review was not posted")
-        time.sleep(wait)
-        self.waited += wait
-        return True
-
-    def pages(self, url: str) -> list[Any]:
-        """Every item of a list endpoint, following the Link header's next page."""
-        items: list[Any] = []
-        next_url: str | None = f"{url}?per_page={PAGE}"
-        while next_url:
-            response = self.request("GET", next_url)
-            try:
-                page = response.json()
-            except ValueError:
-                page = None
-            if not isinstance(page, list):
-                raise ReviewError(f"GitHub answered {url} with something other than a list")
-            items += page
-            match = _NEXT.search(response.headers.get("link", ""))
-            next_url = match[1] if match else None
-        return items
+    def error(self, status: int, message: str, where: str) -> ReviewError:
+        if status == 401:
+            return ReviewError(f"GitHub refused the token (401 {message}): {where}")
+        if status == 403:
+            return ReviewError(f"the token may not do this (403 {message}): give the job `permissions: "
+                               f"pull-requests: write` ({where})")
+        if status == 404:
+            return ReviewError(f"GitHub has no such pull request or repository for this token (404): {where}")
+        if status == 422:
+            return Refused(f"GitHub would not take it (422 {message}): {where}")
+        return super().error(status, message, where)
 
     # ---- the review ----------------------------------------------------------------------
 
@@ -174,7 +111,7 @@ class GitHub:
                                    {"commit_id": self.pull.head_sha, "body": body, "event": "COMMENT",
                                     "comments": comments})
                 break
-            except _Unprocessable:
+            except Refused:
                 if not comments:
                     raise ReviewError("GitHub refused the review (422) even without line comments") from None
                 # a line GitHub will not take (outside the diff after all): every finding into the body
@@ -182,31 +119,6 @@ class GitHub:
                 plan.create = []
                 comments, body = [], review_body(result, plan)
         return plan, str((review or {}).get("html_url") or "")
-
-
-class _Unprocessable(ReviewError):
-    """422: GitHub would not take the request as it is (a line outside the diff)."""
-
-
-def _error(response: Any, method: str, url: str) -> ReviewError:
-    try:
-        data = response.json()
-        message = str(data.get("message", "")) + (f" ({'; '.join(map(str, data['errors']))})" if data.get("errors")
-                                                   else "")
-    except (ValueError, AttributeError):
-        message = response.text[:200]
-    status = response.status_code
-    where = f"{method} {url.split('?')[0]}"
-    if status == 401:
-        return ReviewError(f"GitHub refused the token (401 {message}): {where}")
-    if status == 403:
-        return ReviewError(f"the token may not do this (403 {message}): give the job `permissions: pull-requests: "
-                           f"write` ({where})")
-    if status == 404:
-        return ReviewError(f"GitHub has no such pull request or repository for this token (404): {where}")
-    if status == 422:
-        return _Unprocessable(f"GitHub would not take it (422 {message}): {where}")
-    return ReviewError(f"GitHub answered {status} {message}: {where}")
 
 
 __all__ = ["GitHub", "PullRequest", "ReviewError", "from_actions", "REVIEW_MARKER"]

@@ -1,0 +1,118 @@
+"""What GitHub's and GitLab's REST APIs share for a review: one client, rate limits waited out within a bound
+(403/429 with `Retry-After`, or an exhausted quota with its reset time), pagination by the `Link` header, and each
+platform's errors turned into one clear line. httpx is called here only."""
+
+from __future__ import annotations
+
+import re
+import time
+from typing import Any
+
+from truthplane.errors import TruthplaneError
+
+MAX_WAIT_S = 60.0  # the longest a run waits out rate limits, in all
+PAGE = 100
+_NEXT = re.compile(r'<([^>]+)>;\s*rel="next"')
+
+
+class ReviewError(TruthplaneError):
+    """The review could not be posted (the gate's verdict and exit code stay what they are)."""
+
+
+class Refused(ReviewError):
+    """The platform would not take the request as it is (GitHub's 422, GitLab's 400: a line outside the diff)."""
+
+
+class Rest:
+    """A REST client for one platform; a subclass names it, gives its headers and maps its errors."""
+
+    platform = "the platform"
+    reset_header = "x-ratelimit-reset"
+    remaining_header = "x-ratelimit-remaining"
+
+    def __init__(self, headers: dict[str, str], *, max_wait_s: float = MAX_WAIT_S) -> None:
+        import httpx
+
+        self.waited = 0.0
+        self.max_wait_s = max_wait_s
+        self.client = httpx.Client(timeout=30.0, headers={"User-Agent": "truthplane", **headers})
+
+    def close(self) -> None:
+        self.client.close()
+
+    def error(self, status: int, message: str, where: str) -> ReviewError:
+        return ReviewError(f"{self.platform} answered {status} {message}: {where}")
+
+    def request(self, method: str, url: str, body: dict[str, Any] | None = None) -> Any:
+        """The response of a call that succeeded, rate limits waited out."""
+        import httpx
+
+        while True:
+            try:
+                response = self.client.request(method, url, json=body)
+            except httpx.HTTPError as exc:
+                raise ReviewError(f"{self.platform} did not answer ({type(exc).__name__}: {exc})") from None
+            if response.status_code in (403, 429) and self._rate_limited(response):
+                continue
+            if response.status_code >= 400:
+                raise self.error(response.status_code, _message(response), f"{method} {url.split('?')[0]}")
+            return response
+
+    def call(self, method: str, url: str, body: dict[str, Any] | None = None) -> Any:
+        response = self.request(method, url, body)
+        if response.status_code == 204 or not response.content:
+            return None
+        try:
+            return response.json()
+        except ValueError:
+            raise ReviewError(f"{self.platform} answered {method} {url.split('?')[0]} with something other than "
+                              "JSON") from None
+
+    def pages(self, url: str) -> list[Any]:
+        """Every item of a list endpoint, following the Link header's next page."""
+        items: list[Any] = []
+        next_url: str | None = f"{url}{'&' if '?' in url else '?'}per_page={PAGE}"
+        while next_url:
+            response = self.request("GET", next_url)
+            try:
+                page = response.json()
+            except ValueError:
+                page = None
+            if not isinstance(page, list):
+                raise ReviewError(f"{self.platform} answered {url.split('?')[0]} with something other than a list")
+            items += page
+            match = _NEXT.search(response.headers.get("link", ""))
+            next_url = match[1] if match else None
+        return items
+
+    def _rate_limited(self, response: Any) -> bool:
+        """Wait out a rate limit (and say True), within the run's bound; False if it is not one."""
+        headers = response.headers
+        if "retry-after" in headers:
+            wait = float(headers["retry-after"])
+        elif headers.get(self.remaining_header) == "0" and self.reset_header in headers:
+            wait = max(0.0, float(headers[self.reset_header]) - time.time()) + 1
+        elif response.status_code == 429:
+            wait = 60.0
+        else:
+            return False  # a 403 that is no rate limit: a permission
+        if self.waited + wait > self.max_wait_s:
+            raise ReviewError(f"{self.platform}'s rate limit: asked to wait {wait:.0f} s more after {self.waited:.0f} "
+                              f"s (bound {self.max_wait_s:.0f} s); the review was not posted")
+        time.sleep(wait)
+        self.waited += wait
+        return True
+
+
+def _message(response: Any) -> str:
+    try:
+        data = response.json()
+    except ValueError:
+        return response.text[:200]
+    if not isinstance(data, dict):
+        return str(data)[:200]
+    message = data.get("message", data.get("error", ""))
+    if isinstance(message, (dict, list)):
+        message = str(message)
+    errors = data.get("errors")
+    return str(message) + (f" ({'; '.join(map(str, errors))})" if isinstance(errors, list) and errors else "")

@@ -46,14 +46,15 @@ def gate(
     ),
     review: str = typer.Option(
         None, "--review", help="Also post the result as a review: github (a pull request review, from a GitHub "
-        "Actions pull_request job). A failed post never changes the exit code."
+        "Actions pull_request job) or gitlab (merge request discussions, from a merge request pipeline). A failed "
+        "post never changes the exit code."
     ),
 ) -> int:
     """Judge what a change really changes: the merge-base of HEAD and --base against HEAD."""
     from truthplane.errors import TruthplaneError, UsageError
 
-    if review is not None and review != "github":
-        raise UsageError(f"--review {review!r}: the review target is github")
+    if review is not None and review not in ("github", "gitlab"):
+        raise UsageError(f"--review {review!r}: the review target is github or gitlab")
     from truthplane.git.run import gate_calls_ahead
     from truthplane.paths import default_cache_dir
     from truthplane.truth.ahead import LaunchPlans, tools_ahead
@@ -91,17 +92,19 @@ def gate(
     _ci_files(sarif_out, summary_out, lambda: render.gate_sarif(result), lambda: render.gate_markdown(result))
     code = emit_gate(result, fmt, output, config.gate)
     if review is not None:
-        post_review(result)
+        post_review(result, review)
     return code
 
 
-def post_review(result) -> None:  # noqa: ANN001
-    """Post the gate's result as a pull request review; say what happened on stderr, whatever happened."""
+def post_review(result, target: str) -> None:  # noqa: ANN001
+    """Post the gate's result as a review (github or gitlab); say what happened on stderr, whatever happened."""
     from truthplane.cli.render import printable
-    from truthplane.review.github import GitHub, ReviewError, from_actions
+    from truthplane.review._rest import ReviewError
+    from truthplane.review.github import GitHub, from_actions
+    from truthplane.review.gitlab import GitLab, from_gitlab_ci
 
     try:
-        client = GitHub(from_actions())
+        client: GitHub | GitLab = GitLab(from_gitlab_ci()) if target == "gitlab" else GitHub(from_actions())
         try:
             plan, url = client.post(result)
         finally:

@@ -44,6 +44,9 @@ def gate(
     no_fetch: bool = typer.Option(
         False, "--no-fetch", help="In a shallow clone, do not fetch the base or more history."
     ),
+    fail_on: str = typer.Option(
+        None, "--fail-on", help="A new finding at or above this severity rejects the change (overrides [gate] fail_on)."
+    ),
     review: str = typer.Option(
         None, "--review", help="Also post the result as a review: github (a pull request review, from a GitHub "
         "Actions pull_request job) or gitlab (merge request discussions, from a merge request pipeline). A failed "
@@ -55,6 +58,8 @@ def gate(
 
     if review is not None and review not in ("github", "gitlab"):
         raise UsageError(f"--review {review!r}: the review target is github or gitlab")
+    if fail_on is not None and fail_on not in ("note", "low", "medium", "high", "critical"):
+        raise UsageError(f"--fail-on {fail_on!r}: give note, low, medium, high or critical")
     from truthplane.git.run import gate_calls_ahead
     from truthplane.paths import default_cache_dir
     from truthplane.truth.ahead import LaunchPlans, tools_ahead
@@ -75,6 +80,11 @@ def gate(
             from truthplane.truth.pipeline import gate as run_gate
 
             config, options = scan_options(path, config_path, verifier, cache_dir, no_cache)
+            if fail_on is not None:
+                from truthplane.models import Severity
+
+                policy = config.gate.model_copy(update={"fail_on": Severity(fail_on)})
+                config = config.model_copy(update={"gate": policy})
             with render.Progress() as progress:
                 result = run_gate(path, config, options, base_ref=base, head_ref=head, progress=progress, plans=plans,
                                   deepen=None if no_fetch else _say)

@@ -140,3 +140,18 @@ def test_an_unknown_review_target_is_a_usage_error(pull, capsys) -> None:  # noq
     root, _ = pull
     assert run(["gate", str(root), "--base", "main", "--review", "bitbucket"]) == 2
     assert "--review 'bitbucket'" in capsys.readouterr().err
+
+
+def test_suggest_offers_an_approved_fix_as_a_one_click_suggestion_on_its_lines(pull, capsys) -> None:  # noqa: ANN001
+    root, server = pull
+    push(root, server, CHANGED)
+    code, result, err = gate(root, capsys, "--review", "github", "--suggest")
+    assert "approved fix(es) offered as suggestions" in err and "review posted" in err, err
+    sys_line = CHANGED.splitlines().index("    import sys") + 1
+    by_line = {c["line"]: c for c in server.state.comments}
+    suggested = by_line[sys_line]["body"]
+    # ruff's own fix, judged by the loop (rescan, tamper check): the unused import's line goes
+    assert "```suggestion\n```" in suggested and "A fix the evidence approved" in suggested
+    assert all("```suggestion" not in c["body"] for line, c in by_line.items() if line != sys_line)
+    assert (root / "app.py").read_text() == CHANGED  # the checkout is not touched: the reviewer applies it
+    assert git(root, "status", "--porcelain").strip() == ""

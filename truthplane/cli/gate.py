@@ -44,6 +44,10 @@ def gate(
     no_fetch: bool = typer.Option(
         False, "--no-fetch", help="In a shallow clone, do not fetch the base or more history."
     ),
+    suggest: bool = typer.Option(
+        False, "--suggest", help="With --review: run the fix loop on each introduced finding on the diff, and offer an "
+        "approved fix as a one-click suggestion."
+    ),
     fail_on: str = typer.Option(
         None, "--fail-on", help="A new finding at or above this severity rejects the change (overrides [gate] fail_on)."
     ),
@@ -58,6 +62,8 @@ def gate(
 
     if review is not None and review not in ("github", "gitlab"):
         raise UsageError(f"--review {review!r}: the review target is github or gitlab")
+    if suggest and (review is None or head is not None):
+        raise UsageError("--suggest goes with --review, on the working tree (no --head): it fixes the files there")
     if fail_on is not None and fail_on not in ("note", "low", "medium", "high", "critical"):
         raise UsageError(f"--fail-on {fail_on!r}: give note, low, medium, high or critical")
     from truthplane.git.run import gate_calls_ahead
@@ -102,12 +108,12 @@ def gate(
     _ci_files(sarif_out, summary_out, lambda: render.gate_sarif(result), lambda: render.gate_markdown(result))
     code = emit_gate(result, fmt, output, config.gate)
     if review is not None:
-        post_review(result, review)
+        post_review(result, review, (path, config) if suggest else None)
     return code
 
 
-def post_review(result, target: str) -> None:  # noqa: ANN001
-    """Post the gate's result as a review (github or gitlab); say what happened on stderr, whatever happened."""
+def post_review(result, target: str, suggest=None) -> None:  # noqa: ANN001
+    """`suggest`: (the repository, its configuration) to fix introduced findings in, for suggestions."""
     from truthplane.cli.render import printable
     from truthplane.review._rest import ReviewError
     from truthplane.review.github import GitHub, from_actions
@@ -116,7 +122,15 @@ def post_review(result, target: str) -> None:  # noqa: ANN001
     try:
         client: GitHub | GitLab = GitLab(from_gitlab_ci()) if target == "gitlab" else GitHub(from_actions())
         try:
-            plan, url = client.post(result)
+            found: dict = {}
+            lines = None
+            if suggest is not None:
+                from truthplane.review.suggest import suggestions
+
+                lines = client.diff_lines()
+                found = suggestions(suggest[0].resolve(), result, suggest[1], lines)
+                sys.stderr.write(f"truthplane: {len(found)} approved fix(es) offered as suggestions\n")
+            plan, url = client.post(result, found, lines)
         finally:
             client.close()
     except ReviewError as exc:

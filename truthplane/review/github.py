@@ -12,11 +12,20 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from truthplane.models import GateResult
 from truthplane.review._rest import MAX_WAIT_S, Refused, Rest, ReviewError
-from truthplane.review.plan import REVIEW_MARKER, Existing, Plan, marked_fingerprint, plan_review, review_body
+from truthplane.review.plan import (
+    REVIEW_MARKER,
+    Existing,
+    Plan,
+    Suggested,
+    marked_fingerprint,
+    plan_review,
+    review_body,
+)
 
 API_VERSION = "2022-11-28"
 
@@ -95,16 +104,20 @@ class GitHub(Rest):
                                       comment.get("body") or ""))
         return found
 
-    def post(self, result: GateResult, suggestions: dict[str, str] | None = None) -> tuple[Plan, str]:
+    def post(self, result: GateResult, suggestions: Mapping[str, Suggested] | None = None,
+             diff_lines: dict[str, set[int]] | None = None) -> tuple[Plan, str]:
         """Update and remove earlier comments, then post one review with the new ones; the plan and the review's
         address."""
-        plan = plan_review(result, self.diff_lines(), self.existing(), suggestions)
+        plan = plan_review(result, diff_lines if diff_lines is not None else self.diff_lines(), self.existing(),
+                           suggestions, "github")
         for old, inline in plan.update:
             self.call("PATCH", f"{self.base}/comments/{old.id}", {"body": inline.body})
         for old in plan.remove:
             self.call("DELETE", f"{self.base}/comments/{old.id}")
         body = review_body(result, plan)
-        comments = [{"path": c.path, "line": c.line, "side": "RIGHT", "body": c.body} for c in plan.create]
+        comments = [{"path": c.path, "line": c.line, "side": "RIGHT", "body": c.body,
+                     **({"start_line": c.start_line, "start_side": "RIGHT"} if c.start_line else {})}
+                    for c in plan.create]
         while True:
             try:
                 review = self.call("POST", f"{self.base}/{self.pull.number}/reviews",

@@ -11,13 +11,22 @@ when their finding is gone.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
 from truthplane.models import GateResult
 from truthplane.review._rest import MAX_WAIT_S, Refused, Rest, ReviewError
-from truthplane.review.plan import REVIEW_MARKER, Existing, Plan, marked_fingerprint, plan_review, review_body
+from truthplane.review.plan import (
+    REVIEW_MARKER,
+    Existing,
+    Plan,
+    Suggested,
+    marked_fingerprint,
+    plan_review,
+    review_body,
+)
 
 
 @dataclass
@@ -92,12 +101,14 @@ class GitLab(Rest):
                                       position.get("new_line"), note.get("body") or ""))
         return found
 
-    def post(self, result: GateResult, suggestions: dict[str, str] | None = None) -> tuple[Plan, str]:
+    def post(self, result: GateResult, suggestions: Mapping[str, Suggested] | None = None,
+             diff_lines: dict[str, set[int]] | None = None) -> tuple[Plan, str]:
         merge_request = self.call("GET", self.base) or {}
         refs: dict[str, Any] = merge_request.get("diff_refs") or {}
         if not all(refs.get(k) for k in ("base_sha", "start_sha", "head_sha")):
             raise ReviewError("GitLab gave the merge request no diff_refs: is its diff still being prepared?")
-        plan = plan_review(result, self.diff_lines(), self.existing(), suggestions)
+        plan = plan_review(result, diff_lines if diff_lines is not None else self.diff_lines(), self.existing(),
+                           suggestions, "gitlab")
         for old, inline in plan.update:
             discussion, note = old.id.split("/", 1)
             self.call("PUT", f"{self.base}/discussions/{discussion}/notes/{note}", {"body": inline.body})

@@ -8,7 +8,9 @@ duplicate, and removes it when its finding is gone. Findings are matched by fing
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from truthplane.models import Finding, GateResult
 
@@ -46,13 +48,16 @@ def _escape(text: str) -> str:
     return text.replace("<", "&lt;").replace(">", "&gt;")
 
 
-def comment_body(finding: Finding, suggestion: str | None = None) -> str:
+def comment_body(finding: Finding, suggestion: str | None = None, fence: str = "suggestion") -> str:
+    """`fence`: how the platform opens a suggestion for the comment's lines (GitLab counts the lines above)."""
     rule = f"`{finding.verifier}` `{finding.rule_id}`"
     link = f" ([rule]({finding.help_uri}))" if finding.help_uri and finding.help_uri.startswith("https://") else ""
     lines = [f"**truthplane: new {finding.severity.value} finding** {rule}{link}", "", _escape(finding.message)]
     if suggestion is not None:
-        lines += ["", "A fix the evidence approved (tests, rescan and the tamper check):", "", "```suggestion",
-                  suggestion.rstrip("\n"), "```"]
+        lines += ["", "A fix the evidence approved (the rescan, the tests and the tamper check):", "", f"```{fence}"]
+        if suggestion:
+            lines.append(suggestion.rstrip("\n"))
+        lines.append("```")
     lines += ["", MARKER.format(fingerprint=finding.fingerprint)]
     return "\n".join(lines)
 
@@ -63,6 +68,13 @@ class Inline:
     path: str
     line: int
     body: str
+    start_line: int | None = None  # a comment over several lines (a suggestion replacing them): its first
+
+
+class Suggested(Protocol):
+    start_line: int
+    end_line: int
+    text: str
 
 
 @dataclass
@@ -90,8 +102,9 @@ class Plan:
 
 
 def plan_review(result: GateResult, diff_lines: dict[str, set[int]], existing: list[Existing],
-                suggestions: dict[str, str] | None = None) -> Plan:
-    """Meet the introduced findings with the earlier comments: create, update, keep, remove."""
+                suggestions: Mapping[str, Suggested] | None = None, platform: str = "github") -> Plan:
+    """Meet the introduced findings with the earlier comments: create, update, keep, remove. A finding with a
+    suggestion gets its comment over the suggestion's lines."""
     suggestions = suggestions or {}
     plan = Plan()
     by_fingerprint = {e.fingerprint: e for e in existing}
@@ -102,7 +115,14 @@ def plan_review(result: GateResult, diff_lines: dict[str, set[int]], existing: l
             plan.outside.append(f)
             continue
         wanted.add(f.fingerprint)
-        inline = Inline(f, f.path, line, comment_body(f, suggestions.get(f.fingerprint)))
+        suggested = suggestions.get(f.fingerprint)
+        if suggested is not None and suggested.end_line == line:
+            above = line - suggested.start_line
+            fence = "suggestion" if platform == "github" else f"suggestion:-{above}+0"
+            inline = Inline(f, f.path, line, comment_body(f, suggested.text, fence),
+                            suggested.start_line if above else None)
+        else:
+            inline = Inline(f, f.path, line, comment_body(f))
         old = by_fingerprint.get(f.fingerprint)
         if old is None:
             plan.create.append(inline)

@@ -108,3 +108,13 @@ def test_a_failed_post_says_why_and_never_changes_the_exit_code(merge_request, c
     assert code == code_without
     assert f"truthplane: the review was not posted: {message}" in err, err
     assert server.state.discussions == [] and server.state.notes == []
+
+
+def test_suggest_puts_an_approved_fix_in_gitlabs_suggestion_syntax(merge_request, capsys) -> None:  # noqa: ANN001
+    root, server = merge_request
+    push(root, server, CHANGED)
+    code, result, err = gate(root, capsys, "--review", "gitlab", "--suggest")
+    assert "review posted" in err, err
+    sys_line = CHANGED.splitlines().index("    import sys") + 1
+    (note,) = [d["notes"][0] for d in server.state.discussions if d["notes"][0]["position"]["new_line"] == sys_line]
+    assert "```suggestion:-0+0\n```" in note["body"]  # GitLab counts the lines above the note's line

@@ -155,3 +155,16 @@ def test_suggest_offers_an_approved_fix_as_a_one_click_suggestion_on_its_lines(p
     assert all("```suggestion" not in c["body"] for line, c in by_line.items() if line != sys_line)
     assert (root / "app.py").read_text() == CHANGED  # the checkout is not touched: the reviewer applies it
     assert git(root, "status", "--porcelain").strip() == ""
+
+
+def test_a_comment_whose_text_changes_is_edited_in_place(pull, capsys) -> None:  # noqa: ANN001
+    root, server = pull
+    push(root, server, CHANGED)
+    gate(root, capsys, "--review", "github")
+    before = {c["id"]: c["body"] for c in server.state.comments}
+    gate(root, capsys, "--review", "github", "--suggest")  # the same findings, one now with a suggestion
+    after = {c["id"]: c["body"] for c in server.state.comments}
+    assert set(after) == set(before)  # no comment added or removed
+    edited = [i for i in after if after[i] != before[i]]
+    assert len(edited) == 1 and "```suggestion" in after[edited[0]]
+    assert ("PATCH", f"/repos/octo/demo/pulls/comments/{edited[0]}") in server.state.requests

@@ -29,6 +29,9 @@ class Rest:
     platform = "the platform"
     reset_header = "x-ratelimit-reset"
     remaining_header = "x-ratelimit-remaining"
+    permission_hint = "check the token's permissions"  # what a token needs, said on a 403
+    missing = "no such resource for this token"  # what a 404 means
+    refused: tuple[int, ...] = (422,)  # the statuses that refuse a request as it is (a line outside the diff)
 
     def __init__(self, headers: dict[str, str], *, max_wait_s: float = MAX_WAIT_S) -> None:
         import httpx
@@ -41,6 +44,14 @@ class Rest:
         self.client.close()
 
     def error(self, status: int, message: str, where: str) -> ReviewError:
+        if status == 401:
+            return ReviewError(f"{self.platform} refused the token (401 {message}): {where}")
+        if status == 403:
+            return ReviewError(f"the token may not do this (403 {message}): {self.permission_hint} ({where})")
+        if status == 404:
+            return ReviewError(f"{self.platform} has {self.missing} (404): {where}")
+        if status in self.refused:
+            return Refused(f"{self.platform} would not take it ({status} {message}): {where}")
         return ReviewError(f"{self.platform} answered {status} {message}: {where}")
 
     def request(self, method: str, url: str, body: dict[str, Any] | None = None) -> Any:

@@ -65,6 +65,8 @@ class GitHub(Rest):
     """The few REST calls a review needs, with GitHub's errors turned into one clear line each."""
 
     platform = "GitHub"
+    permission_hint = "give the job `permissions: pull-requests: write`"
+    missing = "no such pull request or repository for this token"
 
     def __init__(self, pull: PullRequest, *, max_wait_s: float = MAX_WAIT_S) -> None:
         super().__init__({"Authorization": f"Bearer {pull.token}", "Accept": "application/vnd.github+json",
@@ -74,18 +76,6 @@ class GitHub(Rest):
     @property
     def base(self) -> str:
         return f"{self.pull.api}/repos/{self.pull.repository}/pulls"
-
-    def error(self, status: int, message: str, where: str) -> ReviewError:
-        if status == 401:
-            return ReviewError(f"GitHub refused the token (401 {message}): {where}")
-        if status == 403:
-            return ReviewError(f"the token may not do this (403 {message}): give the job `permissions: "
-                               f"pull-requests: write` ({where})")
-        if status == 404:
-            return ReviewError(f"GitHub has no such pull request or repository for this token (404): {where}")
-        if status == 422:
-            return Refused(f"GitHub would not take it (422 {message}): {where}")
-        return super().error(status, message, where)
 
     # ---- the review ----------------------------------------------------------------------
 

@@ -59,6 +59,9 @@ class GitLab(Rest):
     platform = "GitLab"
     reset_header = "ratelimit-reset"
     remaining_header = "ratelimit-remaining"
+    permission_hint = "it needs the api scope and at least the Reporter role"
+    missing = "no such merge request or project for this token"
+    refused = (400, 422)
 
     def __init__(self, request: MergeRequest, *, max_wait_s: float = MAX_WAIT_S) -> None:
         super().__init__({"PRIVATE-TOKEN": request.token}, max_wait_s=max_wait_s)
@@ -67,18 +70,6 @@ class GitLab(Rest):
     @property
     def base(self) -> str:
         return f"{self.mr.api}/projects/{quote(self.mr.project, safe='')}/merge_requests/{self.mr.iid}"
-
-    def error(self, status: int, message: str, where: str) -> ReviewError:
-        if status == 401:
-            return ReviewError(f"GitLab refused the token (401 {message}): {where}")
-        if status == 403:
-            return ReviewError(f"the token may not do this (403 {message}): it needs the api scope and at least the "
-                               f"Reporter role ({where})")
-        if status == 404:
-            return ReviewError(f"GitLab has no such merge request or project for this token (404): {where}")
-        if status in (400, 422):
-            return Refused(f"GitLab would not take it ({status} {message}): {where}")
-        return super().error(status, message, where)
 
     def diff_lines(self) -> dict[str, set[int]]:
         from truthplane.review.plan import commentable_lines

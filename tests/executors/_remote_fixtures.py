@@ -64,6 +64,20 @@ def descendants(pid: int) -> list[int]:
     return found
 
 
+def processes(*words: str) -> list[int]:
+    """Live processes on this machine (test nodes are this machine) whose command line holds every word."""
+    found = []
+    for entry in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            argv = Path(f"/proc/{entry}/cmdline").read_bytes().split(b"\0")
+            state = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if state != "Z" and all(any(word.encode() in arg for arg in argv) for word in words):
+            found.append(int(entry))
+    return found
+
+
 def kill_tree(proc: subprocess.Popen) -> None:
     """SIGKILL a process and everything it started (collected first, so none is reparented away)."""
     for pid in [proc.pid, *descendants(proc.pid)]:

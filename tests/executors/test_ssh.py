@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import register_probe
-from tests.executors._remote_fixtures import SSHNode, client_key, free_port, sshd_node, sshd_present
+from tests.executors._remote_fixtures import SSHNode, client_key, free_port, processes, sshd_node, sshd_present
 from truthplane.errors import ConfigError, ExecutorError
 from truthplane.executors.cluster import SSHExecutor
 from truthplane.executors.interface import TRUNCATION_MARKER
@@ -61,20 +61,6 @@ def run_jobs(options: dict[str, object], jobs: list[Job], during: Callable[[], N
 
 def run_one(options: dict[str, object], job: Job) -> JobResult:
     return run_jobs(options, [job])[0]
-
-
-def processes(*words: str) -> list[int]:
-    """Live processes on this machine (the nodes are this machine) whose command line holds every word."""
-    found = []
-    for entry in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            argv = Path(f"/proc/{entry}/cmdline").read_bytes().split(b"\0")
-            state = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[0]
-        except OSError:
-            continue
-        if state != "Z" and all(any(word.encode() in arg for arg in argv) for word in words):
-            found.append(int(entry))
-    return found
 
 
 async def gone(*words: str, within: float = 20) -> None:

@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import json
 import re
-import threading
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
+from tests.review._server import JsonHandler, LocalServer
 from truthplane.review.plan import commentable_lines
 
 DOCS = "https://docs.github.com/rest/pulls"
@@ -47,17 +46,12 @@ class PullRequestState:
     next_id: int = 1000
 
 
-class GitHubServer:
+class GitHubServer(LocalServer):
+    prefix = ""
+
     def __init__(self, state: PullRequestState) -> None:
         self.state = state
-        self.lock = threading.Lock()
-        handler = type("Handler", (_Handler,), {"server_state": self})
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        super().__init__(_Handler)
 
     def fail_next(self, method: str, path: str, status: int, message: str, headers: dict[str, str] | None = None,
                   errors: list[str] | None = None) -> None:
@@ -66,44 +60,11 @@ class GitHubServer:
             body["errors"] = errors
         self.state.failures.append(Failure(method, path, status, body, headers or {}))
 
-    def __enter__(self) -> GitHubServer:
-        self.thread.start()
-        return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(JsonHandler):
     server_state: GitHubServer
 
-    def log_message(self, *args: object) -> None:
-        pass
-
-    def do_GET(self) -> None:  # noqa: N802
-        self._handle("GET")
-
-    def do_POST(self) -> None:  # noqa: N802
-        self._handle("POST")
-
-    def do_PATCH(self) -> None:  # noqa: N802
-        self._handle("PATCH")
-
-    def do_DELETE(self) -> None:  # noqa: N802
-        self._handle("DELETE")
-
-    def _send(self, status: int, body: Any = None, headers: dict[str, str] | None = None) -> None:
-        data = b"" if body is None else json.dumps(body).encode()
-        self.send_response(status)
-        if body is not None:
-            self.send_header("Content-Type", "application/json; charset=utf-8")
-        self.send_header("Content-Length", str(len(data)))
-        self.send_header("X-GitHub-Api-Version-Selected", "2022-11-28")
-        for key, value in (headers or {}).items():
-            self.send_header(key, value)
-        self.end_headers()
-        self.wfile.write(data)
+    extra_headers = {"X-GitHub-Api-Version-Selected": "2022-11-28"}
 
     def _error(self, status: int, message: str, errors: list[str] | None = None) -> None:
         body: dict[str, Any] = {"message": message, "documentation_url": DOCS, "status": str(status)}

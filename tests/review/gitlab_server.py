@@ -12,12 +12,11 @@ from __future__ import annotations
 import json
 import re
 import secrets
-import threading
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlparse
 
+from tests.review._server import JsonHandler, LocalServer
 from truthplane.review.plan import commentable_lines
 
 
@@ -38,55 +37,20 @@ class MergeRequestState:
     next_id: int = 500
 
 
-class GitLabServer:
+class GitLabServer(LocalServer):
+    prefix = "/api/v4"
+
     def __init__(self, state: MergeRequestState) -> None:
         self.state = state
-        self.lock = threading.Lock()
-        handler = type("Handler", (_Handler,), {"server_state": self})
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.httpd.server_address[1]}/api/v4"
+        super().__init__(_Handler)
 
     def fail_next(self, method: str, path: str, status: int, message: str,
                   headers: dict[str, str] | None = None) -> None:
         self.state.failures.append((method, path, status, {"message": message}, headers or {}))
 
-    def __enter__(self) -> GitLabServer:
-        self.thread.start()
-        return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(JsonHandler):
     server_state: GitLabServer
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-    def do_GET(self) -> None:  # noqa: N802
-        self._handle("GET")
-
-    def do_POST(self) -> None:  # noqa: N802
-        self._handle("POST")
-
-    def do_PUT(self) -> None:  # noqa: N802
-        self._handle("PUT")
-
-    def _send(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
-        data = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        for key, value in (headers or {}).items():
-            self.send_header(key, value)
-        self.end_headers()
-        self.wfile.write(data)
 
     def _handle(self, method: str) -> None:
         server = self.server_state

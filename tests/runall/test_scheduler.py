@@ -19,7 +19,14 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import git, register_probe
-from tests.executors._remote_fixtures import REPO_ROOT, client_key, descendants, sshd_node, sshd_present
+from tests.executors._remote_fixtures import (
+    REPO_ROOT,
+    client_key,
+    descendants,
+    processes,
+    sshd_node,
+    sshd_present,
+)
 from truthplane.cli.main import run
 
 register_probe("sshd", sshd_present)
@@ -395,20 +402,6 @@ def toml_value(value: object) -> str:
     return json.dumps(value)
 
 
-def live(*words: str) -> list[int]:
-    """Live processes on this machine (the nodes are this machine) whose command line holds every word."""
-    found = []
-    for entry in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            argv = Path(f"/proc/{entry}/cmdline").read_bytes().split(b"\0")
-            state = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[0]
-        except OSError:
-            continue
-        if state != "Z" and all(any(word.encode() in arg for arg in argv) for word in words):
-            found.append(int(entry))
-    return found
-
-
 @pytest.mark.tool("sshd")
 def test_ctrl_c_leaves_nothing_running_on_the_ssh_nodes(make_repo, tmp_path: Path, two_nodes) -> None:
     nodes, key, known_hosts = two_nodes
@@ -417,16 +410,16 @@ def test_ctrl_c_leaves_nothing_running_on_the_ssh_nodes(make_repo, tmp_path: Pat
     proc = start(root, process_env(tmp_path), "--executor", "ssh")
     lines = Lines(proc)
     deadline = time.monotonic() + 60
-    while len(live("sleep", "65.")) < 2:  # a task runs on each node
+    while len(processes("sleep", "65.")) < 2:  # a task runs on each node
         assert time.monotonic() < deadline and proc.poll() is None, lines.lines
         time.sleep(0.05)
     proc.send_signal(signal.SIGINT)
     out = lines.finish(timeout=60)
     assert proc.returncode == 130, lines.lines
     assert {t["status"] for t in json.loads(out)["tasks"]} == {"INTERRUPTED"}
-    assert not live("sleep", "65.")  # the jobs on the nodes were stopped
+    assert not processes("sleep", "65.")  # the jobs on the nodes were stopped
     for node in nodes:
-        assert not live("distributed.cli.dask_worker", str(node.cache_dir))  # and every worker with them
+        assert not processes("distributed.cli.dask_worker", str(node.cache_dir))  # and every worker with them
         assert not list(node.cache_dir.glob("cluster-*"))  # and the run's files on the node
 
 

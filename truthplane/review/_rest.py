@@ -4,8 +4,10 @@ platform's errors turned into one clear line. httpx is called here only."""
 
 from __future__ import annotations
 
+import os
 import re
 import time
+from collections.abc import Mapping
 from typing import Any
 
 from truthplane.errors import TruthplaneError
@@ -21,6 +23,20 @@ class ReviewError(TruthplaneError):
 
 class Refused(ReviewError):
     """The platform would not take the request as it is (GitHub's 422, GitLab's 400: a line outside the diff)."""
+
+
+def ci_variables(environ: Mapping[str, str] | None, needed: tuple[str, ...], missing_message: str,
+                 tokens: tuple[str, ...], no_token: str) -> tuple[Mapping[str, str], str]:
+    """The CI job's variables, and the token: `missing_message` names the variables not set ({missing}),
+    `no_token` says what token to give."""
+    env = os.environ if environ is None else environ
+    missing = [name for name in needed if not env.get(name)]
+    if missing:
+        raise ReviewError(missing_message.format(missing=", ".join(missing)))
+    token = next((env[name] for name in tokens if env.get(name)), None)
+    if not token:
+        raise ReviewError(no_token)
+    return env, token
 
 
 class Rest:

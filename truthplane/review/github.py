@@ -11,12 +11,11 @@ pagination follows the Link header; a comment GitHub refuses as outside the diff
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 from truthplane.models import GateResult
-from truthplane.review._rest import MAX_WAIT_S, Refused, Rest, ReviewError
+from truthplane.review._rest import MAX_WAIT_S, Refused, Rest, ReviewError, ci_variables
 from truthplane.review.plan import (
     REVIEW_MARKER,
     Existing,
@@ -41,14 +40,11 @@ class PullRequest:
 
 def from_actions(environ: dict[str, str] | None = None) -> PullRequest:
     """The pull request a GitHub Actions pull_request job runs for, from the variables Actions sets."""
-    env = os.environ if environ is None else environ
-    missing = [name for name in ("GITHUB_REPOSITORY", "GITHUB_EVENT_PATH") if not env.get(name)]
-    if missing:
-        raise ReviewError(f"--review github runs in a GitHub Actions job: {', '.join(missing)} is not set")
-    token = env.get("GITHUB_TOKEN") or env.get("TRUTHPLANE_GITHUB_TOKEN")
-    if not token:
-        raise ReviewError("--review github needs a token: set GITHUB_TOKEN (env: GITHUB_TOKEN: ${{ github.token }}) "
-                          "with pull-requests: write")
+    env, token = ci_variables(
+        environ, ("GITHUB_REPOSITORY", "GITHUB_EVENT_PATH"), "--review github runs in a GitHub Actions job: {missing} "
+        "is not set", ("GITHUB_TOKEN", "TRUTHPLANE_GITHUB_TOKEN"),
+        "--review github needs a token: set GITHUB_TOKEN (env: GITHUB_TOKEN: ${{ github.token }}) with "
+        "pull-requests: write")
     try:
         with open(env["GITHUB_EVENT_PATH"], encoding="utf-8") as handle:
             event = json.load(handle)

@@ -10,14 +10,13 @@ when their finding is gone.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
 from truthplane.models import GateResult
-from truthplane.review._rest import MAX_WAIT_S, Refused, Rest, ReviewError
+from truthplane.review._rest import MAX_WAIT_S, Refused, Rest, ReviewError, ci_variables
 from truthplane.review.plan import (
     REVIEW_MARKER,
     Existing,
@@ -39,15 +38,12 @@ class MergeRequest:
 
 def from_gitlab_ci(environ: dict[str, str] | None = None) -> MergeRequest:
     """The merge request a GitLab CI merge request pipeline runs for, from the variables GitLab sets."""
-    env = os.environ if environ is None else environ
-    missing = [name for name in ("CI_API_V4_URL", "CI_PROJECT_ID", "CI_MERGE_REQUEST_IID") if not env.get(name)]
-    if missing:
-        raise ReviewError(f"--review gitlab runs in a GitLab CI merge request pipeline: {', '.join(missing)} is not "
-                          "set (rules: - if: $CI_PIPELINE_SOURCE == \"merge_request_event\")")
-    token = env.get("GITLAB_TOKEN") or env.get("TRUTHPLANE_GITLAB_TOKEN")
-    if not token:
-        raise ReviewError("--review gitlab needs a token with the api scope in GITLAB_TOKEN (a project access "
-                          "token, as a masked CI/CD variable): the job token cannot write notes")
+    env, token = ci_variables(
+        environ, ("CI_API_V4_URL", "CI_PROJECT_ID", "CI_MERGE_REQUEST_IID"),
+        "--review gitlab runs in a GitLab CI merge request pipeline: {missing} is not set (rules: - if: "
+        "$CI_PIPELINE_SOURCE == \"merge_request_event\")", ("GITLAB_TOKEN", "TRUTHPLANE_GITLAB_TOKEN"),
+        "--review gitlab needs a token with the api scope in GITLAB_TOKEN (a project access token, as a masked "
+        "CI/CD variable): the job token cannot write notes")
     try:
         iid = int(env["CI_MERGE_REQUEST_IID"])
     except ValueError:

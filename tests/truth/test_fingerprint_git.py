@@ -133,6 +133,7 @@ def gate_json(repo: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytes
     monkeypatch.setenv("TRUTHPLANE_CACHE_DIR", str(repo.parent / "cache"))
     code = run(["gate", str(repo), "--base", "main", "--verifier", "ruff", "--verifier", "bandit", "--format", "json"])
     out, err = capsys.readouterr()
+    assert out, f"gate exited {code} without a verdict: {err}"
     document = json.loads(out)
     assert code == document_exit(document), err
     return document

@@ -151,6 +151,60 @@ def test_the_snapshot_travels_once_per_worker_and_each_job_gets_its_own_copy(nod
     assert not list(node.cache_dir.glob("cluster-*"))  # the run's files on the node are removed at its end
 
 
+def test_the_nodes_environment_and_credentials_reach_the_worker_and_no_command_line(nodes: Nodes) -> None:
+    node = nodes.start("a")
+    options = nodes.options(node)
+    secret = "llm-key-" + os.urandom(6).hex()
+    options["nodes"][0]["env"]["TRUTHPLANE_TEST_KEY"] = secret
+
+    async def go() -> None:
+        async with SSHExecutor(options) as executor:
+            assert (await executor.run(Job(command=["true"]))).returncode == 0
+            (run_dir,) = node.cache_dir.glob("cluster-*")
+            assert run_dir.stat().st_mode & 0o777 == 0o700
+            for name in ("cert.pem", "key.pem"):  # the run's TLS credentials: the login user's only
+                assert (run_dir / name).stat().st_mode & 0o777 == 0o600
+            key_line = (run_dir / "key.pem").read_text().splitlines()[1]
+            assert not processes(secret) and not processes(key_line)  # on no command line on the node
+            (worker,) = processes("distributed.cli.dask_worker", str(node.cache_dir))
+            environ = Path(f"/proc/{worker}/environ").read_bytes().split(b"\0")
+            assert f"TRUTHPLANE_TEST_KEY={secret}".encode() in environ  # the worker's environment has it
+
+    asyncio.run(go())
+    assert not list(node.cache_dir.glob("cluster-*"))
+
+
+def test_a_node_whose_cache_dir_cannot_be_written_says_so(nodes: Nodes, tmp_path: Path) -> None:
+    node = nodes.start("a")
+    options = nodes.options(node)
+    (tmp_path / "a-file").write_text("")
+    options["nodes"][0]["cache_dir"] = str(tmp_path / "a-file" / "below")
+    with pytest.raises(ExecutorError, match=r"ssh node a: the worker exited before it started .*NotADirectoryError"
+                                            r".*check cache_dir"):
+        run_one(options, Job(command=["true"]))
+
+
+def test_a_worker_whose_ssh_connection_is_lost_stops_at_once(nodes: Nodes) -> None:
+    """This machine gone (its ssh connections dropped, no goodbye): the node's worker does not wait for its
+    scheduler's death timeout, it stops, and the run's files go."""
+    node = nodes.start("a")
+
+    async def go() -> None:
+        executor = SSHExecutor(nodes.options(node))
+        try:
+            assert (await executor.run(Job(command=["true"]))).returncode == 0
+            assert processes("distributed.cli.dask_worker", str(node.cache_dir))
+            assert executor.cluster is not None
+            for worker in executor.cluster._ssh_workers:
+                worker._conn.abort()
+            await gone("distributed.cli.dask_worker", str(node.cache_dir), within=10)
+        finally:
+            await executor.close()
+
+    asyncio.run(go())
+    assert not list(node.cache_dir.glob("cluster-*"))
+
+
 def test_a_timed_out_job_is_killed_on_the_node(nodes: Nodes) -> None:
     node = nodes.start("a")
     result = run_one(nodes.options(node), Job(command=["sh", "-c", "sleep 61.25 & sleep 61.5"],

@@ -20,6 +20,8 @@ another (Dask reschedules it) and the result says so.
 from __future__ import annotations
 
 import asyncio
+import importlib
+import importlib.util
 import logging
 import os
 import shutil
@@ -110,10 +112,8 @@ class Cluster:
     node_names: dict[str, str] = field(default_factory=dict)  # worker address -> the node it runs on
 
     async def start(self) -> Cluster:
-        try:
-            import distributed  # noqa: F401
-        except ImportError:
-            raise ExecutorError(f"Dask distributed is not installed: {install_hint('distributed')}") from None
+        if importlib.util.find_spec("distributed") is None:
+            raise ExecutorError(f"Dask distributed is not installed: {install_hint('distributed')}")
         quiet_logs()
         kind = self.settings.kind
         try:
@@ -181,22 +181,41 @@ class Cluster:
             "services", {}) else None
 
     async def _start_ssh(self) -> None:
-        from distributed import Client, Nanny, Scheduler, Security
-
         if self.ssh is None or not self.ssh.nodes:
             raise ConfigError("[cluster] kind = \"ssh\" needs nodes: [[executors.ssh.nodes]] or --node")
         require("asyncssh", needed_by="ssh nodes")
-        security = Security.temporary()
-        self.owned = True
-        self._own_scratch()
-        self._scheduler = await Scheduler(host=self.settings.scheduler_host, port=0, protocol="tls",
-                                          security=security, dashboard=self.settings.dashboard,
-                                          dashboard_address=f"{self.settings.scheduler_host}:0")
+        # the nodes connect and import (most of a worker's start) while the scheduler comes up here
+        self._ssh_workers = [SSHWorker(node, self.ssh, self.run_id, self.preload) for node in self.ssh.nodes]
+        launching = [asyncio.ensure_future(w.launch()) for w in self._ssh_workers]
+        try:
+            await asyncio.to_thread(importlib.import_module, "distributed")  # the connections go on meanwhile
+            quiet_logs()  # again: importing distributed sets its loggers up
+            from distributed import Client, Nanny, Scheduler, Security
+
+            security = Security.temporary()
+            self.owned = True
+            self._own_scratch()
+            self._scheduler = await Scheduler(host=self.settings.scheduler_host, port=0, protocol="tls",
+                                              security=security, dashboard=self.settings.dashboard,
+                                              dashboard_address=f"{self.settings.scheduler_host}:0")
+        except BaseException:
+            await asyncio.gather(*launching, return_exceptions=True)
+            raise
         address = self._scheduler.address
         pems = (security.tls_worker_cert, security.tls_worker_key)
-        self._ssh_workers = [SSHWorker(node, self.ssh, address, pems, self.run_id, self.preload)
-                             for node in self.ssh.nodes]
-        started = await asyncio.gather(*(w.start() for w in self._ssh_workers), return_exceptions=True)
+
+        async def node_worker(worker: SSHWorker, launched: asyncio.Future[None]) -> str:
+            await launched
+            return await worker.start(address, pems)
+
+        starting = [asyncio.ensure_future(node_worker(w, f)) for w, f in zip(self._ssh_workers, launching, strict=True)]
+        for n in range(self.local_workers):
+            nanny = await Nanny(address, nthreads=1, security=security, name=f"local-{n + 1}",
+                                host=self.settings.scheduler_host, silence_logs=QUIET, dashboard=False,
+                                dashboard_address="127.0.0.1:0", preload=self.preload)
+            self._nannies.append(nanny)
+        self.client = await Client(address, asynchronous=True, security=security)  # while the workers start
+        started = await asyncio.gather(*starting, return_exceptions=True)
         for worker, outcome in zip(self._ssh_workers, started, strict=True):
             if isinstance(outcome, BaseException):
                 if not isinstance(outcome, (ExecutorError, OSError)):
@@ -204,12 +223,6 @@ class Cluster:
                 self.lost[worker.name] = str(outcome)
             else:
                 self.node_names[outcome] = worker.name
-        for n in range(self.local_workers):
-            nanny = await Nanny(address, nthreads=1, security=security, name=f"local-{n + 1}",
-                                host=self.settings.scheduler_host, silence_logs=QUIET, dashboard=False,
-                                dashboard_address="127.0.0.1:0", preload=self.preload)
-            self._nannies.append(nanny)
-        self.client = await Client(address, asynchronous=True, security=security)
         if self.node_names or self.local_workers:
             await self.client.wait_for_workers(len(self.node_names) + self.local_workers)
         if self.settings.dashboard and "dashboard" in self._scheduler.services:

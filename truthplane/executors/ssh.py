@@ -157,20 +157,83 @@ async def connect(node: NodeOptions, accept_unknown: bool, timeout_s: float) -> 
         raise NodeUnreachable(f"ssh node {node.label}: cannot connect ({_describe(exc)})") from None
 
 
-class SSHWorker:
-    """A Dask worker (with its nanny) on one node, started over ssh for this run and stopped at its end.
+# What a node runs: the worker's bootstrap. Started as soon as the node's ssh session is up, it imports distributed
+# and the preload modules (most of a worker's start) while the scheduler is still coming up here; then it reads
+# the worker's arguments and the run's TLS credentials from stdin, writes the credentials to files only the login
+# user can read, and runs the worker in the same process. The node's `env` arrives first, on stdin too (never on
+# a command line): with it the bootstrap starts again, so the interpreter itself sees it (PYTHONPATH).
+# argv: the run's directory on the node, then the preload modules. A line on stdin (or its end) stops the worker.
+BOOTSTRAP = """\
+import atexit, json, os, shutil, signal, sys, threading
+def line():
+    got = bytearray()
+    while True:
+        c = os.read(0, 1)
+        if not c or c == b"\\n":
+            if not c or got == b"stop":
+                sys.exit(0)  # the run ended (or this machine went away) before the worker started
+            return json.loads(got)
+        got += c
+if os.environ.pop("TRUTHPLANE_NODE_ENV", None) is None:
+    env = line()
+    if env:
+        env = {**os.environ, **env, "TRUTHPLANE_NODE_ENV": "1"}
+        os.execve(sys.executable, [sys.executable, *sys.orig_argv[1:]], env)
+d = sys.argv[1]
+os.makedirs(d, 0o700, exist_ok=True)
+atexit.register(shutil.rmtree, d, True)
+os.makedirs(os.path.join(d, "work"), exist_ok=True)
+import importlib
+import distributed.cli.dask_worker as dask_worker
+for name in sys.argv[2:]:
+    try:
+        importlib.import_module(name)
+    except Exception:
+        pass  # the worker's own preload says what is wrong
+spec = line()
+for name, text in spec["files"].items():
+    f = os.open(os.path.join(d, name), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.write(f, text.encode())
+    os.close(f)
+def stop():
+    os.read(0, 1)  # told to stop, or stdin closed (this machine went away)
+    children = {}
+    for entry in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                children.setdefault(int(f.read().rsplit(")", 1)[1].split()[1]), []).append(int(entry))
+        except (OSError, IndexError, ValueError):
+            pass
+    todo, found = [os.getpid()], []
+    while todo:  # every process the worker started (its jobs' sandboxes, in sessions of their own), collected
+        for child in children.get(todo.pop(), []):  # before any is killed, so none is reparented away
+            found.append(child)
+            todo.append(child)
+    for pid in found:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
+    shutil.rmtree(d, True)  # the run's files, then the worker with its session
+    os.killpg(0, signal.SIGKILL)
+threading.Thread(target=stop, daemon=True).start()
+sys.argv = ["dask-worker", *spec["argv"]]
+dask_worker.main()
+"""
 
-    The worker connects to `scheduler` with the run's TLS credentials (`pems`: certificate, key), which are
-    written to the node readable by the login user only. It runs with `--death-timeout`, so a worker whose
+
+class SSHWorker:
+    """A Dask worker on one node, started over ssh for this run and stopped at its end.
+
+    `launch()` connects and starts the worker's bootstrap (the imports, before the scheduler exists); `start()`
+    hands it the scheduler's address and the run's TLS credentials (`pems`: certificate, key), which are written
+    to the node readable by the login user only. The worker runs with `--death-timeout`, so a worker whose
     scheduler is gone (this machine killed) stops by itself."""
 
-    def __init__(self, node: NodeOptions, options: SSHOptions, scheduler: str, pems: tuple[str, str] | None,
-                 run_id: str, preload: list[str] | None = None) -> None:
+    def __init__(self, node: NodeOptions, options: SSHOptions, run_id: str, preload: list[str] | None = None) -> None:
         self.node = node
         self.preload = preload or []
         self.options = options
-        self.scheduler = scheduler
-        self.pems = pems
         self.directory = f"{node.cache_dir.rstrip('/')}/cluster-{run_id}"
         self.address: str | None = None
         self.accepted_unknown_host = False
@@ -185,71 +248,80 @@ class SSHWorker:
         return self.node.label
 
     def command(self) -> str:
+        """The bootstrap's command line: nothing secret on it (the environment and credentials come on stdin)."""
         q = shlex.quote
-        d = q(self.directory)
-        args = [self.node.python, "-m", "distributed.cli.dask_worker", self.scheduler, "--name", self.name,
-                "--nthreads", str(self.node.slots), "--no-nanny", "--death-timeout", "60",
+        path = f"PATH={q(self.node.path)} " if self.node.path else ""
+        args = [self.node.python, "-c", BOOTSTRAP, self.directory, *self.preload]
+        # `echo $$` then exec: the first line is the worker's pid, the leader of the session sshd made for it
+        return f"echo $$ && exec env {path}" + " ".join(q(a) for a in args)
+
+    def worker_args(self, scheduler: str, tls: bool) -> list[str]:
+        args = [scheduler, "--name", self.name, "--nthreads", str(self.node.slots), "--no-nanny",
+                "--death-timeout", "60",
                 # the worker's own http server (health, metrics) stays on the node's loopback
                 "--no-dashboard", "--dashboard-address", "127.0.0.1:0", "--local-directory", f"{self.directory}/work"]
-        for module in self.preload:  # imported while the worker starts, not by its first task
+        for module in self.preload:  # imported by the bootstrap already, set up as the worker starts
             args += ["--preload", module]
-        if self.pems:
+        if tls:
             args += ["--tls-ca-file", f"{self.directory}/cert.pem", "--tls-cert", f"{self.directory}/cert.pem",
                      "--tls-key", f"{self.directory}/key.pem"]
-        path = f"PATH={q(self.node.path)} " if self.node.path else ""
-        environment = f". {d}/env && " if self.node.env else ""
-        # `echo $$` then exec: the first line is the worker's pid, the leader of the session sshd made for it
-        return f"mkdir -p {d}/work && {environment}echo $$ && exec env {path}" + " ".join(q(a) for a in args)
+        return args
 
-    async def start(self) -> str:
-        """Connect, send the credentials, start the worker; its address once it has registered."""
+    async def launch(self) -> None:
+        """Connect and start the worker's bootstrap (what the node can do before the scheduler exists)."""
         timeout = self.options.connect_timeout_s
         known_hosts, _, _ = _known_hosts(self.node, self.options.accept_unknown_hosts)
         self.accepted_unknown_host = known_hosts is None
         self._conn = await connect(self.node, self.options.accept_unknown_hosts, timeout)
         try:
-            return await asyncio.wait_for(self._start(), timeout + START_GRACE_S)
+            self._proc = await asyncio.wait_for(self._conn.create_process(self.command()), timeout)
+            self._proc.stdin.write(json.dumps(self.node.env) + "\n")
+            first = await asyncio.wait_for(self._proc.stdout.readline(), timeout)
+            self._pid = int(first) if first.strip().isdigit() else None
         except TimeoutError:
             await self.close()
-            raise NodeUnreachable(f"ssh node {self.name}: the worker did not start within "
-                                  f"{timeout + START_GRACE_S:g} s") from None
+            raise NodeUnreachable(f"ssh node {self.name}: no answer within {timeout:g} s of connecting") from None
         except _connection_errors() as exc:
             await self.close()
             raise NodeUnreachable(f"ssh node {self.name}: lost while starting its worker ({_describe(exc)})") from None
 
-    async def _start(self) -> str:
-        q = shlex.quote
-        files = dict(zip(("cert.pem", "key.pem"), self.pems, strict=True)) if self.pems else {}
-        if self.node.env:
-            files["env"] = "".join(f"export {name}={q(value)}\n" for name, value in self.node.env.items())
-        if files:  # one session writes them all, readable by the login user only
-            write = ("import json, os, sys; d = sys.argv[1]; os.makedirs(d, 0o700, exist_ok=True)\n"
-                     "for name, text in json.load(sys.stdin).items():\n"
-                     "    f = os.open(os.path.join(d, name), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)\n"
-                     "    os.write(f, text.encode()); os.close(f)\n")
-            made = await self._conn.run(f"umask 077 && {q(self.node.python)} -c {q(write)} {q(self.directory)}",
-                                        input=json.dumps(files), check=False)
-            if made.exit_status != 0:
-                raise ExecutorError(f"ssh node {self.name}: cannot write to {self.directory} with "
-                                    f"{self.node.python} ({(made.stderr or '').strip()[-200:]}): check cache_dir "
-                                    "and python")
-        self._proc = await self._conn.create_process(self.command())
-        first = await self._proc.stdout.readline()
-        self._pid = int(first) if first.strip().isdigit() else None
+    async def start(self, scheduler: str, pems: tuple[str, str] | None) -> str:
+        """The worker started for `scheduler` (after `launch()`): its address once it has registered."""
+        timeout = self.options.connect_timeout_s + START_GRACE_S
+        try:
+            return await asyncio.wait_for(self._start(scheduler, pems), timeout)
+        except TimeoutError:
+            await self.close()
+            raise NodeUnreachable(f"ssh node {self.name}: the worker did not start within {timeout:g} s") from None
+        except _connection_errors() as exc:
+            await self.close()
+            raise NodeUnreachable(f"ssh node {self.name}: lost while starting its worker ({_describe(exc)})") from None
+
+    async def _start(self, scheduler: str, pems: tuple[str, str] | None) -> str:
+        files = dict(zip(("cert.pem", "key.pem"), pems, strict=True)) if pems else {}
+        # read by the bootstrap once its imports are done
+        self._proc.stdin.write(json.dumps({"argv": self.worker_args(scheduler, bool(pems)), "files": files}) + "\n")
         while True:
             line = await self._proc.stderr.readline()
             if not line:
-                tail = " | ".join(self.log[-3:]) or "no output"
-                hint = ""
-                if "No module named" in tail:
-                    hint = f": the node needs truthplane installed for {self.node.python} (pip install truthplane)"
-                raise ExecutorError(f"ssh node {self.name}: the worker exited before it started ({tail}){hint}")
+                raise ExecutorError(self._exited())
             self.log.append(line.strip())
             if "Start worker at:" in line:
                 self.address = line.split("Start worker at:", 1)[1].strip()
                 break
         self._drain = asyncio.create_task(self._read_rest())  # a full pipe would stop the worker
         return self.address
+
+    def _exited(self) -> str:
+        tail = " | ".join(self.log[-3:]) or "no output"
+        hint = ""
+        if "No module named" in tail:
+            hint = f": the node needs truthplane installed for {self.node.python} (pip install truthplane)"
+        elif "PermissionError" in tail or "Permission denied" in tail or "NotADirectoryError" in tail:
+            hint = f": check cache_dir ({self.node.cache_dir}) on the node"
+        elif self.node.python in tail and ("No such file" in tail or "not found" in tail):
+            hint = f": check python ({self.node.python}) on the node"
+        return f"ssh node {self.name}: the worker exited before it started ({tail}){hint}"
 
     async def _read_rest(self) -> None:
         try:
@@ -259,16 +331,19 @@ class SSHWorker:
             pass
 
     async def close(self) -> None:
-        """Stop the worker's whole session (nanny, worker, every job it started) and remove the run's files."""
+        """Stop the worker (and every job it started) and remove the run's files: asked on the worker's own
+        stdin; a worker that does not stop is killed with its whole session through a session of its own."""
         conn, self._conn = self._conn, None
         if conn is None:
             return
         try:
+            if self._proc is not None and await self._stopped():
+                return
             gone = f"rm -rf {shlex.quote(self.directory)}"
             if self._pid:  # TERM, up to 1 s to stop, then KILL: the whole session goes
                 group = f"-- -{self._pid}"
-                gone = (f"kill -TERM {group} 2>/dev/null; i=0; while kill -0 {group} 2>/dev/null && [ $i -lt 10 ]; "
-                        f"do sleep 0.1; i=$((i+1)); done; kill -KILL {group} 2>/dev/null; {gone}")
+                gone = (f"kill -TERM {group} 2>/dev/null; i=0; while kill -0 {group} 2>/dev/null && [ $i -lt 50 ]; "
+                        f"do sleep 0.02; i=$((i+1)); done; kill -KILL {group} 2>/dev/null; {gone}")
             await asyncio.wait_for(conn.run(gone, check=False), 15)
         except _connection_errors():
             pass  # the node is gone: so is its worker (and --death-timeout stops one that is not)
@@ -276,3 +351,14 @@ class SSHWorker:
             conn.close()
             if self._drain is not None:
                 self._drain.cancel()
+
+    async def _stopped(self) -> bool:
+        """The bootstrap told to stop (a line on stdin): the run's directory goes and the worker is killed with its
+        session, by itself."""
+        failed: tuple[type[BaseException], ...] = (TimeoutError, *_connection_errors())
+        try:
+            self._proc.stdin.write("stop\n")
+            await asyncio.wait_for(self._proc.wait(), 5)
+            return True
+        except failed:
+            return False

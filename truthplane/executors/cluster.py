@@ -8,7 +8,7 @@ A `Cluster` is a connected client and, when truthplane started the cluster, the 
 - `azure-vm`: VMs created by dask-cloudprovider's AzureVMCluster from `[cluster.azure]`.
 
 A scheduler runs whatever a connected client sends it, so every scheduler and worker truthplane starts uses TLS
-with credentials made for the run (distributed's `Security.temporary()`), and listens on 127.0.0.1 unless ssh
+with credentials made for the run (`temporary_security()`), and listens on 127.0.0.1 unless ssh
 nodes must reach it (`scheduler_host`).
 
 `ClusterExecutor` (`--executor cluster`) and `SSHExecutor` (`--executor ssh`: the cluster of the ssh nodes) run
@@ -53,6 +53,33 @@ def quiet_logs() -> None:
         return
     for name in ("distributed", "tornado", "asyncssh", "bokeh"):
         logging.getLogger(name).setLevel(QUIET)
+
+
+def temporary_security() -> Any:
+    """TLS credentials made for one run, in memory, as distributed's `Security.temporary()` makes them, with an
+    elliptic-curve key: made in well under a millisecond where an RSA key takes 50-200 ms of the run's start."""
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+    from distributed import Security
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                serialization.NoEncryption()).decode()
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "dask-internal")])
+    now = datetime.datetime.now(tz=datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName("dask-internal")]), critical=False)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(now + datetime.timedelta(days=7))
+            .sign(key, hashes.SHA256()))
+    cert_pem = cert.public_bytes(serialization.Encoding.PEM).decode()
+    return Security(require_encryption=True, tls_ca_file=cert_pem, tls_client_key=key_pem, tls_client_cert=cert_pem,
+                    tls_scheduler_key=key_pem, tls_scheduler_cert=cert_pem, tls_worker_key=key_pem,
+                    tls_worker_cert=cert_pem)
 
 
 def azure_arguments(settings: ClusterSettings) -> dict[str, Any]:
@@ -140,10 +167,10 @@ class Cluster:
         return "a local cluster"
 
     async def _start_local(self) -> None:
-        from distributed import Client, LocalCluster, Security
+        from distributed import Client, LocalCluster
 
         workers = self.settings.workers or os.cpu_count() or 2
-        security = Security.temporary() if self.processes else None
+        security = temporary_security() if self.processes else None
         self.owned = True
         where = {"host": "127.0.0.1"} if self.processes else {}  # in-process workers talk inproc://
         self._own_scratch()
@@ -190,9 +217,9 @@ class Cluster:
         try:
             await asyncio.to_thread(importlib.import_module, "distributed")  # the connections go on meanwhile
             quiet_logs()  # again: importing distributed sets its loggers up
-            from distributed import Client, Nanny, Scheduler, Security
+            from distributed import Client, Nanny, Scheduler
 
-            security = Security.temporary()
+            security = temporary_security()
             self.owned = True
             self._own_scratch()
             self._scheduler = await Scheduler(host=self.settings.scheduler_host, port=0, protocol="tls",

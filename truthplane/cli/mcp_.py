@@ -29,9 +29,15 @@ def build_server(root: Path, cache_dir: Path | None = None) -> Any:
     from mcp.server.fastmcp.exceptions import ToolError
 
     from truthplane.errors import TruthplaneError
+    from truthplane.truth.cache import remember_in_memory
     from truthplane.truth.gatekeeper import DEFAULT_LIMIT, Gatekeeper
+    from truthplane.verifiers import zygote
 
     keeper = Gatekeeper(root, cache_dir)
+    # an agent gates again and again: Python analysers start from a warm copy, and the cached findings of the
+    # unchanged files (the base's above all) are decoded once
+    zygote.enable()
+    remember_in_memory()
     # FastMCP's Settings names FastMCP before that class exists; left unresolved, pydantic-settings 2.16 warns on
     # every start that its `lifespan` field is incomplete: resolve it now that FastMCP is defined
     settings = getattr(fastmcp_server, "Settings", None)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import threading
+from collections import OrderedDict
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -15,6 +16,54 @@ if TYPE_CHECKING:
 
 
 _REPLACING = threading.Lock()  # held while a damaged database is replaced
+
+# Entries decoded already, kept in memory by a process that lives long (`truthplane mcp`): a warm gate's base is
+# thousands of findings that would otherwise be decoded again on every call. A key names its content (the tool,
+# its version and configuration, the file or tree), so an entry remembered is never stale; findings are frozen.
+MEMORY_FINDINGS = 300_000  # about 0.5 GB at most; the least recently used entries go first
+_memory: OrderedDict[str, list[Finding]] | None = None
+_memory_size = 0
+_memory_lock = threading.Lock()
+
+
+def remember_in_memory() -> None:
+    """This process lives long and gates again and again: keep decoded entries in memory."""
+    global _memory
+    with _memory_lock:
+        if _memory is None:
+            _memory = OrderedDict()
+
+
+def _recall(keys: list[str]) -> dict[str, list[Finding]]:
+    if _memory is None:
+        return {}
+    found = {}
+    with _memory_lock:
+        for key in keys:
+            entry = _memory.get(key)
+            if entry is not None:
+                _memory.move_to_end(key)
+                found[key] = entry
+    return found
+
+
+def _remember(entries: dict[str, list[Finding]]) -> None:
+    global _memory_size
+    if _memory is None:
+        return
+    with _memory_lock:
+        for key, findings in entries.items():
+            size = len(findings) + 1
+            if size > MEMORY_FINDINGS:
+                continue
+            previous = _memory.pop(key, None)
+            if previous is not None:
+                _memory_size -= len(previous) + 1
+            _memory[key] = findings
+            _memory_size += size
+        while _memory_size > MEMORY_FINDINGS and _memory:
+            _, dropped = _memory.popitem(last=False)
+            _memory_size -= len(dropped) + 1
 
 
 @functools.cache
@@ -130,9 +179,16 @@ class ResultCache:
 
         from pydantic import ValidationError
 
+        remembered = _recall(keys)
+        if remembered:
+            keys = [key for key in keys if key not in remembered]
+            if not keys:
+                self.hits += len(remembered)
+                return remembered
         if self._broken or not keys:
             self.misses += len(keys)
-            return {}
+            self.hits += len(remembered)
+            return remembered
         adapter = _adapter()
         found: dict[str, list[Finding]] = {}
         bad: list[str] = []
@@ -156,9 +212,10 @@ class ResultCache:
         except sqlite3.Error:
             self._broken = True  # only costs time: everything is recomputed
             found = {}
-        self.hits += len(found)
+        _remember(found)
+        self.hits += len(found) + len(remembered)
         self.misses += len(keys) - len(found)
-        return found
+        return {**remembered, **found}
 
     def get(self, key: str) -> list[Finding] | None:
         return self.get_many([key]).get(key)
@@ -167,6 +224,7 @@ class ResultCache:
         import hashlib
         import sqlite3
 
+        _remember(entries)
         if self._broken or not entries:
             return
         adapter = _adapter()

@@ -102,6 +102,7 @@ def config_arguments(target: Path) -> list[str]:
 class BanditVerifier(FileToolVerifier):
     name = "bandit"
     file_local = True
+    warm_start = True  # most of a run on one file is Python starting and bandit importing itself
     suffixes = (".py",)
     config_files = (".bandit", "pyproject.toml")
     pyproject_keys = ("tool.bandit",)

@@ -24,6 +24,8 @@ class FileToolVerifier(Verifier):
     incremental = True
     #: the exit codes of a run that worked, findings or not
     ok_exit_codes: ClassVar[tuple[int, ...]] = (0, 1)
+    #: a Python analyser that a long-lived process may start from a warm copy (truthplane.verifiers.zygote)
+    warm_start: ClassVar[bool] = False
 
     def command(self, target: Path, files: list[str] | None) -> Command:
         """The command line for these files (None: the whole tree)."""
@@ -44,7 +46,7 @@ class FileToolVerifier(Verifier):
                 return empty_result(self.instance_name, self.available().version)
         command = self.command(target, files)
         output = run_tool(self.instance_name, command.argv, cwd=target, timeout_s=self.timeout_s,
-                          ok_exit_codes=self.ok_exit_codes, env=command.env)
+                          ok_exit_codes=self.ok_exit_codes, env=command.env, warm=self.warm_start)
         return ScanResult(
             verifier=self.instance_name,
             version=self.available().version,

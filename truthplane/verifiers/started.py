@@ -36,10 +36,17 @@ def tool_env(extra: dict[str, str] | None) -> dict[str, str]:
 
 
 def start(
-    program: str, argv: list[str], cwd: Path, env: dict[str, str], *, stdin: bool = False
+    program: str, argv: list[str], cwd: Path, env: dict[str, str], *, stdin: bool = False, warm: bool = False
 ) -> subprocess.Popen[str]:
     """Start an analyser that only reads code (`program`, called as argv[0]): output captured, in a session of
-    its own so that ending it ends whatever it started too."""
+    its own so that ending it ends whatever it started too. `warm`: from its zygote, where this process keeps
+    one (truthplane.verifiers.zygote)."""
+    if warm and not stdin:
+        from truthplane.verifiers import zygote
+
+        forked = zygote.start(program, argv, cwd, env)
+        if forked is not None:
+            return forked  # type: ignore[return-value]  # the part of Popen that run_tool and stop use
     return subprocess.Popen(
         argv, executable=program, cwd=cwd, env=env, stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, encoding="utf-8", errors="replace",

@@ -29,8 +29,10 @@ def run_tool(
     ok_exit_codes: tuple[int, ...] | list[int] = (0,),
     env: dict[str, str] | None = None,
     stdin: str | None = None,
+    warm: bool = False,
 ) -> ToolOutput:
-    """Run an analyser that only reads code. Missing, hung or crashed tools become VerifierError.
+    """Run an analyser that only reads code. Missing, hung or crashed tools become VerifierError. `warm`: the
+    analyser may start from a zygote, where this process keeps them (truthplane.verifiers.zygote).
 
     The exit code is checked against the tool's documented "findings" codes; anything else means
     the tool could not run, and its stderr tail says why.
@@ -43,7 +45,7 @@ def run_tool(
     proc = started.take(program, argv, cwd, full_env) if stdin is None else None
     try:
         if proc is None:
-            proc = started.start(program, argv, cwd, full_env, stdin=stdin is not None)
+            proc = started.start(program, argv, cwd, full_env, stdin=stdin is not None, warm=warm)
         stdout, stderr = proc.communicate(stdin, timeout=timeout_s)
     except subprocess.TimeoutExpired:
         assert proc is not None  # only communicate() times out

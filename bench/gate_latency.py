@@ -12,9 +12,13 @@ changed file is never in the cache):
       beside diff-quality, `truthplane gate --verifier ruff` (the same single tool) for a like-for-like figure;
   (e) warm: the gate through a running `truthplane mcp` server, called with the MCP SDK's client as a coding
       agent calls it, on a new change each time (the server started once, its first call not counted).
-Targets: (a) <= 1.5 x (b) + 0.5 s, and (a) at least 10x faster than (d).
+  (f) scale: Django's tree and a repository ten times its size (ten copies of the tree under different directory
+      names, ~28k Python files), each with a warm cache (main's own gate run): `truthplane gate --base main` from a
+      fresh process on changes of 1, 10 and 100 files, against the floor for the same files.
+Targets: (a) <= 1.5 x (b) + 0.5 s, and (a) at least 10x faster than (d); [speed]: (e) <= 1.2 x (b), (a) <= (b) +
+0.25 s, and on the 10x repository a one-file gate <= its floor + 0.5 s.
 
-    python bench/gate_latency.py [--repeats 3] [--workdir DIR] [--django-version 5.2.19]
+    python bench/gate_latency.py [--repeats 5] [--workdir DIR] [--django-version 5.2.19] [--no-scale]
 """
 
 from __future__ import annotations
@@ -99,6 +103,66 @@ def change(repo: Path, n: int, *, again: bool = False, tag: str = "") -> None:
     sh(["git", "commit", "-qam", f"change {n}{suffix}"], cwd=repo)
 
 
+def scaled(workdir: Path, repo: Path, copies: int) -> Path:
+    """Django's tree `copies` times over in one repository: the tree itself and copies 2.. under django-copy-N/."""
+    big = workdir / f"django-x{copies}"
+    if (big / ".git").is_dir():
+        return big
+    partial = workdir / f".django-x{copies}-partial"
+    shutil.rmtree(partial, ignore_errors=True)
+    ignore = shutil.ignore_patterns(".git")
+    shutil.copytree(repo, partial, ignore=ignore)
+    for n in range(2, copies + 1):
+        shutil.copytree(repo, partial / f"django-copy-{n}", ignore=ignore)
+    sh(["git", "init", "-q", "-b", "main"], cwd=partial)
+    sh(["git", "add", "-A"], cwd=partial)
+    sh(["git", "commit", "-qm", f"django sdist x{copies}"], cwd=partial)
+    partial.rename(big)
+    return big
+
+
+def spread(repo: Path, count: int) -> list[str]:
+    """`count` Python files of the repository, spread evenly over its sorted listing."""
+    files = sorted(sh(["git", "ls-files", "*.py"], cwd=repo).stdout.split())
+    files = [f for f in files if not f.endswith("__init__.py")]
+    step = len(files) / count
+    return [files[int(i * step)] for i in range(count)]
+
+
+def change_files(repo: Path, files: list[str], tag: str) -> None:
+    """A branch off main where each of `files` gains one new function with a finding, committed."""
+    sh(["git", "checkout", "-q", "-B", f"scale-{tag}", "main"], cwd=repo)
+    for n, rel in enumerate(files):
+        with (repo / rel).open("a", encoding="utf-8") as handle:
+            handle.write(f"\n\ndef _bench_scale_{tag}_{n}(text):\n    return eval(text + {n!r})\n")
+    sh(["git", "commit", "-qam", f"scale {tag}"], cwd=repo)
+
+
+def scale_series(repos: dict[str, Path], cache: Path, repeats: int) -> dict[tuple[str, int], tuple[float, float]]:
+    """(repository, files changed) -> (median gate, median floor), each gate from a fresh process, warm cache."""
+    env_cache = ["--cache-dir", str(cache)]
+    series: dict[tuple[str, int], tuple[float, float]] = {}
+    for label, repo in repos.items():
+        sh(["git", "checkout", "-q", "main"], cwd=repo)
+        started = time.perf_counter()
+        timed(["truthplane", "gate", ".", "--base", "main", *env_cache], repo, ok=(0,))
+        print(f"{label}: main's own gate run, filling the cache: {time.perf_counter() - started:.1f} s", flush=True)
+        for count in (1, 10, 100):
+            files = spread(repo, count)
+            gates, floors = [], []
+            for n in range(repeats):
+                change_files(repo, files, f"{count}-{n}")
+                gates.append(timed(["truthplane", "gate", ".", "--base", "main", "--format", "json", *env_cache],
+                                   repo))
+                floors.append(timed_parallel(
+                    [["ruff", "check", "--no-cache", *files], ["bandit", "-q", *files], [*SEMGREP, *files]], repo))
+                sh(["git", "checkout", "-q", "main"], cwd=repo)
+            series[(label, count)] = (statistics.median(gates), statistics.median(floors))
+            gate, floor = series[(label, count)]
+            print(f"  {label} {count:>3} file(s) changed: gate {gate:.2f} s, floor {floor:.2f} s", flush=True)
+    return series
+
+
 def warm_server_gates(repo: Path, cache: Path, repeats: int) -> list[float]:
     """(e): one `truthplane mcp` server, its `gate` tool called through the MCP SDK's stdio client on a new
     change each time; the first call (imports, first scan) is not counted."""
@@ -131,9 +195,11 @@ def warm_server_gates(repo: Path, cache: Path, repeats: int) -> list[float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "truthplane-bench-gate")
     parser.add_argument("--django-version", default="5.2.19")
+    parser.add_argument("--no-scale", action="store_true", help="leave out (f), the scale series (it builds a "
+                        "repository of ~28k Python files and fills its cache: several minutes)")
     args = parser.parse_args()
     for tool in ("truthplane", "ruff", "bandit", "semgrep", "graylint", "diff-quality"):
         if shutil.which(tool, path=ENV["PATH"]) is None:
@@ -182,6 +248,12 @@ def main() -> None:
         sh(["git", "checkout", "-q", "main"], cwd=repo)
 
     warm_s = warm_server_gates(repo, cache, args.repeats)
+    series = {}
+    if not args.no_scale:
+        big = scaled(args.workdir, repo, 10)
+        big_files = int(sh(["git", "ls-files", "*.py"], cwd=big).stdout.count("\n"))
+        print(f"scale: Django x10, {big_files} Python files", flush=True)
+        series = scale_series({"1x": repo, "10x": big}, args.workdir / "tp-cache-scale", args.repeats)
 
     naive_one = timed_parallel(
         [["ruff", "check", "--no-cache", "."], ["bandit", "-q", "-r", "."], [*SEMGREP, "."]], repo
@@ -222,6 +294,17 @@ def main() -> None:
     ruff_only = statistics.median(gate_ruff_s)
     print(f"(d diff-quality)/(truthplane gate --verifier ruff) = {d_diffq / ruff_only:.1f}x  "
           f"{'PASS' if d_diffq / ruff_only >= 10 else 'FAIL'} (like-for-like: one tool on one file each)")
+    if series:
+        print()
+        print(f"(f) scale: gate from a fresh process, warm cache, medians of {args.repeats}")
+        print(f"{'files changed':>14} {'1x gate':>9} {'1x floor':>9} {'1x over':>8} {'10x gate':>9} {'10x floor':>10} "
+              f"{'10x over':>9}")
+        for count in (1, 10, 100):
+            (g1, f1), (g10, f10) = series[("1x", count)], series[("10x", count)]
+            print(f"{count:>14} {g1:>9.2f} {f1:>9.2f} {g1 - f1:>8.2f} {g10:>9.2f} {f10:>10.2f} {g10 - f10:>9.2f}")
+        g10, f10 = series[("10x", 1)]
+        print(f"(f) 10x, one file: gate - floor = {g10 - f10:.2f} s  {'PASS' if g10 - f10 <= 0.5 else 'FAIL'} "
+              "(target <= 0.5 s)")
 
 
 if __name__ == "__main__":

@@ -13,7 +13,6 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import git
-from truthplane.errors import VerifierError
 from truthplane.truth import cache as result_cache
 from truthplane.verifiers import zygote
 from truthplane.verifiers._commands import which

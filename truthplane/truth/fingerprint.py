@@ -54,6 +54,7 @@ class _Files:
         self._read_source = read_source
         self._contents: dict[str, bytes | None] = {}
         self._sources: dict[str, _tokens.SourceFile | None] = {}
+        self._github: dict[str, tuple[str, ...] | None] = {}
 
     def content(self, path: str) -> bytes | None:
         if path not in self._contents:
@@ -69,8 +70,16 @@ class _Files:
 
     def github(self, path: str) -> tuple[str, ...] | None:
         """Per line, GitHub's hash with its 1-based occurrence among the file's lines."""
-        content = self.content(path)
-        return None if content is None else numbered_github_hashes(content)
+        if path not in self._github:
+            content = self.content(path)
+            self._github[path] = None if content is None else numbered_github_hashes(content)
+        return self._github[path]
+
+    def forget(self, path: str) -> None:
+        """The file's content and parse are not needed any more."""
+        self._contents.pop(path, None)
+        self._sources.pop(path, None)
+        self._github.pop(path, None)
 
 
 def _context_without_source(finding: Finding) -> tuple[str, str | None]:
@@ -120,38 +129,43 @@ def annotate(findings: Sequence[Finding], read_source: Callable[[str], bytes | N
     line order, from 0.
     """
     files = _Files(read_source)
-    computed: list[tuple[str, str, str]] = []
-    for finding in findings:
-        context, symbol, known_base = _context(finding, files)
-        computed.append((context, symbol, known_base or _base(finding, context, symbol)))
-
-    occurrence: dict[int, int] = {}
-    seen: Counter[tuple[str, str]] = Counter()
-    for index in sorted(range(len(findings)), key=lambda i: _order(findings[i])):
-        key = (findings[index].path, computed[index][2])
-        occurrence[index] = seen[key]
-        seen[key] += 1
-
-    annotated = []
+    by_path: dict[str, list[int]] = {}
     for index, finding in enumerate(findings):
-        context, symbol, base = computed[index]
-        partials = {**finding.partial_fingerprints, FINGERPRINT_KEY: base}
-        start = line_number(finding.start_line)
-        github = files.github(finding.path) if start else None
-        if github is not None and start <= len(github):
-            partials[GITHUB_KEY] = github[start - 1]
-        source = files.source(finding.path) if start else None
-        if source is not None:
-            end = max(line_number(finding.end_line), start)
-            above, below = _tokens.neighbours(source, _tokens.is_python(finding.path), start, end)
-            partials[NEIGHBOURS_KEY] = f"{_sha256(above)[:16]}:{_sha256(below)[:16]}"
-        annotated.append(finding.model_copy(update={
-            "context_hash": context,
-            "symbol": symbol,
-            "fingerprint": f"{base}:{occurrence[index]}",
-            "partial_fingerprints": dict(sorted(partials.items())),
-        }))
-    return annotated
+        by_path.setdefault(finding.path, []).append(index)
+    annotated: list[Finding | None] = [None] * len(findings)
+    # a file at a time, and forgotten once its findings are done: a full scan of a large repository has findings
+    # in thousands of files, and their parses together would not fit in memory
+    for path, indices in by_path.items():
+        computed: dict[int, tuple[str, str, str]] = {}
+        for index in indices:
+            context, symbol, known_base = _context(findings[index], files)
+            computed[index] = (context, symbol, known_base or _base(findings[index], context, symbol))
+        occurrence: dict[int, int] = {}
+        seen: Counter[str] = Counter()
+        for index in sorted(indices, key=lambda i: _order(findings[i])):
+            occurrence[index] = seen[computed[index][2]]
+            seen[computed[index][2]] += 1
+        for index in indices:
+            finding = findings[index]
+            context, symbol, base = computed[index]
+            partials = {**finding.partial_fingerprints, FINGERPRINT_KEY: base}
+            start = line_number(finding.start_line)
+            github = files.github(finding.path) if start else None
+            if github is not None and start <= len(github):
+                partials[GITHUB_KEY] = github[start - 1]
+            source = files.source(finding.path) if start else None
+            if source is not None:
+                end = max(line_number(finding.end_line), start)
+                above, below = _tokens.neighbours(source, _tokens.is_python(finding.path), start, end)
+                partials[NEIGHBOURS_KEY] = f"{_sha256(above)[:16]}:{_sha256(below)[:16]}"
+            annotated[index] = finding.model_copy(update={
+                "context_hash": context,
+                "symbol": symbol,
+                "fingerprint": f"{base}:{occurrence[index]}",
+                "partial_fingerprints": dict(sorted(partials.items())),
+            })
+        files.forget(path)
+    return [finding for finding in annotated if finding is not None]
 
 
 # ---- match --------------------------------------------------------------------------------------

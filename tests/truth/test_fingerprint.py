@@ -689,6 +689,7 @@ def test_annotating_a_large_scan_holds_one_file_at_a_time(monkeypatch: pytest.Mo
     annotated = annotate(list(reversed(found)), read)
     assert most <= 1  # when a file is read, no other file's parse is held any more
     # the same identities as annotating each file on its own, in the order given
-    each = [f for path in sorted(files) for f in annotate([finding(path, 5), finding(path, 9)], lambda p: files[p].encode())]
+    each = [f for path in sorted(files)
+            for f in annotate([finding(path, 5), finding(path, 9)], lambda p: files[p].encode())]
     assert [f.fingerprint for f in annotated] == [f.fingerprint for f in reversed(each)]
     assert {f.fingerprint.split(":")[1] for f in annotated} == {"0"}

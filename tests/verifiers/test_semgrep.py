@@ -301,3 +301,25 @@ def test_the_engine_is_used_only_when_it_is_certain_which_one_the_launcher_would
     shim.write_text('#!/usr/bin/env bash\nexec semgrep "$@"\n')  # a version manager's shim: not the launcher itself
     semgrep_engine.cache_clear()
     assert semgrep_engine(str(shim)) is None
+
+
+def test_a_subset_scan_walks_only_toward_the_requested_files(make_repo) -> None:  # noqa: ANN001
+    """A requested file's directory can be a whole package: the subtrees that hold no requested file are excluded
+    from semgrep's walk, and what it finds it still filters through its ignore rules (here semgrep's defaults,
+    which skip tests/ in a repository without a .semgrepignore)."""
+    risky = "eval(input())\n"
+    root = make_repo({"pkg/mod.py": risky, "pkg/sub/deep.py": risky, "pkg/sub/more/x.py": risky,
+                      "pkg/other/y.py": risky, "pkg/other/z/w.py": risky, "tests/t.py": risky, "top.py": risky})
+    verifier = build_verifier("semgrep")
+    whole = located(verifier.scan(root).findings)
+    assert {x[1] for x in whole} == {"pkg/mod.py", "pkg/sub/deep.py", "pkg/sub/more/x.py", "pkg/other/y.py",
+                                     "pkg/other/z/w.py", "top.py"}  # tests/ skipped by semgrep's defaults
+    requested = ["pkg/mod.py", "pkg/sub/more/x.py", "tests/t.py"]
+    argv = verifier.command(root, requested).argv
+    assert [a for a in argv if a.startswith("--exclude")] == ["--exclude=/pkg/other/"]
+    assert argv[argv.index("--") + 1:] == ["pkg", "tests"]
+    subset = verifier.scan(root, files=requested)
+    assert located(subset.findings) == {x for x in whole if x[1] in requested}
+    everything_but_tests = ["pkg/mod.py", "pkg/sub/deep.py", "pkg/sub/more/x.py", "pkg/other/y.py", "top.py"]
+    assert located(verifier.scan(root, files=everything_but_tests).findings) == {
+        x for x in whole if x[1] in everything_but_tests}

@@ -149,6 +149,33 @@ def _bandit(inputs: dict[str, Any], target: Path, files: list[str] | None) -> Co
     return Command(["bandit", "-f", "json", "-q", *inputs["config_args"], *inputs["args"], *targets])
 
 
+def pruned_dirs(target: Path, roots: list[str], files: list[str]) -> list[str]:
+    """The directories under `roots` that hold none of `files`, at the top of each such subtree: semgrep need not
+    walk them. A changed file's directory can be a whole package; semgrep walking it to find one file took 4 s in
+    a 28k-file repository, where the pruned walk takes a fraction of that with the same result (what it finds,
+    it still filters through the ignore files)."""
+    on_path = set()
+    for rel in files:
+        parent = PurePosixPath(rel).parent
+        while str(parent) != ".":
+            on_path.add(str(parent))
+            parent = parent.parent
+    pruned: list[str] = []
+    todo = list(roots)
+    while todo:
+        directory = todo.pop()
+        try:
+            entries = sorted(os.scandir(target / directory), key=lambda entry: entry.name)
+        except OSError:
+            continue
+        for entry in entries:
+            if not entry.is_dir(follow_symlinks=False):
+                continue
+            rel = entry.name if directory == "." else f"{directory}/{entry.name}"
+            (todo if rel in on_path else pruned).append(rel)
+    return sorted(pruned)
+
+
 def _semgrep(inputs: dict[str, Any], target: Path, files: list[str] | None) -> Command:
     includes: list[str] = []
     targets = ["."]
@@ -156,6 +183,8 @@ def _semgrep(inputs: dict[str, Any], target: Path, files: list[str] | None) -> C
         includes = [f"--include={include_pattern(rel)}" for rel in files]
         if (target / ".git").exists():  # root-anchored includes hold under a subdirectory only in git
             targets = walk_roots(files)
+            # and root-anchored excludes: the subtrees that hold no requested file are not walked
+            includes += [f"--exclude={include_pattern(rel)}/" for rel in pruned_dirs(target, targets, files)]
     return Command(
         [
             "semgrep", "scan", *(["--experimental"] if inputs["native"] else []),

@@ -130,11 +130,12 @@ def spread(repo: Path, count: int) -> list[str]:
 
 
 def change_files(repo: Path, files: list[str], tag: str) -> None:
-    """A branch off main where each of `files` gains one new function with a finding, committed."""
+    """A branch off main where each of `files` gains one new function with a finding, committed. The function's
+    name holds this process's id: content no earlier run made, so the cache never holds it."""
     sh(["git", "checkout", "-q", "-B", f"scale-{tag}", "main"], cwd=repo)
     for n, rel in enumerate(files):
         with (repo / rel).open("a", encoding="utf-8") as handle:
-            handle.write(f"\n\ndef _bench_scale_{tag}_{n}(text):\n    return eval(text + {n!r})\n")
+            handle.write(f"\n\ndef _bench_scale_{tag}_{os.getpid()}_{n}(text):\n    return eval(text + {n!r})\n")
     sh(["git", "commit", "-qam", f"scale {tag}"], cwd=repo)
 
 
@@ -151,7 +152,7 @@ def scale_series(repos: dict[str, Path], cache: Path, repeats: int) -> dict[tupl
             files = spread(repo, count)
             gates, floors = [], []
             for n in range(repeats):
-                change_files(repo, files, f"{count}-{n}")
+                change_files(repo, files, f"{count}_{n}")
                 gates.append(timed(["truthplane", "gate", ".", "--base", "main", "--format", "json", *env_cache],
                                    repo))
                 floors.append(timed_parallel(

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import git
+from tests.executors._remote_fixtures import processes
 from truthplane.truth import cache as result_cache
 from truthplane.verifiers import zygote
 from truthplane.verifiers._commands import which
@@ -78,17 +79,22 @@ def _without_timestamp(report: str) -> str:
     return "\n".join(line for line in report.splitlines() if '"generated_at"' not in line)
 
 
-def test_a_forked_run_that_times_out_is_killed_with_what_it_started(warm: None, tmp_path: Path) -> None:
+def pip_tool(tmp_path: Path, name: str, source: str) -> Path:
+    """A console script in pip's form for a module `name` (its source given), in tmp_path/lib."""
     package = tmp_path / "lib"
-    package.mkdir()
-    (package / "slowtool.py").write_text(
-        "import subprocess, sys, time\n\ndef main():\n"
-        "    subprocess.Popen(['sleep', '60.75'])\n    print('started', flush=True)\n    time.sleep(60)\n"
-    )
-    script = tmp_path / "slowtool"
-    script.write_text(PIP_SCRIPT.format(python=sys.executable, module="slowtool", function="main"))
+    package.mkdir(exist_ok=True)
+    (package / f"{name}.py").write_text(source)
+    script = tmp_path / name
+    script.write_text(PIP_SCRIPT.format(python=sys.executable, module=name, function="main"))
     script.chmod(0o755)
-    env = tool_env({"PYTHONPATH": str(package)})
+    return script
+
+
+def test_a_forked_run_that_times_out_is_killed_with_what_it_started(warm: None, tmp_path: Path) -> None:
+    script = pip_tool(tmp_path, "slowtool", "import subprocess, sys, time\n\ndef main():\n"
+                      "    subprocess.Popen(['sleep', '60.75'])\n    print('started', flush=True)\n"
+                      "    time.sleep(60)\n")
+    env = tool_env({"PYTHONPATH": str(tmp_path / "lib")})
     forked = forked_when_ready(str(script), [str(script)], tmp_path, env)
     from truthplane.verifiers import started
 
@@ -97,22 +103,16 @@ def test_a_forked_run_that_times_out_is_killed_with_what_it_started(warm: None, 
     started.stop(forked)  # as run_tool does on a timeout: the run's whole session
     assert forked.returncode == -9
     deadline = time.monotonic() + 10
-    while _running("sleep", "60.75"):
+    while processes("sleep", "60.75"):
         assert time.monotonic() < deadline, "the forked run's child outlived it"
         time.sleep(0.05)
 
 
 def test_run_tool_with_warm_uses_the_zygote_and_reports_its_exit(warm: None, tmp_path: Path) -> None:
-    package = tmp_path / "lib"
-    package.mkdir()
-    (package / "pidtool.py").write_text(
-        "import os, sys\n\ndef main():\n    print(os.getpid(), os.getcwd(), sys.argv[1:], os.environ['MARK'])\n"
-        "    print('to stderr\\r\\n', file=sys.stderr)\n    return 3\n"
-    )
-    script = tmp_path / "pidtool"
-    script.write_text(PIP_SCRIPT.format(python=sys.executable, module="pidtool", function="main"))
-    script.chmod(0o755)
-    extra = {"PYTHONPATH": str(package), "MARK": "m1"}
+    script = pip_tool(tmp_path, "pidtool", "import os, sys\n\ndef main():\n"
+                      "    print(os.getpid(), os.getcwd(), sys.argv[1:], os.environ['MARK'])\n"
+                      "    print('to stderr\\r\\n', file=sys.stderr)\n    return 3\n")
+    extra = {"PYTHONPATH": str(tmp_path / "lib"), "MARK": "m1"}
 
     def run() -> object:
         return run_tool("pidtool", [str(script), "a b"], cwd=tmp_path, timeout_s=30, ok_exit_codes=(3,), env=extra,
@@ -254,15 +254,3 @@ def test_a_warm_gatekeeper_gives_the_verdicts_of_a_cold_one(make_repo, tmp_path:
     assert ("B602" in {rule for _, rule in cold[0][3]} and "parse-error" in {rule for _, rule in cold[6][3]}
             and "B301" in {rule for _, rule in cold[4][4]})
 
-
-def _running(*words: str) -> list[int]:
-    found = []
-    for entry in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            argv = Path(f"/proc/{entry}/cmdline").read_bytes().split(b"\0")
-            state = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[0]
-        except OSError:
-            continue
-        if state != "Z" and all(any(word.encode() in arg for arg in argv) for word in words):
-            found.append(int(entry))
-    return found

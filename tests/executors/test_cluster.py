@@ -136,3 +136,27 @@ def test_a_worker_without_bubblewrap_refuses_the_task_rather_than_run_it_unsandb
     with pytest.raises(ExecutorError, match="has no bubblewrap: a task never runs unsandboxed on a worker"):
         _on_worker.sandbox("local", {})
     assert _on_worker.sandbox("local", {"sandbox": False}).name == "local"  # the user's own, explicit choice
+
+
+def test_a_cluster_truthplane_starts_keeps_distributeds_logs_off_its_output(tmp_path: Path) -> None:
+    """distributed sets its loggers up when it is first imported: truthplane quiets them after that, in a fresh
+    process too (where the cluster's start is the first import), so nothing of Dask's own logging reaches stderr."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "start.py"
+    script.write_text(
+        "import asyncio, logging\n"
+        "from truthplane.executors.cluster import Cluster, QUIET\n"
+        "from truthplane.config.cluster import ClusterSettings\n"
+        "async def main():\n"
+        "    cluster = await Cluster(ClusterSettings(kind='local', workers=1), processes=False).start()\n"
+        "    await cluster.close()\n"
+        "    print(logging.getLogger('distributed').level == QUIET)\n"
+        "asyncio.run(main())\n"
+    )
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120,
+                          cwd=Path(__file__).resolve().parents[2])
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip() == "True"
+    assert "distributed." not in proc.stderr  # no "INFO - distributed.scheduler ..." lines

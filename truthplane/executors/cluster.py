@@ -141,8 +141,10 @@ class Cluster:
     async def start(self) -> Cluster:
         if importlib.util.find_spec("distributed") is None:
             raise ExecutorError(f"Dask distributed is not installed: {install_hint('distributed')}")
-        quiet_logs()
         kind = self.settings.kind
+        if kind != "ssh":  # ssh nodes connect while distributed is imported (_start_ssh)
+            importlib.import_module("distributed")
+        quiet_logs()  # after distributed's import, which sets its loggers up
         try:
             if kind == "address":
                 await self._connect()

@@ -75,6 +75,29 @@ def test_a_run_from_the_zygote_is_the_plain_run(warm: None, tmp_path: Path) -> N
     assert stderr == plain.stderr
 
 
+@pytest.mark.tool("mypy")
+def test_mypy_is_not_forked_because_a_forked_mypy_fails(warm: None, tmp_path: Path) -> None:
+    """mypy's console script has pip's form, but mypy forked from a copy that imported it stops with an internal
+    error: it does not opt in, and in a warm process it runs the plain way and reports what a fresh mypy does."""
+    from tests.verifiers.conftest import build_verifier
+
+    (tmp_path / "typed.py").write_text("def add(a: int, b: int) -> int:\n    return a + b\n\n\nx: str = add(1, 2)\n")
+    verifier = build_verifier("mypy")
+    command = verifier.command(tmp_path, ["typed.py"])
+    program = which(command.argv[0])
+    assert program is not None and zygote.console_script(program) is not None
+    env = tool_env(command.env)
+    forked = forked_when_ready(program, [program, *command.argv[1:]], tmp_path, env)
+    _, stderr = forked.communicate(timeout=120)
+    assert forked.returncode == 2 and "INTERNAL ERROR" in stderr  # why mypy is not warm_start
+    zygote.close_all()
+    assert not verifier.warm_start
+    for _ in range(2):  # the second time a zygote would have been ready, had mypy opted in
+        findings = verifier.scan(tmp_path, ["typed.py"]).findings
+        assert [(f.rule_id, f.start_line) for f in findings] == [("assignment", 5)]
+    assert not zygote._zygotes
+
+
 def _without_timestamp(report: str) -> str:
     return "\n".join(line for line in report.splitlines() if '"generated_at"' not in line)
 

@@ -51,6 +51,8 @@ sys.path[0] = os.path.dirname(os.path.realpath(script))  # as Python sets it for
 control = socket.socket(fileno=int(control_fd))
 import importlib
 entry = getattr(importlib.import_module(module), function)
+if not (hasattr(os, "pidfd_open") and hasattr(socket, "recv_fds")):
+    sys.exit(1)  # Linux and Python 3.9+ only: never ready, so every run starts the plain way
 control.send(b"ready")
 children = {}  # pidfd -> (pid, answer socket)
 poller = select.poll()

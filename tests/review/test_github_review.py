@@ -136,6 +136,18 @@ def test_a_failed_post_says_why_and_never_changes_the_exit_code(pull, capsys, mo
     assert server.state.reviews == []
 
 
+def test_a_retry_after_given_as_an_http_date_is_waited_out(pull, capsys) -> None:  # noqa: ANN001
+    root, server = pull
+    push(root, server, CHANGED)
+    # RFC 9110 lets Retry-After be a date as well as seconds (a proxy in front of GitHub Enterprise may send one)
+    server.fail_next("GET", r".*/pulls/7/files", 429, "API rate limit exceeded",
+                     headers={"Retry-After": "Wed, 21 Oct 2015 07:28:00 GMT"})  # in the past: no wait at all
+    code, _, err = gate(root, capsys, "--review", "github")
+    code_without, _, _ = gate(root, capsys)
+    assert code == code_without
+    assert "review posted" in err and len(server.state.reviews) == 1, err
+
+
 def test_an_unknown_review_target_is_a_usage_error(pull, capsys) -> None:  # noqa: ANN001
     root, _ = pull
     assert run(["gate", str(root), "--base", "main", "--review", "bitbucket"]) == 2

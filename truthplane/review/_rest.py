@@ -115,8 +115,9 @@ class Rest:
     def _rate_limited(self, response: Any) -> bool:
         """Wait out a rate limit (and say True), within the run's bound; False if it is not one."""
         headers = response.headers
-        if "retry-after" in headers:
-            wait = float(headers["retry-after"])
+        retry_after = _retry_after(headers.get("retry-after"))
+        if retry_after is not None:
+            wait = retry_after
         elif headers.get(self.remaining_header) == "0" and self.reset_header in headers:
             wait = max(0.0, float(headers[self.reset_header]) - time.time()) + 1
         elif response.status_code == 429:
@@ -129,6 +130,27 @@ class Rest:
         time.sleep(wait)
         self.waited += wait
         return True
+
+
+def _retry_after(value: str | None) -> float | None:
+    """Retry-After's seconds: a number of seconds or an HTTP date (RFC 9110), None when absent or unreadable."""
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    from email.utils import parsedate_to_datetime
+
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:  # an HTTP date is always GMT
+        from datetime import timezone
+
+        when = when.replace(tzinfo=timezone.utc)
+    return max(0.0, when.timestamp() - time.time())
 
 
 def _message(response: Any) -> str:

@@ -148,6 +148,19 @@ def test_a_retry_after_given_as_an_http_date_is_waited_out(pull, capsys) -> None
     assert "review posted" in err and len(server.state.reviews) == 1, err
 
 
+def test_an_answer_not_shaped_as_github_documents_it_never_changes_the_exit_code(pull, capsys) -> None:  # noqa: ANN001
+    from tests.review.github_server import Failure
+
+    root, server = pull
+    push(root, server, CHANGED)
+    server.state.failures.append(Failure("GET", r".*/pulls/7/files", 200, ["not a file"]))  # type: ignore[arg-type]
+    code, _, err = gate(root, capsys, "--review", "github")
+    code_without, _, _ = gate(root, capsys)
+    assert code == code_without
+    assert "truthplane: the review was not posted: " in err and "exit code are unchanged" in err, err
+    assert server.state.reviews == []
+
+
 def test_an_unknown_review_target_is_a_usage_error(pull, capsys) -> None:  # noqa: ANN001
     root, _ = pull
     assert run(["gate", str(root), "--base", "main", "--review", "bitbucket"]) == 2

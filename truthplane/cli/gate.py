@@ -134,10 +134,19 @@ def post_review(result, target: str, suggest=None) -> None:  # noqa: ANN001
         finally:
             client.close()
     except ReviewError as exc:
-        sys.stderr.write(printable(f"truthplane: the review was not posted: {exc} (the gate's verdict and exit code "
-                                   "are unchanged)") + "\n")
+        _not_posted(str(exc))
+        return
+    except Exception as exc:  # noqa: BLE001 -- whatever went wrong, a failed post never changes the gate's exit code
+        _not_posted(f"unexpected {type(exc).__name__}: {exc}")
         return
     sys.stderr.write(printable(f"truthplane: review posted{': ' + url if url else ''} ({plan.summary()})") + "\n")
+
+
+def _not_posted(why: str) -> None:
+    from truthplane.cli.render import printable
+
+    sys.stderr.write(printable(f"truthplane: the review was not posted: {why} (the gate's verdict and exit code are "
+                               "unchanged)") + "\n")
 
 
 def _say(note: str) -> None:

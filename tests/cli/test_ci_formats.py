@@ -102,6 +102,24 @@ def test_junit_validates_against_junit_10_xsd_with_a_failure_per_finding_at_or_a
                                                                "</testsuites>")
 
 
+def test_junit_stays_well_formed_when_a_path_message_or_tool_error_holds_control_characters() -> None:
+    """XML 1.0 has no place for most control characters, escaped or not: a file a pull request names with one, or
+    a tool's stderr with colour codes, must not make the report unreadable to the CI that parses it."""
+    import xmlschema
+    from xml.etree import ElementTree
+
+    hostile = finding("B602", Severity.HIGH, "evil\x1b[2J.py", 1, "bad\x00 \x0c form feed\ud800 end")
+    result = GateResult(verdict=Verdict.REJECT, new=[hostile],
+                        verifiers=[VerifierRun(name="bandit", status=ToolStatus.OK, duration_s=0.1, count=1),
+                                   VerifierRun(name="semgrep", status=ToolStatus.FAILED, error="\x1b[31mboom\x1b[0m")])
+    text = ci_formats.junit_report(result, POLICY)
+    root = ElementTree.fromstring(text)  # a strict parser: no invalid character gets through
+    xmlschema.XMLSchema(SCHEMAS / "junit-10.xsd").validate(text)
+    (failure,) = root.iter("failure")
+    assert "evil\\x1b[2J.py:1" in failure.get("message", "") and "bad\\x00 \\x0c form feed" in failure.text
+    assert root.find(".//error").get("message") == "\\x1b[31mboom\\x1b[0m"
+
+
 def test_rdjson_validates_against_reviewdogs_schema() -> None:
     document = json.loads(ci_formats.rdjson(RESULT, POLICY))
     schema = json.loads((SCHEMAS / "reviewdog-DiagnosticResult.json").read_text())

@@ -11,6 +11,7 @@ below it a notice.
 from __future__ import annotations
 
 import json
+import re
 from typing import TYPE_CHECKING
 from xml.etree import ElementTree
 
@@ -108,6 +109,15 @@ def gitlab_code_quality(result: GateResult | Scan) -> str:
 # ---- JUnit XML -----------------------------------------------------------------------------------
 
 
+# what XML 1.0 cannot hold, escaped or not: most control characters, lone surrogates, U+FFFE and U+FFFF
+_NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def _xml(text: str) -> str:
+    """`text` as XML can carry it: a character XML 1.0 has no place for is shown as its Python escape."""
+    return _NOT_XML.sub(lambda m: m[0].encode("unicode_escape").decode("ascii"), text)
+
+
 def junit_report(result: GateResult | Scan, policy: GateConfig) -> str:
     """A test case per verifier: a failure per finding it reported at or above `review_on` (introduced by the
     change, for a gate), an error when the verifier itself could not run."""
@@ -121,21 +131,21 @@ def junit_report(result: GateResult | Scan, policy: GateConfig) -> str:
     total_time = 0.0
     for name in names:
         run = by_name.get(name)
-        case = ElementTree.SubElement(suite, "testcase", name=name, classname="truthplane")
+        case = ElementTree.SubElement(suite, "testcase", name=_xml(name), classname="truthplane")
         if run is not None:
             case.set("time", f"{run.duration_s:.3f}")
             total_time += run.duration_s
         mine = _ordered([f for f in findings if f.verifier == name])
         for f in mine:
             where = f"{f.path}:{f.start_line}" if f.path and f.start_line else f.path or "(repository)"
-            failure = ElementTree.SubElement(case, "failure", type=f.rule_id,
-                                             message=f"{where}: {f.message} ({f.severity.value})")
-            failure.text = f"{f.severity.value} {f.verifier} {f.rule_id} at {where}\n{f.message}\nfingerprint " \
-                           f"{f.fingerprint}\n"
+            failure = ElementTree.SubElement(case, "failure", type=_xml(f.rule_id),
+                                             message=_xml(f"{where}: {f.message} ({f.severity.value})"))
+            failure.text = _xml(f"{f.severity.value} {f.verifier} {f.rule_id} at {where}\n{f.message}\nfingerprint "
+                                f"{f.fingerprint}\n")
         failed += bool(mine)
         if run is not None and run.status.value != "ok":
             errors += 1
-            ElementTree.SubElement(case, "error", type=run.status.value, message=run.error or run.status.value)
+            ElementTree.SubElement(case, "error", type=run.status.value, message=_xml(run.error or run.status.value))
     for element in (suites, suite):
         element.set("tests", str(len(names)))
         element.set("failures", str(failed))

@@ -20,6 +20,9 @@ from tests.review._server import JsonHandler, LocalServer
 from truthplane.review.plan import commentable_lines
 
 
+BOT = {"id": 4242, "username": "project_42_bot_1a2b", "name": "truthplane"}  # the project access token's user
+
+
 @dataclass
 class MergeRequestState:
     project: str
@@ -107,6 +110,7 @@ class _Handler(JsonHandler):
                 return self._send(400, {"error": "resolved is missing"})
             for note in discussion["notes"]:
                 note["resolved"] = bool(body["resolved"])
+                note["resolved_by"] = BOT if note["resolved"] else None  # the token's user
             return self._send(200, discussion)
         if method == "GET" and path == f"{mr}/notes":
             return self._page(state.notes, query, path)
@@ -125,8 +129,8 @@ class _Handler(JsonHandler):
         state = self.server_state.state
         state.next_id += 1
         note = {"id": state.next_id, "type": "DiffNote" if position else None, "body": text, "system": False,
-                "author": {"username": "project_42_bot"}, "noteable_type": kind, "noteable_iid": state.iid,
-                "resolvable": position is not None, "resolved": False, "position": position}
+                "author": dict(BOT), "noteable_type": kind, "noteable_iid": state.iid,
+                "resolvable": position is not None, "resolved": False, "resolved_by": None, "position": position}
         if into is not None:
             into.append(note)
         return note

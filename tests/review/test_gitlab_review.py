@@ -72,6 +72,28 @@ def test_discussions_on_the_diff_a_summary_note_and_a_resolved_discussion_when_i
     assert len(server.state.discussions) == len(in_diff) and len(server.state.notes) == 1
 
 
+def test_a_discussion_a_reviewer_resolved_is_not_posted_again_and_one_truthplane_resolved_reopens(
+        merge_request, capsys) -> None:  # noqa: ANN001
+    root, server = merge_request
+    push(root, server, CHANGED)
+    gate(root, capsys, "--review", "gitlab")
+    (first,) = server.state.discussions[:1]
+    count = len(server.state.discussions)
+    # a reviewer resolves one thread ("accepted"): the next pipeline leaves it as it is, and posts no copy of it
+    first["notes"][0].update(resolved=True, resolved_by={"id": 7, "username": "reviewer", "name": "Reviewer"})
+    code, _, err = gate(root, capsys, "--review", "gitlab")
+    assert "review posted" in err, err
+    assert len(server.state.discussions) == count and first["notes"][0]["resolved"]
+    # the reviewer reopens it; then its finding goes (truthplane resolves it) and comes back: the same one reopens
+    first["notes"][0].update(resolved=False, resolved_by=None)
+    push(root, server, CHANGED.replace("    import sys\n", ""))
+    gate(root, capsys, "--review", "gitlab")
+    assert first["notes"][0]["resolved"] and open_discussions(server) == []
+    push(root, server, CHANGED)
+    gate(root, capsys, "--review", "gitlab")
+    assert len(server.state.discussions) == count and first in open_discussions(server)
+
+
 def test_a_rate_limit_is_waited_out_and_a_refused_position_moves_into_the_summary(merge_request, capsys) -> None:  # noqa: ANN001
     root, server = merge_request
     push(root, server, CHANGED)

@@ -62,6 +62,7 @@ class GitLab(Rest):
     def __init__(self, request: MergeRequest, *, max_wait_s: float = MAX_WAIT_S) -> None:
         super().__init__({"PRIVATE-TOKEN": request.token}, max_wait_s=max_wait_s)
         self.mr = request
+        self.reopen: set[str] = set()  # the discussions truthplane resolved itself (filled by existing())
 
     @property
     def base(self) -> str:
@@ -74,18 +75,25 @@ class GitLab(Rest):
                 if not d.get("deleted_file")}
 
     def existing(self) -> list[Existing]:
-        """truthplane's open discussions: id is "<discussion id>/<note id>"."""
+        """truthplane's discussions, open or resolved: id is "<discussion id>/<note id>". One a reviewer resolved
+        stays resolved while its finding lasts (it is not posted again); one truthplane resolved itself, its
+        finding gone, is reopened if the finding comes back (`self.reopen`)."""
         found = []
+        self.reopen = set()
         for discussion in self.pages(f"{self.base}/discussions"):
             notes = discussion.get("notes") or []
-            if not notes or notes[0].get("resolved"):
+            if not notes:
                 continue
             note = notes[0]
             fingerprint = marked_fingerprint(note.get("body") or "")
             if fingerprint:
                 position = note.get("position") or {}
+                resolved = bool(note.get("resolved"))
                 found.append(Existing(f"{discussion['id']}/{note['id']}", fingerprint, position.get("new_path") or "",
-                                      position.get("new_line"), note.get("body") or ""))
+                                      position.get("new_line"), note.get("body") or "", resolved))
+                author, by = note.get("author") or {}, note.get("resolved_by") or {}
+                if resolved and author.get("id") is not None and by.get("id") == author.get("id"):
+                    self.reopen.add(found[-1].id)
         return found
 
     def post(self, result: GateResult, suggestions: Mapping[str, Suggested] | None = None,
@@ -99,9 +107,12 @@ class GitLab(Rest):
         for old, inline in plan.update:
             discussion, note = old.id.split("/", 1)
             self.call("PUT", f"{self.base}/discussions/{discussion}/notes/{note}", {"body": inline.body})
+        for old in [*plan.keep, *(old for old, _ in plan.update)]:
+            if old.id in self.reopen:  # resolved by truthplane when its finding went: the finding is back
+                self.call("PUT", f"{self.base}/discussions/{old.id.split('/', 1)[0]}", {"resolved": False})
         for old in plan.remove:
-            discussion = old.id.split("/", 1)[0]
-            self.call("PUT", f"{self.base}/discussions/{discussion}", {"resolved": True})
+            if not old.resolved:
+                self.call("PUT", f"{self.base}/discussions/{old.id.split('/', 1)[0]}", {"resolved": True})
         placed = []
         for inline in plan.create:
             position = {"position_type": "text", "base_sha": refs["base_sha"], "start_sha": refs["start_sha"],

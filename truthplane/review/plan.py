@@ -86,6 +86,7 @@ class Existing:
     path: str
     line: int | None
     body: str
+    resolved: bool = False  # a thread already resolved (GitLab): kept as it is while its finding lasts
 
 
 @dataclass
@@ -107,7 +108,7 @@ def plan_review(result: GateResult, diff_lines: dict[str, set[int]], existing: l
     suggestion gets its comment over the suggestion's lines."""
     suggestions = suggestions or {}
     plan = Plan()
-    by_fingerprint = {e.fingerprint: e for e in existing}
+    by_fingerprint = {e.fingerprint: e for e in sorted(existing, key=lambda e: not e.resolved)}  # an open one wins
     wanted: set[str] = set()
     for f in sorted([*result.new, *result.added_by_config], key=lambda f: (f.path, f.start_line or 0, f.rule_id)):
         line = f.end_line or f.start_line
@@ -133,7 +134,7 @@ def plan_review(result: GateResult, diff_lines: dict[str, set[int]], existing: l
             plan.update.append((old, inline))
         else:
             plan.keep.append(old)
-    plan.remove += [e for e in existing if e.fingerprint not in wanted]
+    plan.remove += [e for e in existing if e.fingerprint not in wanted and not e.resolved]
     return plan
 
 

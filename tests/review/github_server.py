@@ -3,8 +3,9 @@
 Requests and answers follow GitHub's REST reference (API version 2022-11-28): the pull request's files with their
 `patch`, its review comments, creating a review with line comments, editing and deleting a review comment;
 pagination through the `Link` header; and GitHub's own error bodies: 401 "Bad credentials", 403 "Resource not
-accessible by integration" (a token without the permission), 403/429 rate limits with `Retry-After`, and 422 for
-a comment on a line that is not part of the diff. A test scripts one-off failures with `fail_next(...)`.
+accessible by integration" (a token without the permission), 403/429 rate limits (with `Retry-After`, with an
+exhausted quota's `x-ratelimit-*` headers, or a secondary rate limit's message alone), and 422 for a comment on a
+line that is not part of the diff. A test scripts one-off failures with `fail_next(...)`.
 """
 
 from __future__ import annotations

@@ -193,3 +193,38 @@ def test_a_comment_whose_text_changes_is_edited_in_place(pull, capsys) -> None: 
     edited = [i for i in after if after[i] != before[i]]
     assert len(edited) == 1 and "```suggestion" in after[edited[0]]
     assert ("PATCH", f"/repos/octo/demo/pulls/comments/{edited[0]}") in server.state.requests
+
+
+SECONDARY = "You have exceeded a secondary rate limit. Please wait a few minutes before you try again."
+
+
+@pytest.mark.parametrize(("failures", "waits", "message"), [
+    # a secondary rate limit with no time given: a minute, as GitHub asks, then the request again
+    ([{}], [60.0], None),
+    # the quota exhausted: until x-ratelimit-reset (a 403 as much as a 429)
+    ([{"x-ratelimit-remaining": "0", "x-ratelimit-reset": "RESET"}], [31.0], None),
+    # again and again: the next wait (twice as long) would pass the run's bound; said as a rate limit
+    ([{}, {}], [60.0], "GitHub's rate limit: asked to wait 120 s more after 60 s (bound 60 s); the review was not "
+                       f"posted (403 {SECONDARY})"),
+])
+def test_a_secondary_rate_limit_is_waited_out_not_taken_for_a_permission(pull, capsys, monkeypatch,  # noqa: ANN001
+                                                                        failures, waits, message) -> None:
+    import time
+
+    root, server = pull
+    push(root, server, CHANGED)
+    waited: list[float] = []
+    monkeypatch.setattr("truthplane.review._rest.sleep", waited.append, raising=False)
+    for headers in failures:
+        headers = {k: str(int(time.time()) + 30) if v == "RESET" else v for k, v in headers.items()}
+        server.fail_next("GET", r".*/pulls/7/files", 403, SECONDARY, headers=headers)
+    code, _, err = gate(root, capsys, "--review", "github")
+    code_without, _, _ = gate(root, capsys)
+    assert code == code_without
+    assert "may not do this" not in err and "permission" not in err, err
+    assert [round(w) for w in waited] == [round(w) for w in waits] or waits == [31.0] and 29 <= waited[0] <= 31
+    if message is None:
+        assert "review posted" in err and len(server.state.reviews) == 1, err
+    else:
+        assert f"truthplane: the review was not posted: {message}" in err, err
+        assert "exit code are unchanged" in err and server.state.reviews == []

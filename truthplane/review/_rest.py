@@ -1,6 +1,7 @@
 """What GitHub's and GitLab's REST APIs share for a review: one client, rate limits waited out within a bound
-(403/429 with `Retry-After`, or an exhausted quota with its reset time), pagination by the `Link` header, and each
-platform's errors turned into one clear line. httpx is called here only."""
+(403/429 with `Retry-After`, an exhausted quota with its reset time, or a body that says it is a rate limit: a minute,
+then twice as long each time), pagination by the `Link` header, and each platform's errors turned into one clear line.
+httpx is called here only."""
 
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ from truthplane.errors import TruthplaneError
 MAX_WAIT_S = 60.0  # the longest a run waits out rate limits, in all
 PAGE = 100
 _NEXT = re.compile(r'<([^>]+)>;\s*rel="next"')
+_RATE_LIMIT = re.compile(r"rate limit", re.IGNORECASE)  # GitHub's "You have exceeded a secondary rate limit..."
+UNTIMED_WAIT_S = 60.0  # a rate limit that gives no time: GitHub asks for at least a minute, longer each time
 
 
 class ReviewError(TruthplaneError):
@@ -53,6 +56,7 @@ class Rest:
         import httpx
 
         self.waited = 0.0
+        self.untimed = 0  # the rate limits so far that gave no time to wait
         self.max_wait_s = max_wait_s
         self.client = httpx.Client(timeout=30.0, headers={"User-Agent": "truthplane", **headers})
 
@@ -79,7 +83,7 @@ class Rest:
                 response = self.client.request(method, url, json=body)
             except httpx.HTTPError as exc:
                 raise ReviewError(f"{self.platform} did not answer ({type(exc).__name__}: {exc})") from None
-            if response.status_code in (403, 429) and self._rate_limited(response):
+            if response.status_code in (403, 429) and self._rate_limited(response, _message(response)):
                 continue
             if response.status_code >= 400:
                 raise self.error(response.status_code, _message(response), f"{method} {url.split('?')[0]}")
@@ -112,24 +116,41 @@ class Rest:
             next_url = match[1] if match else None
         return items
 
-    def _rate_limited(self, response: Any) -> bool:
-        """Wait out a rate limit (and say True), within the run's bound; False if it is not one."""
+    def _rate_limited(self, response: Any, message: str) -> bool:
+        """Wait out a rate limit (and say True), within the run's bound; False if it is not one. As GitHub documents
+        it: `retry-after` first; else, the quota exhausted (remaining 0), until its reset; else (a 429, or a 403 whose
+        body says rate limit: GitHub's secondary limits) a minute, twice as long at each further one."""
         headers = response.headers
         retry_after = _retry_after(headers.get("retry-after"))
+        remaining, reset = headers.get(self.remaining_header), _number(headers.get(self.reset_header))
         if retry_after is not None:
             wait = retry_after
-        elif headers.get(self.remaining_header) == "0" and self.reset_header in headers:
-            wait = max(0.0, float(headers[self.reset_header]) - time.time()) + 1
-        elif response.status_code == 429:
-            wait = 60.0
+        elif remaining == "0" and reset is not None:
+            wait = max(0.0, reset - time.time()) + 1
+        elif response.status_code == 429 or _RATE_LIMIT.search(message):
+            wait = UNTIMED_WAIT_S * 2 ** self.untimed
+            self.untimed += 1
         else:
             return False  # a 403 that is no rate limit: a permission
         if self.waited + wait > self.max_wait_s:
             raise ReviewError(f"{self.platform}'s rate limit: asked to wait {wait:.0f} s more after {self.waited:.0f} "
-                              f"s (bound {self.max_wait_s:.0f} s); the review was not posted")
-        time.sleep(wait)
+                              f"s (bound {self.max_wait_s:.0f} s); the review was not posted ({response.status_code} "
+                              f"{message})")
+        sleep(wait)
         self.waited += wait
         return True
+
+
+def sleep(seconds: float) -> None:
+    """Wait out a rate limit (a test replaces it to count the waits instead)."""
+    time.sleep(seconds)
+
+
+def _number(value: str | None) -> float | None:
+    try:
+        return float(value) if value is not None else None
+    except ValueError:
+        return None
 
 
 def _retry_after(value: str | None) -> float | None:

@@ -1,7 +1,9 @@
 """A local server answering the pull request endpoints of GitHub's REST API as GitHub does, on 127.0.0.1.
 
 Requests and answers follow GitHub's REST reference (API version 2022-11-28): the pull request's files with their
-`patch`, its review comments, creating a review with line comments, editing and deleting a review comment;
+`patch`, its review comments (replies with `in_reply_to_id`, each with its author's `login` and `type`), creating a
+review with line comments, editing and deleting a review comment, `GET /user` (403 for an installation token such
+as Actions' GITHUB_TOKEN);
 pagination through the `Link` header; and GitHub's own error bodies: 401 "Bad credentials", 403 "Resource not
 accessible by integration" (a token without the permission), 403/429 rate limits (with `Retry-After`, with an
 exhausted quota's `x-ratelimit-*` headers, or a secondary rate limit's message alone), and 422 for a comment on a
@@ -20,6 +22,7 @@ from tests.review._server import JsonHandler, LocalServer
 from truthplane.review.plan import commentable_lines
 
 DOCS = "https://docs.github.com/rest/pulls"
+ACTIONS_BOT = {"login": "github-actions[bot]", "id": 41898282, "type": "Bot"}  # who Actions' GITHUB_TOKEN posts as
 
 
 @dataclass
@@ -39,6 +42,10 @@ class PullRequestState:
     token: str
     files: dict[str, str]  # path -> patch (GitHub's `patch` field: the file's hunks)
     read_only: bool = False
+    # the token's user: Actions' GITHUB_TOKEN (an installation token, which may not read GET /user), or a personal
+    # access token's user (which may)
+    user: dict[str, Any] = field(default_factory=lambda: dict(ACTIONS_BOT))
+    installation_token: bool = True
     page_size: int = 2  # GitHub caps per_page at 100; a small cap here makes every list span pages
     comments: list[dict[str, Any]] = field(default_factory=list)
     reviews: list[dict[str, Any]] = field(default_factory=list)
@@ -60,6 +67,31 @@ class GitHubServer(LocalServer):
         if errors:
             body["errors"] = errors
         self.state.failures.append(Failure(method, path, status, body, headers or {}))
+
+    def comment_by(self, user: dict[str, Any], body: str, *, reply_to: dict[str, Any] | None = None,
+                   path: str = "", line: int = 1) -> dict[str, Any]:
+        """A review comment someone else wrote: a reply in `reply_to`'s thread (GitHub sets `in_reply_to_id` and
+        the thread's place), or a comment of its own on `path`:`line`."""
+        state = self.state
+        state.next_id += 1
+        where = reply_to or {"path": path, "line": line, "start_line": None}
+        comment = _comment(state, state.next_id, None, where["path"], where["line"], where.get("start_line"), body,
+                           user)
+        if reply_to is not None:
+            comment["in_reply_to_id"] = reply_to["id"]
+        state.comments.append(comment)
+        return comment
+
+
+def _comment(state: PullRequestState, id_: int, review_id: int | None, path: str, line: int, start_line: int | None,
+             body: str, user: dict[str, Any]) -> dict[str, Any]:
+    """A review comment as GitHub lists it (the fields truthplane reads and a few more)."""
+    return {"id": id_, "node_id": f"PRRC_{id_}", "pull_request_review_id": review_id, "path": path,
+            "line": line, "original_line": line, "side": "RIGHT", "start_line": start_line,
+            "original_start_line": start_line, "start_side": "RIGHT" if start_line else None, "body": body,
+            "commit_id": state.head_sha, "user": dict(user), "author_association": "CONTRIBUTOR",
+            "html_url": f"https://github.com/{state.repository}/pull/{state.number}#discussion_r{id_}",
+            "created_at": "2026-12-05T00:00:00Z", "updated_at": "2026-12-05T00:00:00Z"}
 
 
 class _Handler(JsonHandler):
@@ -100,6 +132,10 @@ class _Handler(JsonHandler):
         state = self.server_state.state
         prefix = f"/repos/{state.repository}/pulls"
         pull = f"{prefix}/{state.number}"
+        if method == "GET" and path == "/user":
+            if state.installation_token:
+                return self._error(403, "Resource not accessible by integration")
+            return self._send(200, {**state.user, "node_id": "U_1", "site_admin": False})
         if method == "GET" and path == f"{pull}/files":
             files = [{"sha": "0" * 40, "filename": name, "status": "modified", "additions": patch.count("\n+"),
                       "deletions": patch.count("\n-"), "changes": 0, "patch": patch}
@@ -150,18 +186,13 @@ class _Handler(JsonHandler):
                                    ["Pull request review thread line must be part of the diff and Pull request "
                                     "review thread diff hunk can't be blank"])
         state.next_id += 1
-        review = {"id": state.next_id, "node_id": f"PRR_{state.next_id}", "user": {"login": "github-actions[bot]"},
+        review = {"id": state.next_id, "node_id": f"PRR_{state.next_id}", "user": dict(state.user),
                   "body": body.get("body") or "", "state": "COMMENTED", "commit_id": body.get("commit_id"),
                   "html_url": f"https://github.com/{state.repository}/pull/{state.number}#pullrequestreview-"
                               f"{state.next_id}", "submitted_at": "2026-12-05T00:00:00Z"}
         state.reviews.append(review)
         for comment in comments:
             state.next_id += 1
-            state.comments.append({
-                "id": state.next_id, "node_id": f"PRRC_{state.next_id}", "pull_request_review_id": review["id"],
-                "path": comment["path"], "line": comment["line"], "side": "RIGHT", "body": comment["body"],
-                "commit_id": body.get("commit_id"), "user": {"login": "github-actions[bot]"},
-                "html_url": f"https://github.com/{state.repository}/pull/{state.number}#discussion_r{state.next_id}",
-                "created_at": "2026-12-05T00:00:00Z", "updated_at": "2026-12-05T00:00:00Z",
-            })
+            state.comments.append(_comment(state, state.next_id, review["id"], comment["path"], comment["line"],
+                                           None, comment["body"], state.user))
         return self._send(200, review)

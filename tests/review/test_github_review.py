@@ -228,3 +228,33 @@ def test_a_secondary_rate_limit_is_waited_out_not_taken_for_a_permission(pull, c
     else:
         assert f"truthplane: the review was not posted: {message}" in err, err
         assert "exit code are unchanged" in err and server.state.reviews == []
+
+
+@pytest.mark.parametrize(("token_user", "someone"), [
+    # Actions' GITHUB_TOKEN: GET /user answers 403, truthplane posts as github-actions[bot]; a person quotes it
+    (None, {"login": "octocat", "id": 583231, "type": "User"}),
+    # a personal access token of a machine user: its login is what counts, not whether an author is a bot
+    ({"login": "octo-ci", "id": 99, "type": "User"}, {"login": "renovate[bot]", "id": 29139614, "type": "Bot"}),
+])
+def test_a_reply_or_someone_elses_comment_quoting_the_marker_is_never_edited_or_removed(
+        pull, capsys, token_user, someone) -> None:  # noqa: ANN001
+    root, server = pull
+    if token_user is not None:
+        server.state.user, server.state.installation_token = token_user, False
+    push(root, server, CHANGED)
+    gate(root, capsys, "--review", "github")
+    (own,) = server.state.comments
+    # a reply quoting truthplane's whole comment, marker and all, and a comment of someone's own quoting it too
+    reply = server.comment_by(someone, "> " + own["body"].replace("\n", "\n> ") + "\n\nWill fix.", reply_to=own)
+    quoted = server.comment_by(someone, f"Same as here?\n\n{own['body']}", path="app.py", line=own["line"] - 1)
+    theirs = {reply["id"], quoted["id"]}
+
+    code, _, err = gate(root, capsys, "--review", "github")  # the same push again: nothing to change
+    assert "review posted" in err and "0 new comment(s), 0 updated, 1 unchanged, 0 removed" in err, err
+    push(root, server, CHANGED.replace("    import sys\n", ""))  # truthplane's finding is gone
+    code, _, err = gate(root, capsys, "--review", "github")
+    assert "0 new comment(s), 0 updated, 0 unchanged, 1 removed" in err, err
+    assert {c["id"] for c in server.state.comments} == theirs
+    assert [c["body"] for c in server.state.comments] == [reply["body"], quoted["body"]]
+    touched = {int(p.rsplit("/", 1)[1]) for m, p in server.state.requests if m in ("PATCH", "DELETE")}
+    assert touched == {own["id"]}

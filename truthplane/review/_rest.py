@@ -74,8 +74,9 @@ class Rest:
             return Refused(f"{self.platform} would not take it ({status} {message}): {where}")
         return ReviewError(f"{self.platform} answered {status} {message}: {where}")
 
-    def request(self, method: str, url: str, body: dict[str, Any] | None = None) -> Any:
-        """The response of a call that succeeded, rate limits waited out."""
+    def request(self, method: str, url: str, body: dict[str, Any] | None = None, *, given: tuple[int, ...] = ()) -> Any:
+        """The response of a call that succeeded (or answered one of the `given` statuses), rate limits waited
+        out."""
         import httpx
 
         while True:
@@ -85,7 +86,7 @@ class Rest:
                 raise ReviewError(f"{self.platform} did not answer ({type(exc).__name__}: {exc})") from None
             if response.status_code in (403, 429) and self._rate_limited(response, _message(response)):
                 continue
-            if response.status_code >= 400:
+            if response.status_code >= 400 and response.status_code not in given:
                 raise self.error(response.status_code, _message(response), f"{method} {url.split('?')[0]}")
             return response
 

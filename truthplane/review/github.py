@@ -3,7 +3,12 @@
 It reads what Actions provides: `GITHUB_API_URL`, `GITHUB_REPOSITORY`, `GITHUB_TOKEN` (the job needs
 `permissions: pull-requests: write`) and `GITHUB_EVENT_PATH` (the pull request's number and head commit). It lists
 the pull request's files (which lines a comment can go on) and truthplane's earlier comments (by their hidden
-marker), then updates or removes those and posts one review with the new ones. Lines outside the diff go into the
+marker), then updates or removes those and posts one review with the new ones.
+
+truthplane's own comments are the top-level ones (no `in_reply_to_id`) carrying its marker whose author is the
+token's user: the login `GET /user` gives for a personal access token, or, for a token that may not read /user
+(Actions' GITHUB_TOKEN, a GitHub App's: 403), any author of type "Bot". A reply, or a person's comment quoting the
+marker, is never edited or removed. Lines outside the diff go into the
 review's body. Rate limits (403/429 with Retry-After, or an exhausted quota) are waited out within a bound;
 pagination follows the Link header; a comment GitHub refuses as outside the diff (422) moves into the body.
 """
@@ -68,6 +73,7 @@ class GitHub(Rest):
         super().__init__({"Authorization": f"Bearer {pull.token}", "Accept": "application/vnd.github+json",
                           "X-GitHub-Api-Version": API_VERSION}, max_wait_s=max_wait_s)
         self.pull = pull
+        self._login: str | None | bool = False  # the token's login; None: an integration token (not read yet: False)
 
     @property
     def base(self) -> str:
@@ -81,11 +87,27 @@ class GitHub(Rest):
         return {f["filename"]: commentable_lines(f.get("patch") or "") for f in self.pages(
             f"{self.base}/{self.pull.number}/files")}
 
+    def login(self) -> str | None:
+        """The token's login, or None for an integration token (Actions' GITHUB_TOKEN, a GitHub App's), which
+        GitHub does not let read /user (403)."""
+        if self._login is False:
+            response = self.request("GET", f"{self.pull.api}/user", given=(403, 404))
+            user = response.json() if response.status_code == 200 else None
+            self._login = str(user["login"]) if isinstance(user, dict) and user.get("login") else None
+        return self._login if isinstance(self._login, str) else None
+
+    def own(self, item: dict) -> bool:
+        """Written by the token's user: its login, or (an integration token, whose login cannot be read) a bot."""
+        user = item.get("user") or {}
+        login = self.login()
+        return user.get("login") == login if login is not None else user.get("type") == "Bot"
+
     def existing(self) -> list[Existing]:
+        """truthplane's earlier comments: top-level, carrying its marker, by the token's user (see own())."""
         found = []
         for comment in self.pages(f"{self.base}/{self.pull.number}/comments"):
             fingerprint = marked_fingerprint(comment.get("body") or "")
-            if fingerprint:
+            if fingerprint and comment.get("in_reply_to_id") is None and self.own(comment):
                 found.append(Existing(str(comment["id"]), fingerprint, comment.get("path") or "", comment.get("line"),
                                       comment.get("body") or ""))
         return found

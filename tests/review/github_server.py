@@ -1,13 +1,13 @@
 """A local server answering the pull request endpoints of GitHub's REST API as GitHub does, on 127.0.0.1.
 
 Requests and answers follow GitHub's REST reference (API version 2022-11-28): the pull request's files with their
-`patch`, its review comments (replies with `in_reply_to_id`, each with its author's `login` and `type`), creating a
-review with line comments, editing and deleting a review comment, `GET /user` (403 for an installation token such
-as Actions' GITHUB_TOKEN);
-pagination through the `Link` header; and GitHub's own error bodies: 401 "Bad credentials", 403 "Resource not
-accessible by integration" (a token without the permission), 403/429 rate limits (with `Retry-After`, with an
-exhausted quota's `x-ratelimit-*` headers, or a secondary rate limit's message alone), and 422 for a comment on a
-line that is not part of the diff. A test scripts one-off failures with `fail_next(...)`.
+`patch`; its review comments (replies with `in_reply_to_id`, each with its author's `login` and `type`); its reviews:
+listing them, creating one with line comments, updating one's body; editing and deleting a review comment;
+`GET /user` (403 for an installation token such as Actions' GITHUB_TOKEN); pagination through the `Link` header;
+and GitHub's own error bodies: 401 "Bad credentials", 403 "Resource not accessible by integration" (a token without
+the permission), 403/429 rate limits (with `Retry-After`, with an exhausted quota's `x-ratelimit-*` headers, or a
+secondary rate limit's message alone), and 422 for a comment on a line that is not part of the diff. A test scripts
+one-off failures with `fail_next(...)`.
 """
 
 from __future__ import annotations
@@ -82,6 +82,17 @@ class GitHubServer(LocalServer):
         state.comments.append(comment)
         return comment
 
+    def review_by(self, user: dict[str, Any], body: str) -> dict[str, Any]:
+        """A review someone else submitted, with a body and no line comments."""
+        state = self.state
+        state.next_id += 1
+        review = {"id": state.next_id, "node_id": f"PRR_{state.next_id}", "user": dict(user), "body": body,
+                  "state": "COMMENTED", "commit_id": state.head_sha, "author_association": "CONTRIBUTOR",
+                  "html_url": f"https://github.com/{state.repository}/pull/{state.number}#pullrequestreview-"
+                              f"{state.next_id}", "submitted_at": "2026-12-05T00:00:00Z"}
+        state.reviews.append(review)
+        return review
+
 
 def _comment(state: PullRequestState, id_: int, review_id: int | None, path: str, line: int, start_line: int | None,
              body: str, user: dict[str, Any]) -> dict[str, Any]:
@@ -145,6 +156,17 @@ class _Handler(JsonHandler):
             return self._page(state.comments, query, path)
         if method == "POST" and path == f"{pull}/reviews":
             return self._create_review(body)
+        if method == "GET" and path == f"{pull}/reviews":
+            return self._page(state.reviews, query, path)  # in chronological order, as GitHub lists them
+        match = re.fullmatch(rf"{pull}/reviews/(\d+)", path)
+        if match and method == "PUT":  # "Update a review for a pull request": its summary comment, `body` required
+            review = next((r for r in state.reviews if r["id"] == int(match[1])), None)
+            if review is None:
+                return self._error(404, "Not Found")
+            if not isinstance(body, dict) or not isinstance(body.get("body"), str):
+                return self._error(422, "Invalid request.", ['"body" wasn\'t supplied.'])
+            review["body"] = body["body"]
+            return self._send(200, review)
         match = re.fullmatch(rf"{prefix}/comments/(\d+)", path)
         if match:
             comment = next((c for c in state.comments if c["id"] == int(match[1])), None)

@@ -15,7 +15,7 @@ import pytest
 from tests.conftest import git
 from tests.review.github_server import GitHubServer, PullRequestState
 from truthplane.cli.main import run
-from truthplane.review.plan import commentable_lines, marked_fingerprint
+from truthplane.review.plan import REVIEW_MARKER, commentable_lines, marked_fingerprint
 
 pytestmark = pytest.mark.tool("ruff")
 
@@ -79,17 +79,20 @@ def test_first_post_then_a_push_updates_and_removes_instead_of_duplicating(pull,
     comments = server.state.comments
     assert {(c["path"], c["line"], marked_fingerprint(c["body"])) for c in comments} == in_diff
 
-    # the same push gated again: nothing duplicated, nothing removed
+    # the same push gated again: nothing duplicated, nothing removed, the review's body edited in place
     first_ids = sorted(c["id"] for c in comments)
     gate(root, capsys, "--review", "github")
     assert sorted(c["id"] for c in server.state.comments) == first_ids
+    assert server.state.reviews == [review] and ("PUT", f"/repos/octo/demo/pulls/7/reviews/{review['id']}") in \
+        server.state.requests
 
     # the next push fixes the new import: its comment goes; the finding outside the diff stays in the body
     push(root, server, CHANGED.replace("    import sys\n", ""))
     code, result, err = gate(root, capsys, "--review", "github")
     assert server.state.comments == []
     assert ("DELETE", f"/repos/octo/demo/pulls/comments/{first_ids[0]}") in server.state.requests
-    assert "removed (finding gone)" in err and len(server.state.reviews) == 3
+    assert "removed (finding gone)" in err and server.state.reviews == [review]
+    assert f"truthplane: {result['verdict']}" in review["body"] and "**1 new**" in review["body"]  # this run's
 
 
 def test_a_rate_limit_is_waited_out_and_a_line_github_refuses_moves_into_the_body(pull, capsys) -> None:  # noqa: ANN001
@@ -258,3 +261,32 @@ def test_a_reply_or_someone_elses_comment_quoting_the_marker_is_never_edited_or_
     assert [c["body"] for c in server.state.comments] == [reply["body"], quoted["body"]]
     touched = {int(p.rsplit("/", 1)[1]) for m, p in server.state.requests if m in ("PATCH", "DELETE")}
     assert touched == {own["id"]}
+
+
+def test_one_verdict_reads_as_current_edited_in_place_or_superseded_by_a_new_review(pull, capsys) -> None:  # noqa: ANN001
+    root, server = pull
+    push(root, server, CHANGED)
+    gate(root, capsys, "--review", "github")
+    (first,) = server.state.reviews
+    # someone's own review quoting truthplane's (marker and all) is not truthplane's to edit
+    other = server.review_by({"login": "octocat", "id": 583231, "type": "User"}, "Agreed:\n\n" + first["body"])
+    other_body = other["body"]
+
+    code, _, err = gate(root, capsys, "--review", "github")  # nothing new to comment on: the body is edited
+    assert "review posted: " + first["html_url"] in err, err
+    assert [r["id"] for r in server.state.reviews] == [first["id"], other["id"]]
+    assert ("PUT", f"/repos/octo/demo/pulls/7/reviews/{first['id']}") in server.state.requests
+
+    # a push with a new finding on the diff: its comment goes in a new review, and the earlier one links to it
+    push(root, server, CHANGED.replace("    import sys\n", "    import sys\n    import re\n"))
+    code, _, err = gate(root, capsys, "--review", "github")
+    assert "review posted" in err and "0 new comment(s)" not in err, err
+    first_now, other_now, second = server.state.reviews
+    assert REVIEW_MARKER not in first_now["body"] and f"superseded by [the latest review]({second['html_url']})" \
+        in first_now["body"]
+    assert other_now["body"] == other_body and REVIEW_MARKER in second["body"]
+
+    gate(root, capsys, "--review", "github")  # and again nothing new: the new one is edited, no third
+    assert len(server.state.reviews) == 3
+    assert ("PUT", f"/repos/octo/demo/pulls/7/reviews/{second['id']}") in server.state.requests
+    assert ("PUT", f"/repos/octo/demo/pulls/7/reviews/{other['id']}") not in server.state.requests

@@ -5,6 +5,10 @@ It reads what Actions provides: `GITHUB_API_URL`, `GITHUB_REPOSITORY`, `GITHUB_T
 the pull request's files (which lines a comment can go on) and truthplane's earlier comments (by their hidden
 marker), then updates or removes those and posts one review with the new ones.
 
+The verdict lives in one review body at a time. A run with no new line comment posts no review: it edits the body
+of truthplane's latest review (the one with its review marker) in place. A run with new comments posts a new review
+(line comments only go in a review) and edits the earlier one down to a line linking the new one.
+
 truthplane's own comments are the top-level ones (no `in_reply_to_id`) carrying its marker whose author is the
 token's user: the login `GET /user` gives for a personal access token, or, for a token that may not read /user
 (Actions' GITHUB_TOKEN, a GitHub App's: 403), any author of type "Bot". A reply, or a person's comment quoting the
@@ -25,6 +29,7 @@ from truthplane.review.plan import (
     REVIEW_MARKER,
     Existing,
     Plan,
+    SUPERSEDED,
     Suggested,
     marked_fingerprint,
     plan_review,
@@ -122,24 +127,49 @@ class GitHub(Rest):
             self.call("PATCH", f"{self.base}/comments/{old.id}", {"body": inline.body})
         for old in plan.remove:
             self.call("DELETE", f"{self.base}/comments/{old.id}")
-        body = review_body(result, plan)
+        earlier = self.own_reviews()
         comments = [{"path": c.path, "line": c.line, "side": "RIGHT", "body": c.body,
                      **({"start_line": c.start_line, "start_side": "RIGHT"} if c.start_line else {})}
                     for c in plan.create]
-        while True:
+        review = None
+        if comments:
             try:
-                review = self.call("POST", f"{self.base}/{self.pull.number}/reviews",
-                                   {"commit_id": self.pull.head_sha, "body": body, "event": "COMMENT",
-                                    "comments": comments})
-                break
+                review = self._review(review_body(result, plan), comments)
             except Refused:
-                if not comments:
-                    raise ReviewError("GitHub refused the review (422) even without line comments") from None
                 # a line GitHub will not take (outside the diff after all): every finding into the body
                 plan.outside += [c.finding for c in plan.create]
                 plan.create = []
-                comments, body = [], review_body(result, plan)
-        return plan, str((review or {}).get("html_url") or "")
+        body = review_body(result, plan)
+        if review is None and earlier:  # no line comment to post: the latest verdict is edited in place
+            latest = earlier.pop()
+            review = self.call("PUT", f"{self.base}/{self.pull.number}/reviews/{latest['id']}", {"body": body})
+        elif review is None:
+            review = self._review(body, [])
+        url = str((review or {}).get("html_url") or "")
+        for old_review in earlier:  # one verdict reads as current: the earlier ones link to it
+            self.call("PUT", f"{self.base}/{self.pull.number}/reviews/{old_review['id']}",
+                      {"body": superseded_body(url)})
+        return plan, url
+
+    def own_reviews(self) -> list[dict]:
+        """truthplane's reviews whose body is a current verdict (its review marker), by the token's user (see
+        own()), oldest first, as GitHub lists them."""
+        return [r for r in self.pages(f"{self.base}/{self.pull.number}/reviews")
+                if REVIEW_MARKER in (r.get("body") or "") and self.own(r)]
+
+    def _review(self, body: str, comments: list[dict]) -> dict:
+        try:
+            return self.call("POST", f"{self.base}/{self.pull.number}/reviews",
+                             {"commit_id": self.pull.head_sha, "body": body, "event": "COMMENT", "comments": comments})
+        except Refused:
+            if comments:
+                raise
+            raise ReviewError("GitHub refused the review (422) even without line comments") from None
+
+
+def superseded_body(url: str) -> str:
+    """An earlier review's body once a newer one holds the verdict: no review marker, so it is never current again."""
+    return f"truthplane: superseded by {f'[the latest review]({url})' if url else 'a later review'}.\n\n{SUPERSEDED}"
 
 
 __all__ = ["GitHub", "PullRequest", "ReviewError", "from_actions", "REVIEW_MARKER"]

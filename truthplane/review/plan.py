@@ -16,6 +16,7 @@ from truthplane.models import Finding, GateResult
 
 MARKER = "<!-- truthplane:finding {fingerprint} -->"
 REVIEW_MARKER = "<!-- truthplane:review -->"
+SUPERSEDED = "<!-- truthplane:superseded -->"  # an earlier review body, once a later one holds the verdict
 _MARKED = re.compile(r"<!-- truthplane:finding ([^\s>]+) -->")
 HUNK = re.compile(r"^@@ -\d+(?:,\d+)? \+(\d+)(?:,(\d+))? @@")
 OUTSIDE_LIMIT = 50

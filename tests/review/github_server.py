@@ -1,13 +1,13 @@
 """A local server answering the pull request endpoints of GitHub's REST API as GitHub does, on 127.0.0.1.
 
 Requests and answers follow GitHub's REST reference (API version 2022-11-28): the pull request's files with their
-`patch`; its review comments (replies with `in_reply_to_id`, each with its author's `login` and `type`); its reviews:
-listing them, creating one with line comments, updating one's body; editing and deleting a review comment;
-`GET /user` (403 for an installation token such as Actions' GITHUB_TOKEN); pagination through the `Link` header;
-and GitHub's own error bodies: 401 "Bad credentials", 403 "Resource not accessible by integration" (a token without
-the permission), 403/429 rate limits (with `Retry-After`, with an exhausted quota's `x-ratelimit-*` headers, or a
-secondary rate limit's message alone), and 422 for a comment on a line that is not part of the diff. A test scripts
-one-off failures with `fail_next(...)`.
+`patch`; its review comments (replies with `in_reply_to_id`, each with its author's `login` and `type`); its
+reviews: listing them, creating one with line comments (multi-line ones over `start_line`..`line` of one hunk),
+updating one's body; editing and deleting a review comment; `GET /user` (403 for an installation token such as
+Actions' GITHUB_TOKEN); pagination through the `Link` header; and GitHub's own error bodies: 401 "Bad credentials",
+403 "Resource not accessible by integration" (a token without the permission), 403/429 rate limits (with
+`Retry-After`, with an exhausted quota's `x-ratelimit-*` headers, or a secondary rate limit's message alone), and
+422 for a comment on a line that is not part of the diff. A test scripts one-off failures with `fail_next(...)`.
 """
 
 from __future__ import annotations
@@ -202,11 +202,20 @@ class _Handler(JsonHandler):
         comments = body.get("comments") or []
         for comment in comments:
             patch = state.files.get(comment.get("path"))
-            if patch is None or comment.get("line") not in commentable_lines(patch) or comment.get("side",
-                                                                                                  "RIGHT") != "RIGHT":
+            lines = commentable_lines(patch) if patch is not None else set()
+            if comment.get("line") not in lines or comment.get("side", "RIGHT") != "RIGHT":
                 return self._error(422, "Unprocessable Entity",
                                    ["Pull request review thread line must be part of the diff and Pull request "
                                     "review thread diff hunk can't be blank"])
+            start = comment.get("start_line")
+            if start is not None:  # a multi-line comment: start_line..line, all of it in one hunk of the diff
+                if not isinstance(start, int) or start >= comment["line"]:
+                    return self._error(422, "Unprocessable Entity", ["start_line must precede the end line."])
+                if (comment.get("start_side", comment.get("side", "RIGHT")) != "RIGHT"
+                        or not all(n in lines for n in range(start, comment["line"]))):
+                    return self._error(422, "Unprocessable Entity",
+                                       ["Pull request review thread start line must be part of the same hunk as "
+                                        "the line."])
         state.next_id += 1
         review = {"id": state.next_id, "node_id": f"PRR_{state.next_id}", "user": dict(state.user),
                   "body": body.get("body") or "", "state": "COMMENTED", "commit_id": body.get("commit_id"),
@@ -216,5 +225,5 @@ class _Handler(JsonHandler):
         for comment in comments:
             state.next_id += 1
             state.comments.append(_comment(state, state.next_id, review["id"], comment["path"], comment["line"],
-                                           None, comment["body"], state.user))
+                                           comment.get("start_line"), comment["body"], state.user))
         return self._send(200, review)

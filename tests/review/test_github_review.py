@@ -290,3 +290,19 @@ def test_one_verdict_reads_as_current_edited_in_place_or_superseded_by_a_new_rev
     assert len(server.state.reviews) == 3
     assert ("PUT", f"/repos/octo/demo/pulls/7/reviews/{second['id']}") in server.state.requests
     assert ("PUT", f"/repos/octo/demo/pulls/7/reviews/{other['id']}") not in server.state.requests
+
+
+def test_a_finding_over_several_lines_of_the_diff_gets_a_multi_line_comment(pull, capsys) -> None:  # noqa: ANN001
+    root, server = pull
+    # F632: ruff reports the whole comparison, over two lines, all of them added
+    push(root, server, BASE + '\n\ndef pick(x):\n    return x is (\n        "a")\n')
+    code, result, err = gate(root, capsys, "--review", "github")
+    assert "review posted" in err, err
+    (finding,) = [f for f in result["new"] if f["rule_id"] == "F632"]
+    assert finding["end_line"] == finding["start_line"] + 1
+    (comment,) = [c for c in server.state.comments if marked_fingerprint(c["body"]) == finding["fingerprint"]]
+    assert (comment["start_line"], comment["line"], comment["start_side"], comment["side"]) == (
+        finding["start_line"], finding["end_line"], "RIGHT", "RIGHT")
+    gate(root, capsys, "--review", "github")  # the next run finds it where it is: kept, not posted again
+    assert [c["id"] for c in server.state.comments if marked_fingerprint(c["body"]) == finding["fingerprint"]] == [
+        comment["id"]]

@@ -114,7 +114,7 @@ class GitHub(Rest):
             fingerprint = marked_fingerprint(comment.get("body") or "")
             if fingerprint and comment.get("in_reply_to_id") is None and self.own(comment):
                 found.append(Existing(str(comment["id"]), fingerprint, comment.get("path") or "", comment.get("line"),
-                                      comment.get("body") or ""))
+                                      comment.get("body") or "", start_line=comment.get("start_line")))
         return found
 
     def post(self, result: GateResult, suggestions: Mapping[str, Suggested] | None = None,

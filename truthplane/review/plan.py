@@ -69,7 +69,7 @@ class Inline:
     path: str
     line: int
     body: str
-    start_line: int | None = None  # a comment over several lines (a suggestion replacing them): its first
+    start_line: int | None = None  # a comment over several lines (the finding's, or a suggestion's): its first
 
 
 class Suggested(Protocol):
@@ -88,6 +88,7 @@ class Existing:
     line: int | None
     body: str
     resolved: bool = False  # a thread already resolved (GitLab): kept as it is while its finding lasts
+    start_line: int | None = None  # a comment over several lines (GitHub's multi-line comments): its first
 
 
 @dataclass
@@ -105,30 +106,36 @@ class Plan:
 
 def plan_review(result: GateResult, diff_lines: dict[str, set[int]], existing: list[Existing],
                 suggestions: Mapping[str, Suggested] | None = None, platform: str = "github") -> Plan:
-    """Meet the introduced findings with the earlier comments: create, update, keep, remove. A finding with a
-    suggestion gets its comment over the suggestion's lines."""
+    """Meet the introduced findings with the earlier comments: create, update, keep, remove. A finding over several
+    lines gets its comment over them all when they are all in the diff (else on its last line); a finding with a
+    suggestion, over the suggestion's lines. On GitHub a comment's first line is part of where it is (a multi-line
+    comment); GitLab's comments sit on one line."""
     suggestions = suggestions or {}
     plan = Plan()
     by_fingerprint = {e.fingerprint: e for e in sorted(existing, key=lambda e: not e.resolved)}  # an open one wins
     wanted: set[str] = set()
     for f in sorted([*result.new, *result.added_by_config], key=lambda f: (f.path, f.start_line or 0, f.rule_id)):
         line = f.end_line or f.start_line
-        if not f.path or not line or line not in diff_lines.get(f.path, set()) or not f.fingerprint:
+        in_diff = diff_lines.get(f.path, set())
+        if not f.path or not line or line not in in_diff or not f.fingerprint:
             plan.outside.append(f)
             continue
         wanted.add(f.fingerprint)
         suggested = suggestions.get(f.fingerprint)
-        if suggested is not None and suggested.end_line == line:
+        if (suggested is not None and suggested.end_line == line
+                and all(n in in_diff for n in range(suggested.start_line, line))):
             above = line - suggested.start_line
             fence = "suggestion" if platform == "github" else f"suggestion:-{above}+0"
             inline = Inline(f, f.path, line, comment_body(f, suggested.text, fence),
                             suggested.start_line if above else None)
         else:
-            inline = Inline(f, f.path, line, comment_body(f))
+            first = f.start_line if f.start_line and f.start_line < line else None
+            inline = Inline(f, f.path, line, comment_body(f),
+                            first if first and all(n in in_diff for n in range(first, line)) else None)
         old = by_fingerprint.get(f.fingerprint)
         if old is None:
             plan.create.append(inline)
-        elif (old.path, old.line) != (inline.path, inline.line):
+        elif _where(old, platform) != _where(inline, platform):
             plan.remove.append(old)  # a comment cannot move: the old one goes, a new one is made where it is now
             plan.create.append(inline)
         elif old.body.strip() != inline.body.strip():
@@ -137,6 +144,11 @@ def plan_review(result: GateResult, diff_lines: dict[str, set[int]], existing: l
             plan.keep.append(old)
     plan.remove += [e for e in existing if e.fingerprint not in wanted and not e.resolved]
     return plan
+
+
+def _where(comment: Existing | Inline, platform: str) -> tuple[str, int | None, int | None]:
+    """Where a comment is: its path, its line and, on GitHub (multi-line comments), its first line."""
+    return comment.path, comment.line, comment.start_line if platform == "github" else None
 
 
 def review_body(result: GateResult, plan: Plan) -> str:

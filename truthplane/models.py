@@ -5,7 +5,7 @@ from __future__ import annotations
 from enum import Enum
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
 SCHEMA_VERSION = 1
 MAX_TIMEOUT_S = 30 * 24 * 3600  # a month: beyond it a timeout is a typo, and past 2**63 ns the clocks overflow
@@ -115,6 +115,17 @@ class Scan(BaseModel):
     files: dict[str, str] = Field(
         default_factory=dict, description="repo-relative path -> sha256 of the scanned content"
     )
+    # verifier -> (findings, suppressed results) a gate's scan left out on the files both its states have alike
+    # (truthplane.truth.scanner.Reference.carried): counted, never listed; never part of a stored scan
+    _carried: dict[str, tuple[int, int]] = PrivateAttr(default_factory=dict)
+
+    @property
+    def carried(self) -> dict[str, tuple[int, int]]:
+        return self._carried
+
+    @carried.setter
+    def carried(self, counts: dict[str, tuple[int, int]]) -> None:
+        self._carried = counts
 
 
 class Verdict(str, Enum):
@@ -173,3 +184,23 @@ class GateResult(BaseModel):
     verifiers: list[VerifierRun] = Field(default_factory=list)
     base: str | None = Field(default=None, description="what was compared against: a baseline file, a commit")
     head: str | None = None
+    # unchanged findings and suppressed results on files both states have alike, counted but not listed: a gate
+    # asked only for its verdict and counts (pipeline.gate's `carry`) never decodes them
+    _carried: tuple[int, int] = PrivateAttr(default=(0, 0))
+
+    def carry(self, unchanged: int, suppressed: int) -> GateResult:
+        self._carried = (unchanged, suppressed)
+        return self
+
+    @property
+    def complete(self) -> bool:
+        """Whether `unchanged` and `suppressed` list everything (False: some are only counted)."""
+        return self._carried == (0, 0)
+
+    @property
+    def unchanged_count(self) -> int:
+        return len(self.unchanged) + self._carried[0]
+
+    @property
+    def suppressed_count(self) -> int:
+        return len(self.suppressed) + self._carried[1]

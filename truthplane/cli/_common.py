@@ -24,6 +24,8 @@ class Format(str, Enum):
 
 
 CI_FORMATS = (Format.github, Format.gitlab, Format.junit, Format.rdjson)
+# the formats that count a gate's unchanged findings and suppressed results without listing them
+COUNTING_FORMATS = (Format.text, Format.markdown, Format.github, Format.junit, Format.rdjson)
 FORMAT = typer.Option(Format.text, "--format", "-f", help="Output format: text, json, sarif, markdown; for CI and "
                       "review tools github (annotations), gitlab (Code Quality), junit, rdjson (reviewdog).")
 OUTPUT = typer.Option(None, "--output", "-o", help="Write the document to FILE instead of stdout.", dir_okay=False)

@@ -35,6 +35,8 @@ def head_findings(result: GateResult | Scan) -> list[Finding]:
     """Every finding of the state a gate judged (the head), or of a scan."""
     if isinstance(result, Scan):
         return list(result.findings)
+    if not result.complete:
+        raise ValueError("this gate result counts its unchanged findings without listing them")
     return [*result.new, *result.added_by_config, *result.updated, *result.unchanged]
 
 

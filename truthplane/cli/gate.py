@@ -11,6 +11,7 @@ import typer
 from truthplane.cli._common import (
     CACHE_DIR,
     CONFIG,
+    COUNTING_FORMATS,
     FORMAT,
     NO_CACHE,
     OUTPUT,
@@ -92,8 +93,10 @@ def gate(
                 policy = config.gate.model_copy(update={"fail_on": Severity(fail_on)})
                 config = config.model_copy(update={"gate": policy})
             with render.Progress() as progress:
+                # what is only counted need not be decoded: the unchanged findings, unless an output lists them
+                counted = fmt in COUNTING_FORMATS and sarif_out is None and review is None
                 result = run_gate(path, config, options, base_ref=base, head_ref=head, progress=progress, plans=plans,
-                                  deepen=None if no_fetch else _say)
+                                  deepen=None if no_fetch else _say, carry=counted)
     except TruthplaneError as exc:
         # a CI job uploads these files whatever the gate said (`if: always()`): a missing file fails it twice
         from truthplane.cli import render

@@ -159,14 +159,21 @@ def write_document(path: Path, data: str | bytes, *, append: bool = False) -> No
 
 
 def gate_json(result: GateResult) -> bytes:
+    _listing(result)
     # bytes straight from pydantic-core: a large repository's document runs to megabytes, and decoding it
     # into a str only to encode it again on the way out costs a gate tens of milliseconds
     return result.__pydantic_serializer__.to_json(result, indent=2) + b"\n"
 
 
+def _listing(result: GateResult) -> None:
+    if not result.complete:  # a gate run with `carry` lists only what changed: its caller asked for counts
+        raise ValueError("this gate result counts its unchanged findings without listing them")
+
+
 def gate_sarif(result: GateResult) -> str:
     from truthplane.truth.sarif import diff_log
 
+    _listing(result)
     # a finding the configuration silences is, to code scanning, dismissed by something outside the source
     silenced = [f.model_copy(update={"suppressed": "external"}) for f in result.silenced_by_config]
     log = diff_log(result.new + result.added_by_config, result.unchanged, result.fixed, result.verifiers,
@@ -181,7 +188,8 @@ def gate_markdown(result: GateResult, *, limit: int = 50) -> str:
         lines += [f"Compared `{_md(result.head or 'working tree')}` with `{_md(result.base or '')}`.", ""]
     lines += [f"- {_md(reason, limit=None)}" for reason in result.reasons] + [""]
     lines += [
-        f"**{len(result.new)} new**, **{len(result.fixed)} fixed**, {_updated(result)}{len(result.unchanged)} unchanged"
+        f"**{len(result.new)} new**, **{len(result.fixed)} fixed**, {_updated(result)}"
+        f"{result.unchanged_count} unchanged"
         + (f", **{len(result.silenced_by_config)} silenced by configuration**" if result.silenced_by_config else "")
         + ".", "",
         "| verifier | version | status | findings | time |", "|---|---|---|---|---|",
@@ -191,8 +199,8 @@ def gate_markdown(result: GateResult, *, limit: int = 50) -> str:
         lines.append(
             f"| {_md(run.name)} | {_md(run.version or '—')} | {status} | {run.count} | {run.duration_s:.2f}s |"
         )
-    if result.suppressed:
-        lines += ["", f"{len(result.suppressed)} result(s) suppressed in source or by the tool are not counted "
+    if result.suppressed_count:
+        lines += ["", f"{result.suppressed_count} result(s) suppressed in source or by the tool are not counted "
                   "(`--format json` lists them under `suppressed`)."]
     sections = (
         ("New findings", result.new), ("Updated findings (on lines the change edited)", result.updated),
@@ -276,12 +284,12 @@ def print_gate_text(result: GateResult, stream: TextIO, *, show_unchanged: bool 
     head = f"[{VERDICT_STYLE[verdict]}]{verdict}[/]" if on else verdict
     silenced = f", {len(result.silenced_by_config)} silenced by configuration" if result.silenced_by_config else ""
     console.print(f"truthplane: {head}  ({len(result.new)} new, {len(result.fixed)} fixed, {_updated(result)}"
-                  f"{len(result.unchanged)} unchanged{silenced})")
+                  f"{result.unchanged_count} unchanged{silenced})")
     for reason in result.reasons:
         console.print(f"  - {printable(reason)}", markup=False)
-    if result.suppressed:
+    if result.suppressed_count:
         console.print(
-            f"  {len(result.suppressed)} suppressed result(s) not counted (--format json lists them)", markup=False
+            f"  {result.suppressed_count} suppressed result(s) not counted (--format json lists them)", markup=False
         )
     _finding_lines(console, "New", result.new, on)
     _finding_lines(console, "Updated, on lines the change edited", result.updated, on)
@@ -289,6 +297,7 @@ def print_gate_text(result: GateResult, stream: TextIO, *, show_unchanged: bool 
     _finding_lines(console, "Silenced by a configuration change", result.silenced_by_config, on)
     _finding_lines(console, "Appeared because of a configuration change", result.added_by_config, on)
     if show_unchanged:
+        _listing(result)
         _finding_lines(console, "Unchanged", result.unchanged, on)
 
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 import functools
 import threading
 from collections import OrderedDict
+from collections.abc import Collection
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -246,3 +248,102 @@ class ResultCache:
 
     def put(self, key: str, findings: list[Finding]) -> None:
         self.put_many({key: findings})
+
+    def get_tree(self, key: str, carried: Collection[str] = ()) -> TreeEntry | None:
+        """A whole tree's findings stored by `put_tree`: those on files not in `carried` decoded, those on files
+        in it only counted. A gate leaves out the files both its states have alike (truthplane.truth.scanner):
+        their findings are the same on both sides, so decoding them would only cost time."""
+        import hashlib
+        import json
+        import sqlite3
+
+        from pydantic import ValidationError
+
+        remembered = _recall([key]).get(key)
+        if remembered is not None:
+            self.hits += 1
+            return TreeEntry.split(remembered, carried)
+        if self._broken:
+            self.misses += 1
+            return None
+        try:
+            row = self._connect().execute("SELECT checksum, body FROM results WHERE key = ?", (key,)).fetchone()
+        except sqlite3.Error:
+            self._broken = True
+            row = None
+        if row is None:
+            self.misses += 1
+            return None
+        checksum, body = row
+        try:
+            if not isinstance(body, bytes) or hashlib.sha256(body).hexdigest() != checksum:
+                raise ValueError("checksum")
+            lines = body.split(b"\n")
+            index = json.loads(lines[0])
+            if not isinstance(index, list) or len(index) != len(lines) - 1:
+                raise ValueError("index")
+            adapter = _adapter()
+            findings: list[Finding] = []
+            carried_active = carried_suppressed = 0
+            keep_all = not carried
+            for (path, active, suppressed), line in zip(index, lines[1:], strict=True):
+                if keep_all or path not in carried:
+                    findings.extend(adapter.validate_json(line))
+                else:
+                    carried_active += active
+                    carried_suppressed += suppressed
+        except (ValueError, TypeError, ValidationError):
+            try:
+                self._connect().execute("DELETE FROM results WHERE key = ?", (key,))
+            except sqlite3.Error:
+                self._broken = True
+            self.misses += 1
+            return None
+        if keep_all:
+            _remember({key: findings})
+        self.hits += 1
+        return TreeEntry(findings, carried_active, carried_suppressed)
+
+    def put_tree(self, key: str, findings: list[Finding]) -> None:
+        """Store a whole tree's findings grouped by file, under an index of each file's counts (get_tree)."""
+        import hashlib
+        import json
+        import sqlite3
+
+        _remember({key: findings})
+        if self._broken:
+            return
+        adapter = _adapter()
+        by_path: dict[str, list[Finding]] = {}
+        for finding in findings:
+            by_path.setdefault(finding.path, []).append(finding)
+        index = [[path, sum(1 for f in items if not f.suppressed), sum(1 for f in items if f.suppressed)]
+                 for path, items in by_path.items()]
+        body = b"\n".join([json.dumps(index, separators=(",", ":")).encode(),
+                           *(adapter.dump_json(items) for items in by_path.values())])
+        try:
+            conn = self._connect()
+            conn.execute("BEGIN IMMEDIATE")
+            conn.execute("INSERT OR REPLACE INTO results (key, checksum, body) VALUES (?, ?, ?)",
+                         (key, hashlib.sha256(body).hexdigest(), body))
+            conn.execute("COMMIT")
+        except sqlite3.Error:
+            self._broken = True
+
+
+@dataclass(frozen=True)
+class TreeEntry:
+    """What ResultCache.get_tree read: the findings on the files it decoded, and how many (not suppressed, and
+    suppressed) are on the files it was told to leave out."""
+
+    findings: list[Finding]
+    carried_active: int = 0
+    carried_suppressed: int = 0
+
+    @classmethod
+    def split(cls, findings: list[Finding], carried: Collection[str]) -> TreeEntry:
+        if not carried:
+            return cls(list(findings))
+        kept = [f for f in findings if f.path not in carried]
+        left = [f for f in findings if f.path in carried]
+        return cls(kept, sum(1 for f in left if not f.suppressed), sum(1 for f in left if f.suppressed))

@@ -153,7 +153,7 @@ class Gatekeeper:
                              "start the server at the repository's top directory")
         config = self._config(target)
         check_selection(config, verifiers)
-        return judged(run_gate(target, config, self._options(verifiers), base_ref=base), limit, offset)
+        return judged(run_gate(target, config, self._options(verifiers), base_ref=base, carry=True), limit, offset)
 
 
 def _db_language(db: Path) -> str:
@@ -218,8 +218,8 @@ def judged(result: GateResult, limit: int = DEFAULT_LIMIT, offset: int = 0) -> d
             "new": len(result.new),
             "fixed": len(result.fixed),
             "updated": len(result.updated),
-            "unchanged": len(result.unchanged),
-            "suppressed": len(result.suppressed),
+            "unchanged": result.unchanged_count,
+            "suppressed": result.suppressed_count,
             "silenced_by_config": len(result.silenced_by_config),
         },
         "new": [_finding(f) for f in _most_severe_first(result.new)[offset : offset + limit]],

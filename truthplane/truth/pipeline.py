@@ -91,6 +91,7 @@ class ProgressDisplay(Protocol):
 def gate(
     root: Path, config: Config, options: ScanOptions, *, base_ref: str, head_ref: str | None = None,
     progress: ProgressDisplay | None = None, plans: LaunchPlans | None = None, deepen: Note | None = None,
+    carry: bool = False,
 ) -> GateResult:
     """Scan the merge-base of HEAD (or head_ref) and base_ref, scan the head, diff and judge.
 
@@ -99,6 +100,10 @@ def gate(
     A gate of the working tree leaves its launch plan in `plans`, for the next gate to start its tools
     ahead (truthplane.truth.ahead). With `deepen`, a shallow clone fetches the base and the history the merge-base
     needs, and each fetch is reported through it (truthplane.git.deepen); without, nothing is fetched.
+
+    With `carry`, the unchanged findings and suppressed results on the files both states have alike are only
+    counted (GateResult.unchanged_count), never decoded nor listed: for a caller that shows the verdict and
+    counts, on a large repository most of a gate's own cost. A change to any configuration is judged without.
     """
     repo = Repo.require(root)
     root = repo.root  # git's spelling of the top directory: what the tools started ahead ran in
@@ -128,7 +133,9 @@ def gate(
             head_source = worktree_over(base_source, root, changes, commit=head_commit, dirty=dirty)
             head_label = "working tree" + (" (with uncommitted changes)" if dirty else f" ({head_commit[:12]})")
         # the head takes the base's findings for every file it has unchanged: only the change is scanned
-        shared = Reference(base_source.files)
+        alike = _alike(base_source, head_source, create_verifiers(config, options.context(config), options.only)) if (
+            carry and options.use_cache) else frozenset()
+        shared = Reference(base_source.files, alike, head_source)
         worktree = None if head_ref else root
         # an audit of dependencies the change leaves as they were runs on neither side
         skipped = pool.submit(lambda: unchanged_audits(
@@ -165,6 +172,11 @@ def gate(
         before, after = before_future.result(), after_future.result()
         renames = renames_found.result() if renames_found is not None else {}
         review = reviewed.result()
+        if shared.carried and (review.config or review.settings is not None):
+            # weighing a configuration change compares every finding of the head under both configurations
+            pool.shutdown(wait=True)
+            return gate(root, config, options, base_ref=base_ref, head_ref=head_ref, progress=progress, plans=plans,
+                        deepen=deepen)
         notes = [f"{name} not run: the change leaves the dependencies declared in {', '.join(files) or 'no file'} "
                  "as they were" for name, files in skipped.result().items()]
         config_change = _under_base_config(
@@ -176,6 +188,18 @@ def gate(
     base_label = f"merge-base of {base_ref} ({merge_base[:12]})"
     return evaluate(before, after, config.gate, renames, base=base_label, head=head_label, review=review.reasons,
                     config_change=config_change, notes=notes, suppressed_by_change=review.suppressed)
+
+
+def _alike(base: Source, head: Source, verifiers: list[Verifier]) -> frozenset[str]:
+    """The files with the same content in both states, which a gate that carries leaves out (Reference.carried);
+    none when the change touches a file that configures a verifier or truthplane: weighing that compares every
+    finding of the head under both configurations."""
+    alike = {path for path, blob in head.files.items() if base.files.get(path) == blob}
+    differ = (base.files.keys() | head.files.keys()) - alike
+    configuring = {"truthplane.toml", "pyproject.toml"}.union(*(v.configured_by() for v in verifiers))
+    if any(not configuring.isdisjoint(path.split("/")) for path in differ):
+        return frozenset()
+    return frozenset(alike)
 
 
 def _under_base_config(

@@ -10,10 +10,11 @@ import os
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol
 
-from truthplane.truth.cache import ResultCache
+from truthplane.truth.cache import ResultCache, TreeEntry
 from truthplane.config import Config
 from truthplane.errors import TruthplaneError, VerifierError
 from truthplane.models import Finding, Scan, ToolStatus, VerifierRun
@@ -57,16 +58,36 @@ class _Signals:
             event.set()
 
 
+@dataclass(frozen=True)
+class Shared:
+    """A file-local verifier's findings on the reference side, as the reading side takes them. When both sides
+    carry files (`Reference.carried`), the findings on those are left out on both and only counted here."""
+
+    config_hash: str
+    findings: list[Finding]
+    carried: tuple[int, int] | None = None  # (not suppressed, suppressed) on the carried files; None: none left out
+
+
 class Reference:
     """A scan of a nearby tree (a gate's base) shared with another scan (its head): each file-local
     verifier's findings, so files with the same content there are neither looked up nor scanned again.
 
     The other way round, the reference waits until the reading scan's verifier has its own tool running
-    (or needs none): the reference's work, mostly decoding cached findings, never delays that tool's start."""
+    (or needs none): the reference's work, mostly decoding cached findings, never delays that tool's start.
 
-    def __init__(self, files: dict[str, str]) -> None:
+    `carried` are files with the same content on both sides, whose findings neither scan need hold: they are the
+    same on both sides, and a diff pairs them with each other before anything else (fingerprint.match). A verifier
+    carries them only where its configuration is the same on both sides (`head`'s config hash is the reference's)
+    and the reference is a commit's whole tree (its cache entry counts the findings of each file): the reference
+    decides, and says so in what it publishes. Each side then counts what it left out (Scan.carried)."""
+
+    def __init__(
+        self, files: dict[str, str], carried: frozenset[str] = frozenset(), head: Source | None = None,
+    ) -> None:
         self.files = files
-        self._shared: dict[str, tuple[str, list[Finding]]] = {}
+        self.carried = carried if head is not None else frozenset()
+        self.head = head
+        self._shared: dict[str, Shared] = {}
         self._done = _Signals()
         self._reader_going = _Signals()
 
@@ -81,8 +102,8 @@ class Reference:
     def wait_for_reader(self, name: str) -> None:
         self._reader_going.wait(name)
 
-    def publish(self, name: str, config_hash: str, findings: list[Finding]) -> None:
-        self._shared[name] = (config_hash, findings)
+    def publish(self, name: str, shared: Shared) -> None:
+        self._shared[name] = shared
         self._done.give(name)
 
     def release(self, name: str) -> None:
@@ -92,10 +113,10 @@ class Reference:
     def release_all(self) -> None:
         self._done.close()
 
-    def findings(self, name: str, config_hash: str) -> list[Finding] | None:
+    def findings(self, name: str, config_hash: str) -> Shared | None:
         self._done.wait(name)
         shared = self._shared.get(name)
-        return shared[1] if shared is not None and shared[0] == config_hash else None
+        return shared if shared is not None and shared.config_hash == config_hash else None
 
 
 def config_hash(verifier: Verifier, source: Source, version: str) -> str:
@@ -135,15 +156,17 @@ class _Job:
     """One verifier over one source."""
 
     def __init__(self, verifier: Verifier, source: Source, config: Config, cache: ResultCache | None,
-                 reference: Reference | None = None) -> None:
+                 reference: Reference | None = None, share: Reference | None = None) -> None:
         self.verifier = verifier
         self.source = source
         self.config = config
         self.cache = cache
         self.reference = reference
+        self.share = share
         self.cached_files = 0
         self.scanned_files: int | None = None
         self.used_config_hash: str | None = None
+        self.carried: tuple[int, int] | None = None  # the findings left out on carried files (Reference.carried)
 
     def relevant(self) -> dict[str, str]:
         suffixes = self.verifier.suffixes
@@ -183,17 +206,22 @@ class _Job:
             return self.scan(None)
         config_hash = self.used_config_hash = self.config_hash(version)
         if self.verifier.file_local:
-            if not self.source.whole_tree_cacheable:
+            if not self.source.whole_tree_cacheable or (self.reference is not None and self.reference.carried):
+                # a gate's head that carries files takes the rest from its base: it holds no whole tree to store
                 return self._file_local(relevant, config_hash)
-            # a commit's tree (a gate's base) is scanned again and again: one entry for all of it
-            tree_key = ResultCache.key("files", config_hash, repr(sorted(relevant.items())))
-            cached = self.cache.get(tree_key)
-            if cached is not None:
+            # a commit's tree (a gate's base) is scanned again and again: one entry for all of it, by file
+            carried = self._carried(relevant, config_hash, version)
+            tree_key = ResultCache.key("tree-by-file", config_hash, repr(sorted(relevant.items())))
+            entry = self.cache.get_tree(tree_key, carried)
+            if entry is None:
+                findings = self._file_local(relevant, config_hash)
+                self.cache.put_tree(tree_key, findings)
+                entry = TreeEntry.split(findings, carried)
+            else:
                 self.cached_files = len(relevant)
-                return cached
-            findings = self._file_local(relevant, config_hash)
-            self.cache.put(tree_key, findings)
-            return findings
+            if carried:
+                self.carried = (entry.carried_active, entry.carried_suppressed)
+            return entry.findings
         if self.verifier.tree_cacheable:
             key = ResultCache.key("tree", config_hash, repr(sorted(relevant.items())))
             cached = self.cache.get(key)
@@ -207,6 +235,16 @@ class _Job:
         self.scanned_files = len(relevant) if self.verifier.suffixes else None
         return self.scan(None)
 
+    def _carried(self, relevant: dict[str, str], own_hash: str, version: str) -> frozenset[str]:
+        """The files this scan, the reference of a gate, leaves out (Reference.carried): none unless the other side's
+        configuration of the verifier is the same as this one's."""
+        share = self.share
+        if share is None or not share.carried or share.head is None:
+            return frozenset()
+        if config_hash(self.verifier, share.head, version) != own_hash:
+            return frozenset()
+        return frozenset(p for p in share.carried if p in relevant)
+
     def _file_local(self, relevant: dict[str, str], config_hash: str) -> list[Finding]:
         """Files with the same content as in the reference scan take its findings: only the rest are looked
         up in the cache or scanned, and the tool starts on those before the reference is even ready."""
@@ -219,6 +257,12 @@ class _Job:
         findings = self._per_file(changed, config_hash) if changed else []
         self.reference.reader_going(self.verifier.instance_name)
         shared = self.reference.findings(self.verifier.instance_name, config_hash)
+        if shared is not None and shared.carried is not None:
+            # the reference left out the files both sides have alike, and so does this side
+            self.carried = shared.carried
+            self.cached_files += len(same)
+            self.scanned_files = self.scanned_files or 0
+            return [f for f in findings if f.path not in same]
         if shared is None:  # the reference did not run this verifier, or with another configuration
             scanned = self.scanned_files or 0
             findings = self._per_file(relevant, config_hash)  # what was just scanned is now a cache hit
@@ -228,7 +272,7 @@ class _Job:
         self.cached_files += len(same)
         self.scanned_files = self.scanned_files or 0
         # a tool that cannot scan a subset reported on every file: the reference's findings stand for `same`
-        return [f for f in shared if f.path in same] + [f for f in findings if f.path not in same]
+        return [f for f in shared.findings if f.path in same] + [f for f in findings if f.path not in same]
 
     def _per_file(self, relevant: dict[str, str], config_hash: str) -> list[Finding]:
         assert self.cache is not None
@@ -273,15 +317,17 @@ def _executable_identity(path: str | None) -> str:
 def run_verifier(
     verifier: Verifier, source: Source, config: Config, cache: ResultCache | None,
     *, reference: Reference | None = None, share: Reference | None = None,
+    carried: dict[str, tuple[int, int]] | None = None,
 ) -> tuple[VerifierRun, list[Finding]]:
     """One verifier: a VerifierRun that says honestly how it went, and its findings.
 
     `reference` is a nearby scan whose findings this one may reuse; `share` is where this one offers its own.
+    What a gate's scans leave out on the files both sides have alike (Reference.carried) is counted in `carried`.
     """
     try:
         if share is not None:
             share.wait_for_reader(verifier.instance_name)  # a scan reading this one starts its tools first
-        return _run_verifier(verifier, source, config, cache, reference, share)
+        return _run_verifier(verifier, source, config, cache, reference, share, {} if carried is None else carried)
     finally:
         if share is not None:
             share.release(verifier.instance_name)
@@ -291,7 +337,7 @@ def run_verifier(
 
 def _run_verifier(
     verifier: Verifier, source: Source, config: Config, cache: ResultCache | None,
-    reference: Reference | None, share: Reference | None,
+    reference: Reference | None, share: Reference | None, carried: dict[str, tuple[int, int]],
 ) -> tuple[VerifierRun, list[Finding]]:
     started = time.monotonic()
     name = verifier.instance_name
@@ -299,11 +345,11 @@ def _run_verifier(
     if not info.installed or info.reason:
         status = ToolStatus.MISSING if not info.installed else ToolStatus.FAILED
         return VerifierRun(name=name, version=info.version, status=status, error=info.reason or "not usable"), []
-    job = _Job(verifier, source, config, cache, reference)
+    job = _Job(verifier, source, config, cache, reference, share)
     try:
         raw = job.run(info.version or _executable_identity(info.path))
         if share is not None and verifier.file_local and job.used_config_hash is not None:
-            share.publish(name, job.used_config_hash, raw)
+            share.publish(name, Shared(job.used_config_hash, raw, job.carried))
         findings = _apply_severity(raw, config)
     except VerifierError as exc:
         status = ToolStatus(exc.status) if exc.status in ToolStatus._value2member_map_ else ToolStatus.FAILED
@@ -311,11 +357,15 @@ def _run_verifier(
             name=name, version=info.version, status=status, error=exc.reason,
             duration_s=round(time.monotonic() - started, 3),
         ), []
+    carried_active = job.carried[0] if job.carried else 0
     run = VerifierRun(
-        name=name, version=info.version, status=ToolStatus.OK, count=sum(1 for f in findings if not f.suppressed),
+        name=name, version=info.version, status=ToolStatus.OK,
+        count=sum(1 for f in findings if not f.suppressed) + carried_active,
         duration_s=round(time.monotonic() - started, 3),
         cached_files=job.cached_files, scanned_files=job.scanned_files,
     )
+    if job.carried is not None:
+        carried[name] = job.carried
     return run, findings
 
 
@@ -338,11 +388,13 @@ def scan(
     if verifiers is None:
         verifiers = create_verifiers(config, context or VerifierContext(timeout_s=config.timeout_s), only)
     results: dict[str, tuple[VerifierRun, list[Finding]]] = {}
+    carried: dict[str, tuple[int, int]] = {}
 
     def one(verifier: Verifier) -> None:
         if progress:
             progress.started(verifier.instance_name)
-        run, findings = run_verifier(verifier, source, config, cache, reference=reference, share=share)
+        run, findings = run_verifier(verifier, source, config, cache, reference=reference, share=share,
+                                     carried=carried)
         results[verifier.instance_name] = (run, findings)
         if progress:
             progress.finished(run)
@@ -356,7 +408,7 @@ def scan(
     runs = [results[v.instance_name][0] for v in verifiers]
     findings = [f for v in verifiers for f in results[v.instance_name][1]]
     findings.sort(key=lambda f: (f.path, f.start_line or 0, f.verifier, f.rule_id, f.fingerprint))
-    return Scan(
+    done = Scan(
         created_at=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         commit=source.commit,
         dirty=source.dirty,
@@ -365,4 +417,6 @@ def scan(
         suppressed=[f for f in findings if f.suppressed],
         files=dict(sorted(source.files.items())),
     )
+    done.carried = {name: counts for name, counts in carried.items() if results[name][0].status == ToolStatus.OK}
+    return done
 

@@ -240,9 +240,26 @@ def evaluate(
             effects.diff = effects.diff.model_copy(
                 update={"fixed": [f for f in effects.diff.fixed if not suppressed_by_change(f)]})
     verdict, reasons = judge(effects.diff, problems + effects.problems, policy, [*review, *effects.review])
-    return GateResult(
+    result = GateResult(
         verdict=verdict, reasons=[*reasons, *effects.notes, *notes], new=effects.diff.new, fixed=effects.diff.fixed,
         unchanged=effects.diff.unchanged, updated=effects.diff.updated, suppressed=suppressed,
         silenced_by_config=effects.silenced, added_by_config=effects.added, verifiers=after.verifiers, base=base,
         head=head,
     )
+    if after.carried or before.carried:
+        # what both sides left out on the files they have alike is unchanged: the same on both (Reference.carried)
+        if config_change is not None and config_change.files:
+            raise ValueError("a gate that carries files cannot weigh a configuration change: it needs every finding")
+        comparable = _comparable(before, after)
+        if any(before.carried.get(name) != after.carried.get(name) for name in comparable):
+            # both sides leave the same files out, or neither: anything else would call what one side left out
+            # fixed or new
+            raise ValueError("the two sides of a gate left different findings out")
+        result.carry(sum(n for name, (n, _) in after.carried.items() if name in comparable),
+                     sum(s for _, s in after.carried.values()))
+    return result
+
+
+def _comparable(before: Scan, after: Scan) -> set[str]:
+    ok_before = {r.name for r in before.verifiers if r.status == ToolStatus.OK}
+    return {r.name for r in after.verifiers if r.status == ToolStatus.OK and r.name in ok_before}

@@ -178,3 +178,21 @@ def test_a_damaged_tree_entry_is_a_miss_and_is_dropped(tmp_path: Path) -> None:
     conn = sqlite3.connect(cache.path)
     assert conn.execute("SELECT count(*) FROM results WHERE key = 'k'").fetchone()[0] == 0
     conn.close()
+
+
+def test_a_long_lived_process_decodes_a_tree_once_and_splits_it_from_memory(tmp_path: Path,
+                                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    from truthplane.truth import cache as result_cache
+
+    findings = [_finding("a.py", 1), _finding("b.py", 1), _finding("b.py", 2, suppressed=True)]
+    ResultCache(tmp_path).put_tree("k", findings)
+    monkeypatch.setattr(result_cache, "_memory", None)
+    monkeypatch.setattr(result_cache, "_memory_size", 0)
+    result_cache.remember_in_memory()
+    first = ResultCache(tmp_path).get_tree("k", {"b.py"})
+    (tmp_path / "results.sqlite3").unlink()  # from now on only the memory can answer
+    again = ResultCache(tmp_path).get_tree("k", {"a.py"})
+    assert first is not None and [f.path for f in first.findings] == ["a.py"]
+    assert (first.carried_active, first.carried_suppressed) == (1, 1)
+    assert again is not None and [f.path for f in again.findings] == ["b.py", "b.py"]
+    assert (again.carried_active, again.carried_suppressed) == (1, 0)

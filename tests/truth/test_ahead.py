@@ -187,3 +187,38 @@ def test_a_gate_of_some_verifiers_keeps_the_plan_of_the_others(make_repo, tmp_pa
     assert gate_with(("bandit",)) == ["ruff", "bandit"]
     (root / "truthplane.toml").write_text('verifiers = ["ruff", "bandit"]\n')
     assert gate_with(("ruff",)) == ["ruff"]  # another configuration: nothing of the old plan holds
+
+
+def test_tools_start_on_the_tracked_changes_and_are_replaced_when_untracked_files_change_their_files(
+        make_repo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Git lists the tracked changes long before its walk for untracked files ends: the tools start on those,
+    and a launch whose files the untracked ones change is stopped and started again on all of them; one they do
+    not change keeps running and is taken."""
+    from truthplane.git.run import changes_args
+    from truthplane.git.run import run as git_run
+
+    root = feature_repo(make_repo)
+    plans = LaunchPlans(tmp_path / "cache")
+    options = ScanOptions(only=["ruff", "bandit"], cache_dir=tmp_path / "cache")
+    gate(root, load_config(root), options, base_ref="main", plans=plans)  # leaves the plan
+
+    watch = Watch(monkeypatch)
+    (root / "c.py").write_text("import json\n" + CODE)
+    (root / "notes.txt").write_text("untracked, and no verifier's file\n")
+    merge_base = git(root, "merge-base", "HEAD", "main").strip()
+    diff, untracked, _ = (git_run(root, *args) for args in changes_args(merge_base))
+    with tools_ahead(plans) as on_listed:
+        assert on_listed is not None
+        on_listed((root, diff, None))
+        first = list(watch.started)
+        assert len(first) == 2  # ruff and bandit on c.py
+        on_listed((root, diff, untracked))
+        assert watch.started == first  # the untracked file is none of theirs: nothing stopped, nothing started
+        (root / "new.py").write_text("import sys\n")
+        on_listed((root, diff, git_run(root, *changes_args(merge_base)[1])))
+        assert len(watch.started) == 4 and all(proc.returncode is not None for proc in first)  # stopped, reaped
+        result = gate(root, load_config(root), options, base_ref="main", plans=plans)
+    assert sorted(watch.taken) == [("bandit", True), ("ruff", True)]
+    assert len(watch.started) == 4 and _started._started == {}
+    assert sorted((f.rule_id, f.path) for f in result.new if f.verifier == "ruff") == [("F401", "c.py"),
+                                                                                      ("F401", "new.py")]

@@ -54,7 +54,8 @@ def _suppress(root: Path) -> None:
 
 
 def _configure(root: Path) -> None:
-    (root / "pyproject.toml").write_text("[project]\nname = 'x'\nversion = '1'\n\n[tool.ruff.lint]\nignore = ['F401']\n")
+    (root / "pyproject.toml").write_text(
+        "[project]\nname = 'x'\nversion = '1'\n\n[tool.ruff.lint]\nignore = ['F401']\n")
     _edit(root)
 
 
@@ -160,7 +161,8 @@ def test_a_tree_entry_decodes_only_what_is_not_carried_and_counts_the_rest(tmp_p
     assert [(f.path, f.start_line) for f in entry.findings] == [("a.py", 1), ("c.py", 3)]
     assert (entry.carried_active, entry.carried_suppressed) == (1, 1)
     whole = fresh.get_tree("k")
-    assert whole is not None and whole.findings == findings and (whole.carried_active, whole.carried_suppressed) == (0, 0)
+    assert whole is not None and whole.findings == findings
+    assert (whole.carried_active, whole.carried_suppressed) == (0, 0)
     assert fresh.get_tree("other") is None
 
 

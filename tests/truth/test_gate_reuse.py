@@ -181,3 +181,29 @@ def test_a_head_verifier_that_cannot_run_never_leaves_the_base_waiting(make_repo
     assert result.verdict.value == "UNVERIFIED"
     assert any("gone" in reason and "not installed" in reason for reason in result.reasons)
     assert [(f.rule_id, f.path) for f in result.new] == [("F401", "a.py")]
+
+
+def test_a_listing_laid_over_another_names_the_files_a_full_listing_does(make_repo) -> None:
+    """Which files configure a verifier is asked of both states of every gate: the working tree answers from
+    the merge-base's answer and what changed since, and must answer as a listing of its own would."""
+    from truthplane.truth.sources import Excluder, commit_source, worktree_over, worktree_source
+    from truthplane.git.repo import Repo
+
+    root = make_repo({"pyproject.toml": "[project]\nname = 'x'\n", "sub/pyproject.toml": "", "sub/ruff.toml": "",
+                      ".semgrep/rules.yml": "rules: []\n", "deep/er/.ruff.toml": "", "a.py": "x = 1\n",
+                      "ruff.toml/odd.py": "y = 1\n"})
+    merge_base = git(root, "rev-parse", "HEAD").strip()
+    (root / "sub" / "ruff.toml").unlink()
+    (root / "pyproject.toml").write_text("[project]\nname = 'y'\n")
+    (root / "new" / ".semgrep").mkdir(parents=True)
+    (root / "new" / ".semgrep" / "more.yml").write_text("rules: []\n")
+    (root / "deep" / "ruff.toml").write_text("")
+    config = load_config(root)
+    repo = Repo.require(root)
+    changes, dirty = repo.changes_since(merge_base, Excluder(config.all_excludes()))
+    base = commit_source(repo, merge_base, config)
+    over = worktree_over(base, root, changes, commit=repo.head(), dirty=dirty)
+    full = worktree_source(root, config)
+    for names in ({"pyproject.toml", "ruff.toml", ".ruff.toml"}, {".semgrep", ".semgrepignore"}, {"a.py"}, set()):
+        assert over.named(frozenset(names)) == full.named(frozenset(names)), names
+    assert [p for p, _ in base.named(frozenset({"ruff.toml"}))] == ["ruff.toml/odd.py", "sub/ruff.toml"]

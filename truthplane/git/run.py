@@ -45,7 +45,7 @@ _ahead_lock = threading.Lock()
 @contextmanager
 def gate_calls_ahead(
     path: Path, base_ref: str, head_ref: str | None,
-    on_listed: Callable[[tuple[Path, str, str] | None], None] | None = None,
+    on_listed: Callable[[tuple[Path, str, str | None] | None], None] | None = None,
 ) -> Iterator[None]:
     """Start the git calls a gate of `path` against `base_ref` will make, and let the gate take their answers.
 
@@ -55,9 +55,11 @@ def gate_calls_ahead(
     arguments) takes the answer instead of running git again; whatever is not taken is dropped at the end.
     Best effort: a call that fails here is made again where it is needed, and its error reported there.
 
-    `on_listed` is called once, on a git thread, when the calls are over: for a gate of the working tree with
+    `on_listed` is called on a git thread, last when the calls are over: for a gate of the working tree with
     (top directory, what `changes_args`' first two calls printed), else with None (a gate of commits, or git
-    failed). A gate starts its tools on the change there (truthplane.truth.ahead.tools_ahead).
+    failed). A gate starts its tools on the change there (truthplane.truth.ahead.tools_ahead). Git lists the
+    tracked changes long before it has walked the tree for untracked files: when it has, and the walk is still
+    going, `on_listed` is called with None for the untracked files first, so the tools start on what is known.
     """
     started: list[tuple[str, tuple[str, ...]]] = []
     pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="git-ahead")
@@ -70,7 +72,7 @@ def gate_calls_ahead(
             started.append(key)
         return future
 
-    def chain() -> tuple[Path, str, str] | None:
+    def chain() -> tuple[Path, str, str | None] | None:
         try:
             root = Path(start(path, "rev-parse", "--show-toplevel").result().strip())
             base = start(root, *resolve_args(base_ref))
@@ -88,7 +90,10 @@ def gate_calls_ahead(
         if on_listed is None:
             return None
         try:
-            return root, diff.result(), untracked.result()
+            tracked = diff.result()
+            if not untracked.done():
+                on_listed((root, tracked, None))
+            return root, tracked, untracked.result()
         except GitError:
             return None
 

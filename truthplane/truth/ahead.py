@@ -98,19 +98,23 @@ class LaunchPlans:
         except OSError:
             pass  # only costs time next run
 
-    def launch(self, root: Path, diff: str, untracked: str) -> int:
+    def launch(self, root: Path, diff: str, untracked: str | None) -> int:
         """Start the tools the plan says this gate's working tree needs, on the changed files the cache does
-        not hold; how many were started. `diff` and `untracked` are what git's first two calls of
-        _git.changes_args printed. Best effort: anything unexpected starts nothing."""
+        not hold; how many run now. `diff` and `untracked` are what git's first two calls of
+        _git.changes_args printed; `untracked` None: not known yet (the tools start on the tracked changes, and
+        a later launch with the untracked files replaces each whose files these change). Best effort: anything
+        unexpected starts nothing, and stops what an earlier launch of this gate started."""
         plan = self._read(root)
-        if plan is None or plan.get("config") != self.config_digest(root):
-            return 0
-        try:
-            return self._launch(root, plan, diff, untracked)
-        except (KeyError, TypeError, ValueError, AttributeError, OSError):
-            return 0
+        launches: list[tuple[str, list[str], dict[str, str]]] = []
+        if plan is not None and plan.get("config") == self.config_digest(root):
+            try:
+                launches = self._launches(root, plan, diff, untracked or "")
+            except (KeyError, TypeError, ValueError, AttributeError, OSError):
+                launches = []
+        return started.hold_only(launches, root)
 
-    def _launch(self, root: Path, plan: dict[str, Any], diff: str, untracked: str) -> int:
+    def _launches(self, root: Path, plan: dict[str, Any], diff: str, untracked: str) -> list[
+            tuple[str, list[str], dict[str, str]]]:
         from truthplane.truth.cache import ResultCache, held_keys
         from truthplane.truth.sources import Excluder
         from truthplane.git.repo import parse_changes
@@ -143,16 +147,11 @@ class LaunchPlans:
             if executable is None or tool_identity(executable) != entry["tool"]:
                 continue  # not installed any more, or another version: its cache key is stale too
             launches.append(exec_form(executable, command.argv, started.tool_env(command.env)))
-        # back to back once everything is worked out: no tool's start waits on another's cache lookup
-        count = 0
-        for program, argv, env in launches:
-            # two verifiers configured alike: the second runs its own when it gets there
-            count += started.keep(program, argv, root, env, started.start(program, argv, root, env))
-        return count
+        return launches
 
 
 @contextmanager
-def tools_ahead(plans: LaunchPlans | None) -> Iterator[Callable[[tuple[Path, str, str] | None], None] | None]:
+def tools_ahead(plans: LaunchPlans | None) -> Iterator[Callable[[tuple[Path, str, str | None] | None], None] | None]:
     """For git's calls ahead (truthplane.git.run.gate_calls_ahead): what to do once git has listed what changed
     in the working tree, which is to start the planned tools on it. Until then a verifier that asks for a tool
     started ahead waits; a tool nobody took is killed when the block ends."""
@@ -160,10 +159,15 @@ def tools_ahead(plans: LaunchPlans | None) -> Iterator[Callable[[tuple[Path, str
         yield None
         return
 
-    def listed(listing: tuple[Path, str, str] | None) -> None:
+    def listed(listing: tuple[Path, str, str | None] | None) -> None:
+        if listing is not None and listing[2] is None:  # the tracked changes: the untracked files come next
+            plans.launch(*listing)
+            return
         try:
             if listing is not None:
                 plans.launch(*listing)
+            else:
+                started.stop_all()  # git failed: whatever started on the tracked changes is no guess at all
         finally:
             started.launch_over()
 

@@ -97,8 +97,9 @@ def unchanged_audits(repo: Repo, verifiers: list[Verifier], base: Source, head: 
     """The audits (Verifier.dependency_files) whose dependency declarations the change leaves as they were,
     with the files they read: a gate need not run them."""
     unchanged = {}
+    paths = base.files.keys() | head.files.keys()
     for verifier in verifiers:
-        declaring = verifier.dependency_files(sorted(set(base.files) | set(head.files)))
+        declaring = verifier.dependency_files(paths)
         if declaring is None:
             continue
         touched = [p for p in declaring if base.files.get(p) != head.files.get(p)]

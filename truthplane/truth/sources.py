@@ -34,17 +34,38 @@ class Source:
     _root: Path | None = field(default=None, repr=False)
     _stack: ExitStack = field(default_factory=ExitStack, repr=False)
     _named: dict[frozenset[str], list[tuple[str, str]]] = field(default_factory=dict, repr=False)
+    # a listing made from another (worktree_over): that one, and the paths whose entry differs from it
+    _over: tuple[Source, frozenset[str]] | None = field(default=None, repr=False)
+    _components: dict[str, list[str]] | None = field(default=None, repr=False)
 
     def named(self, names: frozenset[str]) -> list[tuple[str, str]]:
         """(path, blob) of every file with one of `names` as its name or as a directory above it, sorted.
-        Asked by every verifier of a scan with its config file names: computed once per set of names."""
+        Asked by every verifier of a scan with its config file names: computed once per set of names, from an
+        index of the paths' components, or for a listing laid over another, from that one's answer and the
+        paths that differ."""
+        if not names:
+            return []
         with self._lock:
             found = self._named.get(names)
-            if found is None:
-                found = self._named[names] = sorted(
-                    (p, b) for p, b in self.files.items() if not names.isdisjoint(p.split("/"))
-                ) if names else []
-            return found
+            if found is not None:
+                return found
+        if self._over is not None:
+            under, differ = self._over
+            found = sorted([(p, b) for p, b in under.named(names) if p not in differ] + [
+                (p, self.files[p]) for p in differ if p in self.files and not names.isdisjoint(p.split("/"))])
+        else:
+            with self._lock:
+                if self._components is None:
+                    components: dict[str, list[str]] = {}
+                    for path in self.files:
+                        for part in path.split("/"):
+                            components.setdefault(part, []).append(path)
+                    self._components = components
+                index = self._components
+            paths = set().union(*(index.get(name, ()) for name in names))
+            found = sorted((p, self.files[p]) for p in paths)
+        with self._lock:
+            return self._named.setdefault(names, found)
 
     def root(self) -> Path:
         with self._lock:
@@ -124,7 +145,8 @@ def worktree_over(base: Source, root: Path, changes: dict[str, str | None], *, c
             files.pop(path, None)
         else:
             files[path] = blob
-    return Source(dict(sorted(files.items())), lambda: nullcontext(root), label=str(root), commit=commit, dirty=dirty)
+    return Source(dict(sorted(files.items())), lambda: nullcontext(root), label=str(root), commit=commit, dirty=dirty,
+                  _over=(base, frozenset(changes)))
 
 
 def commit_source(repo: Repo, commit: str, config: Config) -> Source:

@@ -207,3 +207,30 @@ def test_a_listing_laid_over_another_names_the_files_a_full_listing_does(make_re
     for names in ({"pyproject.toml", "ruff.toml", ".ruff.toml"}, {".semgrep", ".semgrepignore"}, {"a.py"}, set()):
         assert over.named(frozenset(names)) == full.named(frozenset(names)), names
     assert [p for p, _ in base.named(frozenset({"ruff.toml"}))] == ["ruff.toml/odd.py", "sub/ruff.toml"]
+
+
+@pytest.mark.parametrize("change", ["clean", "edit", "delete", "untracked", "excluded only", "touched"])
+def test_what_changed_since_heads_own_commit_takes_one_listing_less_and_says_the_same(make_repo, change: str) -> None:
+    from truthplane.truth.sources import Excluder
+    from truthplane.git.repo import Repo
+
+    root = make_repo({"a.py": "a = 1\n", "b.py": "b = 1\n", "truthplane.toml": 'exclude = ["vendor"]\n',
+                      "vendor/v.py": "v = 1\n"})
+    if change == "edit":
+        (root / "a.py").write_text("a = 2\n")
+    elif change == "delete":
+        (root / "b.py").unlink()
+    elif change == "untracked":
+        (root / "c.py").write_text("c = 1\n")
+    elif change == "excluded only":
+        (root / "vendor" / "v.py").write_text("v = 2\n")
+    elif change == "touched":
+        import os
+
+        os.utime(root / "a.py", (1, 1))  # stat-dirty, same content
+    repo = Repo.require(root)
+    head = repo.head()
+    assert head is not None
+    skip = Excluder(load_config(root).all_excludes())
+    assert repo.changes_since(head, skip, head) == repo.changes_since(head, skip)
+    assert repo.changes_since(head, skip, head)[1] is (change in ("edit", "delete", "untracked"))

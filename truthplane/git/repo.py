@@ -65,9 +65,10 @@ class TreeFile:
 
 
 def parse_changes(
-    root: Path, raw: str, untracked_out: str, head_out: str, skip: Callable[[str], bool] | None = None,
+    root: Path, raw: str, untracked_out: str, head_out: str | None, skip: Callable[[str], bool] | None = None,
 ) -> tuple[dict[str, str | None], bool]:
-    """Repo.changes_since from the output of its three git calls (changes_args), run in `root`."""
+    """Repo.changes_since from the output of its git calls (changes_args), run in `root`; `head_out` None: the
+    commit is HEAD's, so what differs from it differs from HEAD."""
     wanted = (lambda p: bool(p)) if skip is None else (lambda p: bool(p) and not skip(p))
     changes: dict[str, str | None] = {}
     fields = raw.split("\0")
@@ -86,6 +87,8 @@ def parse_changes(
     untracked = [p for p in untracked_out.split("\0") if wanted(p)]
     for path in untracked:
         changes[path] = _blob_now(root, path)
+    if head_out is None:
+        return changes, bool(changes)
     return changes, bool(untracked or any(wanted(p) for p in head_out.split("\0")))
 
 
@@ -205,17 +208,18 @@ class Repo:
         return files, bool(changed or untracked or staged)
 
     def changes_since(
-        self, commit: str, skip: Callable[[str], bool] | None = None,
+        self, commit: str, skip: Callable[[str], bool] | None = None, head: str | None = None,
     ) -> tuple[dict[str, str | None], bool]:
         """What the working tree changes against `commit`: path -> blob id of its content now, or None where
         the path is no regular file any more (deleted, a symlink, a submodule); and whether the working
         tree differs from HEAD. Together with `commit`'s own listing, this is the working tree's listing:
-        three git calls at once. Git names the blob of every change it has in its index; only files edited
-        since (and untracked ones) are read and hashed. Paths `skip` names are left out."""
-        listings = changes_args(commit)
+        three git calls at once (two when `head`, HEAD's commit, is `commit`). Git names the blob of every change it
+        has in its index; only files edited since (and untracked ones) are read and hashed. Paths `skip` names are
+        left out."""
+        listings = changes_args(commit, head)
         with ThreadPoolExecutor(max_workers=len(listings), thread_name_prefix="git") as pool:
-            raw, untracked_out, head_out = pool.map(lambda args: self.git(*args), listings)
-        return parse_changes(self.root, raw, untracked_out, head_out, skip)
+            raw, untracked_out, *head_out = pool.map(lambda args: self.git(*args), listings)
+        return parse_changes(self.root, raw, untracked_out, head_out[0] if head_out else None, skip)
 
     def is_dirty(self) -> bool:
         return bool(self.git("status", "--porcelain", "--untracked-files=normal").strip())

@@ -24,13 +24,13 @@ def tree_args(commit: str) -> tuple[str, ...]:
     return ("ls-tree", "-r", "-z", "--full-tree", commit)
 
 
-def changes_args(commit: str) -> tuple[tuple[str, ...], ...]:
-    """Repo.changes_since's three listings: the diff against `commit`, untracked files, and the diff against HEAD."""
+def changes_args(commit: str, head: str | None = None) -> tuple[tuple[str, ...], ...]:
+    """Repo.changes_since's listings: the diff against `commit`, untracked files, and the diff against HEAD unless
+    `head` (HEAD's commit) is `commit` itself, where the first says it (a stat pass over the tree less)."""
     return (
         ("diff", "--raw", "-z", "--no-renames", "--abbrev=40", "--no-ext-diff", commit, "--"),
         ("ls-files", "-o", "--exclude-standard", "-z"),
-        ("diff-index", "--name-only", "-z", "HEAD", "--"),
-    )
+    ) + ((("diff-index", "--name-only", "-z", "HEAD", "--"),) if head != commit else ())
 
 
 def renames_args(old: str) -> tuple[str, ...]:
@@ -86,7 +86,7 @@ def gate_calls_ahead(
             start(root, *tree_args(head_commit))
             start(root, *renames_args(merge_base), head_commit)
             return None
-        diff, untracked, _head = (start(root, *args) for args in changes_args(merge_base))
+        diff, untracked, *_head = (start(root, *args) for args in changes_args(merge_base, head_commit))
         if on_listed is None:
             return None
         try:

@@ -126,7 +126,7 @@ def gate(
             base_source = base_listed.result()
         else:
             # the working tree is the merge-base's listing plus what changed since: no second full listing
-            changes, dirty = repo.changes_since(merge_base, excluded)
+            changes, dirty = repo.changes_since(merge_base, excluded, head_commit)
             # a rename needs a path that is gone: with none, git's rename detection has nothing to find
             renames_found = pool.submit(repo.renames, merge_base, None, excluded) if None in changes.values() else None
             base_source = base_listed.result()

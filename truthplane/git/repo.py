@@ -155,15 +155,17 @@ class Repo:
 
     def tree_files(self, commit: str) -> list[TreeFile]:
         """Regular files of a commit (symlinks and submodules are not code to analyse)."""
+        return [TreeFile(path, blob) for path, blob in self.tree_blobs(commit).items()]
+
+    def tree_blobs(self, commit: str) -> dict[str, str]:
+        """Path -> blob id of a commit's regular files, in git's order."""
         out = self.git(*tree_args(commit))
-        files = []
+        files: dict[str, str] = {}
         for entry in out.split("\0"):
-            if not entry:
-                continue
             meta, _, path = entry.partition("\t")
-            mode, kind, blob = meta.split()
-            if kind == "blob" and mode in ("100644", "100755"):
-                files.append(TreeFile(path, blob))
+            # "<mode> blob <id>": a regular file; symlinks (120000) and submodules (160000 commit) are no code
+            if meta[:7] in ("100644 ", "100755 ") and meta[7:12] == "blob ":
+                files[path] = meta[12:]
         return files
 
     def worktree_files(self) -> list[TreeFile]:

@@ -99,9 +99,14 @@ class Excluder:
         self._name_re = re.compile("|".join(name_globs)) if name_globs else None
         self._path_re = re.compile("|".join(path_globs)) if path_globs else None
         self._dirs: dict[str, bool] = {}
+        self._seen_names: dict[str, bool] = {}  # a large tree repeats its file names (__init__.py, tests.py...)
 
     def _name(self, name: str) -> bool:
-        return name in self._names or (self._name_re is not None and self._name_re.match(name) is not None)
+        hit = self._seen_names.get(name)
+        if hit is None:
+            hit = self._seen_names[name] = name in self._names or (
+                self._name_re is not None and self._name_re.match(name) is not None)
+        return hit
 
     def _path(self, path: str) -> bool:
         return self._path_re is not None and self._path_re.match(path) is not None
@@ -152,5 +157,5 @@ def worktree_over(base: Source, root: Path, changes: dict[str, str | None], *, c
 def commit_source(repo: Repo, commit: str, config: Config) -> Source:
     """A commit's tree, exported to a temporary directory only if some verifier needs the files."""
     excluded = Excluder(config.all_excludes())
-    files = {f.path: f.blob for f in repo.tree_files(commit) if not excluded(f.path)}
+    files = {path: blob for path, blob in repo.tree_blobs(commit).items() if not excluded(path)}
     return Source(files, lambda: repo.exported(commit), label=commit[:12], commit=commit, whole_tree_cacheable=True)

@@ -206,16 +206,17 @@ def test_tools_start_on_the_tracked_changes_and_are_replaced_when_untracked_file
     (root / "c.py").write_text("import json\n" + CODE)
     (root / "notes.txt").write_text("untracked, and no verifier's file\n")
     merge_base = git(root, "merge-base", "HEAD", "main").strip()
-    diff, untracked, _ = (git_run(root, *args) for args in changes_args(merge_base))
+    head = git(root, "rev-parse", "HEAD").strip()
+    diff, untracked = (git_run(root, *args) for args in changes_args(merge_base, head))
     with tools_ahead(plans) as on_listed:
         assert on_listed is not None
-        on_listed((root, diff, None))
+        on_listed((root, diff, None, None))
         first = list(watch.started)
         assert len(first) == 2  # ruff and bandit on c.py
-        on_listed((root, diff, untracked))
+        on_listed((root, diff, untracked, None))
         assert watch.started == first  # the untracked file is none of theirs: nothing stopped, nothing started
         (root / "new.py").write_text("import sys\n")
-        on_listed((root, diff, git_run(root, *changes_args(merge_base)[1])))
+        on_listed((root, diff, git_run(root, *changes_args(merge_base, head)[1]), None))
         assert len(watch.started) == 4 and all(proc.returncode is not None for proc in first)  # stopped, reaped
         result = gate(root, load_config(root), options, base_ref="main", plans=plans)
     assert sorted(watch.taken) == [("bandit", True), ("ruff", True)]

@@ -234,3 +234,53 @@ def test_what_changed_since_heads_own_commit_takes_one_listing_less_and_says_the
     skip = Excluder(load_config(root).all_excludes())
     assert repo.changes_since(head, skip, head) == repo.changes_since(head, skip)
     assert repo.changes_since(head, skip, head)[1] is (change in ("edit", "delete", "untracked"))
+
+
+@pytest.mark.parametrize("change", ["clean", "revert", "edit again", "delete", "restore deleted", "untracked",
+                                    "chmod", "staged", "touched", "symlink"])
+def test_a_branch_with_commits_and_a_working_tree_lists_as_a_full_listing(make_repo, change: str) -> None:
+    """HEAD is ahead of the merge-base: the commits' trees are compared in git's objects and the working tree
+    against HEAD, and together they say what a full listing of the working tree says."""
+    import os
+
+    from truthplane.truth.sources import Excluder, commit_source, worktree_over, worktree_source
+    from truthplane.git.repo import Repo
+
+    root = make_repo({"a.py": "a = 1\n", "b.py": "b = 1\n", "c.py": "c = 1\n", "truthplane.toml": 'exclude = ["v"]\n',
+                      "v/x.py": "x = 1\n"})
+    merge_base = git(root, "rev-parse", "HEAD").strip()
+    git(root, "checkout", "-qb", "feature")
+    (root / "a.py").write_text("a = 2\n")
+    (root / "b.py").unlink()
+    (root / "d.py").write_text("d = 1\n")
+    git(root, "add", "-A")
+    git(root, "commit", "-qm", "branch")
+    if change == "revert":
+        (root / "a.py").write_text("a = 1\n")  # as the merge-base has it
+    elif change == "edit again":
+        (root / "a.py").write_text("a = 3\n")
+    elif change == "delete":
+        (root / "d.py").unlink()
+    elif change == "restore deleted":
+        (root / "b.py").write_text("b = 1\n")  # untracked, as the merge-base had it
+    elif change == "untracked":
+        (root / "e.py").write_text("e = 1\n")
+    elif change == "chmod":
+        os.chmod(root / "c.py", 0o755)
+    elif change == "staged":
+        (root / "c.py").write_text("c = 2\n")
+        git(root, "add", "c.py")
+        (root / "c.py").write_text("c = 3\n")
+    elif change == "touched":
+        os.utime(root / "d.py", (1, 1))
+    elif change == "symlink":
+        (root / "c.py").unlink()
+        (root / "c.py").symlink_to("a.py")
+    config = load_config(root)
+    repo = Repo.require(root)
+    changes, dirty = repo.changes_since(merge_base, Excluder(config.all_excludes()))
+    over = worktree_over(commit_source(repo, merge_base, config), root, changes, commit=repo.head(), dirty=dirty)
+    full = worktree_source(root, config)
+    assert over.files == full.files
+    assert dirty is (change not in ("clean", "touched"))
+    assert dirty == full.dirty

@@ -64,32 +64,53 @@ class TreeFile:
     blob: str  # git blob id of the content
 
 
-def parse_changes(
-    root: Path, raw: str, untracked_out: str, head_out: str | None, skip: Callable[[str], bool] | None = None,
-) -> tuple[dict[str, str | None], bool]:
-    """Repo.changes_since from the output of its git calls (changes_args), run in `root`; `head_out` None: the
-    commit is HEAD's, so what differs from it differs from HEAD."""
-    wanted = (lambda p: bool(p)) if skip is None else (lambda p: bool(p) and not skip(p))
-    changes: dict[str, str | None] = {}
+_REGULAR = ("100644", "100755")
+
+
+def _raw_diff(raw: str, wanted: Callable[[str], bool]) -> Iterator[tuple[str, str, str, str, str, str]]:
+    """(source mode, destination mode, source blob, destination blob, status, path) of git's raw -z output."""
     fields = raw.split("\0")
     for meta, path in zip(fields[0::2], fields[1::2], strict=False):
-        if not meta.startswith(":") or not wanted(path):
-            continue
-        _src_mode, dst_mode, _src, dst, status = meta[1:].split()
+        if meta.startswith(":") and wanted(path):
+            src_mode, dst_mode, src, dst, status = meta[1:].split()
+            yield src_mode, dst_mode, src, dst, status, path
+
+
+def parse_changes(
+    root: Path, worktree_raw: str, untracked_out: str, trees_raw: str | None = None,
+    skip: Callable[[str], bool] | None = None,
+) -> tuple[dict[str, str | None], bool]:
+    """Repo.changes_since from what its git calls (changes_args) printed in `root`: the working tree against
+    HEAD, the untracked files, and HEAD's tree against the commit's (None: HEAD is the commit)."""
+    wanted = (lambda p: bool(p)) if skip is None else (lambda p: bool(p) and not skip(p))
+    changes: dict[str, str | None] = {}
+    at_commit: dict[str, str | None] = {}  # the blob at the commit of each path HEAD changed (None: no file)
+    for src_mode, dst_mode, src, dst, _status, path in _raw_diff(trees_raw or "", wanted):
+        at_commit[path] = src if src_mode in _REGULAR else None
+        changes[path] = dst if dst_mode in _REGULAR else None
+    dirty = False
+    for src_mode, dst_mode, src, dst, status, path in _raw_diff(worktree_raw, wanted):
         if status.startswith("U"):
-            changes[path] = _blob_now(root, path)  # unmerged: the file as it stands, conflict markers and all
-        elif dst_mode not in ("100644", "100755"):
-            changes[path] = None  # deleted, or now a symlink or a submodule: nothing to analyse
+            now = _blob_now(root, path)  # unmerged: the file as it stands, conflict markers and all
+        elif dst_mode not in _REGULAR:
+            now = None  # deleted, or now a symlink or a submodule: nothing to analyse
         elif dst.strip("0"):
-            changes[path] = dst  # the index holds this content and the file is as the index says
+            now = dst  # the index holds this content and the file is as the index says
         else:
-            changes[path] = _blob_now(root, path)  # edited since it was staged: read it
-    untracked = [p for p in untracked_out.split("\0") if wanted(p)]
-    for path in untracked:
-        changes[path] = _blob_now(root, path)
-    if head_out is None:
-        return changes, bool(changes)
-    return changes, bool(untracked or any(wanted(p) for p in head_out.split("\0")))
+            now = _blob_now(root, path)  # edited since it was staged (or only touched): read it
+        at_head = src if src_mode in _REGULAR else None
+        if now is not None and now == at_head and dst_mode == src_mode:
+            continue  # only its stat data changed: the file is as HEAD has it
+        dirty = True
+        if at_commit.get(path, at_head) == now:
+            changes.pop(path, None)  # back as the commit has it
+        else:
+            changes[path] = now
+    for path in untracked_out.split("\0"):
+        if wanted(path):
+            dirty = True
+            changes[path] = _blob_now(root, path)
+    return changes, dirty
 
 
 def _blob_now(root: Path, path: str) -> str | None:
@@ -218,10 +239,14 @@ class Repo:
         three git calls at once (two when `head`, HEAD's commit, is `commit`). Git names the blob of every change it
         has in its index; only files edited since (and untracked ones) are read and hashed. Paths `skip` names are
         left out."""
+        if head is None:
+            head = self.head()
+            if head is None:
+                raise GitError("this repository has no commits yet: commit first, then gate")
         listings = changes_args(commit, head)
         with ThreadPoolExecutor(max_workers=len(listings), thread_name_prefix="git") as pool:
-            raw, untracked_out, *head_out = pool.map(lambda args: self.git(*args), listings)
-        return parse_changes(self.root, raw, untracked_out, head_out[0] if head_out else None, skip)
+            raw, untracked_out, *trees = pool.map(lambda args: self.git(*args), listings)
+        return parse_changes(self.root, raw, untracked_out, trees[0] if trees else None, skip)
 
     def is_dirty(self) -> bool:
         return bool(self.git("status", "--porcelain", "--untracked-files=normal").strip())

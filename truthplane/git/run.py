@@ -24,13 +24,14 @@ def tree_args(commit: str) -> tuple[str, ...]:
     return ("ls-tree", "-r", "-z", "--full-tree", commit)
 
 
-def changes_args(commit: str, head: str | None = None) -> tuple[tuple[str, ...], ...]:
-    """Repo.changes_since's listings: the diff against `commit`, untracked files, and the diff against HEAD unless
-    `head` (HEAD's commit) is `commit` itself, where the first says it (a stat pass over the tree less)."""
+def changes_args(commit: str, head: str) -> tuple[tuple[str, ...], ...]:
+    """Repo.changes_since's listings: the working tree against HEAD (`head`, its commit), untracked files, and
+    unless `head` is `commit` itself, HEAD's tree against `commit`'s. One stat pass over the working tree: the
+    commits' trees are compared in git's objects."""
     return (
-        ("diff", "--raw", "-z", "--no-renames", "--abbrev=40", "--no-ext-diff", commit, "--"),
+        ("diff-index", "--raw", "-z", "--no-renames", "--no-abbrev", head, "--"),
         ("ls-files", "-o", "--exclude-standard", "-z"),
-    ) + ((("diff-index", "--name-only", "-z", "HEAD", "--"),) if head != commit else ())
+    ) + ((("diff-tree", "-r", "-z", "--no-renames", "--no-abbrev", commit, head, "--"),) if head != commit else ())
 
 
 def renames_args(old: str) -> tuple[str, ...]:
@@ -45,7 +46,7 @@ _ahead_lock = threading.Lock()
 @contextmanager
 def gate_calls_ahead(
     path: Path, base_ref: str, head_ref: str | None,
-    on_listed: Callable[[tuple[Path, str, str | None] | None], None] | None = None,
+    on_listed: Callable[[tuple[Path, str, str | None, str | None] | None], None] | None = None,
 ) -> Iterator[None]:
     """Start the git calls a gate of `path` against `base_ref` will make, and let the gate take their answers.
 
@@ -56,10 +57,11 @@ def gate_calls_ahead(
     Best effort: a call that fails here is made again where it is needed, and its error reported there.
 
     `on_listed` is called on a git thread, last when the calls are over: for a gate of the working tree with
-    (top directory, what `changes_args`' first two calls printed), else with None (a gate of commits, or git
-    failed). A gate starts its tools on the change there (truthplane.truth.ahead.tools_ahead). Git lists the
-    tracked changes long before it has walked the tree for untracked files: when it has, and the walk is still
-    going, `on_listed` is called with None for the untracked files first, so the tools start on what is known.
+    (top directory, what `changes_args`' calls printed: the working tree's diff, the untracked files, the trees'
+    diff or None), else with None (a gate of commits, or git failed). A gate starts its tools on the change
+    there (truthplane.truth.ahead.tools_ahead). Git lists the tracked changes long before it has walked the tree
+    for untracked files: when it has, and the walk is still going, `on_listed` is called with None for the
+    untracked files first, so the tools start on what is known.
     """
     started: list[tuple[str, tuple[str, ...]]] = []
     pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="git-ahead")
@@ -72,7 +74,7 @@ def gate_calls_ahead(
             started.append(key)
         return future
 
-    def chain() -> tuple[Path, str, str | None] | None:
+    def chain() -> tuple[Path, str, str | None, str | None] | None:
         try:
             root = Path(start(path, "rev-parse", "--show-toplevel").result().strip())
             base = start(root, *resolve_args(base_ref))
@@ -86,14 +88,14 @@ def gate_calls_ahead(
             start(root, *tree_args(head_commit))
             start(root, *renames_args(merge_base), head_commit)
             return None
-        diff, untracked, *_head = (start(root, *args) for args in changes_args(merge_base, head_commit))
+        diff, untracked, *trees = (start(root, *args) for args in changes_args(merge_base, head_commit))
         if on_listed is None:
             return None
         try:
-            tracked = diff.result()
+            tracked, committed = diff.result(), trees[0].result() if trees else None
             if not untracked.done():
-                on_listed((root, tracked, None))
-            return root, tracked, untracked.result()
+                on_listed((root, tracked, None, committed))
+            return root, tracked, untracked.result(), committed
         except GitError:
             return None
 

@@ -98,29 +98,30 @@ class LaunchPlans:
         except OSError:
             pass  # only costs time next run
 
-    def launch(self, root: Path, diff: str, untracked: str | None) -> int:
+    def launch(self, root: Path, diff: str, untracked: str | None, trees: str | None = None) -> int:
         """Start the tools the plan says this gate's working tree needs, on the changed files the cache does
         not hold; how many run now. `diff` and `untracked` are what git's first two calls of
-        _git.changes_args printed; `untracked` None: not known yet (the tools start on the tracked changes, and
-        a later launch with the untracked files replaces each whose files these change). Best effort: anything
-        unexpected starts nothing, and stops what an earlier launch of this gate started."""
+        _git.changes_args printed (`trees`: the third, if any); `untracked` None: not known yet (the tools start
+        on the tracked changes, and a later launch with the untracked files replaces each whose files these
+        change). Best effort: anything unexpected starts nothing, and stops what an earlier launch of this gate
+        started."""
         plan = self._read(root)
         launches: list[tuple[str, list[str], dict[str, str]]] = []
         if plan is not None and plan.get("config") == self.config_digest(root):
             try:
-                launches = self._launches(root, plan, diff, untracked or "")
+                launches = self._launches(root, plan, diff, untracked or "", trees)
             except (KeyError, TypeError, ValueError, AttributeError, OSError):
                 launches = []
         return started.hold_only(launches, root)
 
-    def _launches(self, root: Path, plan: dict[str, Any], diff: str, untracked: str) -> list[
+    def _launches(self, root: Path, plan: dict[str, Any], diff: str, untracked: str, trees: str | None) -> list[
             tuple[str, list[str], dict[str, str]]]:
         from truthplane.truth.cache import ResultCache, held_keys
         from truthplane.truth.sources import Excluder
         from truthplane.git.repo import parse_changes
 
         excluded = Excluder(list(plan["excludes"]))
-        changes, _dirty = parse_changes(root, diff, untracked, "", excluded)
+        changes, _dirty = parse_changes(root, diff, untracked, trees, excluded)
         changed = {p: b for p, b in changes.items() if b is not None}
         touched_names = {part for path in changes for part in path.split("/")}
         wanted: list[tuple[dict[str, Any], Recipe, dict[str, str]]] = []
@@ -151,7 +152,9 @@ class LaunchPlans:
 
 
 @contextmanager
-def tools_ahead(plans: LaunchPlans | None) -> Iterator[Callable[[tuple[Path, str, str | None] | None], None] | None]:
+def tools_ahead(
+    plans: LaunchPlans | None,
+) -> Iterator[Callable[[tuple[Path, str, str | None, str | None] | None], None] | None]:
     """For git's calls ahead (truthplane.git.run.gate_calls_ahead): what to do once git has listed what changed
     in the working tree, which is to start the planned tools on it. Until then a verifier that asks for a tool
     started ahead waits; a tool nobody took is killed when the block ends."""
@@ -159,7 +162,7 @@ def tools_ahead(plans: LaunchPlans | None) -> Iterator[Callable[[tuple[Path, str
         yield None
         return
 
-    def listed(listing: tuple[Path, str, str | None] | None) -> None:
+    def listed(listing: tuple[Path, str, str | None, str | None] | None) -> None:
         if listing is not None and listing[2] is None:  # the tracked changes: the untracked files come next
             plans.launch(*listing)
             return

@@ -221,7 +221,8 @@ def _under_base_config(
         if head_commit is not None:
             head_source = commit_source(repo, head_commit, scan_config)
         else:
-            changes, dirty = repo.changes_since(base_commit, Excluder(scan_config.all_excludes()))
+            excluded = Excluder(scan_config.all_excludes())
+            changes, dirty = repo.changes_since(base_commit, excluded, head_source.commit)
             head_source = worktree_over(base_source, repo.root, changes, commit=head_source.commit, dirty=dirty)
         selected = options.only or sorted({*scan_config.verifiers, *config.verifiers})
         changed = {name: sorted({*changed.get(name, []), where}) for name in selected}

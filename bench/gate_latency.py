@@ -3,7 +3,8 @@
 Measured in one run, each as the median of --repeats changes (every change is new content, so the
 changed file is never in the cache):
   (a) `truthplane gate --base main` warm: the cache holds what main's own gate run left (as a CI cache
-      restored from main would), never the changed file's;
+      restored from main would), never the changed file's; its default output (the verdict, counts and what the
+      change did), and beside it the same with `--format json`, which also lists every unchanged finding;
   (b) floor: the same verifiers run directly on just the changed file (in parallel, as truthplane runs them,
       with the same semgrep engine: its compiled CLI, `semgrep scan --experimental`);
   (c) naive: the same verifiers on the whole repo, twice (base and head);
@@ -153,8 +154,7 @@ def scale_series(repos: dict[str, Path], cache: Path, repeats: int) -> dict[tupl
             gates, floors = [], []
             for n in range(repeats):
                 change_files(repo, files, f"{count}_{n}")
-                gates.append(timed(["truthplane", "gate", ".", "--base", "main", "--format", "json", *env_cache],
-                                   repo))
+                gates.append(timed(["truthplane", "gate", ".", "--base", "main", *env_cache], repo))
                 floors.append(timed_parallel(
                     [["ruff", "check", "--no-cache", *files], ["bandit", "-q", *files], [*SEMGREP, *files]], repo))
                 sh(["git", "checkout", "-q", "main"], cwd=repo)
@@ -223,6 +223,7 @@ def main() -> None:
     print(f"cold gate on main (fills the cache as main's own CI job would): {cold:.1f} s")
 
     gate_s, floor_s, floor_seq_s, floor_classic_s, graylint_s, graylint_native_s, diffq_s = [], [], [], [], [], [], []
+    gate_json_s: list[float] = []
     gate_ruff_s: list[float] = []
 
     def graylint(semgrep: list[str]) -> float:
@@ -234,7 +235,7 @@ def main() -> None:
 
     for n in range(args.repeats):
         change(repo, n)
-        gate_s.append(timed(["truthplane", "gate", ".", "--base", "main", "--format", "json", *env_cache], repo))
+        gate_s.append(timed(["truthplane", "gate", ".", "--base", "main", *env_cache], repo))
         floor_cmds = [["ruff", "check", "--no-cache", CHANGED], ["bandit", "-q", CHANGED], [*SEMGREP, CHANGED]]
         floor_s.append(timed_parallel(floor_cmds, repo))
         floor_seq_s.append(sum(timed(c, repo) for c in floor_cmds))
@@ -244,8 +245,9 @@ def main() -> None:
         diffq_s.append(timed(["diff-quality", "--violations=ruff.check", "--compare-branch=main"], repo, ok=(0, 1)))
         # the changed file is cached for ruff by now (the gate above scanned it): a new change for this one
         change(repo, n, again=True)
-        gate_ruff_s.append(timed(["truthplane", "gate", ".", "--base", "main", "--verifier", "ruff", "--format", "json",
-                                  *env_cache], repo))
+        gate_ruff_s.append(timed(["truthplane", "gate", ".", "--base", "main", "--verifier", "ruff", *env_cache], repo))
+        change(repo, n, again=True, tag="_json")
+        gate_json_s.append(timed(["truthplane", "gate", ".", "--base", "main", "--format", "json", *env_cache], repo))
         sh(["git", "checkout", "-q", "main"], cwd=repo)
 
     warm_s = warm_server_gates(repo, cache, args.repeats)
@@ -270,6 +272,7 @@ def main() -> None:
     print()
     print(f"{'measure':<58} {'median s':>9}")
     print(f"{'(a) truthplane gate --base main, warm cache':<58} {a:>9.2f}")
+    print(f"{'    (same, --format json: every unchanged finding listed)':<58} {statistics.median(gate_json_s):>9.2f}")
     print(f"{'(e) gate through a running truthplane mcp server (MCP client)':<58} {statistics.median(warm_s):>9.2f}")
     print(f"{'(b) floor: ruff+bandit+semgrep on the changed file, parallel':<58} {b:>9.2f}")
     print(f"{'    (same, one after another)':<58} {statistics.median(floor_seq_s):>9.2f}")

@@ -258,7 +258,7 @@ def _plain_value(literal: str) -> str | None:
 
 def _canonical_number(spelling: str) -> str:
     try:
-        return repr(ast.literal_eval(spelling))
+        return repr(pyparse.literal_eval(spelling))
     except (SyntaxError, ValueError):
         return spelling
 

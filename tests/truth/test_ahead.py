@@ -223,3 +223,25 @@ def test_tools_start_on_the_tracked_changes_and_are_replaced_when_untracked_file
     assert len(watch.started) == 4 and _started._started == {}
     assert sorted((f.rule_id, f.path) for f in result.new if f.verifier == "ruff") == [("F401", "c.py"),
                                                                                       ("F401", "new.py")]
+
+
+def test_the_gatekeeper_starts_its_tools_ahead_as_the_cli_does(make_repo, tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """`truthplane mcp`'s gate: git lists the change and the tools start on it while the configuration is read;
+    the verifiers take them, and the answer is the one a gate without them gives."""
+    from truthplane.truth.gatekeeper import Gatekeeper
+
+    root = make_repo({"pkg/a.py": CODE, "pkg/b.py": CODE, "truthplane.toml": 'verifiers = ["ruff", "bandit"]\n'})
+    git(root, "checkout", "-qb", "feature")
+    keeper = Gatekeeper(root, tmp_path / "cache")
+    keeper.gate("main")  # leaves the plan
+    assert list((tmp_path / "cache" / "launch-plans").glob("*.json"))
+
+    watch = Watch(monkeypatch)
+    (root / "pkg" / "b.py").write_text("import json\n" + CODE)
+    answer = keeper.gate("main", limit=200)
+    assert sorted(watch.taken) == [("bandit", True), ("ruff", True)]
+    assert len(watch.started) == 2 and _started._started == {}
+    plain = Gatekeeper(root, tmp_path / "plain-cache").gate("main", limit=200)
+    assert answer["verdict"] == plain["verdict"] and answer["counts"] == plain["counts"]
+    assert sorted(f["fingerprint"] for f in answer["new"]) == sorted(f["fingerprint"] for f in plain["new"])

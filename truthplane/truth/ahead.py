@@ -106,7 +106,7 @@ class LaunchPlans:
         change). Best effort: anything unexpected starts nothing, and stops what an earlier launch of this gate
         started."""
         plan = self._read(root)
-        launches: list[tuple[str, list[str], dict[str, str]]] = []
+        launches: list[tuple[str, list[str], dict[str, str], bool]] = []
         if plan is not None and plan.get("config") == self.config_digest(root):
             try:
                 launches = self._launches(root, plan, diff, untracked or "", trees)
@@ -115,7 +115,7 @@ class LaunchPlans:
         return started.hold_only(launches, root)
 
     def _launches(self, root: Path, plan: dict[str, Any], diff: str, untracked: str, trees: str | None) -> list[
-            tuple[str, list[str], dict[str, str]]]:
+            tuple[str, list[str], dict[str, str], bool]]:
         from truthplane.truth.cache import ResultCache, held_keys
         from truthplane.truth.sources import Excluder
         from truthplane.git.repo import parse_changes
@@ -147,7 +147,8 @@ class LaunchPlans:
             executable = which(command.argv[0])
             if executable is None or tool_identity(executable) != entry["tool"]:
                 continue  # not installed any more, or another version: its cache key is stale too
-            launches.append(exec_form(executable, command.argv, started.tool_env(command.env)))
+            launches.append((*exec_form(executable, command.argv, started.tool_env(command.env)),
+                             entry.get("warm") is True))
         return launches
 
 

@@ -18,6 +18,7 @@ command line.
 
 from __future__ import annotations
 
+import threading
 from collections import Counter
 from collections.abc import Mapping
 from pathlib import Path
@@ -44,6 +45,8 @@ class Gatekeeper:
 
         self.root = root.resolve()
         self.cache_dir = (cache_dir or default_cache_dir()).resolve()
+        # one gate at a time: the tools a gate starts ahead are held process-wide until that gate takes them
+        self._gating = threading.Lock()
 
     def _inside(self, value: str, what: str) -> Path:
         path = (self.root / value).resolve()
@@ -151,9 +154,17 @@ class Gatekeeper:
         if top != self.root and self.root not in top.parents:
             raise UsageError(f"the git repository of {path!r} starts at {top}, above the server's root {self.root}: "
                              "start the server at the repository's top directory")
-        config = self._config(target)
-        check_selection(config, verifiers)
-        return judged(run_gate(target, config, self._options(verifiers), base_ref=base, carry=True), limit, offset)
+        from truthplane.git.run import gate_calls_ahead
+        from truthplane.truth.ahead import LaunchPlans, tools_ahead
+
+        plans = LaunchPlans(self.cache_dir, only=tuple(verifiers) if verifiers else None)
+        with self._gating:
+            # as the CLI does: git lists the change and the tools start on it while the configuration is read
+            with tools_ahead(plans) as on_listed, gate_calls_ahead(target, base, None, on_listed):
+                config = self._config(target)
+                check_selection(config, verifiers)
+                result = run_gate(target, config, self._options(verifiers), base_ref=base, plans=plans, carry=True)
+        return judged(result, limit, offset)
 
 
 def _db_language(db: Path) -> str:

@@ -145,6 +145,7 @@ def launch_entries(verifiers: list[Verifier], source: Source) -> list[dict[str, 
             continue
         entries.append({
             "name": verifier.instance_name, "suffixes": list(verifier.suffixes),
+            "warm": bool(getattr(verifier, "warm_start", False)),
             "config_files": list(verifier.config_files),
             "config_hash": config_hash(verifier, source, info.version or _executable_identity(info.path)),
             "recipe": recipe.to_json(),

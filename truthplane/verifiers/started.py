@@ -85,12 +85,13 @@ def stop_all() -> None:
         stop(proc)
 
 
-def hold_only(launches: list[tuple[str, list[str], dict[str, str]]], cwd: Path) -> int:
-    """Make what is held started ahead exactly `launches` (program, argv, env) in `cwd`: each one not held yet is
+def hold_only(launches: list[tuple[str, list[str], dict[str, str], bool]], cwd: Path) -> int:
+    """Make what is held started ahead exactly `launches` (program, argv, env, warm) in `cwd`: each one not held
+    yet is
     started, and whatever is held and not among them is stopped (a launch on the tracked changes that the
     untracked files turned out to change). Starts back to back once everything is worked out: no tool's start
     waits on another's cache lookup. How many are held."""
-    wanted = {_key(program, argv, cwd, env): (program, argv, env) for program, argv, env in launches}
+    wanted = {_key(program, argv, cwd, env): (program, argv, env, warm) for program, argv, env, warm in launches}
     with _lock:
         stale = [proc for key, proc in _started.items() if key not in wanted]
         for key in [key for key in _started if key not in wanted]:
@@ -98,9 +99,9 @@ def hold_only(launches: list[tuple[str, list[str], dict[str, str]]], cwd: Path) 
         missing = [launch for key, launch in wanted.items() if key not in _started]
     for proc in stale:
         stop(proc)
-    for program, argv, env in missing:
+    for program, argv, env, warm in missing:
         # two verifiers configured alike: the second runs its own when it gets there
-        keep(program, argv, cwd, env, start(program, argv, cwd, env))
+        keep(program, argv, cwd, env, start(program, argv, cwd, env, warm=warm))
     return len(wanted)
 
 

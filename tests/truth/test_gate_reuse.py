@@ -284,3 +284,29 @@ def test_a_branch_with_commits_and_a_working_tree_lists_as_a_full_listing(make_r
     assert over.files == full.files
     assert dirty is (change not in ("clean", "touched"))
     assert dirty == full.dirty
+
+
+def test_a_commits_listing_is_read_once_per_set_of_excludes(make_repo, monkeypatch: pytest.MonkeyPatch) -> None:
+    from truthplane.truth.sources import commit_source
+    from truthplane.git.repo import Repo
+
+    root = make_repo({"a.py": "a = 1\n", "vendor/v.py": "v = 1\n"})
+    repo = Repo.require(root)
+    head = repo.head()
+    assert head is not None
+    read = []
+    real = Repo.tree_blobs
+
+    def counting(self: Repo, commit: str) -> dict[str, str]:
+        read.append(commit)
+        return real(self, commit)
+
+    monkeypatch.setattr(Repo, "tree_blobs", counting)
+    plain = load_config(root)
+    first = commit_source(repo, head, plain)
+    first.files["added by a caller.py"] = "0" * 40  # a caller's change stays its own
+    again = commit_source(repo, head, plain)
+    (root / "truthplane.toml").write_text('exclude = ["vendor"]\n')
+    excluding = commit_source(repo, head, load_config(root))
+    assert read == [head, head]
+    assert sorted(again.files) == ["a.py", "vendor/v.py"] and sorted(excluding.files) == ["a.py"]

@@ -7,6 +7,7 @@ the working tree's changes laid over it; the configured excludes are left out of
 from __future__ import annotations
 
 import threading
+from collections import OrderedDict
 from collections.abc import Callable
 from contextlib import AbstractContextManager, ExitStack, nullcontext
 from dataclasses import dataclass, field
@@ -154,8 +155,26 @@ def worktree_over(base: Source, root: Path, changes: dict[str, str | None], *, c
                   _over=(base, frozenset(changes)))
 
 
+# a commit's listing never changes: a process that gates again and again (truthplane mcp) lists its base once
+_LISTED: OrderedDict[tuple[str, str, tuple[str, ...]], dict[str, str]] = OrderedDict()
+_LISTED_KEPT = 4
+_listed_lock = threading.Lock()
+
+
 def commit_source(repo: Repo, commit: str, config: Config) -> Source:
     """A commit's tree, exported to a temporary directory only if some verifier needs the files."""
-    excluded = Excluder(config.all_excludes())
-    files = {path: blob for path, blob in repo.tree_blobs(commit).items() if not excluded(path)}
-    return Source(files, lambda: repo.exported(commit), label=commit[:12], commit=commit, whole_tree_cacheable=True)
+    excludes = tuple(config.all_excludes())
+    key = (str(repo.root), commit, excludes)
+    with _listed_lock:
+        listed = _LISTED.get(key)
+        if listed is not None:
+            _LISTED.move_to_end(key)
+    if listed is None:
+        excluded = Excluder(list(excludes))
+        listed = {path: blob for path, blob in repo.tree_blobs(commit).items() if not excluded(path)}
+        with _listed_lock:
+            _LISTED[key] = listed
+            while len(_LISTED) > _LISTED_KEPT:
+                _LISTED.popitem(last=False)
+    return Source(dict(listed), lambda: repo.exported(commit), label=commit[:12], commit=commit,
+                  whole_tree_cacheable=True)

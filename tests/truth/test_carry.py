@@ -198,3 +198,14 @@ def test_a_long_lived_process_decodes_a_tree_once_and_splits_it_from_memory(tmp_
     assert (first.carried_active, first.carried_suppressed) == (1, 1)
     assert again is not None and [f.path for f in again.findings] == ["b.py", "b.py"]
     assert (again.carried_active, again.carried_suppressed) == (1, 0)
+
+
+def test_a_verifier_whose_every_file_changed_has_nothing_to_carry(make_repo, tmp_path: Path) -> None:
+    """Files alike on both sides that no verifier reads (a README) carry nothing for it: both sides say so."""
+    root = make_repo({"app.py": B, "README.md": "# app\n", "docs/index.md": "docs\n"})
+    git(root, "checkout", "-qb", "feature")
+    (root / "app.py").write_text(B + "\n\ndef again(text):\n    return eval(text)\n")
+    options = ScanOptions(only=["ruff", "bandit"], cache_dir=tmp_path / "cache")
+    judged = [gate(root, load_config(root), options, base_ref="main", carry=carry) for carry in (True, True, False)]
+    assert _judged(judged[0]) == _judged(judged[1]) == _judged(judged[2])
+    assert judged[1].complete and judged[2].new

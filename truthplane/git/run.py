@@ -64,7 +64,8 @@ def gate_calls_ahead(
     untracked files first, so the tools start on what is known.
     """
     started: list[tuple[str, tuple[str, ...]]] = []
-    pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="git-ahead")
+    # the chain itself, and at most five calls at once (both listings, the untracked walk, the trees, renames)
+    pool = ThreadPoolExecutor(max_workers=6, thread_name_prefix="git-ahead")
 
     def start(cwd: Path, *args: str) -> Future[str]:
         future = pool.submit(run, cwd, *args)

@@ -211,8 +211,14 @@ class _Job:
                 # a gate's head that carries files takes the rest from its base: it holds no whole tree to store
                 return self._file_local(relevant, config_hash)
             # a commit's tree (a gate's base) is scanned again and again: one entry for all of it, by file
-            carried = self._carried(relevant, config_hash, version)
-            tree_key = ResultCache.key("tree-by-file", config_hash, repr(sorted(relevant.items())))
+            carried = self._carried(config_hash, version)
+            if carried.isdisjoint(relevant):
+                carried = frozenset()  # none of its files: the head has nothing to take from this side either
+            # a commit's listing is named by the commit and the excludes; the files a verifier reads of it, by its
+            # suffixes: no need to hash every path of a large tree
+            listed = self.source.listing
+            tree_key = ResultCache.key("tree-by-file", config_hash, *(
+                (listed, repr(self.verifier.suffixes)) if listed else (repr(sorted(relevant.items())),)))
             entry = self.cache.get_tree(tree_key, carried)
             if entry is None:
                 findings = self._file_local(relevant, config_hash)
@@ -236,7 +242,7 @@ class _Job:
         self.scanned_files = len(relevant) if self.verifier.suffixes else None
         return self.scan(None)
 
-    def _carried(self, relevant: dict[str, str], own_hash: str, version: str) -> frozenset[str]:
+    def _carried(self, own_hash: str, version: str) -> frozenset[str]:
         """The files this scan, the reference of a gate, leaves out (Reference.carried): none unless the other side's
         configuration of the verifier is the same as this one's."""
         share = self.share
@@ -244,7 +250,7 @@ class _Job:
             return frozenset()
         if config_hash(self.verifier, share.head, version) != own_hash:
             return frozenset()
-        return frozenset(p for p in share.carried if p in relevant)
+        return share.carried  # those this verifier does not read are in no entry of its anyway
 
     def _file_local(self, relevant: dict[str, str], config_hash: str) -> list[Finding]:
         """Files with the same content as in the reference scan take its findings: only the rest are looked

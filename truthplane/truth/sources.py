@@ -31,6 +31,8 @@ class Source:
     commit: str | None = None
     dirty: bool = False
     whole_tree_cacheable: bool = False  # a commit's tree: worth one cache entry for all its files
+    # what `files` is made from, where that names it for good: a commit and the excludes (commit_source)
+    listing: str | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _root: Path | None = field(default=None, repr=False)
     _stack: ExitStack = field(default_factory=ExitStack, repr=False)
@@ -145,13 +147,13 @@ def worktree_over(base: Source, root: Path, changes: dict[str, str | None], *, c
                   dirty: bool) -> Source:
     """The working tree as `base` (a commit's listing) with `changes` (Repo.changes_since that commit)
     laid over it: the same files as worktree_source lists, without listing the whole tree again."""
-    files = dict(base.files)
+    files = dict(base.files)  # in the base's order, what the change added after it: no consumer needs an order
     for path, blob in changes.items():
         if blob is None:
             files.pop(path, None)
         else:
             files[path] = blob
-    return Source(dict(sorted(files.items())), lambda: nullcontext(root), label=str(root), commit=commit, dirty=dirty,
+    return Source(files, lambda: nullcontext(root), label=str(root), commit=commit, dirty=dirty,
                   _over=(base, frozenset(changes)))
 
 
@@ -177,4 +179,4 @@ def commit_source(repo: Repo, commit: str, config: Config) -> Source:
             while len(_LISTED) > _LISTED_KEPT:
                 _LISTED.popitem(last=False)
     return Source(dict(listed), lambda: repo.exported(commit), label=commit[:12], commit=commit,
-                  whole_tree_cacheable=True)
+                  whole_tree_cacheable=True, listing=repr((commit, excludes)))

@@ -151,34 +151,45 @@ def _finding(path: str, line: int, suppressed: bool = False) -> Finding:
                    fingerprint=f"{path}:{line}", suppressed="inSource" if suppressed else None)
 
 
-def test_a_tree_entry_decodes_only_what_is_not_carried_and_counts_the_rest(tmp_path: Path) -> None:
+def test_a_tree_entry_decodes_only_what_is_needed_and_counts_the_rest(tmp_path: Path) -> None:
     cache = ResultCache(tmp_path)
     findings = [_finding("a.py", 1), _finding("b.py", 1), _finding("b.py", 2, suppressed=True), _finding("c.py", 3)]
     cache.put_tree("k", findings)
     fresh = ResultCache(tmp_path)
-    entry = fresh.get_tree("k", {"b.py", "gone.py"})
+    entry = fresh.get_tree("k", {"a.py", "c.py", "clean.py"})
     assert entry is not None
-    assert [(f.path, f.start_line) for f in entry.findings] == [("a.py", 1), ("c.py", 3)]
+    assert sorted((f.path, f.start_line) for f in entry.findings) == [("a.py", 1), ("c.py", 3)]
     assert (entry.carried_active, entry.carried_suppressed) == (1, 1)
     whole = fresh.get_tree("k")
-    assert whole is not None and whole.findings == findings
+    assert whole is not None and sorted(whole.findings, key=lambda f: (f.path, f.start_line or 0)) == findings
     assert (whole.carried_active, whole.carried_suppressed) == (0, 0)
     assert fresh.get_tree("other") is None
+    cache.put_tree("k", findings[:1])  # stored again: the earlier files are gone with it
+    again = ResultCache(tmp_path).get_tree("k")
+    assert again is not None and again.findings == findings[:1]
 
 
-def test_a_damaged_tree_entry_is_a_miss_and_is_dropped(tmp_path: Path) -> None:
+@pytest.mark.parametrize("damage", ["file", "totals", "missing file"])
+def test_a_damaged_tree_entry_is_a_miss_and_is_dropped(tmp_path: Path, damage: str) -> None:
     import sqlite3
 
     cache = ResultCache(tmp_path)
     cache.put_tree("k", [_finding("a.py", 1), _finding("b.py", 1)])
     conn = sqlite3.connect(cache.path)
-    body = conn.execute("SELECT body FROM results WHERE key = 'k'").fetchone()[0]
-    conn.execute("UPDATE results SET body = ? WHERE key = 'k'", (body.replace(b"b.py", b"x.py"),))
+    if damage == "file":
+        body = conn.execute("SELECT body FROM tree_files WHERE tree = 'k' AND path = 'b.py'").fetchone()[0]
+        conn.execute("UPDATE tree_files SET body = ? WHERE tree = 'k' AND path = 'b.py'",
+                     (body.replace(b"b.py", b"x.py"),))
+    elif damage == "totals":
+        conn.execute("UPDATE results SET body = ? WHERE key = 'k'", (b'{"active": 9}',))
+    else:
+        conn.execute("DELETE FROM tree_files WHERE tree = 'k' AND path = 'a.py'")
     conn.commit()
     conn.close()
-    assert ResultCache(tmp_path).get_tree("k", {"a.py"}) is None
+    assert ResultCache(tmp_path).get_tree("k", None if damage == "missing file" else {"b.py"}) is None
     conn = sqlite3.connect(cache.path)
     assert conn.execute("SELECT count(*) FROM results WHERE key = 'k'").fetchone()[0] == 0
+    assert conn.execute("SELECT count(*) FROM tree_files WHERE tree = 'k'").fetchone()[0] == 0
     conn.close()
 
 
@@ -191,9 +202,9 @@ def test_a_long_lived_process_decodes_a_tree_once_and_splits_it_from_memory(tmp_
     monkeypatch.setattr(result_cache, "_memory", None)
     monkeypatch.setattr(result_cache, "_memory_size", 0)
     result_cache.remember_in_memory()
-    first = ResultCache(tmp_path).get_tree("k", {"b.py"})
+    first = ResultCache(tmp_path).get_tree("k", {"a.py"})
     (tmp_path / "results.sqlite3").unlink()  # from now on only the memory can answer
-    again = ResultCache(tmp_path).get_tree("k", {"a.py"})
+    again = ResultCache(tmp_path).get_tree("k", {"b.py"})
     assert first is not None and [f.path for f in first.findings] == ["a.py"]
     assert (first.carried_active, first.carried_suppressed) == (1, 1)
     assert again is not None and [f.path for f in again.findings] == ["b.py", "b.py"]

@@ -166,6 +166,12 @@ class ResultCache:
             conn.execute(
                 "CREATE TABLE IF NOT EXISTS results (key TEXT PRIMARY KEY, checksum TEXT NOT NULL, body BLOB NOT NULL)"
             )
+            # a commit's whole tree (put_tree): a row per file with findings, its totals in `results`
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS tree_files (tree TEXT NOT NULL, path TEXT NOT NULL, "
+                "active INTEGER NOT NULL, suppressed INTEGER NOT NULL, checksum TEXT NOT NULL, body BLOB NOT NULL, "
+                "PRIMARY KEY (tree, path)) WITHOUT ROWID"
+            )
         except sqlite3.DatabaseError:
             conn.close()
             raise
@@ -249,10 +255,11 @@ class ResultCache:
     def put(self, key: str, findings: list[Finding]) -> None:
         self.put_many({key: findings})
 
-    def get_tree(self, key: str, carried: Collection[str] = ()) -> TreeEntry | None:
-        """A whole tree's findings stored by `put_tree`: those on files not in `carried` decoded, those on files
-        in it only counted. A gate leaves out the files both its states have alike (truthplane.truth.scanner):
-        their findings are the same on both sides, so decoding them would only cost time."""
+    def get_tree(self, key: str, needed: Collection[str] | None = None) -> TreeEntry | None:
+        """A whole tree's findings stored by `put_tree`: those on the files in `needed` (all, without it) decoded,
+        the others only counted. A gate needs only the files its two states do not have alike: the findings on the
+        rest are the same on both sides (truthplane.truth.scanner.Reference.carried), and decoding them would
+        only cost time. Each file's findings are a row of their own, so the rest are not even read."""
         import hashlib
         import json
         import sqlite3
@@ -262,54 +269,77 @@ class ResultCache:
         remembered = _recall([key]).get(key)
         if remembered is not None:
             self.hits += 1
-            return TreeEntry.split(remembered, carried)
-        if _memory is not None and carried:
+            return TreeEntry.split(remembered, needed)
+        if _memory is not None and needed is not None:
             # a process that gates again and again decodes the whole tree once and splits it in memory after
             whole = self.get_tree(key)
-            return None if whole is None else TreeEntry.split(whole.findings, carried)
+            return None if whole is None else TreeEntry.split(whole.findings, needed)
         if self._broken:
             self.misses += 1
             return None
         try:
-            row = self._connect().execute("SELECT checksum, body FROM results WHERE key = ?", (key,)).fetchone()
+            conn = self._connect()
+            row = conn.execute("SELECT checksum, body FROM results WHERE key = ?", (key,)).fetchone()
+            if row is None:
+                self.misses += 1
+                return None
+            if needed is None:
+                rows = conn.execute("SELECT path, active, suppressed, checksum, body FROM tree_files WHERE tree = ?",
+                                    (key,)).fetchall()
+            else:
+                paths = list(needed)
+                rows = []
+                for i in range(0, len(paths), self._CHUNK):
+                    chunk = paths[i:i + self._CHUNK]
+                    rows += conn.execute(
+                        "SELECT path, active, suppressed, checksum, body FROM tree_files WHERE tree = ? AND path IN "
+                        f"({','.join('?' * len(chunk))})", [key, *chunk]).fetchall()
         except sqlite3.Error:
             self._broken = True
-            row = None
-        if row is None:
             self.misses += 1
             return None
-        checksum, body = row
         try:
+            checksum, body = row
             if not isinstance(body, bytes) or hashlib.sha256(body).hexdigest() != checksum:
                 raise ValueError("checksum")
-            lines = body.split(b"\n")
-            index = json.loads(lines[0])
-            if not isinstance(index, list) or len(index) != len(lines) - 1:
-                raise ValueError("index")
+            totals = json.loads(body)
+            active, suppressed, files = (int(totals[name]) for name in ("active", "suppressed", "files"))
+            if needed is None and len(rows) != files:
+                raise ValueError("files")
             adapter = _adapter()
             findings: list[Finding] = []
-            carried_active = carried_suppressed = 0
-            keep_all = not carried
-            for (path, active, suppressed), line in zip(index, lines[1:], strict=True):
-                if keep_all or path not in carried:
-                    findings.extend(adapter.validate_json(line))
-                else:
-                    carried_active += active
-                    carried_suppressed += suppressed
-        except (ValueError, TypeError, ValidationError):
-            try:
-                self._connect().execute("DELETE FROM results WHERE key = ?", (key,))
-            except sqlite3.Error:
-                self._broken = True
+            for _path, file_active, file_suppressed, file_checksum, file_body in rows:
+                if not isinstance(file_body, bytes) or hashlib.sha256(file_body).hexdigest() != file_checksum:
+                    raise ValueError("checksum")
+                findings.extend(adapter.validate_json(file_body))
+                active -= file_active
+                suppressed -= file_suppressed
+            if active < 0 or suppressed < 0:
+                raise ValueError("counts")
+        except (ValueError, TypeError, KeyError, ValidationError):
+            self._drop_tree(key)
             self.misses += 1
             return None
-        if keep_all:
-            _remember({key: findings})
         self.hits += 1
-        return TreeEntry(findings, carried_active, carried_suppressed)
+        if needed is None:
+            _remember({key: findings})
+            return TreeEntry(findings)
+        return TreeEntry(findings, active, suppressed)
+
+    def _drop_tree(self, key: str) -> None:
+        import sqlite3
+
+        try:
+            conn = self._connect()
+            conn.execute("BEGIN IMMEDIATE")
+            conn.execute("DELETE FROM results WHERE key = ?", (key,))
+            conn.execute("DELETE FROM tree_files WHERE tree = ?", (key,))
+            conn.execute("COMMIT")
+        except sqlite3.Error:
+            self._broken = True
 
     def put_tree(self, key: str, findings: list[Finding]) -> None:
-        """Store a whole tree's findings grouped by file, under an index of each file's counts (get_tree)."""
+        """Store a whole tree's findings, a row per file, and their totals under `key` (get_tree)."""
         import hashlib
         import json
         import sqlite3
@@ -321,15 +351,22 @@ class ResultCache:
         by_path: dict[str, list[Finding]] = {}
         for finding in findings:
             by_path.setdefault(finding.path, []).append(finding)
-        index = [[path, sum(1 for f in items if not f.suppressed), sum(1 for f in items if f.suppressed)]
-                 for path, items in by_path.items()]
-        body = b"\n".join([json.dumps(index, separators=(",", ":")).encode(),
-                           *(adapter.dump_json(items) for items in by_path.values())])
+        rows = []
+        for path, items in by_path.items():
+            body = adapter.dump_json(items)
+            suppressed = sum(1 for f in items if f.suppressed)
+            rows.append((key, path, len(items) - suppressed, suppressed, hashlib.sha256(body).hexdigest(), body))
+        totals = json.dumps({"active": sum(r[2] for r in rows), "suppressed": sum(r[3] for r in rows),
+                             "files": len(rows)}).encode()
         try:
             conn = self._connect()
             conn.execute("BEGIN IMMEDIATE")
+            conn.execute("DELETE FROM tree_files WHERE tree = ?", (key,))
+            conn.executemany("INSERT INTO tree_files (tree, path, active, suppressed, checksum, body) "
+                             "VALUES (?, ?, ?, ?, ?, ?)", rows)
+            # the totals last, in the same transaction: a reader finds the whole entry or none of it
             conn.execute("INSERT OR REPLACE INTO results (key, checksum, body) VALUES (?, ?, ?)",
-                         (key, hashlib.sha256(body).hexdigest(), body))
+                         (key, hashlib.sha256(totals).hexdigest(), totals))
             conn.execute("COMMIT")
         except sqlite3.Error:
             self._broken = True
@@ -345,9 +382,10 @@ class TreeEntry:
     carried_suppressed: int = 0
 
     @classmethod
-    def split(cls, findings: list[Finding], carried: Collection[str]) -> TreeEntry:
-        if not carried:
+    def split(cls, findings: list[Finding], needed: Collection[str] | None) -> TreeEntry:
+        """The findings on the files in `needed` (all without it); the others counted."""
+        if needed is None:
             return cls(list(findings))
-        kept = [f for f in findings if f.path not in carried]
-        left = [f for f in findings if f.path in carried]
+        kept = [f for f in findings if f.path in needed]
+        left = [f for f in findings if f.path not in needed]
         return cls(kept, sum(1 for f in left if not f.suppressed), sum(1 for f in left if f.suppressed))

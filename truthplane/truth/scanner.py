@@ -214,16 +214,17 @@ class _Job:
             carried = self._carried(config_hash, version)
             if carried.isdisjoint(relevant):
                 carried = frozenset()  # none of its files: the head has nothing to take from this side either
+            needed = relevant.keys() - carried if carried else None
             # a commit's listing is named by the commit and the excludes; the files a verifier reads of it, by its
             # suffixes: no need to hash every path of a large tree
             listed = self.source.listing
-            tree_key = ResultCache.key("tree-by-file", config_hash, *(
+            tree_key = ResultCache.key("tree-files", config_hash, *(
                 (listed, repr(self.verifier.suffixes)) if listed else (repr(sorted(relevant.items())),)))
-            entry = self.cache.get_tree(tree_key, carried)
+            entry = self.cache.get_tree(tree_key, needed)
             if entry is None:
                 findings = self._file_local(relevant, config_hash)
                 self.cache.put_tree(tree_key, findings)
-                entry = TreeEntry.split(findings, carried)
+                entry = TreeEntry.split(findings, needed)
             else:
                 self.cached_files = len(relevant)
             if carried:

@@ -44,14 +44,18 @@ def compare(before: Scan, after: Scan, renames: Mapping[str, str] | None = None)
         [f for f in before.suppressed if f.verifier in comparable],
         [f for f in after.suppressed if f.verifier in comparable], renames,
     ).new if after.suppressed else []
+    old = [f for f in before.findings if f.verifier in comparable]
+    new = [f for f in after.findings + newly_suppressed if f.verifier in comparable]
+    # matching asks about the files of findings (and of renames) only: the rest of a large tree need not be listed
+    renames = renames or {}
+    asked = {f.path for f in old} | {f.path for f in new} | set(renames) | set(renames.values())
     diff = match(
-        [f for f in before.findings if f.verifier in comparable],
-        [f for f in after.findings + newly_suppressed if f.verifier in comparable],
-        renames,
+        old, new, renames,
         # SARIF inputs carry no file list: the paths seen among findings stand in
-        before_files=set(before.files) or None,
-        after_files=set(after.files) or None,
-        same_files=[p for p, blob in after.files.items() if before.files.get(p) == blob] if before.files else None,
+        before_files={p for p in asked if p in before.files} if before.files else None,
+        after_files={p for p in asked if p in after.files} if after.files else None,
+        same_files=[p for p in asked if p in after.files and before.files.get(p) == after.files[p]]
+        if before.files else None,
     )
     diff = _pair_by_location(diff)
     if newly_suppressed:

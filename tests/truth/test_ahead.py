@@ -245,3 +245,39 @@ def test_the_gatekeeper_starts_its_tools_ahead_as_the_cli_does(make_repo, tmp_pa
     plain = Gatekeeper(root, tmp_path / "plain-cache").gate("main", limit=200)
     assert answer["verdict"] == plain["verdict"] and answer["counts"] == plain["counts"]
     assert sorted(f["fingerprint"] for f in answer["new"]) == sorted(f["fingerprint"] for f in plain["new"])
+
+
+def test_tools_start_on_the_branchs_commits_before_the_working_tree_is_listed(
+        make_repo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A branch's commits are compared in git's objects long before git's stat pass over the working tree ends: the
+    tools start on what the commits changed, and are replaced when the working tree changes their files."""
+    from truthplane.git.run import changes_args
+    from truthplane.git.run import run as git_run
+
+    root = feature_repo(make_repo)
+    plans = LaunchPlans(tmp_path / "cache")
+    options = ScanOptions(only=["ruff", "bandit"], cache_dir=tmp_path / "cache")
+    gate(root, load_config(root), options, base_ref="main", plans=plans)  # leaves the plan
+    (root / "c.py").write_text("import json\n" + CODE)
+    git(root, "commit", "-qam", "on the branch")
+
+    watch = Watch(monkeypatch)
+    merge_base = git(root, "merge-base", "HEAD", "main").strip()
+    head = git(root, "rev-parse", "HEAD").strip()
+    with tools_ahead(plans) as on_listed:
+        assert on_listed is not None
+        diff, untracked, trees = (git_run(root, *args) for args in changes_args(merge_base, head))
+        on_listed((root, None, None, trees))
+        first = list(watch.started)
+        assert len(first) == 2  # ruff and bandit on c.py, from the commits alone
+        on_listed((root, diff, None, trees))
+        assert watch.started == first  # the working tree is clean: nothing to replace
+        (root / "pkg" / "a.py").write_text("import json\n" + CODE)
+        diff = git_run(root, *changes_args(merge_base, head)[0])
+        on_listed((root, diff, None, trees))
+        assert len(watch.started) == 4 and all(proc.returncode is not None for proc in first)
+        on_listed((root, diff, untracked, trees))
+        result = gate(root, load_config(root), options, base_ref="main", plans=plans)
+    assert sorted(watch.taken) == [("bandit", True), ("ruff", True)] and len(watch.started) == 4
+    assert sorted((f.rule_id, f.path) for f in result.new if f.verifier == "ruff") == [("F401", "c.py"),
+                                                                                      ("F401", "pkg/a.py")]

@@ -46,7 +46,7 @@ _ahead_lock = threading.Lock()
 @contextmanager
 def gate_calls_ahead(
     path: Path, base_ref: str, head_ref: str | None,
-    on_listed: Callable[[tuple[Path, str, str | None, str | None] | None], None] | None = None,
+    on_listed: Callable[[tuple[Path, str | None, str | None, str | None] | None], None] | None = None,
 ) -> Iterator[None]:
     """Start the git calls a gate of `path` against `base_ref` will make, and let the gate take their answers.
 
@@ -59,9 +59,10 @@ def gate_calls_ahead(
     `on_listed` is called on a git thread, last when the calls are over: for a gate of the working tree with
     (top directory, what `changes_args`' calls printed: the working tree's diff, the untracked files, the trees'
     diff or None), else with None (a gate of commits, or git failed). A gate starts its tools on the change
-    there (truthplane.truth.ahead.tools_ahead). Git lists the tracked changes long before it has walked the tree
-    for untracked files: when it has, and the walk is still going, `on_listed` is called with None for the
-    untracked files first, so the tools start on what is known.
+    there (truthplane.truth.ahead.tools_ahead). Git compares the branch's commits in its objects before its stat
+    pass over the working tree ends, and lists the tracked changes long before its walk for untracked files
+    ends: `on_listed` is called as each is known, with None for what is not yet (the working tree's diff, the
+    untracked files), so the tools start on what is known; the last call has the untracked files.
     """
     started: list[tuple[str, tuple[str, ...]]] = []
     # the chain itself, and at most five calls at once (both listings, the untracked walk, the trees, renames)
@@ -75,7 +76,7 @@ def gate_calls_ahead(
             started.append(key)
         return future
 
-    def chain() -> tuple[Path, str, str | None, str | None] | None:
+    def chain() -> tuple[Path, str | None, str | None, str | None] | None:
         try:
             root = Path(start(path, "rev-parse", "--show-toplevel").result().strip())
             base = start(root, *resolve_args(base_ref))
@@ -93,7 +94,11 @@ def gate_calls_ahead(
         if on_listed is None:
             return None
         try:
-            tracked, committed = diff.result(), trees[0].result() if trees else None
+            committed = trees[0].result() if trees else None
+            if committed is not None and not diff.done():
+                # the branch's commits, compared in git's objects, are known before the working tree's stat pass
+                on_listed((root, None, None, committed))
+            tracked = diff.result()
             if not untracked.done():
                 on_listed((root, tracked, None, committed))
             return root, tracked, untracked.result(), committed

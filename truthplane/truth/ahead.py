@@ -98,18 +98,17 @@ class LaunchPlans:
         except OSError:
             pass  # only costs time next run
 
-    def launch(self, root: Path, diff: str, untracked: str | None, trees: str | None = None) -> int:
+    def launch(self, root: Path, diff: str | None, untracked: str | None, trees: str | None = None) -> int:
         """Start the tools the plan says this gate's working tree needs, on the changed files the cache does
         not hold; how many run now. `diff` and `untracked` are what git's first two calls of
-        _git.changes_args printed (`trees`: the third, if any); `untracked` None: not known yet (the tools start
-        on the tracked changes, and a later launch with the untracked files replaces each whose files these
-        change). Best effort: anything unexpected starts nothing, and stops what an earlier launch of this gate
-        started."""
+        _git.changes_args printed (`trees`: the third, if any); `diff` or `untracked` None: not known yet (the
+        tools start on what is, and a later launch that knows more replaces each whose files it changes). Best
+        effort: anything unexpected starts nothing, and stops what an earlier launch of this gate started."""
         plan = self._read(root)
         launches: list[tuple[str, list[str], dict[str, str], bool]] = []
         if plan is not None and plan.get("config") == self.config_digest(root):
             try:
-                launches = self._launches(root, plan, diff, untracked or "", trees)
+                launches = self._launches(root, plan, diff or "", untracked or "", trees)
             except (KeyError, TypeError, ValueError, AttributeError, OSError):
                 launches = []
         return started.hold_only(launches, root)
@@ -155,7 +154,7 @@ class LaunchPlans:
 @contextmanager
 def tools_ahead(
     plans: LaunchPlans | None,
-) -> Iterator[Callable[[tuple[Path, str, str | None, str | None] | None], None] | None]:
+) -> Iterator[Callable[[tuple[Path, str | None, str | None, str | None] | None], None] | None]:
     """For git's calls ahead (truthplane.git.run.gate_calls_ahead): what to do once git has listed what changed
     in the working tree, which is to start the planned tools on it. Until then a verifier that asks for a tool
     started ahead waits; a tool nobody took is killed when the block ends."""
@@ -163,8 +162,8 @@ def tools_ahead(
         yield None
         return
 
-    def listed(listing: tuple[Path, str, str | None, str | None] | None) -> None:
-        if listing is not None and listing[2] is None:  # the tracked changes: the untracked files come next
+    def listed(listing: tuple[Path, str | None, str | None, str | None] | None) -> None:
+        if listing is not None and listing[2] is None:  # not all known yet: the untracked files come last
             plans.launch(*listing)
             return
         try:

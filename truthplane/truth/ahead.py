@@ -69,7 +69,8 @@ class LaunchPlans:
         return plan
 
     def keep(self, root: Path, entries: list[dict[str, Any]], excludes: list[str], cache_db: Path) -> None:
-        """Remember how this gate's verifiers ran on the working tree (written only when it changed)."""
+        """Remember how this gate's verifiers ran on the working tree (written only when it changed), in the
+        order the next gate starts them: the slowest first."""
         from truthplane.files import atomic_write
 
         for entry in entries:

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from truthplane.errors import TruthplaneError
+from truthplane.llm._http import parse_retry_after
 
 MAX_WAIT_S = 60.0  # the longest a run waits out rate limits, in all
 PAGE = 100
@@ -122,7 +123,7 @@ class Rest:
         it: `retry-after` first; else, the quota exhausted (remaining 0), until its reset; else (a 429, or a 403 whose
         body says rate limit: GitHub's secondary limits) a minute, twice as long at each further one."""
         headers = response.headers
-        retry_after = _retry_after(headers.get("retry-after"))
+        retry_after = parse_retry_after(headers.get("retry-after"))  # seconds or an HTTP date
         remaining, reset = headers.get(self.remaining_header), _number(headers.get(self.reset_header))
         if retry_after is not None:
             wait = retry_after
@@ -152,27 +153,6 @@ def _number(value: str | None) -> float | None:
         return float(value) if value is not None else None
     except ValueError:
         return None
-
-
-def _retry_after(value: str | None) -> float | None:
-    """Retry-After's seconds: a number of seconds or an HTTP date (RFC 9110), None when absent or unreadable."""
-    if value is None:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    from email.utils import parsedate_to_datetime
-
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if when.tzinfo is None:  # an HTTP date is always GMT
-        from datetime import timezone
-
-        when = when.replace(tzinfo=timezone.utc)
-    return max(0.0, when.timestamp() - time.time())
 
 
 def _message(response: Any) -> str:

@@ -220,3 +220,29 @@ def test_a_verifier_whose_every_file_changed_has_nothing_to_carry(make_repo, tmp
     judged = [gate(root, load_config(root), options, base_ref="main", carry=carry) for carry in (True, True, False)]
     assert _judged(judged[0]) == _judged(judged[1]) == _judged(judged[2])
     assert judged[1].complete and judged[2].new
+
+
+def test_a_configuration_change_the_first_look_missed_is_judged_again_with_every_finding(
+        make_repo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Which files configure a verifier is first guessed from their names; should the change review still find a
+    configuration change after a gate that carried, the gate is made again without carrying."""
+    from truthplane.truth import pipeline
+
+    root = make_repo(FILES)
+    git(root, "checkout", "-qb", "feature")
+    # truthplane's own setting: no verifier's configuration hash changes with it, so every verifier would carry
+    (root / "truthplane.toml").write_text('exclude = ["pkg/same2.py"]\n')
+    _edit(root)
+    options = ScanOptions(only=["ruff", "bandit"], cache_dir=tmp_path / "cache")
+    full = gate(root, load_config(root), options, base_ref="main")
+    guessed = []
+
+    def missed(base, head, verifiers):  # noqa: ANN001, ANN202 - the guess that overlooks the configuring file
+        guessed.append(True)
+        return frozenset(p for p, blob in head.files.items() if base.files.get(p) == blob)
+
+    monkeypatch.setattr(pipeline, "_alike", missed)
+    again = gate(root, load_config(root), options, base_ref="main", carry=True)
+    assert guessed == [True]  # the second gate carries nothing, so it does not guess
+    assert again.complete and _judged(again) == _judged(full)
+    assert full.silenced_by_config  # the excluded file's findings: silenced by the change, not fixed

@@ -87,9 +87,8 @@ def stop_all() -> None:
 
 def hold_only(launches: list[tuple[str, list[str], dict[str, str], bool]], cwd: Path) -> int:
     """Make what is held started ahead exactly `launches` (program, argv, env, warm) in `cwd`: each one not held
-    yet is
-    started, and whatever is held and not among them is stopped (a launch on the tracked changes that the
-    untracked files turned out to change). Starts back to back once everything is worked out: no tool's start
+    yet is started, and whatever is held and not among them is stopped (a launch on what git had listed so far,
+    whose files a later listing changed). Starts back to back once everything is worked out: no tool's start
     waits on another's cache lookup. How many are held."""
     wanted = {_key(program, argv, cwd, env): (program, argv, env, warm) for program, argv, env, warm in launches}
     with _lock:

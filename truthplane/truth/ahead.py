@@ -141,6 +141,7 @@ class LaunchPlans:
         launches = []
         for entry, recipe, keys in wanted:
             files = select_files(root, sorted(p for p, k in keys.items() if k not in held), tuple(entry["suffixes"]))
+            files = recipe.narrow(root, files) if files else files
             if not files:
                 continue
             command = recipe.command(root, files)

@@ -36,11 +36,14 @@ class ScanOptions:
     def cache(self, config: Config) -> ResultCache | None:
         if not self.use_cache:
             return None
-        directory = self.cache_dir or (Path(config.cache_dir) if config.cache_dir else default_cache_dir())
-        return ResultCache(directory)
+        return ResultCache(self.cache_directory(config))
+
+    def cache_directory(self, config: Config) -> Path:
+        return self.cache_dir or (Path(config.cache_dir) if config.cache_dir else default_cache_dir())
 
     def context(self, config: Config) -> VerifierContext:
-        return VerifierContext(executor=self.executor, timeout_s=config.timeout_s)
+        return VerifierContext(executor=self.executor, timeout_s=config.timeout_s,
+                               cache_dir=self.cache_directory(config) if self.use_cache else None)
 
 
 def run_scan(

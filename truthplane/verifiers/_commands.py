@@ -176,19 +176,57 @@ def pruned_dirs(target: Path, roots: list[str], files: list[str]) -> list[str]:
     return sorted(pruned)
 
 
+def semgrep_memo(inputs: dict[str, Any], target: Path, *, learning: bool = False) -> Any:
+    """The memo of semgrep's decisions on this setup's files (truthplane.verifiers._targets), where a gate keeps one
+    and `target` is the root of semgrep's project: a git repository's, or for `learning` from a walk, a directory
+    in no repository (a commit's exported tree); else None."""
+    if not inputs.get("memo"):
+        return None
+    if not (target / ".git").exists():
+        if not learning or any((parent / ".git").exists() for parent in Path(os.path.abspath(target)).parents):
+            return None
+    from truthplane.verifiers._targets import TargetMemo
+
+    executable = which("semgrep")
+    return TargetMemo(Path(inputs["memo"]), inputs, tool_identity(executable) if executable else None)
+
+
+def semgrep_plan(inputs: dict[str, Any], target: Path, files: list[str]) -> tuple[list[str], list[str]]:
+    """Which of `files` semgrep is handed by name (its walk is known to scan them) and which it must find in a
+    walk of their directories (not known yet); the rest its walk is known to skip. Both empty: nothing to run."""
+    memo = semgrep_memo(inputs, target)
+    decided = memo.decided(target, files) if memo is not None else {}
+    named = [rel for rel in files if decided.get(rel) is True]
+    walked = [rel for rel in files if rel not in decided]
+    return named, walked
+
+
+def _semgrep_files(inputs: dict[str, Any], target: Path, files: list[str]) -> list[str]:
+    named, walked = semgrep_plan(inputs, target, files)
+    return sorted(named + walked)
+
+
 def _semgrep(inputs: dict[str, Any], target: Path, files: list[str] | None) -> Command:
     includes: list[str] = []
     targets = ["."]
     if files is not None and len(files) <= MAX_INCLUDES:
-        includes = [f"--include={include_pattern(rel)}" for rel in files]
         if (target / ".git").exists():  # root-anchored includes hold under a subdirectory only in git
-            targets = walk_roots(files)
+            named, walked = semgrep_plan(inputs, target, files)
+            if not named and not walked:
+                walked = files  # asked anyway about files its walk skips: it shows they have no findings
+            targets = walk_roots(walked) if walked else []
+            includes = [f"--include={include_pattern(rel)}" for rel in walked]
             # and root-anchored excludes: the subtrees that hold no requested file are not walked
-            includes += [f"--exclude={include_pattern(rel)}/" for rel in pruned_dirs(target, targets, files)]
+            includes += [f"--exclude={include_pattern(rel)}/" for rel in pruned_dirs(target, targets, walked)]
+            targets = [*named, *targets]  # a file named on the command line is scanned without a walk
+        else:
+            includes = [f"--include={include_pattern(rel)}" for rel in files]
+    # a whole scan says why it skipped what it found (--verbose): the memo learns what its walk decided
+    report = "--verbose" if files is None and semgrep_memo(inputs, target, learning=True) is not None else "--quiet"
     return Command(
         [
             "semgrep", "scan", *(["--experimental"] if inputs["native"] else []),
-            "--json", "--quiet", "--metrics=off", "--disable-version-check", "--error",
+            "--json", report, "--metrics=off", "--disable-version-check", "--error",
             *(f"--config={rule}" for rule in inputs["rules"]), *includes, *inputs["args"], "--", *targets,
         ],
         {"SEMGREP_ENABLE_VERSION_CHECK": "0", "SEMGREP_SEND_METRICS": "off"},
@@ -198,6 +236,8 @@ def _semgrep(inputs: dict[str, Any], target: Path, files: list[str] | None) -> C
 _SPELLINGS: dict[str, Callable[[dict[str, Any], Path, list[str] | None], Command]] = {
     "ruff": _ruff, "bandit": _bandit, "semgrep": _semgrep,
 }
+# which of the selected files a tool is run on at all (default: every one)
+_NARROWINGS: dict[str, Callable[[dict[str, Any], Path, list[str]], list[str]]] = {"semgrep": _semgrep_files}
 
 
 @dataclass(frozen=True)
@@ -208,8 +248,14 @@ class Recipe:
     inputs: dict[str, Any]
 
     def command(self, target: Path, files: list[str] | None) -> Command:
-        """The command scanning `files` (already selected: select_files), or everything for None."""
+        """The command scanning `files` (already selected: select_files, then `narrow`), or everything for None."""
         return _SPELLINGS[self.spelling](self.inputs, target, files)
+
+    def narrow(self, target: Path, files: list[str]) -> list[str]:
+        """Those of `files` (select_files) the tool must be run on: none left, it need not run, for it is known
+        to report nothing on them (semgrep's walk skips them)."""
+        narrowing = _NARROWINGS.get(self.spelling)
+        return narrowing(self.inputs, target, files) if narrowing is not None else files
 
     def to_json(self) -> dict[str, Any]:
         return {"spelling": self.spelling, "inputs": self.inputs}

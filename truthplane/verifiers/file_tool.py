@@ -34,6 +34,11 @@ class FileToolVerifier(Verifier):
             raise NotImplementedError(f"{type(self).__name__} has no recipe: it must define command()")
         return recipe.command(target, files)
 
+    def narrow(self, target: Path, files: list[str]) -> list[str]:
+        """Those of the selected `files` the tool must run on (none: it would report nothing on any of them)."""
+        recipe = self.recipe(target)
+        return recipe.narrow(target, files) if recipe is not None else files
+
     @abstractmethod
     def findings(self, target: Path, output: ToolOutput, files: list[str] | None) -> list[Finding]:
         """The tool's output as findings, for the files it was given (None: the whole tree)."""
@@ -42,6 +47,7 @@ class FileToolVerifier(Verifier):
         started = time.monotonic()
         if files is not None:
             files = select_files(target, files, self.suffixes)
+            files = self.narrow(target, files) if files else files
             if not files:
                 return empty_result(self.instance_name, self.available().version)
         command = self.command(target, files)

@@ -34,6 +34,8 @@ class VerifierContext:
     executor: str = "local"
     timeout_s: float = 600.0
     env: dict[str, str] = field(default_factory=dict)
+    #: where the gate keeps its result cache, for what a verifier learns between runs; None: nothing is kept
+    cache_dir: Path | None = None
 
 
 class Verifier(ABC):

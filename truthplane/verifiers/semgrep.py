@@ -26,7 +26,7 @@ from pydantic import Field
 
 from truthplane.errors import ConfigError, VerifierError
 from truthplane.models import Finding, Severity, ToolInfo
-from truthplane.verifiers._commands import Command, Recipe
+from truthplane.verifiers._commands import Command, Recipe, semgrep_memo, semgrep_plan
 from truthplane.verifiers._common import (
     ToolRecord,
     cached_tool_info,
@@ -80,10 +80,21 @@ class _SemgrepError(ToolRecord):
         return said if not self.rule_id or self.rule_id in said else f"rule {self.rule_id}: {said}"
 
 
+class _Skipped(ToolRecord):
+    path: str
+    reason: str = ""
+
+
+class _Paths(ToolRecord):
+    scanned: list[str] = Field(default_factory=list)
+    skipped: list[_Skipped] = Field(default_factory=list)
+
+
 class _SemgrepOutput(ToolRecord):
     results: list[_SemgrepResult]
     errors: list[_SemgrepError] = Field(default_factory=list)
     version: str | None = None
+    paths: _Paths | None = None
 
 
 def shipped_rule_files() -> list[Path]:
@@ -178,12 +189,15 @@ class SemgrepVerifier(FileToolVerifier):
 
     def recipe(self, target: Path, rules: list[Path] | None = None) -> Recipe:
         rules = self.rule_paths(target) if rules is None else rules
+        cache_dir = self.context.cache_dir
         return Recipe(
             "semgrep",
             {
                 "native": self.options.engine == "native",
                 "rules": [str(p) for p in rules],
                 "args": list(self.options.args),
+                # what semgrep's walk decided on which files (truthplane.verifiers._targets), kept with the cache
+                "memo": str(Path(cache_dir) / "semgrep-targets.sqlite3") if cache_dir is not None else None,
             },
         )
 
@@ -194,14 +208,43 @@ class SemgrepVerifier(FileToolVerifier):
         return self.recipe(target, self.rule_paths(target)).command(target, files)
 
     def findings(self, target: Path, output: ToolOutput, files: list[str] | None) -> list[Finding]:
-        findings = self.parse(target, output, rule_ids(self.rule_paths(target)))
+        rules = self.rule_paths(target)
+        report = self.report(output)
+        findings = [self._finding(target, item, rule_ids(rules)) for item in report.results]
+        self._learn(target, self.recipe(target, rules), report, files)
         if files is not None:  # beyond MAX_INCLUDES files semgrep scans everything: keep the requested ones
             wanted = set(files)
             findings = [f for f in findings if f.path in wanted]
         return findings
 
+    def _learn(self, target: Path, recipe: Recipe, report: _SemgrepOutput, files: list[str] | None) -> None:
+        """Keep what semgrep's walk decided on the files it walked for (truthplane.verifiers._targets)."""
+        if report.paths is None:
+            return
+        memo = semgrep_memo(recipe.inputs, target, learning=True)
+        if memo is None:
+            return
+        scanned = {repo_path(target, path) for path in report.paths.scanned}
+        if files is None:
+            from truthplane.verifiers._targets import PATH_REASONS
+
+            decisions = {path: True for path in scanned if path.endswith(self.suffixes)}
+            decisions.update(
+                (path, False) for path in (repo_path(target, s.path) for s in report.paths.skipped
+                                           if s.reason in PATH_REASONS) if path.endswith(self.suffixes)
+            )
+            memo.learn(target, decisions)
+            return
+        named, _walked = semgrep_plan(recipe.inputs, target, files)
+        troubled = {repo_path(target, error.path) for error in report.errors if error.path}
+        memo.learn_from_walk(target, sorted(set(files) - set(named)), scanned, troubled)
+
     def parse(self, target: Path, output: ToolOutput, known: set[str]) -> list[Finding]:
         """semgrep's JSON report as findings (rule ids as declared in `known`); else a VerifierError."""
+        return [self._finding(target, item, known) for item in self.report(output).results]
+
+    def report(self, output: ToolOutput) -> _SemgrepOutput:
+        """semgrep's JSON report, checked; else a VerifierError."""
         if output.returncode not in (0, 1) and not output.stdout.strip().startswith("{"):
             tail = " | ".join(output.stderr.strip().splitlines()[-3:]) or "no output"
             raise VerifierError(
@@ -221,7 +264,7 @@ class SemgrepVerifier(FileToolVerifier):
             raise VerifierError(
                 self.instance_name, "semgrep exited 1 (findings) but reported none; run semgrep by hand"
             )
-        return [self._finding(target, item, known) for item in report.results]
+        return report
 
     def _finding(self, target: Path, item: _SemgrepResult, known: set[str]) -> Finding:
         end = item.end or item.start

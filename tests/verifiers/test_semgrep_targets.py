@@ -67,8 +67,11 @@ def test_a_whole_scan_teaches_which_files_to_name_and_which_to_leave_out(repo: P
     before = verifier.command(repo, requested).argv
     assert len(_includes(before)) == 3 and _targets(before) == ["."]  # nothing known yet: the walk
 
-    verifier.scan(_exported(repo, tmp_path / "export"), files=everything)
+    export = _exported(repo, tmp_path / "export")
+    verifier.scan(export, files=everything)
     assert _learned(memo_dir) == len(everything)
+    # a tree in no repository is a project of its own, with the same ignore rules for what it holds
+    assert verifier.narrow(export, requested) == ["pkg/sub/deep.py", "top.py"]
 
     assert verifier.narrow(repo, requested) == ["pkg/sub/deep.py", "top.py"]
     argv = verifier.command(repo, verifier.narrow(repo, requested)).argv

@@ -176,15 +176,15 @@ def pruned_dirs(target: Path, roots: list[str], files: list[str]) -> list[str]:
     return sorted(pruned)
 
 
-def semgrep_memo(inputs: dict[str, Any], target: Path, *, learning: bool = False) -> Any:
+def semgrep_memo(inputs: dict[str, Any], target: Path) -> Any:
     """The memo of semgrep's decisions on this setup's files (truthplane.verifiers._targets), where a gate keeps one
-    and `target` is the root of semgrep's project: a git repository's, or for `learning` from a walk, a directory
-    in no repository (a commit's exported tree); else None."""
+    and `target` is the root of semgrep's project: a git repository's, or a directory in no repository (a commit's
+    exported tree); else None."""
     if not inputs.get("memo"):
         return None
-    if not (target / ".git").exists():
-        if not learning or any((parent / ".git").exists() for parent in Path(os.path.abspath(target)).parents):
-            return None
+    if not (target / ".git").exists() and any((parent / ".git").exists()
+                                              for parent in Path(os.path.abspath(target)).parents):
+        return None
     from truthplane.verifiers._targets import TargetMemo
 
     executable = which("semgrep")
@@ -210,19 +210,19 @@ def _semgrep(inputs: dict[str, Any], target: Path, files: list[str] | None) -> C
     includes: list[str] = []
     targets = ["."]
     if files is not None and len(files) <= MAX_INCLUDES:
-        if (target / ".git").exists():  # root-anchored includes hold under a subdirectory only in git
-            named, walked = semgrep_plan(inputs, target, files)
-            if not named and not walked:
-                walked = files  # asked anyway about files its walk skips: it shows they have no findings
-            targets = walk_roots(walked) if walked else []
-            includes = [f"--include={include_pattern(rel)}" for rel in walked]
+        named, walked = semgrep_plan(inputs, target, files)
+        if not named and not walked:
+            walked = files  # asked anyway about files its walk skips: it shows they have no findings
+        includes = [f"--include={include_pattern(rel)}" for rel in walked]
+        if not walked:
+            targets = []
+        elif (target / ".git").exists():  # root-anchored includes hold under a subdirectory only in git
+            targets = walk_roots(walked)
             # and root-anchored excludes: the subtrees that hold no requested file are not walked
             includes += [f"--exclude={include_pattern(rel)}/" for rel in pruned_dirs(target, targets, walked)]
-            targets = [*named, *targets]  # a file named on the command line is scanned without a walk
-        else:
-            includes = [f"--include={include_pattern(rel)}" for rel in files]
+        targets = [*named, *targets]  # a file named on the command line is scanned without a walk
     # a whole scan says why it skipped what it found (--verbose): the memo learns what its walk decided
-    report = "--verbose" if files is None and semgrep_memo(inputs, target, learning=True) is not None else "--quiet"
+    report = "--verbose" if files is None and semgrep_memo(inputs, target) is not None else "--quiet"
     return Command(
         [
             "semgrep", "scan", *(["--experimental"] if inputs["native"] else []),

@@ -221,7 +221,7 @@ class SemgrepVerifier(FileToolVerifier):
         """Keep what semgrep's walk decided on the files it walked for (truthplane.verifiers._targets)."""
         if report.paths is None:
             return
-        memo = semgrep_memo(recipe.inputs, target, learning=True)
+        memo = semgrep_memo(recipe.inputs, target)
         if memo is None:
             return
         scanned = {repo_path(target, path) for path in report.paths.scanned}

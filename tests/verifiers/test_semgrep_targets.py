@@ -143,3 +143,17 @@ def test_no_cache_no_memo(repo: Path) -> None:
     assert verifier.recipe(repo).inputs["memo"] is None
     assert {x[1] for x in located(verifier.scan(repo, files=["tests/t.py", "top.py"]).findings)} == {"top.py"}
     assert len(_includes(verifier.command(repo, ["tests/t.py", "top.py"]).argv)) == 2
+
+
+def test_a_scan_of_the_whole_tree_learns_from_what_semgrep_says_it_skipped(repo: Path, tmp_path: Path) -> None:
+    """Scanning everything, semgrep is asked to say why it skipped what it found (--verbose): the files skipped by
+    an ignore rule are remembered as skipped, the ones it scanned as scanned."""
+    memo_dir = tmp_path / "cache"
+    verifier = _semgrep(memo_dir)
+    argv = verifier.command(repo, None).argv
+    assert "--verbose" in argv and "--quiet" not in argv
+    unaided = located(_semgrep(None).scan(repo).findings)
+    assert located(verifier.scan(repo).findings) == unaided
+    assert _learned(memo_dir) == 5
+    assert verifier.narrow(repo, ["tests/t.py", "b/c/y.py"]) == ["b/c/y.py"]
+    assert _targets(verifier.command(repo, ["b/c/y.py"]).argv) == ["b/c/y.py"]

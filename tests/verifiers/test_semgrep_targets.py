@@ -157,3 +157,20 @@ def test_a_scan_of_the_whole_tree_learns_from_what_semgrep_says_it_skipped(repo:
     assert _learned(memo_dir) == 5
     assert verifier.narrow(repo, ["tests/t.py", "b/c/y.py"]) == ["b/c/y.py"]
     assert _targets(verifier.command(repo, ["b/c/y.py"]).argv) == ["b/c/y.py"]
+
+
+def test_a_file_that_became_a_symbolic_link_is_decided_again(make_repo: Callable[..., Path], tmp_path: Path) -> None:
+    """semgrep follows a symbolic link named on its command line but skips one its walk finds: a path's decision
+    does not carry over from a regular file to a link."""
+    root = make_repo({"pkg/real.py": RISKY, "pkg/alias.py": RISKY})
+    memo_dir = tmp_path / "cache"
+    verifier = _semgrep(memo_dir)
+    files = ["pkg/alias.py", "pkg/real.py"]
+    assert {x[1] for x in located(verifier.scan(root, files=files).findings)} == set(files)
+    assert verifier.narrow(root, files) == files
+    (root / "pkg" / "alias.py").unlink()
+    (root / "pkg" / "alias.py").symlink_to("real.py")
+    unaided = located(_semgrep(None).scan(root, files=files).findings)
+    assert {x[1] for x in unaided} == {"pkg/real.py"}
+    assert located(verifier.scan(root, files=files).findings) == unaided
+    assert verifier.narrow(root, files) == ["pkg/real.py"]  # and the walk taught that the link is skipped

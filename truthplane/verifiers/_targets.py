@@ -93,7 +93,8 @@ class TargetMemo:
         return digest.hexdigest()
 
     def contexts(self, root: Path, files: Iterable[str], salt: str) -> dict[str, bytes]:
-        """Each file's context: a digest of the salt, the file's path and the ignore files above it."""
+        """Each file's context: a digest of the salt, the file's path (and whether it is a symbolic link) and the
+        ignore files above it."""
         chains: dict[str, bytes] = {}
 
         def chain(directory: str) -> bytes:
@@ -118,7 +119,8 @@ class TargetMemo:
         contexts = {}
         for rel in files:
             digest = hashlib.sha256(chain(str(PurePosixPath(rel).parent)))
-            digest.update(b"\0file\0" + os.fsencode(rel))
+            # a symbolic link is followed when named, and not where a walk finds it
+            digest.update(b"\0file\0" + os.fsencode(rel) + (b"\0link" if os.path.islink(root / rel) else b""))
             contexts[rel] = digest.digest()
         return contexts
 

@@ -16,7 +16,10 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from truthplane.verifiers._targets import TargetMemo
 
 # beyond this many files, semgrep scans everything and the requested files' findings are kept (command-line length)
 MAX_INCLUDES = 400
@@ -176,7 +179,7 @@ def pruned_dirs(target: Path, roots: list[str], files: list[str]) -> list[str]:
     return sorted(pruned)
 
 
-def semgrep_memo(inputs: dict[str, Any], target: Path) -> Any:
+def semgrep_memo(inputs: dict[str, Any], target: Path) -> TargetMemo | None:
     """The memo of semgrep's decisions on this setup's files (truthplane.verifiers._targets), where a gate keeps one
     and `target` is the root of semgrep's project: a git repository's, or a directory in no repository (a commit's
     exported tree); else None."""

@@ -218,6 +218,11 @@ def main() -> None:
     env_cache = ["--cache-dir", str(cache)]
     sh(["git", "checkout", "-q", "main"], cwd=repo)
     print(f"code base: Django {args.django_version} sdist, {py_files} Python files; changed file {CHANGED}")
+    # the figures depend on the tools' versions: semgrep 1.187 scans a file named on its command line without
+    # walking the project, where 1.170 walks it (docs/benchmarks.md)
+    versions = {tool: sh([tool, "--version"], cwd=repo, check=False).stdout.strip().splitlines()
+                for tool in ("ruff", "bandit", "semgrep")}
+    print("tools: " + ", ".join(f"{tool} {lines[0].split()[-1] if lines else '?'}" for tool, lines in versions.items()))
     # what a CI cache restored from main holds: main's own gate run (base = head = main)
     cold = timed(["truthplane", "gate", ".", "--base", "main", *env_cache], repo, ok=(0,))
     print(f"cold gate on main (fills the cache as main's own CI job would): {cold:.1f} s")

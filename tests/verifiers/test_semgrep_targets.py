@@ -174,3 +174,20 @@ def test_a_file_that_became_a_symbolic_link_is_decided_again(make_repo: Callable
     assert {x[1] for x in unaided} == {"pkg/real.py"}
     assert located(verifier.scan(root, files=files).findings) == unaided
     assert verifier.narrow(root, files) == ["pkg/real.py"]  # and the walk taught that the link is skipped
+
+
+def test_what_a_commits_tree_taught_serves_the_working_tree_with_the_repositorys_own_rules(
+        make_repo: Callable[..., Path], tmp_path: Path) -> None:
+    """The repository's `.semgrep.yml` sits at another path in a commit's exported tree than in the working tree:
+    the same rules by content, so the decisions a whole scan of the commit made hold for the working tree."""
+    rule = ("rules:\n  - id: no-print\n    pattern: print(...)\n    message: no print\n    languages: [python]\n"
+            "    severity: WARNING\n")
+    root = make_repo({".semgrep.yml": rule, "pkg/a.py": "print(1)\n", "tests/t.py": "print(2)\n"})
+    memo_dir = tmp_path / "cache"
+    verifier = _semgrep(memo_dir)
+    verifier.scan(_exported(root, tmp_path / "export"), files=["pkg/a.py", "tests/t.py"])
+    assert verifier.narrow(root, ["pkg/a.py", "tests/t.py"]) == ["pkg/a.py"]
+    argv = verifier.command(root, ["pkg/a.py"]).argv
+    assert _targets(argv) == ["pkg/a.py"] and not _includes(argv)
+    assert located(verifier.scan(root, files=["pkg/a.py", "tests/t.py"]).findings) == located(
+        _semgrep(None).scan(root, files=["pkg/a.py", "tests/t.py"]).findings)

@@ -83,13 +83,9 @@ class TargetMemo:
         digest = hashlib.sha256(self.tool.encode())
         digest.update(repr((bool(self.inputs.get("native")), self.args)).encode())
         for rule in self.inputs.get("rules", []):
-            digest.update(b"\0rule\0" + os.fsencode(str(rule)))
             for path in _rule_files(Path(rule)):
-                try:
-                    stat = path.stat()
-                except OSError:
-                    continue
-                digest.update(f"\0{path}\0{stat.st_size}\0{stat.st_mtime_ns}".encode())
+                # by content: a repository's own rules sit at another path in a commit's exported tree
+                digest.update(b"\0rule\0" + _content_digest(path))
         return digest.hexdigest()
 
     def contexts(self, root: Path, files: Iterable[str], salt: str) -> dict[str, bytes]:
@@ -235,6 +231,27 @@ def _includes(content: bytes) -> list[str]:
             name = line[len(":include"):].strip()
             if name:
                 found.append(name)
+    return found
+
+
+_DIGESTS: dict[tuple[str, int, int, int], bytes] = {}
+
+
+def _content_digest(path: Path) -> bytes:
+    """A file's content digest, read again only when its size or modification time changes."""
+    try:
+        stat = path.stat()
+    except OSError:
+        return b"-"
+    key = (str(path), stat.st_ino, stat.st_size, stat.st_mtime_ns)
+    found = _DIGESTS.get(key)
+    if found is None:
+        content = _read(path)
+        found = b"-" if content is None else hashlib.sha256(content).digest()
+        with _memo_lock:
+            if len(_DIGESTS) > 256:
+                _DIGESTS.clear()
+            _DIGESTS[key] = found
     return found
 
 

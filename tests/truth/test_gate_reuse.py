@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -158,6 +159,75 @@ def test_git_calls_started_ahead_answer_the_gate_once_and_nothing_outlives_them(
     (root / "b.py").write_text("import json\n" + UNUSED)
     after = run_gate(root, tmp_path / "cache-ahead")
     assert sorted(f.path for f in after.new) == ["a.py", "b.py"]  # not an answer left over from the block
+
+
+def test_the_gates_own_listings_wait_for_the_calls_started_ahead(make_repo, tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """A gate that asks for a listing before the calls ahead have started it waits for them: git's stat pass and
+    walk of the working tree, run twice at once, would cost a large repository both its cores."""
+    from truthplane.git import run as _git
+
+    root = make_repo({"a.py": UNUSED, "b.py": UNUSED})
+    git(root, "checkout", "-qb", "feature")
+    (root / "a.py").write_text("import json\n" + UNUSED)
+    (root / "new.py").write_text("import json\n")
+    asked: list[tuple[str, ...]] = []
+    askers: list[str] = []
+    real_run, real_kept = _git.run, _git.listing_kept
+
+    def counting(cwd: Path, *args: str, **kwargs: object) -> str:
+        asked.append(args)
+        askers.append(threading.current_thread().name)
+        return real_run(cwd, *args, **kwargs)  # type: ignore[arg-type]
+
+    def slow(store: Path | None, commit: str) -> bool:
+        time.sleep(0.5)  # the calls ahead, slow to start the listings: the gate is there first
+        return real_kept(store, commit)
+
+    monkeypatch.setattr(_git, "run", counting)
+    monkeypatch.setattr(_git, "listing_kept", slow)
+    with _git.gate_calls_ahead(root, "main", None):
+        result = run_gate(root, tmp_path / "cache")
+    assert sorted(f.path for f in result.new) == ["a.py", "new.py"]
+    listings = [(args, by) for args, by in zip(asked, askers) if args[0] in ("ls-tree", "diff-index", "diff-tree")]
+    assert len(listings) == 2 and all(by.startswith("git-ahead") for _, by in listings), listings
+
+
+def test_a_commits_listing_kept_in_the_cache_is_read_back(make_repo, tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """A base listed once is read back from the cache directory by the next gate's process, under the same
+    excludes only; the calls ahead do not list it again either."""
+    from truthplane.git import run as _git
+    from truthplane.git.repo import Repo
+    from truthplane.truth import sources
+
+    root = make_repo({"a.py": UNUSED, "vendor/v.py": UNUSED})
+    repo = Repo.require(root)
+    head = repo.head()
+    assert head is not None
+    store = tmp_path / "cache"
+    first = sources.commit_source(repo, head, load_config(root), store)
+    sources._LISTED.clear()  # as in a new process
+    monkeypatch.setattr(Repo, "tree_blobs", lambda self, commit: pytest.fail("listed again"))
+    again = sources.commit_source(repo, head, load_config(root), store)
+    assert again.files == first.files and sorted(again.files) == ["a.py", "vendor/v.py"]
+
+    asked: list[tuple[str, ...]] = []
+    real_run = _git.run
+    monkeypatch.setattr(_git, "run", lambda cwd, *args, **kw: asked.append(args) or real_run(cwd, *args, **kw))
+    sources._LISTED.clear()
+    with _git.gate_calls_ahead(root, "main", None, store=store):
+        assert run_gate(root, store).new == []
+    assert asked and not [args for args in asked if args[0] == "ls-tree"]
+
+    monkeypatch.undo()
+    sources._LISTED.clear()
+    (root / "truthplane.toml").write_text('exclude = ["vendor"]\n')
+    assert sorted(sources.commit_source(repo, head, load_config(root), store).files) == ["a.py"]
+    for kept in (store / "listings").iterdir():
+        kept.write_bytes(b"\x00not a listing")
+    sources._LISTED.clear()
+    assert sorted(sources.commit_source(repo, head, load_config(root), store).files) == ["a.py"]
 
 
 def test_a_call_that_failed_ahead_fails_the_gate_as_it_would_have(make_repo, tmp_path: Path) -> None:

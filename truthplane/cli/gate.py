@@ -82,7 +82,8 @@ def gate(
         )
         # git lists both states while the rest is imported and the configuration read, and the tools start on
         # the changed files as soon as git has said which they are
-        with tools_ahead(plans) as on_listed, gate_calls_ahead(path, base, head, on_listed):
+        with tools_ahead(plans) as on_listed, gate_calls_ahead(
+                path, base, head, on_listed, store=plans.cache_dir if plans else None):
             from truthplane.cli import render
             from truthplane.truth.pipeline import gate as run_gate
 

@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from truthplane.errors import GitError
+from truthplane.git.untracked import LISTING, untracked_apart
 
 GIT_ENV = {"GIT_TERMINAL_PROMPT": "0", "GIT_OPTIONAL_LOCKS": "0", "LC_ALL": "C"}
 
@@ -30,8 +31,21 @@ def changes_args(commit: str, head: str) -> tuple[tuple[str, ...], ...]:
     commits' trees are compared in git's objects."""
     return (
         ("diff-index", "--raw", "-z", "--no-renames", "--no-abbrev", head, "--"),
-        ("ls-files", "-o", "--exclude-standard", "-z"),
+        LISTING,
     ) + ((("diff-tree", "-r", "-z", "--no-renames", "--no-abbrev", commit, head, "--"),) if head != commit else ())
+
+
+def listing_file(store: Path, commit: str, variant: str) -> Path:
+    """Where a gate keeps a commit's listing (truthplane.truth.sources.commit_source), one per `variant` (a digest
+    of the excludes it was made under); with one there, a gate need not ask git for that commit's tree."""
+    return store / "listings" / f"{commit}-{variant}.listing"
+
+
+def listing_kept(store: Path | None, commit: str) -> bool:
+    if store is None:
+        return False
+    pattern = listing_file(store, commit, "*")
+    return any(pattern.parent.glob(pattern.name))
 
 
 def renames_args(old: str) -> tuple[str, ...]:
@@ -41,12 +55,17 @@ def renames_args(old: str) -> tuple[str, ...]:
 # git calls started before anybody asked for them (see gate_calls_ahead): (cwd, args) -> the call's answer
 _ahead: dict[tuple[str, tuple[str, ...]], Future[str]] = {}
 _ahead_lock = threading.Lock()
+# set once a chain has started the listings (or given up): until then, a gate's own listing waits for it, rather
+# than run the same walk of the working tree beside it
+_chains: list[threading.Event] = []
+_LISTINGS = ("ls-tree", "diff-index", "ls-files", "diff-tree", "diff")
 
 
 @contextmanager
 def gate_calls_ahead(
     path: Path, base_ref: str, head_ref: str | None,
     on_listed: Callable[[tuple[Path, str | None, str | None, str | None] | None], None] | None = None,
+    store: Path | None = None,
 ) -> Iterator[None]:
     """Start the git calls a gate of `path` against `base_ref` will make, and let the gate take their answers.
 
@@ -63,13 +82,17 @@ def gate_calls_ahead(
     pass over the working tree ends, and lists the tracked changes long before its walk for untracked files
     ends: `on_listed` is called as each is known, with None for what is not yet (the working tree's diff, the
     untracked files), so the tools start on what is known; the last call has the untracked files.
+
+    With a `store` (the cache directory), the untracked files come from the snapshot of the working tree's
+    directories kept there (truthplane.git.untracked): git walks only what changed since the last gate.
     """
     started: list[tuple[str, tuple[str, ...]]] = []
+    listings_started = threading.Event()
     # the chain itself, and at most five calls at once (both listings, the untracked walk, the trees, renames)
     pool = ThreadPoolExecutor(max_workers=6, thread_name_prefix="git-ahead")
 
-    def start(cwd: Path, *args: str) -> Future[str]:
-        future = pool.submit(run, cwd, *args)
+    def start(cwd: Path, *args: str, call: Callable[[], str] | None = None) -> Future[str]:
+        future = pool.submit(call) if call is not None else pool.submit(run, cwd, *args)
         key = (str(cwd), args)
         with _ahead_lock:
             _ahead[key] = future
@@ -85,12 +108,21 @@ def gate_calls_ahead(
             merge_base = start(root, "merge-base", head_commit, base_commit).result().strip()
         except GitError:
             return None  # the gate will say what is wrong
-        start(root, *tree_args(merge_base))
+        if not listing_kept(store, merge_base):
+            start(root, *tree_args(merge_base))
         if head_ref is not None:
             start(root, *tree_args(head_commit))
             start(root, *renames_args(merge_base), head_commit)
+            listings_started.set()
             return None
-        diff, untracked, *trees = (start(root, *args) for args in changes_args(merge_base, head_commit))
+        def untracked() -> str:
+            return untracked_apart(root, head_commit, store, GIT_ENV, lambda: run(root, *LISTING))
+
+        diff, listed, *trees = (
+            start(root, *args, call=untracked if args == LISTING else None)
+            for args in changes_args(merge_base, head_commit)
+        )
+        listings_started.set()
         if on_listed is None:
             return None
         try:
@@ -99,9 +131,9 @@ def gate_calls_ahead(
                 # the branch's commits, compared in git's objects, are known before the working tree's stat pass
                 on_listed((root, None, None, committed))
             tracked = diff.result()
-            if not untracked.done():
+            if not listed.done():
                 on_listed((root, tracked, None, committed))
-            return root, tracked, untracked.result(), committed
+            return root, tracked, listed.result(), committed
         except GitError:
             return None
 
@@ -110,21 +142,29 @@ def gate_calls_ahead(
         try:
             listing = chain()
         finally:
+            listings_started.set()
             if on_listed is not None:
                 on_listed(listing)
 
+    with _ahead_lock:
+        _chains.append(listings_started)
     try:
         pool.submit(chain_and_tell)
         yield
     finally:
+        listings_started.set()
         pool.shutdown(wait=True)  # no git left running behind the caller
         with _ahead_lock:
+            _chains.remove(listings_started)
             for key in started:
                 _ahead.pop(key, None)
 
 
 def git(cwd: Path, *args: str, input_bytes: bytes | None = None, env: dict[str, str] | None = None) -> str:
     """git's output for `args` in `cwd`: the answer of the same call started ahead, if there is one."""
+    if _chains and input_bytes is None and env is None and args[0] in _LISTINGS:
+        for chain in list(_chains):
+            chain.wait(timeout=60)
     if _ahead and input_bytes is None and env is None:
         with _ahead_lock:
             answer = _ahead.pop((str(cwd), args), None)

@@ -160,7 +160,7 @@ class Gatekeeper:
         plans = LaunchPlans(self.cache_dir, only=tuple(verifiers) if verifiers else None)
         with self._gating:
             # as the CLI does: git lists the change and the tools start on it while the configuration is read
-            with tools_ahead(plans) as on_listed, gate_calls_ahead(target, base, None, on_listed):
+            with tools_ahead(plans) as on_listed, gate_calls_ahead(target, base, None, on_listed, store=self.cache_dir):
                 config = self._config(target)
                 check_selection(config, verifiers)
                 result = run_gate(target, config, self._options(verifiers), base_ref=base, plans=plans, carry=True)

@@ -120,7 +120,8 @@ def gate(
     excluded = Excluder(config.all_excludes())
     with ThreadPoolExecutor(max_workers=7, thread_name_prefix="gate") as pool:
         pool.submit(preload_verifiers, config, options.only)
-        base_listed = pool.submit(commit_source, repo, merge_base, config)
+        store = options.cache_directory(config) if options.use_cache else None
+        base_listed = pool.submit(commit_source, repo, merge_base, config, store)
         renames_found: Future[dict[str, str]] | None
         if head_ref:
             renames_found = pool.submit(repo.renames, merge_base, head_commit)

@@ -6,6 +6,10 @@ the working tree's changes laid over it; the configured excludes are left out of
 
 from __future__ import annotations
 
+import hashlib
+import marshal
+import os
+import tempfile
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
@@ -16,6 +20,7 @@ from typing import TYPE_CHECKING
 
 from truthplane.errors import TruthplaneError
 from truthplane.git.repo import Repo, directory_files
+from truthplane.git.run import listing_file
 
 if TYPE_CHECKING:
     from truthplane.config import Config
@@ -143,6 +148,45 @@ def worktree_source(path: Path, config: Config) -> Source:
     return Source(files, lambda: nullcontext(root), label=str(path), commit=commit, dirty=dirty)
 
 
+def _variant(excludes: tuple[str, ...]) -> str:
+    """A digest of what makes a listing from a commit's tree: the excludes, and the code that lists and matches
+    them (this module and the git one: another version of truthplane lists afresh)."""
+    import truthplane.git.repo
+
+    digest = hashlib.sha256(repr(excludes).encode())
+    for module in (__file__, truthplane.git.repo.__file__):
+        digest.update(Path(module).read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def _read_listing(path: Path) -> dict[str, str] | None:
+    try:
+        with open(path, "rb") as handle:
+            listed = marshal.loads(handle.read())  # load() reads the file piece by piece: four times slower
+    except (OSError, EOFError, ValueError, TypeError):
+        return None
+    return listed if isinstance(listed, dict) else None
+
+
+def _write_listing(path: Path, listed: dict[str, str]) -> None:
+    """Best effort, written whole or not at all; the oldest listings beyond _STORED_KEPT are dropped."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".listing-")
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                marshal.dump(listed, handle)
+            os.replace(tmp, path)
+        except BaseException:
+            os.unlink(tmp)
+            raise
+        kept = sorted(path.parent.glob("*.listing"), key=lambda p: p.stat().st_mtime_ns, reverse=True)
+        for old in kept[_STORED_KEPT:]:
+            old.unlink(missing_ok=True)
+    except OSError:
+        pass
+
+
 def worktree_over(base: Source, root: Path, changes: dict[str, str | None], *, commit: str | None,
                   dirty: bool) -> Source:
     """The working tree as `base` (a commit's listing) with `changes` (Repo.changes_since that commit)
@@ -163,8 +207,16 @@ _LISTED_KEPT = 4
 _listed_lock = threading.Lock()
 
 
-def commit_source(repo: Repo, commit: str, config: Config) -> Source:
-    """A commit's tree, exported to a temporary directory only if some verifier needs the files."""
+# listings kept in a cache directory: a listing of a large repository is megabytes
+_STORED_KEPT = 6
+
+
+def commit_source(repo: Repo, commit: str, config: Config, store: Path | None = None) -> Source:
+    """A commit's tree, exported to a temporary directory only if some verifier needs the files.
+
+    With a `store` (the cache directory), the listing (path -> blob, the excludes applied) is kept there: a later
+    gate against the same base reads it back, where git would list the tree again and every path would be
+    matched against the excludes again (on a tree of 70,000 files, 0.15 s of work, against 0.02 s)."""
     excludes = tuple(config.all_excludes())
     key = (str(repo.root), commit, excludes)
     with _listed_lock:
@@ -172,8 +224,13 @@ def commit_source(repo: Repo, commit: str, config: Config) -> Source:
         if listed is not None:
             _LISTED.move_to_end(key)
     if listed is None:
-        excluded = Excluder(list(excludes))
-        listed = {path: blob for path, blob in repo.tree_blobs(commit).items() if not excluded(path)}
+        kept = None if store is None else listing_file(store, commit, _variant(excludes))
+        listed = _read_listing(kept) if kept is not None else None
+        if listed is None:
+            excluded = Excluder(list(excludes))
+            listed = {path: blob for path, blob in repo.tree_blobs(commit).items() if not excluded(path)}
+            if kept is not None:
+                _write_listing(kept, listed)
         with _listed_lock:
             _LISTED[key] = listed
             while len(_LISTED) > _LISTED_KEPT:

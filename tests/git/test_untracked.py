@@ -1,0 +1,313 @@
+"""The untracked files from the snapshot of the working tree's directories (truthplane.git.untracked) against git's
+own walk, through random changes of real repositories: files and directories made, removed, renamed and turned
+into one another, ignore rules written and removed, paths added to and removed from the index, commits, branches,
+symbolic links, ignored directories, nested repositories."""
+
+from __future__ import annotations
+
+import marshal
+import os
+import random
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import git
+from truthplane.git import untracked as untracked_module
+from truthplane.git.run import GIT_ENV, run
+from truthplane.git.untracked import LISTING, untracked, untracked_apart
+
+NAMES = ["a", "b", "c", "build", "cache", "x.log", "keep.log", "n.py", "tmp.tmp", "sp ace", "st*r", "[br]", "été"]
+RULES = ["*.log", "build/", "/cache", "!keep.log", "*.tmp", "sub*/", "c", "!c/", "[br]", "deep/**/z"]
+
+
+class Lister:
+    """untracked() with a store, counting git's full walks; every answer checked against git's own walk."""
+
+    def __init__(self, root: Path, store: Path) -> None:
+        self.root, self.store = root, store
+        self.walks = self.answers = 0
+        time.sleep(0.02)  # the repository just made is past the racy window of quick_racy
+
+    def walk(self) -> str:
+        self.walks += 1
+        return run(self.root, *LISTING)
+
+    def check(self) -> list[str]:
+        head = git(self.root, "rev-parse", "HEAD")
+        answer = untracked(self.root, head, self.store, GIT_ENV, self.walk)
+        expected = run(self.root, *LISTING)
+        self.answers += 1
+        got, want = answer.split("\0"), expected.split("\0")
+        assert sorted(got) == sorted(want), f"snapshot {sorted(set(got) - set(want))}, git {sorted(set(want) - set(got))}"
+        time.sleep(0.02)  # past the file system's clock tick: a change after the listing shows in the times
+        return [p for p in want if p]
+
+
+@pytest.fixture
+def quick_racy(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Trust what changed more than 10 ms before a listing (the default window, seconds, would make every
+    directory these tests touch racy, and so never trusted)."""
+    monkeypatch.setattr(untracked_module, "RACY_NS", 10_000_000)
+
+
+def files_and_dirs(root: Path) -> tuple[list[Path], list[Path]]:
+    files, dirs = [], []
+    for dirpath, dirnames, filenames in os.walk(root):
+        if ".git" in dirnames:
+            dirnames.remove(".git")
+        here = Path(dirpath)
+        dirs += [here / d for d in dirnames]
+        files += [here / f for f in filenames]
+    return files, dirs
+
+
+def change(rng: random.Random, root: Path) -> str:
+    """One random change of the working tree, the index or HEAD (or none, where the change chosen cannot be
+    made: a file where a directory was to be made, say)."""
+    try:
+        return _change(rng, root)
+    except OSError:
+        return "none"
+
+
+def _change(rng: random.Random, root: Path) -> str:
+    files, dirs = files_and_dirs(root)
+    places = [root, *[d for d in dirs if not d.is_symlink()]]
+    place = rng.choice(places)
+    name = rng.choice(NAMES)
+    kind = rng.choice(["file", "file", "file", "dir", "rm", "rmdir", "mv", "add", "rm-cached", "commit", "rules",
+                       "rules", "exclude", "swap", "link", "branch", "deep", "file", "dir", "mv"])
+    if rng.random() < 0.04:
+        kind = "nested"
+    nested = [d for d in dirs if not d.is_symlink() and (d / ".git").exists()]
+    if nested and rng.random() < 0.5:
+        shutil.rmtree(rng.choice(nested) / ".git")
+        return "unnest"
+    target = place / name
+    if kind == "file" and not target.is_dir():
+        target.write_text(f"{rng.random()}\n")
+    elif kind == "dir":
+        made = target / rng.choice(NAMES)
+        if not target.exists() or target.is_dir():
+            made.parent.mkdir(parents=True, exist_ok=True)
+            if not made.is_dir():
+                made.write_text("x\n")
+    elif kind == "deep":
+        made = place / "deep" / rng.choice(NAMES) / "z"
+        if all(not p.exists() or p.is_dir() for p in made.parents if root in p.parents):
+            made.parent.mkdir(parents=True, exist_ok=True)
+            if not made.is_dir():
+                made.write_text("z\n")
+    elif kind == "rm" and files:
+        victim = rng.choice(files)
+        if victim.name != ".gitignore" or rng.random() < 0.3:
+            victim.unlink()
+    elif kind == "rmdir" and dirs:
+        victim = rng.choice(dirs)
+        if victim.is_symlink():
+            victim.unlink()
+        else:
+            shutil.rmtree(victim)
+    elif kind == "mv" and (files or dirs):
+        source = rng.choice(files + dirs)
+        if not target.exists() and source not in target.parents and source != target:
+            source.rename(target)
+    elif kind == "add":
+        listed = [p for p in run(root, *LISTING).split("\0") if p and not p.endswith("/")]
+        if listed:
+            git(root, "add", "--", rng.choice(listed))
+    elif kind == "rm-cached":
+        tracked = [p for p in run(root, "ls-files", "-z").split("\0") if p and not p.endswith(".gitignore")]
+        if tracked:
+            git(root, "rm", "-q", "--cached", "--", rng.choice(tracked))
+    elif kind == "commit":
+        git(root, "commit", "-qam", "change", "--allow-empty")
+    elif kind == "rules":
+        rules = place / ".gitignore"
+        if rng.random() < 0.2 and rules.is_file():
+            rules.unlink()
+        elif not rules.is_dir():
+            with rules.open("a") as handle:
+                handle.write(rng.choice(RULES) + "\n")
+    elif kind == "exclude":
+        with (root / ".git" / "info" / "exclude").open("a") as handle:
+            handle.write(rng.choice(RULES) + "\n")
+    elif kind == "swap" and files:
+        victim = rng.choice(files)
+        victim.unlink()
+        victim.mkdir()
+        (victim / "inside").write_text("i\n")
+    elif kind == "link" and not target.exists() and not target.is_symlink():
+        target.symlink_to(rng.choice(places))
+    elif kind == "nested" and not target.exists():
+        target.mkdir()
+        git(target, "init", "-q")
+        (target / "inner").write_text("i\n")
+    elif kind == "branch":
+        git(root, "checkout", "-q", "-B", f"b{rng.randrange(3)}")
+    return kind
+
+
+def seed_repo(make_repo, rng: random.Random) -> Path:  # type: ignore[no-untyped-def]
+    files: dict[str, str] = {".gitignore": "*.log\nbuild/\n"}
+    for _ in range(25):
+        depth = rng.randrange(1, 4)
+        rel = "/".join(rng.choice(["pkg", "lib", "sub1", "docs", "t"]) for _ in range(depth))
+        files[f"{rel}/{rng.choice(NAMES[5:])}"] = "v\n"
+    files = {p: c for p, c in files.items() if not any(p.startswith(q + "/") for q in files)}
+    root = make_repo(files)
+    for rel in list(files)[:5]:
+        (root / rel).with_name("untracked.txt").write_text("u\n")
+    (root / "build").mkdir()
+    (root / "build" / "out.o").write_text("o\n")
+    return root
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_snapshot_answers_as_git_walks_through_random_changes(seed, make_repo, tmp_path, quick_racy) -> None:
+    rng = random.Random(seed)
+    root = seed_repo(make_repo, rng)
+    lister = Lister(root, tmp_path / "cache")
+    lister.check()
+    kinds = []
+    for _ in range(45):
+        kinds.append(change(rng, root))
+        lister.check()
+    # the snapshot answered most listings itself: these repositories are no test of git's walk alone
+    assert lister.walks < lister.answers / 2, (lister.walks, kinds)
+
+
+def test_an_unchanged_tree_is_answered_without_git_walking(make_repo, tmp_path, quick_racy) -> None:
+    root = make_repo({"a/b/c.py": "x\n", "d/e.py": "y\n", ".gitignore": "*.log\n"})
+    (root / "a" / "new.py").write_text("n\n")
+    lister = Lister(root, tmp_path / "cache")
+    assert lister.check() == ["a/new.py"]
+    assert lister.walks == 1
+    assert lister.check() == ["a/new.py"]
+    (root / "d" / "more.py").write_text("m\n")
+    (root / "d" / "skip.log").write_text("m\n")
+    assert lister.check() == ["a/new.py", "d/more.py"]
+    assert lister.walks == 1
+
+
+def test_a_path_removed_from_the_index_is_untracked_though_no_directory_changed(make_repo, tmp_path,
+                                                                                   quick_racy) -> None:
+    root = make_repo({"a/b/c.py": "x\n", "a/keep.py": "k\n"})
+    lister = Lister(root, tmp_path / "cache")
+    assert lister.check() == []
+    git(root, "rm", "-q", "--cached", "a/b/c.py")
+    assert lister.check() == ["a/b/c.py"]
+    git(root, "add", "a/b/c.py")
+    assert lister.check() == []
+    git(root, "rm", "-q", "--cached", "a/b/c.py")
+    git(root, "commit", "-qm", "gone from HEAD")
+    assert lister.check() == ["a/b/c.py"]
+    assert lister.walks == 1
+
+
+def test_changed_ignore_rules_are_obeyed(make_repo, tmp_path, quick_racy) -> None:
+    root = make_repo({"a/b/c.py": "x\n", "a/.gitignore": "*.tmp\n"})
+    (root / "a" / "b" / "t.tmp").write_text("t\n")
+    (root / "a" / "b" / "u.py").write_text("u\n")
+    (root / "top.tmp").write_text("t\n")
+    lister = Lister(root, tmp_path / "cache")
+    assert lister.check() == ["a/b/u.py", "top.tmp"]
+    with (root / "a" / ".gitignore").open("w") as handle:  # the same directory entry, new content
+        handle.write("*.py\n")
+    assert lister.check() == ["a/b/t.tmp", "top.tmp"]
+    assert lister.walks == 1  # a/ and all below it read again, not the whole tree
+    (root / "a" / ".gitignore").unlink()
+    assert lister.check() == ["a/b/t.tmp", "a/b/u.py", "top.tmp"]
+    (root / "a" / "b" / ".gitignore").write_text("u.py\n")
+    assert lister.check() == ["a/b/.gitignore", "a/b/t.tmp", "top.tmp"]
+    assert lister.walks == 1
+    (root / ".git" / "info" / "exclude").write_text("*.tmp\n")
+    assert lister.check() == ["a/b/.gitignore"]
+    (root / ".gitignore").write_text(".gitignore\n")
+    assert lister.check() == []
+    assert lister.walks == 3
+
+
+def test_a_nested_repository_is_always_walked_by_git(make_repo, tmp_path, quick_racy) -> None:
+    root = make_repo({"a/c.py": "x\n"})
+    (root / "inner").mkdir()
+    git(root / "inner", "init", "-q")
+    lister = Lister(root, tmp_path / "cache")
+    assert lister.check() == ["inner/"]
+    assert lister.check() == ["inner/"]
+    assert lister.walks == 2
+    shutil.rmtree(root / "inner" / ".git")
+    (root / "inner" / "f.py").write_text("f\n")
+    assert lister.check() == ["inner/f.py"]
+    (root / "inner" / "g.py").write_text("g\n")
+    assert lister.check() == ["inner/f.py", "inner/g.py"]
+    assert lister.walks == 3
+    git(root / "inner", "init", "-q")  # in a directory the snapshot holds
+    assert lister.check() == ["inner/"]
+
+
+def test_an_ignored_directory_is_not_read(make_repo, tmp_path, quick_racy, monkeypatch) -> None:
+    root = make_repo({"a/c.py": "x\n", ".gitignore": "node_modules/\n"})
+    (root / "node_modules" / "dep").mkdir(parents=True)
+    lister = Lister(root, tmp_path / "cache")
+    assert lister.check() == []
+    read: list[str] = []
+    scandir = os.scandir
+    monkeypatch.setattr(untracked_module.os, "scandir", lambda path: read.append(os.fsdecode(path)) or scandir(path))
+    (root / "node_modules" / "dep" / "more").mkdir()
+    (root / "node_modules" / "x.js").write_text("x\n")
+    assert lister.check() == []
+    assert not [p for p in read if "node_modules" in p]
+    assert lister.walks == 1
+
+
+def test_a_directory_changed_too_close_to_the_snapshot_is_read_again(make_repo, tmp_path) -> None:
+    # the default window: every directory these tests made is too recent to trust, whatever its times say
+    root = make_repo({"a/c.py": "x\n"})
+    lister = Lister(root, tmp_path / "cache")
+    lister.check()
+    with untracked_module._snapshot_path(tmp_path / "cache", root).open("rb") as handle:
+        snapshot = marshal.load(handle)
+    assert snapshot["dirs"] == ["", "a"]
+    assert snapshot["stamps"] == untracked_module._RACY * 2
+    lister.check()
+    assert lister.walks == 2  # git's info/exclude is as new: nothing the snapshot holds is trusted
+
+
+def test_a_broken_snapshot_costs_a_walk_not_an_answer(make_repo, tmp_path, quick_racy) -> None:
+    root = make_repo({"a/c.py": "x\n"})
+    (root / "u.py").write_text("u\n")
+    lister = Lister(root, tmp_path / "cache")
+    lister.check()
+    for path in (tmp_path / "cache" / "worktrees").iterdir():
+        path.write_bytes(b"\x00garbage")
+    assert lister.check() == ["u.py"]
+    assert lister.walks == 2
+
+
+def test_without_a_store_git_walks(make_repo) -> None:
+    root = make_repo({"a/c.py": "x\n"})
+    (root / "u.py").write_text("u\n")
+    assert untracked(root, git(root, "rev-parse", "HEAD"), None, GIT_ENV, lambda: "asked\0") == "asked\0"
+
+
+def test_the_listing_apart_answers_as_git_and_leaves_the_snapshot(make_repo, tmp_path, quick_racy) -> None:
+    root = make_repo({"a/c.py": "x\n", ".gitignore": "*.log\n"})
+    (root / "a" / "u.py").write_text("u\n")
+    (root / "a" / "v.log").write_text("v\n")
+    lister = Lister(root, tmp_path / "cache")
+    head = git(root, "rev-parse", "HEAD")
+    assert untracked_apart(root, head, tmp_path / "cache", GIT_ENV, lambda: pytest.fail("walked here")) == "a/u.py\0"
+    with untracked_module._snapshot_path(tmp_path / "cache", root).open("rb") as handle:
+        snapshot = marshal.load(handle)
+    assert (snapshot["dirs"], snapshot["untracked"]) == (["", "a"], ["a/u.py"])
+    assert lister.check() == ["a/u.py"]
+
+
+def test_a_listing_apart_that_fails_is_walked_here(tmp_path) -> None:
+    (tmp_path / "no repository").mkdir()
+    assert untracked_apart(tmp_path / "no repository", "0" * 40, tmp_path / "cache", GIT_ENV,
+                           lambda: "walked\0") == "walked\0"

@@ -1,0 +1,425 @@
+"""The working tree's untracked files, as `git ls-files -o --exclude-standard -z` prints them, without git's walk
+of every directory on each gate.
+
+Git finds untracked files by reading every directory no ignore rule excludes: on a large repository, the longest
+thing a gate of a small change waits for. A directory's entries change only when its modification and change
+times do, so a snapshot is kept beside the result cache: each directory git's walk reads (the top directory and
+every one below it that no ignore rule excludes), with its times and inode, each `.gitignore` among them by
+content, and git's answer. The next listing stats those directories, reads only the ones that changed, and asks
+git about their files alone (literal pathspecs): git still decides every file, by its own rules.
+
+What can change git's answer without a directory's times changing is checked too:
+- the ignore rules: every `.gitignore` of the walk, by content; `info/exclude` and the `core.excludesFile`, by
+  content; git's configuration, environment and executable. Any change means git's full walk.
+- the index's tracked paths: a path added to or removed from the index since the snapshot (the index against
+  HEAD, now and then, and HEAD against the snapshot's) is asked about by name; a submodule means the full walk.
+- racy times (git's word): a directory or ignore file whose change time lies within RACY_NS of the snapshot could
+  change again with the same time, and is never trusted by the next listing.
+
+A `.git` anywhere below the top (a nested repository or a submodule), a `.gitignore` that is no regular file, or
+a sparse checkout makes git walk every time. A snapshot that cannot be read or written costs git's own walk, no
+answer: the cache directory is trusted like the result cache.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import marshal
+import os
+import shutil
+import stat
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+
+LISTING = ("ls-files", "-o", "--exclude-standard", "-z")
+
+_VERSION = 2
+RACY_NS = 3_000_000_000  # a change this close to a snapshot may leave a time as it was: file systems count coarsely
+MAX_PATHSPECS = 4000  # more paths to ask about than this: git's own walk is as quick
+MAX_NEW_DIRS = 2000  # more new directories than this: the same
+_CHANGED = ("A", "D", "T", "U", "X")  # statuses of a raw diff that add or remove a tracked path
+
+
+class _Walk(Exception):
+    """The snapshot cannot answer this listing: git walks the whole working tree."""
+
+
+_Stamp = tuple[int, int, int]  # (mtime_ns, ctime_ns, inode) of a directory
+_PACKED = struct.Struct("<qqQ")  # a snapshot's stamps, one bytes object (quick to load); zeros: racy, never trusted
+_RACY = bytes(_PACKED.size)
+
+
+def untracked(root: Path, head: str | None, store: Path | None, env: Mapping[str, str],
+              walk: Callable[[], str]) -> str:
+    """What `walk` (git's own `ls-files -o --exclude-standard -z` in `root`) prints, from the snapshot in `store`
+    where it can answer; `head` is HEAD's commit. Without a store or a HEAD this is `walk()` itself."""
+    if store is None or head is None:
+        return walk()
+    return _Lister(root, dict(env)).listing(head, _snapshot_path(store, root), walk)
+
+
+def untracked_apart(root: Path, head: str | None, store: Path | None, env: Mapping[str, str],
+                    walk: Callable[[], str]) -> str:
+    """untracked() in a Python process of its own (this file, run with no site and no imports of the project): a
+    stat of every directory of a large tree would otherwise hold this process's interpreter lock against all the
+    rest a gate does meanwhile. Whatever goes wrong there, `walk()` answers."""
+    if store is None or head is None or not sys.executable:
+        return walk()
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-I", "-S", __file__, os.fsdecode(root), head, os.fsdecode(store)],
+            capture_output=True, env={**os.environ, **env}, timeout=300,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return walk()
+    return proc.stdout.decode("utf-8", "surrogateescape") if proc.returncode == 0 else walk()
+
+
+def _main(argv: list[str]) -> int:
+    root, head, store = Path(argv[0]), argv[1], Path(argv[2])
+
+    def walk() -> str:
+        proc = subprocess.run(["git", *LISTING], cwd=root, capture_output=True)
+        if proc.returncode != 0:
+            raise SystemExit(1)  # the caller walks, and says what git said
+        return proc.stdout.decode("utf-8", "surrogateescape")
+
+    sys.stdout.buffer.write(untracked(root, head, store, {}, walk).encode("utf-8", "surrogateescape"))
+    return 0
+
+
+def _snapshot_path(store: Path, root: Path) -> Path:
+    digest = hashlib.sha256(os.fsencode(os.path.realpath(root))).hexdigest()[:24]
+    return store / "worktrees" / f"{digest}.snapshot"
+
+
+def _parent(path: str) -> str:
+    return path.rpartition("/")[0]
+
+
+def _join(parent: str, name: str) -> str:
+    return f"{parent}/{name}" if parent else name
+
+
+class _Lister:
+    def __init__(self, root: Path, env: dict[str, str]) -> None:
+        self.root = root
+        self.prefix = os.path.join(os.fsdecode(root), "")
+        self.env = {**os.environ, **env}
+
+    # --- the answer -------------------------------------------------------------------------------------
+
+    def listing(self, head: str, path: Path, walk: Callable[[], str]) -> str:
+        started = time.time_ns()
+        try:
+            key = self.key(started)
+        except _Walk:
+            return walk()  # nothing to keep a snapshot for (a sparse checkout, or git cannot say)
+        old = _load(path, key)
+        with ThreadPoolExecutor(max_workers=3, thread_name_prefix="untracked") as pool:
+            staged = pool.submit(self.staged)
+            if old is not None and old.get("opaque"):
+                if any(os.path.lexists(self.prefix + p) for p in old["opaque"]):
+                    return walk()  # still a nested repository (or the like): git walks, nothing to learn
+                old = None
+            if old is not None:
+                moved = pool.submit(self.tree_changes, old["head"], head) if old["head"] != head else None
+                try:
+                    answer, snapshot = self.update(old, started, staged, moved)
+                except (_Walk, OSError):
+                    pass
+                else:
+                    snapshot.update(key=key, head=head)
+                    _save(path, snapshot)
+                    return answer
+            listed = pool.submit(walk)  # git's own walk, while the snapshot is taken beside it
+            fresh: dict | None
+            try:
+                fresh = self.snapshot(started, staged)
+            except (_Walk, OSError):
+                fresh = None
+            answer = listed.result()
+        if fresh is not None:
+            fresh.update(key=key, head=head, untracked=[p for p in answer.split("\0") if p])
+            _save(path, fresh)
+        return answer
+
+    def key(self, started: int) -> bytes:
+        """A digest of everything besides the directories that decides what git ignores."""
+        dirs = self.git("rev-parse", "--absolute-git-dir", "--git-common-dir").decode("utf-8", "surrogateescape")
+        git_dir, common = dirs.splitlines()[:2]
+        common_dir = Path(git_dir if common == "." else os.path.join(self.root, common) if not os.path.isabs(
+            common) else common)
+        config = self.git("config", "-z", "--list")
+        settings: dict[str, str] = {}
+        for item in config.split(b"\0"):
+            name, _, value = item.decode("utf-8", "surrogateescape").partition("\n")
+            settings[name.lower()] = value
+        if settings.get("core.sparsecheckout", "false").lower() in ("true", "yes", "on", "1"):
+            raise _Walk("a sparse checkout reads ignore rules from the index")
+        excludes = settings.get("core.excludesfile")
+        if excludes is None:
+            xdg = self.env.get("XDG_CONFIG_HOME") or os.path.join(self.env.get("HOME", ""), ".config")
+            excludes = os.path.join(xdg, "git", "ignore")
+        elif excludes.startswith("%(prefix)"):
+            raise _Walk("an excludes file relative to git's installation")
+        else:
+            excludes = os.path.join(self.root, os.path.expanduser(excludes))
+        digest = hashlib.sha256(b"truthplane untracked %d\0" % _VERSION)
+        executable = shutil.which("git", path=self.env.get("PATH"))
+        if executable is None:
+            raise _Walk("no git")
+        found = os.stat(executable)
+        digest.update(f"{os.path.realpath(self.root)}\0{dirs}\0{executable}\0{found.st_ino} {found.st_size} "
+                      f"{found.st_mtime_ns}\0".encode("utf-8", "surrogateescape") + config + b"\0")
+        for name in sorted(self.env):
+            if name.startswith("GIT_") or name in ("HOME", "XDG_CONFIG_HOME"):
+                digest.update(f"{name}={self.env[name]}\0".encode("utf-8", "surrogateescape"))
+        for rules in (common_dir / "info" / "exclude", Path(excludes)):
+            content, racy = _read(str(rules), started)
+            digest.update(b"%d\0%s\0" % (len(content), content) if content is not None else b"-\0")
+            if racy:
+                digest.update(b"racy %d\0" % started)  # never matched again: the next listing walks
+        return digest.digest()
+
+    def staged(self) -> list[str]:
+        """Paths the index adds to HEAD's or removes from them (or holds unmerged)."""
+        return self.changed_paths(self.git("diff-index", "--cached", "--raw", "-z", "--no-renames", "HEAD", "--"))
+
+    def tree_changes(self, old: str, new: str) -> list[str]:
+        """Paths one commit's tree has and the other's has not."""
+        return self.changed_paths(self.git("diff-tree", "-r", "-z", "--raw", "--no-renames", old, new, "--"))
+
+    @staticmethod
+    def changed_paths(raw: bytes) -> list[str]:
+        fields = raw.split(b"\0")
+        paths = []
+        for meta, name in zip(fields[0::2], fields[1::2]):
+            src_mode, dst_mode, *_, status = meta.decode("ascii", "replace").lstrip(":").split()
+            if "160000" in (src_mode, dst_mode):
+                raise _Walk("a submodule")
+            if status[:1] in _CHANGED:
+                paths.append(name.decode("utf-8", "surrogateescape"))
+        return paths
+
+    # --- the snapshot -----------------------------------------------------------------------------------
+
+    def update(self, old: dict, started: int, staged: Future[list[str]],
+               moved: Future[list[str]] | None) -> tuple[str, dict]:
+        """The answer from `old` and git's answer about what changed since it; the snapshot that answer makes."""
+        dirs: list[str] = old["dirs"]
+        stamps: bytes = old["stamps"]
+        lstat, prefix, pack, width, is_dir = os.lstat, self.prefix, _PACKED.pack, _PACKED.size, stat.S_ISDIR
+        now: list[_Stamp | None] = []
+        changed: list[str] = []
+        for at, rel in enumerate(dirs):
+            try:
+                found = lstat(prefix + rel)
+            except OSError:
+                now.append(None)
+                continue
+            if not is_dir(found.st_mode):
+                now.append(None)
+                continue
+            stamp = (found.st_mtime_ns, found.st_ctime_ns, found.st_ino)
+            now.append(stamp)
+            if pack(*stamp) != stamps[at * width:(at + 1) * width]:
+                changed.append(rel)
+        known_files: dict[str, bytes | None] = old["ignore_files"]
+        # a directory whose ignore rules changed is read again with all below it, as a new directory is
+        rescan = {_parent(rel) for rel, digest in known_files.items() if digest is None or _digest(prefix + rel) != digest}
+        gone = {rel for rel, found in zip(dirs, now) if found is None}
+        kept_dirs = {rel: found for rel, found in zip(dirs, now) if found is not None}
+        ignored = {rel for rel in old["ignored"] if _parent(rel) not in gone}
+        specs: list[str] = []
+        for rel in changed:
+            try:
+                entries = list(os.scandir(prefix + rel))
+            except (FileNotFoundError, NotADirectoryError):
+                gone.add(rel)
+                kept_dirs.pop(rel, None)
+                continue
+            names = {entry.name for entry in entries}
+            if rel and ".git" in names:
+                raise _Walk(f"{rel} holds a repository")
+            if (".gitignore" in names) != (_join(rel, ".gitignore") in known_files):
+                rescan.add(rel)
+            for entry in entries:
+                path = _join(rel, entry.name)
+                if not rel and entry.name == ".git":
+                    continue
+                if entry.is_dir(follow_symlinks=False):
+                    if path not in kept_dirs and path not in ignored:
+                        rescan.add(path)
+                else:
+                    specs.append(path)
+            ignored -= {p for p in ignored if _parent(p) == rel and p.rpartition("/")[2] not in names}
+        if "" in rescan:
+            raise _Walk("the top directory's ignore rules changed")
+        tops = sorted(p for p in rescan if not p.startswith(tuple(q + "/" for q in rescan)))
+        below = tuple(p + "/" for p in tops)
+        top_set = set(tops)
+
+        def under(path: str) -> bool:
+            return path in top_set or path.startswith(below)
+
+        if tops:
+            kept_dirs = {rel: found for rel, found in kept_dirs.items() if not under(rel)}
+            ignored = {rel for rel in ignored if not under(rel)}
+        files = {rel: digest for rel, digest in known_files.items() if _parent(rel) not in gone and not under(rel)}
+        if tops:
+            walked = self.walk(tops, started, ignored)
+            files.update(walked["ignore_files"])
+            kept_dirs.update(walked["dirs"])
+            specs += [p for p in tops if p not in ignored]
+        reasked = set(staged.result()) | set(old["staged"]) | set(moved.result() if moved is not None else ())
+        specs += sorted(reasked)
+        if len(specs) > MAX_PATHSPECS:
+            raise _Walk("too many paths to ask about")
+        scoped = gone | set(changed)
+        reasked_below = tuple(p + "/" for p in reasked)
+        kept = {p for p in old["untracked"]
+                if _parent(p) not in scoped and not under(p) and p not in reasked and not p.startswith(reasked_below)}
+        if specs:
+            asked = self.git(*LISTING, "--", *(":(literal)" + p for p in specs))
+            kept.update(p for p in asked.decode("utf-8", "surrogateescape").split("\0") if p)
+        answer = sorted(kept, key=os.fsencode)
+        snapshot = _snapshot(kept_dirs, started, sorted(ignored), files, answer, staged.result())
+        return "".join(p + "\0" for p in answer), snapshot
+
+    def snapshot(self, started: int, staged: Future[list[str]]) -> dict:
+        """A snapshot of the whole working tree's directories (git's answer is added by the caller)."""
+        ignored: set[str] = set()
+        walked = self.walk([""], started, ignored)
+        if walked.get("opaque"):
+            return {"opaque": walked["opaque"]}
+        return _snapshot(walked["dirs"], started, sorted(ignored), walked["ignore_files"], [], staged.result())
+
+    def walk(self, tops: list[str], started: int, ignored: set[str]) -> dict:
+        """The directories under `tops` that no ignore rule excludes (each statted before it is read), the
+        `.gitignore` files among them by content, and any `.git` below the top directory; excluded directories
+        are added to `ignored`, and not read."""
+        dirs: dict[str, _Stamp] = {}
+        files: dict[str, bytes | None] = {}
+        opaque: list[str] = []
+        excluded = self.excluded([p for p in tops if p])  # the top directory is never excluded
+        ignored.update(excluded)
+        level = [p for p in tops if p not in excluded]
+        while level:
+            below: list[str] = []
+            for rel in level:
+                found = os.lstat(self.prefix + rel)
+                if not stat.S_ISDIR(found.st_mode):
+                    continue  # no directory any more: its parent's times say so next time
+                dirs[rel] = (found.st_mtime_ns, found.st_ctime_ns, found.st_ino)
+                with os.scandir(self.prefix + rel) as entries:
+                    for entry in entries:
+                        path = _join(rel, entry.name)
+                        if entry.name == ".git" and rel:
+                            opaque.append(path)
+                        elif entry.name == ".gitignore":
+                            if not entry.is_file(follow_symlinks=False):
+                                opaque.append(path)
+                                continue
+                            content, racy = _read(self.prefix + path, started)
+                            files[path] = None if racy or content is None else hashlib.sha1(content).digest()
+                        elif entry.is_dir(follow_symlinks=False) and not (entry.name == ".git" and not rel):
+                            below.append(path)
+                if len(dirs) > MAX_NEW_DIRS and tops != [""]:
+                    raise _Walk("too many new directories")
+            if opaque:
+                if tops != [""]:
+                    raise _Walk("a repository or an unreadable .gitignore among the new directories")
+                return {"opaque": opaque}
+            excluded = self.excluded(below)
+            ignored.update(excluded)
+            level = [p for p in below if p not in excluded]
+        return {"dirs": dirs, "ignore_files": files}
+
+    def excluded(self, paths: list[str]) -> set[str]:
+        """Which of `paths` (directories) git's ignore rules exclude."""
+        if not paths:
+            return set()
+        out = self.git("check-ignore", "-z", "--stdin", "--no-index",
+                       stdin=b"".join(os.fsencode(p) + b"\0" for p in paths), ok=(0, 1))
+        return {p.decode("utf-8", "surrogateescape") for p in out.split(b"\0") if p}
+
+    def git(self, *args: str, stdin: bytes | None = None, ok: tuple[int, ...] = (0,)) -> bytes:
+        try:
+            proc = subprocess.run(["git", *args], cwd=self.root, input=stdin, capture_output=True, env=self.env,
+                                  timeout=300)
+        except (OSError, subprocess.TimeoutExpired):
+            raise _Walk(f"git {args[0]} did not answer") from None
+        if proc.returncode not in ok:
+            raise _Walk(f"git {args[0]} failed")
+        return proc.stdout
+
+
+def _read(path: str, started: int) -> tuple[bytes | None, bool]:
+    """A file's content (None: there is none) and whether its change time is too close to `started` to trust."""
+    try:
+        with open(path, "rb") as handle:
+            found = os.fstat(handle.fileno())
+            return handle.read(), found.st_ctime_ns >= started - RACY_NS
+    except (FileNotFoundError, NotADirectoryError):
+        return None, False
+
+
+def _digest(path: str) -> bytes | None:
+    content, _racy = _read(path, 0)
+    return None if content is None else hashlib.sha1(content).digest()
+
+
+def _snapshot(dirs: Mapping[str, _Stamp], started: int, ignored: list[str], ignore_files: dict[str, bytes | None],
+              untracked: list[str], staged: list[str]) -> dict:
+    # a directory changed close to now (or to the latest change any directory shows, for a file system whose
+    # clock is not this machine's) may change again without its times moving: it is read again next time
+    latest = max((found[1] for found in dirs.values()), default=started)
+    racy = min(started, latest) - RACY_NS
+    names = sorted(dirs)
+    return {
+        "dirs": names,
+        "stamps": b"".join(_PACKED.pack(*dirs[rel]) if dirs[rel][1] < racy else _RACY for rel in names),
+        "ignored": ignored,
+        "ignore_files": ignore_files,
+        "untracked": untracked,
+        "staged": staged,
+    }
+
+
+def _load(path: Path, key: bytes) -> dict | None:
+    try:
+        with open(path, "rb") as handle:
+            snapshot = marshal.loads(handle.read())  # load() reads the file piece by piece: four times slower
+    except (OSError, EOFError, ValueError, TypeError):
+        return None
+    if not isinstance(snapshot, dict) or snapshot.get("version") != _VERSION or snapshot.get("key") != key:
+        return None
+    return snapshot
+
+
+def _save(path: Path, snapshot: dict) -> None:
+    """Best effort: a snapshot not written costs the next listing git's walk."""
+    snapshot["version"] = _VERSION
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".snapshot-")
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                marshal.dump(snapshot, handle)
+            os.replace(tmp, path)
+        except BaseException:
+            os.unlink(tmp)
+            raise
+    except OSError:
+        pass
+
+
+if __name__ == "__main__":
+    sys.exit(_main(sys.argv[1:]))

@@ -1,4 +1,4 @@
-from truthplane.cli.main import entry
+from truthplane.cli.start import entry
 
 if __name__ == "__main__":  # a Dask worker process started by spawn imports this module again: it must not run
     entry()

@@ -298,13 +298,14 @@ def test_a_large_document_through_a_pipe_arrives_whole_with_the_exit_code(make_r
 
 
 def test_the_installed_command_starts_as_python_m_truthplane_does() -> None:
-    """The `truthplane` script pip writes calls cli.main.entry, as `python -m truthplane` does: the collector
-    off for one-shot commands and the quick exit apply to the command users run, not only to the tests'."""
+    """The `truthplane` script pip writes calls cli.start.entry, as `python -m truthplane` does: the listing
+    started early, the collector off for one-shot commands and the quick exit apply to the command users run, not
+    only to the tests'."""
     import tomllib
 
     project = tomllib.loads((Path(__file__).resolve().parents[2] / "pyproject.toml").read_text(encoding="utf-8"))
-    assert project["project"]["scripts"]["truthplane"] == "truthplane.cli.main:entry"
+    assert project["project"]["scripts"]["truthplane"] == "truthplane.cli.start:entry"
     from importlib.metadata import entry_points
 
     installed = entry_points(group="console_scripts", name="truthplane")
-    assert [script.value for script in installed] in ([], ["truthplane.cli.main:entry"])  # as installed, if it is
+    assert [script.value for script in installed] in ([], ["truthplane.cli.start:entry"])  # as installed, if it is

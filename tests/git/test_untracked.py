@@ -41,7 +41,7 @@ class Lister:
         expected = run(self.root, *LISTING)
         self.answers += 1
         got, want = answer.split("\0"), expected.split("\0")
-        assert sorted(got) == sorted(want), f"snapshot {sorted(set(got) - set(want))}, git {sorted(set(want) - set(got))}"
+        assert sorted(got) == sorted(want), (sorted(set(got) - set(want)), sorted(set(want) - set(got)))
         time.sleep(0.02)  # past the file system's clock tick: a change after the listing shows in the times
         return [p for p in want if p]
 
@@ -311,3 +311,31 @@ def test_a_listing_apart_that_fails_is_walked_here(tmp_path) -> None:
     (tmp_path / "no repository").mkdir()
     assert untracked_apart(tmp_path / "no repository", "0" * 40, tmp_path / "cache", GIT_ENV,
                            lambda: "walked\0") == "walked\0"
+
+
+def test_a_directory_back_between_its_stat_and_its_parents_read_is_read_whole(make_repo, tmp_path, quick_racy,
+                                                                             monkeypatch) -> None:
+    root = make_repo({"d/c.py": "x\n"})
+    (root / "d" / "x").mkdir()
+    (root / "d" / "x" / "old.py").write_text("o\n")
+    lister = Lister(root, tmp_path / "cache")
+    assert lister.check() == ["d/x/old.py"]
+    shutil.rmtree(root / "d" / "x")
+    (root / "d" / "x").mkdir()
+    (root / "d" / "x" / "new.py").write_text("n\n")
+    real = os.lstat
+    missing = [str(root / "d" / "x")]
+
+    def lstat(path, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if os.fspath(path) in missing:
+            missing.clear()  # gone while the directories were statted, back when its parent is read
+            raise FileNotFoundError(path)
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(untracked_module.os, "lstat", lstat)
+    assert lister.check() == ["d/x/new.py"]
+    assert not missing
+    assert lister.check() == ["d/x/new.py"]
+    (root / "d" / "x" / "more.py").write_text("m\n")
+    assert lister.check() == ["d/x/more.py", "d/x/new.py"]
+    assert lister.walks == 1

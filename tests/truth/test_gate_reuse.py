@@ -279,6 +279,46 @@ def test_a_listing_laid_over_another_names_the_files_a_full_listing_does(make_re
     assert [p for p, _ in base.named(frozenset({"ruff.toml"}))] == ["ruff.toml/odd.py", "sub/ruff.toml"]
 
 
+def test_a_listing_laid_over_another_answers_as_a_full_listing_from_its_changes_alone(
+        make_repo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The files of some suffixes, the names asked of a commit's listing (kept in the cache directory for the next
+    process), and the files both states have alike: each computed from the base's answer and what changed since,
+    each as a full listing would."""
+    from truthplane.git.repo import Repo
+    from truthplane.truth import sources
+    from truthplane.truth.pipeline import _alike
+    from truthplane.truth.sources import Excluder, Source, commit_source, worktree_over, worktree_source
+
+    root = make_repo({"pyproject.toml": "[project]\nname = 'x'\n", "a.py": "x = 1\n", "b.py": "y = 1\n",
+                      "c.pyi": "z: int\n", "doc.md": "d\n", "sub/ruff.toml": "", "sub/d.py": "d = 1\n"})
+    merge_base = git(root, "rev-parse", "HEAD").strip()
+    (root / "a.py").write_text("x = 2\n")
+    (root / "b.py").unlink()
+    (root / "new.py").write_text("n = 1\n")
+    (root / "doc.md").write_text("e\n")
+    (root / "sub" / "d.py").rename(root / "sub" / "moved.py")
+    config = load_config(root)
+    repo = Repo.require(root)
+    changes, dirty = repo.changes_since(merge_base, Excluder(config.all_excludes()))
+    store = tmp_path / "cache"
+    base = commit_source(repo, merge_base, config, store)
+    over = worktree_over(base, root, changes, commit=repo.head(), dirty=dirty)
+    full = worktree_source(root, config)
+    for suffixes in ((".py",), (".py", ".pyi"), (".md",), ()):
+        assert over.suffixed(suffixes) == full.suffixed(suffixes) == {
+            p: b for p, b in full.files.items() if p.endswith(suffixes) or not suffixes}, suffixes
+    plain = Source(dict(over.files), over.open_tree, label="plain")
+    assert _alike(base, over, []) == _alike(base, plain, []) == frozenset({"c.pyi", "pyproject.toml", "sub/ruff.toml"})
+
+    names = frozenset({"pyproject.toml", "ruff.toml"})
+    asked = base.named(names)
+    sources._LISTED.clear()  # as in a new process: the answer is read back, no path indexed again
+    again = commit_source(repo, merge_base, config, store)
+    monkeypatch.setattr(again, "_components", {})
+    assert again.named(names) == asked == [(p, base.files[p]) for p in ("pyproject.toml", "sub/ruff.toml")]
+    assert again.named(frozenset({"a.py"})) == []  # not kept: computed (here from an index made empty)
+
+
 @pytest.mark.parametrize("change", ["clean", "edit", "delete", "untracked", "excluded only", "touched"])
 def test_what_changed_since_heads_own_commit_takes_one_listing_less_and_says_the_same(make_repo, change: str) -> None:
     from truthplane.truth.sources import Excluder

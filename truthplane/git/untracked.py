@@ -32,6 +32,7 @@ import struct
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -39,7 +40,7 @@ from pathlib import Path
 
 LISTING = ("ls-files", "-o", "--exclude-standard", "-z")
 
-_VERSION = 2
+_VERSION = 3
 RACY_NS = 3_000_000_000  # a change this close to a snapshot may leave a time as it was: file systems count coarsely
 MAX_PATHSPECS = 4000  # more paths to ask about than this: git's own walk is as quick
 MAX_NEW_DIRS = 2000  # more new directories than this: the same
@@ -53,36 +54,109 @@ class _Walk(Exception):
 _Stamp = tuple[int, int, int]  # (mtime_ns, ctime_ns, inode) of a directory
 _PACKED = struct.Struct("<qqQ")  # a snapshot's stamps, one bytes object (quick to load); zeros: racy, never trusted
 _RACY = bytes(_PACKED.size)
+_NAMED = 8  # bytes of a digest of a directory's entries (see _names)
+_SMALL = 400_000  # a snapshot this small (some 5,000 directories) is quicker to check here than in a new process
 
 
 def untracked(root: Path, head: str | None, store: Path | None, env: Mapping[str, str],
-              walk: Callable[[], str]) -> str:
+              walk: Callable[[], str], later: list[Callable[[], None]] | None = None) -> str:
     """What `walk` (git's own `ls-files -o --exclude-standard -z` in `root`) prints, from the snapshot in `store`
-    where it can answer; `head` is HEAD's commit. Without a store or a HEAD this is `walk()` itself."""
+    where it can answer; `head` is HEAD's commit. Without a store or a HEAD this is `walk()` itself. With `later`,
+    the new snapshot is written by the callable appended there, for a caller that answers first."""
     if store is None or head is None:
         return walk()
-    return _Lister(root, dict(env)).listing(head, _snapshot_path(store, root), walk)
+    return _Lister(root, dict(env)).listing(head, _snapshot_path(store, root), walk, later)
+
+
+# listings started before anybody asked for them (start_early): (the store's real path, the process)
+_early: list[tuple[str, subprocess.Popen[bytes]]] = []
+_early_lock = threading.Lock()
+
+
+def start_early(path: Path, store: Path, env: Mapping[str, str]) -> None:
+    """Start the listing of the working tree that holds `path` now, in a process of its own, for untracked_apart
+    to take: the command line starts it before it imports what a gate needs."""
+    if not sys.executable:
+        return
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, "-I", "-S", __file__, os.fsdecode(path), "-", os.fsdecode(store)],
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env={**os.environ, **env},
+        )
+    except OSError:
+        return
+    with _early_lock:
+        _early.append((os.path.realpath(store), proc))
+
+
+def _answer(proc: subprocess.Popen[bytes]) -> tuple[str, str, str] | None:
+    """(top directory, HEAD, answer) from a listing process, which then writes its snapshot on its own."""
+    assert proc.stdout is not None
+    with proc.stdout:
+        out = proc.stdout.read()
+    # the answer's length comes first: a process that died halfway never passes for one that found nothing
+    size, _, rest = out.partition(b"\0")
+    head, _, rest = rest.partition(b"\0")
+    root, _, answer = rest.partition(b"\0")
+    if not size.isdigit() or int(size) != len(answer):
+        proc.wait()
+        return None
+    threading.Thread(target=proc.wait, daemon=True).start()
+    decode = os.fsdecode
+    return decode(root), decode(head), answer.decode("utf-8", "surrogateescape")
+
+
+def _take_early(root: Path, head: str, store: Path) -> str | None:
+    where = os.path.realpath(store)
+    with _early_lock:
+        mine = [item for item in _early if item[0] == where]
+        for item in mine:
+            _early.remove(item)
+    found = None
+    for _, proc in mine:
+        answer = _answer(proc)
+        if found is None and answer is not None and answer[:2] == (os.fsdecode(root), head):
+            found = answer[2]
+    return found
 
 
 def untracked_apart(root: Path, head: str | None, store: Path | None, env: Mapping[str, str],
                     walk: Callable[[], str]) -> str:
-    """untracked() in a Python process of its own (this file, run with no site and no imports of the project): a
-    stat of every directory of a large tree would otherwise hold this process's interpreter lock against all the
-    rest a gate does meanwhile. Whatever goes wrong there, `walk()` answers."""
-    if store is None or head is None or not sys.executable:
+    """untracked(), for a tree of more than a few thousand directories in a Python process of its own (this file,
+    run with no site and no imports of the project): a stat of every directory would otherwise hold this
+    process's interpreter lock against all the rest a gate does meanwhile. It answers before it writes the new
+    snapshot. Whatever goes wrong there, `walk()` answers."""
+    if store is None or head is None:
         return walk()
+    early = _take_early(root, head, store) if _early else None
+    if early is not None:
+        return early
     try:
-        proc = subprocess.run(
+        small = os.stat(_snapshot_path(store, root)).st_size < _SMALL
+    except OSError:
+        small = False
+    if small or not sys.executable:
+        return untracked(root, head, store, env, walk)
+    try:
+        proc = subprocess.Popen(
             [sys.executable, "-I", "-S", __file__, os.fsdecode(root), head, os.fsdecode(store)],
-            capture_output=True, env={**os.environ, **env}, timeout=300,
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+            env={**os.environ, **env},
         )
-    except (OSError, subprocess.TimeoutExpired):
+    except OSError:
         return walk()
-    return proc.stdout.decode("utf-8", "surrogateescape") if proc.returncode == 0 else walk()
+    answer = _answer(proc)
+    return answer[2] if answer is not None else walk()
 
 
 def _main(argv: list[str]) -> int:
     root, head, store = Path(argv[0]), argv[1], Path(argv[2])
+    if head == "-":  # started early: the top directory and HEAD are this process's to find
+        proc = subprocess.run(["git", "rev-parse", "--show-toplevel", "HEAD"], cwd=root, capture_output=True)
+        found = proc.stdout.decode("utf-8", "surrogateescape").splitlines()
+        if proc.returncode != 0 or len(found) != 2:
+            return 1
+        root, head = Path(found[0]), found[1]
 
     def walk() -> str:
         proc = subprocess.run(["git", *LISTING], cwd=root, capture_output=True)
@@ -90,7 +164,14 @@ def _main(argv: list[str]) -> int:
             raise SystemExit(1)  # the caller walks, and says what git said
         return proc.stdout.decode("utf-8", "surrogateescape")
 
-    sys.stdout.buffer.write(untracked(root, head, store, {}, walk).encode("utf-8", "surrogateescape"))
+    later: list[Callable[[], None]] = []
+    answer = untracked(root, head, store, {}, walk, later)
+    encoded = answer.encode("utf-8", "surrogateescape")
+    sys.stdout.buffer.write(b"%d\0%s\0%s\0%s" % (len(encoded), head.encode(), os.fsencode(root), encoded))
+    sys.stdout.buffer.flush()
+    os.close(sys.stdout.fileno())  # the caller has its answer
+    for work in later:
+        work()
     return 0
 
 
@@ -115,29 +196,39 @@ class _Lister:
 
     # --- the answer -------------------------------------------------------------------------------------
 
-    def listing(self, head: str, path: Path, walk: Callable[[], str]) -> str:
+    def listing(self, head: str, path: Path, walk: Callable[[], str],
+                later: list[Callable[[], None]] | None) -> str:
         started = time.time_ns()
         try:
             key = self.key(started)
         except _Walk:
             return walk()  # nothing to keep a snapshot for (a sparse checkout, or git cannot say)
         old = _load(path, key)
-        with ThreadPoolExecutor(max_workers=3, thread_name_prefix="untracked") as pool:
-            staged = pool.submit(self.staged)
-            if old is not None and old.get("opaque"):
-                if any(os.path.lexists(self.prefix + p) for p in old["opaque"]):
-                    return walk()  # still a nested repository (or the like): git walks, nothing to learn
-                old = None
+        if old is not None and old.get("opaque"):
+            if any(os.path.lexists(self.prefix + p) for p in old["opaque"]):
+                return walk()  # still a nested repository (or the like): git walks, nothing to learn
+            old = None
+
+        def keep(snapshot: dict) -> None:
+            if later is None:
+                _save(path, snapshot)
+            else:
+                later.append(lambda: _save(path, snapshot))
+
+        with ThreadPoolExecutor(max_workers=2, thread_name_prefix="untracked") as pool:
             if old is not None:
-                moved = pool.submit(self.tree_changes, old["head"], head) if old["head"] != head else None
+                # what the index tracks against the snapshot's commit, and what it tracked then, say which paths
+                # came into the index or left it since: the snapshot keeps its commit, whatever HEAD is now
+                staged = pool.submit(self.staged, old["head"])
                 try:
-                    answer, snapshot = self.update(old, started, staged, moved)
+                    answer, snapshot = self.update(old, started, staged)
                 except (_Walk, OSError):
                     pass
                 else:
-                    snapshot.update(key=key, head=head)
-                    _save(path, snapshot)
+                    snapshot.update(key=key, head=old["head"])
+                    keep(snapshot)
                     return answer
+            staged = pool.submit(self.staged, head)
             listed = pool.submit(walk)  # git's own walk, while the snapshot is taken beside it
             fresh: dict | None
             try:
@@ -147,7 +238,7 @@ class _Lister:
             answer = listed.result()
         if fresh is not None:
             fresh.update(key=key, head=head, untracked=[p for p in answer.split("\0") if p])
-            _save(path, fresh)
+            keep(fresh)
         return answer
 
     def key(self, started: int) -> bytes:
@@ -188,16 +279,9 @@ class _Lister:
                 digest.update(b"racy %d\0" % started)  # never matched again: the next listing walks
         return digest.digest()
 
-    def staged(self) -> list[str]:
-        """Paths the index adds to HEAD's or removes from them (or holds unmerged)."""
-        return self.changed_paths(self.git("diff-index", "--cached", "--raw", "-z", "--no-renames", "HEAD", "--"))
-
-    def tree_changes(self, old: str, new: str) -> list[str]:
-        """Paths one commit's tree has and the other's has not."""
-        return self.changed_paths(self.git("diff-tree", "-r", "-z", "--raw", "--no-renames", old, new, "--"))
-
-    @staticmethod
-    def changed_paths(raw: bytes) -> list[str]:
+    def staged(self, commit: str) -> list[str]:
+        """Paths the index adds to `commit`'s tree or removes from it (or holds unmerged)."""
+        raw = self.git("diff-index", "--cached", "--raw", "-z", "--no-renames", commit, "--")
         fields = raw.split(b"\0")
         paths = []
         for meta, name in zip(fields[0::2], fields[1::2]):
@@ -210,14 +294,14 @@ class _Lister:
 
     # --- the snapshot -----------------------------------------------------------------------------------
 
-    def update(self, old: dict, started: int, staged: Future[list[str]],
-               moved: Future[list[str]] | None) -> tuple[str, dict]:
+    def update(self, old: dict, started: int, staged: Future[list[str]]) -> tuple[str, dict]:
         """The answer from `old` and git's answer about what changed since it; the snapshot that answer makes."""
         dirs: list[str] = old["dirs"]
         stamps: bytes = old["stamps"]
+        listed: bytes = old["names"]
         lstat, prefix, pack, width, is_dir = os.lstat, self.prefix, _PACKED.pack, _PACKED.size, stat.S_ISDIR
         now: list[_Stamp | None] = []
-        changed: list[str] = []
+        changed: list[int] = []
         for at, rel in enumerate(dirs):
             try:
                 found = lstat(prefix + rel)
@@ -230,36 +314,48 @@ class _Lister:
             stamp = (found.st_mtime_ns, found.st_ctime_ns, found.st_ino)
             now.append(stamp)
             if pack(*stamp) != stamps[at * width:(at + 1) * width]:
-                changed.append(rel)
+                changed.append(at)
         known_files: dict[str, bytes | None] = old["ignore_files"]
         # a directory whose ignore rules changed is read again with all below it, as a new directory is
-        rescan = {_parent(rel) for rel, digest in known_files.items() if digest is None or _digest(prefix + rel) != digest}
+        rescan = {_parent(rel) for rel, digest in known_files.items()
+                  if digest is None or _digest(prefix + rel) != digest}
         gone = {rel for rel, found in zip(dirs, now) if found is None}
-        kept_dirs = {rel: found for rel, found in zip(dirs, now) if found is not None}
+        known = set(dirs) if changed else set()
         ignored = {rel for rel in old["ignored"] if _parent(rel) not in gone}
+        scoped = set(gone)  # directories whose untracked files git is asked about again (or that are no more)
+        names: dict[int, bytes] = {}
         specs: list[str] = []
-        for rel in changed:
+        for at in changed:
+            rel = dirs[at]
             try:
                 entries = list(os.scandir(prefix + rel))
             except (FileNotFoundError, NotADirectoryError):
                 gone.add(rel)
-                kept_dirs.pop(rel, None)
+                scoped.add(rel)
+                now[at] = None
                 continue
-            names = {entry.name for entry in entries}
-            if rel and ".git" in names:
+            names[at] = _names(entries)
+            if names[at] == listed[at * _NAMED:(at + 1) * _NAMED]:
+                # the same entries (a file rewritten, say): its untracked files are as they were, and only a
+                # directory its stat missed (gone, and back since) is new
+                rescan.update(p for p in (_join(rel, e.name) for e in entries) if p in gone and p not in ignored)
+                continue
+            scoped.add(rel)
+            present = {entry.name for entry in entries}
+            if rel and ".git" in present:
                 raise _Walk(f"{rel} holds a repository")
-            if (".gitignore" in names) != (_join(rel, ".gitignore") in known_files):
+            if (".gitignore" in present) != (_join(rel, ".gitignore") in known_files):
                 rescan.add(rel)
             for entry in entries:
                 path = _join(rel, entry.name)
                 if not rel and entry.name == ".git":
                     continue
                 if entry.is_dir(follow_symlinks=False):
-                    if path not in kept_dirs and path not in ignored:
-                        rescan.add(path)
+                    if (path not in known or path in gone) and path not in ignored:
+                        rescan.add(path)  # new here (or back since its stat found nothing)
                 else:
                     specs.append(path)
-            ignored -= {p for p in ignored if _parent(p) == rel and p.rpartition("/")[2] not in names}
+            ignored -= {p for p in ignored if _parent(p) == rel and p.rpartition("/")[2] not in present}
         if "" in rescan:
             raise _Walk("the top directory's ignore rules changed")
         tops = sorted(p for p in rescan if not p.startswith(tuple(q + "/" for q in rescan)))
@@ -269,20 +365,17 @@ class _Lister:
         def under(path: str) -> bool:
             return path in top_set or path.startswith(below)
 
-        if tops:
-            kept_dirs = {rel: found for rel, found in kept_dirs.items() if not under(rel)}
-            ignored = {rel for rel in ignored if not under(rel)}
         files = {rel: digest for rel, digest in known_files.items() if _parent(rel) not in gone and not under(rel)}
+        walked: dict = {"dirs": {}, "names": {}}
         if tops:
+            ignored = {rel for rel in ignored if not under(rel)}
             walked = self.walk(tops, started, ignored)
             files.update(walked["ignore_files"])
-            kept_dirs.update(walked["dirs"])
             specs += [p for p in tops if p not in ignored]
-        reasked = set(staged.result()) | set(old["staged"]) | set(moved.result() if moved is not None else ())
+        reasked = set(staged.result()) | set(old["staged"])
         specs += sorted(reasked)
         if len(specs) > MAX_PATHSPECS:
             raise _Walk("too many paths to ask about")
-        scoped = gone | set(changed)
         reasked_below = tuple(p + "/" for p in reasked)
         kept = {p for p in old["untracked"]
                 if _parent(p) not in scoped and not under(p) and p not in reasked and not p.startswith(reasked_below)}
@@ -290,7 +383,29 @@ class _Lister:
             asked = self.git(*LISTING, "--", *(":(literal)" + p for p in specs))
             kept.update(p for p in asked.decode("utf-8", "surrogateescape").split("\0") if p)
         answer = sorted(kept, key=os.fsencode)
-        snapshot = _snapshot(kept_dirs, started, sorted(ignored), files, answer, staged.result())
+        latest = max((found[1] for found in now if found is not None), default=started)
+        racy = min(started, latest) - RACY_NS
+        if not tops and not gone:
+            # the same directories: the snapshot's stamps and names, those that changed written over
+            fresh, named = bytearray(stamps), bytearray(listed)
+            for at in changed:
+                seen = now[at]
+                assert seen is not None
+                fresh[at * width:(at + 1) * width] = pack(*seen) if seen[1] < racy else _RACY
+                named[at * _NAMED:(at + 1) * _NAMED] = names[at]
+            snapshot = {"dirs": dirs, "stamps": bytes(fresh), "names": bytes(named), "ignored": sorted(ignored),
+                        "ignore_files": files, "untracked": answer, "staged": staged.result()}
+        else:
+            # directories came or went: the snapshot is made again from what is known of each
+            stamped: dict[str, _Stamp] = {}
+            digests: dict[str, bytes] = {}
+            for at, (rel, known_stamp) in enumerate(zip(dirs, now)):
+                if known_stamp is not None and not under(rel):
+                    stamped[rel] = known_stamp
+                    digests[rel] = names.get(at, listed[at * _NAMED:(at + 1) * _NAMED])
+            stamped.update(walked["dirs"])
+            digests.update(walked["names"])
+            snapshot = _snapshot(stamped, digests, started, sorted(ignored), files, answer, staged.result())
         return "".join(p + "\0" for p in answer), snapshot
 
     def snapshot(self, started: int, staged: Future[list[str]]) -> dict:
@@ -299,13 +414,15 @@ class _Lister:
         walked = self.walk([""], started, ignored)
         if walked.get("opaque"):
             return {"opaque": walked["opaque"]}
-        return _snapshot(walked["dirs"], started, sorted(ignored), walked["ignore_files"], [], staged.result())
+        return _snapshot(walked["dirs"], walked["names"], started, sorted(ignored), walked["ignore_files"], [],
+                         staged.result())
 
     def walk(self, tops: list[str], started: int, ignored: set[str]) -> dict:
-        """The directories under `tops` that no ignore rule excludes (each statted before it is read), the
-        `.gitignore` files among them by content, and any `.git` below the top directory; excluded directories
-        are added to `ignored`, and not read."""
+        """The directories under `tops` that no ignore rule excludes (each statted before it is read, and its
+        entries' names digested), the `.gitignore` files among them by content, and any `.git` below the top
+        directory; excluded directories are added to `ignored`, and not read."""
         dirs: dict[str, _Stamp] = {}
+        names: dict[str, bytes] = {}
         files: dict[str, bytes | None] = {}
         opaque: list[str] = []
         excluded = self.excluded([p for p in tops if p])  # the top directory is never excluded
@@ -318,19 +435,21 @@ class _Lister:
                 if not stat.S_ISDIR(found.st_mode):
                     continue  # no directory any more: its parent's times say so next time
                 dirs[rel] = (found.st_mtime_ns, found.st_ctime_ns, found.st_ino)
-                with os.scandir(self.prefix + rel) as entries:
-                    for entry in entries:
-                        path = _join(rel, entry.name)
-                        if entry.name == ".git" and rel:
+                with os.scandir(self.prefix + rel) as listing:
+                    entries = list(listing)
+                names[rel] = _names(entries)
+                for entry in entries:
+                    path = _join(rel, entry.name)
+                    if entry.name == ".git" and rel:
+                        opaque.append(path)
+                    elif entry.name == ".gitignore":
+                        if not entry.is_file(follow_symlinks=False):
                             opaque.append(path)
-                        elif entry.name == ".gitignore":
-                            if not entry.is_file(follow_symlinks=False):
-                                opaque.append(path)
-                                continue
-                            content, racy = _read(self.prefix + path, started)
-                            files[path] = None if racy or content is None else hashlib.sha1(content).digest()
-                        elif entry.is_dir(follow_symlinks=False) and not (entry.name == ".git" and not rel):
-                            below.append(path)
+                            continue
+                        content, racy = _read(self.prefix + path, started)
+                        files[path] = None if racy or content is None else hashlib.sha1(content).digest()
+                    elif entry.is_dir(follow_symlinks=False) and not (entry.name == ".git" and not rel):
+                        below.append(path)
                 if len(dirs) > MAX_NEW_DIRS and tops != [""]:
                     raise _Walk("too many new directories")
             if opaque:
@@ -340,7 +459,7 @@ class _Lister:
             excluded = self.excluded(below)
             ignored.update(excluded)
             level = [p for p in below if p not in excluded]
-        return {"dirs": dirs, "ignore_files": files}
+        return {"dirs": dirs, "names": names, "ignore_files": files}
 
     def excluded(self, paths: list[str]) -> set[str]:
         """Which of `paths` (directories) git's ignore rules exclude."""
@@ -376,16 +495,23 @@ def _digest(path: str) -> bytes | None:
     return None if content is None else hashlib.sha1(content).digest()
 
 
-def _snapshot(dirs: Mapping[str, _Stamp], started: int, ignored: list[str], ignore_files: dict[str, bytes | None],
-              untracked: list[str], staged: list[str]) -> dict:
+def _names(entries: list[os.DirEntry[str]]) -> bytes:
+    """A digest of a directory's entries: their names, and which are directories."""
+    listed = sorted(e.name + "/" if e.is_dir(follow_symlinks=False) else e.name for e in entries)
+    return hashlib.blake2b("\0".join(listed).encode("utf-8", "surrogateescape"), digest_size=_NAMED).digest()
+
+
+def _snapshot(dirs: Mapping[str, _Stamp], names: Mapping[str, bytes], started: int, ignored: list[str],
+              ignore_files: dict[str, bytes | None], untracked: list[str], staged: list[str]) -> dict:
     # a directory changed close to now (or to the latest change any directory shows, for a file system whose
     # clock is not this machine's) may change again without its times moving: it is read again next time
     latest = max((found[1] for found in dirs.values()), default=started)
     racy = min(started, latest) - RACY_NS
-    names = sorted(dirs)
+    listed = sorted(dirs)
     return {
-        "dirs": names,
-        "stamps": b"".join(_PACKED.pack(*dirs[rel]) if dirs[rel][1] < racy else _RACY for rel in names),
+        "dirs": listed,
+        "stamps": b"".join(_PACKED.pack(*dirs[rel]) if dirs[rel][1] < racy else _RACY for rel in listed),
+        "names": b"".join(names[rel] for rel in listed),
         "ignored": ignored,
         "ignore_files": ignore_files,
         "untracked": untracked,

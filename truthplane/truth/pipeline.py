@@ -201,8 +201,14 @@ def _alike(base: Source, head: Source, verifiers: list[Verifier]) -> frozenset[s
     """The files with the same content in both states, which a gate that carries leaves out (Reference.carried);
     none when the change touches a file that configures a verifier or truthplane: weighing that compares every
     finding of the head under both configurations."""
-    alike = {path for path, blob in head.files.items() if base.files.get(path) == blob}
-    differ = (base.files.keys() | head.files.keys()) - alike
+    over = head._over
+    if over is not None and over[0] is base:
+        # a listing laid over the base: only the paths it names as changed can differ
+        differ = {path for path in over[1] if base.files.get(path) != head.files.get(path)}
+        alike = head.files.keys() - differ
+    else:
+        alike = {path for path, blob in head.files.items() if base.files.get(path) == blob}
+        differ = (base.files.keys() | head.files.keys()) - alike
     configuring = {"truthplane.toml", "pyproject.toml"}.union(*(v.configured_by() for v in verifiers))
     if any(not configuring.isdisjoint(path.split("/")) for path in differ):
         return frozenset()

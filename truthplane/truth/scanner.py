@@ -170,8 +170,7 @@ class _Job:
         self.carried: tuple[int, int] | None = None  # the findings left out on carried files (Reference.carried)
 
     def relevant(self) -> dict[str, str]:
-        suffixes = self.verifier.suffixes
-        return {p: b for p, b in self.source.files.items() if not suffixes or p.endswith(suffixes)}
+        return self.source.suffixed(tuple(self.verifier.suffixes or ()))
 
     def config_hash(self, version: str) -> str:
         return config_hash(self.verifier, self.source, version)

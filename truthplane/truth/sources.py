@@ -45,6 +45,31 @@ class Source:
     # a listing made from another (worktree_over): that one, and the paths whose entry differs from it
     _over: tuple[Source, frozenset[str]] | None = field(default=None, repr=False)
     _components: dict[str, list[str]] | None = field(default=None, repr=False)
+    # where named()'s answers about a commit's listing are kept between processes (commit_source with a store)
+    named_store: Path | None = field(default=None, repr=False)
+    _stored_named: dict[frozenset[str], list[tuple[str, str]]] | None = field(default=None, repr=False)
+    _suffixed: dict[tuple[str, ...], dict[str, str]] = field(default_factory=dict, repr=False)
+
+    def suffixed(self, suffixes: tuple[str, ...]) -> dict[str, str]:
+        """The files whose names end with one of `suffixes` (all files for none), computed once per set of suffixes;
+        for a listing laid over another, from that one's answer and the paths that differ. Not to be changed."""
+        with self._lock:
+            found = self._suffixed.get(suffixes)
+        if found is not None:
+            return found
+        if not suffixes:
+            found = self.files
+        elif self._over is not None:
+            under, differ = self._over
+            found = dict(under.suffixed(suffixes))
+            for path in differ:
+                found.pop(path, None)
+                if path in self.files and path.endswith(suffixes):
+                    found[path] = self.files[path]
+        else:
+            found = {p: b for p, b in self.files.items() if p.endswith(suffixes)}
+        with self._lock:
+            return self._suffixed.setdefault(suffixes, found)
 
     def named(self, names: frozenset[str]) -> list[tuple[str, str]]:
         """(path, blob) of every file with one of `names` as its name or as a directory above it, sorted.
@@ -61,6 +86,8 @@ class Source:
             under, differ = self._over
             found = sorted([(p, b) for p, b in under.named(names) if p not in differ] + [
                 (p, self.files[p]) for p in differ if p in self.files and not names.isdisjoint(p.split("/"))])
+        elif self.named_store is not None and (found := self._stored(names)) is not None:
+            pass
         else:
             with self._lock:
                 if self._components is None:
@@ -72,8 +99,26 @@ class Source:
                 index = self._components
             paths = set().union(*(index.get(name, ()) for name in names))
             found = sorted((p, self.files[p]) for p in paths)
+            if self.named_store is not None:
+                self._store(names, found)
         with self._lock:
             return self._named.setdefault(names, found)
+
+    def _stored(self, names: frozenset[str]) -> list[tuple[str, str]] | None:
+        assert self.named_store is not None
+        with self._lock:
+            if self._stored_named is None:
+                stored: object = _read_listing(self.named_store)
+                self._stored_named = stored if isinstance(stored, dict) else {}  # type: ignore[assignment]
+            return self._stored_named.get(names)  # type: ignore[union-attr]
+
+    def _store(self, names: frozenset[str], found: list[tuple[str, str]]) -> None:
+        assert self.named_store is not None
+        with self._lock:
+            stored = dict(self._stored_named or {})
+            stored[names] = found
+            self._stored_named = stored
+            _write_listing(self.named_store, stored)  # type: ignore[arg-type]
 
     def root(self) -> Path:
         with self._lock:
@@ -183,6 +228,7 @@ def _write_listing(path: Path, listed: dict[str, str]) -> None:
         kept = sorted(path.parent.glob("*.listing"), key=lambda p: p.stat().st_mtime_ns, reverse=True)
         for old in kept[_STORED_KEPT:]:
             old.unlink(missing_ok=True)
+            old.with_suffix(".named").unlink(missing_ok=True)  # Source.named's answers about that listing
     except OSError:
         pass
 
@@ -219,12 +265,12 @@ def commit_source(repo: Repo, commit: str, config: Config, store: Path | None = 
     matched against the excludes again (on a tree of 70,000 files, 0.15 s of work, against 0.02 s)."""
     excludes = tuple(config.all_excludes())
     key = (str(repo.root), commit, excludes)
+    kept = None if store is None else listing_file(store, commit, _variant(excludes))
     with _listed_lock:
         listed = _LISTED.get(key)
         if listed is not None:
             _LISTED.move_to_end(key)
     if listed is None:
-        kept = None if store is None else listing_file(store, commit, _variant(excludes))
         listed = _read_listing(kept) if kept is not None else None
         if listed is None:
             excluded = Excluder(list(excludes))
@@ -235,5 +281,6 @@ def commit_source(repo: Repo, commit: str, config: Config, store: Path | None = 
             _LISTED[key] = listed
             while len(_LISTED) > _LISTED_KEPT:
                 _LISTED.popitem(last=False)
+    named = None if kept is None else kept.with_suffix(".named")
     return Source(dict(listed), lambda: repo.exported(commit), label=commit[:12], commit=commit,
-                  whole_tree_cacheable=True, listing=repr((commit, excludes)))
+                  whole_tree_cacheable=True, listing=repr((commit, excludes)), named_store=named)

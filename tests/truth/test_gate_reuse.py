@@ -309,6 +309,8 @@ def test_a_listing_laid_over_another_answers_as_a_full_listing_from_its_changes_
             p: b for p, b in full.files.items() if p.endswith(suffixes) or not suffixes}, suffixes
     plain = Source(dict(over.files), over.open_tree, label="plain")
     assert _alike(base, over, []) == _alike(base, plain, []) == frozenset({"c.pyi", "pyproject.toml", "sub/ruff.toml"})
+    relevant = over.suffixed((".py", ".pyi"))
+    assert over.same_as(base.files, relevant) == plain.same_as(base.files, relevant) == {"c.pyi"}
 
     names = frozenset({"pyproject.toml", "ruff.toml"})
     asked = base.named(names)

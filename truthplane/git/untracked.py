@@ -76,8 +76,8 @@ _early_lock = threading.Lock()
 def start_early(path: Path, store: Path, env: Mapping[str, str]) -> None:
     """Start the listing of the working tree that holds `path` now, in a process of its own, for untracked_apart
     to take: the command line starts it before it imports what a gate needs."""
-    if not sys.executable:
-        return
+    if not sys.executable or _small(store, path):
+        return  # a small tree is listed quicker where the gate asks for it (untracked_apart)
     try:
         proc = subprocess.Popen(
             [sys.executable, "-I", "-S", __file__, os.fsdecode(path), "-", os.fsdecode(store)],
@@ -131,11 +131,7 @@ def untracked_apart(root: Path, head: str | None, store: Path | None, env: Mappi
     early = _take_early(root, head, store) if _early else None
     if early is not None:
         return early
-    try:
-        small = os.stat(_snapshot_path(store, root)).st_size < _SMALL
-    except OSError:
-        small = False
-    if small or not sys.executable:
+    if _small(store, root) or not sys.executable:
         return untracked(root, head, store, env, walk)
     try:
         proc = subprocess.Popen(
@@ -147,6 +143,13 @@ def untracked_apart(root: Path, head: str | None, store: Path | None, env: Mappi
         return walk()
     answer = _answer(proc)
     return answer[2] if answer is not None else walk()
+
+
+def _small(store: Path, root: Path) -> bool:
+    try:
+        return os.stat(_snapshot_path(store, root)).st_size < _SMALL
+    except OSError:
+        return False  # no snapshot yet (or `root` is below the top directory): the whole tree is walked
 
 
 def _main(argv: list[str]) -> int:
@@ -169,7 +172,7 @@ def _main(argv: list[str]) -> int:
     encoded = answer.encode("utf-8", "surrogateescape")
     sys.stdout.buffer.write(b"%d\0%s\0%s\0%s" % (len(encoded), head.encode(), os.fsencode(root), encoded))
     sys.stdout.buffer.flush()
-    os.close(sys.stdout.fileno())  # the caller has its answer
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # the caller has its answer: the pipe ends
     for work in later:
         work()
     return 0

@@ -205,7 +205,7 @@ def _alike(base: Source, head: Source, verifiers: list[Verifier]) -> frozenset[s
     if over is not None and over[0] is base:
         # a listing laid over the base: only the paths it names as changed can differ
         differ = {path for path in over[1] if base.files.get(path) != head.files.get(path)}
-        alike = head.files.keys() - differ
+        alike = frozenset(head.files).difference(differ)
     else:
         alike = {path for path, blob in head.files.items() if base.files.get(path) == blob}
         differ = (base.files.keys() | head.files.keys()) - alike

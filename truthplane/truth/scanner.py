@@ -257,10 +257,10 @@ class _Job:
         up in the cache or scanned, and the tool starts on those before the reference is even ready."""
         if self.reference is None:
             return self._per_file(relevant, config_hash)
-        same = {p for p, b in relevant.items() if self.reference.files.get(p) == b}
+        same = self.source.same_as(self.reference.files, relevant)
         if not same:
             return self._per_file(relevant, config_hash)
-        changed = {p: b for p, b in relevant.items() if p not in same}
+        changed = {p: relevant[p] for p in relevant.keys() - same}
         findings = self._per_file(changed, config_hash) if changed else []
         self.reference.reader_going(self.verifier.instance_name)
         shared = self.reference.findings(self.verifier.instance_name, config_hash)

@@ -71,6 +71,13 @@ class Source:
         with self._lock:
             return self._suffixed.setdefault(suffixes, found)
 
+    def same_as(self, files: dict[str, str], among: dict[str, str]) -> set[str]:
+        """The paths of `among` (some of this listing's files) that `files` has with the same blob; for a listing
+        laid over the one `files` is of, from the paths that differ."""
+        if self._over is not None and self._over[0].files is files:
+            return among.keys() - {p for p in self._over[1] if files.get(p) != self.files.get(p)}
+        return {p for p, b in among.items() if files.get(p) == b}
+
     def named(self, names: frozenset[str]) -> list[tuple[str, str]]:
         """(path, blob) of every file with one of `names` as its name or as a directory above it, sorted.
         Asked by every verifier of a scan with its config file names: computed once per set of names, from an

@@ -202,17 +202,18 @@ def _alike(base: Source, head: Source, verifiers: list[Verifier]) -> frozenset[s
     none when the change touches a file that configures a verifier or truthplane: weighing that compares every
     finding of the head under both configurations."""
     over = head._over
+    alike: frozenset[str]
     if over is not None and over[0] is base:
         # a listing laid over the base: only the paths it names as changed can differ
         differ = {path for path in over[1] if base.files.get(path) != head.files.get(path)}
         alike = frozenset(head.files).difference(differ)
     else:
-        alike = {path for path, blob in head.files.items() if base.files.get(path) == blob}
+        alike = frozenset(path for path, blob in head.files.items() if base.files.get(path) == blob)
         differ = (base.files.keys() | head.files.keys()) - alike
     configuring = {"truthplane.toml", "pyproject.toml"}.union(*(v.configured_by() for v in verifiers))
     if any(not configuring.isdisjoint(path.split("/")) for path in differ):
         return frozenset()
-    return frozenset(alike)
+    return alike
 
 
 def _under_base_config(

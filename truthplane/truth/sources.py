@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import marshal
-import os
-import tempfile
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
@@ -19,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from truthplane.errors import TruthplaneError
+from truthplane.files import atomic_write
 from truthplane.git.repo import Repo, directory_files
 from truthplane.git.run import listing_file
 
@@ -223,15 +222,7 @@ def _read_listing(path: Path) -> dict[str, str] | None:
 def _write_listing(path: Path, listed: dict[str, str]) -> None:
     """Best effort, written whole or not at all; the oldest listings beyond _STORED_KEPT are dropped."""
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".listing-")
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                marshal.dump(listed, handle)
-            os.replace(tmp, path)
-        except BaseException:
-            os.unlink(tmp)
-            raise
+        atomic_write(path, marshal.dumps(listed))
         kept = sorted(path.parent.glob("*.listing"), key=lambda p: p.stat().st_mtime_ns, reverse=True)
         for old in kept[_STORED_KEPT:]:
             old.unlink(missing_ok=True)

@@ -339,3 +339,17 @@ def test_a_directory_back_between_its_stat_and_its_parents_read_is_read_whole(ma
     (root / "d" / "x" / "more.py").write_text("m\n")
     assert lister.check() == ["d/x/more.py", "d/x/new.py"]
     assert lister.walks == 1
+
+
+def test_a_directory_changed_close_to_an_update_is_not_trusted_either(make_repo, tmp_path, monkeypatch) -> None:
+    monkeypatch.setattr(untracked_module, "RACY_NS", 60_000_000_000)  # every directory here changed within it
+    monkeypatch.setattr(untracked_module._Lister, "key", lambda self, started: b"the same rules")  # (so did git's)
+    root = make_repo({"a/c.py": "x\n", "b/d.py": "y\n"})
+    lister = Lister(root, tmp_path / "cache")
+    lister.check()
+    (root / "a" / "new.py").write_text("n\n")
+    assert lister.check() == ["a/new.py"]  # the same directories: the snapshot's stamps written over in place
+    with untracked_module._snapshot_path(tmp_path / "cache", root).open("rb") as handle:
+        snapshot = marshal.load(handle)
+    assert snapshot["dirs"] == ["", "a", "b"]
+    assert snapshot["stamps"] == untracked_module._RACY * 3

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -57,4 +58,7 @@ def test_the_command_gates_an_untracked_file_it_started_listing_early(make_repo,
                            "--cache-dir", str(cache), "--format", "json"], capture_output=True, text=True)
     assert proc.returncode in (1, 3), proc.stderr
     assert "new.py" in proc.stdout
-    assert list((cache / "worktrees").iterdir())  # the listing's snapshot
+    deadline = time.monotonic() + 60
+    while not list(cache.glob("worktrees/*.snapshot")):  # the listing's process answers first, then writes it
+        assert time.monotonic() < deadline, "no snapshot written"
+        time.sleep(0.01)

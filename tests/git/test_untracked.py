@@ -301,7 +301,12 @@ def test_the_listing_apart_answers_as_git_and_leaves_the_snapshot(make_repo, tmp
     lister = Lister(root, tmp_path / "cache")
     head = git(root, "rev-parse", "HEAD")
     assert untracked_apart(root, head, tmp_path / "cache", GIT_ENV, lambda: pytest.fail("walked here")) == "a/u.py\0"
-    with untracked_module._snapshot_path(tmp_path / "cache", root).open("rb") as handle:
+    kept = untracked_module._snapshot_path(tmp_path / "cache", root)
+    deadline = time.monotonic() + 60
+    while not kept.exists():  # the process answers first, then writes its snapshot
+        assert time.monotonic() < deadline, "no snapshot written"
+        time.sleep(0.01)
+    with kept.open("rb") as handle:
         snapshot = marshal.load(handle)
     assert (snapshot["dirs"], snapshot["untracked"]) == (["", "a"], ["a/u.py"])
     assert lister.check() == ["a/u.py"]

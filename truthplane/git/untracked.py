@@ -247,9 +247,7 @@ class _Lister:
     def key(self, started: int) -> bytes:
         """A digest of everything besides the directories that decides what git ignores."""
         dirs = self.git("rev-parse", "--absolute-git-dir", "--git-common-dir").decode("utf-8", "surrogateescape")
-        git_dir, common = dirs.splitlines()[:2]
-        common_dir = Path(git_dir if common == "." else os.path.join(self.root, common) if not os.path.isabs(
-            common) else common)
+        common_dir = Path(self.root, dirs.splitlines()[1])  # printed relative to the top directory, or absolute
         config = self.git("config", "-z", "--list")
         settings: dict[str, str] = {}
         for item in config.split(b"\0"):

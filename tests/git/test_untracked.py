@@ -175,6 +175,8 @@ def test_snapshot_answers_as_git_walks_through_random_changes(seed, make_repo, t
     kinds = []
     for _ in range(45):
         kinds.append(change(rng, root))
+        if rng.random() < 0.5:
+            time.sleep(0.02)  # the change not too recent to trust either: the index file, say, is compared by stamp
         lister.check()
     # the snapshot answered most listings itself: these repositories are no test of git's walk alone
     assert lister.walks < lister.answers / 2, (lister.walks, kinds)
@@ -358,3 +360,20 @@ def test_a_directory_changed_close_to_an_update_is_not_trusted_either(make_repo,
         snapshot = marshal.load(handle)
     assert snapshot["dirs"] == ["", "a", "b"]
     assert snapshot["stamps"] == untracked_module._RACY * 3
+
+
+def test_the_index_is_compared_only_when_its_file_changed(make_repo, tmp_path, quick_racy, monkeypatch) -> None:
+    root = make_repo({"a/c.py": "x\n", "a/d.py": "y\n"})
+    lister = Lister(root, tmp_path / "cache")
+    compared: list[str] = []
+    real = untracked_module._Lister.staged
+    monkeypatch.setattr(untracked_module._Lister, "staged",
+                        lambda self, commit: compared.append(commit) or real(self, commit))
+    assert lister.check() == []
+    (root / "a" / "new.py").write_text("n\n")
+    assert lister.check() == ["a/new.py"]
+    assert len(compared) == 1  # the snapshot's own; the index file is the same since
+    git(root, "rm", "-q", "--cached", "a/d.py")
+    time.sleep(0.02)  # an index file changed since, and not too recently to be told from a later change
+    assert lister.check() == ["a/d.py", "a/new.py"]
+    assert len(compared) == 2

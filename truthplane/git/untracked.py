@@ -40,7 +40,7 @@ from pathlib import Path
 
 LISTING = ("ls-files", "-o", "--exclude-standard", "-z")
 
-_VERSION = 3
+_VERSION = 4
 RACY_NS = 3_000_000_000  # a change this close to a snapshot may leave a time as it was: file systems count coarsely
 MAX_PATHSPECS = 4000  # more paths to ask about than this: git's own walk is as quick
 MAX_NEW_DIRS = 2000  # more new directories than this: the same
@@ -194,6 +194,7 @@ def _join(parent: str, name: str) -> str:
 class _Lister:
     def __init__(self, root: Path, env: dict[str, str]) -> None:
         self.root = root
+        self.git_dir = ""  # known once key() has asked git
         self.prefix = os.path.join(os.fsdecode(root), "")
         self.env = {**os.environ, **env}
 
@@ -219,16 +220,22 @@ class _Lister:
                 later.append(lambda: _save(path, snapshot))
 
         with ThreadPoolExecutor(max_workers=2, thread_name_prefix="untracked") as pool:
+            index = self.index_stamp(started)
             if old is not None:
                 # what the index tracks against the snapshot's commit, and what it tracked then, say which paths
-                # came into the index or left it since: the snapshot keeps its commit, whatever HEAD is now
-                staged = pool.submit(self.staged, old["head"])
+                # came into the index or left it since: the snapshot keeps its commit, whatever HEAD is now. git
+                # writes a new index file for every change: the same file tracks the same paths
+                if index is not None and old.get("index") == index:
+                    staged: Future[list[str]] = Future()
+                    staged.set_result(old["staged"])
+                else:
+                    staged = pool.submit(self.staged, old["head"])
                 try:
                     answer, snapshot = self.update(old, started, staged)
                 except (_Walk, OSError):
                     pass
                 else:
-                    snapshot.update(key=key, head=old["head"])
+                    snapshot.update(key=key, head=old["head"], index=index)
                     keep(snapshot)
                     return answer
             staged = pool.submit(self.staged, head)
@@ -240,13 +247,14 @@ class _Lister:
                 fresh = None
             answer = listed.result()
         if fresh is not None:
-            fresh.update(key=key, head=head, untracked=[p for p in answer.split("\0") if p])
+            fresh.update(key=key, head=head, index=index, untracked=[p for p in answer.split("\0") if p])
             keep(fresh)
         return answer
 
     def key(self, started: int) -> bytes:
         """A digest of everything besides the directories that decides what git ignores."""
         dirs = self.git("rev-parse", "--absolute-git-dir", "--git-common-dir").decode("utf-8", "surrogateescape")
+        self.git_dir = dirs.splitlines()[0]
         common_dir = Path(self.root, dirs.splitlines()[1])  # printed relative to the top directory, or absolute
         config = self.git("config", "-z", "--list")
         settings: dict[str, str] = {}
@@ -279,6 +287,19 @@ class _Lister:
             if racy:
                 digest.update(b"racy %d\0" % started)  # never matched again: the next listing walks
         return digest.digest()
+
+    def index_stamp(self, started: int) -> tuple[int, int, int, int] | None:
+        """(mtime_ns, ctime_ns, size, inode) of the index file; None without one, or when it changed too close
+        to `started` to be told from a later change."""
+        if "GIT_INDEX_FILE" in self.env:
+            return None  # another index than the repository's own: asked of git every time
+        try:
+            found = os.stat(os.path.join(self.git_dir, "index"))
+        except OSError:
+            return None
+        if found.st_ctime_ns >= started - RACY_NS:
+            return None
+        return found.st_mtime_ns, found.st_ctime_ns, found.st_size, found.st_ino
 
     def staged(self, commit: str) -> list[str]:
         """Paths the index adds to `commit`'s tree or removes from it (or holds unmerged)."""

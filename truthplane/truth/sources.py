@@ -6,6 +6,7 @@ the working tree's changes laid over it; the configured excludes are left out of
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import marshal
 import threading
@@ -201,13 +202,17 @@ def worktree_source(path: Path, config: Config) -> Source:
 
 def _variant(excludes: tuple[str, ...]) -> str:
     """A digest of what makes a listing from a commit's tree: the excludes, and the code that lists and matches
-    them (this module and the git one: another version of truthplane lists afresh)."""
+    them (another version of truthplane lists afresh)."""
+    return hashlib.sha256(repr(excludes).encode() + _code_digest()).hexdigest()[:16]
+
+
+@functools.cache
+def _code_digest() -> bytes:
+    """This module and the git one, read once per process (a server gates again and again)."""
     import truthplane.git.repo
 
-    digest = hashlib.sha256(repr(excludes).encode())
-    for module in (__file__, truthplane.git.repo.__file__):
-        digest.update(Path(module).read_bytes())
-    return digest.hexdigest()[:16]
+    return hashlib.sha256(b"".join(Path(module).read_bytes() for module in (__file__, truthplane.git.repo.__file__))
+                          ).digest()
 
 
 def _read_listing(path: Path) -> dict[str, str] | None:

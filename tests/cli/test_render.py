@@ -42,3 +42,18 @@ def test_text_output_lists_new_findings_highest_severity_first() -> None:
     stream = io.StringIO()
     print_gate_text(GateResult(verdict=Verdict.REJECT, new=NEW), stream)
     assert order_in(stream.getvalue()) == EXPECTED
+
+
+def test_text_output_to_a_log_prints_every_message_as_the_tool_wrote_it() -> None:
+    """Read by a CI log or a pipe, the report is plain lines: a message with what a terminal renderer would
+    take for markup or an emoji code (ruff's "Invalid escape sequence: `\\[`") is printed as it is."""
+    said = "Invalid escape sequence: `\\[` in [bold]x[/] :warning: [red]"
+    result = GateResult(verdict=Verdict.REVIEW, new=[
+        Finding(verifier="ruff", rule_id="W605", severity=Severity.LOW, message=said, path="[a].py", start_line=2),
+    ], reasons=["[why] :x:"])
+    stream = io.StringIO()
+    print_gate_text(result, stream)
+    lines = stream.getvalue().splitlines()
+    assert f"       low  [a].py:2  ruff W605: {said}" in lines
+    assert "  - [why] :x:" in lines
+    assert "\x1b" not in stream.getvalue()

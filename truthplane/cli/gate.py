@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from contextlib import ExitStack
 from collections.abc import Callable
 from pathlib import Path
 
@@ -67,6 +68,7 @@ def gate(
         raise UsageError("--suggest goes with --review, on the working tree (no --head): it fixes the files there")
     if fail_on is not None and fail_on not in ("note", "low", "medium", "high", "critical"):
         raise UsageError(f"--fail-on {fail_on!r}: give note, low, medium, high or critical")
+    from truthplane.cli.start import take_early
     from truthplane.git.run import gate_calls_ahead
     from truthplane.paths import default_cache_dir
     from truthplane.truth.ahead import LaunchPlans, tools_ahead
@@ -81,9 +83,16 @@ def gate(
             )
         )
         # git lists both states while the rest is imported and the configuration read, and the tools start on
-        # the changed files as soon as git has said which they are
-        with tools_ahead(plans) as on_listed, gate_calls_ahead(
-                path, base, head, on_listed, store=plans.cache_dir if plans else None):
+        # the changed files as soon as git has said which they are: started by the command's first step, before
+        # any of this was imported (truthplane.cli.start), or here
+        with ExitStack() as ahead:
+            early = take_early(path, base, head, plans)
+            if early is not None:
+                ahead.enter_context(early)
+            else:
+                on_listed = ahead.enter_context(tools_ahead(plans))
+                ahead.enter_context(
+                    gate_calls_ahead(path, base, head, on_listed, store=plans.cache_dir if plans else None))
             from truthplane.cli import render
             from truthplane.truth.pipeline import gate as run_gate
 

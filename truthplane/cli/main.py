@@ -10,6 +10,7 @@ import importlib
 import os
 import sys
 import traceback
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 
 import typer
@@ -120,7 +121,9 @@ def run(argv: list[str] | None = None) -> int:
 _ONE_SHOT = frozenset({"scan", "diff", "gate"})
 
 
-def entry() -> None:
+def entry(early: AbstractContextManager[object] | None = None) -> None:
+    """The console script's body; `early`: what the command's first step started ahead (truthplane.cli.start),
+    ended when the command is."""
     import gc
 
     # a short-lived process that builds tens of thousands of long-lived findings: the collector's default
@@ -134,7 +137,8 @@ def entry() -> None:
         # commands (mcp, run-all, fix with its event loop) keep the collector.
         gc.disable()
     gc.freeze()
-    code = run()
+    with early or nullcontext():
+        code = run()
     if one_shot:
         _leave(code)
     sys.exit(code)  # the others end the usual way: whatever their libraries left for the interpreter's end runs

@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from truthplane.models import Finding, GateResult, Scan, VerifierRun
 
 _VERDICT_MARK = {"APPROVE": "✅", "REVIEW": "⚠️", "REJECT": "❌", "UNVERIFIED": "⛔"}
@@ -253,10 +255,13 @@ def _md(text: str, limit: int | None = 300) -> str:
 
 def _finding_lines(console: Any, title: str, findings: list[Finding], style_on: bool, limit: int = 50) -> None:
     """The most severe first, at most `limit` of them: a terminal summary, not the record."""
-    from rich.markup import escape
-
     if not findings:
         return
+    escape: Callable[[str], str] = str
+    if style_on:
+        from rich.markup import escape as markup_escape
+
+        escape = markup_escape
     ordered = _most_severe_first(findings)
     console.print(f"\n{title} ({len(findings)}):")
     for f in ordered[:limit]:
@@ -271,15 +276,32 @@ def _finding_lines(console: Any, title: str, findings: list[Finding], style_on: 
         console.print(f"  ... and {len(ordered) - limit} more (--format json lists them all)")
 
 
+class _Lines:
+    """The report's lines as they are, for a reader that is not a terminal (a CI log, a pipe): rich's console,
+    with its markup, styles and emoji codes, is for a terminal, and importing it costs a gate more than printing."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+
+    def print(self, text: str = "", *, markup: bool = False, highlight: bool = False, soft_wrap: bool = True) -> None:
+        self._stream.write(text + "\n")
+
+
 def _console(stream: TextIO) -> tuple[Any, bool]:
     from rich.console import Console
 
     on = fancy(stream)
-    return Console(file=stream, force_terminal=on, no_color=not on, highlight=False, soft_wrap=True), on
+    return Console(file=stream, force_terminal=on, no_color=not on, highlight=False, soft_wrap=True, emoji=False), on
+
+
+def _report(stream: TextIO) -> tuple[Any, bool]:
+    """Where the gate's and the scan's text reports print: styled on a terminal, plain lines otherwise (every
+    text there is written unescaped when not `on`)."""
+    return _console(stream) if fancy(stream) else (_Lines(stream), False)
 
 
 def print_gate_text(result: GateResult, stream: TextIO, *, show_unchanged: bool = False) -> None:
-    console, on = _console(stream)
+    console, on = _report(stream)
     verdict = result.verdict.value
     head = f"[{VERDICT_STYLE[verdict]}]{verdict}[/]" if on else verdict
     silenced = f", {len(result.silenced_by_config)} silenced by configuration" if result.silenced_by_config else ""
@@ -302,7 +324,7 @@ def print_gate_text(result: GateResult, stream: TextIO, *, show_unchanged: bool 
 
 
 def print_scan_text(scan: Scan, stream: TextIO, *, saved: list[Path] | None = None) -> None:
-    console, on = _console(stream)
+    console, on = _report(stream)
     failed = [r for r in scan.verifiers if r.status.value != "ok"]
     by_severity: dict[str, int] = {}
     for f in scan.findings:

@@ -11,7 +11,6 @@ import hashlib
 import os
 import shutil
 import subprocess
-import tarfile
 import tempfile
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -278,6 +277,8 @@ class Repo:
     @contextmanager
     def exported(self, commit: str) -> Iterator[Path]:
         """The tree of `commit` as plain files in a temporary directory, removed afterwards."""
+        import tarfile  # an export is rare; its import costs every gate
+
         tmp = Path(tempfile.mkdtemp(prefix=owned_prefix("tree")))
         try:
             proc = subprocess.Popen(

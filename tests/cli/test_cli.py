@@ -309,3 +309,24 @@ def test_the_installed_command_starts_as_python_m_truthplane_does() -> None:
 
     installed = entry_points(group="console_scripts", name="truthplane")
     assert [script.value for script in installed] in ([], ["truthplane.cli.start:entry"])  # as installed, if it is
+
+
+def test_a_command_line_builds_the_command_it_names_and_help_lists_them_all() -> None:
+    """A one-shot gate imports and builds its own command only; the command line as a whole still has every
+    command, and a name it does not know gets click's answer from all of them."""
+    probe = (
+        "import sys; from truthplane.cli.main import run; code = run(sys.argv[1:]); "
+        "print(sorted(m for m in sys.modules if m.startswith('truthplane.cli.') and m != 'truthplane.cli.main'), "
+        "code)"
+    )
+    named = subprocess.run([sys.executable, "-c", probe, "gate", "--help"], capture_output=True, text=True)
+    assert named.stdout.strip().endswith("['truthplane.cli._common', 'truthplane.cli.gate'] 0"), named.stdout
+    assert "--base" in named.stdout
+    listed = subprocess.run([sys.executable, "-c", probe, "--help"], capture_output=True, text=True)
+    from truthplane.cli.main import COMMANDS, app
+
+    assert all(f" {name} " in listed.stdout for name in COMMANDS), listed.stdout
+    names = [c.name or c.callback.__name__ for c in app.registered_commands] + [g.name for g in app.registered_groups]
+    assert sorted(names) == sorted(COMMANDS)
+    unknown = subprocess.run([sys.executable, "-c", probe, "gat"], capture_output=True, text=True)
+    assert "Did you mean 'gate'?" in unknown.stderr

@@ -12,6 +12,7 @@ import sys
 import traceback
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -19,7 +20,7 @@ import typer
 # (an unknown option, a bad value) derives from that click's ClickException, which BadParameter names.
 _CLICK_EXCEPTION: type[Exception] = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
 
-app = typer.Typer(
+_SETTINGS: dict[str, Any] = dict(
     name="truthplane",
     help="Accept or reject code changes on deterministic evidence.",
     no_args_is_help=True,
@@ -30,23 +31,24 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
-# each module has register(app); listed here so there is one list of commands
-COMMAND_MODULES = (
-    "truthplane.cli.scan",
-    "truthplane.cli.diff",
-    "truthplane.cli.gate",
-    "truthplane.cli.doctor",
-    "truthplane.cli.fix",
-    "truthplane.cli.exec_",
-    "truthplane.cli.sandbox",
-    "truthplane.cli.history",
-    "truthplane.cli.show",
-    "truthplane.cli.report",
-    "truthplane.cli.gc",
-    "truthplane.cli.verify",
-    "truthplane.cli.run_all",
-    "truthplane.cli.mcp_",
-)
+# the module of each command, one list of them: each module has register(app)
+COMMANDS = {
+    "scan": "truthplane.cli.scan",
+    "diff": "truthplane.cli.diff",
+    "gate": "truthplane.cli.gate",
+    "doctor": "truthplane.cli.doctor",
+    "fix": "truthplane.cli.fix",
+    "exec": "truthplane.cli.exec_",
+    "sandbox": "truthplane.cli.sandbox",
+    "history": "truthplane.cli.history",
+    "show": "truthplane.cli.show",
+    "report": "truthplane.cli.report",
+    "gc": "truthplane.cli.gc",
+    "verify": "truthplane.cli.verify",
+    "run-all": "truthplane.cli.run_all",
+    "mcp": "truthplane.cli.mcp_",
+}
+COMMAND_MODULES = tuple(dict.fromkeys(COMMANDS.values()))
 
 
 def _version(value: bool) -> None:
@@ -57,15 +59,26 @@ def _version(value: bool) -> None:
         raise typer.Exit(0)
 
 
-@app.callback()
 def main(
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
 ) -> None:
     """Accept or reject code changes on deterministic evidence."""
 
 
-for _module in COMMAND_MODULES:
-    importlib.import_module(_module).register(app)
+def build(modules: tuple[str, ...] = COMMAND_MODULES) -> typer.Typer:
+    """The command line with the commands of `modules`: all of them, or the one a command line names (a one-shot
+    gate need not import and build the other thirteen)."""
+    built = typer.Typer(**_SETTINGS)
+    built.callback()(main)
+    for module in modules:
+        importlib.import_module(module).register(built)
+    return built
+
+
+def __getattr__(name: str) -> Any:
+    if name == "app":  # every command, for whoever documents or inspects them
+        return build()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _crash_log(exc: BaseException) -> Path | None:
@@ -91,7 +104,9 @@ def run(argv: list[str] | None = None) -> int:
     """Entry point: every expected failure is one line on stderr and a documented exit code."""
     from truthplane.errors import ExitCode, TruthplaneError
 
-    command = typer.main.get_command(app)
+    given = sys.argv[1:] if argv is None else argv
+    named = COMMANDS.get(given[0]) if given else None
+    command = typer.main.get_command(build((named,) if named else COMMAND_MODULES))
     try:
         result = command.main(args=argv, prog_name="truthplane", standalone_mode=False)
     except TruthplaneError as exc:

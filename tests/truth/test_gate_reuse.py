@@ -311,6 +311,9 @@ def test_a_listing_laid_over_another_answers_as_a_full_listing_from_its_changes_
     assert _alike(base, over, []) == _alike(base, plain, []) == frozenset({"c.pyi", "pyproject.toml", "sub/ruff.toml"})
     relevant = over.suffixed((".py", ".pyi"))
     assert over.same_as(base.files, relevant) == plain.same_as(base.files, relevant) == {"c.pyi"}
+    # what the change adds or alters: from the paths that differ, as from every path
+    assert over.changed_from(base) == plain.changed_from(base) == ["a.py", "doc.md", "new.py", "sub/moved.py"]
+    assert over.changed_from(plain) == [] and base.changed_from(over) == ["a.py", "b.py", "doc.md", "sub/d.py"]
 
     names = frozenset({"pyproject.toml", "ruff.toml"})
     asked = base.named(names)

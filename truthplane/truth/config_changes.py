@@ -25,7 +25,7 @@ MAX_READ_BYTES = 4 * 1024 * 1024  # a larger file is data, not code someone anno
 
 def changed_paths(base: Source, head: Source) -> list[str]:
     """Files the head adds or whose content differs from the base's."""
-    return sorted(p for p, blob in head.files.items() if base.files.get(p) != blob)
+    return head.changed_from(base)
 
 
 def read_blobs(repo: Repo, blobs: list[str]) -> dict[str, bytes]:
@@ -92,12 +92,24 @@ def changed_contents(
     return [(path, before, after) for path, (before, after) in texts.items() if after is not None]
 
 
+class _EitherListing:
+    """Every path of the base or the head, gone through by the verifiers that ask (audits) and by nobody else:
+    a large tree's listings are not joined for a gate with no audit."""
+
+    def __init__(self, base: Source, head: Source) -> None:
+        self._base, self._head = base, head
+
+    def __iter__(self) -> Iterator[str]:
+        yield from self._base.files
+        yield from (p for p in self._head.changed_from(self._base) if p not in self._base.files)
+
+
 def unchanged_audits(repo: Repo, verifiers: list[Verifier], base: Source, head: Source,
                      worktree: Path | None) -> dict[str, list[str]]:
     """The audits (Verifier.dependency_files) whose dependency declarations the change leaves as they were,
     with the files they read: a gate need not run them."""
     unchanged = {}
-    paths = base.files.keys() | head.files.keys()
+    paths = _EitherListing(base, head)
     for verifier in verifiers:
         declaring = verifier.dependency_files(paths)
         if declaring is None:

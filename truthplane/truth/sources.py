@@ -78,6 +78,13 @@ class Source:
             return among.keys() - {p for p in self._over[1] if files.get(p) != self.files.get(p)}
         return {p for p, b in among.items() if files.get(p) == b}
 
+    def changed_from(self, base: Source) -> list[str]:
+        """The paths this listing adds to `base` or has with another blob, sorted; for a listing laid over `base`,
+        from the paths that differ."""
+        candidates = self._over[1] if self._over is not None and self._over[0].files is base.files else self.files
+        files, before = self.files, base.files
+        return sorted(p for p in candidates if p in files and before.get(p) != files[p])
+
     def named(self, names: frozenset[str]) -> list[tuple[str, str]]:
         """(path, blob) of every file with one of `names` as its name or as a directory above it, sorted.
         Asked by every verifier of a scan with its config file names: computed once per set of names, from an

@@ -155,3 +155,19 @@ def test_nothing_starts_early_without_a_cache_directory_or_beside_an_unfinished_
     assert start._start([str(root), "--base", "main", "--cache-dir", str(cache)]) is None
     assert start._start([str(root), "--head", "HEAD", "--cache-dir", str(cache)]) is None
     assert not start._early and not run_module._chains
+
+
+def test_the_first_step_knows_the_options_and_the_default_base_of_the_gate() -> None:
+    """start.py reads the gate's options without importing its command line: the two must not drift apart."""
+    import typer
+
+    from truthplane.cli.main import build
+
+    command = typer.main.get_command(build(("truthplane.cli.gate",))).commands["gate"]  # type: ignore[attr-defined]
+    valued, flags = set(), set()
+    for param in command.params:
+        if param.param_type_name != "option" or "--help" in param.opts:
+            continue
+        (flags if param.is_flag else valued).update(param.opts + param.secondary_opts)
+    assert valued == start._VALUED and flags == start._FLAGS
+    assert next(p.default for p in command.params if p.name == "base") == start._DEFAULT_BASE == GateArgs().base

@@ -314,6 +314,24 @@ def test_the_listing_apart_answers_as_git_and_leaves_the_snapshot(make_repo, tmp
     assert lister.check() == ["a/u.py"]
 
 
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads a process's priority from /proc")
+def test_the_listing_apart_runs_below_the_gates_priority(make_repo, tmp_path, monkeypatch) -> None:
+    """The tools a gate waits for share the machine with the listing: it, and the git it runs, yield to them."""
+    root = make_repo({"a/c.py": "x\n"})
+    (root / "a" / "u.py").write_text("u\n")
+    head = git(root, "rev-parse", "HEAD")
+    seen = tmp_path / "niceness"
+    wrapper = tmp_path / "bin" / "git"
+    wrapper.parent.mkdir()
+    real = shutil.which("git")
+    wrapper.write_text(f"#!/bin/sh\ncut -d' ' -f19 /proc/$$/stat >> '{seen}'\nexec '{real}' \"$@\"\n")
+    wrapper.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{wrapper.parent}{os.pathsep}{os.environ['PATH']}")
+    assert untracked_apart(root, head, tmp_path / "cache", GIT_ENV, lambda: pytest.fail("walked here")) == "a/u.py\0"
+    levels = {int(level) for level in seen.read_text().split()}
+    assert levels == {min(os.nice(0) + untracked_module._NICE, 19)}
+
+
 def test_a_listing_apart_that_fails_is_walked_here(tmp_path) -> None:
     (tmp_path / "no repository").mkdir()
     assert untracked_apart(tmp_path / "no repository", "0" * 40, tmp_path / "cache", GIT_ENV,

@@ -56,6 +56,7 @@ _PACKED = struct.Struct("<qqQ")  # a snapshot's stamps, one bytes object (quick 
 _RACY = bytes(_PACKED.size)
 _NAMED = 8  # bytes of a digest of a directory's entries (see _names)
 _SMALL = 400_000  # a snapshot this small (some 5,000 directories) is quicker to check here than in a new process
+_NICE = 10  # how much lower the listing process's priority is than the gate's
 
 
 def untracked(root: Path, head: str | None, store: Path | None, env: Mapping[str, str],
@@ -154,6 +155,10 @@ def _small(store: Path, root: Path) -> bool:
 
 def _main(argv: list[str]) -> int:
     root, head, store = Path(argv[0]), argv[1], Path(argv[2])
+    # a gate waits for its tools far more often than for this listing, which shares the machine with them from the
+    # start: at a lower priority, this process (and the git it runs) takes the CPU the tools leave
+    if hasattr(os, "nice"):
+        os.nice(_NICE)
     if head == "-":  # started early: the top directory and HEAD are this process's to find
         proc = subprocess.run(["git", "rev-parse", "--show-toplevel", "HEAD"], cwd=root, capture_output=True)
         found = proc.stdout.decode("utf-8", "surrogateescape").splitlines()

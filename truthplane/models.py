@@ -5,7 +5,7 @@ from __future__ import annotations
 from enum import Enum
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_serializer
 
 SCHEMA_VERSION = 1
 MAX_TIMEOUT_S = 30 * 24 * 3600  # a month: beyond it a timeout is a typo, and past 2**63 ns the clocks overflow
@@ -118,6 +118,12 @@ class Scan(BaseModel):
     # verifier -> (findings, suppressed results) a gate's scan left out on the files both its states have alike
     # (truthplane.truth.scanner.Reference.carried): counted, never listed; never part of a stored scan
     _carried: dict[str, tuple[int, int]] = PrivateAttr(default_factory=dict)
+
+    @field_serializer("files")
+    def _files_by_path(self, files: dict[str, str]) -> dict[str, str]:
+        """Written sorted by path: a scan holds its source's listing as it was read (sorting a large tree's listing
+        costs a gate, which never writes it)."""
+        return dict(sorted(files.items()))
 
     @property
     def carried(self) -> dict[str, tuple[int, int]]:

@@ -246,3 +246,32 @@ def test_a_configuration_change_the_first_look_missed_is_judged_again_with_every
     assert guessed == [True]  # the second gate carries nothing, so it does not guess
     assert again.complete and _judged(again) == _judged(full)
     assert full.silenced_by_config  # the excluded file's findings: silenced by the change, not fixed
+
+
+@pytest.mark.parametrize("change", ["edit", "delete, rename, untracked", "committed"])
+def test_a_warm_gate_that_carries_goes_through_the_paths_that_differ_not_every_file(
+        make_repo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, change: str) -> None:
+    """A one-file change of a large repository costs a gate its tools on that file, not a pass over every path of
+    both states for each verifier: once the base's counts are kept, no listing by suffix is made at all."""
+    from truthplane.truth.sources import Source
+
+    root = make_repo(FILES)
+    git(root, "checkout", "-qb", "feature")
+    CHANGES[change](root)
+    options = ScanOptions(only=["ruff", "bandit"], cache_dir=tmp_path / "cache")
+
+    def judged(carry: bool) -> GateResult:
+        return gate(root, load_config(root), options, base_ref="main", carry=carry)
+
+    judged(False)
+    full = judged(False)  # every file in the cache by now, as for the gates below
+    judged(True)  # a first gate against this base keeps its counts
+    listed: list[int] = []
+    suffixed = Source.suffixed
+    monkeypatch.setattr(Source, "suffixed", lambda self, suffixes: listed.append(len(self.files)) or suffixed(
+        self, suffixes))
+    warm = judged(True)
+    assert listed == []
+    assert _judged(warm) == _judged(full) and not warm.complete
+    assert [(r.name, r.cached_files, r.scanned_files) for r in warm.verifiers] == [
+        (r.name, r.cached_files, r.scanned_files) for r in full.verifiers]

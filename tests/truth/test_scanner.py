@@ -56,3 +56,19 @@ def test_semgrep_subset_in_a_git_repo_agrees_with_the_whole_scan(make_repo) -> N
     assert ("src/deep/a.py", "truthplane.python.eval-exec") in whole
     assert not any(p.startswith("lib/") for p, _ in whole)
     assert subset == {(p, r) for p, r in whole if p in ("src/deep/a.py", "tests/t.py", "lib/ignored.py")}
+
+
+def test_a_scan_is_written_with_its_files_in_path_order_whatever_order_it_listed_them(tmp_path: Path) -> None:
+    import json
+    from contextlib import nullcontext
+
+    from truthplane.models import Scan
+    from truthplane.truth.sources import Source
+
+    listed = {"b.py": "2" * 40, "a/z.py": "1" * 40, "a.py": "3" * 40, "a-b.py": "4" * 40}
+    done = scan(Source(dict(listed), lambda: nullcontext(tmp_path), label="t", commit="c" * 40), Config(),
+                verifiers=[])
+    assert done.files == listed
+    written = done.model_dump_json()
+    assert list(json.loads(written)["files"]) == sorted(listed)
+    assert Scan.model_validate_json(written) == done

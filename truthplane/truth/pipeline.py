@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Set as AbstractSet
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -21,7 +22,7 @@ from truthplane.models import GateResult, Scan
 from truthplane.verifiers.loader import create_verifiers, preload_verifiers
 from truthplane.truth.results import latest_baseline, load_scan
 from truthplane.truth.scanner import Progress, Reference, launch_entries, scan
-from truthplane.truth.sources import Excluder, Source, commit_source, worktree_over, worktree_source
+from truthplane.truth.sources import AllBut, Excluder, Source, commit_source, worktree_over, worktree_source
 from truthplane.verifiers.interface import Verifier, VerifierContext
 from truthplane.git.repo import Repo
 
@@ -197,16 +198,16 @@ def gate(
                     config_change=config_change, notes=notes, suppressed_by_change=review.suppressed)
 
 
-def _alike(base: Source, head: Source, verifiers: list[Verifier]) -> frozenset[str]:
+def _alike(base: Source, head: Source, verifiers: list[Verifier]) -> AbstractSet[str]:
     """The files with the same content in both states, which a gate that carries leaves out (Reference.carried);
     none when the change touches a file that configures a verifier or truthplane: weighing that compares every
     finding of the head under both configurations."""
     over = head._over
-    alike: frozenset[str]
+    alike: AbstractSet[str]
     if over is not None and over[0] is base:
         # a listing laid over the base: only the paths it names as changed can differ
         differ = {path for path in over[1] if base.files.get(path) != head.files.get(path)}
-        alike = frozenset(head.files).difference(differ)
+        alike = AllBut(head.files, differ)
     else:
         alike = frozenset(path for path, blob in head.files.items() if base.files.get(path) == blob)
         differ = (base.files.keys() | head.files.keys()) - alike

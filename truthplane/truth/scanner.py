@@ -9,6 +9,8 @@ from __future__ import annotations
 import os
 import threading
 import time
+from collections.abc import Collection
+from collections.abc import Set as AbstractSet
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -82,10 +84,10 @@ class Reference:
     decides, and says so in what it publishes. Each side then counts what it left out (Scan.carried)."""
 
     def __init__(
-        self, files: dict[str, str], carried: frozenset[str] = frozenset(), head: Source | None = None,
+        self, files: dict[str, str], carried: AbstractSet[str] = frozenset(), head: Source | None = None,
     ) -> None:
         self.files = files
-        self.carried = carried if head is not None else frozenset()
+        self.carried: AbstractSet[str] = carried if head is not None else frozenset()
         self.head = head
         self._shared: dict[str, Shared] = {}
         self._done = _Signals()
@@ -197,38 +199,39 @@ class _Job:
         return annotate(kept, read_source)
 
     def run(self, version: str) -> list[Finding]:
-        relevant = self.relevant()
-        if self.verifier.suffixes and not relevant:
+        suffixes = tuple(self.verifier.suffixes or ())
+        if suffixes and not self.source.count_suffixed(suffixes):
             self.scanned_files = 0
             return []
         if self.cache is None:
-            self.scanned_files = len(relevant) if self.verifier.suffixes else None
+            self.scanned_files = self.source.count_suffixed(suffixes) if suffixes else None
             return self.scan(None)
         config_hash = self.used_config_hash = self.config_hash(version)
         if self.verifier.file_local:
             if not self.source.whole_tree_cacheable or (self.reference is not None and self.reference.carried):
                 # a gate's head that carries files takes the rest from its base: it holds no whole tree to store
-                return self._file_local(relevant, config_hash)
+                return self._file_local(config_hash)
             # a commit's tree (a gate's base) is scanned again and again: one entry for all of it, by file
             carried = self._carried(config_hash, version)
-            if carried.isdisjoint(relevant):
-                carried = frozenset()  # none of its files: the head has nothing to take from this side either
-            needed = relevant.keys() - carried if carried else None
+            needed = self._not_carried(carried, suffixes)
+            if needed is not None and len(needed) == self.source.count_suffixed(suffixes):
+                carried, needed = frozenset(), None  # none of its files: the head has nothing to take from here either
             # a commit's listing is named by the commit and the excludes; the files a verifier reads of it, by its
             # suffixes: no need to hash every path of a large tree
             listed = self.source.listing
             tree_key = ResultCache.key("tree-files", config_hash, *(
-                (listed, repr(self.verifier.suffixes)) if listed else (repr(sorted(relevant.items())),)))
+                (listed, repr(self.verifier.suffixes)) if listed else (repr(sorted(self.relevant().items())),)))
             entry = self.cache.get_tree(tree_key, needed)
             if entry is None:
-                findings = self._file_local(relevant, config_hash)
+                findings = self._file_local(config_hash)
                 self.cache.put_tree(tree_key, findings)
                 entry = TreeEntry.split(findings, needed)
             else:
-                self.cached_files = len(relevant)
+                self.cached_files = self.source.count_suffixed(suffixes)
             if carried:
                 self.carried = (entry.carried_active, entry.carried_suppressed)
             return entry.findings
+        relevant = self.relevant()
         if self.verifier.tree_cacheable:
             key = ResultCache.key("tree", config_hash, repr(sorted(relevant.items())))
             cached = self.cache.get(key)
@@ -242,7 +245,20 @@ class _Job:
         self.scanned_files = len(relevant) if self.verifier.suffixes else None
         return self.scan(None)
 
-    def _carried(self, own_hash: str, version: str) -> frozenset[str]:
+    def _not_carried(self, carried: Collection[str], suffixes: tuple[str, ...]) -> Collection[str] | None:
+        """The files of this scan (a gate's base) that are not `carried`, among those its verifier reads; None when
+        it carries none. For a head laid over this listing, from the paths that differ: the rest are alike."""
+        if not carried:
+            return None
+        share = self.share
+        head = share.head if share is not None else None
+        if head is not None and carried is share.carried:  # type: ignore[union-attr]
+            differ = head.differing_below(self.source, suffixes)
+            if differ is not None:
+                return differ
+        return self.relevant().keys() - carried
+
+    def _carried(self, own_hash: str, version: str) -> AbstractSet[str]:
         """The files this scan, the reference of a gate, leaves out (Reference.carried): none unless the other side's
         configuration of the verifier is the same as this one's."""
         share = self.share
@@ -252,34 +268,53 @@ class _Job:
             return frozenset()
         return share.carried  # those this verifier does not read are in no entry of its anyway
 
-    def _file_local(self, relevant: dict[str, str], config_hash: str) -> list[Finding]:
+    def _file_local(self, config_hash: str) -> list[Finding]:
         """Files with the same content as in the reference scan take its findings: only the rest are looked
-        up in the cache or scanned, and the tool starts on those before the reference is even ready."""
+        up in the cache or scanned, and the tool starts on those before the reference is even ready. For a listing
+        laid over the reference's, what differs comes from the paths the change names, not from every file."""
         if self.reference is None:
-            return self._per_file(relevant, config_hash)
-        same = self.source.same_as(self.reference.files, relevant)
-        if not same:
-            return self._per_file(relevant, config_hash)
-        changed = {p: relevant[p] for p in relevant.keys() - same}
+            return self._per_file(self.relevant(), config_hash)
+        suffixes = tuple(self.verifier.suffixes or ())
+        changed = self.source.differing(self.reference.files, suffixes)
+        alike: set[str] | None = None  # for a listing laid over the reference's, made only if its answer needs it
+        if changed is None:
+            relevant = self.relevant()
+            alike = found = self.source.same_as(self.reference.files, relevant)
+            changed = {p: relevant[p] for p in relevant.keys() - found}
+            alike_count = len(found)
+        else:
+            alike_count = self.source.count_suffixed(suffixes) - len(changed)
+        if not alike_count:
+            return self._per_file(self.relevant(), config_hash)
+        files = self.source.files
+
+        def same(path: str) -> bool:
+            if alike is not None:
+                return path in alike
+            return path not in changed and path in files and (not suffixes or path.endswith(suffixes))
+
         findings = self._per_file(changed, config_hash) if changed else []
         self.reference.reader_going(self.verifier.instance_name)
         shared = self.reference.findings(self.verifier.instance_name, config_hash)
         if shared is not None and shared.carried is not None:
             # the reference left out the files both sides have alike, and so does this side
             self.carried = shared.carried
-            self.cached_files += len(same)
+            self.cached_files += alike_count
             self.scanned_files = self.scanned_files or 0
-            return [f for f in findings if f.path not in same]
+            return [f for f in findings if not same(f.path)]
+        relevant = self.relevant()
+        if alike is None:
+            alike = self.source.same_as(self.reference.files, relevant)
         if shared is None:  # the reference did not run this verifier, or with another configuration
             scanned = self.scanned_files or 0
             findings = self._per_file(relevant, config_hash)  # what was just scanned is now a cache hit
             self.cached_files -= scanned
             self.scanned_files = (self.scanned_files or 0) + scanned
             return findings
-        self.cached_files += len(same)
+        self.cached_files += len(alike)
         self.scanned_files = self.scanned_files or 0
-        # a tool that cannot scan a subset reported on every file: the reference's findings stand for `same`
-        return [f for f in shared.findings if f.path in same] + [f for f in findings if f.path not in same]
+        # a tool that cannot scan a subset reported on every file: the reference's findings stand for `alike`
+        return [f for f in shared.findings if f.path in alike] + [f for f in findings if f.path not in alike]
 
     def _per_file(self, relevant: dict[str, str], config_hash: str) -> list[Finding]:
         assert self.cache is not None
@@ -415,14 +450,16 @@ def scan(
     runs = [results[v.instance_name][0] for v in verifiers]
     findings = [f for v in verifiers for f in results[v.instance_name][1]]
     findings.sort(key=lambda f: (f.path, f.start_line or 0, f.verifier, f.rule_id, f.fingerprint))
-    done = Scan(
+    # made of values that are already what Scan holds: validating them again would copy every finding and the
+    # listing (on a large repository, tens of milliseconds a scan); the listing is sorted when written
+    done = Scan.model_construct(
         created_at=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         commit=source.commit,
         dirty=source.dirty,
         verifiers=runs,
         findings=[f for f in findings if not f.suppressed],
         suppressed=[f for f in findings if f.suppressed],
-        files=dict(sorted(source.files.items())),
+        files=source.files,
     )
     done.carried = {name: counts for name, counts in carried.items() if results[name][0].status == ToolStatus.OK}
     return done

@@ -11,11 +11,12 @@ import hashlib
 import marshal
 import threading
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from collections.abc import Set as AbstractSet
 from contextlib import AbstractContextManager, ExitStack, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from truthplane.errors import TruthplaneError
 from truthplane.files import atomic_write
@@ -47,7 +48,8 @@ class Source:
     _components: dict[str, list[str]] | None = field(default=None, repr=False)
     # where named()'s answers about a commit's listing are kept between processes (commit_source with a store)
     named_store: Path | None = field(default=None, repr=False)
-    _stored_named: dict[frozenset[str], list[tuple[str, str]]] | None = field(default=None, repr=False)
+    # (named()'s answers by names, and counts of files by suffixes: count_suffixed)
+    _stored_named: dict[Any, Any] | None = field(default=None, repr=False)
     _suffixed: dict[tuple[str, ...], dict[str, str]] = field(default_factory=dict, repr=False)
 
     def suffixed(self, suffixes: tuple[str, ...]) -> dict[str, str]:
@@ -70,6 +72,49 @@ class Source:
             found = {p: b for p, b in self.files.items() if p.endswith(suffixes)}
         with self._lock:
             return self._suffixed.setdefault(suffixes, found)
+
+    def count_suffixed(self, suffixes: tuple[str, ...]) -> int:
+        """len(suffixed(suffixes)), without making that listing where the count is known otherwise: for a listing
+        laid over another, from that one's count and the paths that differ; for a commit's listing kept in a store,
+        from the count kept beside it (a large tree's listing is tens of thousands of paths to go through)."""
+        if not suffixes:
+            return len(self.files)
+        with self._lock:
+            found = self._suffixed.get(suffixes)
+        if found is not None:
+            return len(found)
+        if self._over is not None:
+            under, differ = self._over
+            count = under.count_suffixed(suffixes)
+            for path in differ:
+                if path.endswith(suffixes):
+                    count += (path in self.files) - (path in under.files)
+            return count
+        key = ("count", suffixes)
+        if self.named_store is not None and isinstance(counted := self._stored(key), int):
+            return counted
+        counted = len(self.suffixed(suffixes))
+        if self.named_store is not None:
+            self._store(key, counted)
+        return counted
+
+    def differing(self, files: dict[str, str], suffixes: tuple[str, ...]) -> dict[str, str] | None:
+        """The files of suffixed(suffixes) that `files` has not, or has with another blob, sorted by path: for a
+        listing laid over the one `files` is of, from the paths that differ; None for any other listing."""
+        if self._over is None or self._over[0].files is not files:
+            return None
+        mine = self.files
+        return {p: mine[p] for p in sorted(self._over[1])
+                if p in mine and (not suffixes or p.endswith(suffixes)) and files.get(p) != mine[p]}
+
+    def differing_below(self, under: Source, suffixes: tuple[str, ...]) -> set[str] | None:
+        """The files of `under`.suffixed(suffixes) that this listing has not, or has with another blob: for a
+        listing laid over `under`, from the paths that differ; None for any other."""
+        if self._over is None or self._over[0] is not under:
+            return None
+        mine, theirs = self.files, under.files
+        return {p for p in self._over[1]
+                if p in theirs and (not suffixes or p.endswith(suffixes)) and mine.get(p) != theirs[p]}
 
     def same_as(self, files: dict[str, str], among: dict[str, str]) -> set[str]:
         """The paths of `among` (some of this listing's files) that `files` has with the same blob; for a listing
@@ -118,15 +163,16 @@ class Source:
         with self._lock:
             return self._named.setdefault(names, found)
 
-    def _stored(self, names: frozenset[str]) -> list[tuple[str, str]] | None:
+    def _stored(self, names: frozenset[str] | tuple[str, tuple[str, ...]]) -> Any:
+        """What `_store` kept about this commit's listing under `names` (named()'s answers, counts of files)."""
         assert self.named_store is not None
         with self._lock:
             if self._stored_named is None:
                 stored: object = _read_listing(self.named_store)
-                self._stored_named = stored if isinstance(stored, dict) else {}  # type: ignore[assignment]
-            return self._stored_named.get(names)  # type: ignore[union-attr]
+                self._stored_named = stored if isinstance(stored, dict) else {}
+            return self._stored_named.get(names)
 
-    def _store(self, names: frozenset[str], found: list[tuple[str, str]]) -> None:
+    def _store(self, names: frozenset[str] | tuple[str, tuple[str, ...]], found: Any) -> None:
         assert self.named_store is not None
         with self._lock:
             stored = dict(self._stored_named or {})
@@ -142,6 +188,24 @@ class Source:
 
     def close(self) -> None:
         self._stack.close()
+
+
+class AllBut(AbstractSet[str]):
+    """The paths of a listing but a few, without a copy of the listing: what a gate's two states have alike when
+    one is laid over the other (a large tree's listing is tens of thousands of paths to copy)."""
+
+    def __init__(self, files: dict[str, str], but: AbstractSet[str]) -> None:
+        self._files = files
+        self._but = but
+
+    def __contains__(self, path: object) -> bool:
+        return path in self._files and path not in self._but
+
+    def __iter__(self) -> Iterator[str]:
+        return (path for path in self._files if path not in self._but)
+
+    def __len__(self) -> int:
+        return len(self._files) - sum(1 for path in self._but if path in self._files)
 
 
 class Excluder:

@@ -118,10 +118,12 @@ def gate_calls_ahead(
         def untracked() -> str:
             return untracked_apart(root, head_commit, store, GIT_ENV, lambda: run(root, *LISTING))
 
-        diff, listed, *trees = (
-            start(root, *args, call=untracked if args == LISTING else None)
-            for args in changes_args(merge_base, head_commit)
-        )
+        # the branch's commits first: compared in git's objects, they are known long before the working tree's
+        # stat pass ends, and the tools start on them (a committed change needs nothing else)
+        diff_args, listing_args, *trees_args = changes_args(merge_base, head_commit)
+        trees = [start(root, *args) for args in trees_args]
+        diff = start(root, *diff_args)
+        listed = start(root, *listing_args, call=untracked)
         listings_started.set()
         if on_listed is None:
             return None

@@ -150,17 +150,18 @@ class Gatekeeper:
 
         check_page(limit, offset)
         target = self._inside(path, "path")
-        top = Repo.require(target).root.resolve()
-        if top != self.root and self.root not in top.parents:
-            raise UsageError(f"the git repository of {path!r} starts at {top}, above the server's root {self.root}: "
-                             "start the server at the repository's top directory")
         from truthplane.git.run import gate_calls_ahead
         from truthplane.truth.ahead import LaunchPlans, tools_ahead
 
         plans = LaunchPlans(self.cache_dir, only=tuple(verifiers) if verifiers else None)
         with self._gating:
-            # as the CLI does: git lists the change and the tools start on it while the configuration is read
+            # as the CLI does: git lists the change and the tools start on it while the repository is checked and
+            # the configuration read (nothing started there outlives the block)
             with tools_ahead(plans) as on_listed, gate_calls_ahead(target, base, None, on_listed, store=self.cache_dir):
+                top = Repo.require(target).root.resolve()
+                if top != self.root and self.root not in top.parents:
+                    raise UsageError(f"the git repository of {path!r} starts at {top}, above the server's root "
+                                     f"{self.root}: start the server at the repository's top directory")
                 config = self._config(target)
                 check_selection(config, verifiers)
                 result = run_gate(target, config, self._options(verifiers), base_ref=base, plans=plans, carry=True)

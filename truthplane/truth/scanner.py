@@ -251,9 +251,8 @@ class _Job:
         if not carried:
             return None
         share = self.share
-        head = share.head if share is not None else None
-        if head is not None and carried is share.carried:  # type: ignore[union-attr]
-            differ = head.differing_below(self.source, suffixes)
+        if share is not None and share.head is not None and carried is share.carried:
+            differ = share.head.differing_below(self.source, suffixes)
             if differ is not None:
                 return differ
         return self.relevant().keys() - carried

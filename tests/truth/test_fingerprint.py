@@ -693,3 +693,52 @@ def test_annotating_a_large_scan_holds_one_file_at_a_time(monkeypatch: pytest.Mo
             for f in annotate([finding(path, 5), finding(path, 9)], lambda p: files[p].encode())]
     assert [f.fingerprint for f in annotated] == [f.fingerprint for f in reversed(each)]
     assert {f.fingerprint.split(":")[1] for f in annotated} == {"0"}
+
+
+def test_a_change_of_many_files_is_parsed_once_for_all_the_verifiers_that_annotate_it(monkeypatch) -> None:
+    """Each verifier of a gate annotates the changed files in turn: a hundred files must not be parsed (nor hashed
+    the way GitHub does) again by each of them."""
+    from truthplane.truth import _github_hash, _tokens
+
+    parsed: list[str] = []
+    hashed: list[bytes] = []
+    load, numbered = _tokens.load, _github_hash._numbered
+    monkeypatch.setattr(_tokens, "load", lambda path, content: parsed.append(path) or load(path, content))
+    monkeypatch.setattr(_github_hash, "_numbered", lambda content: hashed.append(content) or numbered(content))
+    files = {f"pkg/m{n}.py": f"def f{n}(x):\n    return eval(x + {n!r})\n".encode() for n in range(100)}
+    findings = [Finding(verifier=verifier, rule_id="R", message="m", path=path, start_line=2, end_line=2,
+                        severity=Severity.HIGH) for verifier in ("ruff", "bandit", "semgrep") for path in files]
+    for verifier in ("ruff", "bandit", "semgrep"):  # one annotation per verifier, as a scan makes them
+        annotate([f for f in findings if f.verifier == verifier], files.get)
+    assert sorted(parsed) == sorted(files)
+    assert len(hashed) <= len(files)
+
+
+def test_what_is_shared_is_made_once_however_many_threads_ask_and_kept_within_its_budget() -> None:
+    import threading
+    import time
+
+    from truthplane.truth._tokens import Shared
+
+    made: list[str] = []
+
+    def make(key: str) -> str:
+        made.append(key)
+        time.sleep(0.05)  # long enough for every thread to ask while the first makes it
+        return key.upper()
+
+    shared: Shared[str, str] = Shared(make, budget=10)
+    answers: list[str] = []
+    threads = [threading.Thread(target=lambda: answers.append(shared.get("a", 4))) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert answers == ["A"] * 4 and made == ["a"]
+    shared.get("b", 4)
+    shared.get("c", 4)  # 12 bytes over the budget of 10: the least recently used ("a") is dropped
+    assert shared.get("c", 4) == "C" and made == ["a", "b", "c"]
+    shared.get("a", 4)
+    assert made == ["a", "b", "c", "a"]
+    assert shared.get("huge", 11) == "HUGE" and shared.get("huge", 11) == "HUGE"  # never kept: made each time
+    assert made.count("huge") == 2

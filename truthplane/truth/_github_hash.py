@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import functools
 import operator
 import sys
 from array import array
 
-from truthplane.truth._tokens import SHARED_BYTES
+from truthplane.truth._tokens import SHARED_BYTES, Shared
 
 _GH_BLOCK_SIZE = 100
 _GH_MASK = (1 << 64) - 1
@@ -38,12 +37,7 @@ def github_line_hashes(content: bytes) -> list[str]:
 
 def numbered_github_hashes(content: bytes) -> tuple[str, ...]:
     """Per line, GitHub's hash with its 1-based occurrence among the file's lines (remembered like load_shared)."""
-    return _numbered_remembered(content) if len(content) <= SHARED_BYTES else _numbered(content)
-
-
-@functools.lru_cache(maxsize=16)
-def _numbered_remembered(content: bytes) -> tuple[str, ...]:
-    return _numbered(content)
+    return _NUMBERED.get(content, len(content)) if len(content) <= SHARED_BYTES else _numbered(content)
 
 
 def _numbered(content: bytes) -> tuple[str, ...]:
@@ -53,3 +47,6 @@ def _numbered(content: bytes) -> tuple[str, ...]:
         seen[value] = seen.get(value, 0) + 1
         numbered.append(f"{value}:{seen[value]}")
     return tuple(numbered)
+
+
+_NUMBERED: Shared[bytes, tuple[str, ...]] = Shared(_numbered)

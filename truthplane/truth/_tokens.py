@@ -7,14 +7,17 @@ hash and how findings are paired.
 from __future__ import annotations
 
 import ast
-import functools
 import io
 import keyword
 import re
 import sys
+import threading
 import tokenize
 import warnings
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
+from typing import Generic, TypeVar
 
 from truthplane import pyparse
 
@@ -115,18 +118,63 @@ def load(path: str, content: bytes) -> SourceFile:
 
 
 # a parse is shared by the verifiers of a scan that annotate the same content (each reads a gate's changed files
-# in turn); only files of ordinary size are kept, a few at a time, so a large generated file is never held
+# in turn, often at the same time); only files of ordinary size are kept, so a large generated file is never held,
+# and no more of them than SHARED_TOTAL bytes of content
 SHARED_BYTES = 256 * 1024
+SHARED_TOTAL = 8 * 1024 * 1024
+
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
+
+
+class Shared(Generic[K, V]):
+    """Values made once per key and shared by every thread that asks (one makes it, the others wait for it),
+    the most recently used kept while their contents' sizes add up to at most `budget` bytes. A change of a
+    hundred files is annotated by each verifier in turn: a memo of a fixed number of files would make each parse
+    again for every verifier."""
+
+    def __init__(self, make: Callable[[K], V], budget: int = SHARED_TOTAL) -> None:
+        self._make = make
+        self._budget = budget
+        self._lock = threading.Lock()
+        self._done: OrderedDict[K, tuple[V, int]] = OrderedDict()
+        self._making: dict[K, threading.Event] = {}
+        self._size = 0
+
+    def get(self, key: K, size: int) -> V:
+        while True:
+            with self._lock:
+                found = self._done.get(key)
+                if found is not None:
+                    self._done.move_to_end(key)
+                    return found[0]
+                made_elsewhere = self._making.get(key)
+                if made_elsewhere is None:
+                    mine = self._making[key] = threading.Event()
+                    break
+            made_elsewhere.wait()  # then found, or made here if that failed or was not kept
+        try:
+            value = self._make(key)
+            with self._lock:
+                if size <= self._budget:
+                    self._done[key] = (value, size)
+                    self._size += size
+                    while self._size > self._budget:
+                        _, (_, dropped) = self._done.popitem(last=False)
+                        self._size -= dropped
+            return value
+        finally:
+            with self._lock:
+                del self._making[key]
+            mine.set()
+
+
+_PARSES: Shared[tuple[str, bytes], SourceFile] = Shared(lambda key: load(*key))
 
 
 def load_shared(path: str, content: bytes) -> SourceFile:
-    """`load`, remembered for the last few files of ordinary size; the result is read-only."""
-    return _load_remembered(path, content) if len(content) <= SHARED_BYTES else load(path, content)
-
-
-@functools.lru_cache(maxsize=16)
-def _load_remembered(path: str, content: bytes) -> SourceFile:
-    return load(path, content)
+    """`load`, remembered for files of ordinary size; the result is read-only."""
+    return _PARSES.get((path, content), len(content)) if len(content) <= SHARED_BYTES else load(path, content)
 
 
 # ---- Python: logical lines and their normalised tokens ------------------------------------------

@@ -17,7 +17,9 @@ changed file is never in the cache):
       names, ~28k Python files), each with a warm cache (main's own gate run): `truthplane gate --base main` from a
       fresh process on changes of 1, 10 and 100 files, against the floor for the same files.
 Targets: (a) <= 1.5 x (b) + 0.5 s, and (a) at least 10x faster than (d); [speed]: (e) <= 1.2 x (b), (a) <= (b) +
-0.25 s, and on the 10x repository a one-file gate <= its floor + 0.5 s.
+0.25 s, and on the 10x repository a one-file gate <= its floor + 0.5 s. Each [speed] target is judged on pairs: a
+gate and the floor on the same change measured one right after the other, the median of their ratio or difference
+(a machine whose speed drifts during a run, shared or throttled, moves both alike).
 
     python bench/gate_latency.py [--repeats 5] [--workdir DIR] [--django-version 5.2.19] [--no-scale | --scale-only]
 
@@ -143,10 +145,12 @@ def change_files(repo: Path, files: list[str], tag: str) -> None:
     sh(["git", "commit", "-qam", f"scale {tag}"], cwd=repo)
 
 
-def scale_series(repos: dict[str, Path], cache: Path, repeats: int) -> dict[tuple[str, int], tuple[float, float]]:
-    """(repository, files changed) -> (median gate, median floor), each gate from a fresh process, warm cache."""
+def scale_series(repos: dict[str, Path], cache: Path, repeats: int
+                 ) -> dict[tuple[str, int], tuple[float, float, float]]:
+    """(repository, files changed) -> (median gate, median floor, median of each gate over the floor measured
+    right after it), each gate from a fresh process, warm cache."""
     env_cache = ["--cache-dir", str(cache)]
-    series: dict[tuple[str, int], tuple[float, float]] = {}
+    series: dict[tuple[str, int], tuple[float, float, float]] = {}
     for label, repo in repos.items():
         sh(["git", "checkout", "-q", "main"], cwd=repo)
         started = time.perf_counter()
@@ -158,18 +162,25 @@ def scale_series(repos: dict[str, Path], cache: Path, repeats: int) -> dict[tupl
             for n in range(repeats):
                 change_files(repo, files, f"{count}_{n}")
                 gates.append(timed(["truthplane", "gate", ".", "--base", "main", *env_cache], repo))
-                floors.append(timed_parallel(
-                    [["ruff", "check", "--no-cache", *files], ["bandit", "-q", *files], [*SEMGREP, *files]], repo))
+                floors.append(floor_on(repo, files))
                 sh(["git", "checkout", "-q", "main"], cwd=repo)
-            series[(label, count)] = (statistics.median(gates), statistics.median(floors))
-            gate, floor = series[(label, count)]
-            print(f"  {label} {count:>3} file(s) changed: gate {gate:.2f} s, floor {floor:.2f} s", flush=True)
+            over = statistics.median(g - f for g, f in zip(gates, floors))
+            series[(label, count)] = (statistics.median(gates), statistics.median(floors), over)
+            print(f"  {label} {count:>3} file(s) changed: gate {series[(label, count)][0]:.2f} s, "
+                  f"floor {series[(label, count)][1]:.2f} s, over {over:+.2f} s", flush=True)
     return series
 
 
-def warm_server_gates(repo: Path, cache: Path, repeats: int) -> list[float]:
+def floor_on(repo: Path, files: list[str]) -> float:
+    """(b): the three tools on `files`, in parallel, as truthplane runs them."""
+    return timed_parallel([["ruff", "check", "--no-cache", *files], ["bandit", "-q", *files], [*SEMGREP, *files]], repo)
+
+
+def warm_server_gates(repo: Path, cache: Path, repeats: int) -> tuple[list[float], list[float]]:
     """(e): one `truthplane mcp` server, its `gate` tool called through the MCP SDK's stdio client on a new
-    change each time; the first call (imports, first scan) is not counted."""
+    change each time; the first call (imports, first scan) is not counted. With each call, the floor on the
+    same change measured just before it: a machine whose speed drifts over a run (a shared or throttled one)
+    compares each call with the floor of its own moment."""
     import anyio
     from mcp import ClientSession, StdioServerParameters
     from mcp.client.stdio import stdio_client
@@ -177,6 +188,7 @@ def warm_server_gates(repo: Path, cache: Path, repeats: int) -> list[float]:
     params = StdioServerParameters(command="truthplane", args=["mcp", "--root", str(repo), "--cache-dir", str(cache)],
                                    env=ENV)
     times: list[float] = []
+    floors: list[float] = []
 
     async def session() -> None:
         async with stdio_client(params, errlog=open(os.devnull, "w")) as (read, write), \
@@ -184,6 +196,7 @@ def warm_server_gates(repo: Path, cache: Path, repeats: int) -> list[float]:
             await client.initialize()
             for n in range(-1, repeats):
                 change(repo, n, tag="_mcp")
+                floor = floor_on(repo, [CHANGED])
                 start = time.perf_counter()
                 result = await client.call_tool("gate", {"base": "main"})
                 elapsed = time.perf_counter() - start
@@ -191,10 +204,11 @@ def warm_server_gates(repo: Path, cache: Path, repeats: int) -> list[float]:
                     sys.exit(f"bench: the MCP gate failed: {result.content}")
                 if n >= 0:
                     times.append(elapsed)
+                    floors.append(floor)
                 sh(["git", "checkout", "-q", "main"], cwd=repo)
 
     anyio.run(session)
-    return times
+    return times, floors
 
 
 def main() -> None:
@@ -252,7 +266,7 @@ def main() -> None:
         change(repo, n)
         gate_s.append(timed(["truthplane", "gate", ".", "--base", "main", *env_cache], repo))
         floor_cmds = [["ruff", "check", "--no-cache", CHANGED], ["bandit", "-q", CHANGED], [*SEMGREP, CHANGED]]
-        floor_s.append(timed_parallel(floor_cmds, repo))
+        floor_s.append(floor_on(repo, [CHANGED]))
         floor_seq_s.append(sum(timed(c, repo) for c in floor_cmds))
         floor_classic_s.append(timed_parallel([*floor_cmds[:2], [*SEMGREP_CLASSIC, CHANGED]], repo))
         graylint_s.append(graylint(SEMGREP_CLASSIC))
@@ -265,7 +279,7 @@ def main() -> None:
         gate_json_s.append(timed(["truthplane", "gate", ".", "--base", "main", "--format", "json", *env_cache], repo))
         sh(["git", "checkout", "-q", "main"], cwd=repo)
 
-    warm_s = warm_server_gates(repo, cache, args.repeats)
+    warm_s, warm_floor_s = warm_server_gates(repo, cache, args.repeats)
     series = {} if args.no_scale else measure_scale(args, repo)
 
     naive_one = timed_parallel(
@@ -295,10 +309,15 @@ def main() -> None:
     print()
     print(f"(a) vs 1.5 x (b) + 0.5 s = {target_floor:.2f} s: ratio (a)/(b) = {a / b:.2f}  "
           f"{'PASS' if a <= target_floor else 'FAIL'}")
-    warm = statistics.median(warm_s)
-    print(f"(e) vs 1.2 x (b) = {1.2 * b:.2f} s: ratio (e)/(b) = {warm / b:.2f}  {'PASS' if warm <= 1.2 * b else 'FAIL'}"
+    # each gate against the floor measured beside it (the same change, the same moment): the median of those
+    # pairs is the figure the targets are judged on; the medians of each side are printed beside it
+    warm_pairs = statistics.median(w / f for w, f in zip(warm_s, warm_floor_s))
+    print(f"(e) vs 1.2 x its floor: (e)/(b) of each call = {warm_pairs:.2f} (medians: {statistics.median(warm_s):.2f}"
+          f" s / {statistics.median(warm_floor_s):.2f} s)  {'PASS' if warm_pairs <= 1.2 else 'FAIL'}"
           "  (the warm target of [speed])")
-    print(f"(a) - (b) = {a - b:.2f} s  (the cold target: floor + 0.25 s)")
+    cold_pairs = statistics.median(g - f for g, f in zip(gate_s, floor_s))
+    print(f"(a) - (b) of each change = {cold_pairs:+.2f} s (medians: {a - b:+.2f} s)  "
+          f"{'PASS' if cold_pairs <= 0.25 else 'FAIL'}  (the cold target of [speed]: floor + 0.25 s)")
     print(f"(c)/(a) = {naive / a:.1f}x faster than naive")
     print(f"(d graylint)/(a) = {d_gray / a:.1f}x  {'PASS' if d_gray / a >= 10 else 'FAIL'} (target >= 10x)")
     print(f"(d graylint, same semgrep engine)/(a) = {d_gray_native / a:.1f}x  "
@@ -312,24 +331,25 @@ def main() -> None:
         print_series(series, args.repeats)
 
 
-def measure_scale(args: argparse.Namespace, repo: Path) -> dict[tuple[str, int], tuple[float, float]]:
+def measure_scale(args: argparse.Namespace, repo: Path) -> dict[tuple[str, int], tuple[float, float, float]]:
     big = scaled(args.workdir, repo, 10)
     big_files = int(sh(["git", "ls-files", "*.py"], cwd=big).stdout.count("\n"))
     print(f"scale: Django x10, {big_files} Python files", flush=True)
     return scale_series({"1x": repo, "10x": big}, args.workdir / "tp-cache-scale", args.repeats)
 
 
-def print_series(series: dict[tuple[str, int], tuple[float, float]], repeats: int) -> None:
+def print_series(series: dict[tuple[str, int], tuple[float, float, float]], repeats: int) -> None:
     print()
-    print(f"(f) scale: gate from a fresh process, warm cache, medians of {repeats}")
+    print(f"(f) scale: gate from a fresh process, warm cache, medians of {repeats}; 'over': the median of each gate "
+          "less the floor measured right after it")
     print(f"{'files changed':>14} {'1x gate':>9} {'1x floor':>9} {'1x over':>8} {'10x gate':>9} {'10x floor':>10} "
           f"{'10x over':>9}")
     for count in (1, 10, 100):
-        (g1, f1), (g10, f10) = series[("1x", count)], series[("10x", count)]
-        print(f"{count:>14} {g1:>9.2f} {f1:>9.2f} {g1 - f1:>8.2f} {g10:>9.2f} {f10:>10.2f} {g10 - f10:>9.2f}")
-    g10, f10 = series[("10x", 1)]
-    print(f"(f) 10x, one file: gate - floor = {g10 - f10:.2f} s  {'PASS' if g10 - f10 <= 0.5 else 'FAIL'} "
-          "(target <= 0.5 s)")
+        (g1, f1, o1), (g10, f10, o10) = series[("1x", count)], series[("10x", count)]
+        print(f"{count:>14} {g1:>9.2f} {f1:>9.2f} {o1:>+8.2f} {g10:>9.2f} {f10:>10.2f} {o10:>+9.2f}")
+    over = series[("10x", 1)][2]
+    print(f"(f) 10x, one file: gate - floor = {over:+.2f} s  {'PASS' if over <= 0.5 else 'FAIL'} (target <= 0.5 s)")
+
 
 if __name__ == "__main__":
     main()

@@ -277,3 +277,19 @@ def test_a_warm_gatekeeper_gives_the_verdicts_of_a_cold_one(make_repo, tmp_path:
     assert ("B602" in {rule for _, rule in cold[0][3]} and "parse-error" in {rule for _, rule in cold[6][3]}
             and "B301" in {rule for _, rule in cold[4][4]})
 
+
+
+def test_a_command_line_runs_a_warm_entry_the_plain_way_without_importing_zygotes(tmp_path: Path) -> None:
+    """A plan left by a server marks its Python analysers warm; a command line that runs them never enabled
+    zygotes, and does not import their module (and its socket module) to learn that."""
+    probe = (
+        "import sys\n"
+        "from pathlib import Path\n"
+        "from truthplane.verifiers import started\n"
+        "proc = started.start(sys.executable, [sys.executable, '-c', 'print(7)'], Path('.'),"
+        " started.tool_env(None), warm=True)\n"
+        "out, _ = proc.communicate()\n"
+        "print(out.strip(), 'truthplane.verifiers.zygote' in sys.modules, 'socket' in sys.modules)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, capture_output=True, text=True, check=True)
+    assert proc.stdout.split() == ["7", "False", "False"]

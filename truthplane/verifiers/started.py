@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import sys
 import threading
 from pathlib import Path
 from typing import Any
@@ -41,9 +42,10 @@ def start(
     """Start an analyser that only reads code (`program`, called as argv[0]): output captured, in a session of
     its own so that ending it ends whatever it started too. `warm`: from its zygote, where this process keeps
     one (truthplane.verifiers.zygote)."""
-    if warm and not stdin:
-        from truthplane.verifiers import zygote
-
+    # only a process that lives long (truthplane mcp) enables zygotes, and it has imported their module: a command
+    # line that runs a plan's warm entry does not import it (a socket module and more) only to learn that
+    zygote = sys.modules.get("truthplane.verifiers.zygote")
+    if warm and not stdin and zygote is not None:
         forked = zygote.start(program, argv, cwd, env)
         if forked is not None:
             return forked  # type: ignore[return-value]  # the part of Popen that run_tool and stop use

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import secrets
 import stat
 from collections.abc import Callable
 from pathlib import Path
@@ -173,7 +172,7 @@ class TreeWriter:
 
     @staticmethod
     def _replace(fd: int, name: str, make: Callable[[str], None]) -> None:
-        tmp = f".{name}.{secrets.token_hex(4)}.tmp"  # the pattern recovery looks for beside a target
+        tmp = f".{name}.{os.urandom(4).hex()}.tmp"  # the pattern recovery looks for beside a target
         try:
             make(tmp)
             os.replace(tmp, name, src_dir_fd=fd, dst_dir_fd=fd)

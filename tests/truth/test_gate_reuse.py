@@ -425,3 +425,114 @@ def test_a_commits_listing_is_read_once_per_set_of_excludes(make_repo, monkeypat
     excluding = commit_source(repo, head, load_config(root))
     assert read == [head, head]
     assert sorted(again.files) == ["a.py", "vendor/v.py"] and sorted(excluding.files) == ["a.py"]
+
+
+def test_a_commit_laid_over_the_merge_base_lists_what_its_full_listing_does(make_repo) -> None:
+    """A gate of a commit (--head) lists it as the merge-base's files plus what the commit changed since, compared in
+    git's objects: the same files as listing the commit's whole tree, whatever kind of change is in it."""
+    import os
+
+    from truthplane.git.repo import Repo
+    from truthplane.truth.sources import Excluder, commit_over, commit_source
+
+    root = make_repo({"keep.py": "a = 1\n", "edit.py": "b = 1\n", "gone.py": "c = 1\n", "old name.py": "d = 1\n" * 20,
+                      "tool.sh": "echo\n", "vendor/lib.py": "f = 1\n", "link.py": "g = 1\n",
+                      "truthplane.toml": 'exclude = ["vendor"]\n'})
+    merge_base = git(root, "rev-parse", "HEAD").strip()
+    git(root, "checkout", "-qb", "feature")
+    (root / "branch dir").mkdir()
+    (root / "branch dir" / "new.py").write_text("h = 1\n")
+    (root / "edit.py").write_text("b = 2\n")
+    (root / "gone.py").unlink()
+    git(root, "mv", "old name.py", "new name.py")
+    os.chmod(root / "tool.sh", 0o755)
+    (root / "vendor" / "more.py").write_text("f = 3\n")
+    (root / "link.py").unlink()
+    (root / "link.py").symlink_to("keep.py")
+    git(root, "add", "-A")
+    git(root, "commit", "-qm", "every kind of change")
+    git(root, "checkout", "-q", "main")  # a gate of a commit reads no working tree
+    config = load_config(root)
+    repo = Repo.require(root)
+    head = repo.resolve("feature")
+    changes = repo.commit_changes(merge_base, head, Excluder(config.all_excludes()))
+    over = commit_over(commit_source(repo, merge_base, config), repo, head, changes)
+    assert over.files == commit_source(repo, head, config).files
+    assert "new name.py" in over.files and "link.py" not in over.files and "vendor/more.py" not in over.files
+    assert over.changed_from(commit_source(repo, merge_base, config)) == ["branch dir/new.py", "edit.py",
+                                                                          "new name.py"]
+
+
+_LAYOUT = {
+    "pyproject.toml": "[project]\nname = 'x'\n\n[tool.ruff.lint]\nselect = ['F', 'I', 'INP']\n",
+    "pkg/__init__.py": "",
+    "pkg/sub/__init__.py": "",
+    "pkg/sub/mod.py": "import os\n\nimport requests\n\nimport tools.helpers\n\nprint(os, requests, tools.helpers)\n",
+    "tools/__init__.py": "",
+    "tools/helpers.py": "x = 1\n",
+    **{f"docs/example{i}.py": "import os\n" for i in range(20)},
+}
+
+
+def _found(result) -> dict[str, list[tuple[str, str, int | None]]]:  # noqa: ANN001
+    return {kind: sorted((f.rule_id, f.path, f.start_line) for f in getattr(result, kind))
+            for kind in ("new", "fixed", "unchanged", "updated")}
+
+
+def _commit_and_checkout(root: Path, cache: Path, only: list[str]):  # noqa: ANN202
+    """The gate of branch `feature` as a commit (--head, from a checkout of main), and as the working tree."""
+    git(root, "checkout", "-q", "main")
+    by_commit = gate(root, load_config(root), ScanOptions(only=only, cache_dir=cache / "commit"), base_ref="main",
+                     head_ref="feature")
+    git(root, "checkout", "-q", "feature")
+    by_checkout = gate(root, load_config(root), ScanOptions(only=only, cache_dir=cache / "checkout"), base_ref="main")
+    return by_commit, by_checkout
+
+
+@pytest.mark.tool("bandit")
+def test_a_gate_of_a_commit_writes_only_the_files_a_tool_reads(make_repo, tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """Judging a commit (--head) writes its files to a temporary directory for the tools. For one that reads only the
+    files it is given and its configuration (bandit), only those are written, never the whole tree, and the verdict
+    is the one a checkout of the commit gets."""
+    from truthplane.git.repo import TreeExport
+
+    root = make_repo({**_LAYOUT, ".bandit": "[bandit]\nskips = B101\n"})
+    git(root, "checkout", "-qb", "feature")
+    (root / "pkg" / "sub" / "mod.py").write_text(_LAYOUT["pkg/sub/mod.py"] + "eval(input())\n")
+    git(root, "commit", "-qam", "an eval")
+    head = git(root, "rev-parse", "HEAD").strip()
+    written: list[str] = []  # of the head's commit (the base, scanned afresh, is written too)
+    whole: list[bool] = []
+    add, everything = TreeExport.add, TreeExport.whole
+
+    def spy_add(self: TreeExport, paths) -> None:  # noqa: ANN001
+        paths = list(paths)
+        if self.commit == head:
+            written.extend(paths)
+        add(self, paths)
+
+    def spy_whole(self: TreeExport) -> None:
+        if self.commit == head:
+            whole.append(True)
+        everything(self)
+
+    monkeypatch.setattr(TreeExport, "add", spy_add)
+    monkeypatch.setattr(TreeExport, "whole", spy_whole)
+    by_commit, by_checkout = _commit_and_checkout(root, tmp_path, ["bandit"])
+    assert not whole and sorted(written) == [".bandit", "pkg/sub/mod.py", "pyproject.toml"]
+    assert _found(by_commit) == _found(by_checkout)
+    assert [(f.rule_id, f.path) for f in by_commit.new] == [("B307", "pkg/sub/mod.py")]
+    assert by_commit.verdict == by_checkout.verdict
+
+
+def test_a_tool_that_looks_at_the_layout_judges_a_commit_as_a_checkout_of_it(make_repo, tmp_path: Path) -> None:
+    """ruff's isort rules tell first-party modules by the files they find in the tree, and its namespace-package rule
+    looks for `__init__.py`: written the commit's whole tree, ruff finds on a commit what it finds in its checkout."""
+    root = make_repo(_LAYOUT)
+    git(root, "checkout", "-qb", "feature")
+    (root / "pkg" / "sub" / "mod.py").write_text(_LAYOUT["pkg/sub/mod.py"] + "import sys\n")
+    git(root, "commit", "-qam", "one unused import")
+    by_commit, by_checkout = _commit_and_checkout(root, tmp_path, ["ruff"])
+    assert _found(by_commit) == _found(by_checkout)
+    assert _found(by_commit)["new"] == [("F401", "pkg/sub/mod.py", 8)]

@@ -12,13 +12,13 @@ import os
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from truthplane.git.run import GIT_ENV, changes_args, renames_args, resolve_args, tree_args
+from truthplane.git.run import GIT_ENV, changes_args, renames_args, resolve_args, tree_args, tree_changes_args
 from truthplane.git.run import git as _git
 from truthplane.errors import GitError, UsageError
 from truthplane.leftovers import owned_prefix
@@ -247,6 +247,18 @@ class Repo:
             raw, untracked_out, *trees = pool.map(lambda args: self.git(*args), listings)
         return parse_changes(self.root, raw, untracked_out, trees[0] if trees else None, skip)
 
+    def commit_changes(self, commit: str, head: str, skip: Callable[[str], bool] | None = None
+                       ) -> dict[str, str | None]:
+        """What `head`'s tree changes against `commit`'s: path -> blob id there, or None where the path is no regular
+        file any more. Together with `commit`'s own listing, this is `head`'s listing: one comparison of the two
+        trees in git's objects, whatever their size. Paths `skip` names are left out."""
+        if head == commit:
+            return {}
+        wanted = (lambda p: bool(p)) if skip is None else (lambda p: bool(p) and not skip(p))
+        raw = self.git(*tree_changes_args(commit, head))
+        return {path: dst if dst_mode in _REGULAR else None
+                for _src_mode, dst_mode, _src, dst, _status, path in _raw_diff(raw, wanted)}
+
     def is_dirty(self) -> bool:
         return bool(self.git("status", "--porcelain", "--untracked-files=normal").strip())
 
@@ -277,25 +289,77 @@ class Repo:
     @contextmanager
     def exported(self, commit: str) -> Iterator[Path]:
         """The tree of `commit` as plain files in a temporary directory, removed afterwards."""
-        import tarfile  # an export is rare; its import costs every gate
+        with self.export(commit) as export:
+            export.whole()
+            yield export.root
 
+    @contextmanager
+    def export(self, commit: str) -> Iterator[TreeExport]:
+        """An empty temporary directory that `commit`'s files are written into as they are asked for
+        (TreeExport), removed afterwards."""
         tmp = Path(tempfile.mkdtemp(prefix=owned_prefix("tree")))
         try:
-            proc = subprocess.Popen(
-                ["git", "archive", "--format=tar", commit], cwd=self.root,
-                stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, **GIT_ENV},
-            )
-            assert proc.stdout is not None
-            with tarfile.open(fileobj=proc.stdout, mode="r|") as archive:
-                archive.extractall(tmp, filter="data")  # no absolute paths, links out, or devices
-            stderr = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
-            if proc.wait() != 0:
-                raise GitError(f"git archive {commit[:12]} failed: {stderr.strip()[:200]}")
-            yield tmp
-        except tarfile.TarError as exc:
-            raise GitError(f"cannot export {commit[:12]}: {exc}") from None
+            (tmp / "tree").mkdir()
+            yield TreeExport(self.root, commit, tmp / "tree", tmp / "index")
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+class TreeExport:
+    """A commit's files in a temporary directory, written as they are asked for: a few paths of a large tree cost
+    what those paths hold, not what the tree holds. Git writes them (`checkout-index` from an index of the commit's
+    own, kept outside the directory and the repository): no path outside the directory, none through a link, none
+    into a `.git`. Not thread-safe: its owner serialises the calls."""
+
+    def __init__(self, root: Path, commit: str, directory: Path, index: Path) -> None:
+        self.root = directory
+        self.commit = commit
+        self._repo = root
+        self._env = {**os.environ, **GIT_ENV, "GIT_INDEX_FILE": str(index)}
+        self._read = False
+        self._written: set[str] = set()
+        self._whole = False
+
+    @property
+    def is_whole(self) -> bool:
+        return self._whole
+
+    def whole(self) -> None:
+        """Every file of the commit (links as links)."""
+        if self._whole:
+            return
+        self._read_tree()
+        listed = self._git(["ls-files", "-z"]).decode("utf-8", "surrogateescape").split("\0")
+        self._checkout([path for path in listed if path and path not in self._written])
+        self._whole = True
+
+    def add(self, paths: Iterable[str]) -> None:
+        """These paths of the commit (each one a file of its tree), besides those written already."""
+        if self._whole:
+            return
+        wanted = sorted(set(paths) - self._written)
+        if wanted:
+            self._read_tree()
+            self._checkout(wanted)
+
+    def _read_tree(self) -> None:
+        if not self._read:
+            self._git(["read-tree", self.commit])
+            self._read = True
+
+    def _checkout(self, paths: list[str]) -> None:
+        """Git writes these paths (never one written already: a tool may be reading it)."""
+        stdin = b"".join(os.fsencode(path) + b"\0" for path in paths)
+        self._git(["checkout-index", "-z", "--stdin", f"--prefix={self.root}{os.sep}"], stdin)
+        self._written.update(paths)
+
+    def _git(self, args: list[str], stdin: bytes | None = None) -> bytes:
+        proc = subprocess.run(["git", *args], cwd=self._repo, input=stdin, capture_output=True, env=self._env,
+                              stdin=None if stdin is not None else subprocess.DEVNULL)
+        if proc.returncode != 0:
+            message = proc.stderr.decode(errors="replace").strip()[:200]
+            raise GitError(f"cannot export {self.commit[:12]}: git {args[0]} failed: {message}")
+        return proc.stdout
 
 
 def refuse_git_dir(path: Path) -> None:

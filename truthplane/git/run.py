@@ -33,7 +33,12 @@ def changes_args(commit: str, head: str) -> tuple[tuple[str, ...], ...]:
     return (
         ("diff-index", "--raw", "-z", "--no-renames", "--no-abbrev", head, "--"),
         LISTING,
-    ) + ((("diff-tree", "-r", "-z", "--no-renames", "--no-abbrev", commit, head, "--"),) if head != commit else ())
+    ) + ((tree_changes_args(commit, head),) if head != commit else ())
+
+
+def tree_changes_args(commit: str, head: str) -> tuple[str, ...]:
+    """What `head`'s tree changes against `commit`'s, compared in git's objects (Repo.commit_changes)."""
+    return ("diff-tree", "-r", "-z", "--no-renames", "--no-abbrev", commit, head, "--")
 
 
 def listing_file(store: Path, commit: str, variant: str) -> Path:

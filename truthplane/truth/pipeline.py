@@ -22,7 +22,9 @@ from truthplane.models import GateResult, Scan
 from truthplane.verifiers.loader import create_verifiers, preload_verifiers
 from truthplane.truth.results import latest_baseline, load_scan
 from truthplane.truth.scanner import Progress, Reference, launch_entries, scan
-from truthplane.truth.sources import AllBut, Excluder, Source, commit_source, worktree_over, worktree_source
+from truthplane.truth.sources import (
+    AllBut, Excluder, Source, commit_over, commit_source, worktree_over, worktree_source,
+)
 from truthplane.verifiers.interface import Verifier, VerifierContext
 from truthplane.git.repo import Repo
 
@@ -126,9 +128,11 @@ def gate(
         renames_found: Future[dict[str, str]] | None
         if head_ref:
             renames_found = pool.submit(repo.renames, merge_base, head_commit)
-            head_source = commit_source(repo, head_commit, config)
+            # the commit is the merge-base's listing plus what changed since: no second full listing
+            changes = repo.commit_changes(merge_base, head_commit, excluded)
             head_label = f"{head_ref} ({head_commit[:12]})"
             base_source = base_listed.result()
+            head_source = commit_over(base_source, repo, head_commit, changes)
         else:
             # the working tree is the merge-base's listing plus what changed since: no second full listing
             changes, dirty = repo.changes_since(merge_base, excluded, head_commit)

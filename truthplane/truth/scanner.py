@@ -182,7 +182,12 @@ class _Job:
 
         if self.reference is not None:
             self.reference.reader_going(self.verifier.instance_name)
-        root = self.source.root()
+        if files is not None and self.verifier.reads_only_given and self.source.export is not None:
+            # a commit's tree is written as asked: these files and the verifier's configuration files
+            configs = [path for path, _ in self.source.named(frozenset(self.verifier.config_files))]
+            root = self.source.root([*files, *configs])
+        else:
+            root = self.source.root()
         result = self.verifier.scan(root, files)
 
         def read_source(path: str) -> bytes | None:

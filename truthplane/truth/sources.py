@@ -11,7 +11,7 @@ import hashlib
 import marshal
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from collections.abc import Set as AbstractSet
 from contextlib import AbstractContextManager, ExitStack, nullcontext
 from dataclasses import dataclass, field
@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from truthplane.errors import TruthplaneError
 from truthplane.files import atomic_write
-from truthplane.git.repo import Repo, directory_files
+from truthplane.git.repo import Repo, TreeExport, directory_files
 from truthplane.git.run import listing_file
 
 if TYPE_CHECKING:
@@ -51,6 +51,10 @@ class Source:
     # (named()'s answers by names, and counts of files by suffixes: count_suffixed)
     _stored_named: dict[Any, Any] | None = field(default=None, repr=False)
     _suffixed: dict[tuple[str, ...], dict[str, str]] = field(default_factory=dict, repr=False)
+    # a commit's tree written as it is asked for (commit_source): `root(paths)` writes only those paths
+    export: Callable[[], AbstractContextManager[TreeExport]] | None = field(default=None, repr=False)
+    _export: TreeExport | None = field(default=None, repr=False)
+    _tree_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def suffixed(self, suffixes: tuple[str, ...]) -> dict[str, str]:
         """The files whose names end with one of `suffixes` (all files for none), computed once per set of suffixes;
@@ -180,10 +184,21 @@ class Source:
             self._stored_named = stored
             _write_listing(self.named_store, stored)  # type: ignore[arg-type]
 
-    def root(self) -> Path:
-        with self._lock:
+    def root(self, paths: Collection[str] | None = None) -> Path:
+        """The directory holding the files: all of them, or for a commit's tree written as asked (commit_source),
+        at least `paths` (of `files`), and those asked for before."""
+        with self._tree_lock:
             if self._root is None:
-                self._root = self._stack.enter_context(self.open_tree())
+                if self.export is not None:
+                    self._export = self._stack.enter_context(self.export())
+                    self._root = self._export.root
+                else:
+                    self._root = self._stack.enter_context(self.open_tree())
+            if self._export is not None:
+                if paths is None:
+                    self._export.whole()
+                else:
+                    self._export.add(paths)
             return self._root
 
     def close(self) -> None:
@@ -311,14 +326,26 @@ def worktree_over(base: Source, root: Path, changes: dict[str, str | None], *, c
                   dirty: bool) -> Source:
     """The working tree as `base` (a commit's listing) with `changes` (Repo.changes_since that commit)
     laid over it: the same files as worktree_source lists, without listing the whole tree again."""
+    return Source(_laid_over(base, changes), lambda: nullcontext(root), label=str(root), commit=commit, dirty=dirty,
+                  _over=(base, frozenset(changes)))
+
+
+def commit_over(base: Source, repo: Repo, commit: str, changes: dict[str, str | None]) -> Source:
+    """`commit`'s tree as `base` (another commit's listing) with `changes` (Repo.commit_changes from that commit)
+    laid over it: the same files as commit_source lists, without listing the whole tree again; its files are
+    written to a temporary directory as a verifier asks for them."""
+    return Source(_laid_over(base, changes), lambda: repo.exported(commit), label=commit[:12], commit=commit,
+                  export=lambda: repo.export(commit), _over=(base, frozenset(changes)))
+
+
+def _laid_over(base: Source, changes: dict[str, str | None]) -> dict[str, str]:
     files = dict(base.files)  # in the base's order, what the change added after it: no consumer needs an order
     for path, blob in changes.items():
         if blob is None:
             files.pop(path, None)
         else:
             files[path] = blob
-    return Source(files, lambda: nullcontext(root), label=str(root), commit=commit, dirty=dirty,
-                  _over=(base, frozenset(changes)))
+    return files
 
 
 # a commit's listing never changes: a process that gates again and again (truthplane mcp) lists its base once
@@ -357,4 +384,5 @@ def commit_source(repo: Repo, commit: str, config: Config, store: Path | None = 
                 _LISTED.popitem(last=False)
     named = None if kept is None else kept.with_suffix(".named")
     return Source(dict(listed), lambda: repo.exported(commit), label=commit[:12], commit=commit,
-                  whole_tree_cacheable=True, listing=repr((commit, excludes)), named_store=named)
+                  whole_tree_cacheable=True, listing=repr((commit, excludes)), named_store=named,
+                  export=lambda: repo.export(commit))

@@ -105,6 +105,7 @@ class BanditVerifier(FileToolVerifier):
     warm_start = True  # most of a run on one file is Python starting and bandit importing itself
     suffixes = (".py",)
     config_files = (".bandit", "pyproject.toml")
+    reads_only_given = True  # each file on its own, with its rules
     pyproject_keys = ("tool.bandit",)
 
     def available(self) -> ToolInfo:

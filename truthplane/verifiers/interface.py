@@ -47,6 +47,9 @@ class Verifier(ABC):
     incremental: ClassVar[bool] = False
     #: a file's findings depend only on that file's content: results are cached per file
     file_local: ClassVar[bool] = False
+    #: the tool reads nothing of the tree but the files it is given and its config_files (no imports followed, no
+    #: package layout looked at): a commit's tree is written for it only as far as those go
+    reads_only_given: ClassVar[bool] = False
     #: whole-program results that depend only on the tree: cached by the hash of every relevant file
     tree_cacheable: ClassVar[bool] = False
     #: which files the tool looks at; () means "not file based" (pip-audit, pytest)

@@ -149,6 +149,7 @@ class SemgrepVerifier(FileToolVerifier):
     file_local = True
     suffixes = (".py", ".pyi")
     config_files = (".semgrep.yml", ".semgrep.yaml", ".semgrep", ".semgrepignore", ".gitignore")
+    reads_only_given = True  # each file on its own, with its rules
 
     def available(self) -> ToolInfo:
         return cached_tool_info(self.instance_name, ["semgrep", "--version"], install_hint=INSTALL_HINT)

@@ -95,3 +95,37 @@ def test_exported_tree_is_the_commit_and_is_removed(make_repo) -> None:
 def test_not_a_repository(tmp_path: Path) -> None:
     with pytest.raises(GitError, match="not inside a git repository"):
         Repo.require(tmp_path)
+
+
+def test_a_crafted_commit_is_never_written_outside_its_temporary_directory(make_repo, tmp_path: Path) -> None:
+    """A tree made by hand (git mktree) may hold what no checkout would: a link beside a directory of the same name
+    leading out, a `.git` with a hook, a `..`. Git itself writes a commit's files (TreeExport): nothing lands outside
+    the temporary directory, and a path git refuses is a GitError."""
+    root = make_repo({"a.py": "x = 1\n"})
+    outside = tmp_path / "outside"
+    outside.mkdir()
+
+    def fed(args: list[str], text: str) -> str:
+        return subprocess.run(["git", *args], cwd=root, input=text, capture_output=True, text=True,
+                              check=True).stdout.strip()
+
+    def hashed(content: str) -> str:
+        return fed(["hash-object", "-w", "--stdin"], content)
+
+    def tree(lines: str) -> str:
+        return fed(["mktree", "--missing"], lines)
+
+    payload = hashed("#!/bin/sh\necho pwned\n")
+    inner = tree(f"100755 blob {payload}\tpost-checkout\n")
+    linked = tree(f"120000 blob {hashed(str(outside))}\tevil\n040000 tree {inner}\tevil\n")
+    repo = Repo.require(root)
+    commit = git(root, "commit-tree", "-m", "links", linked).strip()
+    with repo.exported(commit) as exported:
+        assert [p.name for p in exported.iterdir()] == ["evil"]
+    assert list(outside.iterdir()) == []
+    hooks = tree(f"040000 tree {inner}\thooks\n")
+    dotted = tree(f"040000 tree {hooks}\t.git\n040000 tree {inner}\t..\n100644 blob {payload}\tok.py\n")
+    commit = git(root, "commit-tree", "-m", "dots", dotted).strip()
+    with pytest.raises(GitError, match="invalid path"), repo.exported(commit):
+        pass
+    assert not (root.parent / "post-checkout").exists() and list(outside.iterdir()) == []

@@ -1,8 +1,8 @@
 """Git: which files a tree holds, renames between states, trees materialised elsewhere.
 
-Reading never changes the user's checkout, index or HEAD: a past tree is exported with `git archive`
-into a temporary directory (no worktree registration, no `git reset`, no `git clean`). The writes to a
-user's repository live in checkout.py.
+Reading never changes the user's checkout, index or HEAD: a past tree is written into a temporary directory
+by git's `checkout-index` from an index file of its own (no worktree registration, no `git reset`, no
+`git clean`). The writes to a user's repository live in checkout.py.
 """
 
 from __future__ import annotations

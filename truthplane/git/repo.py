@@ -320,10 +320,6 @@ class TreeExport:
         self._written: set[str] = set()
         self._whole = False
 
-    @property
-    def is_whole(self) -> bool:
-        return self._whole
-
     def whole(self) -> None:
         """Every file of the commit (links as links)."""
         if self._whole:

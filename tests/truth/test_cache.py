@@ -4,6 +4,8 @@ import hashlib
 import sqlite3
 from pathlib import Path
 
+import pytest
+
 from truthplane.truth.cache import ResultCache
 from truthplane.models import Finding, Severity
 
@@ -52,6 +54,31 @@ def test_a_changed_byte_is_a_miss_and_the_row_is_dropped(tmp_path: Path) -> None
         conn.execute("UPDATE results SET body = ?", (body.replace(b"F401", b"F402", 1),))
     assert cache.get("k") is None
     assert sqlite3.connect(cache.path).execute("SELECT count(*) FROM results").fetchone()[0] == 0
+
+
+@pytest.mark.parametrize("body", [
+    b'[{"verifier":"ruff","rule_id":"F401","severity":"urgent","message":"m","path":"a.py"}]',  # no such severity
+    b'[{"verifier":"ruff","rule_id":"F401","severity":"low","message":"m","path":"a.py","colour":"red"}]',
+    b'[{"verifier":"ruff","rule_id":"F401","severity":"low","message":"m"}]',  # no path
+    b'{"verifier":"ruff"}',
+    b'[["ruff"]]',
+])
+def test_an_entry_of_another_shape_is_a_miss_and_the_row_is_dropped(tmp_path: Path, body: bytes) -> None:
+    """Checksummed, so written whole, yet not what this version writes (another version's, say): recomputed."""
+    cache = ResultCache(tmp_path)
+    cache.put("k", [])
+    with sqlite3.connect(cache.path) as conn:
+        conn.execute("INSERT OR REPLACE INTO results VALUES (?, ?, ?)", ("k", hashlib.sha256(body).hexdigest(), body))
+    assert cache.get("k") is None
+    assert sqlite3.connect(cache.path).execute("SELECT count(*) FROM results").fetchone()[0] == 0
+
+
+def test_a_message_with_a_lone_surrogate_is_kept(tmp_path: Path) -> None:
+    """A tool's bytes that are not UTF-8 come through as lone surrogates: stored and read back as they were."""
+    finding = _findings(1)[0].model_copy(update={"message": "bad byte \udcff here"})
+    cache = ResultCache(tmp_path)
+    cache.put("k", [finding])
+    assert ResultCache(tmp_path).get("k") == [finding]
 
 
 def test_threads_that_find_the_database_damaged_at_once_keep_what_they_write(tmp_path: Path) -> None:

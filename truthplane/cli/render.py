@@ -162,9 +162,9 @@ def write_document(path: Path, data: str | bytes, *, append: bool = False) -> No
 
 def gate_json(result: GateResult) -> bytes:
     _listing(result)
-    # bytes straight from pydantic-core: a large repository's document runs to megabytes, and decoding it
-    # into a str only to encode it again on the way out costs a gate tens of milliseconds
-    return result.__pydantic_serializer__.to_json(result, indent=2) + b"\n"
+    from truthplane.models import dumps
+
+    return dumps(result.model_dump(mode="json"), indent=2) + b"\n"
 
 
 def _listing(result: GateResult) -> None:

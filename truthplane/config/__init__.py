@@ -1,4 +1,4 @@
-"""truthplane.toml (or [tool.truthplane] in pyproject.toml) -> a validated pydantic model.
+"""truthplane.toml (or [tool.truthplane] in pyproject.toml) -> a checked Config (truthplane.reading).
 
 truthplane.toml::
 
@@ -28,19 +28,23 @@ from __future__ import annotations
 import math
 import re
 import tomllib
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
-
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from truthplane.errors import ConfigError
 from truthplane.files import MAX_CONFIG_BYTES, read_regular_file
-from truthplane.config.cluster import ClusterSettings
-from truthplane.config.llm import LLMConfig
+from truthplane.models import MAX_TIMEOUT_S, Record, Severity
 from truthplane.paths import RESULTS_DIR, SARIF_DIR, check_cache_dir
-from truthplane.models import MAX_TIMEOUT_S, Seconds, Severity
+from truthplane.reading import Unexpected, read
+
+if TYPE_CHECKING:
+    from truthplane.config.cluster import ClusterSettings
+    from truthplane.config.llm import LLMConfig
 
 DEFAULT_VERIFIERS = ["ruff", "bandit", "semgrep"]
+# a time limit in seconds: positive, finite (every table here refuses inf and nan), at most MAX_TIMEOUT_S
+SECONDS = {"gt": 0, "le": MAX_TIMEOUT_S}
 
 # never scanned: tool caches, our own output, vendored environments
 DEFAULT_EXCLUDES = [
@@ -63,30 +67,33 @@ DEFAULT_EXCLUDES = [
 ]
 
 
-# the pseudo-filesystems of the kernel: nothing there holds a cache
+class _Table(Record):
+    """A table of the configuration: a key it does not know is an error, and so is an infinite number."""
+
+    __slots__ = ()
+    _EXTRA: ClassVar[str] = "forbid"
+    _FINITE: ClassVar[bool] = True
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
-
-
-class GateConfig(_Strict):
+@dataclass(kw_only=True)
+class GateConfig(_Table):
     fail_on: Severity = Severity.HIGH
     review_on: Severity = Severity.LOW
-    max_new: int | None = Field(default=None, ge=0, description="more new findings than this (any severity): REJECT")
+    max_new: int | None = field(default=None, metadata={"ge": 0})  # more new findings than this (any severity): REJECT
 
 
-class VerifierConfig(_Strict):
+@dataclass(kw_only=True)
+class VerifierConfig(_Table):
     """Options for one verifier. `type` names the implementation; it defaults to the section name."""
 
     type: str | None = None
-    args: list[str] = Field(default_factory=list)
-    timeout_s: Seconds | None = None
+    args: list[str] = field(default_factory=list)
+    timeout_s: float | None = field(default=None, metadata=SECONDS)
     # command verifier
     command: list[str] | None = None
     format: Literal["sarif", "json"] = "sarif"
     incremental: bool = False
-    ok_exit_codes: list[int] = Field(default_factory=lambda: [0, 1])
+    ok_exit_codes: list[int] = field(default_factory=lambda: [0, 1])
     # semgrep: extra rule files; "native" runs semgrep's own compiled CLI (`semgrep scan --experimental`,
     # which starts seconds faster), "classic" its Python CLI
     rules: list[str] | None = None
@@ -94,7 +101,7 @@ class VerifierConfig(_Strict):
     # pytest
     test_args: list[str] | None = None
     # eslint: more warnings than this make every warning high (eslint --max-warnings); run in the executor
-    max_warnings: int | None = Field(default=None, ge=0)
+    max_warnings: int | None = field(default=None, metadata={"ge": 0})
     sandbox: bool = False
     # tsc: the tsconfig to check (default tsconfig.json)
     project: str | None = None
@@ -103,18 +110,54 @@ class VerifierConfig(_Strict):
     queries: str | None = None
 
 
-class _ExecutorTable(_Strict):
-    concurrency: int | None = Field(default=None, ge=1)
-    kill_grace_s: Seconds | None = None
+@dataclass(kw_only=True)
+class ExecutorSettings(_Table):
+    """[executors] and [executors.<name>]. The tables are kept as given (each backend reads its own); the
+    built-in backends' tables are checked here, so a bad value is an error whichever command reads them."""
+
+    _EXTRA: ClassVar[str] = "tables"
+    default: str = "local"
+    tables: dict[str, Any] = field(default_factory=dict)  # [executors.<name>], by name
+
+    @property
+    def model_extra(self) -> dict[str, Any]:
+        return self.tables
+
+    def check_tables(self, source: str) -> None:
+        for name, table in self.tables.items():
+            if not isinstance(table, dict):
+                raise ConfigError(f"{source}: executors.{name}: should be a table, [executors.{name}]")
+            from truthplane.registry import executor_options_model
+
+            model = executor_options_model(name) or _EXECUTOR_TABLES.get(name)
+            if model is not None:
+                try:
+                    if isinstance(model, type) and issubclass(model, _Table):
+                        read(model, table)
+                    else:  # a backend's own pydantic model
+                        _pydantic_table(model, table)
+                except Unexpected as exc:
+                    raise ConfigError(f"{source}: {_first_error(exc, f'executors.{name}')}") from None
+            for where, value in _leaves(table, f"executors.{name}"):
+                if isinstance(value, float) and not math.isfinite(value):  # a plugin's own model may allow them
+                    raise ConfigError(f"{source}: {where}: Input should be a finite number")
 
 
+@dataclass(kw_only=True)
+class _ExecutorTable(_Table):
+    concurrency: int | None = field(default=None, metadata={"ge": 1})
+    kill_grace_s: float | None = field(default=None, metadata=SECONDS)
+
+
+@dataclass(kw_only=True)
 class LocalExecutorTable(_ExecutorTable):
     """[executors.local]"""
 
-    warm: int | None = Field(default=None, ge=0, description="sandbox starters kept ready")
+    warm: int | None = field(default=None, metadata={"ge": 0})  # sandbox starters kept ready
     sandbox: bool = True
 
 
+@dataclass(kw_only=True)
 class DockerExecutorTable(_ExecutorTable):
     """[executors.docker]"""
 
@@ -123,6 +166,7 @@ class DockerExecutorTable(_ExecutorTable):
     user: str | None = None
 
 
+@dataclass(kw_only=True)
 class LambdaExecutorTable(_ExecutorTable):
     """[executors.lambda]"""
 
@@ -132,38 +176,14 @@ class LambdaExecutorTable(_ExecutorTable):
     profile: str | None = None
     aws_access_key_id: str | None = None
     aws_secret_access_key: str | None = None
-    retries: int | None = Field(default=None, ge=0)
-    connect_timeout_s: Seconds | None = None
-    read_timeout_s: Seconds | None = None
+    retries: int | None = field(default=None, metadata={"ge": 0})
+    connect_timeout_s: float | None = field(default=None, metadata=SECONDS)
+    read_timeout_s: float | None = field(default=None, metadata=SECONDS)
 
 
-_EXECUTOR_TABLES: dict[str, type[BaseModel]] = {
+_EXECUTOR_TABLES: dict[str, type[_Table]] = {
     "local": LocalExecutorTable, "docker": DockerExecutorTable, "lambda": LambdaExecutorTable,
 }
-
-
-class ExecutorSettings(_Strict):
-    """[executors] and [executors.<name>]. The tables are kept as given (each backend reads its own); the
-    built-in backends' tables are checked here, so a bad value is an error whichever command reads them."""
-
-    model_config = ConfigDict(extra="allow")
-    default: str = "local"
-
-    def check_tables(self, source: str) -> None:
-        for name, table in (self.model_extra or {}).items():
-            if not isinstance(table, dict):
-                raise ConfigError(f"{source}: executors.{name}: should be a table, [executors.{name}]")
-            from truthplane.registry import executor_options_model
-
-            model: type[BaseModel] | None = executor_options_model(name) or _EXECUTOR_TABLES.get(name)
-            if model is not None:
-                try:
-                    model.model_validate(table)
-                except ValidationError as exc:
-                    raise ConfigError(f"{source}: {_first_error(exc, f'executors.{name}')}") from None
-            for where, value in _leaves(table, f"executors.{name}"):
-                if isinstance(value, float) and not math.isfinite(value):  # a plugin's own model may allow them
-                    raise ConfigError(f"{source}: {where}: Input should be a finite number")
 
 
 def _leaves(value: Any, where: str) -> list[tuple[str, Any]]:
@@ -174,43 +194,96 @@ def _leaves(value: Any, where: str) -> list[tuple[str, Any]]:
     return [(where, value)]
 
 
-class Config(_Strict):
-    verifiers: list[str] = Field(default_factory=lambda: list(DEFAULT_VERIFIERS))
-    exclude: list[str] = Field(default_factory=list)
-    timeout_s: Seconds = 600.0
-    cache_dir: str | None = None
-    gate: GateConfig = Field(default_factory=GateConfig)
-    severity: dict[str, Severity] = Field(default_factory=dict)
-    verifier_options: dict[str, VerifierConfig] = Field(default_factory=dict)
-    executors: ExecutorSettings = Field(default_factory=ExecutorSettings)
-    llm: LLMConfig = Field(default_factory=LLMConfig)
-    cluster: ClusterSettings = Field(default_factory=ClusterSettings)
-    tasks: list[Any] = Field(default_factory=list, description="[[tasks]] for run-all: their shape is checked here, "
-                             "their files by truthplane.runall.tasks")
-    source: str | None = Field(default=None, description="the file this came from, for messages")
-    _root: Path | None = PrivateAttr(default=None)
+def _no_duplicates(names: list[str]) -> list[str]:
+    seen: set[str] = set()
+    for name in names:
+        if name in seen:
+            raise ValueError(f"verifier {name!r} is listed twice")
+        seen.add(name)
+    return names
+
+
+def _usable_cache_dir(value: str | None) -> str | None:
+    if value is not None:
+        check_cache_dir(Path(value))
+    return value
+
+
+def _llm_table(table: Any) -> LLMConfig:
+    """[llm], checked by its pydantic models (imported only for a configuration that has one)."""
+    from truthplane.config.llm import LLMConfig
+
+    return _pydantic_table(LLMConfig, table)
+
+
+def _cluster_table(table: Any) -> ClusterSettings:
+    """[cluster], as [llm]."""
+    from truthplane.config.cluster import ClusterSettings
+
+    return _pydantic_table(ClusterSettings, table)
+
+
+def _pydantic_table(model: Any, table: Any) -> Any:
+    from pydantic import ValidationError
+
+    try:
+        return model.model_validate(table)
+    except ValidationError as exc:
+        raise _pydantic_first(exc) from None
+
+
+def _pydantic_first(exc: Any) -> Unexpected:
+    first = exc.errors()[0]
+    return Unexpected(tuple(first["loc"]), str(first["msg"]), first.get("input"), first.get("ctx"))
+
+
+@dataclass(kw_only=True)
+class Config(_Table):
+    verifiers: list[str] = field(default_factory=lambda: list(DEFAULT_VERIFIERS), metadata={"check": _no_duplicates})
+    exclude: list[str] = field(default_factory=list)
+    timeout_s: float = field(default=600.0, metadata=SECONDS)
+    cache_dir: str | None = field(default=None, metadata={"check": _usable_cache_dir})
+    gate: GateConfig = field(default_factory=GateConfig)
+    severity: dict[str, Severity] = field(default_factory=dict)
+    verifier_options: dict[str, VerifierConfig] = field(default_factory=dict)
+    executors: ExecutorSettings = field(default_factory=ExecutorSettings)
+    # [llm] and [cluster] as given (checked when read, by their pydantic models); `llm` and `cluster` give them
+    # with their defaults, made when first asked for: a gate never asks
+    llm_table: Any = field(default=None, metadata={"key": "llm", "check": _llm_table})
+    cluster_table: Any = field(default=None, metadata={"key": "cluster", "check": _cluster_table})
+    # [[tasks]] for run-all: their shape is checked here, their files by truthplane.runall.tasks
+    tasks: list[Any] = field(default_factory=list)
+    source: str | None = None  # the file this came from, for messages
+    _root: Path | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def root(self) -> Path | None:
         """The repository this configuration was loaded for (where its node_modules lives)."""
         return self._root
 
-    @field_validator("verifiers")
-    @classmethod
-    def _no_duplicates(cls, names: list[str]) -> list[str]:
-        seen: set[str] = set()
-        for name in names:
-            if name in seen:
-                raise ValueError(f"verifier {name!r} is listed twice")
-            seen.add(name)
-        return names
+    @property
+    def llm(self) -> LLMConfig:
+        if self.llm_table is None:
+            from truthplane.config.llm import LLMConfig
 
-    @field_validator("cache_dir")
-    @classmethod
-    def _usable_cache_dir(cls, value: str | None) -> str | None:
-        if value is not None:
-            check_cache_dir(Path(value))
-        return value
+            self.llm_table = LLMConfig()
+        return self.llm_table  # type: ignore[no-any-return]
+
+    @llm.setter
+    def llm(self, value: LLMConfig) -> None:
+        self.llm_table = value
+
+    @property
+    def cluster(self) -> ClusterSettings:
+        if self.cluster_table is None:
+            from truthplane.config.cluster import ClusterSettings
+
+            self.cluster_table = ClusterSettings()
+        return self.cluster_table  # type: ignore[no-any-return]
+
+    @cluster.setter
+    def cluster(self, value: ClusterSettings) -> None:
+        self.cluster_table = value
 
     def options_for(self, name: str) -> VerifierConfig:
         return self.verifier_options.get(name, VerifierConfig())
@@ -272,8 +345,8 @@ def _normalise(raw: dict[str, Any]) -> dict[str, Any]:
 def parse_config(raw: dict[str, Any], source: str) -> Config:
     """The whole configuration checked at once, [executors] and [llm] included; the first problem names its place."""
     try:
-        config = Config.model_validate({**_normalise(raw), "source": source})
-    except ValidationError as exc:
+        config = read(Config, {**_normalise(raw), "source": source})
+    except Unexpected as exc:
         raise ConfigError(f"{source}: {_first_error(exc)}") from None
     except RecursionError:
         raise ConfigError(f"{source}: tables or arrays are nested too deeply") from None
@@ -285,14 +358,13 @@ def parse_config(raw: dict[str, Any], source: str) -> Config:
     return config
 
 
-def _first_error(exc: ValidationError, prefix: str = "") -> str:
-    """`place: what is wrong` for the first problem pydantic found, the place as the TOML spells it."""
-    first = exc.errors()[0]
-    where = ".".join([prefix] * bool(prefix) + [str(p) for p in first["loc"]]).replace("verifier_options", "verifiers")
-    message = str(first["msg"]).removeprefix("Value error, ")
-    if first.get("ctx") == {"le": MAX_TIMEOUT_S}:
+def _first_error(problem: Unexpected, prefix: str = "") -> str:
+    """`place: what is wrong` for the first problem found, the place as the TOML spells it."""
+    where = ".".join([prefix] * bool(prefix) + [str(p) for p in problem.loc]).replace("verifier_options", "verifiers")
+    message = problem.msg.removeprefix("Value error, ")
+    if problem.ctx == {"le": MAX_TIMEOUT_S}:
         message = f"should be a number of seconds above 0 and at most {MAX_TIMEOUT_S} (30 days)"
-    value = first.get("input")
+    value = problem.value
     if isinstance(value, (int, float, str)) and len(repr(value)) <= 40 and not _SECRET.search(where):
         message += f", not {value!r}"
     return f"{where}: {message}"

@@ -6,12 +6,15 @@ truthplane.config checks the tables in truthplane.toml with these models; truthp
 
 from __future__ import annotations
 
-from typing import Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from truthplane.errors import ConfigError
-from truthplane.models import Seconds, Severity
+from truthplane.models import MAX_TIMEOUT_S, Severity
+
+# a time limit in seconds: positive, finite, at most MAX_TIMEOUT_S (truthplane.config.SECONDS)
+Seconds = Annotated[float, Field(gt=0, le=MAX_TIMEOUT_S, allow_inf_nan=False)]
 
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$"
 # the fields that belong to one kind only

@@ -3,7 +3,6 @@ hash for whole-program tools. A corrupt entry is discarded and recomputed, never
 
 from __future__ import annotations
 
-import functools
 import threading
 from collections import OrderedDict
 from collections.abc import Collection
@@ -12,8 +11,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from pydantic import TypeAdapter
-
     from truthplane.models import Finding
 
 
@@ -68,14 +65,28 @@ def _remember(entries: dict[str, list[Finding]]) -> None:
             _memory_size -= len(dropped) + 1
 
 
-@functools.cache
-def _adapter() -> TypeAdapter[list[Finding]]:
-    """Built once: a TypeAdapter compiles its schema when made."""
-    from pydantic import TypeAdapter
+def _encode(findings: list[Finding]) -> bytes:
+    """Findings as one line of compact JSON (ASCII: a lone surrogate a tool printed survives the trip)."""
+    import json
+
+    items = []
+    for finding in findings:
+        item = dict(finding.__dict__)
+        item["severity"] = finding.severity.value
+        items.append(item)
+    return json.dumps(items, separators=(",", ":")).encode("ascii")
+
+
+def _decode(body: bytes) -> list[Finding]:
+    """What _encode wrote; ValueError (or TypeError) for anything else, and the entry is dropped."""
+    import json
 
     from truthplane.models import Finding
 
-    return TypeAdapter(list[Finding])
+    items = json.loads(body)
+    if not isinstance(items, list) or not all(isinstance(item, dict) for item in items):
+        raise ValueError("not a list of findings")
+    return [Finding(**item) for item in items]
 
 
 def held_keys(path: Path, keys: list[str]) -> set[str]:
@@ -185,8 +196,6 @@ class ResultCache:
         import hashlib
         import sqlite3
 
-        from pydantic import ValidationError
-
         remembered = _recall(keys)
         if remembered:
             keys = [key for key in keys if key not in remembered]
@@ -197,7 +206,6 @@ class ResultCache:
             self.misses += len(keys)
             self.hits += len(remembered)
             return remembered
-        adapter = _adapter()
         found: dict[str, list[Finding]] = {}
         bad: list[str] = []
         try:
@@ -212,8 +220,8 @@ class ResultCache:
                         bad.append(key)
                         continue
                     try:
-                        found[key] = [f for part in body.split(b"\n") for f in adapter.validate_json(part)]
-                    except ValidationError:
+                        found[key] = [f for part in body.split(b"\n") for f in _decode(part)]
+                    except (ValueError, TypeError):
                         bad.append(key)
             if bad:
                 conn.executemany("DELETE FROM results WHERE key = ?", [(k,) for k in bad])
@@ -235,14 +243,13 @@ class ResultCache:
         _remember(entries)
         if self._broken or not entries:
             return
-        adapter = _adapter()
         rows = []
         for key, findings in entries.items():
             # a long list is stored as lines of short JSON arrays (compact JSON has no raw newline): decoding
             # one holds the interpreter lock only briefly, so a big entry read by one thread never stalls
             # another that is about to start a tool
             chunks = [findings[i:i + self._DECODE_CHUNK] for i in range(0, len(findings), self._DECODE_CHUNK)]
-            body = b"\n".join(adapter.dump_json(chunk) for chunk in chunks or [[]])
+            body = b"\n".join(_encode(chunk) for chunk in chunks or [[]])
             rows.append((key, hashlib.sha256(body).hexdigest(), body))
         try:
             conn = self._connect()
@@ -263,8 +270,6 @@ class ResultCache:
         import hashlib
         import json
         import sqlite3
-
-        from pydantic import ValidationError
 
         remembered = _recall([key]).get(key)
         if remembered is not None:
@@ -306,17 +311,16 @@ class ResultCache:
             active, suppressed, files = (int(totals[name]) for name in ("active", "suppressed", "files"))
             if needed is None and len(rows) != files:
                 raise ValueError("files")
-            adapter = _adapter()
             findings: list[Finding] = []
             for _path, file_active, file_suppressed, file_checksum, file_body in rows:
                 if not isinstance(file_body, bytes) or hashlib.sha256(file_body).hexdigest() != file_checksum:
                     raise ValueError("checksum")
-                findings.extend(adapter.validate_json(file_body))
+                findings.extend(_decode(file_body))
                 active -= file_active
                 suppressed -= file_suppressed
             if active < 0 or suppressed < 0:
                 raise ValueError("counts")
-        except (ValueError, TypeError, KeyError, ValidationError):
+        except (ValueError, TypeError, KeyError):
             self._drop_tree(key)
             self.misses += 1
             return None
@@ -347,13 +351,12 @@ class ResultCache:
         _remember({key: findings})
         if self._broken:
             return
-        adapter = _adapter()
         by_path: dict[str, list[Finding]] = {}
         for finding in findings:
             by_path.setdefault(finding.path, []).append(finding)
         rows = []
         for path, items in by_path.items():
-            body = adapter.dump_json(items)
+            body = _encode(items)
             suppressed = sum(1 for f in items if f.suppressed)
             rows.append((key, path, len(items) - suppressed, suppressed, hashlib.sha256(body).hexdigest(), body))
         totals = json.dumps({"active": sum(r[2] for r in rows), "suppressed": sum(r[3] for r in rows),

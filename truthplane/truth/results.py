@@ -11,11 +11,8 @@ import re
 from datetime import UTC, datetime
 from pathlib import Path
 
-from pydantic import ValidationError
-
 from truthplane.errors import InputError, NoBaselineError
-from truthplane.files import atomic_write
-from truthplane.files import MAX_INPUT_BYTES, read_regular_file
+from truthplane.files import MAX_INPUT_BYTES, atomic_write, read_regular_file
 from truthplane.models import SCHEMA_VERSION, Scan, ToolStatus, VerifierRun
 from truthplane.paths import RESULTS_DIR, results_dir, sarif_dir
 from truthplane.truth.sarif import run_for, sarif_log
@@ -112,6 +109,8 @@ def scan_from_data(data: object, where: str, root: Path | None = None) -> Scan:
                 f"{where} is a truthplane baseline of schema_version {version!r}; this truthplane reads "
                 f"schema_version {SCHEMA_VERSION}: rescan with this version to recreate it"
             )
+        from pydantic import ValidationError  # outside input only: a gate that reads no baseline never imports it
+
         try:
             return Scan.model_validate(data)
         except ValidationError as exc:

@@ -454,9 +454,8 @@ def scan(
     runs = [results[v.instance_name][0] for v in verifiers]
     findings = [f for v in verifiers for f in results[v.instance_name][1]]
     findings.sort(key=lambda f: (f.path, f.start_line or 0, f.verifier, f.rule_id, f.fingerprint))
-    # made of values that are already what Scan holds: validating them again would copy every finding and the
-    # listing (on a large repository, tens of milliseconds a scan); the listing is sorted when written
-    done = Scan.model_construct(
+    # the listing is kept as it was read, and sorted when written
+    done = Scan(
         created_at=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         commit=source.commit,
         dirty=source.dirty,

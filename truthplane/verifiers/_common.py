@@ -3,14 +3,14 @@ repo-relative, tool output validated against the shape we rely on."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from pathlib import Path
-from typing import Any, TypeVar
-
-from pydantic import BaseModel, ConfigDict, ValidationError
+from typing import Any, TypeVar, dataclass_transform
 
 from truthplane.errors import VerifierError
+from truthplane.reading import Unexpected, read
 from truthplane.models import Finding, ScanResult, Severity, ToolInfo
 from truthplane.verifiers._commands import (
     select_files as select_files,  # shared with the commands spelled ahead
@@ -18,13 +18,18 @@ from truthplane.verifiers._commands import (
 from truthplane.verifiers._commands import which
 from truthplane.verifiers.versions import tool_version
 
-M = TypeVar("M", bound=BaseModel)
+M = TypeVar("M")
 
 
-class ToolRecord(BaseModel):
-    """Base for the slices of a tool's output we read; fields we do not use are ignored."""
+@dataclass_transform(kw_only_default=True, field_specifiers=(dataclasses.field,))
+class ToolRecord:
+    """Base for the slices of a tool's output we read: a dataclass (every subclass is made one) whose fields
+    `validate` reads from the tool's JSON (truthplane.reading: as pydantic's lax mode does); keys it does not
+    name are ignored."""
 
-    model_config = ConfigDict(extra="ignore")
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        dataclasses.dataclass(kw_only=True)(cls)
 
 
 def parse_json(verifier: str, text: str, tool: str, stderr: str = "") -> Any:
@@ -41,16 +46,30 @@ def parse_json(verifier: str, text: str, tool: str, stderr: str = "") -> Any:
 
 
 def validate(verifier: str, model: type[M], data: Any, tool: str) -> M:
-    """Validate one piece of tool output; a shape we do not recognise is a failure, not zero findings."""
+    """Read one piece of tool output; a shape we do not recognise is a failure, not zero findings. `model` is a
+    ToolRecord, or a pydantic model (validated by pydantic)."""
+    if not issubclass(model, ToolRecord):  # a pydantic model (a format whose rules need its validators)
+        return _validated(verifier, model, data, tool)
+    try:
+        return read(model, data)
+    except Unexpected as exc:
+        raise _shape_error(verifier, tool, exc.loc, exc.msg) from None
+
+
+def _validated(verifier: str, model: Any, data: Any, tool: str) -> Any:
+    from pydantic import ValidationError
+
     try:
         return model.model_validate(data)
     except ValidationError as exc:
         first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "top level"
-        raise VerifierError(
-            verifier,
-            f"{tool} printed JSON of an unexpected shape ({where}: {first['msg']}); is this {tool} version supported?",
-        ) from None
+        raise _shape_error(verifier, tool, tuple(first["loc"]), first["msg"]) from None
+
+
+def _shape_error(verifier: str, tool: str, loc: tuple[Any, ...], msg: str) -> VerifierError:
+    where = ".".join(str(p) for p in loc) or "top level"
+    return VerifierError(
+        verifier, f"{tool} printed JSON of an unexpected shape ({where}: {msg}); is this {tool} version supported?")
 
 
 def repo_path(target: Path, reported: str) -> str:

@@ -12,9 +12,8 @@ from __future__ import annotations
 import configparser
 import re
 import tomllib
+from dataclasses import field
 from pathlib import Path
-
-from pydantic import Field
 
 from truthplane.errors import VerifierError
 from truthplane.models import Finding, Severity, ToolInfo
@@ -47,7 +46,7 @@ class _BanditResult(ToolRecord):
     issue_severity: str
     issue_confidence: str = "HIGH"
     line_number: int
-    line_range: list[int] = Field(default_factory=list)
+    line_range: list[int] = field(default_factory=list)
     col_offset: int | None = None
     end_col_offset: int | None = None
     more_info: str | None = None

@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 from typing import Any, ClassVar
 
-from pydantic import Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from truthplane.config import VerifierConfig
 from truthplane.errors import ConfigError, InputError, VerifierError
@@ -32,7 +32,6 @@ from truthplane.models import Finding, ScanResult, Severity, ToolInfo
 from truthplane.verifiers._commands import which
 from truthplane.verifiers._common import (
     SEVERITY_WORDS,
-    ToolRecord,
     empty_result,
     one_line,
     parse_json,
@@ -46,7 +45,13 @@ from truthplane.verifiers.tool import run_tool
 FILES, ROOT, OUTPUT = "{files}", "{root}", "{output}"
 
 
-class _JsonFinding(ToolRecord):
+class _JsonRecord(BaseModel):
+    """A command's own JSON findings: its rules (bounds, known severities) are pydantic's to check."""
+
+    model_config = ConfigDict(extra="ignore")
+
+
+class _JsonFinding(_JsonRecord):
     path: str
     line: int | None = Field(default=None, ge=1)
     end_line: int | None = Field(default=None, ge=1)
@@ -65,7 +70,7 @@ class _JsonFinding(ToolRecord):
         return value
 
 
-class _JsonFindings(ToolRecord):
+class _JsonFindings(_JsonRecord):
     findings: list[_JsonFinding]
 
 

@@ -19,10 +19,9 @@ import json
 import re
 import time
 from collections.abc import Iterable
+from dataclasses import field
 from pathlib import Path
 from typing import Any
-
-from pydantic import Field
 
 from truthplane.errors import VerifierError
 from truthplane.models import Finding, ScanResult, Severity, ToolInfo
@@ -57,8 +56,8 @@ class _Advisory(ToolRecord):
 class _Vulnerability(ToolRecord):
     name: str
     severity: str = "moderate"
-    via: list[_Advisory | str] = Field(default_factory=list)
-    nodes: list[str] = Field(default_factory=list)
+    via: list[_Advisory | str] = field(default_factory=list)
+    nodes: list[str] = field(default_factory=list)
     fixAvailable: bool | dict[str, Any] = False
 
 

@@ -17,10 +17,8 @@ import tempfile
 import time
 import tomllib
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-
-from pydantic import Field
 
 from truthplane.errors import VerifierError
 from truthplane.leftovers import owned_prefix
@@ -45,15 +43,15 @@ def canonical(name: str) -> str:
 
 class _Vuln(ToolRecord):
     id: str
-    fix_versions: list[str] = Field(default_factory=list)
-    aliases: list[str] = Field(default_factory=list)
+    fix_versions: list[str] = field(default_factory=list)
+    aliases: list[str] = field(default_factory=list)
     description: str | None = None
 
 
 class _Dependency(ToolRecord):
     name: str
     version: str | None = None
-    vulns: list[_Vuln] = Field(default_factory=list)
+    vulns: list[_Vuln] = field(default_factory=list)
     skip_reason: str | None = None
 
 

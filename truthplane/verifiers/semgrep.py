@@ -19,10 +19,9 @@ from __future__ import annotations
 
 import hashlib
 import re
+from dataclasses import field
 from pathlib import Path
 from typing import Any
-
-from pydantic import Field
 
 from truthplane.errors import ConfigError, VerifierError
 from truthplane.models import Finding, Severity, ToolInfo
@@ -55,7 +54,7 @@ class _Position(ToolRecord):
 class _Extra(ToolRecord):
     message: str = ""
     severity: str | None = None
-    metadata: dict[str, Any] = Field(default_factory=dict)
+    metadata: dict[str, Any] = field(default_factory=dict)
 
 
 class _SemgrepResult(ToolRecord):
@@ -86,13 +85,13 @@ class _Skipped(ToolRecord):
 
 
 class _Paths(ToolRecord):
-    scanned: list[str] = Field(default_factory=list)
-    skipped: list[_Skipped] = Field(default_factory=list)
+    scanned: list[str] = field(default_factory=list)
+    skipped: list[_Skipped] = field(default_factory=list)
 
 
 class _SemgrepOutput(ToolRecord):
     results: list[_SemgrepResult]
-    errors: list[_SemgrepError] = Field(default_factory=list)
+    errors: list[_SemgrepError] = field(default_factory=list)
     version: str | None = None
     paths: _Paths | None = None
 

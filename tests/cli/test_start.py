@@ -143,48 +143,6 @@ def test_what_started_early_for_other_options_is_stopped_before_the_gate_starts_
     assert not run_module._chains and not run_module._ahead
 
 
-def test_the_stat_pass_started_first_answers_the_working_tree_s_diff(make_repo, tmp_path: Path,
-                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
-    """git's stat pass starts before the command line imports anything else: its answer is the gate's diff of
-    the working tree, and the process is ended with the block whether its answer was taken or not."""
-    root = feature_repo(make_repo)
-    cache = tmp_path / "cache"
-    cache.mkdir()
-    (root / "c.py").write_text(CODE + "x = 1\n")
-    (root / "pkg" / "b.py").unlink()
-    passes: list[subprocess.Popen[bytes]] = []
-    real = start._stat_pass
-    monkeypatch.setattr(start, "_stat_pass", lambda path: passes.append(real(path)) or passes[-1])
-    head = git(root, "rev-parse", "HEAD")
-    diff_args = run_module.changes_args(head, head)[0]
-    expected = run_module.run(root, *diff_args)
-    assert "c.py" in expected and "pkg/b.py" in expected
-
-    early = start._start([str(root), "--base", "main", "--cache-dir", str(cache)])
-    assert early is not None and len(passes) == 1
-    with early:
-        assert start.take_early(root, "main", None, LaunchPlans(cache)) is early
-        for chain in list(run_module._chains):
-            assert chain.wait(60)
-        with pytest.MonkeyPatch.context() as patch:
-            patch.setattr(run_module, "run", lambda *a, **k: pytest.fail(f"git ran again: {a[1:]}"))
-            top = Path(run_module.git(root, "rev-parse", "--show-toplevel").strip())
-            assert run_module.git(top, *diff_args) == expected
-    assert passes[0].returncode == 0
-
-    # from a directory below the top, what git compared there is not taken: git is asked in the top directory
-    early = start._start([str(root / "pkg"), "--base", "main", "--cache-dir", str(cache)])
-    assert early is not None and len(passes) == 2
-    with early:
-        assert start.take_early(root / "pkg", "main", None, LaunchPlans(cache)) is early
-        for chain in list(run_module._chains):
-            assert chain.wait(60)
-        top = Path(run_module.git(root / "pkg", "rev-parse", "--show-toplevel").strip())
-        assert run_module.git(top, *diff_args) == expected
-    assert passes[1].returncode is not None
-    assert not start._early and not run_module._chains and not run_module._ahead
-
-
 def test_nothing_starts_early_without_a_cache_directory_or_beside_an_unfinished_commit(make_repo, tmp_path) -> None:
     root = feature_repo(make_repo)
     cache = tmp_path / "cache"

@@ -1,6 +1,6 @@
 """The command's first step, before the command line's own imports: a gate of the working tree starts what it
-would start first (git's stat pass of the working tree before anything else is imported, git's listings of both
-states, then its tools on the changed files) while Python imports the rest.
+would start first (git's listings of both states, then its tools on the changed files) while Python imports the
+rest.
 
 A one-file gate of a large repository costs its tools' run plus whatever comes before their start: importing
 the command line, reading the configuration, git's listings. The listings and the tools' start need none of the
@@ -17,13 +17,13 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import TYPE_CHECKING, NamedTuple
+import threading
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    import subprocess
-    from contextlib import ExitStack
-    from pathlib import Path
-
     from truthplane.truth.ahead import LaunchPlans
 
 # the options of `truthplane gate` (truthplane/cli/gate.py, truthplane/cli/_common.py)
@@ -36,7 +36,8 @@ _DEFAULT_BASE = "origin/main"  # gate.py's --base
 _FIRST_LAUNCH_WAIT = 0.5
 
 
-class GateArgs(NamedTuple):
+@dataclass(frozen=True)
+class GateArgs:
     """What a gate of the working tree starts early depends on, as its command line gave it."""
 
     path: str = "."
@@ -46,7 +47,8 @@ class GateArgs(NamedTuple):
     verifiers: tuple[str, ...] = ()
 
 
-class _Early(NamedTuple):
+@dataclass
+class _Early:
     path: Path
     base: str
     plans: LaunchPlans
@@ -115,48 +117,12 @@ def _start(args: list[str]) -> ExitStack | None:
     given = gate_listing(args)
     if given is None:
         return None
-    if not os.path.isdir(given.path):
-        return None
-    # git's stat pass of the working tree first, before anything else is imported: on a large repository it is
-    # what the tools wait for (truthplane.git.run.gate_calls_ahead takes its answer)
-    stat_pass = _stat_pass(given.path)
-    try:
-        return _start_rest(given, stat_pass)
-    except BaseException:
-        _end(stat_pass)
-        raise
-
-
-def _stat_pass(path: str) -> subprocess.Popen[bytes] | None:
-    import subprocess
-
-    from truthplane.git import GIT_ENV, STAT_PASS
-
-    try:
-        return subprocess.Popen(["git", *STAT_PASS], cwd=path, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                stderr=subprocess.DEVNULL, env={**os.environ, **GIT_ENV})
-    except OSError:
-        return None  # the gate says what is wrong with git
-
-
-def _end(proc: subprocess.Popen[bytes] | None) -> None:
-    if proc is not None and proc.poll() is None:
-        proc.kill()
-        proc.wait()
-
-
-def _start_rest(given: GateArgs, stat_pass: subprocess.Popen[bytes] | None) -> ExitStack | None:
-    import threading
-    from contextlib import ExitStack
-    from pathlib import Path
-
     from truthplane.paths import RESULTS_DIR, default_cache_dir
 
     path = Path(given.path)
     store = Path(given.cache_dir) if given.cache_dir is not None else default_cache_dir()
     pending = path / RESULTS_DIR / "pending-commit.json"  # truthplane.git.checkout.PENDING
-    if not os.path.isdir(store) or os.path.lexists(pending):
-        _end(stat_pass)  # read-only, and no longer needed
+    if not os.path.isdir(store) or not os.path.isdir(path) or os.path.lexists(pending):
         return None
     from truthplane.git.run import GIT_ENV, gate_calls_ahead
     from truthplane.git.untracked import start_early
@@ -176,7 +142,7 @@ def _start_rest(given: GateArgs, stat_pass: subprocess.Popen[bytes] | None) -> E
             finally:
                 first.set()
 
-        stack.enter_context(gate_calls_ahead(path, given.base, None, listed, store=store, stat_pass=stat_pass))
+        stack.enter_context(gate_calls_ahead(path, given.base, None, listed, store=store))
     except BaseException:
         stack.close()
         raise

@@ -13,9 +13,9 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from truthplane.errors import GitError
-from truthplane.git import GIT_ENV as GIT_ENV
-from truthplane.git import STAT_PASS
 from truthplane.git.untracked import LISTING, untracked_apart
+
+GIT_ENV = {"GIT_TERMINAL_PROMPT": "0", "GIT_OPTIONAL_LOCKS": "0", "LC_ALL": "C"}
 
 
 def resolve_args(ref: str) -> tuple[str, ...]:
@@ -31,7 +31,7 @@ def changes_args(commit: str, head: str) -> tuple[tuple[str, ...], ...]:
     unless `head` is `commit` itself, HEAD's tree against `commit`'s. One stat pass over the working tree: the
     commits' trees are compared in git's objects."""
     return (
-        (*STAT_PASS[:-2], head, "--"),
+        ("diff-index", "--raw", "-z", "--no-renames", "--no-abbrev", head, "--"),
         LISTING,
     ) + ((tree_changes_args(commit, head),) if head != commit else ())
 
@@ -72,7 +72,7 @@ _COMMIT = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
 def gate_calls_ahead(
     path: Path, base_ref: str, head_ref: str | None,
     on_listed: Callable[[tuple[Path, str | None, str | None, str | None] | None], None] | None = None,
-    store: Path | None = None, stat_pass: subprocess.Popen[bytes] | None = None,
+    store: Path | None = None,
 ) -> Iterator[None]:
     """Start the git calls a gate of `path` against `base_ref` will make, and let the gate take their answers.
 
@@ -92,11 +92,6 @@ def gate_calls_ahead(
 
     With a `store` (the cache directory), the untracked files come from the snapshot of the working tree's
     directories kept there (truthplane.git.untracked): git walks only what changed since the last gate.
-
-    `stat_pass` is git's STAT_PASS, started in `path` before the command line imported this module: its answer is
-    the working tree's diff when `path` is the top directory (it compared with HEAD as git resolved it then, a
-    moment before this chain resolves it; a commit made in between leaves a gate no more mixed than its other
-    calls, made one after the other, would). Ended with the block, whether taken or not.
     """
     started: list[tuple[str, tuple[str, ...]]] = []
     listings_started = threading.Event()
@@ -168,10 +163,7 @@ def gate_calls_ahead(
         # stat pass ends, and the tools start on them (a committed change needs nothing else)
         diff_args, listing_args, *trees_args = changes_args(merge_base, head_commit)
         trees = [start(root, *args) for args in trees_args]
-        if stat_pass is not None and _same_directory(path, root):
-            diff = start(root, *diff_args, call=lambda: _answer_of(stat_pass, root, diff_args))
-        else:
-            diff = start(root, *diff_args)
+        diff = start(root, *diff_args)
         listed = start(root, *listing_args, call=untracked)
         listings_started.set()
         if on_listed is None:
@@ -205,31 +197,10 @@ def gate_calls_ahead(
     finally:
         listings_started.set()
         pool.shutdown(wait=True)  # no git left running behind the caller
-        if stat_pass is not None:
-            if stat_pass.poll() is None:
-                stat_pass.kill()
-            if stat_pass.stdout is not None:
-                stat_pass.stdout.close()
-            stat_pass.wait()
         with _ahead_lock:
             _chains.remove(listings_started)
             for key in started:
                 _ahead.pop(key, None)
-
-
-def _same_directory(path: Path, root: Path) -> bool:
-    try:
-        return os.path.samefile(path, root)
-    except OSError:
-        return False
-
-
-def _answer_of(proc: subprocess.Popen[bytes], root: Path, args: tuple[str, ...]) -> str:
-    """What `proc` printed, if it ended well; else git's answer to `args` now (and its error, if any)."""
-    out, _ = proc.communicate()
-    if proc.returncode == 0:
-        return out.decode("utf-8", errors="surrogateescape")
-    return run(root, *args)
 
 
 def git(cwd: Path, *args: str, input_bytes: bytes | None = None, env: dict[str, str] | None = None) -> str:

@@ -183,3 +183,17 @@ def test_llm_and_cluster_tables_are_read_only_when_given() -> None:
     given = parse_config({"llm": {"retry": {"max_retries": 5}}, "executors": {"local": {"warm": 2}}}, "t.toml")
     assert given.llm.retry.max_retries == 5
     assert given.executors.model_extra == {"local": {"warm": 2}}
+
+
+def test_a_table_validated_alone_is_checked_as_in_the_file() -> None:
+    """VerifierConfig.model_validate (and any table's) goes through the same reading as the file: its bounds and
+    unknown keys are errors, never passed over."""
+    from truthplane.config import GateConfig, VerifierConfig
+
+    assert VerifierConfig.model_validate({"timeout_s": "12"}).timeout_s == 12.0
+    with pytest.raises(ConfigError, match=r"^timeout_s: Input should be greater than 0, not 0$"):
+        VerifierConfig.model_validate({"timeout_s": 0})
+    with pytest.raises(ConfigError, match=r"^argz: Extra inputs are not permitted"):
+        VerifierConfig.model_validate({"argz": []})
+    with pytest.raises(ConfigError, match=r"^max_new: Input should be greater than or equal to 0"):
+        GateConfig.model_validate({"max_new": -1})

@@ -30,7 +30,7 @@ import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar
 
 from truthplane.errors import ConfigError
 from truthplane.files import MAX_CONFIG_BYTES, read_regular_file
@@ -67,12 +67,24 @@ DEFAULT_EXCLUDES = [
 ]
 
 
+_T = TypeVar("_T", bound="_Table")
+
+
 class _Table(Record):
     """A table of the configuration: a key it does not know is an error, and so is an infinite number."""
 
     __slots__ = ()
     _EXTRA: ClassVar[str] = "forbid"
     _FINITE: ClassVar[bool] = True
+
+    @classmethod
+    def model_validate(cls: type[_T], data: Any) -> _T:
+        """A table checked as the configuration file's are (truthplane.reading, with its bounds and checks), not
+        by pydantic: a ConfigError naming the first problem."""
+        try:
+            return read(cls, data)
+        except Unexpected as exc:
+            raise ConfigError(_first_error(exc)) from None
 
 
 @dataclass(kw_only=True)

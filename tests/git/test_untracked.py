@@ -24,10 +24,12 @@ RULES = ["*.log", "build/", "/cache", "!keep.log", "*.tmp", "sub*/", "c", "!c/",
 
 
 class Lister:
-    """untracked() with a store, counting git's full walks; every answer checked against git's own walk."""
+    """untracked() with a store, counting git's full walks; every answer checked against git's own walk. `here`:
+    as the listing's own process lists, from the top directory, by relative paths (a pytest.MonkeyPatch to
+    change the working directory with)."""
 
-    def __init__(self, root: Path, store: Path) -> None:
-        self.root, self.store = root, store
+    def __init__(self, root: Path, store: Path, here: pytest.MonkeyPatch | None = None) -> None:
+        self.root, self.store, self.here = root, store, here
         self.walks = self.answers = 0
         time.sleep(0.02)  # the repository just made is past the racy window of quick_racy
 
@@ -37,7 +39,14 @@ class Lister:
 
     def check(self) -> list[str]:
         head = git(self.root, "rev-parse", "HEAD")
-        answer = untracked(self.root, head, self.store, GIT_ENV, self.walk)
+        if self.here is None:
+            answer = untracked(self.root, head, self.store, GIT_ENV, self.walk)
+        else:
+            self.here.chdir(self.root)
+            later: list = []
+            answer = untracked_module._untracked_here(str(self.root), head, str(self.store), self.walk, later)
+            for work in later:
+                work()
         expected = run(self.root, *LISTING)
         self.answers += 1
         got, want = answer.split("\0"), expected.split("\0")
@@ -167,10 +176,12 @@ def seed_repo(make_repo, rng: random.Random) -> Path:  # type: ignore[no-untyped
 
 
 @pytest.mark.parametrize("seed", range(6))
-def test_snapshot_answers_as_git_walks_through_random_changes(seed, make_repo, tmp_path, quick_racy) -> None:
+@pytest.mark.parametrize("apart", [False, True], ids=["in the gate", "in a process of its own"])
+def test_snapshot_answers_as_git_walks_through_random_changes(seed, apart, make_repo, tmp_path, quick_racy,
+                                                              monkeypatch) -> None:
     rng = random.Random(seed)
     root = seed_repo(make_repo, rng)
-    lister = Lister(root, tmp_path / "cache")
+    lister = Lister(root, tmp_path / "cache", monkeypatch if apart else None)
     lister.check()
     kinds = []
     for _ in range(45):
@@ -192,6 +203,44 @@ def test_an_unchanged_tree_is_answered_without_git_walking(make_repo, tmp_path, 
     (root / "d" / "more.py").write_text("m\n")
     (root / "d" / "skip.log").write_text("m\n")
     assert lister.check() == ["a/new.py", "d/more.py"]
+    assert lister.walks == 1
+
+
+def test_a_listing_that_learns_nothing_new_writes_no_snapshot(make_repo, tmp_path, quick_racy) -> None:
+    root = make_repo({"a/b/c.py": "x\n", "d/e.py": "y\n"})
+    (root / "a" / "new.py").write_text("n\n")
+    lister = Lister(root, tmp_path / "cache")
+    lister.check()
+    lister.check()  # the first snapshot's directories were too recent to trust: this one trusts them
+    kept = untracked_module._snapshot_path(tmp_path / "cache", root)
+    written = kept.stat()
+    assert lister.check() == ["a/new.py"]
+    assert (kept.stat().st_ino, kept.stat().st_mtime_ns) == (written.st_ino, written.st_mtime_ns)
+    (root / "d" / "more.py").write_text("m\n")
+    assert lister.check() == ["a/new.py", "d/more.py"]
+    assert kept.stat().st_ino != written.st_ino
+    assert lister.walks == 1
+
+
+@pytest.mark.parametrize("apart", [False, True], ids=["in the gate", "in a process of its own"])
+def test_changes_among_thousands_of_directories_are_each_found(apart, make_repo, tmp_path, quick_racy,
+                                                                monkeypatch) -> None:
+    """The stamps are compared a block at a time: a change anywhere in any block, the first directory and the
+    last among them, is found, and a directory gone is no change to read."""
+    names = [f"p{n // 100:02d}/d{n:04d}" for n in range(1500)]
+    root = make_repo({f"{name}/f.py": "x\n" for name in names})
+    lister = Lister(root, tmp_path / "cache", monkeypatch if apart else None)
+    lister.check()
+    lister.check()
+    made = []
+    for name in (names[0], names[511], names[512], names[1023], names[1499]):
+        (root / name / "new.py").write_text("n\n")
+        made.append(f"{name}/new.py")
+    shutil.rmtree(root / names[700])
+    assert lister.check() == sorted(made)
+    (root / "p03" / "new").mkdir()
+    (root / "p03" / "new" / "deep.py").write_text("d\n")
+    assert lister.check() == sorted([*made, "p03/new/deep.py"])
     assert lister.walks == 1
 
 

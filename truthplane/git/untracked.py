@@ -23,24 +23,28 @@ answer: the cache directory is trusted like the result cache.
 
 from __future__ import annotations
 
-import hashlib
 import marshal
 import os
-import shutil
 import stat
 import struct
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
-from pathlib import Path
+from typing import TYPE_CHECKING, Generic, TypeVar
+
+try:
+    from _blake2 import blake2b  # hashlib's own; importing hashlib loads OpenSSL, a tenth of the listing process's CPU
+except ImportError:  # pragma: no cover - an interpreter without CPython's module
+    from hashlib import blake2b
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 LISTING = ("ls-files", "-o", "--exclude-standard", "-z")
 
-_VERSION = 4
+_VERSION = 5
 RACY_NS = 3_000_000_000  # a change this close to a snapshot may leave a time as it was: file systems count coarsely
 MAX_PATHSPECS = 4000  # more paths to ask about than this: git's own walk is as quick
 MAX_NEW_DIRS = 2000  # more new directories than this: the same
@@ -54,6 +58,8 @@ class _Walk(Exception):
 _Stamp = tuple[int, int, int]  # (mtime_ns, ctime_ns, inode) of a directory
 _PACKED = struct.Struct("<qqQ")  # a snapshot's stamps, one bytes object (quick to load); zeros: racy, never trusted
 _RACY = bytes(_PACKED.size)
+_GONE = b"\xff" * _PACKED.size  # a directory's stamp now, where it is no more (told apart by identity)
+_BLOCK = 512  # stamps compared at once, before one by one
 _NAMED = 8  # bytes of a digest of a directory's entries (see _names)
 _SMALL = 400_000  # a snapshot this small (some 5,000 directories) is quicker to check here than in a new process
 _NICE = 10  # how much lower the listing process's priority is than the gate's
@@ -66,7 +72,14 @@ def untracked(root: Path, head: str | None, store: Path | None, env: Mapping[str
     the new snapshot is written by the callable appended there, for a caller that answers first."""
     if store is None or head is None:
         return walk()
-    return _Lister(root, dict(env)).listing(head, _snapshot_path(store, root), walk, later)
+    return _Lister(root, dict(env)).listing(head, _snapshot_file(store, root), walk, later)
+
+
+def _untracked_here(root: str, head: str, store: str, walk: Callable[[], str],
+                    later: list[Callable[[], None]]) -> str:
+    """untracked() in the listing's own process, whose working directory is `root`: the directories are statted
+    by their paths relative to it (the kernel resolves fewer components; a quarter less time for 30,000)."""
+    return _Lister(root, {}, relative=True).listing(head, _snapshot_file(store, root), walk, later)
 
 
 # listings started before anybody asked for them (start_early): (the store's real path, the process)
@@ -148,13 +161,13 @@ def untracked_apart(root: Path, head: str | None, store: Path | None, env: Mappi
 
 def _small(store: Path, root: Path) -> bool:
     try:
-        return os.stat(_snapshot_path(store, root)).st_size < _SMALL
+        return os.stat(_snapshot_file(store, root)).st_size < _SMALL
     except OSError:
         return False  # no snapshot yet (or `root` is below the top directory): the whole tree is walked
 
 
 def _main(argv: list[str]) -> int:
-    root, head, store = Path(argv[0]), argv[1], Path(argv[2])
+    root, head, store = argv[0], argv[1], argv[2]
     # a gate waits for its tools far more often than for this listing, which shares the machine with them from the
     # start: at a lower priority, this process (and the git it runs) takes the CPU the tools leave
     if hasattr(os, "nice"):
@@ -164,7 +177,8 @@ def _main(argv: list[str]) -> int:
         found = proc.stdout.decode("utf-8", "surrogateescape").splitlines()
         if proc.returncode != 0 or len(found) != 2:
             return 1
-        root, head = Path(found[0]), found[1]
+        root, head = found[0], found[1]
+    os.chdir(root)
 
     def walk() -> str:
         proc = subprocess.run(["git", *LISTING], cwd=root, capture_output=True)
@@ -173,7 +187,7 @@ def _main(argv: list[str]) -> int:
         return proc.stdout.decode("utf-8", "surrogateescape")
 
     later: list[Callable[[], None]] = []
-    answer = untracked(root, head, store, {}, walk, later)
+    answer = _untracked_here(root, head, store, walk, later)
     encoded = answer.encode("utf-8", "surrogateescape")
     sys.stdout.buffer.write(b"%d\0%s\0%s\0%s" % (len(encoded), head.encode(), os.fsencode(root), encoded))
     sys.stdout.buffer.flush()
@@ -184,8 +198,14 @@ def _main(argv: list[str]) -> int:
 
 
 def _snapshot_path(store: Path, root: Path) -> Path:
-    digest = hashlib.sha256(os.fsencode(os.path.realpath(root))).hexdigest()[:24]
-    return store / "worktrees" / f"{digest}.snapshot"
+    from pathlib import Path
+
+    return Path(_snapshot_file(store, root))
+
+
+def _snapshot_file(store: str | os.PathLike[str], root: str | os.PathLike[str]) -> str:
+    digest = blake2b(os.fsencode(os.path.realpath(root)), digest_size=12).hexdigest()
+    return os.path.join(os.fsdecode(store), "worktrees", f"{digest}.snapshot")
 
 
 def _parent(path: str) -> str:
@@ -196,16 +216,59 @@ def _join(parent: str, name: str) -> str:
     return f"{parent}/{name}" if parent else name
 
 
+T = TypeVar("T")
+
+
+class _Later(Generic[T]):
+    """A call on a thread of its own (or its answer, known already), taken with result(): what a pool of two
+    threads gave, without importing concurrent.futures in the listing's process."""
+
+    def __init__(self, call: Callable[[], T] | None = None, known: T | None = None) -> None:
+        self._value = known
+        self._error: BaseException | None = None
+        self._thread = None
+        if call is not None:
+            self._thread = threading.Thread(target=self._run, args=(call,), name="untracked", daemon=True)
+            self._thread.start()
+
+    def _run(self, call: Callable[[], T]) -> None:
+        try:
+            self._value = call()
+        except BaseException as exc:  # noqa: BLE001 -- raised again where the answer is taken
+            self._error = exc
+
+    def result(self) -> T:
+        if self._thread is not None:
+            self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._value  # type: ignore[return-value]
+
+
+def _which(name: str, path: str | None) -> str | None:
+    """shutil.which(name, path=path) for a plain command name (importing shutil costs the listing's process)."""
+    for folder in (path if path is not None else os.defpath).split(os.pathsep):
+        candidate = os.path.join(folder, name)
+        if os.path.exists(candidate) and os.access(candidate, os.F_OK | os.X_OK) and not os.path.isdir(candidate):
+            return candidate
+    return None
+
+
 class _Lister:
-    def __init__(self, root: Path, env: dict[str, str]) -> None:
-        self.root = root
+    def __init__(self, root: str | os.PathLike[str], env: dict[str, str], relative: bool = False) -> None:
+        self.root = os.fsdecode(root)
         self.git_dir = ""  # known once key() has asked git
-        self.prefix = os.path.join(os.fsdecode(root), "")
+        # what a directory's path relative to the top is joined to: nothing when the working directory is the top
+        self.prefix = "" if relative else os.path.join(self.root, "")
         self.env = {**os.environ, **env}
+
+    def at(self, rel: str) -> str:
+        """The path of `rel` (relative to the top directory) to give the system."""
+        return self.prefix + rel if rel or self.prefix else "."
 
     # --- the answer -------------------------------------------------------------------------------------
 
-    def listing(self, head: str, path: Path, walk: Callable[[], str],
+    def listing(self, head: str, path: str, walk: Callable[[], str],
                 later: list[Callable[[], None]] | None) -> str:
         started = time.time_ns()
         try:
@@ -214,27 +277,35 @@ class _Lister:
             return walk()  # nothing to keep a snapshot for (a sparse checkout, or git cannot say)
         old = _load(path, key)
         if old is not None and old.get("opaque"):
-            if any(os.path.lexists(self.prefix + p) for p in old["opaque"]):
+            if any(os.path.lexists(self.at(p)) for p in old["opaque"]):
                 return walk()  # still a nested repository (or the like): git walks, nothing to learn
             old = None
 
         def keep(snapshot: dict) -> None:
+            snapshot["version"] = _VERSION
+            if snapshot == old:
+                return  # nothing changed since (the same directories, index and answer): nothing to write
             if later is None:
                 _save(path, snapshot)
             else:
                 later.append(lambda: _save(path, snapshot))
 
-        with ThreadPoolExecutor(max_workers=2, thread_name_prefix="untracked") as pool:
+        calls: list[_Later] = []
+
+        def beside(call: Callable[[], T]) -> _Later[T]:
+            calls.append(_Later(call))
+            return calls[-1]
+
+        try:
             index = self.index_stamp(started)
             if old is not None:
                 # what the index tracks against the snapshot's commit, and what it tracked then, say which paths
                 # came into the index or left it since: the snapshot keeps its commit, whatever HEAD is now. git
                 # writes a new index file for every change: the same file tracks the same paths
                 if index is not None and old.get("index") == index:
-                    staged: Future[list[str]] = Future()
-                    staged.set_result(old["staged"])
+                    staged: _Later[list[str]] = _Later(known=old["staged"])
                 else:
-                    staged = pool.submit(self.staged, old["head"])
+                    staged = beside(lambda: self.staged(old["head"]))
                 try:
                     answer, snapshot = self.update(old, started, staged)
                 except (_Walk, OSError):
@@ -243,14 +314,17 @@ class _Lister:
                     snapshot.update(key=key, head=old["head"], index=index)
                     keep(snapshot)
                     return answer
-            staged = pool.submit(self.staged, head)
-            listed = pool.submit(walk)  # git's own walk, while the snapshot is taken beside it
+            staged = beside(lambda: self.staged(head))
+            listed = beside(walk)  # git's own walk, while the snapshot is taken beside it
             fresh: dict | None
             try:
                 fresh = self.snapshot(started, staged)
             except (_Walk, OSError):
                 fresh = None
             answer = listed.result()
+        finally:
+            for call in calls:  # none left running behind the answer (nor git)
+                call._thread.join()  # type: ignore[union-attr]
         if fresh is not None:
             fresh.update(key=key, head=head, index=index, untracked=[p for p in answer.split("\0") if p])
             keep(fresh)
@@ -260,7 +334,7 @@ class _Lister:
         """A digest of everything besides the directories that decides what git ignores."""
         dirs = self.git("rev-parse", "--absolute-git-dir", "--git-common-dir").decode("utf-8", "surrogateescape")
         self.git_dir = dirs.splitlines()[0]
-        common_dir = Path(self.root, dirs.splitlines()[1])  # printed relative to the top directory, or absolute
+        common_dir = os.path.join(self.root, dirs.splitlines()[1])  # relative to the top directory, or absolute
         config = self.git("config", "-z", "--list")
         settings: dict[str, str] = {}
         for item in config.split(b"\0"):
@@ -276,8 +350,8 @@ class _Lister:
             raise _Walk("an excludes file relative to git's installation")
         else:
             excludes = os.path.join(self.root, os.path.expanduser(excludes))
-        digest = hashlib.sha256(b"truthplane untracked %d\0" % _VERSION)
-        executable = shutil.which("git", path=self.env.get("PATH"))
+        digest = blake2b(b"truthplane untracked %d\0" % _VERSION, digest_size=32)
+        executable = _which("git", self.env.get("PATH"))
         if executable is None:
             raise _Walk("no git")
         found = os.stat(executable)
@@ -286,8 +360,8 @@ class _Lister:
         for name in sorted(self.env):
             if name.startswith("GIT_") or name in ("HOME", "XDG_CONFIG_HOME"):
                 digest.update(f"{name}={self.env[name]}\0".encode("utf-8", "surrogateescape"))
-        for rules in (common_dir / "info" / "exclude", Path(excludes)):
-            content, racy = _read(str(rules), started)
+        for rules in (os.path.join(common_dir, "info", "exclude"), excludes):
+            content, racy = _read(rules, started)
             digest.update(b"%d\0%s\0" % (len(content), content) if content is not None else b"-\0")
             if racy:
                 digest.update(b"racy %d\0" % started)  # never matched again: the next listing walks
@@ -321,32 +395,36 @@ class _Lister:
 
     # --- the snapshot -----------------------------------------------------------------------------------
 
-    def update(self, old: dict, started: int, staged: Future[list[str]]) -> tuple[str, dict]:
+    def update(self, old: dict, started: int, staged: _Later[list[str]]) -> tuple[str, dict]:
         """The answer from `old` and git's answer about what changed since it; the snapshot that answer makes."""
         dirs: list[str] = old["dirs"]
         stamps: bytes = old["stamps"]
         listed: bytes = old["names"]
         lstat, prefix, pack, width, is_dir = os.lstat, self.prefix, _PACKED.pack, _PACKED.size, stat.S_ISDIR
-        now: list[_Stamp | None] = []
-        changed: list[int] = []
-        for at, rel in enumerate(dirs):
+        # every directory's stamp now, packed as the snapshot's are (None: no directory there any more); the
+        # one loop a large tree's listing spends its time in, so it does nothing else
+        now: list[bytes] = []
+        note = now.append
+        paths = dirs[1:] if not prefix else [prefix + rel for rel in dirs[1:]]
+        for where in ([self.at(dirs[0]), *paths] if dirs else []):
             try:
-                found = lstat(prefix + rel)
+                found = lstat(where)
             except OSError:
-                now.append(None)
+                note(_GONE)
                 continue
-            if not is_dir(found.st_mode):
-                now.append(None)
-                continue
-            stamp = (found.st_mtime_ns, found.st_ctime_ns, found.st_ino)
-            now.append(stamp)
-            if pack(*stamp) != stamps[at * width:(at + 1) * width]:
-                changed.append(at)
+            note(pack(found.st_mtime_ns, found.st_ctime_ns, found.st_ino) if is_dir(found.st_mode) else _GONE)
+        changed: list[int] = []
+        joined, size = b"".join(now), _BLOCK * width
+        for start in range(0, len(joined), size) if joined != stamps else ():
+            if joined[start:start + size] != stamps[start:start + size]:
+                for at in range(start // width, min(len(now), (start + size) // width)):
+                    if now[at] is not _GONE and now[at] != stamps[at * width:(at + 1) * width]:
+                        changed.append(at)
         known_files: dict[str, bytes | None] = old["ignore_files"]
         # a directory whose ignore rules changed is read again with all below it, as a new directory is
         rescan = {_parent(rel) for rel, digest in known_files.items()
                   if digest is None or _digest(prefix + rel) != digest}
-        gone = {rel for rel, found in zip(dirs, now) if found is None}
+        gone = {rel for rel, found in zip(dirs, now) if found is _GONE}
         known = set(dirs) if changed else set()
         ignored = {rel for rel in old["ignored"] if _parent(rel) not in gone}
         scoped = set(gone)  # directories whose untracked files git is asked about again (or that are no more)
@@ -355,11 +433,11 @@ class _Lister:
         for at in changed:
             rel = dirs[at]
             try:
-                entries = list(os.scandir(prefix + rel))
+                entries = list(os.scandir(self.at(rel)))
             except (FileNotFoundError, NotADirectoryError):
                 gone.add(rel)
                 scoped.add(rel)
-                now[at] = None
+                now[at] = _GONE
                 continue
             names[at] = _names(entries)
             if names[at] == listed[at * _NAMED:(at + 1) * _NAMED]:
@@ -410,15 +488,17 @@ class _Lister:
             asked = self.git(*LISTING, "--", *(":(literal)" + p for p in specs))
             kept.update(p for p in asked.decode("utf-8", "surrogateescape").split("\0") if p)
         answer = sorted(kept, key=os.fsencode)
-        latest = max((found[1] for found in now if found is not None), default=started)
+        # the latest change time of any directory: the snapshot's for those that did not change, else now's
+        latest = max([_latest(stamps, started),
+                      *(_PACKED.unpack(now[at])[1] for at in changed if now[at] is not _GONE)])
         racy = min(started, latest) - RACY_NS
         if not tops and not gone:
             # the same directories: the snapshot's stamps and names, those that changed written over
             fresh, named = bytearray(stamps), bytearray(listed)
             for at in changed:
                 seen = now[at]
-                assert seen is not None
-                fresh[at * width:(at + 1) * width] = pack(*seen) if seen[1] < racy else _RACY
+                assert seen is not _GONE
+                fresh[at * width:(at + 1) * width] = seen if _PACKED.unpack(seen)[1] < racy else _RACY
                 named[at * _NAMED:(at + 1) * _NAMED] = names[at]
             snapshot = {"dirs": dirs, "stamps": bytes(fresh), "names": bytes(named), "ignored": sorted(ignored),
                         "ignore_files": files, "untracked": answer, "staged": staged.result()}
@@ -427,15 +507,15 @@ class _Lister:
             stamped: dict[str, _Stamp] = {}
             digests: dict[str, bytes] = {}
             for at, (rel, known_stamp) in enumerate(zip(dirs, now)):
-                if known_stamp is not None and not under(rel):
-                    stamped[rel] = known_stamp
+                if known_stamp is not _GONE and not under(rel):
+                    stamped[rel] = _PACKED.unpack(known_stamp)
                     digests[rel] = names.get(at, listed[at * _NAMED:(at + 1) * _NAMED])
             stamped.update(walked["dirs"])
             digests.update(walked["names"])
             snapshot = _snapshot(stamped, digests, started, sorted(ignored), files, answer, staged.result())
         return "".join(p + "\0" for p in answer), snapshot
 
-    def snapshot(self, started: int, staged: Future[list[str]]) -> dict:
+    def snapshot(self, started: int, staged: _Later[list[str]]) -> dict:
         """A snapshot of the whole working tree's directories (git's answer is added by the caller)."""
         ignored: set[str] = set()
         walked = self.walk([""], started, ignored)
@@ -458,11 +538,11 @@ class _Lister:
         while level:
             below: list[str] = []
             for rel in level:
-                found = os.lstat(self.prefix + rel)
+                found = os.lstat(self.at(rel))
                 if not stat.S_ISDIR(found.st_mode):
                     continue  # no directory any more: its parent's times say so next time
                 dirs[rel] = (found.st_mtime_ns, found.st_ctime_ns, found.st_ino)
-                with os.scandir(self.prefix + rel) as listing:
+                with os.scandir(self.at(rel)) as listing:
                     entries = list(listing)
                 names[rel] = _names(entries)
                 for entry in entries:
@@ -474,7 +554,7 @@ class _Lister:
                             opaque.append(path)
                             continue
                         content, racy = _read(self.prefix + path, started)
-                        files[path] = None if racy or content is None else hashlib.sha1(content).digest()
+                        files[path] = None if racy or content is None else _content_digest(content)
                     elif entry.is_dir(follow_symlinks=False) and not (entry.name == ".git" and not rel):
                         below.append(path)
                 if len(dirs) > MAX_NEW_DIRS and tops != [""]:
@@ -519,13 +599,24 @@ def _read(path: str, started: int) -> tuple[bytes | None, bool]:
 
 def _digest(path: str) -> bytes | None:
     content, _racy = _read(path, 0)
-    return None if content is None else hashlib.sha1(content).digest()
+    return None if content is None else _content_digest(content)
+
+
+def _content_digest(content: bytes) -> bytes:
+    return blake2b(content, digest_size=20).digest()
+
+
+def _latest(stamps: bytes, default: int) -> int:
+    """The latest change time among packed stamps."""
+    if sys.byteorder == "little":
+        return max(memoryview(stamps).cast("q")[1::3], default=default)  # read in place, no tuple per stamp
+    return max((ctime for _, ctime, _ in _PACKED.iter_unpack(stamps)), default=default)
 
 
 def _names(entries: list[os.DirEntry[str]]) -> bytes:
     """A digest of a directory's entries: their names, and which are directories."""
     listed = sorted(e.name + "/" if e.is_dir(follow_symlinks=False) else e.name for e in entries)
-    return hashlib.blake2b("\0".join(listed).encode("utf-8", "surrogateescape"), digest_size=_NAMED).digest()
+    return blake2b("\0".join(listed).encode("utf-8", "surrogateescape"), digest_size=_NAMED).digest()
 
 
 def _snapshot(dirs: Mapping[str, _Stamp], names: Mapping[str, bytes], started: int, ignored: list[str],
@@ -546,7 +637,7 @@ def _snapshot(dirs: Mapping[str, _Stamp], names: Mapping[str, bytes], started: i
     }
 
 
-def _load(path: Path, key: bytes) -> dict | None:
+def _load(path: str, key: bytes) -> dict | None:
     try:
         with open(path, "rb") as handle:
             snapshot = marshal.loads(handle.read())  # load() reads the file piece by piece: four times slower
@@ -557,12 +648,18 @@ def _load(path: Path, key: bytes) -> dict | None:
     return snapshot
 
 
-def _save(path: Path, snapshot: dict) -> None:
+def _save(path: str, snapshot: dict) -> None:
     """Best effort: a snapshot not written costs the next listing git's walk."""
     snapshot["version"] = _VERSION
+    folder = os.path.dirname(path)
+    tmp = os.path.join(folder, f".snapshot-{os.getpid()}-{threading.get_ident()}")
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".snapshot-")
+        os.makedirs(folder, exist_ok=True)
+        try:
+            os.unlink(tmp)  # left by a process of the same number, killed while it wrote
+        except FileNotFoundError:
+            pass
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600)
         try:
             with os.fdopen(fd, "wb") as handle:
                 marshal.dump(snapshot, handle)

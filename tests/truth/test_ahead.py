@@ -282,3 +282,51 @@ def test_tools_start_on_the_branchs_commits_before_the_working_tree_is_listed(
     assert sorted(watch.taken) == [("bandit", True), ("ruff", True)] and len(watch.started) == 4
     assert sorted((f.rule_id, f.path) for f in result.new if f.verifier == "ruff") == [("F401", "c.py"),
                                                                                       ("F401", "pkg/a.py")]
+
+
+def test_the_plan_starts_the_slowest_first_by_its_time_over_gates_not_one_gates() -> None:
+    """Tools of about the same speed are reordered by one gate's timing at random: each entry's time is averaged
+    with the plan's before they are ordered, so one slow run of a quick tool does not put it first."""
+    from truthplane.truth.ahead import slowest_first
+
+    first = slowest_first([{"name": "ruff", "seconds": 0.05}, {"name": "bandit", "seconds": 0.4},
+                           {"name": "semgrep", "seconds": 0.3}])
+    assert [(e["name"], e["seconds"]) for e in first] == [("bandit", 0.4), ("semgrep", 0.3), ("ruff", 0.05)]
+    second = slowest_first([{"name": "ruff", "seconds": 0.05}, {"name": "bandit", "seconds": 0.22},
+                            {"name": "semgrep", "seconds": 0.33}], first)
+    assert [(e["name"], e["seconds"]) for e in second] == [("semgrep", 0.32), ("bandit", 0.31), ("ruff", 0.05)]
+    # a plan written before entries had times, or a damaged one: this gate's times alone
+    assert [e["name"] for e in slowest_first([{"name": "a", "seconds": 0.1}, {"name": "b", "seconds": 0.2}],
+                                             [{"name": "a", "seconds": "x"}, 7])] == ["b", "a"]
+
+
+def test_a_command_line_starts_the_planned_tools_in_the_plans_order(monkeypatch: pytest.MonkeyPatch,
+                                                                     tmp_path: Path) -> None:
+    """Only a server keeps zygotes, whose forks the plain starts must not wait for: a command line starts a
+    Python analyser (a warm entry) where the plan puts it, first when it is the slowest."""
+    import sys
+    import types
+
+    order: list[str] = []
+
+    class Held:
+        pid = -1
+
+    def start(program, argv, cwd, env, *, stdin=False, warm=False):  # noqa: ANN001, ANN202
+        order.append(program)
+        return Held()
+
+    monkeypatch.setattr(_started, "start", start)
+    monkeypatch.setattr(_started, "stop", lambda proc: None)
+    launches = [("bandit", ["bandit"], {}, True), ("semgrep", ["semgrep"], {}, False), ("ruff", ["ruff"], {}, False)]
+    monkeypatch.delitem(sys.modules, "truthplane.verifiers.zygote", raising=False)
+    try:
+        assert _started.hold_only(launches, tmp_path) == 3
+        assert order == ["bandit", "semgrep", "ruff"]
+        _started.stop_all()
+        order.clear()
+        monkeypatch.setitem(sys.modules, "truthplane.verifiers.zygote", types.ModuleType("zygote"))
+        assert _started.hold_only(launches, tmp_path) == 3
+        assert order == ["semgrep", "ruff", "bandit"]  # a server: the forks from its zygote after the plain starts
+    finally:
+        _started.stop_all()

@@ -70,7 +70,8 @@ class LaunchPlans:
 
     def keep(self, root: Path, entries: list[dict[str, Any]], excludes: list[str], cache_db: Path) -> None:
         """Remember how this gate's verifiers ran on the working tree (written only when it changed), in the
-        order the next gate starts them: the slowest first."""
+        order the next gate starts them: the slowest first (each entry's "seconds", this gate's run time, is
+        averaged with the plan's: one gate's timing alone would reorder tools of about the same speed at random)."""
         from truthplane.files import atomic_write
 
         for entry in entries:
@@ -78,6 +79,7 @@ class LaunchPlans:
             executable = which(command.command(root, None).argv[0]) if command else None
             entry["tool"] = tool_identity(executable) if executable else None
         previous = self._read(root)
+        entries = slowest_first(entries, previous.get("verifiers") if previous is not None else None)
         plan = {
             "version": PLAN_VERSION, "config": self.config_digest(root), "cache": str(cache_db.resolve()),
             "excludes": excludes, "verifiers": entries,
@@ -91,7 +93,7 @@ class LaunchPlans:
                 fresh.pop(entry["name"], None) if entry.get("name") in self.only else entry
                 for entry in previous.get("verifiers", []) if isinstance(entry, dict)
             ]
-            plan["verifiers"] = [entry for entry in merged if entry is not None] + list(fresh.values())
+            plan["verifiers"] = slowest_first([entry for entry in merged if entry is not None] + list(fresh.values()))
         if previous == plan:
             return
         try:
@@ -113,6 +115,16 @@ class LaunchPlans:
             except (KeyError, TypeError, ValueError, AttributeError, OSError):
                 launches = []
         return started.hold_only(launches, root)
+
+    @staticmethod
+    def prepare() -> None:
+        """Import what a launch needs (the result cache's lookup, SQLite, git's listings read), for a caller with
+        nothing else to do while git lists what changed."""
+        import sqlite3  # noqa: F401
+
+        from truthplane.git.repo import parse_changes  # noqa: F401
+        from truthplane.truth.cache import held_keys  # noqa: F401
+        from truthplane.truth.sources import Excluder  # noqa: F401
 
     def _launches(self, root: Path, plan: dict[str, Any], diff: str, untracked: str, trees: str | None) -> list[
             tuple[str, list[str], dict[str, str], bool]]:
@@ -151,6 +163,21 @@ class LaunchPlans:
             launches.append((*exec_form(executable, command.argv, started.tool_env(command.env)),
                              entry.get("warm") is True))
         return launches
+
+
+def slowest_first(entries: list[dict[str, Any]], previous: object = None) -> list[dict[str, Any]]:
+    """Plan entries ordered by their "seconds", each averaged with the same verifier's in `previous` (the plan's
+    entries) first, to a hundredth of a second: the slowest first, the order given among equals."""
+    before = {entry.get("name"): entry.get("seconds") for entry in previous if isinstance(entry, dict)} \
+        if isinstance(previous, list) else {}
+    for entry in entries:
+        seconds, earlier = entry.get("seconds"), before.get(entry.get("name"))
+        if not isinstance(seconds, (int, float)):
+            seconds = 0.0
+        if isinstance(earlier, (int, float)) and earlier >= 0:
+            seconds = (seconds + earlier) / 2
+        entry["seconds"] = round(max(seconds, 0.0), 2)
+    return sorted(entries, key=lambda entry: -entry["seconds"])
 
 
 @contextmanager

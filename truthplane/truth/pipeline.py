@@ -195,7 +195,9 @@ def gate(
     if plans is not None and head_ref is None and cache is not None:
         # the slowest tool first: it is the one the gate waits for
         took = {run.name: run.duration_s or 0.0 for run in after.verifiers}
-        entries = sorted(launch_entries(head_verifiers, head_source), key=lambda e: -took.get(str(e["name"]), 0.0))
+        entries = launch_entries(head_verifiers, head_source)
+        for entry in entries:
+            entry["seconds"] = took.get(str(entry["name"]), 0.0)
         plans.keep(root, entries, config.all_excludes(), cache.path)
     base_label = f"merge-base of {base_ref} ({merge_base[:12]})"
     return evaluate(before, after, config.gate, renames, base=base_label, head=head_label, review=review.reasons,

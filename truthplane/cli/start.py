@@ -147,6 +147,5 @@ def _start(args: list[str]) -> ExitStack | None:
         stack.close()
         raise
     _early.append(_Early(path, given.base, plans, stack))
-    plans.prepare()  # while git lists the change: the launch on its answer then only looks up and starts
     first.wait(_FIRST_LAUNCH_WAIT)
     return stack

@@ -116,16 +116,6 @@ class LaunchPlans:
                 launches = []
         return started.hold_only(launches, root)
 
-    @staticmethod
-    def prepare() -> None:
-        """Import what a launch needs (the result cache's lookup, SQLite, git's listings read), for a caller with
-        nothing else to do while git lists what changed."""
-        import sqlite3  # noqa: F401
-
-        from truthplane.git.repo import parse_changes  # noqa: F401
-        from truthplane.truth.cache import held_keys  # noqa: F401
-        from truthplane.truth.sources import Excluder  # noqa: F401
-
     def _launches(self, root: Path, plan: dict[str, Any], diff: str, untracked: str, trees: str | None) -> list[
             tuple[str, list[str], dict[str, str], bool]]:
         from truthplane.truth.cache import ResultCache, held_keys

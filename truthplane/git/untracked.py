@@ -32,15 +32,16 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Generic, TypeVar
 
 try:
     from _blake2 import blake2b  # hashlib's own; importing hashlib loads OpenSSL, a tenth of the listing process's CPU
 except ImportError:  # pragma: no cover - an interpreter without CPython's module
     from hashlib import blake2b
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING: importing typing (and re with it) costs this process 20 ms of CPU
 if TYPE_CHECKING:
     from pathlib import Path
+    from typing import Any
 
 LISTING = ("ls-files", "-o", "--exclude-standard", "-z")
 
@@ -216,33 +217,33 @@ def _join(parent: str, name: str) -> str:
     return f"{parent}/{name}" if parent else name
 
 
-T = TypeVar("T")
-
-
-class _Later(Generic[T]):
+class _Later:
     """A call on a thread of its own (or its answer, known already), taken with result(): what a pool of two
     threads gave, without importing concurrent.futures in the listing's process."""
 
-    def __init__(self, call: Callable[[], T] | None = None, known: T | None = None) -> None:
+    def __init__(self, call: Callable[[], Any] | None = None, known: Any = None) -> None:
         self._value = known
         self._error: BaseException | None = None
-        self._thread = None
+        self._thread: threading.Thread | None = None
         if call is not None:
             self._thread = threading.Thread(target=self._run, args=(call,), name="untracked", daemon=True)
             self._thread.start()
 
-    def _run(self, call: Callable[[], T]) -> None:
+    def _run(self, call: Callable[[], Any]) -> None:
         try:
             self._value = call()
         except BaseException as exc:  # noqa: BLE001 -- raised again where the answer is taken
             self._error = exc
 
-    def result(self) -> T:
+    def wait(self) -> None:
         if self._thread is not None:
             self._thread.join()
+
+    def result(self) -> Any:
+        self.wait()
         if self._error is not None:
             raise self._error
-        return self._value  # type: ignore[return-value]
+        return self._value
 
 
 def _which(name: str, path: str | None) -> str | None:
@@ -292,7 +293,7 @@ class _Lister:
 
         calls: list[_Later] = []
 
-        def beside(call: Callable[[], T]) -> _Later[T]:
+        def beside(call: Callable[[], Any]) -> _Later:
             calls.append(_Later(call))
             return calls[-1]
 
@@ -303,7 +304,7 @@ class _Lister:
                 # came into the index or left it since: the snapshot keeps its commit, whatever HEAD is now. git
                 # writes a new index file for every change: the same file tracks the same paths
                 if index is not None and old.get("index") == index:
-                    staged: _Later[list[str]] = _Later(known=old["staged"])
+                    staged = _Later(known=old["staged"])
                 else:
                     staged = beside(lambda: self.staged(old["head"]))
                 try:
@@ -324,7 +325,7 @@ class _Lister:
             answer = listed.result()
         finally:
             for call in calls:  # none left running behind the answer (nor git)
-                call._thread.join()  # type: ignore[union-attr]
+                call.wait()
         if fresh is not None:
             fresh.update(key=key, head=head, index=index, untracked=[p for p in answer.split("\0") if p])
             keep(fresh)
@@ -395,13 +396,13 @@ class _Lister:
 
     # --- the snapshot -----------------------------------------------------------------------------------
 
-    def update(self, old: dict, started: int, staged: _Later[list[str]]) -> tuple[str, dict]:
+    def update(self, old: dict, started: int, staged: _Later) -> tuple[str, dict]:
         """The answer from `old` and git's answer about what changed since it; the snapshot that answer makes."""
         dirs: list[str] = old["dirs"]
         stamps: bytes = old["stamps"]
         listed: bytes = old["names"]
         lstat, prefix, pack, width, is_dir = os.lstat, self.prefix, _PACKED.pack, _PACKED.size, stat.S_ISDIR
-        # every directory's stamp now, packed as the snapshot's are (None: no directory there any more); the
+        # every directory's stamp now, packed as the snapshot's are (_GONE: no directory there any more); the
         # one loop a large tree's listing spends its time in, so it does nothing else
         now: list[bytes] = []
         note = now.append
@@ -515,7 +516,7 @@ class _Lister:
             snapshot = _snapshot(stamped, digests, started, sorted(ignored), files, answer, staged.result())
         return "".join(p + "\0" for p in answer), snapshot
 
-    def snapshot(self, started: int, staged: _Later[list[str]]) -> dict:
+    def snapshot(self, started: int, staged: _Later) -> dict:
         """A snapshot of the whole working tree's directories (git's answer is added by the caller)."""
         ignored: set[str] = set()
         walked = self.walk([""], started, ignored)

@@ -320,7 +320,8 @@ def test_a_command_line_builds_the_command_it_names_and_help_lists_them_all() ->
         "code)"
     )
     named = subprocess.run([sys.executable, "-c", probe, "gate", "--help"], capture_output=True, text=True)
-    assert named.stdout.strip().endswith("['truthplane.cli._common', 'truthplane.cli.gate'] 0"), named.stdout
+    assert named.stdout.strip().endswith(
+        "['truthplane.cli._common', 'truthplane.cli._gate_args', 'truthplane.cli.gate'] 0"), named.stdout
     assert "--base" in named.stdout
     listed = subprocess.run([sys.executable, "-c", probe, "--help"], capture_output=True, text=True)
     from truthplane.cli.main import COMMANDS, app

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import git
-from truthplane.cli import start
+from truthplane.cli import _gate_args, start
 from truthplane.cli.start import GateArgs, gate_listing
 from truthplane.git import untracked as untracked_module
 from tests.truth.test_ahead import CODE, Watch, cli_gate, feature_repo, same_judgement
@@ -169,5 +169,9 @@ def test_the_first_step_knows_the_options_and_the_default_base_of_the_gate() -> 
         if param.param_type_name != "option" or "--help" in param.opts:
             continue
         (flags if param.is_flag else valued).update(param.opts + param.secondary_opts)
-    assert valued == start._VALUED and flags == start._FLAGS
+    assert valued == _gate_args._VALUED and flags == _gate_args._FLAGS
+    assert set(_gate_args._FIELDS) == valued | flags
+    # each option's parameter, as the command names it
+    assert {opt: param.name for param in command.params for opt in param.opts
+            if opt in _gate_args._FIELDS} == _gate_args._FIELDS
     assert next(p.default for p in command.params if p.name == "base") == start._DEFAULT_BASE == GateArgs().base

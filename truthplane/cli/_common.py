@@ -1,5 +1,9 @@
 """What `truthplane scan`, `diff` and `gate` share: their options, reading the configuration, and printing a
-document to stdout or a file."""
+document to stdout or a file.
+
+The options are typer's, made when a command line is built (`FORMAT`, `OUTPUT`, ...: module attributes made on
+first use): a gate read without typer (truthplane.cli.gate.fast_arguments) uses the rest of this module and never
+imports it."""
 
 from __future__ import annotations
 
@@ -8,8 +12,6 @@ from collections.abc import Callable
 from enum import Enum
 from pathlib import Path
 from typing import Any
-
-import typer
 
 
 class Format(str, Enum):
@@ -26,15 +28,30 @@ class Format(str, Enum):
 CI_FORMATS = (Format.github, Format.gitlab, Format.junit, Format.rdjson)
 # the formats that count a gate's unchanged findings and suppressed results without listing them
 COUNTING_FORMATS = (Format.text, Format.markdown, Format.github, Format.junit, Format.rdjson)
-FORMAT = typer.Option(Format.text, "--format", "-f", help="Output format: text, json, sarif, markdown; for CI and "
-                      "review tools github (annotations), gitlab (Code Quality), junit, rdjson (reviewdog).")
-OUTPUT = typer.Option(None, "--output", "-o", help="Write the document to FILE instead of stdout.", dir_okay=False)
-CONFIG = typer.Option(None, "--config", help="truthplane.toml (or a pyproject.toml) to use.", dir_okay=False)
-VERIFIER = typer.Option(None, "--verifier", "-v", help="Run only this verifier (repeatable).")
-CACHE_DIR = typer.Option(
-    None, "--cache-dir", help="Result cache directory (default: the per-user cache).", file_okay=False
-)
-NO_CACHE = typer.Option(False, "--no-cache", help="Rerun every verifier on every file.")
+_OPTIONS: dict[str, Callable[[Any], Any]] = {
+    "FORMAT": lambda typer: typer.Option(
+        Format.text, "--format", "-f", help="Output format: text, json, sarif, markdown; for CI and review tools "
+        "github (annotations), gitlab (Code Quality), junit, rdjson (reviewdog)."),
+    "OUTPUT": lambda typer: typer.Option(
+        None, "--output", "-o", help="Write the document to FILE instead of stdout.", dir_okay=False),
+    "CONFIG": lambda typer: typer.Option(
+        None, "--config", help="truthplane.toml (or a pyproject.toml) to use.", dir_okay=False),
+    "VERIFIER": lambda typer: typer.Option(None, "--verifier", "-v", help="Run only this verifier (repeatable)."),
+    "CACHE_DIR": lambda typer: typer.Option(
+        None, "--cache-dir", help="Result cache directory (default: the per-user cache).", file_okay=False),
+    "NO_CACHE": lambda typer: typer.Option(False, "--no-cache", help="Rerun every verifier on every file."),
+}
+
+
+def __getattr__(name: str) -> Any:
+    """The typer options (FORMAT, OUTPUT, CONFIG, VERIFIER, CACHE_DIR, NO_CACHE), made on first use."""
+    make = _OPTIONS.get(name)
+    if make is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import typer
+
+    made = globals()[name] = make(typer)
+    return made
 
 
 def scan_options(

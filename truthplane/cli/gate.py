@@ -2,21 +2,16 @@
 
 from __future__ import annotations
 
+import os
+import stat
 import sys
 from contextlib import ExitStack
 from collections.abc import Callable
 from pathlib import Path
-
-import typer
+from typing import Any
 
 from truthplane.cli._common import (
-    CACHE_DIR,
-    CONFIG,
     COUNTING_FORMATS,
-    FORMAT,
-    NO_CACHE,
-    OUTPUT,
-    VERIFIER,
     Format,
     cache_dir_option,
     emit_gate,
@@ -24,42 +19,65 @@ from truthplane.cli._common import (
     scan_options,
 )
 
+from truthplane.cli._gate_args import _DEFAULT_BASE
 
-def gate(
-    path: Path = typer.Argument(Path("."), help="Repository to gate.", file_okay=False),
-    base: str = typer.Option("origin/main", "--base", help="The branch the change goes into."),
-    head: str = typer.Option(
-        None, "--head", help="Commit to judge (default: the working tree, uncommitted changes included)."
-    ),
-    verifier: list[str] = VERIFIER,
-    fmt: Format = FORMAT,
-    output: Path = OUTPUT,
-    sarif_out: Path = typer.Option(
-        None, "--sarif-out", help="Also write SARIF with baselineState (code scanning upload).", dir_okay=False
-    ),
-    summary_out: Path = typer.Option(
-        None, "--summary-out", help="Also write a Markdown summary (e.g. $GITHUB_STEP_SUMMARY).", dir_okay=False
-    ),
-    config_path: Path = CONFIG,
-    cache_dir: Path = CACHE_DIR,
-    no_cache: bool = NO_CACHE,
-    no_fetch: bool = typer.Option(
-        False, "--no-fetch", help="In a shallow clone, do not fetch the base or more history."
-    ),
-    suggest: bool = typer.Option(
-        False, "--suggest", help="With --review: run the fix loop on each introduced finding on the diff, and offer an "
-        "approved fix as a one-click suggestion."
-    ),
-    fail_on: str = typer.Option(
-        None, "--fail-on", help="A new finding at or above this severity rejects the change (overrides [gate] fail_on)."
-    ),
-    review: str = typer.Option(
-        None, "--review", help="Also post the result as a review: github (a pull request review, from a GitHub "
-        "Actions pull_request job) or gitlab (merge request discussions, from a merge request pipeline). A failed "
-        "post never changes the exit code."
-    ),
+
+def fast_arguments(args: list[str]) -> dict[str, Any] | None:
+    """judge()'s arguments for `truthplane gate ARGS`, as typer would give them, without importing typer (a
+    fifth of what a gate's own process imports): for the plain spellings (truthplane.cli._gate_args.gate_arguments)
+    whose values typer would take without a word; None for anything else, which the command line reads (and words
+    its error, if there is one). tests/cli/test_fast_arguments.py holds the two to the same answers."""
+    from truthplane.cli._gate_args import gate_arguments
+
+    given = gate_arguments(args)
+    if given is None:
+        return None
+    try:
+        fmt = Format(given.get("fmt", Format.text.value))
+    except ValueError:
+        return None  # typer lists the choices
+    # click's Path check (exists=False, readable): a path that is there must be of the kind asked, and readable
+    paths = {"path": True, "cache_dir": True, "output": False, "sarif_out": False, "summary_out": False,
+             "config_path": False}
+    for name, directory in paths.items():
+        value = given.get(name)
+        if value is not None and not _takes(value, directory):
+            return None
+    return {
+        "path": Path(given["path"] or "."), "base": given.get("base", _DEFAULT_BASE), "head": given.get("head"),
+        "verifier": given["verifier"] or None, "fmt": fmt,
+        **{name: Path(given[name]) if given.get(name) is not None else None for name in paths if name != "path"},
+        "no_cache": given.get("no_cache", False), "no_fetch": given.get("no_fetch", False),
+        "suggest": given.get("suggest", False), "fail_on": given.get("fail_on"), "review": given.get("review"),
+    }
+
+
+def without_typer(args: list[str]) -> Callable[[], int] | None:
+    """The gate these arguments ask for, read without typer (fast_arguments), or None for the command line to read
+    them (truthplane.cli.main.run)."""
+    given = fast_arguments(args)
+    return None if given is None else lambda: judge(**given)
+
+
+def _takes(value: str, directory: bool) -> bool:
+    """Whether click.Path(file_okay=not directory, dir_okay=directory) takes `value` as it is."""
+    try:
+        found = os.stat(value)
+    except OSError:
+        return True  # not there (yet): nothing to check
+    if stat.S_ISREG(found.st_mode) if directory else stat.S_ISDIR(found.st_mode):
+        return False
+    return os.access(value, os.R_OK)
+
+
+def judge(
+    path: Path = Path("."), base: str = _DEFAULT_BASE, head: str | None = None, verifier: list[str] | None = None,
+    fmt: Format = Format.text, output: Path | None = None, sarif_out: Path | None = None,
+    summary_out: Path | None = None, config_path: Path | None = None, cache_dir: Path | None = None,
+    no_cache: bool = False, no_fetch: bool = False, suggest: bool = False, fail_on: str | None = None,
+    review: str | None = None,
 ) -> int:
-    """Judge what a change really changes: the merge-base of HEAD and --base against HEAD."""
+    """`truthplane gate`: judge what a change really changes, the merge-base of HEAD and --base against HEAD."""
     from truthplane.errors import TruthplaneError, UsageError
 
     if review is not None and review not in ("github", "gitlab"):
@@ -181,5 +199,49 @@ def _ci_files(
         render.write_document(summary_out, summary(), append=True)
 
 
-def register(app: typer.Typer) -> None:
+def register(app: Any) -> None:
+    """Add `gate` to `app` (a typer.Typer): the options, their help and their checks, for judge()."""
+    import typer
+
+    from truthplane.cli._common import CACHE_DIR, CONFIG, FORMAT, NO_CACHE, OUTPUT, VERIFIER
+
+    def gate(
+        path: Path = typer.Argument(Path("."), help="Repository to gate.", file_okay=False),
+        base: str = typer.Option(_DEFAULT_BASE, "--base", help="The branch the change goes into."),
+        head: str = typer.Option(
+            None, "--head", help="Commit to judge (default: the working tree, uncommitted changes included)."
+        ),
+        verifier: list[str] = VERIFIER,
+        fmt: Format = FORMAT,
+        output: Path = OUTPUT,
+        sarif_out: Path = typer.Option(
+            None, "--sarif-out", help="Also write SARIF with baselineState (code scanning upload).", dir_okay=False
+        ),
+        summary_out: Path = typer.Option(
+            None, "--summary-out", help="Also write a Markdown summary (e.g. $GITHUB_STEP_SUMMARY).", dir_okay=False
+        ),
+        config_path: Path = CONFIG,
+        cache_dir: Path = CACHE_DIR,
+        no_cache: bool = NO_CACHE,
+        no_fetch: bool = typer.Option(
+            False, "--no-fetch", help="In a shallow clone, do not fetch the base or more history."
+        ),
+        suggest: bool = typer.Option(
+            False, "--suggest", help="With --review: run the fix loop on each introduced finding on the diff, and "
+            "offer an approved fix as a one-click suggestion."
+        ),
+        fail_on: str = typer.Option(
+            None, "--fail-on", help="A new finding at or above this severity rejects the change (overrides [gate] "
+            "fail_on)."
+        ),
+        review: str = typer.Option(
+            None, "--review", help="Also post the result as a review: github (a pull request review, from a GitHub "
+            "Actions pull_request job) or gitlab (merge request discussions, from a merge request pipeline). A "
+            "failed post never changes the exit code."
+        ),
+    ) -> int:
+        """Judge what a change really changes: the merge-base of HEAD and --base against HEAD."""
+        return judge(path, base, head, verifier, fmt, output, sarif_out, summary_out, config_path, cache_dir,
+                     no_cache, no_fetch, suggest, fail_on, review)
+
     app.command()(gate)

@@ -1,7 +1,8 @@
 """The Typer app and the CLI's one error boundary.
 
 Command modules stay thin and import core code inside their functions, so `truthplane --help`
-does not pay for pydantic, rich or git.
+does not pay for pydantic, rich or git. A gate whose arguments are all plainly spelt does not pay for typer
+either: it is read by truthplane.cli.gate.fast_arguments, held to typer's reading by the tests.
 """
 
 from __future__ import annotations
@@ -13,12 +14,6 @@ import traceback
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any
-
-import typer
-
-# the click typer runs on: the click package up to typer 0.25, its own copy of click after. Every usage error
-# (an unknown option, a bad value) derives from that click's ClickException, which BadParameter names.
-_CLICK_EXCEPTION: type[Exception] = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
 
 _SETTINGS: dict[str, Any] = dict(
     name="truthplane",
@@ -51,23 +46,38 @@ COMMANDS = {
 COMMAND_MODULES = tuple(dict.fromkeys(COMMANDS.values()))
 
 
-def _version(value: bool) -> None:
-    if value:
-        from truthplane import __version__
-
-        typer.echo(f"truthplane {__version__}")
-        raise typer.Exit(0)
-
-
-def main(
-    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
-) -> None:
-    """Accept or reject code changes on deterministic evidence."""
+def _typer_errors(*names: str) -> tuple[type[BaseException], ...]:
+    """typer's exception classes of these names, once a command line has imported typer (none before: nothing
+    raises them)."""
+    typer = sys.modules.get("typer")
+    return tuple(getattr(typer, name) for name in names) if typer is not None else ()
 
 
-def build(modules: tuple[str, ...] = COMMAND_MODULES) -> typer.Typer:
-    """The command line with the commands of `modules`: all of them, or the one a command line names (a one-shot
-    gate need not import and build the other thirteen)."""
+def _usage_errors() -> tuple[type[BaseException], ...]:
+    """The click typer runs on: the click package up to typer 0.25, its own copy of click after. Every usage error
+    (an unknown option, a bad value) derives from that click's ClickException, which BadParameter names."""
+    return tuple(c for c in _typer_errors("BadParameter")[0].__mro__ if c.__name__ == "ClickException") \
+        if "typer" in sys.modules else ()
+
+
+def build(modules: tuple[str, ...] = COMMAND_MODULES) -> Any:
+    """The command line (a typer.Typer) with the commands of `modules`: all of them, or the one a command line
+    names (a one-shot gate need not import and build the other thirteen)."""
+    import typer
+
+    def version_asked(value: bool) -> None:
+        if value:
+            from truthplane import __version__
+
+            typer.echo(f"truthplane {__version__}")
+            raise typer.Exit(0)
+
+    def main(
+        version: bool = typer.Option(False, "--version", callback=version_asked, is_eager=True,
+                                     help="Print the version."),
+    ) -> None:
+        """Accept or reject code changes on deterministic evidence."""
+
     built = typer.Typer(**_SETTINGS)
     built.callback()(main)
     for module in modules:
@@ -106,18 +116,27 @@ def run(argv: list[str] | None = None) -> int:
 
     given = sys.argv[1:] if argv is None else argv
     named = COMMANDS.get(given[0]) if given else None
-    command = typer.main.get_command(build((named,) if named else COMMAND_MODULES))
     try:
-        result = command.main(args=argv, prog_name="truthplane", standalone_mode=False)
+        # a command module may read its plainest command lines itself (`without_typer`): typer is a fifth of what
+        # a gate's process imports
+        reader = getattr(importlib.import_module(named), "without_typer", None) if named else None
+        call = reader(given[1:]) if reader is not None else None
+        if call is not None:
+            result = call()
+        else:
+            import typer
+
+            command = typer.main.get_command(build((named,) if named else COMMAND_MODULES))
+            result = command.main(args=argv, prog_name="truthplane", standalone_mode=False)
     except TruthplaneError as exc:
         _error(str(exc))
         return int(exc.exit_code)
-    except typer.Exit as exc:
-        return int(exc.exit_code)
-    except (typer.Abort, KeyboardInterrupt):
+    except _typer_errors("Exit") as exc:
+        return int(exc.exit_code)  # type: ignore[attr-defined]
+    except (KeyboardInterrupt, *_typer_errors("Abort")):  # type: ignore[misc]  # a tuple of classes, made lazily
         _error("interrupted")
         return int(ExitCode.INTERRUPTED)
-    except _CLICK_EXCEPTION as exc:
+    except _usage_errors() as exc:
         exc.show()  # type: ignore[attr-defined]
         return int(ExitCode.USAGE)
     except BrokenPipeError:

@@ -23,14 +23,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from truthplane.cli._gate_args import _DEFAULT_BASE, gate_arguments
+
 if TYPE_CHECKING:
     from truthplane.truth.ahead import LaunchPlans
 
-# the options of `truthplane gate` (truthplane/cli/gate.py, truthplane/cli/_common.py)
-_VALUED = frozenset({"--base", "--head", "--verifier", "-v", "--format", "-f", "--output", "-o", "--sarif-out",
-                     "--summary-out", "--fail-on", "--review", "--config", "--cache-dir"})
-_FLAGS = frozenset({"--no-cache", "--no-fetch", "--suggest"})
-_DEFAULT_BASE = "origin/main"  # gate.py's --base
 # how long the command waits, before its own imports, for the tools to start on what git listed first: those
 # imports are CPU the listing would otherwise share (one interpreter lock), and they have the tools' run to finish
 _FIRST_LAUNCH_WAIT = 0.5
@@ -68,33 +65,11 @@ def entry() -> None:
 def gate_listing(args: list[str]) -> GateArgs | None:
     """The options of a gate of the working tree, from its arguments; None for a gate of a commit (--head), one
     without a cache, or arguments this reading is not sure of."""
-    path: str | None = None
-    options: dict[str, str] = {}
-    verifiers: list[str] = []
-    given = iter(args)
-    for arg in given:
-        name, equals, value = arg.partition("=")
-        if arg in _FLAGS:
-            if arg == "--no-cache":
-                return None
-        elif name in _VALUED:
-            if not equals:
-                following = next(given, None)
-                if following is None:
-                    return None
-                value = following
-            if name == "--head":
-                return None
-            if name in ("--verifier", "-v"):
-                verifiers.append(value)
-            else:
-                options[name] = value
-        elif arg.startswith("-") or path is not None:
-            return None
-        else:
-            path = arg
-    return GateArgs(path or ".", options.get("--base", _DEFAULT_BASE), options.get("--cache-dir"),
-                    options.get("--config"), tuple(verifiers))
+    given = gate_arguments(args)
+    if given is None or given.get("no_cache") or given.get("head") is not None:
+        return None
+    return GateArgs(given["path"] or ".", given.get("base", _DEFAULT_BASE), given.get("cache_dir"),
+                    given.get("config_path"), tuple(given["verifier"]))
 
 
 def take_early(path: Path, base: str, head: str | None, plans: LaunchPlans | None) -> ExitStack | None:

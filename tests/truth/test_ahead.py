@@ -330,3 +330,21 @@ def test_a_command_line_starts_the_planned_tools_in_the_plans_order(monkeypatch:
         assert order == ["semgrep", "ruff", "bandit"]  # a server: the forks from its zygote after the plain starts
     finally:
         _started.stop_all()
+
+
+def test_a_plan_whose_times_barely_moved_is_not_written_again() -> None:
+    """Each gate averages the tools' times into the plan: a few hundredths either way are no reason to write the
+    file again after every gate; another order, another field or a time that moved more are."""
+    from truthplane.truth.ahead import _same_plan
+
+    def plan(*timed: tuple[str, float], cache: str = "c") -> dict:
+        return {"version": 1, "cache": cache, "verifiers": [{"name": n, "seconds": t} for n, t in timed]}
+
+    kept = plan(("bandit", 0.4), ("ruff", 0.05))
+    assert _same_plan(kept, plan(("bandit", 0.43), ("ruff", 0.06)))
+    assert not _same_plan(kept, plan(("bandit", 0.5), ("ruff", 0.05)))
+    assert not _same_plan(kept, plan(("ruff", 0.05), ("bandit", 0.4)))
+    assert not _same_plan(kept, plan(("bandit", 0.4), ("ruff", 0.05), cache="d"))
+    assert not _same_plan(kept, plan(("bandit", 0.4)))
+    assert not _same_plan(None, kept)
+    assert not _same_plan(plan(("bandit", "x"), ("ruff", 0.05)), kept)  # type: ignore[arg-type]

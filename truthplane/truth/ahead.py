@@ -69,7 +69,8 @@ class LaunchPlans:
         return plan
 
     def keep(self, root: Path, entries: list[dict[str, Any]], excludes: list[str], cache_db: Path) -> None:
-        """Remember how this gate's verifiers ran on the working tree (written only when it changed), in the
+        """Remember how this gate's verifiers ran on the working tree (written only when it changed: tools' times by
+        more than SECONDS_KEPT), in the
         order the next gate starts them: the slowest first (each entry's "seconds", this gate's run time, is
         averaged with the plan's: one gate's timing alone would reorder tools of about the same speed at random)."""
         from truthplane.files import atomic_write
@@ -94,8 +95,8 @@ class LaunchPlans:
                 for entry in previous.get("verifiers", []) if isinstance(entry, dict)
             ]
             plan["verifiers"] = slowest_first([entry for entry in merged if entry is not None] + list(fresh.values()))
-        if previous == plan:
-            return
+        if _same_plan(previous, plan):
+            return  # the same plan but for tools' times within SECONDS_KEPT of the kept ones: nothing to write
         try:
             atomic_write(self.path(root), json.dumps(plan, indent=1))
         except OSError:
@@ -153,6 +154,24 @@ class LaunchPlans:
             launches.append((*exec_form(executable, command.argv, started.tool_env(command.env)),
                              entry.get("warm") is True))
         return launches
+
+
+SECONDS_KEPT = 0.05  # a tool's time that moved less than this since the plan was written does not rewrite it
+
+
+def _same_plan(previous: dict[str, Any] | None, plan: dict[str, Any]) -> bool:
+    """Whether `plan` is `previous` in every field and order, each tool's time within SECONDS_KEPT."""
+    if previous is None or {**previous, "verifiers": None} != {**plan, "verifiers": None}:
+        return False
+    before, now = previous.get("verifiers"), plan["verifiers"]
+    if not isinstance(before, list) or len(before) != len(now):
+        return False
+    for old, new in zip(before, now):
+        if not isinstance(old, dict) or {**old, "seconds": None} != {**new, "seconds": None}:
+            return False
+        if not isinstance(old.get("seconds"), (int, float)) or abs(old["seconds"] - new["seconds"]) > SECONDS_KEPT:
+            return False
+    return True
 
 
 def slowest_first(entries: list[dict[str, Any]], previous: object = None) -> list[dict[str, Any]]:

@@ -444,3 +444,37 @@ def test_the_index_is_compared_only_when_its_file_changed(make_repo, tmp_path, q
     time.sleep(0.02)  # an index file changed since, and not too recently to be told from a later change
     assert lister.check() == ["a/d.py", "a/new.py"]
     assert len(compared) == 2
+
+
+def test_a_command_runs_without_subprocess_as_subprocess_runs_it(tmp_path) -> None:
+    """The listing's process runs git by posix_spawn: the exit code, standard output whole, standard input fed
+    while the output is read (both far beyond a pipe's buffer), standard error dropped."""
+    env = dict(os.environ)
+    data = os.urandom(3 << 20)
+    assert untracked_module._run(["cat"], env, data) == (0, data)
+    assert untracked_module._run(["sh", "-c", "echo out; echo err >&2; exit 3"], env) == (3, b"out\n")
+    assert untracked_module._run(["sh", "-c", "read line || echo none"], env) == (0, b"none\n")  # stdin: empty
+    assert untracked_module._run(["sh", "-c", "head -c 5"], env, data)[1] == data[:5]  # the rest is not read
+    with pytest.raises(FileNotFoundError):
+        untracked_module._run(["truthplane-no-such-command"], env)
+    marker = tmp_path / "still running"
+    with pytest.raises(TimeoutError):
+        untracked_module._run(["sh", "-c", f"sleep 2; touch '{marker}'"], env, timeout=0.2)
+    time.sleep(2.5)
+    assert not marker.exists()  # killed when its time was up
+
+
+def test_the_listing_process_imports_neither_subprocess_nor_threading(make_repo, tmp_path, quick_racy) -> None:
+    """What the listing's own process imports is a good part of its CPU, beside the tools on the same cores."""
+    import subprocess
+    import sys
+
+    root = make_repo({"a/c.py": "x\n"})
+    (root / "a" / "u.py").write_text("u\n")
+    for _ in range(2):  # first with no snapshot, then from it
+        proc = subprocess.run([sys.executable, "-I", "-S", "-X", "importtime", untracked_module.__file__, str(root),
+                               "-", str(tmp_path / "cache")], capture_output=True, check=True)
+        assert proc.stdout.endswith(b"\0a/u.py\0")
+        imported = {line.rpartition("|")[2].strip() for line in proc.stderr.decode().splitlines()}
+        assert imported & {"subprocess", "threading", "re", "collections", "typing", "hashlib"} == set()
+        time.sleep(0.02)

@@ -23,23 +23,25 @@ answer: the cache directory is trusted like the result cache.
 
 from __future__ import annotations
 
+import _thread
 import marshal
 import os
 import stat
 import struct
-import subprocess
 import sys
-import threading
 import time
-from collections.abc import Callable, Mapping
 
 try:
     from _blake2 import blake2b  # hashlib's own; importing hashlib loads OpenSSL, a tenth of the listing process's CPU
 except ImportError:  # pragma: no cover - an interpreter without CPython's module
     from hashlib import blake2b
 
+# the listing's own process imports no more than it needs: subprocess (and re, enum, locale with it) was a sixth
+# of its CPU, threading and collections some more; the gate's process has them all, and imports them itself
 TYPE_CHECKING = False  # typing.TYPE_CHECKING: importing typing (and re with it) costs this process 20 ms of CPU
 if TYPE_CHECKING:
+    import subprocess
+    from collections.abc import Callable, Mapping
     from pathlib import Path
     from typing import Any
 
@@ -85,7 +87,7 @@ def _untracked_here(root: str, head: str, store: str, walk: Callable[[], str],
 
 # listings started before anybody asked for them (start_early): (the store's real path, the process)
 _early: list[tuple[str, subprocess.Popen[bytes]]] = []
-_early_lock = threading.Lock()
+_early_lock = _thread.allocate_lock()
 
 
 def start_early(path: Path, store: Path, env: Mapping[str, str]) -> None:
@@ -93,6 +95,8 @@ def start_early(path: Path, store: Path, env: Mapping[str, str]) -> None:
     to take: the command line starts it before it imports what a gate needs."""
     if not sys.executable or _small(store, path):
         return  # a small tree is listed quicker where the gate asks for it (untracked_apart)
+    import subprocess
+
     try:
         proc = subprocess.Popen(
             [sys.executable, "-I", "-S", __file__, os.fsdecode(path), "-", os.fsdecode(store)],
@@ -116,7 +120,7 @@ def _answer(proc: subprocess.Popen[bytes]) -> tuple[str, str, str] | None:
     if not size.isdigit() or int(size) != len(answer):
         proc.wait()
         return None
-    threading.Thread(target=proc.wait, daemon=True).start()
+    _thread.start_new_thread(proc.wait, ())
     decode = os.fsdecode
     return decode(root), decode(head), answer.decode("utf-8", "surrogateescape")
 
@@ -148,6 +152,8 @@ def untracked_apart(root: Path, head: str | None, store: Path | None, env: Mappi
         return early
     if _small(store, root) or not sys.executable:
         return untracked(root, head, store, env, walk)
+    import subprocess
+
     try:
         proc = subprocess.Popen(
             [sys.executable, "-I", "-S", __file__, os.fsdecode(root), head, os.fsdecode(store)],
@@ -174,18 +180,24 @@ def _main(argv: list[str]) -> int:
     if hasattr(os, "nice"):
         os.nice(_NICE)
     if head == "-":  # started early: the top directory and HEAD are this process's to find
-        proc = subprocess.run(["git", "rev-parse", "--show-toplevel", "HEAD"], cwd=root, capture_output=True)
-        found = proc.stdout.decode("utf-8", "surrogateescape").splitlines()
-        if proc.returncode != 0 or len(found) != 2:
+        try:
+            code, out = _run(["git", "-C", root, "rev-parse", "--show-toplevel", "HEAD"], os.environ)
+        except (OSError, TimeoutError):
+            return 1
+        found = out.decode("utf-8", "surrogateescape").splitlines()
+        if code != 0 or len(found) != 2:
             return 1
         root, head = found[0], found[1]
     os.chdir(root)
 
     def walk() -> str:
-        proc = subprocess.run(["git", *LISTING], cwd=root, capture_output=True)
-        if proc.returncode != 0:
+        try:
+            code, out = _run(["git", "-C", root, *LISTING], os.environ)
+        except (OSError, TimeoutError):
+            code, out = 1, b""
+        if code != 0:
             raise SystemExit(1)  # the caller walks, and says what git said
-        return proc.stdout.decode("utf-8", "surrogateescape")
+        return out.decode("utf-8", "surrogateescape")
 
     later: list[Callable[[], None]] = []
     answer = _untracked_here(root, head, store, walk, later)
@@ -219,31 +231,123 @@ def _join(parent: str, name: str) -> str:
 
 class _Later:
     """A call on a thread of its own (or its answer, known already), taken with result(): what a pool of two
-    threads gave, without importing concurrent.futures in the listing's process."""
+    threads gave, without importing concurrent.futures or threading in the listing's process."""
 
     def __init__(self, call: Callable[[], Any] | None = None, known: Any = None) -> None:
         self._value = known
         self._error: BaseException | None = None
-        self._thread: threading.Thread | None = None
+        self._done = _thread.allocate_lock()  # held while the call runs
         if call is not None:
-            self._thread = threading.Thread(target=self._run, args=(call,), name="untracked", daemon=True)
-            self._thread.start()
+            self._done.acquire()
+            try:
+                _thread.start_new_thread(self._run, (call,))
+            except BaseException:
+                self._done.release()
+                raise
 
     def _run(self, call: Callable[[], Any]) -> None:
         try:
             self._value = call()
         except BaseException as exc:  # noqa: BLE001 -- raised again where the answer is taken
             self._error = exc
+        finally:
+            self._done.release()
 
     def wait(self) -> None:
-        if self._thread is not None:
-            self._thread.join()
+        with self._done:
+            pass
 
     def result(self) -> Any:
         self.wait()
         if self._error is not None:
             raise self._error
         return self._value
+
+
+def _run(argv: list[str], env: Mapping[str, str], stdin: bytes | None = None,
+         timeout: float = 300.0) -> tuple[int, bytes]:
+    """(exit code, standard output) of `argv`, whose first item is found on the PATH of `env`; standard error
+    discarded. subprocess.run's answer without importing subprocess; OSError if it cannot start, TimeoutError
+    (the process killed) after `timeout` seconds."""
+    executable = _which(argv[0], env.get("PATH")) if os.sep not in argv[0] else argv[0]
+    if executable is None:
+        raise FileNotFoundError(f"{argv[0]} is not on the PATH")
+    out, into = os.pipe()
+    feed, fed = os.pipe() if stdin is not None else (-1, -1)
+    if not hasattr(os, "posix_spawn") or min(out, into, *(fd for fd in (feed, fed) if fd >= 0)) <= 2:
+        for fd in (out, into, feed, fed):
+            if fd >= 0:
+                os.close(fd)
+        return _run_subprocess([executable, *argv[1:]], env, stdin, timeout)
+    actions = [
+        (os.POSIX_SPAWN_DUP2, into, 1),
+        (os.POSIX_SPAWN_DUP2, feed, 0) if stdin is not None else (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
+        (os.POSIX_SPAWN_OPEN, 2, os.devnull, os.O_WRONLY, 0),
+    ]
+    try:
+        pid = os.posix_spawn(executable, argv, dict(env), file_actions=actions)  # the pipes' ends close on exec
+    except BaseException:
+        for fd in (out, fed):
+            if fd >= 0:
+                os.close(fd)
+        raise
+    finally:
+        for fd in (into, feed):
+            if fd >= 0:
+                os.close(fd)
+    if stdin is not None:
+        _thread.start_new_thread(_feed, (fed, stdin))
+    chunks: list[bytes] = []
+    try:
+        chunks = _read_until(out, time.monotonic() + timeout)
+    except BaseException:  # timed out (or interrupted): nothing left running
+        os.kill(pid, 9)
+        raise
+    finally:
+        os.close(out)
+        _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status), b"".join(chunks)
+
+
+def _feed(fd: int, data: bytes) -> None:
+    """Write `data` to a child's standard input and close it (what the child does not read is dropped)."""
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+    except OSError:
+        pass  # it ended without reading it all: its exit code says how it went
+    finally:
+        os.close(fd)
+
+
+def _read_until(fd: int, deadline: float) -> list[bytes]:
+    import select  # an extension module of its own: nothing else to import
+
+    poller = select.poll()
+    poller.register(fd, select.POLLIN)
+    chunks: list[bytes] = []
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0 or not poller.poll(left * 1000):
+            raise TimeoutError
+        chunk = os.read(fd, 1 << 16)
+        if not chunk:
+            return chunks
+        chunks.append(chunk)
+
+
+def _run_subprocess(argv: list[str], env: Mapping[str, str], stdin: bytes | None, timeout: float
+                    ) -> tuple[int, bytes]:
+    """_run where there is no posix_spawn."""
+    import subprocess
+
+    try:
+        proc = subprocess.run(argv, input=stdin, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                              stdin=None if stdin is not None else subprocess.DEVNULL, env=dict(env), timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise TimeoutError from None
+    return proc.returncode, proc.stdout
 
 
 def _which(name: str, path: str | None) -> str | None:
@@ -579,13 +683,12 @@ class _Lister:
 
     def git(self, *args: str, stdin: bytes | None = None, ok: tuple[int, ...] = (0,)) -> bytes:
         try:
-            proc = subprocess.run(["git", *args], cwd=self.root, input=stdin, capture_output=True, env=self.env,
-                                  timeout=300)
-        except (OSError, subprocess.TimeoutExpired):
+            code, out = _run(["git", "-C", self.root, *args], self.env, stdin)
+        except (OSError, TimeoutError):
             raise _Walk(f"git {args[0]} did not answer") from None
-        if proc.returncode not in ok:
+        if code not in ok:
             raise _Walk(f"git {args[0]} failed")
-        return proc.stdout
+        return out
 
 
 def _read(path: str, started: int) -> tuple[bytes | None, bool]:
@@ -653,7 +756,7 @@ def _save(path: str, snapshot: dict) -> None:
     """Best effort: a snapshot not written costs the next listing git's walk."""
     snapshot["version"] = _VERSION
     folder = os.path.dirname(path)
-    tmp = os.path.join(folder, f".snapshot-{os.getpid()}-{threading.get_ident()}")
+    tmp = os.path.join(folder, f".snapshot-{os.getpid()}-{_thread.get_ident()}")
     try:
         os.makedirs(folder, exist_ok=True)
         try:

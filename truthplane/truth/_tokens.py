@@ -7,6 +7,7 @@ hash and how findings are paired.
 from __future__ import annotations
 
 import ast
+import functools
 import io
 import keyword
 import re
@@ -285,13 +286,26 @@ def _canonical_string(parts: list[str]) -> str:
     plain = [_plain_value(part) for part in parts]
     if all(value is not None for value in plain):
         return repr("".join(value for value in plain if value is not None))
+    source = " ".join(parts)
+    return _compiled_string(source) if len(source) <= _REMEMBERED_CHARS else _compile_string(source)
+
+
+# a file's literals that need compiling (escapes, prefixes, f-strings) repeat ('\n', f"{name}"): each is compiled
+# once per process, up to this size (a long docstring is not kept)
+_REMEMBERED_CHARS = 200
+
+
+def _compile_string(source: str) -> str:
     try:
-        node = pyparse.parse("(" + " ".join(parts) + "\n)", mode="eval").body
+        node = pyparse.parse("(" + source + "\n)", mode="eval").body
     except (SyntaxError, ValueError, MemoryError, RecursionError):
-        return " ".join(parts)
+        return source
     if isinstance(node, ast.Constant):
         return repr(node.value)
     return ast.dump(node)  # an f-string: its structure, whatever its quoting
+
+
+_compiled_string = functools.lru_cache(maxsize=4096)(_compile_string)
 
 
 def _plain_value(literal: str) -> str | None:
@@ -305,6 +319,13 @@ def _plain_value(literal: str) -> str | None:
 
 
 def _canonical_number(spelling: str) -> str:
+    if spelling.isdigit() and spelling.isascii() and len(spelling) < 19 and (spelling[0] != "0" or spelling == "0"):
+        return spelling  # a plain decimal integer (most numbers) is its own canonical spelling
+    return _compiled_number(spelling)
+
+
+@functools.lru_cache(maxsize=4096)
+def _compiled_number(spelling: str) -> str:
     try:
         return repr(pyparse.literal_eval(spelling))
     except (SyntaxError, ValueError):

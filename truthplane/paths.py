@@ -14,6 +14,8 @@ from pathlib import Path
 from truthplane.errors import InputError
 
 RESULTS_DIR = ".truth-plane-results"
+# the journal of a `fix --commit` under way (truthplane.git.checkout): every command finishes one killed midway
+PENDING_COMMIT = f"{RESULTS_DIR}/pending-commit.json"
 SARIF_DIR = ".sarif-results"
 GITIGNORE = ".gitignore"
 IGNORE_EVERYTHING = "# written by truthplane: this directory ignores itself\n*\n"

@@ -81,9 +81,11 @@ def cache_dir_option(path: Path | None) -> Path | None:
 
 def recover(path: Path) -> None:
     """Finish (or drop) a `fix --commit` killed midway before reading the tree: one stat when there is none."""
-    from truthplane.git.checkout import PENDING, recover_pending
+    from truthplane.paths import PENDING_COMMIT
 
-    if (path / PENDING).is_file():
+    if (path / PENDING_COMMIT).is_file():
+        from truthplane.git.checkout import recover_pending
+
         note = recover_pending(path.resolve())
         if note:
             sys.stderr.write(f"truthplane: {note}\n")

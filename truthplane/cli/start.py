@@ -92,11 +92,11 @@ def _start(args: list[str]) -> ExitStack | None:
     given = gate_listing(args)
     if given is None:
         return None
-    from truthplane.paths import RESULTS_DIR, default_cache_dir
+    from truthplane.paths import PENDING_COMMIT, default_cache_dir
 
     path = Path(given.path)
     store = Path(given.cache_dir) if given.cache_dir is not None else default_cache_dir()
-    pending = path / RESULTS_DIR / "pending-commit.json"  # truthplane.git.checkout.PENDING
+    pending = path / PENDING_COMMIT
     if not os.path.isdir(store) or not os.path.isdir(path) or os.path.lexists(pending):
         return None
     from truthplane.git.run import GIT_ENV, gate_calls_ahead

@@ -21,10 +21,10 @@ from truthplane.errors import GitError, UsageError
 from truthplane.git.tree_writer import TreeWriter, UnsafeWrite, checked_parts
 from truthplane.leftovers import owned_prefix
 from truthplane.git.lineform import keep_form
-from truthplane.paths import RESULTS_DIR, results_dir
+from truthplane.paths import PENDING_COMMIT, results_dir
 from truthplane.git.repo import Repo, blob_id
 
-PENDING = f"{RESULTS_DIR}/pending-commit.json"
+PENDING = PENDING_COMMIT
 NO_REF = "0" * 40  # update-ref's "must not exist yet"
 SYMLINK_MODE = "120000"
 

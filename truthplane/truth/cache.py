@@ -144,7 +144,7 @@ class ResultCache:
     def _connect(self):  # noqa: ANN202 - sqlite3 is imported lazily
         import sqlite3
 
-        from truthplane.store import is_busy
+        from truthplane.databases import is_busy
 
         conn = getattr(self._local, "conn", None)
         if conn is None:
@@ -170,7 +170,7 @@ class ResultCache:
     def _open(self):  # noqa: ANN202
         import sqlite3
 
-        from truthplane.store import connect
+        from truthplane.databases import connect
 
         conn = connect(self.path)
         try:

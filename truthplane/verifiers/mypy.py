@@ -11,7 +11,6 @@ folded into that error (a "See https://..." hint becomes its help_uri).
 
 from __future__ import annotations
 
-import configparser
 import hashlib
 import os
 import re
@@ -66,6 +65,8 @@ def config_names_files(target: Path) -> bool:
             if section is None:
                 continue
             return bool(section.get("files"))
+        import configparser  # only for an INI file: some 4 ms of a gate's imports otherwise
+
         parser = configparser.ConfigParser()
         try:
             parser.read(path, encoding="utf-8")

@@ -742,3 +742,31 @@ def test_what_is_shared_is_made_once_however_many_threads_ask_and_kept_within_it
     assert made == ["a", "b", "c", "a"]
     assert shared.get("huge", 11) == "HUGE" and shared.get("huge", 11) == "HUGE"  # never kept: made each time
     assert made.count("huge") == 2
+
+
+def test_only_the_statements_a_finding_asks_about_are_normalised_and_as_they_were_read_whole() -> None:
+    """A changed file's statements are normalised when a fingerprint asks for them (those a finding is on, and
+    next to): the tokens are what normalising every statement as the file is read gives."""
+    from truthplane.truth import _tokens
+
+    text = textwrap.dedent('''\
+        import os
+        X = (1_000, 0x1F, 0o17, 1e3, 00, 7)
+        def f(a, b,):
+            s = rb"\\x00" f"{a!r:>{b}}" 'c' "d"
+            return (a +
+                    b), s
+        class K:
+            y = [i for i in (X)]; z = u"\\N{BULLET}"
+    ''')
+    source = _tokens.load("m.py", text.encode())
+    assert all("tokens" not in logical.__dict__ for logical in source.logical)  # nothing normalised yet
+    context = _tokens.python_context(source, 5, 6, None, None)
+    asked = {index for index, logical in enumerate(source.logical) if "tokens" in logical.__dict__}
+    assert asked == {source.line_to_logical[5]}
+    for logical in source.logical:
+        eager = _tokens.normalise_tokens(list(logical.raw), source.lines)
+        assert list(logical.tokens) == eager
+    assert context == "\x1f".join(tok.text for tok in source.logical[source.line_to_logical[5]].tokens)
+    numbers = [tok.text for tok in source.logical[1].tokens]
+    assert numbers == ["X", "=", "1000", ",", "31", ",", "15", ",", "1000.0", ",", "0", ",", "7"]

@@ -68,9 +68,18 @@ class Token:
 
 @dataclass(frozen=True)
 class LogicalLine:
+    """One simple statement: its first and last physical lines, and its tokens, normalised when first asked for
+    (a gate asks for those of the few statements its findings are on and next to: normalising every statement
+    of a changed file was a third of reading it)."""
+
     first: int
     last: int
-    tokens: tuple[Token, ...]
+    raw: tuple[tokenize.TokenInfo, ...] = field(repr=False, compare=False)
+    lines: list[str] = field(repr=False, compare=False)  # the file's, which the tokens' positions are in
+
+    @functools.cached_property
+    def tokens(self) -> tuple[Token, ...]:
+        return tuple(normalise_tokens(list(self.raw), self.lines))
 
 
 @dataclass
@@ -203,7 +212,7 @@ def _close_logical_line(source: SourceFile, raw: list[tokenize.TokenInfo], lines
     for statement in _statements(raw):
         first, last = statement[0].start[0], statement[-1].end[0]
         index = len(source.logical)
-        source.logical.append(LogicalLine(first, last, tuple(normalise_tokens(statement, lines))))
+        source.logical.append(LogicalLine(first, last, tuple(statement), lines))
         for line in range(first, last + 1):
             source.line_to_logical.setdefault(line, index)
 

@@ -7,7 +7,6 @@ by git's `checkout-index` from an index file of its own (no worktree registratio
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import subprocess
@@ -18,15 +17,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from truthplane.git.changes import REGULAR_MODES, blob_id, parse_changes, raw_diff
 from truthplane.git.run import GIT_ENV, changes_args, renames_args, resolve_args, tree_args, tree_changes_args
 from truthplane.git.run import git as _git
 from truthplane.errors import GitError, UsageError
 from truthplane.leftovers import owned_prefix
-
-def blob_id(content: bytes) -> str:
-    """Git's object id for a blob: the same content hash git keeps in its index and trees."""
-    return hashlib.sha1(b"blob %d\0" % len(content) + content, usedforsecurity=False).hexdigest()
-
 
 def directory_files(root: Path) -> dict[str, str]:
     """Files under a directory that is not a git checkout, with their git blob ids; symlinks are never followed."""
@@ -61,60 +56,6 @@ def files_after(files: dict[str, str], tree: Path, touched: list[str]) -> dict[s
 class TreeFile:
     path: str  # repo-relative POSIX
     blob: str  # git blob id of the content
-
-
-_REGULAR = ("100644", "100755")
-
-
-def _raw_diff(raw: str, wanted: Callable[[str], bool]) -> Iterator[tuple[str, str, str, str, str, str]]:
-    """(source mode, destination mode, source blob, destination blob, status, path) of git's raw -z output."""
-    fields = raw.split("\0")
-    for meta, path in zip(fields[0::2], fields[1::2], strict=False):
-        if meta.startswith(":") and wanted(path):
-            src_mode, dst_mode, src, dst, status = meta[1:].split()
-            yield src_mode, dst_mode, src, dst, status, path
-
-
-def parse_changes(
-    root: Path, worktree_raw: str, untracked_out: str, trees_raw: str | None = None,
-    skip: Callable[[str], bool] | None = None,
-) -> tuple[dict[str, str | None], bool]:
-    """Repo.changes_since from what its git calls (changes_args) printed in `root`: the working tree against
-    HEAD, the untracked files, and HEAD's tree against the commit's (None: HEAD is the commit)."""
-    wanted = (lambda p: bool(p)) if skip is None else (lambda p: bool(p) and not skip(p))
-    changes: dict[str, str | None] = {}
-    at_commit: dict[str, str | None] = {}  # the blob at the commit of each path HEAD changed (None: no file)
-    for src_mode, dst_mode, src, dst, _status, path in _raw_diff(trees_raw or "", wanted):
-        at_commit[path] = src if src_mode in _REGULAR else None
-        changes[path] = dst if dst_mode in _REGULAR else None
-    dirty = False
-    for src_mode, dst_mode, src, dst, status, path in _raw_diff(worktree_raw, wanted):
-        if status.startswith("U"):
-            now = _blob_now(root, path)  # unmerged: the file as it stands, conflict markers and all
-        elif dst_mode not in _REGULAR:
-            now = None  # deleted, or now a symlink or a submodule: nothing to analyse
-        elif dst.strip("0"):
-            now = dst  # the index holds this content and the file is as the index says
-        else:
-            now = _blob_now(root, path)  # edited since it was staged (or only touched): read it
-        at_head = src if src_mode in _REGULAR else None
-        if now is not None and now == at_head and dst_mode == src_mode:
-            continue  # only its stat data changed: the file is as HEAD has it
-        dirty = True
-        if at_commit.get(path, at_head) == now:
-            changes.pop(path, None)  # back as the commit has it
-        else:
-            changes[path] = now
-    for path in untracked_out.split("\0"):
-        if wanted(path):
-            dirty = True
-            changes[path] = _blob_now(root, path)
-    return changes, dirty
-
-
-def _blob_now(root: Path, path: str) -> str | None:
-    full = root / path
-    return None if full.is_symlink() or not full.is_file() else blob_id(full.read_bytes())
 
 
 class Repo:
@@ -256,8 +197,8 @@ class Repo:
             return {}
         wanted = (lambda p: bool(p)) if skip is None else (lambda p: bool(p) and not skip(p))
         raw = self.git(*tree_changes_args(commit, head))
-        return {path: dst if dst_mode in _REGULAR else None
-                for _src_mode, dst_mode, _src, dst, _status, path in _raw_diff(raw, wanted)}
+        return {path: dst if dst_mode in REGULAR_MODES else None
+                for _src_mode, dst_mode, _src, dst, _status, path in raw_diff(raw, wanted)}
 
     def is_dirty(self) -> bool:
         return bool(self.git("status", "--porcelain", "--untracked-files=normal").strip())

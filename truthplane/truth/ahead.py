@@ -119,9 +119,9 @@ class LaunchPlans:
 
     def _launches(self, root: Path, plan: dict[str, Any], diff: str, untracked: str, trees: str | None) -> list[
             tuple[str, list[str], dict[str, str], bool]]:
+        from truthplane.git.changes import parse_changes
         from truthplane.truth.cache import ResultCache, held_keys
-        from truthplane.truth.sources import Excluder
-        from truthplane.git.repo import parse_changes
+        from truthplane.truth.excludes import Excluder
 
         excluded = Excluder(list(plan["excludes"]))
         changes, _dirty = parse_changes(root, diff, untracked, trees, excluded)

@@ -22,6 +22,7 @@ from truthplane.errors import TruthplaneError
 from truthplane.files import atomic_write
 from truthplane.git.repo import Repo, TreeExport, directory_files
 from truthplane.git.run import listing_file
+from truthplane.truth.excludes import Excluder
 
 if TYPE_CHECKING:
     from truthplane.config import Config
@@ -223,53 +224,6 @@ class AllBut(AbstractSet[str]):
         return len(self._files) - sum(1 for path in self._but if path in self._files)
 
 
-class Excluder:
-    """Exclude patterns compiled once: a bare name or a glob without '/' matches any path component, a
-    pattern with '/' matches the path (or a directory above it). A verdict on a directory is remembered,
-    so a path costs a dict lookup for its directory and one check of its own name."""
-
-    def __init__(self, patterns: list[str]) -> None:
-        import re
-        from fnmatch import translate
-
-        names, name_globs, path_globs = set(), [], []
-        for raw in patterns:
-            pattern = raw.rstrip("/")
-            if "/" in pattern:
-                path_globs += [translate(pattern), translate(pattern + "/*")]
-            elif any(ch in pattern for ch in "*?["):
-                name_globs.append(translate(pattern))
-            elif pattern:
-                names.add(pattern)
-        self._names = frozenset(names)
-        self._name_re = re.compile("|".join(name_globs)) if name_globs else None
-        self._path_re = re.compile("|".join(path_globs)) if path_globs else None
-        self._dirs: dict[str, bool] = {}
-        self._seen_names: dict[str, bool] = {}  # a large tree repeats its file names (__init__.py, tests.py...)
-
-    def _name(self, name: str) -> bool:
-        hit = self._seen_names.get(name)
-        if hit is None:
-            hit = self._seen_names[name] = name in self._names or (
-                self._name_re is not None and self._name_re.match(name) is not None)
-        return hit
-
-    def _path(self, path: str) -> bool:
-        return self._path_re is not None and self._path_re.match(path) is not None
-
-    def _directory(self, directory: str) -> bool:
-        hit = self._dirs.get(directory)
-        if hit is None:
-            parent, _, name = directory.rpartition("/")
-            hit = (bool(parent) and self._directory(parent)) or self._name(name) or self._path(directory)
-            self._dirs[directory] = hit
-        return hit
-
-    def __call__(self, path: str) -> bool:
-        directory, _, name = path.rpartition("/")
-        return (bool(directory) and self._directory(directory)) or self._name(name) or self._path(path)
-
-
 def worktree_source(path: Path, config: Config) -> Source:
     """The directory as it is now, uncommitted changes included."""
     root = path.resolve()
@@ -294,11 +248,14 @@ def _variant(excludes: tuple[str, ...]) -> str:
 
 @functools.cache
 def _code_digest() -> bytes:
-    """This module and the git one, read once per process (a server gates again and again)."""
+    """This module, the git ones and the excludes', read once per process (a server gates again and again)."""
+    import truthplane.git.changes
     import truthplane.git.repo
+    import truthplane.truth.excludes
 
-    return hashlib.sha256(b"".join(Path(module).read_bytes() for module in (__file__, truthplane.git.repo.__file__))
-                          ).digest()
+    modules = (truthplane.git.repo, truthplane.git.changes, truthplane.truth.excludes)
+    files = [__file__, *(str(module.__file__) for module in modules)]
+    return hashlib.sha256(b"".join(Path(file).read_bytes() for file in files)).digest()
 
 
 def _read_listing(path: Path) -> dict[str, str] | None:

@@ -3,6 +3,7 @@ from __future__ import annotations
 import os
 import shutil
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -96,3 +97,66 @@ def test_a_history_the_base_does_not_share_is_reported_as_without_the_calls_ahea
 
     with pytest.raises(GitError, match="share no history"):
         _inside(root, "main", ask)
+
+
+@pytest.mark.parametrize("committed", [True, False])
+def test_a_small_trees_untracked_files_are_listed_here_once_the_tools_started(make_repo, tmp_path: Path,
+                                                                             monkeypatch, committed: bool) -> None:
+    """A small tree's untracked files are listed in the gate's own process, whose interpreter lock starting the
+    tools needs: the listing waits for the first start on the tracked changes, and its answer is the same."""
+    import truthplane.git.run as run_module
+    from truthplane.git.run import GIT_ENV, LISTING, run
+    from truthplane.git.untracked import untracked
+
+    root = _branch(make_repo)
+    if not committed:
+        (root / "pkg" / "a.py").write_text("x = 3\n")  # against HEAD itself: a change of the working tree alone
+    (root / "pkg" / "new.py").write_text("z = 1\n")
+    store = tmp_path / "cache"
+    head = git(root, "rev-parse", "HEAD")
+    untracked(root, head, store, GIT_ENV, lambda: run(root, *LISTING))  # a snapshot: listed here from now on
+    events: list[str] = []
+    listings: list[tuple] = []
+    real = run_module.untracked_apart
+
+    def listing_apart(*args, **kwargs) -> str:
+        events.append("listing")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(run_module, "untracked_apart", listing_apart)
+
+    def on_listed(listing) -> None:
+        events.append("launch")
+        listings.append(listing)
+
+    with gate_calls_ahead(root, "main" if committed else "HEAD", None, on_listed, store=store):
+        pass
+    assert events[0] == "launch" and "listing" in events
+    assert listings[-1][2] == "pkg/new.py\0"  # the last call knows the untracked files
+    assert listings[0][2] is None  # the first, only what is committed or tracked
+    assert (listings[0][3] is not None) == committed and (listings[-1][1] != "") == (not committed)
+
+
+def test_a_large_trees_untracked_files_are_listed_at_once(make_repo, tmp_path: Path, monkeypatch) -> None:
+    """A tree listed in a process of its own (no snapshot yet, or a large one) does not wait for the tools."""
+    import truthplane.git.run as run_module
+
+    root = _branch(make_repo)
+    (root / "pkg" / "a.py").write_text("x = 3\n")
+    events: list[str] = []
+    real = run_module.untracked_apart
+    monkeypatch.setattr(run_module, "untracked_apart",
+                        lambda *args, **kwargs: events.append("listing") or real(*args, **kwargs))
+    started = threading.Event()
+
+    def on_listed(listing) -> None:
+        if not started.is_set():
+            started.set()
+            deadline = time.monotonic() + 10
+            while "listing" not in events and time.monotonic() < deadline:
+                time.sleep(0.01)  # the listing starts meanwhile
+        events.append("launch")
+
+    with gate_calls_ahead(root, "main", None, on_listed, store=tmp_path / "cache"):
+        pass
+    assert events[0] == "listing"

@@ -8,12 +8,11 @@ import re
 import subprocess
 import threading
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
 from truthplane.errors import GitError
-from truthplane.git.untracked import LISTING, untracked_apart
+from truthplane.git.untracked import LISTING, lists_here, untracked_apart
 
 GIT_ENV = {"GIT_TERMINAL_PROMPT": "0", "GIT_OPTIONAL_LOCKS": "0", "LC_ALL": "C"}
 
@@ -58,8 +57,43 @@ def renames_args(old: str) -> tuple[str, ...]:
     return ("diff", "-M", "--name-status", "-z", "--no-ext-diff", old)
 
 
+class _Call:
+    """A call on a thread of its own (or its answer, known already), with concurrent.futures.Future's done() and
+    result(): the calls a gate starts first, without importing concurrent.futures (and logging with it) before
+    its tools start."""
+
+    def __init__(self, call: Callable[[], str] | None = None, known: str = "") -> None:
+        self._answer = known
+        self._error: BaseException | None = None
+        self._done = threading.Event()
+        if call is None:
+            self._done.set()
+        else:
+            threading.Thread(target=self._run, args=(call,), name="git-ahead", daemon=True).start()
+
+    def _run(self, call: Callable[[], str]) -> None:
+        try:
+            self._answer = call()
+        except BaseException as exc:  # noqa: BLE001 -- raised again where the answer is taken
+            self._error = exc
+        finally:
+            self._done.set()
+
+    def done(self) -> bool:
+        return self._done.is_set()
+
+    def wait(self) -> None:
+        self._done.wait()
+
+    def result(self) -> str:
+        self._done.wait()
+        if self._error is not None:
+            raise self._error
+        return self._answer
+
+
 # git calls started before anybody asked for them (see gate_calls_ahead): (cwd, args) -> the call's answer
-_ahead: dict[tuple[str, tuple[str, ...]], Future[str]] = {}
+_ahead: dict[tuple[str, tuple[str, ...]], _Call] = {}
 _ahead_lock = threading.Lock()
 # set once a chain has started the listings (or given up): until then, a gate's own listing waits for it, rather
 # than run the same walk of the working tree beside it
@@ -95,11 +129,15 @@ def gate_calls_ahead(
     """
     started: list[tuple[str, tuple[str, ...]]] = []
     listings_started = threading.Event()
-    # the chain itself, and at most five calls at once (both listings, the untracked walk, the trees, renames)
-    pool = ThreadPoolExecutor(max_workers=6, thread_name_prefix="git-ahead")
+    # the chain itself, and each call it starts (both listings, the untracked walk, the trees, renames), on a thread
+    calls: list[_Call] = []
 
-    def start(cwd: Path, *args: str, call: Callable[[], str] | None = None) -> Future[str]:
-        future = pool.submit(call) if call is not None else pool.submit(run, cwd, *args)
+    def submit(call: Callable[[], str]) -> _Call:
+        calls.append(_Call(call))
+        return calls[-1]
+
+    def start(cwd: Path, *args: str, call: Callable[[], str] | None = None) -> _Call:
+        future = submit(call if call is not None else lambda: run(cwd, *args))
         key = (str(cwd), args)
         with _ahead_lock:
             _ahead[key] = future
@@ -107,10 +145,8 @@ def gate_calls_ahead(
         return future
 
     def answered(cwd: Path, args: tuple[str, ...], answer: str) -> None:
-        done: Future[str] = Future()
-        done.set_result(answer)
         with _ahead_lock:
-            _ahead[(str(cwd), args)] = done
+            _ahead[(str(cwd), args)] = _Call(known=answer)
             started.append((str(cwd), args))
 
     def one_round() -> tuple[Path, str, str, str] | None:
@@ -120,7 +156,7 @@ def gate_calls_ahead(
         head_name = head_ref or "HEAD"
         if base_ref.startswith("-") or head_name.startswith("-"):
             return None
-        joined = pool.submit(run, path, "merge-base", head_name, base_ref)
+        joined = submit(lambda: run(path, "merge-base", head_name, base_ref))
         try:
             found = run(path, "rev-parse", "--show-toplevel", f"{base_ref}^{{commit}}", f"{head_name}^{{commit}}")
             merge_base = joined.result().strip()
@@ -164,7 +200,17 @@ def gate_calls_ahead(
         diff_args, listing_args, *trees_args = changes_args(merge_base, head_commit)
         trees = [start(root, *args) for args in trees_args]
         diff = start(root, *diff_args)
-        listed = start(root, *listing_args, call=untracked)
+        # a small tree's untracked files are listed in this process, whose interpreter lock the tools' start
+        # needs: listed once they have started (a large tree's, in a process of its own, at once)
+        launched = threading.Event()
+        if on_listed is None or not lists_here(root, store):
+            launched.set()
+
+        def untracked_once_launched() -> str:
+            launched.wait()
+            return untracked()
+
+        listed = start(root, *listing_args, call=untracked_once_launched)
         listings_started.set()
         if on_listed is None:
             return None
@@ -173,12 +219,16 @@ def gate_calls_ahead(
             if committed is not None and not diff.done():
                 # the branch's commits, compared in git's objects, are known before the working tree's stat pass
                 on_listed((root, None, None, committed))
+                launched.set()
             tracked = diff.result()
             if not listed.done():
                 on_listed((root, tracked, None, committed))
+            launched.set()
             return root, tracked, listed.result(), committed
         except GitError:
             return None
+        finally:
+            launched.set()
 
     def chain_and_tell() -> None:
         listing = None
@@ -192,11 +242,13 @@ def gate_calls_ahead(
     with _ahead_lock:
         _chains.append(listings_started)
     try:
-        pool.submit(chain_and_tell)
+        chained = _Call(chain_and_tell)  # type: ignore[arg-type]  # answers nothing: its calls do
         yield
     finally:
         listings_started.set()
-        pool.shutdown(wait=True)  # no git left running behind the caller
+        chained.wait()  # every call is started by now: no git left running behind the caller
+        for call in calls:
+            call.wait()
         with _ahead_lock:
             _chains.remove(listings_started)
             for key in started:

@@ -108,6 +108,18 @@ def start_early(path: Path, store: Path, env: Mapping[str, str]) -> None:
         _early.append((os.path.realpath(store), proc))
 
 
+def lists_here(root: Path, store: Path | None) -> bool:
+    """Whether untracked_apart lists the untracked files of `root` in this process (a small tree, with no listing
+    started early for it), not in git or a process of its own."""
+    if store is None:
+        return False
+    where = os.path.realpath(store)
+    with _early_lock:
+        if any(item[0] == where for item in _early):
+            return False
+    return _small(store, root) or not sys.executable
+
+
 def _answer(proc: subprocess.Popen[bytes]) -> tuple[str, str, str] | None:
     """(top directory, HEAD, answer) from a listing process, which then writes its snapshot on its own."""
     assert proc.stdout is not None

@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from truthplane.errors import GitError
-from truthplane.git.untracked import LISTING, lists_here, untracked_apart
+from truthplane.git.untracked import LISTING, Later, lists_here, untracked_apart
 
 GIT_ENV = {"GIT_TERMINAL_PROMPT": "0", "GIT_OPTIONAL_LOCKS": "0", "LC_ALL": "C"}
 
@@ -57,43 +57,8 @@ def renames_args(old: str) -> tuple[str, ...]:
     return ("diff", "-M", "--name-status", "-z", "--no-ext-diff", old)
 
 
-class _Call:
-    """A call on a thread of its own (or its answer, known already), with concurrent.futures.Future's done() and
-    result(): the calls a gate starts first, without importing concurrent.futures (and logging with it) before
-    its tools start."""
-
-    def __init__(self, call: Callable[[], str] | None = None, known: str = "") -> None:
-        self._answer = known
-        self._error: BaseException | None = None
-        self._done = threading.Event()
-        if call is None:
-            self._done.set()
-        else:
-            threading.Thread(target=self._run, args=(call,), name="git-ahead", daemon=True).start()
-
-    def _run(self, call: Callable[[], str]) -> None:
-        try:
-            self._answer = call()
-        except BaseException as exc:  # noqa: BLE001 -- raised again where the answer is taken
-            self._error = exc
-        finally:
-            self._done.set()
-
-    def done(self) -> bool:
-        return self._done.is_set()
-
-    def wait(self) -> None:
-        self._done.wait()
-
-    def result(self) -> str:
-        self._done.wait()
-        if self._error is not None:
-            raise self._error
-        return self._answer
-
-
 # git calls started before anybody asked for them (see gate_calls_ahead): (cwd, args) -> the call's answer
-_ahead: dict[tuple[str, tuple[str, ...]], _Call] = {}
+_ahead: dict[tuple[str, tuple[str, ...]], Later] = {}
 _ahead_lock = threading.Lock()
 # set once a chain has started the listings (or given up): until then, a gate's own listing waits for it, rather
 # than run the same walk of the working tree beside it
@@ -130,13 +95,13 @@ def gate_calls_ahead(
     started: list[tuple[str, tuple[str, ...]]] = []
     listings_started = threading.Event()
     # the chain itself, and each call it starts (both listings, the untracked walk, the trees, renames), on a thread
-    calls: list[_Call] = []
+    calls: list[Later] = []
 
-    def submit(call: Callable[[], str]) -> _Call:
-        calls.append(_Call(call))
+    def submit(call: Callable[[], str]) -> Later:
+        calls.append(Later(call))
         return calls[-1]
 
-    def start(cwd: Path, *args: str, call: Callable[[], str] | None = None) -> _Call:
+    def start(cwd: Path, *args: str, call: Callable[[], str] | None = None) -> Later:
         future = submit(call if call is not None else lambda: run(cwd, *args))
         key = (str(cwd), args)
         with _ahead_lock:
@@ -146,7 +111,7 @@ def gate_calls_ahead(
 
     def answered(cwd: Path, args: tuple[str, ...], answer: str) -> None:
         with _ahead_lock:
-            _ahead[(str(cwd), args)] = _Call(known=answer)
+            _ahead[(str(cwd), args)] = Later(known=answer)
             started.append((str(cwd), args))
 
     def one_round() -> tuple[Path, str, str, str] | None:
@@ -242,7 +207,7 @@ def gate_calls_ahead(
     with _ahead_lock:
         _chains.append(listings_started)
     try:
-        chained = _Call(chain_and_tell)  # type: ignore[arg-type]  # answers nothing: its calls do
+        chained = Later(chain_and_tell)  # answers nothing: its calls do
         yield
     finally:
         listings_started.set()

@@ -241,9 +241,10 @@ def _join(parent: str, name: str) -> str:
     return f"{parent}/{name}" if parent else name
 
 
-class _Later:
-    """A call on a thread of its own (or its answer, known already), taken with result(): what a pool of two
-    threads gave, without importing concurrent.futures or threading in the listing's process."""
+class Later:
+    """A call on a thread of its own (or its answer, known already), with concurrent.futures.Future's done() and
+    result(), importing neither concurrent.futures nor threading: the listing's process runs its git calls beside
+    each other with it, and a gate its first git calls (truthplane.git.run) before its tools start."""
 
     def __init__(self, call: Callable[[], Any] | None = None, known: Any = None) -> None:
         self._value = known
@@ -264,6 +265,9 @@ class _Later:
             self._error = exc
         finally:
             self._done.release()
+
+    def done(self) -> bool:
+        return not self._done.locked()
 
     def wait(self) -> None:
         with self._done:
@@ -407,10 +411,10 @@ class _Lister:
             else:
                 later.append(lambda: _save(path, snapshot))
 
-        calls: list[_Later] = []
+        calls: list[Later] = []
 
-        def beside(call: Callable[[], Any]) -> _Later:
-            calls.append(_Later(call))
+        def beside(call: Callable[[], Any]) -> Later:
+            calls.append(Later(call))
             return calls[-1]
 
         try:
@@ -420,7 +424,7 @@ class _Lister:
                 # came into the index or left it since: the snapshot keeps its commit, whatever HEAD is now. git
                 # writes a new index file for every change: the same file tracks the same paths
                 if index is not None and old.get("index") == index:
-                    staged = _Later(known=old["staged"])
+                    staged = Later(known=old["staged"])
                 else:
                     staged = beside(lambda: self.staged(old["head"]))
                 try:
@@ -512,7 +516,7 @@ class _Lister:
 
     # --- the snapshot -----------------------------------------------------------------------------------
 
-    def update(self, old: dict, started: int, staged: _Later) -> tuple[str, dict]:
+    def update(self, old: dict, started: int, staged: Later) -> tuple[str, dict]:
         """The answer from `old` and git's answer about what changed since it; the snapshot that answer makes."""
         dirs: list[str] = old["dirs"]
         stamps: bytes = old["stamps"]
@@ -632,7 +636,7 @@ class _Lister:
             snapshot = _snapshot(stamped, digests, started, sorted(ignored), files, answer, staged.result())
         return "".join(p + "\0" for p in answer), snapshot
 
-    def snapshot(self, started: int, staged: _Later) -> dict:
+    def snapshot(self, started: int, staged: Later) -> dict:
         """A snapshot of the whole working tree's directories (git's answer is added by the caller)."""
         ignored: set[str] = set()
         walked = self.walk([""], started, ignored)

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from truthplane.git.changes import REGULAR_MODES, blob_id, parse_changes, raw_diff
+from truthplane.git.kept import KeptTree, trees_dir
 from truthplane.git.run import GIT_ENV, changes_args, renames_args, resolve_args, tree_args, tree_changes_args
 from truthplane.git.run import git as _git
 from truthplane.errors import GitError, UsageError
@@ -235,14 +236,19 @@ class Repo:
             yield export.root
 
     @contextmanager
-    def export(self, commit: str) -> Iterator[TreeExport]:
+    def export(self, commit: str, keep: Path | None = None) -> Iterator[TreeExport]:
         """An empty temporary directory that `commit`'s files are written into as they are asked for
-        (TreeExport), removed afterwards."""
+        (TreeExport), removed afterwards. With `keep` (the cache directory), the whole tree, if asked for, is a
+        tree kept there between gates (truthplane.git.kept)."""
         tmp = Path(tempfile.mkdtemp(prefix=owned_prefix("tree")))
+        export = None
         try:
             (tmp / "tree").mkdir()
-            yield TreeExport(self.root, commit, tmp / "tree", tmp / "index")
+            export = TreeExport(self.root, commit, tmp / "tree", tmp / "index", keep)
+            yield export
         finally:
+            if export is not None:
+                export.close()
             shutil.rmtree(tmp, ignore_errors=True)
 
 
@@ -252,7 +258,7 @@ class TreeExport:
     own, kept outside the directory and the repository): no path outside the directory, none through a link, none
     into a `.git`. Not thread-safe: its owner serialises the calls."""
 
-    def __init__(self, root: Path, commit: str, directory: Path, index: Path) -> None:
+    def __init__(self, root: Path, commit: str, directory: Path, index: Path, keep: Path | None = None) -> None:
         self.root = directory
         self.commit = commit
         self._repo = root
@@ -260,15 +266,45 @@ class TreeExport:
         self._read = False
         self._written: set[str] = set()
         self._whole = False
+        self._keep = keep
+        self._kept: KeptTree | None = None
+        self._whole_root: Path | None = None
 
-    def whole(self) -> None:
-        """Every file of the commit (links as links)."""
-        if self._whole:
-            return
+    def whole(self) -> Path:
+        """Every file of the commit (links as links), and the directory holding them: a tree kept in the cache
+        directory, moved to the commit, where there is one to take; else this export's own directory."""
+        if self._whole_root is not None:
+            return self._whole_root
+        kept = self._take_kept()
+        if kept is not None:
+            try:
+                self._whole_root = kept.move_to(self.commit)
+                self._kept = kept
+                return self._whole_root
+            except (GitError, OSError):
+                kept.release()  # the next gate's clean and reset start it over; this one writes its own
         self._read_tree()
         listed = self._git(["ls-files", "-z"]).decode("utf-8", "surrogateescape").split("\0")
         self._checkout([path for path in listed if path and path not in self._written])
         self._whole = True
+        self._whole_root = self.root
+        return self.root
+
+    def _take_kept(self) -> KeptTree | None:
+        if self._keep is None:
+            return None
+        try:
+            git_dir = Path(self._git(["rev-parse", "--absolute-git-dir"]).decode("utf-8", "surrogateescape").strip())
+        except GitError:
+            return None
+        trees = trees_dir(self._keep, self._repo, git_dir)
+        return None if trees is None else KeptTree.take(trees, self._repo, git_dir)
+
+    def close(self) -> None:
+        """Let other gates take the kept tree this export used, if any."""
+        if self._kept is not None:
+            self._kept.release()
+            self._kept = None
 
     def add(self, paths: Iterable[str]) -> None:
         """These paths of the commit (each one a file of its tree), besides those written already."""

@@ -132,7 +132,7 @@ def gate(
             changes = repo.commit_changes(merge_base, head_commit, excluded)
             head_label = f"{head_ref} ({head_commit[:12]})"
             base_source = base_listed.result()
-            head_source = commit_over(base_source, repo, head_commit, changes)
+            head_source = commit_over(base_source, repo, head_commit, changes, store)
         else:
             # the working tree is the merge-base's listing plus what changed since: no second full listing
             changes, dirty = repo.changes_since(merge_base, excluded, head_commit)

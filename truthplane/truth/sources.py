@@ -197,9 +197,8 @@ class Source:
                     self._root = self._stack.enter_context(self.open_tree())
             if self._export is not None:
                 if paths is None:
-                    self._export.whole()
-                else:
-                    self._export.add(paths)
+                    return self._export.whole()  # perhaps a tree kept in the cache directory (truthplane.git.kept)
+                self._export.add(paths)
             return self._root
 
     def close(self) -> None:
@@ -287,12 +286,14 @@ def worktree_over(base: Source, root: Path, changes: dict[str, str | None], *, c
                   _over=(base, frozenset(changes)))
 
 
-def commit_over(base: Source, repo: Repo, commit: str, changes: dict[str, str | None]) -> Source:
+def commit_over(base: Source, repo: Repo, commit: str, changes: dict[str, str | None],
+                store: Path | None = None) -> Source:
     """`commit`'s tree as `base` (another commit's listing) with `changes` (Repo.commit_changes from that commit)
     laid over it: the same files as commit_source lists, without listing the whole tree again; its files are
-    written to a temporary directory as a verifier asks for them."""
+    written to a temporary directory as a verifier asks for them (the whole tree, to one kept in the cache
+    directory `store`)."""
     return Source(_laid_over(base, changes), lambda: repo.exported(commit), label=commit[:12], commit=commit,
-                  export=lambda: repo.export(commit), _over=(base, frozenset(changes)))
+                  export=lambda: repo.export(commit, store), _over=(base, frozenset(changes)))
 
 
 def _laid_over(base: Source, changes: dict[str, str | None]) -> dict[str, str]:
@@ -342,4 +343,4 @@ def commit_source(repo: Repo, commit: str, config: Config, store: Path | None = 
     named = None if kept is None else kept.with_suffix(".named")
     return Source(dict(listed), lambda: repo.exported(commit), label=commit[:12], commit=commit,
                   whole_tree_cacheable=True, listing=repr((commit, excludes)), named_store=named,
-                  export=lambda: repo.export(commit))
+                  export=lambda: repo.export(commit, store))

@@ -1,0 +1,171 @@
+"""Trees kept in the cache directory between gates of commits (truthplane.git.kept): each move leaves exactly the
+commit's tree, whatever was left in it; two gates at once hold two trees; nothing lands outside."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import git
+from truthplane.git import kept
+from truthplane.git.repo import Repo
+
+
+def _contents(top: Path) -> dict[str, tuple[str, object]]:
+    """Every entry under `top`: directories, files (with their executable bit) and links, as found."""
+    found: dict[str, tuple[str, object]] = {}
+    for dirpath, dirnames, filenames in os.walk(top):
+        for name in [*dirnames, *filenames]:
+            full = Path(dirpath) / name
+            rel = full.relative_to(top).as_posix()
+            if full.is_symlink():
+                found[rel] = ("link", os.readlink(full))
+            elif full.is_dir():
+                found[rel] = ("dir", None)
+            else:
+                found[rel] = ("file", (os.access(full, os.X_OK), full.read_bytes()))
+    return found
+
+
+def _exactly(repo: Repo, commit: str, tree: Path) -> None:
+    with repo.exported(commit) as written:  # a temporary tree, written whole: what a kept one must equal
+        assert _contents(tree) == _contents(written)
+
+
+@pytest.fixture
+def history(make_repo) -> tuple[Repo, list[str]]:
+    root = make_repo({"pkg/__init__.py": "", "pkg/a.py": "a = 1\n", "old/gone.py": "g = 1\n", "run.sh": "echo\n",
+                      "pyproject.toml": "[tool.ruff]\n"})
+    commits = [git(root, "rev-parse", "HEAD")]
+    (root / "pkg/a.py").write_text("a = 2\n")
+    (root / "old/gone.py").unlink()
+    (root / "new/deep").mkdir(parents=True)
+    (root / "new/deep/b.py").write_text("b = 1\n")
+    os.chmod(root / "run.sh", 0o755)
+    os.symlink("pkg/a.py", root / "link.py")
+    git(root, "add", "-A")
+    git(root, "commit", "-qm", "second")
+    commits.append(git(root, "rev-parse", "HEAD"))
+    (root / "pkg").rename(root / "lib")
+    git(root, "add", "-A")
+    git(root, "commit", "-qm", "third")
+    commits.append(git(root, "rev-parse", "HEAD"))
+    return Repo.require(root), commits
+
+
+def test_a_kept_tree_is_each_commit_exactly_whatever_was_left_in_it(history, tmp_path: Path) -> None:
+    repo, commits = history
+    cache = tmp_path / "cache"
+    trees: list[Path] = []
+    for step, commit in enumerate([*commits, commits[0], commits[2], commits[1]]):
+        with repo.export(commit, cache) as export:
+            tree = export.whole()
+            assert tree != export.root and tree.is_relative_to(cache / "trees")
+            _exactly(repo, commit, tree)
+            trees.append(tree)
+            # what a tool or a stopped gate may leave: files of its own, a tracked file changed or removed, a
+            # repository of its own, git's lock
+            (tree / f"left-{step}.txt").write_text("left\n")
+            (tree / "cache-dir" / "x").mkdir(parents=True)
+            (tree / "cache-dir" / "x" / "y.pyc").write_bytes(b"\0")
+            (tree / "run.sh").write_text("changed by a tool\n")
+            (tree / "pyproject.toml").unlink()
+            subprocess.run(["git", "init", "-q", str(tree / "nested")], check=True)
+            (tree.parent / "index.lock").write_text("")
+    assert len(set(trees)) == 1  # one gate at a time: always the same tree, moved
+
+
+def test_two_gates_at_once_hold_two_trees_and_a_third_writes_its_own(history, tmp_path: Path) -> None:
+    repo, commits = history
+    cache = tmp_path / "cache"
+    with repo.export(commits[0], cache) as one, repo.export(commits[1], cache) as two, \
+            repo.export(commits[2], cache) as three:
+        first, second, third = one.whole(), two.whole(), three.whole()
+        assert first.parent.name == "0" and second.parent.name == "1" and third == three.root
+        for commit, tree in zip(commits, (first, second, third), strict=True):
+            _exactly(repo, commit, tree)
+    with repo.export(commits[1], cache) as again:
+        assert again.whole() == first  # released: taken again, and moved
+        _exactly(repo, commits[1], first)
+
+
+def test_a_cache_directory_inside_the_repository_keeps_no_tree(history) -> None:
+    repo, commits = history
+    cache = repo.root / ".truthplane-cache"
+    with repo.export(commits[1], cache) as export:
+        assert export.whole() == export.root
+        _exactly(repo, commits[1], export.root)
+    assert not (cache / "trees").exists()
+
+
+def test_no_commit_moves_a_kept_tree_outside_itself(make_repo, tmp_path: Path) -> None:
+    """A link leading out in one commit, a directory of the same name in the next, a tree made by hand with both:
+    git moves the tree without writing through the link, or refuses (and the gate writes a tree of its own)."""
+    root = make_repo({"a.py": "x = 1\n"})
+    outside = tmp_path / "outside"
+    outside.mkdir()
+
+    def fed(args: list[str], text: str) -> str:
+        return subprocess.run(["git", *args], cwd=root, input=text, capture_output=True, text=True,
+                              check=True).stdout.strip()
+
+    def hashed(content: str) -> str:
+        return fed(["hash-object", "-w", "--stdin"], content)
+
+    payload = hashed("#!/bin/sh\necho pwned\n")
+    inner = fed(["mktree"], f"100755 blob {payload}\tpost-checkout\n")
+    link = fed(["mktree"], f"120000 blob {hashed(str(outside))}\tevil\n")
+    directory = fed(["mktree"], f"040000 tree {inner}\tevil\n")
+    both = fed(["mktree", "--missing"], f"120000 blob {hashed(str(outside))}\tevil\n040000 tree {inner}\tevil\n")
+    commits = [git(root, "commit-tree", "-m", name, tree).strip() for name, tree in
+               (("link", link), ("directory", directory), ("both", both), ("link again", link))]
+    repo = Repo.require(root)
+    cache = tmp_path / "cache"
+    for commit in commits:
+        with repo.export(commit, cache) as export:
+            tree = export.whole()
+            assert [p.name for p in tree.iterdir()] == ["evil"]
+        assert list(outside.iterdir()) == []
+
+
+def test_a_gate_of_commits_with_a_kept_tree_judges_as_one_written_afresh(make_repo, tmp_path: Path) -> None:
+    """ruff's isort rules read the layout (a first-party module is one whose file is there): the head's kept tree
+    gives the same findings as a tree written afresh, gate after gate."""
+    root = make_repo({
+        "pyproject.toml": '[tool.ruff.lint]\nselect = ["I"]\n[tool.truthplane]\nverifiers = ["ruff"]\n',
+        "helpers.py": "X = 1\n", "app/__init__.py": "", "app/main.py": "import os\n\nprint(os)\n",
+    })
+    cache, env = tmp_path / "cache", {**os.environ, "NO_COLOR": "1"}
+
+    def gate(head: str, *extra: str) -> dict:
+        proc = subprocess.run([sys.executable, "-m", "truthplane", "gate", ".", "--base", "main", "--head", head,
+                               "--format", "json", *extra], cwd=root, capture_output=True, text=True, env=env)
+        assert proc.returncode in (0, 1, 3), proc.stderr
+        result = json.loads(proc.stdout)
+        return {"verdict": result["verdict"], "new": sorted((f["path"], f["rule_id"]) for f in result["new"])}
+
+    # sorted as they are only where helpers.py is a file of the tree (first-party), and the other way round
+    for n, (body, unsorted) in enumerate([("import helpers\nimport requests\n\nprint(helpers, requests)\n", True),
+                                          ("import requests\n\nimport helpers\n\nprint(helpers, requests)\n", False),
+                                          ("import helpers\nimport requests\n\nprint(helpers, requests)\n", True)]):
+        git(root, "checkout", "-qB", f"change-{n}", "main")
+        (root / "app/main.py").write_text(body)
+        git(root, "commit", "-qam", f"change {n}")
+        git(root, "checkout", "-q", "main")
+        kept_tree = gate(f"change-{n}", "--cache-dir", str(cache))
+        assert kept_tree == gate(f"change-{n}", "--no-cache")
+        assert (("app/main.py", "I001") in kept_tree["new"]) is unsorted
+        (next((cache / "trees").iterdir()) / "0" / "tree" / "requests.py").write_text("")  # left by a tool
+    assert (next((cache / "trees").iterdir()) / "0" / "tree" / "helpers.py").is_file()
+
+
+def test_slots_are_few(monkeypatch: pytest.MonkeyPatch, history, tmp_path: Path) -> None:
+    repo, commits = history
+    monkeypatch.setattr(kept, "SLOTS", 1)
+    with repo.export(commits[0], tmp_path / "c") as one, repo.export(commits[1], tmp_path / "c") as two:
+        assert one.whole() != one.root and two.whole() == two.root

@@ -1,0 +1,106 @@
+"""A commit's whole tree kept in the cache directory between gates, moved to the next commit asked for by writing
+only what differs.
+
+A tool that looks at a tree's layout (ruff's isort rules tell first-party modules by the files they find) gets a
+commit's whole tree: written afresh for each gate of a commit, that is every file of the repository (on 70,000
+files, 7 to 60 s of this machine's disk), for a change of one file. A kept tree is a directory and an index of its
+own under `<cache>/trees/<repository>/<slot>/`: git moves it from the commit it holds to the one asked for
+(`read-tree --reset -u`, the same checkout machinery as `checkout-index`: no path outside the directory, none
+through a link, none into a `.git`), rewriting the files that differ and any a tool changed (it compares each
+file's stat data with its index), after `git clean -ffdx` removed whatever is not the commit's (a tool's cache, a
+file a tool wrote). So the tree is the commit's, byte for byte, however the last gate or a crash left it.
+
+A slot is held under an exclusive lock (`flock`) from the moment it is taken until the export is closed: two
+gates at once take two slots (SLOTS of them per repository), and a third writes a temporary tree as before. A
+cache directory inside the repository keeps no tree: the tree would be part of the working tree it copies.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+from truthplane.errors import GitError
+
+SLOTS = 2  # trees kept per repository: a gate's base and head, or two gates at once
+_CONFIG = (  # the user's settings that would make the kept tree something else than the commit's whole tree
+    "-c", "core.sparseCheckout=false", "-c", "core.fsmonitor=false", "-c", "core.splitIndex=false",
+    "-c", "core.untrackedCache=false", "-c", "submodule.recurse=false",
+)
+
+
+def trees_dir(store: Path, repo: Path, git_dir: Path) -> Path | None:
+    """Where trees of the repository whose git directory is `git_dir` are kept in the cache directory `store`;
+    None when `store` lies inside the repository's working tree `repo`."""
+    try:
+        resolved, top = store.resolve(), repo.resolve()
+    except OSError:
+        return None
+    if resolved == top or resolved.is_relative_to(top):
+        return None
+    key = hashlib.sha256(os.fsencode(git_dir.resolve())).hexdigest()[:16]
+    return resolved / "trees" / key
+
+
+class KeptTree:
+    """One slot's tree, held (locked) from take() to release()."""
+
+    def __init__(self, slot: Path, lock: int, repo: Path, git_dir: Path) -> None:
+        self.slot = slot
+        self.tree = slot / "tree"
+        self._lock: int | None = lock
+        self._repo = repo
+        self._env = {
+            **os.environ, "GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C", "GIT_DIR": str(git_dir),
+            "GIT_WORK_TREE": str(self.tree), "GIT_INDEX_FILE": str(slot / "index"),
+        }
+        for name in ("GIT_COMMON_DIR", "GIT_OBJECT_DIRECTORY", "GIT_NAMESPACE", "GIT_CEILING_DIRECTORIES"):
+            self._env.pop(name, None)
+
+    @classmethod
+    def take(cls, trees: Path, repo: Path, git_dir: Path) -> KeptTree | None:
+        """The first slot under `trees` no other gate holds, locked; None if all are held (or none can be made)."""
+        for number in range(SLOTS):
+            slot = trees / str(number)
+            try:
+                slot.mkdir(parents=True, exist_ok=True)
+                lock = os.open(slot / "lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            except OSError:
+                return None
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                os.close(lock)
+                continue
+            return cls(slot, lock, repo, git_dir)
+        return None
+
+    def move_to(self, commit: str) -> Path:
+        """The tree as `commit` has it, every file (links as links) and nothing else; its directory."""
+        (self.slot / "index.lock").unlink(missing_ok=True)  # a git of ours that was stopped: no other holds the slot
+        if (self.slot / "index").is_file() and self.tree.is_dir() and not self.tree.is_symlink():
+            self._git("clean", "-ffdxq")
+        else:
+            (self.slot / "index").unlink(missing_ok=True)
+            if self.tree.is_symlink():
+                self.tree.unlink()
+            shutil.rmtree(self.tree, ignore_errors=True)
+            self.tree.mkdir()
+        self._git("read-tree", "--reset", "-u", commit)
+        return self.tree
+
+    def release(self) -> None:
+        if self._lock is not None:
+            os.close(self._lock)  # closing the descriptor drops the lock
+            self._lock = None
+
+    def _git(self, *args: str) -> None:
+        proc = subprocess.run(["git", *_CONFIG, *args], cwd=self.tree, env=self._env, capture_output=True,
+                              stdin=subprocess.DEVNULL)
+        if proc.returncode != 0:
+            message = proc.stderr.decode(errors="replace").strip()[:200]
+            raise GitError(f"cannot keep a tree: git {args[0]} failed: {message}")

@@ -15,7 +15,9 @@ changed file is never in the cache):
       agent calls it, on a new change each time (the server started once, its first call not counted).
   (f) scale: Django's tree and a repository ten times its size (ten copies of the tree under different directory
       names, ~28k Python files), each with a warm cache (main's own gate run): `truthplane gate --base main` from a
-      fresh process on changes of 1, 10 and 100 files, against the floor for the same files.
+      fresh process on changes of 1, 10 and 100 files, against the floor for the same files; and (g), on both,
+      `truthplane gate --base main --head BRANCH` from a checkout of main (a gate of a commit, as a CI job that
+      judges a pushed commit runs it) on a one-file change, against the floor for that file.
 Targets: (a) <= 1.5 x (b) + 0.5 s, and (a) at least 10x faster than (d); [speed]: (e) <= 1.2 x (b), (a) <= (b) +
 0.25 s, and on the 10x repository a one-file gate <= its floor + 0.5 s. Each [speed] target is judged on pairs: a
 gate and the floor on the same change measured one right after the other, the median of their ratio or difference
@@ -23,7 +25,7 @@ gate and the floor on the same change measured one right after the other, the me
 
     python bench/gate_latency.py [--repeats 5] [--workdir DIR] [--django-version 5.2.19] [--no-scale | --scale-only]
 
-`--scale-only` measures (f) alone: run with another environment's interpreter (a venv holding other versions of
+`--scale-only` measures (f) and (g) alone: run with another environment's interpreter (a venv holding other versions of
 the tools), it measures them, for the tools are looked up beside the interpreter first.
 """
 
@@ -146,11 +148,12 @@ def change_files(repo: Path, files: list[str], tag: str) -> None:
 
 
 def scale_series(repos: dict[str, Path], cache: Path, repeats: int, config: Path
-                 ) -> dict[tuple[str, int], tuple[float, float, float]]:
+                 ) -> dict[tuple[str, int | str], tuple[float, float, float]]:
     """(repository, files changed) -> (median gate, median floor, median of each gate over the floor measured
-    right after it), each gate from a fresh process, warm cache."""
+    right after it), each gate from a fresh process, warm cache; (repository, "head") -> the same for a gate of a
+    commit (head_gates)."""
     env_cache = ["--cache-dir", str(cache), "--config", str(config)]
-    series: dict[tuple[str, int], tuple[float, float, float]] = {}
+    series: dict[tuple[str, int | str], tuple[float, float, float]] = {}
     for label, repo in repos.items():
         sh(["git", "checkout", "-q", "main"], cwd=repo)
         started = time.perf_counter()
@@ -168,7 +171,28 @@ def scale_series(repos: dict[str, Path], cache: Path, repeats: int, config: Path
             series[(label, count)] = (statistics.median(gates), statistics.median(floors), over)
             print(f"  {label} {count:>3} file(s) changed: gate {series[(label, count)][0]:.2f} s, "
                   f"floor {series[(label, count)][1]:.2f} s, over {over:+.2f} s", flush=True)
+        series[(label, "head")] = head_gates(repo, env_cache, repeats)
     return series
+
+
+def head_gates(repo: Path, env_cache: list[str], repeats: int) -> tuple[float, float, float]:
+    """(g): a gate of a commit (`--head`) from a checkout of main, one file changed, warm cache: (median gate,
+    median floor, median of each gate over the floor on the same change). ruff gets the commit's whole tree, kept
+    in the cache directory: the first gate (not counted) writes it, each next one moves it to its commit."""
+    files = spread(repo, 1)
+    gates, floors = [], []
+    for n in range(-1, repeats):
+        change_files(repo, files, f"head_{n}")
+        floor = floor_on(repo, files)
+        sh(["git", "checkout", "-q", "main"], cwd=repo)
+        gate = timed(["truthplane", "gate", ".", "--base", "main", "--head", f"scale-head_{n}", *env_cache], repo)
+        if n >= 0:
+            gates.append(gate)
+            floors.append(floor)
+    over = statistics.median(g - f for g, f in zip(gates, floors))
+    print(f"  gate of a commit (--head), 1 file changed: gate {statistics.median(gates):.2f} s, "
+          f"floor {statistics.median(floors):.2f} s, over {over:+.2f} s", flush=True)
+    return statistics.median(gates), statistics.median(floors), over
 
 
 def floor_on(repo: Path, files: list[str]) -> float:
@@ -331,7 +355,7 @@ def main() -> None:
         print_series(series, args.repeats)
 
 
-def measure_scale(args: argparse.Namespace, repo: Path) -> dict[tuple[str, int], tuple[float, float, float]]:
+def measure_scale(args: argparse.Namespace, repo: Path) -> dict[tuple[str, int | str], tuple[float, float, float]]:
     big = scaled(args.workdir, repo, 10)
     big_files = int(sh(["git", "ls-files", "*.py"], cwd=big).stdout.count("\n"))
     print(f"scale: Django x10, {big_files} Python files", flush=True)
@@ -342,7 +366,7 @@ def measure_scale(args: argparse.Namespace, repo: Path) -> dict[tuple[str, int],
     return scale_series({"1x": repo, "10x": big}, args.workdir / "tp-cache-scale", args.repeats, config)
 
 
-def print_series(series: dict[tuple[str, int], tuple[float, float, float]], repeats: int) -> None:
+def print_series(series: dict[tuple[str, int | str], tuple[float, float, float]], repeats: int) -> None:
     print()
     print(f"(f) scale: gate from a fresh process, warm cache, medians of {repeats}; 'over': the median of each gate "
           "less the floor measured right after it")
@@ -351,6 +375,8 @@ def print_series(series: dict[tuple[str, int], tuple[float, float, float]], repe
     for count in (1, 10, 100):
         (g1, f1, o1), (g10, f10, o10) = series[("1x", count)], series[("10x", count)]
         print(f"{count:>14} {g1:>9.2f} {f1:>9.2f} {o1:>+8.2f} {g10:>9.2f} {f10:>10.2f} {o10:>+9.2f}")
+    (g1, f1, o1), (g10, f10, o10) = series[("1x", "head")], series[("10x", "head")]
+    print(f"{'(g) --head, 1':>14} {g1:>9.2f} {f1:>9.2f} {o1:>+8.2f} {g10:>9.2f} {f10:>10.2f} {o10:>+9.2f}")
     over = series[("10x", 1)][2]
     print(f"(f) 10x, one file: gate - floor = {over:+.2f} s  {'PASS' if over <= 0.5 else 'FAIL'} (target <= 0.5 s)")
 

@@ -169,3 +169,22 @@ def test_slots_are_few(monkeypatch: pytest.MonkeyPatch, history, tmp_path: Path)
     monkeypatch.setattr(kept, "SLOTS", 1)
     with repo.export(commits[0], tmp_path / "c") as one, repo.export(commits[1], tmp_path / "c") as two:
         assert one.whole() != one.root and two.whole() == two.root
+
+
+def test_trees_of_repositories_used_long_ago_are_removed_but_not_one_in_use(
+        make_repo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(kept, "REPOSITORIES", 2)
+    cache = tmp_path / "cache"
+    repos = [Repo.require(make_repo({"a.py": f"a = {n}\n"}, name=f"repo{n}")) for n in range(4)]
+    with repos[0].export(repos[0].head(), cache) as held:
+        first = held.whole()
+        os.utime(first.parent / "lock", (1000, 1000))  # used first of all
+        for n, repo in enumerate(repos[1:], start=1):
+            with repo.export(repo.head(), cache) as export:
+                tree = export.whole()
+            os.utime(tree.parent / "lock", (1000 + n, 1000 + n))  # then these, in this order
+        assert first.is_dir()  # held by a gate: never removed
+        _exactly(repos[0], repos[0].head(), first)
+    with repos[3].export(repos[3].head(), cache) as export:
+        export.whole()
+    assert len(list((cache / "trees").iterdir())) == 2 and not first.exists()

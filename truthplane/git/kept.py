@@ -27,6 +27,7 @@ from pathlib import Path
 from truthplane.errors import GitError
 
 SLOTS = 2  # trees kept per repository: a gate's base and head, or two gates at once
+REPOSITORIES = 3  # repositories whose trees are kept: those a gate of a commit used last
 _CONFIG = (  # the user's settings that would make the kept tree something else than the commit's whole tree
     "-c", "core.sparseCheckout=false", "-c", "core.fsmonitor=false", "-c", "core.splitIndex=false",
     "-c", "core.untrackedCache=false", "-c", "submodule.recurse=false",
@@ -63,19 +64,19 @@ class KeptTree:
 
     @classmethod
     def take(cls, trees: Path, repo: Path, git_dir: Path) -> KeptTree | None:
-        """The first slot under `trees` no other gate holds, locked; None if all are held (or none can be made)."""
+        """The first slot under `trees` no other gate holds, locked; None if all are held (or none can be made).
+        The trees of repositories no gate of a commit used lately are removed (REPOSITORIES are kept)."""
         for number in range(SLOTS):
             slot = trees / str(number)
             try:
                 slot.mkdir(parents=True, exist_ok=True)
-                lock = os.open(slot / "lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+                lock = _locked(slot / "lock")
             except OSError:
                 return None
-            try:
-                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError:
-                os.close(lock)
+            if lock is None:
                 continue
+            os.utime(lock)  # this repository's trees were used now
+            _prune(trees.parent, keep=trees)
             return cls(slot, lock, repo, git_dir)
         return None
 
@@ -104,3 +105,56 @@ class KeptTree:
         if proc.returncode != 0:
             message = proc.stderr.decode(errors="replace").strip()[:200]
             raise GitError(f"cannot keep a tree: git {args[0]} failed: {message}")
+
+
+def _locked(path: Path) -> int | None:
+    """A descriptor of `path` holding its exclusive lock; None if another process holds it. A lock file removed
+    (by _prune) between its opening and its lock is opened again: a lock on a file no longer there locks nothing."""
+    while True:
+        lock = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(lock)
+            return None
+        try:
+            if os.stat(path).st_ino == os.fstat(lock).st_ino:
+                return lock
+        except FileNotFoundError:
+            pass
+        os.close(lock)
+
+
+def _prune(top: Path, keep: Path) -> None:
+    """Remove the trees of all but the REPOSITORIES repositories under `top` used last (`keep` among them), each
+    slot only while no gate holds it."""
+    def used(trees: Path) -> float:
+        stamps = []
+        for number in range(SLOTS):
+            try:
+                stamps.append(os.stat(trees / str(number) / "lock").st_mtime)
+            except OSError:
+                pass
+        return max(stamps, default=0.0)
+
+    try:
+        others = sorted((path for path in top.iterdir() if path != keep and path.is_dir() and not path.is_symlink()),
+                        key=used, reverse=True)
+    except OSError:
+        return
+    for trees in others[REPOSITORIES - 1:]:
+        for slot in sorted(trees.iterdir()) if trees.is_dir() else []:
+            try:
+                lock = _locked(slot / "lock")
+            except OSError:
+                continue
+            if lock is None:
+                continue  # a gate is using it: removed another time
+            try:
+                shutil.rmtree(slot, ignore_errors=True)
+            finally:
+                os.close(lock)
+        try:
+            trees.rmdir()
+        except OSError:
+            pass

@@ -188,3 +188,14 @@ def test_trees_of_repositories_used_long_ago_are_removed_but_not_one_in_use(
     with repos[3].export(repos[3].head(), cache) as export:
         export.whole()
     assert len(list((cache / "trees").iterdir())) == 2 and not first.exists()
+
+
+def test_a_slot_git_cannot_move_is_written_afresh(history, tmp_path: Path) -> None:
+    repo, commits = history
+    cache = tmp_path / "cache"
+    with repo.export(commits[0], cache) as export:
+        tree = export.whole()
+    (tree.parent / "index").write_bytes(b"not an index")
+    with repo.export(commits[1], cache) as export:
+        assert export.whole() == tree
+        _exactly(repo, commits[1], tree)

@@ -81,16 +81,21 @@ class KeptTree:
         return None
 
     def move_to(self, commit: str) -> Path:
-        """The tree as `commit` has it, every file (links as links) and nothing else; its directory."""
+        """The tree as `commit` has it, every file (links as links) and nothing else; its directory. A slot git
+        cannot move (its index unreadable, say) is written afresh."""
         (self.slot / "index.lock").unlink(missing_ok=True)  # a git of ours that was stopped: no other holds the slot
         if (self.slot / "index").is_file() and self.tree.is_dir() and not self.tree.is_symlink():
-            self._git("clean", "-ffdxq")
-        else:
-            (self.slot / "index").unlink(missing_ok=True)
-            if self.tree.is_symlink():
-                self.tree.unlink()
-            shutil.rmtree(self.tree, ignore_errors=True)
-            self.tree.mkdir()
+            try:
+                self._git("clean", "-ffdxq")
+                self._git("read-tree", "--reset", "-u", commit)
+                return self.tree
+            except GitError:
+                pass
+        (self.slot / "index").unlink(missing_ok=True)
+        if self.tree.is_symlink():
+            self.tree.unlink()
+        shutil.rmtree(self.tree, ignore_errors=True)
+        self.tree.mkdir()
         self._git("read-tree", "--reset", "-u", commit)
         return self.tree
 

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import git
+from tests.git import objects
 from truthplane.git import kept
 from truthplane.git.repo import Repo
 
@@ -110,18 +111,11 @@ def test_no_commit_moves_a_kept_tree_outside_itself(make_repo, tmp_path: Path) -
     outside = tmp_path / "outside"
     outside.mkdir()
 
-    def fed(args: list[str], text: str) -> str:
-        return subprocess.run(["git", *args], cwd=root, input=text, capture_output=True, text=True,
-                              check=True).stdout.strip()
-
-    def hashed(content: str) -> str:
-        return fed(["hash-object", "-w", "--stdin"], content)
-
-    payload = hashed("#!/bin/sh\necho pwned\n")
-    inner = fed(["mktree"], f"100755 blob {payload}\tpost-checkout\n")
-    link = fed(["mktree"], f"120000 blob {hashed(str(outside))}\tevil\n")
-    directory = fed(["mktree"], f"040000 tree {inner}\tevil\n")
-    both = fed(["mktree", "--missing"], f"120000 blob {hashed(str(outside))}\tevil\n040000 tree {inner}\tevil\n")
+    payload, target = objects.blob(root, "#!/bin/sh\necho pwned\n"), objects.blob(root, str(outside))
+    inner = objects.tree(root, f"100755 blob {payload}\tpost-checkout\n")
+    link = objects.tree(root, f"120000 blob {target}\tevil\n")
+    directory = objects.tree(root, f"040000 tree {inner}\tevil\n")
+    both = objects.tree(root, f"120000 blob {target}\tevil\n040000 tree {inner}\tevil\n")
     commits = [git(root, "commit-tree", "-m", name, tree).strip() for name, tree in
                (("link", link), ("directory", directory), ("both", both), ("link again", link))]
     repo = Repo.require(root)

@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import git
+from tests.git import objects
 from truthplane.errors import GitError
 from truthplane.git.repo import Repo, blob_id
 
@@ -105,15 +106,11 @@ def test_a_crafted_commit_is_never_written_outside_its_temporary_directory(make_
     outside = tmp_path / "outside"
     outside.mkdir()
 
-    def fed(args: list[str], text: str) -> str:
-        return subprocess.run(["git", *args], cwd=root, input=text, capture_output=True, text=True,
-                              check=True).stdout.strip()
-
     def hashed(content: str) -> str:
-        return fed(["hash-object", "-w", "--stdin"], content)
+        return objects.blob(root, content)
 
     def tree(lines: str) -> str:
-        return fed(["mktree", "--missing"], lines)
+        return objects.tree(root, lines)
 
     payload = hashed("#!/bin/sh\necho pwned\n")
     inner = tree(f"100755 blob {payload}\tpost-checkout\n")

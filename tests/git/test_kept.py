@@ -193,3 +193,13 @@ def test_a_slot_git_cannot_move_is_written_afresh(history, tmp_path: Path) -> No
     with repo.export(commits[1], cache) as export:
         assert export.whole() == tree
         _exactly(repo, commits[1], tree)
+
+
+def test_a_cache_that_cannot_hold_trees_gets_a_tree_of_the_export_s_own(history, tmp_path: Path) -> None:
+    repo, commits = history
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    (cache / "trees").write_text("a file where the trees would go\n")
+    with repo.export(commits[1], cache) as export:
+        assert export.whole() == export.root
+        _exactly(repo, commits[1], export.root)

@@ -75,8 +75,11 @@ class KeptTree:
                 return None
             if lock is None:
                 continue
-            os.utime(lock)  # this repository's trees were used now
-            _prune(trees.parent, keep=trees)
+            try:
+                os.utime(lock)  # this repository's trees were used now
+                _prune(trees.parent, keep=trees)
+            except OSError:
+                pass  # kept a while longer: removed by a later gate
             return cls(slot, lock, repo, git_dir)
         return None
 

@@ -298,7 +298,10 @@ class TreeExport:
         except GitError:
             return None
         trees = trees_dir(self._keep, self._repo, git_dir)
-        return None if trees is None else KeptTree.take(trees, self._repo, git_dir)
+        try:
+            return None if trees is None else KeptTree.take(trees, self._repo, git_dir)
+        except OSError:
+            return None  # a tree of this export's own instead
 
     def close(self) -> None:
         """Let other gates take the kept tree this export used, if any."""

@@ -256,7 +256,8 @@ class TreeExport:
     """A commit's files in a temporary directory, written as they are asked for: a few paths of a large tree cost
     what those paths hold, not what the tree holds. Git writes them (`checkout-index` from an index of the commit's
     own, kept outside the directory and the repository): no path outside the directory, none through a link, none
-    into a `.git`. Not thread-safe: its owner serialises the calls."""
+    into a `.git`. The whole tree, asked for with a cache directory to `keep` it in, is a tree kept there between
+    gates (truthplane.git.kept), held until close(). Not thread-safe: its owner serialises the calls."""
 
     def __init__(self, root: Path, commit: str, directory: Path, index: Path, keep: Path | None = None) -> None:
         self.root = directory
@@ -282,7 +283,7 @@ class TreeExport:
                 self._kept = kept
                 return self._whole_root
             except (GitError, OSError):
-                kept.release()  # the next gate's clean and reset start it over; this one writes its own
+                kept.release()  # git could not write it (a full disk, say): this export writes its own
         self._read_tree()
         listed = self._git(["ls-files", "-z"]).decode("utf-8", "surrogateescape").split("\0")
         self._checkout([path for path in listed if path and path not in self._written])

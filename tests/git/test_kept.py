@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -14,7 +15,9 @@ import pytest
 from tests.conftest import git
 from tests.git import objects
 from truthplane.git import kept
+from truthplane.config import load_config
 from truthplane.git.repo import Repo
+from truthplane.truth.sources import commit_source
 
 
 def _contents(top: Path) -> dict[str, tuple[str, object]]:
@@ -203,3 +206,39 @@ def test_a_cache_that_cannot_hold_trees_gets_a_tree_of_the_export_s_own(history,
     with repo.export(commits[1], cache) as export:
         assert export.whole() == export.root
         _exactly(repo, commits[1], export.root)
+
+
+def test_files_asked_for_alone_are_written_while_the_whole_tree_moves(
+    monkeypatch: pytest.MonkeyPatch, history, tmp_path: Path
+) -> None:
+    """A tool that reads only the files it is given (bandit, semgrep) must not wait for the whole tree another tool
+    asked for (ruff): on a large repository moving the kept tree is most of a gate of a commit."""
+    repo, commits = history
+    moving, go_on = threading.Event(), threading.Event()
+    move_to = kept.KeptTree.move_to
+
+    def held_move(self: kept.KeptTree, commit: str) -> Path:
+        moving.set()
+        assert go_on.wait(60)
+        return move_to(self, commit)
+
+    monkeypatch.setattr(kept.KeptTree, "move_to", held_move)
+    source = commit_source(repo, commits[1], load_config(repo.root), tmp_path / "cache")
+    try:
+        whole: list[Path] = []
+        mover = threading.Thread(target=lambda: whole.append(source.root()))
+        mover.start()
+        assert moving.wait(60)
+        asker = threading.Thread(target=lambda: source.root(["new/deep/b.py"]))
+        asker.start()
+        asker.join(30)
+        written = not asker.is_alive()
+        go_on.set()
+        mover.join(60)
+        asker.join(60)
+        assert written, "the file asked for alone waited for the whole tree's move"
+        assert (source.root(["new/deep/b.py"]) / "new/deep/b.py").read_text() == "b = 1\n"
+        _exactly(repo, commits[1], whole[0])
+    finally:
+        go_on.set()
+        source.close()

@@ -11,6 +11,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -257,7 +258,8 @@ class TreeExport:
     what those paths hold, not what the tree holds. Git writes them (`checkout-index` from an index of the commit's
     own, kept outside the directory and the repository): no path outside the directory, none through a link, none
     into a `.git`. The whole tree, asked for with a cache directory to `keep` it in, is a tree kept there between
-    gates (truthplane.git.kept), held until close(). Not thread-safe: its owner serialises the calls."""
+    gates (truthplane.git.kept), held until close(). add() and whole() may be called on several threads at once:
+    files are written to this export's own directory while a kept tree moves."""
 
     def __init__(self, root: Path, commit: str, directory: Path, index: Path, keep: Path | None = None) -> None:
         self.root = directory
@@ -270,26 +272,30 @@ class TreeExport:
         self._keep = keep
         self._kept: KeptTree | None = None
         self._whole_root: Path | None = None
+        self._whole_lock = threading.Lock()  # whole(): one caller takes and moves a kept tree, the others wait
+        self._own_lock = threading.Lock()  # this export's own directory and index, written by add() and whole()
 
     def whole(self) -> Path:
         """Every file of the commit (links as links), and the directory holding them: a tree kept in the cache
         directory, moved to the commit, where there is one to take; else this export's own directory."""
-        if self._whole_root is not None:
-            return self._whole_root
-        kept = self._take_kept()
-        if kept is not None:
-            try:
-                self._whole_root = kept.move_to(self.commit)
-                self._kept = kept
+        with self._whole_lock:
+            if self._whole_root is not None:
                 return self._whole_root
-            except (GitError, OSError):
-                kept.release()  # git could not write it (a full disk, say): this export writes its own
-        self._read_tree()
-        listed = self._git(["ls-files", "-z"]).decode("utf-8", "surrogateescape").split("\0")
-        self._checkout([path for path in listed if path and path not in self._written])
-        self._whole = True
-        self._whole_root = self.root
-        return self.root
+            kept = self._take_kept()
+            if kept is not None:
+                try:
+                    self._whole_root = kept.move_to(self.commit)
+                    self._kept = kept
+                    return self._whole_root
+                except (GitError, OSError):
+                    kept.release()  # git could not write it (a full disk, say): this export writes its own
+            with self._own_lock:
+                self._read_tree()
+                listed = self._git(["ls-files", "-z"]).decode("utf-8", "surrogateescape").split("\0")
+                self._checkout([path for path in listed if path and path not in self._written])
+                self._whole = True
+            self._whole_root = self.root
+            return self.root
 
     def _take_kept(self) -> KeptTree | None:
         if self._keep is None:
@@ -306,18 +312,20 @@ class TreeExport:
 
     def close(self) -> None:
         """Let other gates take the kept tree this export used, if any."""
-        if self._kept is not None:
-            self._kept.release()
-            self._kept = None
+        with self._whole_lock:
+            if self._kept is not None:
+                self._kept.release()
+                self._kept = None
 
     def add(self, paths: Iterable[str]) -> None:
         """These paths of the commit (each one a file of its tree), besides those written already."""
-        if self._whole:
-            return
-        wanted = sorted(set(paths) - self._written)
-        if wanted:
-            self._read_tree()
-            self._checkout(wanted)
+        with self._own_lock:
+            if self._whole:
+                return
+            wanted = sorted(set(paths) - self._written)
+            if wanted:
+                self._read_tree()
+                self._checkout(wanted)
 
     def _read_tree(self) -> None:
         if not self._read:

@@ -195,11 +195,14 @@ class Source:
                     self._root = self._export.root
                 else:
                     self._root = self._stack.enter_context(self.open_tree())
-            if self._export is not None:
-                if paths is None:
-                    return self._export.whole()  # perhaps a tree kept in the cache directory (truthplane.git.kept)
-                self._export.add(paths)
-            return self._root
+            export, root = self._export, self._root
+        if export is not None:
+            # outside the lock: a verifier that asks for a few files does not wait while another's whole tree
+            # (perhaps a tree kept in the cache directory, truthplane.git.kept) moves; the export orders its writes
+            if paths is None:
+                return export.whole()
+            export.add(paths)
+        return root
 
     def close(self) -> None:
         self._stack.close()

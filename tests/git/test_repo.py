@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 import subprocess
 from pathlib import Path
 
@@ -125,4 +126,64 @@ def test_a_crafted_commit_is_never_written_outside_its_temporary_directory(make_
     commit = git(root, "commit-tree", "-m", "dots", dotted).strip()
     with pytest.raises(GitError, match="invalid path"), repo.exported(commit):
         pass
+    assert not (root.parent / "post-checkout").exists() and list(outside.iterdir()) == []
+
+
+def test_files_asked_for_alone_are_written_without_reading_the_whole_tree(make_repo) -> None:
+    """A few files of a commit (what bandit and semgrep read) are written from an index of those files alone, as
+    the commit has them (a script stays executable, a link a link); a later whole tree is the commit's exactly."""
+    root = make_repo({"pkg/a.py": "a = 1\n", "pkg/b.py": "b = 1\n", "run.sh": "echo\n", "other/c.py": "c = 1\n"})
+    os.chmod(root / "run.sh", 0o755)
+    os.symlink("pkg/a.py", root / "link.py")
+    git(root, "add", "-A")
+    git(root, "commit", "-qm", "modes")
+    repo = Repo.require(root)
+    commit = repo.head()
+    with repo.export(commit) as export:
+        export.add(["pkg/a.py", "run.sh", "link.py"])
+        index = {"GIT_INDEX_FILE": str(export.root.parent / "index")}
+        listed = subprocess.run(["git", "ls-files", "-s"], cwd=root, env={**os.environ, **index},
+                                capture_output=True, text=True, check=True).stdout
+        assert sorted(line.split("\t")[1] for line in listed.splitlines()) == ["link.py", "pkg/a.py", "run.sh"]
+        assert (export.root / "pkg/a.py").read_text() == "a = 1\n"
+        assert os.access(export.root / "run.sh", os.X_OK)
+        assert os.readlink(export.root / "link.py") == "pkg/a.py"
+        assert sorted(p.relative_to(export.root).as_posix() for p in export.root.rglob("*") if not p.is_dir()) == [
+            "link.py", "pkg/a.py", "run.sh"]
+        export.add(["other/c.py"])
+        assert (export.root / "other/c.py").read_text() == "c = 1\n"
+        assert export.whole() == export.root
+        with repo.exported(commit) as written:
+            assert sorted(p.relative_to(written).as_posix() for p in written.rglob("*")) == sorted(
+                p.relative_to(export.root).as_posix() for p in export.root.rglob("*"))
+
+
+def test_a_crafted_commit_s_files_asked_for_alone_land_nowhere_outside(make_repo, tmp_path: Path) -> None:
+    """The files of a hand-made tree asked for one by one: what git refuses is refused as before (a GitError), and
+    nothing is written outside the export, whichever way round a link and a directory of the same name come."""
+    root = make_repo({"a.py": "x = 1\n"})
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    payload = objects.blob(root, "#!/bin/sh\necho pwned\n")
+    inner = objects.tree(root, f"100755 blob {payload}\tpost-checkout\n")
+    linked = objects.tree(root, f"120000 blob {objects.blob(root, str(outside))}\tevil\n040000 tree {inner}\tevil\n")
+    repo = Repo.require(root)
+    commit = git(root, "commit-tree", "-m", "links", linked).strip()
+    for order in (["evil", "evil/post-checkout"], ["evil/post-checkout", "evil"]):
+        with repo.export(commit) as export:
+            for path in order:
+                try:
+                    export.add([path])
+                except GitError:
+                    pass
+            assert [p.name for p in export.root.iterdir()] == ["evil"]
+        assert list(outside.iterdir()) == []
+    hooks = objects.tree(root, f"040000 tree {inner}\thooks\n")
+    dotted = objects.tree(root, f"040000 tree {hooks}\t.git\n040000 tree {inner}\t..\n100644 blob {payload}\tok.py\n")
+    commit = git(root, "commit-tree", "-m", "dots", dotted).strip()
+    for path in (".git/hooks/post-checkout", "../post-checkout"):
+        with repo.export(commit) as export:
+            with pytest.raises(GitError):
+                export.add([path])
+            assert list(export.root.iterdir()) == []
     assert not (root.parent / "post-checkout").exists() and list(outside.iterdir()) == []

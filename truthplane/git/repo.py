@@ -253,6 +253,9 @@ class Repo:
             shutil.rmtree(tmp, ignore_errors=True)
 
 
+_INDEX_ONLY_PATHS = 1000  # more paths asked for at once than this: git reads the commit's whole tree
+
+
 class TreeExport:
     """A commit's files in a temporary directory, written as they are asked for: a few paths of a large tree cost
     what those paths hold, not what the tree holds. Git writes them (`checkout-index` from an index of the commit's
@@ -324,8 +327,24 @@ class TreeExport:
                 return
             wanted = sorted(set(paths) - self._written)
             if wanted:
-                self._read_tree()
+                if self._read or not self._index_only(wanted):
+                    self._read_tree()
                 self._checkout(wanted)
+
+    def _index_only(self, paths: list[str]) -> bool:
+        """Put these paths into this export's index as the commit has them, and no others: a few files of a large
+        tree need not wait for git to read all of it (0.2 s on 70,000 files). False where git would not (too many
+        paths for one command line, or a path git refuses): the whole tree is read instead."""
+        if len(paths) > _INDEX_ONLY_PATHS:
+            return False
+        try:
+            # ls-tree's lines are what update-index reads (mode, type, object, path), and both check each path
+            # as read-tree does: a `.git`, a `..` or an absolute path is refused
+            entries = self._git(["--literal-pathspecs", "ls-tree", "-z", "--full-tree", self.commit, "--", *paths])
+            self._git(["update-index", "--add", "-z", "--index-info"], entries)
+        except GitError:
+            return False
+        return True
 
     def _read_tree(self) -> None:
         if not self._read:
@@ -343,7 +362,8 @@ class TreeExport:
                               stdin=None if stdin is not None else subprocess.DEVNULL)
         if proc.returncode != 0:
             message = proc.stderr.decode(errors="replace").strip()[:200]
-            raise GitError(f"cannot export {self.commit[:12]}: git {args[0]} failed: {message}")
+            command = next(arg for arg in args if not arg.startswith("-"))
+            raise GitError(f"cannot export {self.commit[:12]}: git {command} failed: {message}")
         return proc.stdout
 
 

@@ -153,7 +153,9 @@ def gate_calls_ahead(
         if not listing_kept(store, merge_base):
             start(root, *tree_args(merge_base))
         if head_ref is not None:
-            start(root, *tree_args(head_commit))
+            # the commit is the merge-base's listing plus what changed since (the gate's commit_over): no listing
+            if head_commit != merge_base:
+                start(root, *tree_changes_args(merge_base, head_commit))
             start(root, *renames_args(merge_base), head_commit)
             listings_started.set()
             return None

@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -242,3 +243,61 @@ def test_files_asked_for_alone_are_written_while_the_whole_tree_moves(
     finally:
         go_on.set()
         source.close()
+
+
+def test_a_move_cleans_only_the_directories_whose_times_changed_and_leaves_the_commit_exactly(
+    monkeypatch: pytest.MonkeyPatch, history, tmp_path: Path
+) -> None:
+    """A file is added to a directory only by changing the directory's times: a move cleans the directories whose
+    stamp changed since the last move, not the whole tree, and the tree is still the commit's exactly. A stamp too
+    close to the moment it was taken is not trusted (cleaned again)."""
+    repo, commits = history
+    monkeypatch.setattr(kept, "RACY_NS", 1_000_000_000)
+    cleans: list[tuple[str, ...]] = []
+    real_git = kept.KeptTree._git
+
+    def recording(self: kept.KeptTree, *args: str) -> bytes:
+        if "clean" in args:
+            cleans.append(args[args.index("clean") + 1:])
+        return real_git(self, *args)
+
+    monkeypatch.setattr(kept.KeptTree, "_git", recording)
+
+    def moved(commit: str) -> Path:
+        with repo.export(commit, tmp_path / "cache") as export:
+            tree = export.whole()
+            _exactly(repo, commit, tree)
+            return tree
+
+    tree = moved(commits[0])  # written afresh: every stamp too new to trust
+    time.sleep(1.2)
+    assert moved(commits[0]) == tree and cleans[-1] == ("-ffdxq",)  # so the whole tree is cleaned once more
+    time.sleep(1.2)
+    (tree / "pkg" / "left.txt").write_text("a tool's\n")
+    (tree / "old" / "cache").mkdir()
+    (tree / "old" / "cache" / "x.pyc").write_bytes(b"\0")
+    (tree / "pkg" / "a.py").write_text("changed in place by a tool\n")  # no directory's times change: git's stat
+    moved(commits[1])
+    assert cleans[-1] == ("-ffdxq", "--", "old", "pkg")
+    # the directories that move changed are cleaned next time whatever their times (too new to be trusted)
+    (tree / "new" / "deep" / "left.txt").write_text("a tool's, at once\n")
+    moved(commits[2])
+    assert "new/deep" in cleans[-1] or "new" in cleans[-1] or cleans[-1] == ("-ffdxq",)
+    assert not (tree / "new" / "deep" / "left.txt").exists()
+
+
+def test_stamps_that_cannot_be_read_cost_a_clean_of_the_whole_tree(
+    monkeypatch: pytest.MonkeyPatch, history, tmp_path: Path
+) -> None:
+    repo, commits = history
+    monkeypatch.setattr(kept, "RACY_NS", 0)
+    for commit in commits[:2]:
+        with repo.export(commit, tmp_path / "cache") as export:
+            tree = export.whole()
+    stamps = tree.parent / "directories"
+    assert stamps.is_file()
+    stamps.write_bytes(b"not marshal")
+    (tree / "pkg" / "left.txt").write_text("a tool's\n")
+    with repo.export(commits[2], tmp_path / "cache") as export:
+        _exactly(repo, commits[2], export.whole())
+    assert stamps.is_file()  # left again by the move that ended

@@ -10,6 +10,14 @@ through a link, none into a `.git`), rewriting the files that differ and any a t
 file's stat data with its index), after `git clean -ffdx` removed whatever is not the commit's (a tool's cache, a
 file a tool wrote). So the tree is the commit's, byte for byte, however the last gate or a crash left it.
 
+A file is added to (or removed from, or renamed in) a directory only by changing that directory's modification
+and change times. So a move leaves beside the tree the times and inode of each of its directories, and the next
+move cleans only the directories whose stamp changed since (on 70,000 files, a stat of 32,000 directories instead
+of git's walk of them all). A stamp within RACY_NS of the moment it was taken is never trusted (a file system
+counts time coarsely: a file added in the same tick would leave it as it was); the top directory changed, more
+than MAX_DIRTY changed, or no stamps left by a move that ended (a move stopped halfway leaves none): git cleans
+the whole tree.
+
 A slot is held under an exclusive lock (`flock`) from the moment it is taken until the export is closed: two
 gates at once take two slots (SLOTS of them per repository), and a third writes a temporary tree as before. A
 cache directory inside the repository keeps no tree: the tree would be part of the working tree it copies.
@@ -19,14 +27,25 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import marshal
 import os
 import shutil
+import stat
+import struct
 import subprocess
+import time
+from collections.abc import Iterable
 from pathlib import Path
 
 from truthplane.errors import GitError
 
 SLOTS = 2  # trees kept per repository: a gate's base and head, or two gates at once
+RACY_NS = 3_000_000_000  # a directory changed this close to its stamp may change again with the same times
+MAX_DIRTY = 2000  # more directories changed than this: git cleans the whole tree (as quick, and one command line)
+_STAMPS = "directories"  # in a slot: its tree's directories and their stamps, as the last move left them
+_STAMPS_VERSION = 1
+_PACKED = struct.Struct("<qqQ")  # (mtime_ns, ctime_ns, inode) of a directory
+_RACY = bytes(_PACKED.size)  # never equal to a directory's stamp: checked again next time
 REPOSITORIES = 3  # repositories whose trees are kept: those a gate of a commit used last
 _CONFIG = (  # the user's settings that would make the kept tree something else than the commit's whole tree
     "-c", "core.sparseCheckout=false", "-c", "core.fsmonitor=false", "-c", "core.splitIndex=false",
@@ -87,10 +106,16 @@ class KeptTree:
         """The tree as `commit` has it, every file (links as links) and nothing else; its directory. A slot git
         cannot move (its index unreadable, say) is written afresh."""
         (self.slot / "index.lock").unlink(missing_ok=True)  # a git of ours that was stopped: no other holds the slot
+        stamps = _Stamps.taken(self.slot)  # gone from the slot until this move ends
         if (self.slot / "index").is_file() and self.tree.is_dir() and not self.tree.is_symlink():
             try:
-                self._git("clean", "-ffdxq")
+                checked = stamps.check(self.tree) if stamps is not None else None
+                if checked is None:
+                    self._git("clean", "-ffdxq")
+                elif checked.dirty:
+                    self._git("--literal-pathspecs", "clean", "-ffdxq", "--", *checked.dirty)
                 self._git("read-tree", "--reset", "-u", commit)
+                self._leave_stamps(commit, stamps, checked)
                 return self.tree
             except GitError:
                 pass
@@ -100,19 +125,148 @@ class KeptTree:
         shutil.rmtree(self.tree, ignore_errors=True)
         self.tree.mkdir()
         self._git("read-tree", "--reset", "-u", commit)
+        self._leave_stamps(commit, None, None)
         return self.tree
+
+    def _leave_stamps(self, commit: str, before: _Stamps | None, checked: _Checked | None) -> None:
+        """Leave the stamps of the tree's directories as this move left them, for the next move: those the move
+        could have changed (the ones cleaned, and above every path the two commits tell apart) stat now, the others
+        as the check found them. Best effort: without them, the next move cleans the whole tree."""
+        try:
+            if before is None or checked is None:
+                listed = self._git("ls-files", "-z").split(b"\0")
+                restat = sorted(_above(os.fsdecode(path) for path in listed if path))
+                kept: dict[str, bytes | None] = {}
+            else:
+                differ = self._git("diff-tree", "-r", "-z", "--name-only", "--no-renames", before.commit, commit, "--")
+                restat = sorted(_above(os.fsdecode(path) for path in differ.split(b"\0") if path) |
+                                {path for path in checked.changed})
+                kept = dict(zip(before.directories, checked.stamps, strict=True))
+            kept.update(zip(restat, _stamps_of(self.tree, restat), strict=True))
+            found = {path: stamp for path, stamp in kept.items() if stamp is not None}
+            directories = sorted(found)
+            _Stamps(commit, directories, [found[path] for path in directories]).leave(self.slot)
+        except (GitError, OSError, ValueError):
+            pass
 
     def release(self) -> None:
         if self._lock is not None:
             os.close(self._lock)  # closing the descriptor drops the lock
             self._lock = None
 
-    def _git(self, *args: str) -> None:
+    def _git(self, *args: str) -> bytes:
         proc = subprocess.run(["git", *_CONFIG, *args], cwd=self.tree, env=self._env, capture_output=True,
                               stdin=subprocess.DEVNULL)
         if proc.returncode != 0:
             message = proc.stderr.decode(errors="replace").strip()[:200]
-            raise GitError(f"cannot keep a tree: git {args[0]} failed: {message}")
+            command = next(arg for arg in args if not arg.startswith("-"))
+            raise GitError(f"cannot keep a tree: git {command} failed: {message}")
+        return proc.stdout
+
+
+class _Checked:
+    """A kept tree's directories against the stamps the last move left: `changed`, those whose stamp is not the
+    same (or was not to be trusted); `dirty`, the fewest of them that hold all the others; `stamps`, every
+    directory's now (in the order of _Stamps.directories; None where it is gone)."""
+
+    def __init__(self, changed: list[str], stamps: list[bytes | None]) -> None:
+        self.changed = changed
+        self.stamps = stamps
+        chosen: set[str] = set()
+        for path in sorted(changed, key=lambda path: (path.count("/"), path)):  # parents first
+            if not (_above([path]) - {""}) & chosen:
+                chosen.add(path)
+        self.dirty = sorted(chosen)
+
+
+class _Stamps:
+    """The directories of a kept tree (paths relative to it, "" the tree itself) and each one's stamp, as the move
+    to `commit` left them."""
+
+    def __init__(self, commit: str, directories: list[str], stamps: list[bytes]) -> None:
+        self.commit = commit
+        self.directories = directories
+        self.stamps = stamps
+
+    @classmethod
+    def taken(cls, slot: Path) -> _Stamps | None:
+        """The stamps the last move left in `slot`, removed from it: a move that does not end leaves none."""
+        path = slot / _STAMPS
+        try:
+            with open(path, "rb") as handle:
+                data = marshal.load(handle)
+        except (OSError, EOFError, ValueError, TypeError):
+            return None
+        finally:
+            try:
+                path.unlink()
+            except OSError:
+                pass
+        try:
+            version, commit, names, packed = data
+            if version != _STAMPS_VERSION or not isinstance(commit, str) or not isinstance(packed, bytes):
+                return None
+            directories = os.fsdecode(names).split("\0")
+            size = _PACKED.size
+            stamps = [packed[i:i + size] for i in range(0, len(packed), size)]
+        except (TypeError, ValueError):
+            return None
+        if len(stamps) != len(directories) or "" not in directories:
+            return None
+        return cls(commit, directories, stamps)
+
+    def check(self, tree: Path) -> _Checked | None:
+        """What changed in `tree` since; None where git should clean all of it (the tree itself changed, or too
+        many of its directories)."""
+        now = _stamps_of(tree, self.directories)
+        changed = [path for path, was, stamp in zip(self.directories, self.stamps, now, strict=True)
+                   if stamp is None or stamp == _RACY or stamp != was]
+        if "" in changed or len(changed) > MAX_DIRTY:
+            return None
+        return _Checked(changed, now)
+
+    def leave(self, slot: Path) -> None:
+        names = os.fsencode("\0".join(self.directories))
+        data = (_STAMPS_VERSION, self.commit, names, b"".join(self.stamps))
+        partial = slot / (_STAMPS + ".partial")
+        with open(partial, "wb") as handle:
+            marshal.dump(data, handle)
+        os.replace(partial, slot / _STAMPS)
+
+
+def _stamps_of(tree: Path, directories: list[str]) -> list[bytes | None]:
+    """Each directory's stamp now (in the order given): _RACY if it changed within RACY_NS of now, None if it is no
+    directory. The one loop a move of a large tree spends its time in: it does nothing else."""
+    trusted_before = time.time_ns() - RACY_NS
+    stamps: list[bytes | None] = []
+    note, lstat, pack, isdir = stamps.append, os.lstat, _PACKED.pack, stat.S_ISDIR
+    top = os.open(tree, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        for path in directories:
+            try:
+                found = lstat(path or ".", dir_fd=top)  # relative to the tree: no path to join, fewer to resolve
+            except OSError:
+                note(None)
+                continue
+            if not isdir(found.st_mode):
+                note(None)
+            elif found.st_mtime_ns < trusted_before and found.st_ctime_ns < trusted_before:
+                note(pack(found.st_mtime_ns, found.st_ctime_ns, found.st_ino))
+            else:
+                note(_RACY)
+    finally:
+        os.close(top)
+    return stamps
+
+
+def _above(paths: Iterable[str]) -> set[str]:
+    """Every directory above each of `paths` (relative to the tree), the tree itself ("") among them."""
+    above = {""}
+    for path in paths:
+        parts = path.split("/")
+        for end in range(1, len(parts)):
+            above.add("/".join(parts[:end]))
+    return above
 
 
 def _locked(path: Path) -> int | None:

@@ -240,7 +240,7 @@ def _stamps_of(tree: Path, directories: list[str]) -> list[bytes | None]:
     trusted_before = time.time_ns() - RACY_NS
     stamps: list[bytes | None] = []
     note, lstat, pack, isdir = stamps.append, os.lstat, _PACKED.pack, stat.S_ISDIR
-    top = os.open(tree, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    top = os.open(tree, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
     try:
         for path in directories:
             try:

@@ -269,9 +269,9 @@ def test_a_move_cleans_only_the_directories_whose_times_changed_and_leaves_the_c
             _exactly(repo, commit, tree)
             return tree
 
-    tree = moved(commits[0])  # written afresh: every stamp too new to trust
+    tree = moved(commits[0])  # written afresh: stamps too new to trust
     time.sleep(1.2)
-    assert moved(commits[0]) == tree and cleans[-1] == ("-ffdxq",)  # so the whole tree is cleaned once more
+    assert moved(commits[0]) == tree  # the stamps it leaves are all older than RACY_NS
     time.sleep(1.2)
     (tree / "pkg" / "left.txt").write_text("a tool's\n")
     (tree / "old" / "cache").mkdir()

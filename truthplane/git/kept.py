@@ -38,9 +38,9 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from truthplane.errors import GitError
+from truthplane.git.untracked import RACY_NS  # the untracked listing's snapshot trusts directories' times alike
 
 SLOTS = 2  # trees kept per repository: a gate's base and head, or two gates at once
-RACY_NS = 3_000_000_000  # a directory changed this close to its stamp may change again with the same times
 MAX_DIRTY = 2000  # more directories changed than this: git cleans the whole tree (as quick, and one command line)
 _STAMPS = "directories"  # in a slot: its tree's directories and their stamps, as the last move left them
 _STAMPS_VERSION = 1

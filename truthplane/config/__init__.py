@@ -92,6 +92,9 @@ class GateConfig(_Table):
     fail_on: Severity = Severity.HIGH
     review_on: Severity = Severity.LOW
     max_new: int | None = field(default=None, metadata={"ge": 0})  # more new findings than this (any severity): REJECT
+    # a gate of the working tree asks a watchman server what changed instead of statting every file (where
+    # watchman is installed; truthplane.git.watchman)
+    watchman: bool = False
 
 
 @dataclass(kw_only=True)

@@ -20,7 +20,9 @@ from pathlib import Path
 
 from truthplane.git.changes import REGULAR_MODES, blob_id, parse_changes, raw_diff
 from truthplane.git.kept import KeptTree, trees_dir
-from truthplane.git.run import GIT_ENV, changes_args, renames_args, resolve_args, tree_args, tree_changes_args
+from truthplane.git.run import (
+    GIT_ENV, changes_args, renames_args, resolve_args, tree_args, tree_changes_args, worktree_git,
+)
 from truthplane.git.run import git as _git
 from truthplane.errors import GitError, UsageError
 from truthplane.leftovers import owned_prefix
@@ -174,20 +176,27 @@ class Repo:
 
     def changes_since(
         self, commit: str, skip: Callable[[str], bool] | None = None, head: str | None = None,
+        store: Path | None = None,
     ) -> tuple[dict[str, str | None], bool]:
         """What the working tree changes against `commit`: path -> blob id of its content now, or None where
         the path is no regular file any more (deleted, a symlink, a submodule); and whether the working
         tree differs from HEAD. Together with `commit`'s own listing, this is the working tree's listing:
         three git calls at once (two when `head`, HEAD's commit, is `commit`). Git names the blob of every change it
         has in its index; only files edited since (and untracked ones) are read and hashed. Paths `skip` names are
-        left out."""
+        left out. With `store` (the cache directory), git is asked only about what a watchman server that watches
+        the tree saw change, where it can say (truthplane.git.monitored)."""
         if head is None:
             head = self.head()
             if head is None:
                 raise GitError("this repository has no commits yet: commit first, then gate")
         listings = changes_args(commit, head)
+        commit_now = head
+
+        def listed(args: tuple[str, ...]) -> str:
+            return worktree_git(self.root, args, commit_now, store) if args is listings[0] else self.git(*args)
+
         with ThreadPoolExecutor(max_workers=len(listings), thread_name_prefix="git") as pool:
-            raw, untracked_out, *trees = pool.map(lambda args: self.git(*args), listings)
+            raw, untracked_out, *trees = pool.map(listed, listings)
         return parse_changes(self.root, raw, untracked_out, trees[0] if trees else None, skip)
 
     def commit_changes(self, commit: str, head: str, skip: Callable[[str], bool] | None = None

@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from truthplane.errors import GitError
+from truthplane.git.monitored import worktree_diff
 from truthplane.git.untracked import LISTING, Later, lists_here, untracked_apart
 
 GIT_ENV = {"GIT_TERMINAL_PROMPT": "0", "GIT_OPTIONAL_LOCKS": "0", "LC_ALL": "C"}
@@ -166,7 +167,7 @@ def gate_calls_ahead(
         # stat pass ends, and the tools start on them (a committed change needs nothing else)
         diff_args, listing_args, *trees_args = changes_args(merge_base, head_commit)
         trees = [start(root, *args) for args in trees_args]
-        diff = start(root, *diff_args)
+        diff = start(root, *diff_args, call=lambda: worktree_diff(root, head_commit, store, diff_args, run))
         # a small tree's untracked files are listed in this process, whose interpreter lock the tools' start
         # needs: listed once they have started (a large tree's, in a process of its own, at once)
         launched = threading.Event()
@@ -224,15 +225,28 @@ def gate_calls_ahead(
 
 def git(cwd: Path, *args: str, input_bytes: bytes | None = None, env: dict[str, str] | None = None) -> str:
     """git's output for `args` in `cwd`: the answer of the same call started ahead, if there is one."""
-    if _chains and input_bytes is None and env is None and args[0] in _LISTINGS:
-        for chain in list(_chains):
-            chain.wait(timeout=60)
-    if _ahead and input_bytes is None and env is None:
-        with _ahead_lock:
-            answer = _ahead.pop((str(cwd), args), None)
+    if input_bytes is None and env is None:
+        answer = _taken(cwd, args)
         if answer is not None:
             return answer.result()
     return run(cwd, *args, input_bytes=input_bytes, env=env)
+
+
+def worktree_git(cwd: Path, args: tuple[str, ...], head: str, store: Path | None) -> str:
+    """git(cwd, *args) for changes_args' diff of the working tree against `head`: the answer started ahead, if
+    there is one, else git asked only about what a watchman server saw change (truthplane.git.monitored)."""
+    answer = _taken(cwd, args)
+    return answer.result() if answer is not None else worktree_diff(cwd, head, store, args, run)
+
+
+def _taken(cwd: Path, args: tuple[str, ...]) -> Later | None:
+    if _chains and args[0] in _LISTINGS:
+        for chain in list(_chains):
+            chain.wait(timeout=60)
+    if _ahead:
+        with _ahead_lock:
+            return _ahead.pop((str(cwd), args), None)
+    return None
 
 
 def run(cwd: Path, *args: str, input_bytes: bytes | None = None, env: dict[str, str] | None = None) -> str:

@@ -30,6 +30,13 @@ import stat
 import struct
 import sys
 import time
+from _bisect import bisect_left  # bisect's own, without the module
+
+try:
+    from truthplane.git import watchman as _watchman
+except ImportError:  # run as the listing's own script (no site, no project on the path): the module beside it
+    sys.path.append(os.path.dirname(os.path.abspath(__file__)))
+    import watchman as _watchman  # type: ignore[no-redef]
 
 try:
     from _blake2 import blake2b  # hashlib's own; importing hashlib loads OpenSSL, a tenth of the listing process's CPU
@@ -51,6 +58,7 @@ _VERSION = 5
 RACY_NS = 3_000_000_000  # a change this close to a snapshot may leave a time as it was: file systems count coarsely
 MAX_PATHSPECS = 4000  # more paths to ask about than this: git's own walk is as quick
 MAX_NEW_DIRS = 2000  # more new directories than this: the same
+_MAX_WATCHED = 50_000  # more paths a monitor saw change than this: every directory is statted
 _CHANGED = ("A", "D", "T", "U", "X")  # statuses of a raw diff that add or remove a tracked path
 
 
@@ -228,6 +236,11 @@ def _snapshot_path(store: Path, root: Path) -> Path:
     return Path(_snapshot_file(store, root))
 
 
+def watchman_note(store: str | os.PathLike[str], root: str | os.PathLike[str]) -> str:
+    """Where the note of the watchman server that watches the working tree at `root` is kept (watchman.watch)."""
+    return _watchman.note_file(_snapshot_file(store, root))
+
+
 def _snapshot_file(store: str | os.PathLike[str], root: str | os.PathLike[str]) -> str:
     digest = blake2b(os.fsencode(os.path.realpath(root)), digest_size=12).hexdigest()
     return os.path.join(os.fsdecode(store), "worktrees", f"{digest}.snapshot")
@@ -401,11 +414,34 @@ class _Lister:
             if any(os.path.lexists(self.at(p)) for p in old["opaque"]):
                 return walk()  # still a nested repository (or the like): git walks, nothing to learn
             old = None
+        # with a watchman that watches this tree (truthplane.git.watchman), the directories it saw change since
+        # the snapshot's clock are the only ones statted; its clock now (taken before anything is read) is the
+        # new snapshot's. Whatever it cannot answer: every directory is statted, as without it
+        monitor = _watchman.Watchman.noted(_watchman.note_file(path), self.root)
+        clock, touched = None, None
+        if monitor is not None:
+            try:
+                if old is not None and isinstance(old.get("clock"), str):
+                    try:
+                        clock, names, _kept = monitor.since(old["clock"])
+                    except _watchman.Unanswered:
+                        pass  # a server started again since, say: a clock of its own, below
+                    else:
+                        touched = _touched(names) if len(names) <= _MAX_WATCHED else None
+                if touched is None:
+                    clock = monitor.clock()
+            except _watchman.Unanswered:
+                clock, touched = None, None
 
         def keep(snapshot: dict) -> None:
             snapshot["version"] = _VERSION
-            if snapshot == old:
-                return  # nothing changed since (the same directories, index and answer): nothing to write
+            if clock is not None:
+                snapshot["clock"] = clock
+            if snapshot == old or (
+                    touched is not None and old is not None and {**snapshot, "clock": old.get("clock")} == old):
+                # nothing changed since (the same directories, index and answer): nothing to write. With a
+                # watchman, the snapshot's clock stays (what changed since it is asked again next time)
+                return
             if later is None:
                 _save(path, snapshot)
             else:
@@ -428,7 +464,7 @@ class _Lister:
                 else:
                     staged = beside(lambda: self.staged(old["head"]))
                 try:
-                    answer, snapshot = self.update(old, started, staged)
+                    answer, snapshot = self.update(old, started, staged, touched)
                 except (_Walk, OSError):
                     pass
                 else:
@@ -516,8 +552,10 @@ class _Lister:
 
     # --- the snapshot -----------------------------------------------------------------------------------
 
-    def update(self, old: dict, started: int, staged: Later) -> tuple[str, dict]:
-        """The answer from `old` and git's answer about what changed since it; the snapshot that answer makes."""
+    def update(self, old: dict, started: int, staged: Later, touched: set[str] | None = None) -> tuple[str, dict]:
+        """The answer from `old` and git's answer about what changed since it; the snapshot that answer makes.
+        With `touched` (the paths a file-system monitor saw change since the snapshot, and their parents), only
+        the snapshot's directories among them are statted: the others are as the snapshot has them."""
         dirs: list[str] = old["dirs"]
         stamps: bytes = old["stamps"]
         listed: bytes = old["names"]
@@ -526,8 +564,20 @@ class _Lister:
         # one loop a large tree's listing spends its time in, so it does nothing else
         now: list[bytes] = []
         note = now.append
+        if touched is not None:
+            now = [stamps[at:at + width] for at in range(0, len(stamps), width)]
+            for rel in touched:
+                at = bisect_left(dirs, rel)
+                if at < len(dirs) and dirs[at] == rel:
+                    try:
+                        found = lstat(self.at(rel))
+                    except OSError:
+                        now[at] = _GONE
+                        continue
+                    now[at] = pack(found.st_mtime_ns, found.st_ctime_ns, found.st_ino) if is_dir(
+                        found.st_mode) else _GONE
         paths = dirs[1:] if not prefix else [prefix + rel for rel in dirs[1:]]
-        for where in ([self.at(dirs[0]), *paths] if dirs else []):
+        for where in ([self.at(dirs[0]), *paths] if dirs and touched is None else []):
             try:
                 found = lstat(where)
             except OSError:
@@ -705,6 +755,16 @@ class _Lister:
         if code not in ok:
             raise _Walk(f"git {args[0]} failed")
         return out
+
+
+def _touched(names: list[str]) -> set[str]:
+    """The directories whose entries or times may have changed, from the paths a monitor saw change: each path
+    (a directory itself) and its parent."""
+    found = {""}
+    for name in names:
+        found.add(name)
+        found.add(_parent(name))
+    return found
 
 
 def _read(path: str, started: int) -> tuple[bytes | None, bool]:

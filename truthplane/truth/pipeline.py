@@ -135,7 +135,9 @@ def gate(
             head_source = commit_over(base_source, repo, head_commit, changes, store)
         else:
             # the working tree is the merge-base's listing plus what changed since: no second full listing
-            changes, dirty = repo.changes_since(merge_base, excluded, head_commit)
+            if store is not None:
+                follow_watchman(root, store, config.gate.watchman)
+            changes, dirty = repo.changes_since(merge_base, excluded, head_commit, store)
             # a rename needs a path that is gone: with none, git's rename detection has nothing to find
             renames_found = pool.submit(repo.renames, merge_base, None, excluded) if None in changes.values() else None
             base_source = base_listed.result()
@@ -255,3 +257,12 @@ def _under_base_config(
     else:  # the base ran none of them: everything the head's verifiers report came with the change's settings
         rescan = Scan(created_at=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"), commit=head_source.commit)
     return ConfigChange(changed, rescan, frozenset(only))
+
+
+def follow_watchman(root: Path, store: Path, wanted: bool) -> None:
+    """`[gate] watchman`: have a watchman server watch the working tree, or forget the one that did
+    (truthplane.git.watchman.follow)."""
+    from truthplane.git.untracked import watchman_note
+    from truthplane.git.watchman import follow
+
+    follow(str(root), watchman_note(store, root), wanted)

@@ -207,3 +207,48 @@ def test_a_note_for_another_tree_is_not_used(server, make_repo, tmp_path, monkey
     shutil.copy(note, watchman_note(store, root))
     assert Watchman.noted(watchman_note(store, root), str(root)) is None
     assert Watchman.noted(str(note), str(other)) is not None
+
+
+def test_the_setting_has_watchman_watch_the_tree_and_gates_judge_as_without(server, make_repo, tmp_path) -> None:
+    """`[gate] watchman = true`: the first gate has the server watch the tree (in a process of its own), the next
+    ones ask it what changed, with the verdicts of gates that stat everything; `false` forgets the note."""
+    import json
+    import sys
+
+    root = make_repo({"pkg/a.py": "import os\n", "pkg/b.py": "x = 1\n", "truthplane.toml": "verifiers = ['ruff']\n"
+                      "[gate]\nwatchman = true\n"})
+    git(root, "checkout", "-q", "-b", "work")
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    note = Path(watchman_note(cache, root))
+
+    def gate(config: str | None = None) -> dict:
+        extra = ["--config", config] if config else []
+        proc = subprocess.run([sys.executable, "-m", "truthplane", "gate", ".", "--base", "main", "--cache-dir",
+                               str(cache), "--format", "json", *extra], cwd=root, capture_output=True, text=True,
+                              timeout=300)
+        assert proc.returncode in (0, 1, 3), proc.stderr
+        found = json.loads(proc.stdout)
+        return {key: found[key] for key in ("verdict", "new", "fixed")}
+
+    assert gate()["verdict"] == "APPROVE"
+    for _ in range(600):
+        if note.exists():
+            break
+        time.sleep(0.05)
+    assert Watchman.noted(str(note), str(root)) is not None
+    assert json.loads(server.command("watch-list"))["roots"] == [str(root)]
+    plain = tmp_path / "plain.toml"
+    plain.write_text("verifiers = ['ruff']\n")
+    saved = note.read_bytes()
+    edits = [("pkg/b.py", "import sys\n"), ("pkg/new.py", "import json\n"), ("pkg/b.py", "x = 2\n")]
+    verdicts = []
+    for rel, content in edits:
+        (root / rel).write_text(content)
+        watched_gate = gate()
+        assert note.with_suffix(".diff").exists()  # the watched diff's answer and clock
+        assert watched_gate == gate(str(plain))  # the same verdict and findings, every file statted
+        assert not note.exists()  # a gate without the setting forgets the note
+        note.write_bytes(saved)
+        verdicts.append((watched_gate["verdict"], len(watched_gate["new"])))
+    assert verdicts == [("REVIEW", 1), ("REVIEW", 2), ("REVIEW", 1)], verdicts

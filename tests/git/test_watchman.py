@@ -199,6 +199,16 @@ def test_a_server_gone_or_started_again_costs_the_whole_passes_not_an_answer(ser
     assert (gate.whole_diffs, gate.whole_stats) == (3, 2)
 
 
+def test_a_tree_whose_watchmanconfig_ignores_directories_is_statted(server, make_repo, tmp_path) -> None:
+    """watchman reports nothing of the directories a `.watchmanconfig` has it ignore: it cannot say what changed."""
+    root = make_repo({"build/a.py": "x = 1\n", ".watchmanconfig": '{"ignore_dirs": ["build"]}'})
+    store = tmp_path / "cache"
+    note = watched(root, store)
+    assert Watchman.noted(str(note), str(root)) is None
+    (root / ".watchmanconfig").write_text('{"settle": 20}')
+    assert Watchman.noted(str(note), str(root)) is not None
+
+
 def test_a_note_for_another_tree_is_not_used(server, make_repo, tmp_path, monkeypatch) -> None:
     root = make_repo({"a.py": "x = 1\n"}, name="one")
     other = make_repo({"a.py": "x = 1\n"}, name="two")

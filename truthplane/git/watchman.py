@@ -94,6 +94,8 @@ class Watchman:
         sockname, watch, relative = found.get("sockname"), found.get("watch"), found.get("relative")
         if not (isinstance(sockname, str) and isinstance(watch, str) and isinstance(relative, str)):
             return None
+        if _ignores_dirs(watch):
+            return None
         return cls(sockname, watch, relative)
 
     def ask(self, request: list, wait: float = WAIT) -> dict:
@@ -157,6 +159,24 @@ class Watchman:
             if item.get("type") == "d" and item.get("exists") is True:
                 dirs.add(name)
         return now, names, dirs
+
+
+def _ignores_dirs(watch: str) -> bool:
+    """Whether the watched root's `.watchmanconfig` has watchman ignore directories (`ignore_dirs`), whose
+    changes it would then not report: such a server cannot say what changed (or its configuration cannot be
+    read)."""
+    try:
+        with open(os.path.join(watch, ".watchmanconfig"), "rb") as handle:
+            content = handle.read()
+    except FileNotFoundError:
+        return False
+    except OSError:
+        return True
+    try:
+        found, _end = _scan(content.decode("utf-8"), 0)
+    except (UnicodeDecodeError, ValueError, StopIteration):
+        return True
+    return not isinstance(found, dict) or bool(found.get("ignore_dirs"))
 
 
 def _which(name: str) -> str | None:

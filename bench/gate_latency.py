@@ -173,7 +173,7 @@ def count_series(label: str, repo: Path, env_cache: list[str], repeats: int,
         files = spread(repo, count)
         gates, floors = [], []
         for n in range(repeats):
-            change_files(repo, files, f"{count}_{n}{key}")
+            change_files(repo, files, f"{count}_{n}{key.strip().replace(' ', '-')}")
             gates.append(timed(["truthplane", "gate", ".", "--base", "main", *env_cache], repo))
             floors.append(floor_on(repo, files))
             sh(["git", "checkout", "-q", "main"], cwd=repo)

@@ -199,6 +199,26 @@ def test_a_server_gone_or_started_again_costs_the_whole_passes_not_an_answer(ser
     assert (gate.whole_diffs, gate.whole_stats) == (3, 2)
 
 
+def test_a_last_answer_whose_commit_is_gone_costs_git_s_whole_pass(server, make_repo, tmp_path,
+                                                                   monkeypatch) -> None:
+    import marshal
+
+    root = make_repo({"pkg/a.py": "x = 1\n"})
+    store = tmp_path / "cache"
+    note = watched(root, store)
+    gate = Gate(root, store, monkeypatch)
+    gate.check()
+    kept = note.with_suffix(".diff")
+    state = marshal.loads(kept.read_bytes())
+    kept.write_bytes(marshal.dumps({**state, "head": "1" * 40}))  # a commit the repository no longer has
+    (root / "pkg" / "a.py").write_text("x = 2\n")
+    gate.check()
+    assert gate.whole_diffs == 2
+    (root / "pkg" / "a.py").write_text("x = 3\n")
+    gate.check()
+    assert gate.whole_diffs == 2
+
+
 def test_a_tree_whose_watchmanconfig_ignores_directories_is_statted(server, make_repo, tmp_path) -> None:
     """watchman reports nothing of the directories a `.watchmanconfig` has it ignore: it cannot say what changed."""
     root = make_repo({"build/a.py": "x = 1\n", ".watchmanconfig": '{"ignore_dirs": ["build"]}'})

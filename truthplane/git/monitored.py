@@ -64,10 +64,13 @@ def worktree_diff(root: Path, head: str, store: Path | None, args: tuple[str, ..
             else:
                 if index is not None and old["index"] == index and old["head"] == head:
                     staged = old["staged"]
-                asked = _asked(root, head, old, names, dirs, staged, run)
-                if asked is not None:
-                    staged = asked[1]
-                    answer = run(root, *args, *(":(literal)" + p for p in sorted(asked[0]))) if asked[0] else ""
+                try:
+                    asked = _asked(root, head, old, names, dirs, staged, run)
+                    if asked is not None:
+                        answer = run(root, *args, *(":(literal)" + p for p in sorted(asked[0]))) if asked[0] else ""
+                        staged = asked[1]
+                except GitError:
+                    answer, staged = None, None  # the last gate's HEAD gone from the repository, say: git's pass
         if answer is None:
             clock = monitor.clock()  # before git's pass: what changes during it is seen next time
     except Unanswered:

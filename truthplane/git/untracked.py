@@ -563,7 +563,6 @@ class _Lister:
         # every directory's stamp now, packed as the snapshot's are (_GONE: no directory there any more); the
         # one loop a large tree's listing spends its time in, so it does nothing else
         now: list[bytes] = []
-        note = now.append
         if touched is not None:
             now = [stamps[at:at + width] for at in range(0, len(stamps), width)]
             for rel in touched:
@@ -576,14 +575,16 @@ class _Lister:
                         continue
                     now[at] = pack(found.st_mtime_ns, found.st_ctime_ns, found.st_ino) if is_dir(
                         found.st_mode) else _GONE
-        paths = dirs[1:] if not prefix else [prefix + rel for rel in dirs[1:]]
-        for where in ([self.at(dirs[0]), *paths] if dirs and touched is None else []):
-            try:
-                found = lstat(where)
-            except OSError:
-                note(_GONE)
-                continue
-            note(pack(found.st_mtime_ns, found.st_ctime_ns, found.st_ino) if is_dir(found.st_mode) else _GONE)
+        elif dirs:
+            note = now.append
+            paths = dirs[1:] if not prefix else [prefix + rel for rel in dirs[1:]]
+            for where in [self.at(dirs[0]), *paths]:
+                try:
+                    found = lstat(where)
+                except OSError:
+                    note(_GONE)
+                    continue
+                note(pack(found.st_mtime_ns, found.st_ctime_ns, found.st_ino) if is_dir(found.st_mode) else _GONE)
         changed: list[int] = []
         joined, size = b"".join(now), _BLOCK * width
         for start in range(0, len(joined), size) if joined != stamps else ():

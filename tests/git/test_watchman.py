@@ -114,15 +114,21 @@ def watched(root: Path, store: Path) -> Path:
     return note
 
 
+def started(root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Gate:
+    """A Gate of `root`, whose tree watchman watches, after its first check (git's whole passes, the clocks)."""
+    store = tmp_path / "cache"
+    watched(root, store)
+    gate = Gate(root, store, monkeypatch)
+    gate.check()
+    return gate
+
+
 @pytest.mark.parametrize("seed", range(4))
 def test_a_watched_tree_lists_as_git_does_through_random_changes(seed, server, make_repo, tmp_path,
                                                                   monkeypatch) -> None:
     rng = random.Random(seed)
     root = seed_repo(make_repo, rng)
-    store = tmp_path / "cache"
-    watched(root, store)
-    gate = Gate(root, store, monkeypatch)
-    gate.check()
+    gate = started(root, tmp_path, monkeypatch)
     kinds = []
     for _ in range(40):
         kinds.append(change(rng, root))
@@ -138,10 +144,7 @@ def test_a_watched_tree_lists_as_git_does_through_random_changes(seed, server, m
 
 def test_git_is_asked_about_the_changed_file_alone(server, make_repo, tmp_path, monkeypatch) -> None:
     root = make_repo({f"pkg{i}/m{j}.py": f"x = {i}{j}\n" for i in range(20) for j in range(5)})
-    store = tmp_path / "cache"
-    watched(root, store)
-    gate = Gate(root, store, monkeypatch)
-    gate.check()  # the first: git's whole pass, and watchman's clock
+    gate = started(root, tmp_path, monkeypatch)  # the first check: git's whole pass, and watchman's clock
     assert (gate.whole_diffs, gate.whole_stats) == (1, 0)
     (root / "pkg3" / "m1.py").write_text("x = 'changed'\n")
     (root / "pkg7" / "new.py").write_text("y = 1\n")
@@ -163,10 +166,7 @@ def test_git_is_asked_about_the_changed_file_alone(server, make_repo, tmp_path, 
 def test_a_changed_gitattributes_or_configuration_asks_git_about_everything(server, make_repo, tmp_path,
                                                                             monkeypatch) -> None:
     root = make_repo({"a.txt": "one\r\ntwo\r\n", "b.py": "x = 1\n"})
-    store = tmp_path / "cache"
-    watched(root, store)
-    gate = Gate(root, store, monkeypatch)
-    gate.check()
+    gate = started(root, tmp_path, monkeypatch)
     (root / ".gitattributes").write_text("*.txt text eol=lf\n")
     gate.check()
     assert gate.whole_diffs == 2
@@ -180,10 +180,7 @@ def test_a_changed_gitattributes_or_configuration_asks_git_about_everything(serv
 def test_a_server_gone_or_started_again_costs_the_whole_passes_not_an_answer(server, make_repo, tmp_path,
                                                                              monkeypatch) -> None:
     root = make_repo({"pkg/a.py": "x = 1\n", "pkg/b.py": "y = 2\n"})
-    store = tmp_path / "cache"
-    watched(root, store)
-    gate = Gate(root, store, monkeypatch)
-    gate.check()
+    gate = started(root, tmp_path, monkeypatch)
     server.stop()
     (root / "pkg" / "a.py").write_text("x = 'gone'\n")
     (root / "pkg" / "c.py").write_text("new\n")
@@ -204,10 +201,8 @@ def test_a_last_answer_whose_commit_is_gone_costs_git_s_whole_pass(server, make_
     import marshal
 
     root = make_repo({"pkg/a.py": "x = 1\n"})
-    store = tmp_path / "cache"
-    note = watched(root, store)
-    gate = Gate(root, store, monkeypatch)
-    gate.check()
+    gate = started(root, tmp_path, monkeypatch)
+    note = Path(watchman_note(gate.store, root))
     kept = note.with_suffix(".diff")
     state = marshal.loads(kept.read_bytes())
     kept.write_bytes(marshal.dumps({**state, "head": "1" * 40}))  # a commit the repository no longer has

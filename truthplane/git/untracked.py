@@ -298,7 +298,7 @@ def _run(argv: list[str], env: Mapping[str, str], stdin: bytes | None = None,
     """(exit code, standard output) of `argv`, whose first item is found on the PATH of `env`; standard error
     discarded. subprocess.run's answer without importing subprocess; OSError if it cannot start, TimeoutError
     (the process killed) after `timeout` seconds."""
-    executable = _which(argv[0], env.get("PATH")) if os.sep not in argv[0] else argv[0]
+    executable = _watchman.which(argv[0], env.get("PATH")) if os.sep not in argv[0] else argv[0]
     if executable is None:
         raise FileNotFoundError(f"{argv[0]} is not on the PATH")
     out, into = os.pipe()
@@ -377,15 +377,6 @@ def _run_subprocess(argv: list[str], env: Mapping[str, str], stdin: bytes | None
     except subprocess.TimeoutExpired:
         raise TimeoutError from None
     return proc.returncode, proc.stdout
-
-
-def _which(name: str, path: str | None) -> str | None:
-    """shutil.which(name, path=path) for a plain command name (importing shutil costs the listing's process)."""
-    for folder in (path if path is not None else os.defpath).split(os.pathsep):
-        candidate = os.path.join(folder, name)
-        if os.path.exists(candidate) and os.access(candidate, os.F_OK | os.X_OK) and not os.path.isdir(candidate):
-            return candidate
-    return None
 
 
 class _Lister:
@@ -508,7 +499,7 @@ class _Lister:
         else:
             excludes = os.path.join(self.root, os.path.expanduser(excludes))
         digest = blake2b(b"truthplane untracked %d\0" % _VERSION, digest_size=32)
-        executable = _which("git", self.env.get("PATH"))
+        executable = _watchman.which("git", self.env.get("PATH"))
         if executable is None:
             raise _Walk("no git")
         found = os.stat(executable)
@@ -832,24 +823,7 @@ def _load(path: str, key: bytes) -> dict | None:
 def _save(path: str, snapshot: dict) -> None:
     """Best effort: a snapshot not written costs the next listing git's walk."""
     snapshot["version"] = _VERSION
-    folder = os.path.dirname(path)
-    tmp = os.path.join(folder, f".snapshot-{os.getpid()}-{_thread.get_ident()}")
-    try:
-        os.makedirs(folder, exist_ok=True)
-        try:
-            os.unlink(tmp)  # left by a process of the same number, killed while it wrote
-        except FileNotFoundError:
-            pass
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600)
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                marshal.dump(snapshot, handle)
-            os.replace(tmp, path)
-        except BaseException:
-            os.unlink(tmp)
-            raise
-    except OSError:
-        pass
+    _watchman.keep(path, snapshot)
 
 
 if __name__ == "__main__":

@@ -179,16 +179,17 @@ def _ignores_dirs(watch: str) -> bool:
     return not isinstance(found, dict) or bool(found.get("ignore_dirs"))
 
 
-def _which(name: str) -> str | None:
-    for folder in os.environ.get("PATH", os.defpath).split(os.pathsep):
+def which(name: str, path: str | None = None) -> str | None:
+    """shutil.which(name, path=path) for a plain command name (importing shutil costs the listing's process)."""
+    for folder in (path if path is not None else os.environ.get("PATH", os.defpath)).split(os.pathsep):
         candidate = os.path.join(folder, name)
-        if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
+        if os.path.exists(candidate) and os.access(candidate, os.F_OK | os.X_OK) and not os.path.isdir(candidate):
             return candidate
     return None
 
 
 def installed() -> bool:
-    return _which("watchman") is not None
+    return which("watchman") is not None
 
 
 def watch(root: str, note: str) -> int:
@@ -197,7 +198,7 @@ def watch(root: str, note: str) -> int:
     import json
     import subprocess
 
-    executable = _which("watchman")
+    executable = which("watchman")
     if executable is None:
         return 1
     try:
@@ -217,20 +218,26 @@ def watch(root: str, note: str) -> int:
 
 
 def keep(path: str, content: dict) -> None:
-    """Write `content` (marshalled) to `path` whole or not at all. Best effort: what is not written costs the next
-    gate the stat passes."""
+    """Write `content` (marshalled) to `path` whole or not at all, through a file of this process and thread that
+    is never a link. Best effort: what is not written costs the next gate the stat passes (or git's walk)."""
     folder = os.path.dirname(path)
-    tmp = f"{path}.{os.getpid()}.{_thread.get_ident()}.tmp"
+    tmp = os.path.join(folder, f".{os.path.basename(path)}-{os.getpid()}-{_thread.get_ident()}")
     try:
         os.makedirs(folder, exist_ok=True)
-        with open(tmp, "wb") as handle:
-            marshal.dump(content, handle)
-        os.replace(tmp, path)
-    except OSError:
         try:
-            os.unlink(tmp)
-        except OSError:
+            os.unlink(tmp)  # left by a process of the same number, killed while it wrote
+        except FileNotFoundError:
             pass
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600)
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                marshal.dump(content, handle)
+            os.replace(tmp, path)
+        except BaseException:
+            os.unlink(tmp)
+            raise
+    except OSError:
+        pass
 
 
 def follow(root: str, note: str, wanted: bool) -> None:

@@ -245,7 +245,9 @@ def test_a_worker_killed_mid_job_reruns_the_job_and_says_so(nodes: Nodes, tmp_pa
 
     def kill_a_when_all_started() -> None:
         deadline = time.monotonic() + 60
-        while len(processes("sleep", "3.")) < 4:
+        # the jobs' shells, one per job started (`sleep` alone would also match each shell's own command line:
+        # two jobs on one node looked like four, and the node died before its own had started)
+        while len(processes("sleep 3.", "echo done")) < 4:
             assert time.monotonic() < deadline, "the jobs never started"
             time.sleep(0.05)
         doomed.kill()  # the machine dies: sshd, the worker, its jobs
